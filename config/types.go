@@ -1,0 +1,158 @@
+package config
+
+import "time"
+
+// Config is the whole pgrouter configuration file, after defaults are applied.
+// Every field documented here is described for users in docs/CONFIG.md.
+type Config struct {
+	Listen    string     `yaml:"listen"`    // client listen address, default 127.0.0.1:6432
+	Metrics   Metrics    `yaml:"metrics"`   // Prometheus endpoint
+	TLS       TLS        `yaml:"tls"`       // client-side TLS; empty = no TLS ('N' to SSLRequest)
+	Log       Log        `yaml:"log"`       // logging
+	Pool      Pool       `yaml:"pool"`      // backend pool settings (per node, user, database)
+	Replicas  Replicas   `yaml:"replicas"`  // read/write split and lag bounds
+	Health    Health     `yaml:"health"`    // node health checks and bans
+	Users     []User     `yaml:"users"`     // who may log in
+	Shards    []Shard    `yaml:"shards"`    // ordered: shard i is hash REMAINDER i
+	Databases []Database `yaml:"databases"` // logical databases clients connect to
+
+	// Path is the file this config was read from ("" when built in code).
+	Path string `yaml:"-"`
+}
+
+// Metrics configures the Prometheus /metrics HTTP endpoint.
+type Metrics struct {
+	Listen string `yaml:"listen"` // default 127.0.0.1:9930; "off" disables
+}
+
+// TLS holds the server certificate pgrouter presents to clients.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Log configures log/slog output.
+type Log struct {
+	Format    string   `yaml:"format"`     // json (default) | text
+	Level     string   `yaml:"level"`      // debug | info (default) | warn | error
+	SlowQuery Duration `yaml:"slow_query"` // log queries slower than this; 0 = off (default 1s)
+}
+
+// Pool configures backend connection pools. One pool exists per (node, user, database).
+type Pool struct {
+	Mode            string   `yaml:"mode"`              // transaction (default) | session
+	Size            int      `yaml:"size"`              // max backends per pool, default 20
+	MinIdle         int      `yaml:"min_idle"`          // kept open when idle, default 0
+	AcquireTimeout  Duration `yaml:"acquire_timeout"`   // wait for a backend, default 5s → 53300
+	MaxWaiters      int      `yaml:"max_waiters"`       // bounded wait queue per pool, default 10000
+	IdleTimeout     Duration `yaml:"idle_timeout"`      // close idle backends after, default 10m
+	MaxLifetime     Duration `yaml:"max_lifetime"`      // close backends older than, default 1h
+	HealthCheckIdle Duration `yaml:"health_check_idle"` // ping a backend idle longer than this before reuse, default 30s
+	ConnectTimeout  Duration `yaml:"connect_timeout"`   // dialing a backend, default 5s
+	MaxClients      int      `yaml:"max_clients"`       // client connections in total, 0 = unlimited
+	LoginTimeout    Duration `yaml:"login_timeout"`     // client startup+auth deadline, default 10s
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`  // graceful shutdown deadline, default 30s
+	PreparedCache   int      `yaml:"prepared_cache"`    // prepared statements kept per backend (LRU), default 500
+}
+
+// Replicas configures read routing to replicas.
+type Replicas struct {
+	Strategy         string   `yaml:"strategy"`           // round_robin (default) | random | least_conn | weighted
+	MaxLagBytes      int64    `yaml:"max_lag_bytes"`      // default 16 MiB; 0 = no byte bound
+	MaxLag           Duration `yaml:"max_lag"`            // default 10s; 0 = no time bound
+	LagCheckInterval Duration `yaml:"lag_check_interval"` // default 500ms
+	Fallback         string   `yaml:"fallback"`           // primary (default) | error
+	ReadYourWrites   *bool    `yaml:"read_your_writes"`   // default true
+}
+
+// Health configures node health checks.
+type Health struct {
+	Interval      Duration `yaml:"interval"`       // default 1s
+	Timeout       Duration `yaml:"timeout"`        // default 1s
+	FailThreshold int      `yaml:"fail_threshold"` // consecutive failures before a ban, default 2
+	BanDuration   Duration `yaml:"ban_duration"`   // default 10s
+}
+
+// User is a login accepted by pgrouter.
+type User struct {
+	Name     string `yaml:"name"`
+	Password string `yaml:"password"` // plain text, or a SCRAM-SHA-256$… verifier; ${ENV} expanded
+	Auth     string `yaml:"auth"`     // scram-sha-256 (default) | md5 | trust
+	// Credentials pgrouter uses towards the shards; default: Name and Password.
+	// Required when Password is a SCRAM verifier (pgrouter cannot log in with a verifier).
+	ServerUser     string `yaml:"server_user"`
+	ServerPassword string `yaml:"server_password"`
+	PoolSize       int    `yaml:"pool_size"`    // overrides pool.size for this user's pools
+	Admin          bool   `yaml:"admin"`        // may use the admin console (database "pgrouter")
+	DefaultRole    string `yaml:"default_role"` // auto (default) | primary | replica
+}
+
+// Shard is one primary with its streaming replicas.
+type Shard struct {
+	Name     string `yaml:"name"`
+	Primary  Node   `yaml:"primary"`
+	Replicas []Node `yaml:"replicas"`
+	Strategy string `yaml:"strategy"` // overrides replicas.strategy for this shard
+}
+
+// Node is one Postgres server. In YAML it is either "host:port" or a mapping.
+type Node struct {
+	Name   string `yaml:"name"`   // default "<shard>-primary" / "<shard>-replica<i>" (i from 1)
+	Addr   string `yaml:"addr"`   // host:port
+	Weight int    `yaml:"weight"` // for strategy weighted, default 1
+}
+
+// Database is a logical database clients connect to; it spans all shards.
+type Database struct {
+	Name            string         `yaml:"name"`   // what clients put in their DSN
+	Dbname          string         `yaml:"dbname"` // database name on the shards, default Name
+	ShardedTables   []ShardedTable `yaml:"sharded_tables"`
+	ReferenceTables []string       `yaml:"reference_tables"` // copied on every shard
+	UnlistedTables  string         `yaml:"unlisted_tables"`  // error | reference | shard:NAME; default shard:<first shard> when 1 shard, else error
+	CrossShard      string         `yaml:"cross_shard"`      // allow (default) | deny
+	TwoPhaseCommit  bool           `yaml:"two_phase_commit"` // default false
+	ReferenceWrites string         `yaml:"reference_writes"` // refuse (default) | best_effort
+	WriteFunctions  []string       `yaml:"write_functions"`  // added to the built-in list of side-effect functions
+}
+
+// ShardedTable says how rows of one table are placed on shards.
+type ShardedTable struct {
+	Table     string       `yaml:"table"`      // name, optionally schema-qualified
+	Column    string       `yaml:"column"`     // shard key column
+	Type      string       `yaml:"type"`       // int | text | uuid
+	Function  string       `yaml:"function"`   // hash | range | list | directory
+	Ranges    []RangeBound `yaml:"ranges"`     // function range: [from, to) → shard
+	Lists     []ListEntry  `yaml:"lists"`      // function list: values → shard
+	Default   string       `yaml:"default"`    // range/list: shard for unmatched keys; "" = error
+	NullShard string       `yaml:"null_shard"` // shard for NULL keys; "" = error
+	Directory *Directory   `yaml:"directory"`  // function directory
+}
+
+// RangeBound maps keys in [From, To) to Shard. A nil bound is open.
+type RangeBound struct {
+	From  *string `yaml:"from"`
+	To    *string `yaml:"to"`
+	Shard string  `yaml:"shard"`
+}
+
+// ListEntry maps explicit key values to Shard.
+type ListEntry struct {
+	Values []string `yaml:"values"`
+	Shard  string   `yaml:"shard"`
+}
+
+// Directory looks a key's shard up in a table.
+type Directory struct {
+	Node       string   `yaml:"node"`        // host:port of the server holding the lookup table
+	Dbname     string   `yaml:"dbname"`      // default: the database's dbname
+	Query      string   `yaml:"query"`       // default "SELECT shard FROM pgrouter_directory WHERE key = $1"
+	CacheSize  int      `yaml:"cache_size"`  // default 100000
+	CacheTTL   Duration `yaml:"cache_ttl"`   // default 60s
+	AutoAssign string   `yaml:"auto_assign"` // "" (unknown key = error) | hash: insert a mapping chosen by hash
+}
+
+// Duration is a time.Duration written as "250ms", "5s", "1h" in YAML.
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
