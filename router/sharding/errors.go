@@ -1,0 +1,56 @@
+package sharding
+
+import (
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// SQLSTATE codes used by this package.
+const (
+	codeInvalidParameterValue = "22023" // NULL or unmatched key
+	codeInvalidText           = "22P02" // key text does not parse
+	codeInvalidBinary         = "22P03" // key binary value does not decode
+	codeOutOfRange            = "22003" // integer key overflows int64
+	codeFeatureNotSupported   = "0A000" // directory sharding, unsupported param type
+)
+
+// Error messages never include the key value itself: it may be personal data
+// (an e-mail used as a shard key) and errors end up in client and server logs.
+
+func pgErr(code, msg, hint string) *pgconn.PgError {
+	return &pgconn.PgError{Severity: "ERROR", Code: code, Message: msg, Hint: hint}
+}
+
+func errNullKey(table string) *pgconn.PgError {
+	return pgErr(codeInvalidParameterValue,
+		fmt.Sprintf("shard key of table %q is NULL", table),
+		fmt.Sprintf("give the shard key a value, or set null_shard for table %q", table))
+}
+
+func errUnmatched(table string, t Type, fn string) *pgconn.PgError {
+	hint := "add a range covering it or set default"
+	if fn == "list" {
+		hint = "add the value to a list or set default"
+	}
+	return pgErr(codeInvalidParameterValue,
+		fmt.Sprintf("no shard of table %q covers this %s shard key", table, t),
+		fmt.Sprintf("%s (table %q)", hint, table))
+}
+
+func errBadKey(table string, t Type) *pgconn.PgError {
+	return pgErr(codeInvalidParameterValue,
+		fmt.Sprintf("invalid %s shard key for table %q", t, table),
+		"a uuid key must hold 16 bytes")
+}
+
+func errDirectory(table string) *pgconn.PgError {
+	return pgErr(codeFeatureNotSupported,
+		fmt.Sprintf("table %q uses directory sharding, which needs a lookup", table),
+		"directory keys are resolved by the directory lookup, not by a sharding function")
+}
+
+func errSyntax(t Type) *pgconn.PgError {
+	return pgErr(codeInvalidText,
+		fmt.Sprintf("invalid input syntax for %s shard key", t), "")
+}
