@@ -1,0 +1,62 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// SQLSTATEs used by the pool for errors meant for clients.
+const (
+	CodeTooManyConnections = "53300" // wait timeout, full wait queue
+	CodeConnectFailed      = "08001" // sqlclient_unable_to_establish_sqlconnection
+	CodeConnectionFailure  = "08006" // pool closed
+)
+
+func (p *Pool) errTimeout() error {
+	return &pgconn.PgError{
+		Severity: "ERROR",
+		Code:     CodeTooManyConnections,
+		Message: fmt.Sprintf("timed out after %s waiting for a backend connection to %s",
+			p.cfg.AcquireTimeout, p.cfg.Name),
+		Hint: fmt.Sprintf("All %d backend connections of this pool are busy. Raise the pool size or "+
+			"acquire_timeout, or look for long-running or idle-in-transaction clients.", p.size),
+	}
+}
+
+func (p *Pool) errQueueFull(waiting int) error {
+	return &pgconn.PgError{
+		Severity: "ERROR",
+		Code:     CodeTooManyConnections,
+		Message:  fmt.Sprintf("pool wait queue is full (%d clients waiting for %s)", waiting, p.cfg.Name),
+		Hint:     "Raise max_waiters or the pool size, or reduce client concurrency.",
+	}
+}
+
+// errDial reports an unreachable backend. The cause comes from pgconn, whose
+// errors name user and database but never the password.
+func (p *Pool) errDial(cause error) error {
+	return &pgconn.PgError{
+		Severity: "ERROR",
+		Code:     CodeConnectFailed,
+		Message:  fmt.Sprintf("could not connect to backend %s (%s): %v", p.cfg.Name, p.cfg.Addr, cause),
+	}
+}
+
+func (p *Pool) errClosed() error {
+	return &pgconn.PgError{
+		Severity: "ERROR",
+		Code:     CodeConnectionFailure,
+		Message:  fmt.Sprintf("pool %s is closed", p.cfg.Name),
+		Hint:     "The backend pool was shut down or removed by a configuration reload; retry.",
+	}
+}
+
+// IsClosed reports whether err is the error Acquire returns from a closed pool.
+func IsClosed(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == CodeConnectionFailure &&
+		strings.HasPrefix(pe.Message, "pool ") && strings.HasSuffix(pe.Message, " is closed")
+}
