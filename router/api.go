@@ -3,7 +3,7 @@
 // Plans are cached by statement text so the per-query cost on a hit is tiny.
 package router
 
-import "github.com/pgrouter/pgrouter/config"
+import "github.com/jackc/pgx/v5/pgconn"
 
 // Role says where a statement may run.
 type Role uint8
@@ -29,29 +29,51 @@ const (
 	TxBeginReadOnly          // BEGIN READ ONLY / START TRANSACTION READ ONLY
 	TxSetReadOnly            // SET TRANSACTION READ ONLY (first statement of a transaction)
 	TxCommit                 // COMMIT / END / COMMIT PREPARED
-	TxRollback               // ROLLBACK / ABORT
+	TxRollback               // ROLLBACK / ABORT (not ROLLBACK TO SAVEPOINT)
+	TxPrepare                // PREPARE TRANSACTION: ends the transaction block like COMMIT
 )
 
-// SetVar is a session-level SET / RESET seen in a statement. SET LOCAL and
-// SET inside functions are not reported (they need no tracking).
+// SetVar is a session-level SET / RESET seen in a statement. SET LOCAL,
+// SET TRANSACTION and SET inside functions are not reported.
 type SetVar struct {
-	Name  string // lower-case GUC name; "" with All=true for RESET ALL / DISCARD ALL
-	Value string // as the server would print it is not needed: the SQL text after TO/=
-	Reset bool   // RESET name / SET name TO DEFAULT
-	All   bool   // RESET ALL, DISCARD ALL
+	Name string // lower-case GUC name; "" with All=true for RESET ALL / DISCARD ALL
+	// Value is the canonical SQL text of the argument(s), ready for
+	// "SET <Name> TO <Value>": strings single-quoted ('it''s'), numbers and
+	// identifiers bare, lists comma-separated ("'$user', public").
+	Value string
+	Reset bool // RESET name / SET name TO DEFAULT
+	All   bool // RESET ALL, DISCARD ALL
 }
 
-// Plan is the cached, immutable analysis of one statement text.
+// LocalCmd is a statement pgrouter answers itself.
+type LocalCmd struct {
+	Show  bool   // SHOW pgrouter.<Name>; otherwise SET/RESET
+	Name  string // "role" or "shard" (SHOW also accepts "all")
+	Value string // SET: "primary"|"replica"|"auto" or a shard name; "" = RESET/DEFAULT
+}
+
+// Plan is the cached, immutable analysis of one statement text (which may
+// hold several statements in the simple protocol). Never modify a Plan.
 type Plan struct {
 	Role Role
-	Tx   TxEffect
-	Set  *SetVar // session-level SET/RESET, nil otherwise
+	Tx   TxEffect // of the last transaction-control statement in the text
+	Set  *SetVar  // the first session-level SET/RESET, nil if none (see Sets)
+	Sets []SetVar // every session-level SET/RESET in order (a text may hold several)
 	// Pin is non-empty when the statement creates session state that cannot move
 	// between backends (temp table, session advisory lock, LISTEN, WITH HOLD
 	// cursor, SQL PREPARE); it names the reason.
 	Pin string
-	// Local is true for statements pgrouter answers itself (SET pgrouter.*, SHOW pgrouter.*).
-	Local bool
+	// Unpin is true for DISCARD ALL / UNLISTEN *: statements that drop the
+	// session state pins are about (the session decides whether it is all gone).
+	Unpin bool
+	// Local is true for statements pgrouter answers itself (SET pgrouter.*,
+	// SHOW pgrouter.*); LocalCmd says what.
+	Local    bool
+	LocalCmd LocalCmd
+	// NumParams is the highest $n referenced by the statement text.
+	NumParams int
+
+	a *analysis // routing template (shard-key sources, groups); nil = route anywhere
 }
 
 // Session carries per-client routing overrides (SET pgrouter.role / pgrouter.shard).
@@ -67,25 +89,58 @@ type Args struct {
 	ParamOIDs []uint32 // from Parse; 0 = unspecified
 }
 
-// Route is the decision for one execution.
+// Route is the decision for one execution. It is a value: routing a cached
+// plan allocates nothing.
 type Route struct {
-	Shards []int  // target shard indexes; more than one means multi-shard
+	Shards ShardSet // target shard indexes
 	Role   Role
+	// Any: the statement touches no sharded data (reference-table read,
+	// catalog, SET, BEGIN, SELECT 1…): any one shard of Shards will do — the
+	// proxy picks (stay on the shard of an open transaction, else Shards.First()).
+	Any bool
+	// Multi: the statement must run on every shard in Shards (no shard key, keys
+	// spanning shards, DDL, reference-table writes). See MultiShardError.
+	Multi bool
+	// Split: a multi-row INSERT whose rows belong to different shards; build
+	// one INSERT per shard with (*Router).SplitInsert.
+	Split  bool
 	Reason string // which predicate, hint or default decided
+	// Table and Column name the sharded table (and its key column) that made
+	// the route multi-shard; "" when not applicable.
+	Table, Column string
 }
 
-// Router plans statements for one logical database.
-type Router struct{}
+// MultiShardError is the client error for a multi-shard route the caller
+// cannot (yet) execute: SQLSTATE 0A000 naming the table and key column.
+func (rt *Route) MultiShardError() *pgconn.PgError { return multiShardError(rt) }
 
-// New builds a router for db over the ordered shard names.
-func New(db *config.Database, shards []string) (*Router, error) { panic("todo") }
+// CacheStats are the plan cache counters.
+type CacheStats struct {
+	Hits, Misses uint64
+	Size         int // plans currently cached
+}
 
-// Prepare plans a statement text (extended protocol: once at Parse).
-func (r *Router) Prepare(sql string) (*Plan, error) { panic("todo") }
+// InsertPart is one per-shard statement of a split multi-row INSERT.
+// Params are renumbered $1..$n in the order they appear in SQL.
+type InsertPart struct {
+	Shard     int
+	SQL       string
+	Params    [][]byte
+	Formats   []int16
+	ParamOIDs []uint32
+}
 
-// Route decides where one execution of a prepared plan goes.
-func (r *Router) Route(p *Plan, args Args, s Session) (Route, error) { panic("todo") }
-
-// RouteSimple plans (via the cache, with inline literals normalised) and
-// routes a simple-protocol query string, which may hold several statements.
-func (r *Router) RouteSimple(sql string, s Session) (*Plan, Route, error) { panic("todo") }
+// Exported entry points (implemented in router.go, route.go, split.go, explain.go):
+//
+//	func New(db *config.Database, shards []string) (*Router, error)
+//	func (r *Router) Prepare(sql string) (*Plan, error)
+//	func (r *Router) Route(p *Plan, args Args, s Session) (Route, error)
+//	func (r *Router) RouteSimple(sql string, s Session, sc *Scratch) (*Plan, Route, error)
+//	func (r *Router) SplitInsert(sql string, args Args, s Session) ([]InsertPart, error)
+//	func (r *Router) Explain(sql string, params []string) string
+//	func (r *Router) Stats() CacheStats
+//	func (r *Router) ShardNames() []string
+//
+// A Scratch is per session (not safe for concurrent use; the zero value is
+// ready). RouteSimple keeps the normalised text and lifted literals in it, so a
+// cache hit allocates nothing.
