@@ -33,15 +33,18 @@
 // pgcompat_test.go checks the placement of thousands of keys against a real
 // hash-partitioned Postgres table for MODULUS 2, 3, 4 and 7.
 //
-// DBAs can verify placement in SQL on any Postgres, without creating tables,
-// using the parent table's partition-hash support:
+// DBAs can verify placement in SQL on any Postgres with an empty helper table
+// that is hash-partitioned by a column of the key's type (it needs no
+// partitions: satisfies_hash_partition takes the modulus as an argument):
 //
-//	-- true when key 42 belongs on shard 1 of 4 (t is any table hash-partitioned by a bigint)
-//	SELECT satisfies_hash_partition('t'::regclass, 4, 1, 42::bigint);
+//	CREATE TABLE shardkey_bigint (k bigint) PARTITION BY HASH (k);
+//	-- true when key 42 belongs on shard 1 of 4:
+//	SELECT satisfies_hash_partition('shardkey_bigint'::regclass, 4, 1, 42::bigint);
+//	-- rows of shard 1 (of 4) that do not belong there:
+//	SELECT count(*) FROM t WHERE NOT satisfies_hash_partition('shardkey_bigint'::regclass, 4, 1, t.id::bigint);
 //
-// or, for an existing shard, that every row it holds belongs there:
-//
-//	SELECT count(*) FROM t WHERE NOT satisfies_hash_partition('t_parent'::regclass, 4, 1, key);
+// The value must have the helper column's exact type (cast int columns to
+// bigint; int keys hash alike whatever their width).
 //
 // A NULL key would go to remainder 0 in Postgres; pgrouter refuses NULL keys
 // (SQLSTATE 22023) unless the table sets null_shard, because a NULL shard key

@@ -46,7 +46,7 @@ func errBadKey(table string, t Type) *pgconn.PgError {
 
 func errDirectory(table string) *pgconn.PgError {
 	return pgErr(codeFeatureNotSupported,
-		fmt.Sprintf("table %q uses directory sharding, which needs a lookup", table),
+		fmt.Sprintf("table %q: directory sharding needs a lookup", table),
 		"directory keys are resolved by the directory lookup, not by a sharding function")
 }
 
