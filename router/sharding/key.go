@@ -28,7 +28,8 @@ const uuidLen = 16
 //   - text: the bytes as they are; the Key aliases s.
 //   - uuid: the forms Postgres's uuid_in accepts: 32 hex digits, optionally in
 //     braces, with a hyphen allowed after any group of four digits (so the
-//     standard 8-4-4-4-12 form). This allocates the 16-byte result.
+//     standard 8-4-4-4-12 form). This allocates the 16-byte result
+//     (KeyFromTextBuf does not).
 //
 // Errors are *pgconn.PgError (22P02, 22003) and never include the value.
 func KeyFromText(t Type, s []byte) (Key, error) {
@@ -42,13 +43,28 @@ func KeyFromText(t Type, s []byte) (Key, error) {
 	case TypeText:
 		return Key{Bytes: s}, nil
 	case TypeUUID:
-		u := make([]byte, uuidLen)
-		if !parseUUID(u, s) {
-			return Key{}, errSyntax(t)
-		}
-		return Key{Bytes: u}, nil
+		return uuidFromText(s, make([]byte, uuidLen))
 	}
 	return Key{}, fmt.Errorf("sharding: invalid key type %v", t)
+}
+
+// KeyFromTextBuf is KeyFromText that decodes a uuid into buf instead of a
+// new slice, so hot paths can parse uuid literals without allocating; the
+// returned Key then aliases buf. Pass a scratch array the caller reuses (in
+// a session or plan state): Func.Shard is an interface call, so the compiler
+// moves a stack array handed to it to the heap.
+func KeyFromTextBuf(t Type, s []byte, buf *[uuidLen]byte) (Key, error) {
+	if t == TypeUUID && s != nil {
+		return uuidFromText(s, buf[:])
+	}
+	return KeyFromText(t, s)
+}
+
+func uuidFromText(s, dst []byte) (Key, error) {
+	if !parseUUID(dst, s) {
+		return Key{}, errSyntax(TypeUUID)
+	}
+	return Key{Bytes: dst}, nil
 }
 
 // KeyFromBinary decodes a binary-format Bind parameter of type oid (0 when the

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgrouter/pgrouter/config"
 )
 
 func TestParseType(t *testing.T) {
@@ -200,4 +201,32 @@ func TestKeyFromBinaryTextAndUUID(t *testing.T) {
 	wantCode(t, err, codeInvalidBinary)
 	_, err = KeyFromBinary(TypeUUID, oidInt8, be64(1))
 	wantCode(t, err, codeFeatureNotSupported)
+}
+
+func TestKeyFromTextBufNoAlloc(t *testing.T) {
+	s := []byte("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+	f := mustNew(t, &config.ShardedTable{Table: "t", Type: "uuid"}, 4)
+	var want int
+	scratch := new([16]byte) // reused, as a session's scratch buffer would be
+	allocs := testing.AllocsPerRun(100, func() {
+		k, err := KeyFromTextBuf(TypeUUID, s, scratch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ = f.Shard(k)
+	})
+	if allocs != 0 {
+		t.Errorf("KeyFromTextBuf+Shard: %v allocations", allocs)
+	}
+	k, _ := KeyFromText(TypeUUID, s)
+	if got, _ := f.Shard(k); got != want {
+		t.Errorf("KeyFromTextBuf and KeyFromText disagree: %d vs %d", want, got)
+	}
+	var buf [16]byte
+	if k, err := KeyFromTextBuf(TypeInt, []byte("-3"), &buf); err != nil || k.Int != -3 {
+		t.Errorf("KeyFromTextBuf(int) = %+v, %v", k, err)
+	}
+	if k, err := KeyFromTextBuf(TypeUUID, nil, &buf); err != nil || !k.Null {
+		t.Errorf("KeyFromTextBuf(uuid, nil) = %+v, %v", k, err)
+	}
 }
