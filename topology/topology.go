@@ -5,61 +5,157 @@ package topology
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/pgrouter/pgrouter/config"
-	"github.com/pgrouter/pgrouter/pool"
 )
 
+// firstCheckTimeout caps the synchronous first check in Start, so a dead
+// node delays startup by at most this much.
+const firstCheckTimeout = 2 * time.Second
+
 // Topology owns the current Snapshot and the monitors that keep node state fresh.
-type Topology struct{}
+type Topology struct {
+	log       *slog.Logger
+	snap      atomic.Pointer[Snapshot]
+	failovers atomic.Uint64
 
-// New builds the topology for cfg. Call Start to begin monitoring.
-func New(cfg *config.Config, log *slog.Logger) (*Topology, error) { panic("todo") }
-
-// Start launches the health, role and lag monitors; they stop when ctx ends.
-func (t *Topology) Start(ctx context.Context) { panic("todo") }
-
-// Snapshot returns the current immutable view.
-func (t *Topology) Snapshot() *Snapshot { panic("todo") }
-
-// Close stops monitors and closes every pool.
-func (t *Topology) Close() { panic("todo") }
-
-// Snapshot is one immutable configuration of the cluster.
-type Snapshot struct {
-	Config *config.Config
-	Shards []*Shard
+	mu       sync.Mutex // serialises Start, Reload, Close
+	shards   map[string]*shardState
+	monitors map[*Node]context.CancelFunc
+	ctx      context.Context // monitors' parent, set by Start
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	closed   bool
 }
 
-// Shard is one primary with its replicas, as configured.
-type Shard struct {
-	Index int
-	Name  string
-	Nodes []*Node // configured primary first, then replicas
+// New builds the topology for cfg. Call Start to begin monitoring. Until the
+// first checks answer, the configured roles are trusted.
+func New(cfg *config.Config, log *slog.Logger) (*Topology, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := &Topology{log: log, shards: map[string]*shardState{}, monitors: map[*Node]context.CancelFunc{}}
+	snap, err := buildSnapshot(cfg, newSettings(cfg), nil, nil, t.newShardState)
+	if err != nil {
+		return nil, err
+	}
+	t.install(snap)
+	return t, nil
 }
 
-// Node is one Postgres server; its live state is updated by the monitors.
-type Node struct {
-	Name  string
-	Addr  string
-	Shard string
+func (t *Topology) newShardState(name string) *shardState {
+	return newShardState(name, &t.failovers, t.log)
 }
 
-// Pool returns the backend pool for (this node, user, database), creating it on first use.
-func (n *Node) Pool(u *config.User, db *config.Database) *pool.Pool { panic("todo") }
+// install makes snap current and remembers its shard states.
+func (t *Topology) install(snap *Snapshot) {
+	shards := map[string]*shardState{}
+	for _, sh := range snap.Shards {
+		shards[sh.Name] = sh.state
+	}
+	t.shards = shards
+	snap.activate()
+	t.snap.Store(snap)
+}
 
-// Floor is a read-your-writes token: reads must go to a node whose replay
-// position has reached it. The zero Floor means "no constraint".
-type Floor struct{ Seq, LSN uint64 }
+// Snapshot returns the current immutable view (an atomic load).
+func (t *Topology) Snapshot() *Snapshot { return t.snap.Load() }
 
-// Primary returns the node currently acting as primary of shard, or an error
-// (*pgconn.PgError) when the shard has no reachable primary.
-func (s *Snapshot) Primary(shard int) (*Node, error) { panic("todo") }
+func (t *Topology) settings() *settings { return t.snap.Load().settings }
 
-// Replica picks a node for a read on shard honouring lag bounds, bans, the LB
-// strategy and floor; it falls back to the primary per config. reason says why.
-func (s *Snapshot) Replica(shard int, floor Floor) (n *Node, reason string, err error) { panic("todo") }
+// Failovers counts primary changes detected since New (for metrics).
+func (t *Topology) Failovers() uint64 { return t.failovers.Load() }
 
-// WriteFloor returns the floor a client must wait for after a write commits on shard now.
-func (s *Snapshot) WriteFloor(shard int) Floor { panic("todo") }
+// Start runs a first check of every node (in parallel, bounded by
+// min(health.timeout, 2s)) so the view is real when it returns, then
+// launches one monitor goroutine per node; they stop when ctx ends or on Close.
+// Calling Start again does nothing.
+func (t *Topology) Start(ctx context.Context) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ctx != nil || t.closed {
+		return
+	}
+	t.ctx, t.cancel = context.WithCancel(ctx)
+	t.startMonitors(t.snap.Load().nodes)
+}
+
+// startMonitors checks nodes once synchronously, then starts their loops.
+// Called with t.mu held.
+func (t *Topology) startMonitors(nodes []*Node) {
+	st := t.settings()
+	mons := make([]*monitor, 0, len(nodes))
+	var first sync.WaitGroup
+	for _, n := range nodes {
+		if _, running := t.monitors[n]; running {
+			continue
+		}
+		m := &monitor{t: t, node: n}
+		mons = append(mons, m)
+		first.Add(1)
+		go func() {
+			defer first.Done()
+			m.check(t.ctx, st, min(st.timeout, firstCheckTimeout))
+		}()
+	}
+	first.Wait()
+	// Replicas checked before their primary in this parallel round measured
+	// lag against their own receive LSN; their next check uses the primary's.
+	for _, m := range mons {
+		mctx, cancel := context.WithCancel(t.ctx)
+		t.monitors[m.node] = cancel
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			m.run(mctx)
+		}()
+	}
+}
+
+// Close stops monitors and closes every pool. The last snapshot stays
+// readable; nodes refuse to create new pools.
+func (t *Topology) Close() {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
+	t.closed = true
+	if t.cancel != nil {
+		t.cancel()
+	}
+	t.mu.Unlock()
+	t.wg.Wait()
+	for _, n := range t.snap.Load().nodes {
+		n.closePools()
+	}
+}
+
+// Ban bans the node called name for d (admin console).
+func (t *Topology) Ban(name string, d time.Duration) error {
+	n := t.Snapshot().Node(name)
+	if n == nil {
+		return fmt.Errorf("topology: no node named %q", name)
+	}
+	n.Ban(d)
+	t.log.Warn("node banned by admin", "shard", n.Shard, "node", n.Name, "ban", d.String())
+	n.shard.elect(t.settings().failThreshold)
+	return nil
+}
+
+// Unban lifts the ban of the node called name (admin console).
+func (t *Topology) Unban(name string) error {
+	n := t.Snapshot().Node(name)
+	if n == nil {
+		return fmt.Errorf("topology: no node named %q", name)
+	}
+	n.Unban()
+	t.log.Info("node unbanned by admin", "shard", n.Shard, "node", n.Name)
+	n.shard.elect(t.settings().failThreshold)
+	return nil
+}

@@ -1,0 +1,280 @@
+package topology
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// checkSQL is the one round trip a monitor makes per check. The CASEs keep
+// functions that error in recovery (pg_walfile_name) from running there.
+// Column 4 is computed server-side so pgrouter's clock does not matter.
+const checkSQL = `SELECT pg_is_in_recovery(),
+  (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text,
+  pg_last_wal_receive_lsn()::text,
+  (extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()) * 1000000)::bigint,
+  CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END,
+  (CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn() END)::text`
+
+// walGeometrySQL runs once per monitor connection: page and segment sizes,
+// needed to map an insert LSN to the end of the last record (see floorLSN).
+const walGeometrySQL = `SELECT current_setting('wal_block_size')::bigint,
+  (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size')`
+
+// WAL page header sizes (SizeOfXLogShortPHD, SizeOfXLogLongPHD).
+const (
+	shortPageHeader = 24
+	longPageHeader  = 40
+)
+
+// checkResult is one parsed answer to checkSQL.
+type checkResult struct {
+	inRecovery  bool
+	lsn         uint64 // current WAL LSN (primary) or replay LSN (replica); 0 = NULL
+	receiveLSN  uint64 // 0 = NULL
+	replayAge   time.Duration
+	replayAgeOK bool
+	timeline    uint32
+	insertLSN   uint64 // primary: pg_current_wal_insert_lsn()
+}
+
+// monitor owns one node's dedicated health connection (not from the pools,
+// so a full pool never hides a healthy node). Used by one goroutine at a time.
+type monitor struct {
+	t    *Topology
+	node *Node
+	conn *pgconn.PgConn
+
+	walBlock, walSegment uint64 // from walGeometrySQL on connect
+}
+
+// run checks the node every settings.loop until ctx ends. The first check
+// already ran synchronously in Start.
+func (m *monitor) run(ctx context.Context) {
+	defer m.closeConn()
+	for {
+		st := m.t.settings()
+		timer := time.NewTimer(st.loop)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		m.check(ctx, st, st.timeout)
+	}
+}
+
+func (m *monitor) closeConn() {
+	if m.conn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		m.conn.Close(ctx)
+		cancel()
+		m.conn = nil
+	}
+}
+
+// check runs one health/role/lag check and updates the node's state.
+func (m *monitor) check(ctx context.Context, st *settings, timeout time.Duration) {
+	qctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	n := m.node
+	var seq uint64
+	if n.Role() == RolePrimary {
+		seq = n.shard.claimSeq() // before the query: its LSN covers earlier commits
+	}
+	res, err := m.query(qctx, st)
+	if err != nil {
+		if ctx.Err() != nil {
+			return // shutting down, not a failure of the node
+		}
+		m.failed(st, err)
+		return
+	}
+	m.succeeded(st, res)
+	n.shard.elect(st.failThreshold)
+	if seq != 0 && !res.inRecovery && n.shard.elected.Load() == n {
+		n.shard.publish(seq, res.lsn, m.floorLSN(res.insertLSN), time.Now())
+	}
+}
+
+func (m *monitor) query(ctx context.Context, st *settings) (checkResult, error) {
+	if m.conn == nil || m.conn.IsClosed() {
+		conn, err := m.connect(ctx, st)
+		if err != nil {
+			return checkResult{}, err
+		}
+		m.conn = conn
+		if err := m.readWALGeometry(ctx); err != nil {
+			m.closeConn()
+			return checkResult{}, err
+		}
+	}
+	r := m.conn.ExecParams(ctx, checkSQL, nil, nil, nil, nil).Read()
+	if r.Err != nil {
+		m.closeConn() // state unknown after an error or timeout: start afresh
+		return checkResult{}, r.Err
+	}
+	if len(r.Rows) != 1 || len(r.Rows[0]) != 6 {
+		m.closeConn()
+		return checkResult{}, fmt.Errorf("health check: unexpected result shape")
+	}
+	return parseCheck(r.Rows[0])
+}
+
+func (m *monitor) connect(ctx context.Context, st *settings) (*pgconn.PgConn, error) {
+	host, port, err := net.SplitHostPort(m.node.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: bad addr %q: %w", m.node.Name, m.node.Addr, err)
+	}
+	cfg, err := pgconn.ParseConfig(fmt.Sprintf("host='%s' port=%s sslmode=prefer", host, port))
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", m.node.Name, err)
+	}
+	cfg.User, cfg.Password, cfg.Database = st.monUser, st.monPassword, st.monDB
+	cfg.ConnectTimeout = st.timeout
+	cfg.RuntimeParams = map[string]string{"application_name": "pgrouter-monitor"}
+	return pgconn.ConnectConfig(ctx, cfg)
+}
+
+func parseCheck(row [][]byte) (checkResult, error) {
+	var res checkResult
+	var err error
+	res.inRecovery = string(row[0]) == "t"
+	if res.lsn, err = parseLSN(row[1]); err != nil {
+		return res, err
+	}
+	if res.receiveLSN, err = parseLSN(row[2]); err != nil {
+		return res, err
+	}
+	if row[3] != nil {
+		us, err := strconv.ParseInt(string(row[3]), 10, 64)
+		if err != nil {
+			return res, fmt.Errorf("health check: replay age %q: %w", row[3], err)
+		}
+		res.replayAge, res.replayAgeOK = max(time.Duration(us)*time.Microsecond, 0), true
+	}
+	if len(row[4]) >= 8 { // WAL file name: TTTTTTTTXXXXXXXXYYYYYYYY, timeline first
+		tl, err := strconv.ParseUint(string(row[4][:8]), 16, 32)
+		if err != nil {
+			return res, fmt.Errorf("health check: wal file name %q: %w", row[4], err)
+		}
+		res.timeline = uint32(tl)
+	}
+	if res.insertLSN, err = parseLSN(row[5]); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func (m *monitor) readWALGeometry(ctx context.Context) error {
+	r := m.conn.ExecParams(ctx, walGeometrySQL, nil, nil, nil, nil).Read()
+	if r.Err != nil {
+		return r.Err
+	}
+	if len(r.Rows) != 1 || len(r.Rows[0]) != 2 {
+		return fmt.Errorf("health check: unexpected WAL geometry result")
+	}
+	blk, err1 := strconv.ParseUint(string(r.Rows[0][0]), 10, 64)
+	seg, err2 := strconv.ParseUint(string(r.Rows[0][1]), 10, 64)
+	if err1 != nil || err2 != nil || blk == 0 || seg == 0 {
+		return fmt.Errorf("health check: bad WAL geometry %q %q", r.Rows[0][0], r.Rows[0][1])
+	}
+	m.walBlock, m.walSegment = blk, seg
+	return nil
+}
+
+// floorLSN maps a primary's insert LSN to an LSN every record inserted
+// before it ends at or before. The insert LSN, not the write LSN, is needed
+// because with synchronous_commit=off a commit is acknowledged before its
+// record is written. But at a page start the insert LSN points past the page
+// header, where no record can end; a replica that replayed everything stops
+// at the page boundary, so the boundary is the right (and reachable) floor.
+func (m *monitor) floorLSN(insert uint64) uint64 {
+	switch {
+	case m.walSegment > 0 && insert%m.walSegment == longPageHeader:
+		return insert - longPageHeader
+	case m.walBlock > 0 && insert%m.walBlock == shortPageHeader:
+		return insert - shortPageHeader
+	}
+	return insert
+}
+
+// parseLSN parses pg_lsn text "X/Y"; NULL (nil) is 0.
+func parseLSN(b []byte) (uint64, error) {
+	if b == nil {
+		return 0, nil
+	}
+	hi, lo, ok := strings.Cut(string(b), "/")
+	if !ok {
+		return 0, fmt.Errorf("health check: bad LSN %q", b)
+	}
+	h, err1 := strconv.ParseUint(hi, 16, 32)
+	l, err2 := strconv.ParseUint(lo, 16, 32)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("health check: bad LSN %q", b)
+	}
+	return h<<32 | l, nil
+}
+
+// FormatLSN renders an LSN as Postgres does ("16/B374D848").
+func FormatLSN(lsn uint64) string {
+	return fmt.Sprintf("%X/%X", lsn>>32, uint32(lsn))
+}
+
+// failed records a failed check: the node is down at once (replicas leave
+// rotation), and is banned when it refuses connections or failed
+// fail_threshold checks in a row. A ban is not extended by failures during
+// it; the first failure after it expires bans again.
+func (m *monitor) failed(st *settings, err error) {
+	n := m.node
+	fails := n.failures.Add(1)
+	wasUp := n.up.Swap(false)
+	n.lagKnown.Store(false) // unknown lag is unhealthy, never zero
+	refused := errors.Is(err, syscall.ECONNREFUSED)
+	if (refused || int(fails) >= st.failThreshold) && !n.Banned() {
+		n.Ban(st.banDuration)
+		m.t.log.Warn("node banned", "shard", n.Shard, "node", n.Name, "failures", fails,
+			"refused", refused, "ban", st.banDuration.String(), "err", err.Error())
+	} else if wasUp {
+		m.t.log.Info("node check failed", "shard", n.Shard, "node", n.Name, "err", err.Error())
+	}
+	n.shard.elect(st.failThreshold)
+}
+
+// succeeded stores a check's answer. Lag fields are written before the role
+// so a node turning replica is never briefly eligible with stale lag.
+func (m *monitor) succeeded(st *settings, res checkResult) {
+	n := m.node
+	if !n.up.Load() && n.checked.Load() {
+		m.t.log.Info("node up", "shard", n.Shard, "node", n.Name)
+	}
+	if res.inRecovery {
+		m.storeReplicaLag(st, res)
+		n.timeline.Store(0)
+		n.role.Store(int32(RoleReplica))
+	} else {
+		n.lsn.Store(res.lsn)
+		n.receiveLSN.Store(0)
+		n.lagBytes.Store(0)
+		n.lagNanos.Store(0)
+		n.outOfRot.Store(false)
+		n.lagKnown.Store(true)
+		n.timeline.Store(res.timeline)
+		if old := n.Role(); old != RolePrimary && n.checked.Load() {
+			m.t.log.Warn("node left recovery", "shard", n.Shard, "node", n.Name, "timeline", res.timeline)
+		}
+		n.role.Store(int32(RolePrimary))
+	}
+	n.failures.Store(0)
+	n.lastCheck.Store(time.Now().UnixNano())
+	n.up.Store(true)
+	n.checked.Store(true)
+}

@@ -1,0 +1,122 @@
+package topology
+
+import (
+	"github.com/pgrouter/pgrouter/config"
+	"github.com/pgrouter/pgrouter/pool"
+)
+
+// poolKey names a pool of a node: the client-facing user and database.
+type poolKey struct{ user, db string }
+
+type poolEntry struct {
+	User, Database string
+	pool           *pool.Pool
+}
+
+// PoolInfo is one backend pool of a node, for metrics and the admin console.
+type PoolInfo struct {
+	User     string // client-facing user name
+	Database string // client-facing database name
+	Pool     *pool.Pool
+}
+
+// Pool returns the backend pool for (this node, user, database), creating it
+// on first use. The lookup is a lock-free, allocation-free load of an
+// immutable map; creation copies the map under a mutex (rare).
+// Returns nil if the node was removed by a reload or the topology closed.
+func (n *Node) Pool(u *config.User, db *config.Database) *pool.Pool {
+	key := poolKey{u.Name, db.Name}
+	if e, ok := (*n.pools.Load())[key]; ok {
+		return e.pool
+	}
+	n.poolMu.Lock()
+	defer n.poolMu.Unlock()
+	old := *n.pools.Load()
+	if e, ok := old[key]; ok {
+		return e.pool
+	}
+	if n.closed.Load() {
+		return nil
+	}
+	e := &poolEntry{User: u.Name, Database: db.Name, pool: pool.New(n.poolConfig(u, db))}
+	next := make(map[poolKey]*poolEntry, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	next[key] = e
+	n.pools.Store(&next)
+	return e.pool
+}
+
+// poolConfig sizes a pool from the user's pool_size or pool.size and logs in
+// with the user's backend credentials (server_user/server_password, falling
+// back to the client-facing name/password).
+func (n *Node) poolConfig(u *config.User, db *config.Database) pool.Config {
+	cfg := n.poolCfg.Load()
+	p := cfg.Pool
+	size := p.Size
+	if u.PoolSize > 0 {
+		size = u.PoolSize
+	}
+	if size <= 0 {
+		size = 20
+	}
+	user, password := backendCredentials(u)
+	return pool.Config{
+		Name:            n.Name + "/" + u.Name + "/" + db.Name,
+		Addr:            n.Addr,
+		User:            user,
+		Password:        password,
+		Database:        backendDatabase(db),
+		Size:            size,
+		MinIdle:         p.MinIdle,
+		MaxWaiters:      p.MaxWaiters,
+		AcquireTimeout:  p.AcquireTimeout.D(),
+		IdleTimeout:     p.IdleTimeout.D(),
+		MaxLifetime:     p.MaxLifetime.D(),
+		HealthCheckIdle: p.HealthCheckIdle.D(),
+		ConnectTimeout:  p.ConnectTimeout.D(),
+		PreparedCache:   p.PreparedCache,
+		RuntimeParams:   map[string]string{"application_name": "pgrouter"},
+	}
+}
+
+// Pools lists the node's pools, for metrics and SHOW POOLS.
+func (n *Node) Pools() []PoolInfo {
+	m := *n.pools.Load()
+	out := make([]PoolInfo, 0, len(m))
+	for _, e := range m {
+		out = append(out, PoolInfo{User: e.User, Database: e.Database, Pool: e.pool})
+	}
+	return out
+}
+
+// closePools refuses new pools and closes the existing ones; pool.Close
+// closes idle backends now and checked-out ones when they are released.
+func (n *Node) closePools() {
+	n.poolMu.Lock()
+	n.closed.Store(true)
+	m := *n.pools.Load()
+	n.poolMu.Unlock()
+	for _, e := range m {
+		e.pool.Close()
+	}
+}
+
+func backendCredentials(u *config.User) (user, password string) {
+	user, password = u.ServerUser, u.ServerPassword
+	if user == "" {
+		user = u.Name
+	}
+	if password == "" {
+		password = u.Password
+	}
+	return user, password
+}
+
+func backendDatabase(db *config.Database) string {
+	if db.Dbname != "" {
+		return db.Dbname
+	}
+	return db.Name
+}
