@@ -1,0 +1,136 @@
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// Default values, as documented in types.go and docs/CONFIG.md.
+const (
+	DefaultListen         = "127.0.0.1:6432"
+	DefaultMetricsListen  = "127.0.0.1:9930"
+	DefaultDirectoryQuery = "SELECT shard FROM pgrouter_directory WHERE key = $1"
+	defaultMaxLagBytes    = 16 << 20
+)
+
+// ApplyDefaults fills in every setting left at its zero value. It is for
+// configs built in code; Load and Parse already apply defaults, and there a
+// key written explicitly as 0 keeps its 0 (e.g. "max_lag: 0" = no bound).
+func (c *Config) ApplyDefaults() { c.setDefaults(nil) }
+
+// defaulter sets a default when the key was not written in the file. Strings
+// count as unwritten when empty, so "${VAR:-}" falls back to the default.
+type defaulter struct{ ix *index }
+
+func (d defaulter) str(key string, p *string, v string) {
+	if *p == "" {
+		*p = v
+	}
+}
+
+func (d defaulter) int(key string, p *int, v int) {
+	if *p == 0 && !d.ix.has(key) {
+		*p = v
+	}
+}
+
+func (d defaulter) int64(key string, p *int64, v int64) {
+	if *p == 0 && !d.ix.has(key) {
+		*p = v
+	}
+}
+
+func (d defaulter) dur(key string, p *Duration, v time.Duration) {
+	if *p == 0 && !d.ix.has(key) {
+		*p = Duration(v)
+	}
+}
+
+func (c *Config) setDefaults(ix *index) {
+	d := defaulter{ix}
+	d.str("listen", &c.Listen, DefaultListen)
+	d.str("metrics.listen", &c.Metrics.Listen, DefaultMetricsListen)
+	d.str("log.format", &c.Log.Format, "json")
+	d.str("log.level", &c.Log.Level, "info")
+	d.dur("log.slow_query", &c.Log.SlowQuery, time.Second)
+	c.Pool.setDefaults(d)
+	c.Replicas.setDefaults(d)
+	d.dur("health.interval", &c.Health.Interval, time.Second)
+	d.dur("health.timeout", &c.Health.Timeout, time.Second)
+	d.int("health.fail_threshold", &c.Health.FailThreshold, 2)
+	d.dur("health.ban_duration", &c.Health.BanDuration, 10*time.Second)
+	for i := range c.Users {
+		u := &c.Users[i]
+		d.str("", &u.Auth, "scram-sha-256")
+		d.str("", &u.DefaultRole, "auto")
+	}
+	for i := range c.Shards {
+		c.Shards[i].setDefaults(d, idx("shards", i), c.Replicas.Strategy)
+	}
+	for i := range c.Databases {
+		c.Databases[i].setDefaults(d, idx("databases", i), c.Shards)
+	}
+}
+
+func (p *Pool) setDefaults(d defaulter) {
+	d.str("pool.mode", &p.Mode, "transaction")
+	d.int("pool.size", &p.Size, 20)
+	d.dur("pool.acquire_timeout", &p.AcquireTimeout, 5*time.Second)
+	d.int("pool.max_waiters", &p.MaxWaiters, 10000)
+	d.dur("pool.idle_timeout", &p.IdleTimeout, 10*time.Minute)
+	d.dur("pool.max_lifetime", &p.MaxLifetime, time.Hour)
+	d.dur("pool.health_check_idle", &p.HealthCheckIdle, 30*time.Second)
+	d.dur("pool.connect_timeout", &p.ConnectTimeout, 5*time.Second)
+	d.dur("pool.login_timeout", &p.LoginTimeout, 10*time.Second)
+	d.dur("pool.shutdown_timeout", &p.ShutdownTimeout, 30*time.Second)
+	d.int("pool.prepared_cache", &p.PreparedCache, 500)
+}
+
+func (r *Replicas) setDefaults(d defaulter) {
+	d.str("replicas.strategy", &r.Strategy, "round_robin")
+	d.int64("replicas.max_lag_bytes", &r.MaxLagBytes, defaultMaxLagBytes)
+	d.dur("replicas.max_lag", &r.MaxLag, 10*time.Second)
+	d.dur("replicas.lag_check_interval", &r.LagCheckInterval, 500*time.Millisecond)
+	d.str("replicas.fallback", &r.Fallback, "primary")
+	if r.ReadYourWrites == nil {
+		t := true
+		r.ReadYourWrites = &t
+	}
+}
+
+func (s *Shard) setDefaults(d defaulter, key, strategy string) {
+	d.str(key+".strategy", &s.Strategy, strategy)
+	if s.Name == "" {
+		return // reported by validation; node names would be "-primary"
+	}
+	d.str(key+".primary.name", &s.Primary.Name, s.Name+"-primary")
+	d.int(key+".primary.weight", &s.Primary.Weight, 1)
+	for j := range s.Replicas {
+		r := &s.Replicas[j]
+		rk := idx(key+".replicas", j)
+		d.str(rk+".name", &r.Name, fmt.Sprintf("%s-replica%d", s.Name, j+1))
+		d.int(rk+".weight", &r.Weight, 1)
+	}
+}
+
+func (db *Database) setDefaults(d defaulter, key string, shards []Shard) {
+	d.str(key+".dbname", &db.Dbname, db.Name)
+	if len(shards) == 1 && shards[0].Name != "" {
+		d.str(key+".unlisted_tables", &db.UnlistedTables, "shard:"+shards[0].Name)
+	} else {
+		d.str(key+".unlisted_tables", &db.UnlistedTables, "error")
+	}
+	d.str(key+".cross_shard", &db.CrossShard, "allow")
+	d.str(key+".reference_writes", &db.ReferenceWrites, "refuse")
+	for i := range db.ShardedTables {
+		t := &db.ShardedTables[i]
+		tk := idx(key+".sharded_tables", i)
+		d.str(tk+".function", &t.Function, "hash")
+		if dir := t.Directory; dir != nil {
+			d.str(tk+".directory.dbname", &dir.Dbname, db.Dbname)
+			d.str(tk+".directory.query", &dir.Query, DefaultDirectoryQuery)
+			d.int(tk+".directory.cache_size", &dir.CacheSize, 100000)
+			d.dur(tk+".directory.cache_ttl", &dir.CacheTTL, 60*time.Second)
+		}
+	}
+}
