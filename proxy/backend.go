@@ -1,0 +1,231 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgrouter/pgrouter/pool"
+	"github.com/pgrouter/pgrouter/router"
+	"github.com/pgrouter/pgrouter/topology"
+)
+
+// binding is the backend a session is using for the current transaction.
+type binding struct {
+	conn     *pool.Conn
+	pool     *pool.Pool
+	node     *topology.Node
+	shard    int
+	primary  bool
+	wrote    bool // ran a statement that needs the primary (sets the RYW floor)
+	rd       *frameReader
+	txStatus byte
+}
+
+// backendReaders are shared by all sessions: a reader is needed only while a
+// backend is bound, so memory follows active backends, not clients.
+var backendReaders = sync.Pool{New: func() any { return newFrameReader(nil, 32<<10) }}
+
+// acquireBackend binds a backend of shard in the wanted role.
+func (ss *session) acquireBackend(shard int, primary bool) error {
+	snap := ss.srv.topo.Snapshot()
+	var node *topology.Node
+	var err error
+	reason := "primary"
+	if primary {
+		node, err = snap.Primary(shard)
+	} else {
+		node, reason, err = snap.Replica(shard, ss.floor[shard])
+	}
+	if err != nil {
+		return err
+	}
+	p := node.Pool(ss.user, ss.db)
+	ctx := context.Background()
+	start := time.Now()
+	c, err := p.Acquire(ctx)
+	ss.srv.Metrics.poolWait(time.Since(start))
+	if err != nil {
+		return err
+	}
+	rd := backendReaders.Get().(*frameReader)
+	rd.reset(c.NetConn)
+	ss.be = &binding{conn: c, pool: p, node: node, shard: shard, primary: primary || reason != "replica", rd: rd, txStatus: 'I'}
+	ss.running.Store(ss.be)
+	ss.srv.Metrics.routed(ss.st.cfg.Shards[shard].Name, roleName(ss.be.primary), reason)
+	return nil
+}
+
+func roleName(primary bool) string {
+	if primary {
+		return "primary"
+	}
+	return "replica"
+}
+
+// release returns the backend to its pool.
+func (ss *session) release() {
+	b := ss.be
+	ss.cancelMu.Lock()
+	ss.running.Store(nil)
+	ss.cancelMu.Unlock()
+	ss.be = nil
+	b.pool.Release(b.conn)
+	backendReaders.Put(b.rd)
+}
+
+// discard closes a backend whose state is unknown.
+func (ss *session) discard() {
+	b := ss.be
+	ss.cancelMu.Lock()
+	ss.running.Store(nil)
+	ss.cancelMu.Unlock()
+	ss.be = nil
+	ss.queue = ss.queue[:0]
+	b.pool.Discard(b.conn)
+	backendReaders.Put(b.rd)
+}
+
+// cancelRunning forwards a client's CancelRequest to the backend it is using
+// right now; with nothing running it does nothing. Holding cancelMu keeps the
+// backend from being released (and reused by another client) meanwhile.
+func (ss *session) cancelRunning() {
+	ss.cancelMu.Lock()
+	defer ss.cancelMu.Unlock()
+	b := ss.running.Load()
+	if b == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := b.conn.Cancel(ctx); err != nil {
+		ss.srv.log.Warn("cancel forward failed", "client_id", ss.pid, "node", b.node.Name, "err", err)
+	}
+}
+
+// rollback ends an abandoned transaction so the backend can be reused.
+// It reports whether the backend is clean afterwards.
+func (ss *session) rollback(ctx context.Context, b *binding) bool {
+	if len(ss.queue) > 0 {
+		return false // answers still in flight: state unknown
+	}
+	deadline, _ := ctx.Deadline()
+	b.conn.NetConn.SetDeadline(deadline)
+	defer b.conn.NetConn.SetDeadline(time.Time{})
+	// Sync ends a half-sent extended batch; ROLLBACK ends the transaction.
+	msg := append([]byte{'S', 0, 0, 0, 4}, appendQuery(nil, "ROLLBACK")...)
+	if err := writeAll(b.conn.NetConn, msg); err != nil {
+		return false
+	}
+	for ready := 0; ready < 2; {
+		typ, body, err := b.rd.next()
+		if err != nil {
+			return false
+		}
+		if typ == 'Z' {
+			ready++
+			b.txStatus = body[0]
+		}
+	}
+	return b.txStatus == 'I'
+}
+
+// appendStateSync makes the backend's session GUCs match the client's, as a
+// pipelined query whose answers are swallowed (no extra round trip).
+func (ss *session) appendStateSync() {
+	have := ss.be.conn.Settings
+	var q strings.Builder
+	for k, v := range ss.desired {
+		if have[k] != v {
+			q.WriteString(v)
+			q.WriteString(";")
+			have[k] = v
+		}
+	}
+	for k := range have {
+		if _, ok := ss.desired[k]; !ok {
+			q.WriteString("RESET ")
+			q.WriteString(quoteIdent(k))
+			q.WriteString(";")
+			delete(have, k)
+		}
+	}
+	if q.Len() == 0 {
+		return
+	}
+	ss.bout = appendQuery(ss.bout, q.String())
+	ss.push(expect{kind: 'Q', swallow: true})
+}
+
+func quoteIdent(s string) string {
+	if strings.ContainsAny(s, `"`) {
+		s = strings.ReplaceAll(s, `"`, `""`)
+	}
+	// GUC names with a dot (custom.x) must stay unquoted parts; they are
+	// plain identifiers, so quote each part.
+	parts := strings.Split(s, ".")
+	for i, p := range parts {
+		parts[i] = `"` + p + `"`
+	}
+	return strings.Join(parts, ".")
+}
+
+// applySet records a session-level SET/RESET that succeeded on the backend.
+func (ss *session) applySet(v router.SetVar) {
+	have := map[string]string(nil)
+	if ss.be != nil {
+		have = ss.be.conn.Settings
+	}
+	switch {
+	case v.All:
+		clear(ss.desired)
+		for k, sql := range ss.startup {
+			ss.desired[k] = sql
+		}
+		if have != nil {
+			clear(have)
+		}
+	case v.Reset:
+		if sql, ok := ss.startup[v.Name]; ok {
+			ss.desired[v.Name] = sql
+		} else {
+			delete(ss.desired, v.Name)
+		}
+		if have != nil {
+			delete(have, v.Name)
+		}
+	default:
+		sql := "SET " + quoteIdent(v.Name) + " TO " + v.Value
+		ss.desired[v.Name] = sql
+		if have != nil {
+			have[v.Name] = sql
+		}
+	}
+}
+
+// backendLost reports a dead backend to the client: inside a transaction
+// the client connection ends too (its transaction is gone); otherwise the
+// client gets 08006 and may go on.
+func (ss *session) backendLost(err error) error {
+	b := ss.be
+	inTx := b.txStatus != 'I' || ss.txStatus != 'I'
+	node := b.node.Name
+	ss.discard()
+	ss.srv.log.Warn("backend lost", "client_id", ss.pid, "node", node, "err", err)
+	pe := &pgconn.PgError{Severity: "ERROR", Code: "08006", Message: fmt.Sprintf("connection to backend %s lost", node), Hint: "the statement may or may not have been executed"}
+	ss.srv.Metrics.errors(pe.Code)
+	if inTx {
+		pe.Severity = "FATAL"
+		pe.Message += " inside a transaction; the transaction is rolled back"
+		ss.writeClient(appendError(nil, pe))
+		return errClientGone
+	}
+	ss.out = appendError(ss.out, pe)
+	ss.out = appendReady(ss.out, 'I')
+	ss.txStatus = 'I'
+	return ss.flushClient()
+}

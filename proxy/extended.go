@@ -1,0 +1,356 @@
+package proxy
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgrouter/pgrouter/router"
+)
+
+// batch holds extended-protocol messages until Sync or Flush, so the route
+// can be decided from the Bind parameters before anything is sent.
+type batch struct {
+	buf  []byte
+	msgs []batchMsg
+}
+
+type batchMsg struct {
+	typ    byte
+	off, n int
+	st     *stmt // statement a P, B or D-statement refers to, resolved in order
+}
+
+func (b *batch) add(typ byte, body []byte) {
+	b.msgs = append(b.msgs, batchMsg{typ: typ, off: len(b.buf), n: len(body)})
+	b.buf = append(b.buf, body...)
+}
+
+func (b *batch) body(i int) []byte { m := b.msgs[i]; return b.buf[m.off : m.off+m.n] }
+func (b *batch) size() int         { return len(b.buf) }
+func (b *batch) reset()            { b.buf, b.msgs = b.buf[:0], b.msgs[:0] }
+
+// flushBatch routes and sends the buffered batch. sync says it ends in Sync.
+func (ss *session) flushBatch(sync bool) error {
+	defer ss.batch.reset()
+	b := &ss.batch
+	route, txStmt, err := ss.routeBatch()
+	if err != nil {
+		return ss.refuseBatch(err, sync)
+	}
+	if ss.be == nil {
+		if txStmt != nil && sync {
+			if done, err := ss.deferTxControl(txStmt.plan, txStmt.query, b); done {
+				return err
+			}
+		}
+		if err := ss.bindFor(route); err != nil {
+			return ss.refuseBatch(err, sync)
+		}
+	} else if err := ss.checkSameShard(route); err != nil {
+		return ss.refuseBatch(err, sync)
+	}
+	if route.Role == router.RolePrimary {
+		ss.be.wrote = true
+	}
+	ss.bout = ss.bout[:0]
+	ss.appendPreamble()
+	for i, m := range b.msgs {
+		if err := ss.translate(m, b.body(i)); err != nil {
+			// Only malformed messages get here: the stream cannot be trusted.
+			ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "08P01", Message: err.Error()}))
+			return errClientGone
+		}
+	}
+	return ss.roundTrip()
+}
+
+// refuseBatch answers a batch the proxy cannot route: one error, then
+// ReadyForQuery if the batch ended in Sync (Postgres skips to Sync after an error).
+func (ss *session) refuseBatch(err error, sync bool) error {
+	if ss.be != nil && !sync {
+		// The backend is mid-batch; make it skip to Sync like us.
+		ss.out = appendError(ss.out, toPgError(err))
+		return ss.flushClient()
+	}
+	return ss.replyError(err, sync)
+}
+
+func toPgError(err error) *pgconn.PgError {
+	if pe, ok := err.(*pgconn.PgError); ok {
+		return pe
+	}
+	return pgErr("XX000", err.Error(), "")
+}
+
+// routeBatch registers Parsed statements and combines the routes of every
+// Bind in the batch. txPlan is set when the batch only executes one
+// transaction-control statement (candidate for local answering).
+func (ss *session) routeBatch() (router.Route, *stmt, error) {
+	out := router.Route{Any: true}
+	var txStmt *stmt
+	executes := 0
+	var lastBound *stmt
+	b := &ss.batch
+	for i := range b.msgs {
+		m := &b.msgs[i]
+		body := b.body(i)
+		switch m.typ {
+		case 'P':
+			pm, err := decodeParse(body)
+			if err != nil {
+				return out, nil, err
+			}
+			if m.st, err = ss.registerStmt(pm); err != nil {
+				return out, nil, err
+			}
+		case 'B':
+			bm, err := decodeBind(body, &ss.args)
+			if err != nil {
+				return out, nil, err
+			}
+			st := ss.stmts[bm.stmt]
+			if st == nil {
+				return out, nil, pgErr("26000", fmt.Sprintf("prepared statement %q does not exist", bm.stmt), "")
+			}
+			if st.plan == nil {
+				return out, nil, st.planErr
+			}
+			m.st = st
+			ss.args.ParamOIDs = st.oids
+			r, err := ss.router.Route(st.plan, ss.args, ss.hints)
+			if err != nil {
+				return out, nil, err
+			}
+			out = mergeRoutes(out, r, lastBound == nil)
+			lastBound = st
+		case 'E':
+			executes++
+		case 'D':
+			if len(body) > 0 && body[0] == 'S' {
+				name, _, _ := cstring(body[1:])
+				if m.st = ss.stmts[name]; m.st == nil {
+					return out, nil, pgErr("26000", fmt.Sprintf("prepared statement %q does not exist", name), "")
+				}
+			}
+		case 'C':
+			if len(body) > 0 && body[0] == 'S' {
+				// Server statements are shared; closing only forgets the client's name.
+				name, _, _ := cstring(body[1:])
+				delete(ss.stmts, name)
+			}
+		}
+	}
+	if executes == 1 && lastBound != nil && lastBound.plan.Tx != router.TxNone {
+		txStmt = lastBound
+	}
+	return out, txStmt, nil
+}
+
+// mergeRoutes combines the routes of the statements of one batch: the
+// batch runs as one implicit transaction, so it needs one place.
+func mergeRoutes(a, b router.Route, first bool) router.Route {
+	if first {
+		return b
+	}
+	if b.Role > a.Role {
+		a.Role = b.Role
+	}
+	switch {
+	case b.Any:
+		// runs anywhere: keep a's choice
+	case a.Any:
+		a.Shards, a.Any = b.Shards, false
+		a.Multi, a.Table, a.Column = b.Multi, b.Table, b.Column
+	default:
+		if a.Shards != b.Shards {
+			a.Multi = true
+		}
+		a.Shards |= b.Shards
+		a.Multi = a.Multi || b.Multi
+		if a.Table == "" {
+			a.Table, a.Column = b.Table, b.Column
+		}
+	}
+	return a
+}
+
+// registerStmt records a client's Parse under its client name.
+func (ss *session) registerStmt(pm parseMsg) (*stmt, error) {
+	if pm.name != "" {
+		if _, exists := ss.stmts[pm.name]; exists {
+			return nil, pgErr("42P05", fmt.Sprintf("prepared statement %q already exists", pm.name), "")
+		}
+	}
+	st := &stmt{query: pm.query, oids: pm.oids, parse: append([]byte(nil), pm.rest...)}
+	st.server = ss.srv.stmts.name(st.parse)
+	st.plan, st.planErr = ss.router.Prepare(pm.query)
+	ss.stmts[pm.name] = st
+	return st, nil
+}
+
+// translate appends one client message to bout under server-side statement
+// names, re-Parsing statements this backend lacks, and queues its answers.
+func (ss *session) translate(m batchMsg, body []byte) error {
+	typ, st := m.typ, m.st
+	switch typ {
+	case 'P':
+		if ss.be.conn.Prepared.Contains(st.server) {
+			ss.push(expect{kind: 'P', synth: msgParseComplete})
+			return nil
+		}
+		ss.appendEnsureCapacity()
+		ss.bout = appendParse(ss.bout, st)
+		ss.be.conn.Prepared.Add(st.server, struct{}{})
+		ss.push(expect{kind: 'P', stmt: st.server})
+	case 'B':
+		portal, rest, err := cstring(body)
+		if err != nil {
+			return err
+		}
+		_, rest, err = cstring(rest)
+		if err != nil {
+			return err
+		}
+		ss.ensurePrepared(st)
+		start := len(ss.bout)
+		ss.bout = append(ss.bout, 'B', 0, 0, 0, 0)
+		ss.bout = append(ss.bout, portal...)
+		ss.bout = append(ss.bout, 0)
+		ss.bout = append(ss.bout, st.server...)
+		ss.bout = append(ss.bout, 0)
+		ss.bout = append(ss.bout, rest...)
+		binary.BigEndian.PutUint32(ss.bout[start+1:], uint32(len(ss.bout)-start-1))
+		ss.push(expect{kind: 'B'})
+		ss.boundPlan = st.plan
+	case 'D':
+		if len(body) > 0 && body[0] == 'S' {
+			ss.ensurePrepared(st)
+			start := len(ss.bout)
+			ss.bout = append(ss.bout, 'D', 0, 0, 0, 0, 'S')
+			ss.bout = append(ss.bout, st.server...)
+			ss.bout = append(ss.bout, 0)
+			binary.BigEndian.PutUint32(ss.bout[start+1:], uint32(len(ss.bout)-start-1))
+		} else {
+			ss.bout = appendFrame(ss.bout, typ, body)
+		}
+		ss.push(expect{kind: 'D'})
+	case 'E':
+		ss.bout = appendFrame(ss.bout, typ, body)
+		ss.push(expect{kind: 'E', plan: ss.boundPlan})
+	case 'C':
+		if len(body) > 0 && body[0] == 'S' {
+			ss.push(expect{kind: 'C', synth: msgCloseComplete})
+			return nil
+		}
+		ss.bout = appendFrame(ss.bout, typ, body)
+		ss.push(expect{kind: 'C'})
+	case 'S':
+		ss.bout = appendFrame(ss.bout, typ, body)
+		ss.push(expect{kind: 'S'})
+	case 'H':
+		ss.bout = appendFrame(ss.bout, typ, body)
+	}
+	return nil
+}
+
+// ensurePrepared re-Parses st on this backend if it is not there.
+func (ss *session) ensurePrepared(st *stmt) {
+	if ss.be.conn.Prepared.Contains(st.server) {
+		ss.be.conn.Prepared.Get(st.server) // mark recently used
+		return
+	}
+	ss.appendEnsureCapacity()
+	ss.bout = appendParse(ss.bout, st)
+	ss.be.conn.Prepared.Add(st.server, struct{}{})
+	ss.push(expect{kind: 'P', swallow: true, stmt: st.server})
+}
+
+// appendEnsureCapacity closes the least recently used statement on the
+// backend when its cache is full.
+func (ss *session) appendEnsureCapacity() {
+	p := ss.be.conn.Prepared
+	if p.Len() < ss.preparedCap() {
+		return
+	}
+	if name, _, ok := p.RemoveOldest(); ok {
+		ss.bout = appendCloseStmt(ss.bout, name)
+		ss.push(expect{kind: 'C', swallow: true})
+	}
+}
+
+// answerBatchLocally answers a batch that only runs BEGIN/COMMIT/ROLLBACK
+// while no backend is bound (see deferTxControl). ReadyForQuery is added by the caller.
+func (ss *session) answerBatchLocally(b *batch, tag string) {
+	for i, m := range b.msgs {
+		switch m.typ {
+		case 'P':
+			ss.out = append(ss.out, msgParseComplete...)
+		case 'B':
+			ss.out = append(ss.out, msgBindComplete...)
+		case 'D':
+			if body := b.body(i); len(body) > 0 && body[0] == 'S' {
+				ss.out = appendMsg(ss.out, &pgproto3.ParameterDescription{})
+			}
+			ss.out = append(ss.out, msgNoData...)
+		case 'E':
+			ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte(tag)})
+		case 'C':
+			ss.out = append(ss.out, msgCloseComplete...)
+		}
+	}
+}
+
+// bindMsg is the part of a Bind the router needs.
+type bindMsg struct {
+	portal, stmt string
+}
+
+// decodeBind reads statement name and parameters into args (reusing its slices).
+func decodeBind(body []byte, args *router.Args) (bindMsg, error) {
+	var m bindMsg
+	portal, rest, err := cstring(body)
+	if err != nil {
+		return m, err
+	}
+	name, rest, err := cstring(rest)
+	if err != nil {
+		return m, err
+	}
+	m.portal, m.stmt = portal, name
+	if len(rest) < 2 {
+		return m, errMalformed
+	}
+	nf := int(binary.BigEndian.Uint16(rest))
+	rest = rest[2:]
+	if len(rest) < 2*nf+2 {
+		return m, errMalformed
+	}
+	args.Formats = args.Formats[:0]
+	for i := 0; i < nf; i++ {
+		args.Formats = append(args.Formats, int16(binary.BigEndian.Uint16(rest[2*i:])))
+	}
+	rest = rest[2*nf:]
+	np := int(binary.BigEndian.Uint16(rest))
+	rest = rest[2:]
+	args.Params = args.Params[:0]
+	for i := 0; i < np; i++ {
+		if len(rest) < 4 {
+			return m, errMalformed
+		}
+		n := int32(binary.BigEndian.Uint32(rest))
+		rest = rest[4:]
+		if n < 0 {
+			args.Params = append(args.Params, nil)
+			continue
+		}
+		if len(rest) < int(n) {
+			return m, errMalformed
+		}
+		args.Params = append(args.Params, rest[:n])
+		rest = rest[n:]
+	}
+	return m, nil
+}

@@ -1,0 +1,128 @@
+package proxy
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgrouter/pgrouter/router"
+)
+
+// preparedCap is the per-backend prepared statement budget (pool.prepared_cache).
+func (ss *session) preparedCap() int {
+	if n := ss.st.cfg.Pool.PreparedCache; n > 0 {
+		return n
+	}
+	return 500
+}
+
+// localStatement answers SET/SHOW pgrouter.* without a backend.
+func (ss *session) localStatement(plan *router.Plan) error {
+	cmd := plan.LocalCmd
+	if !cmd.Show {
+		val := cmd.Value
+		if val == "auto" {
+			val = ""
+		}
+		switch cmd.Name {
+		case "role":
+			ss.hints.Role = val
+		case "shard":
+			ss.hints.Shard = val
+		}
+		ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SET")})
+		ss.out = appendReady(ss.out, ss.txStatus)
+		return ss.flushClient()
+	}
+	role := ss.hints.Role
+	if role == "" {
+		role = "auto"
+	}
+	rows := [][2]string{{"role", role}, {"shard", ss.hints.Shard}}
+	ss.out = appendMsg(ss.out, &pgproto3.RowDescription{Fields: []pgproto3.FieldDescription{
+		{Name: []byte("name"), DataTypeOID: 25, DataTypeSize: -1, TypeModifier: -1},
+		{Name: []byte("setting"), DataTypeOID: 25, DataTypeSize: -1, TypeModifier: -1}}})
+	n := 0
+	for _, r := range rows {
+		if cmd.Name == "all" || cmd.Name == r[0] {
+			ss.out = appendMsg(ss.out, &pgproto3.DataRow{Values: [][]byte{[]byte("pgrouter." + r[0]), []byte(r[1])}})
+			n++
+		}
+	}
+	ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SHOW")})
+	ss.out = appendReady(ss.out, ss.txStatus)
+	return ss.flushClient()
+}
+
+// functionCall forwards a FunctionCall message (fast-path) to the primary.
+func (ss *session) functionCall(body []byte) error {
+	if ss.be == nil {
+		if err := ss.bindFor(router.Route{Role: router.RolePrimary}); err != nil {
+			return ss.replyError(err, true)
+		}
+	}
+	ss.be.wrote = true
+	ss.bout = ss.bout[:0]
+	ss.appendPreamble()
+	ss.bout = appendFrame(ss.bout, 'F', body)
+	ss.push(expect{kind: 'F'})
+	return ss.roundTrip()
+}
+
+// loginParams checks the client's startup GUCs on a real backend and returns
+// the ParameterStatus set the client should see, exactly as Postgres reports it.
+func (ss *session) loginParams(ctx context.Context) (map[string]string, error) {
+	if ss.admin {
+		return map[string]string{"server_version": "15.0 (pgrouter)", "server_encoding": "UTF8", "client_encoding": "UTF8",
+			"DateStyle": "ISO, MDY", "integer_datetimes": "on", "standard_conforming_strings": "on"}, nil
+	}
+	if err := ss.acquireBackend(0, false); err != nil {
+		if err2 := ss.acquireBackend(0, true); err2 != nil {
+			return nil, err
+		}
+	}
+	ss.bout = ss.bout[:0]
+	ss.appendStateSync()
+	if len(ss.bout) > 0 {
+		if err := ss.loginSync(); err != nil {
+			ss.discard()
+			return nil, err
+		}
+	}
+	params := make(map[string]string, len(ss.be.conn.ServerParams))
+	for k, v := range ss.be.conn.ServerParams {
+		params[k] = v
+	}
+	ss.release()
+	return params, nil
+}
+
+// loginSync runs the startup GUC query and turns its error into a login error.
+func (ss *session) loginSync() error {
+	ss.queue = ss.queue[:0]
+	if err := writeAll(ss.be.conn.NetConn, ss.bout); err != nil {
+		return err
+	}
+	var firstErr error
+	for {
+		typ, body, err := ss.be.rd.next()
+		if err != nil {
+			return err
+		}
+		switch typ {
+		case 'E':
+			var e pgproto3.ErrorResponse
+			if e.Decode(body) == nil && firstErr == nil {
+				firstErr = pgErr(e.Code, e.Message, e.Hint)
+			}
+		case 'S':
+			ss.noteParameterStatus(body)
+		case 'Z':
+			ss.be.txStatus = body[0]
+			if firstErr != nil {
+				clear(ss.be.conn.Settings)
+			}
+			return firstErr
+		}
+	}
+}

@@ -1,0 +1,229 @@
+package proxy
+
+import (
+	"github.com/pgrouter/pgrouter/router"
+)
+
+// expect is one answer the session is waiting for from its backend, in the
+// order the requests were sent. Entries answered by the proxy itself carry
+// synth bytes and are emitted when they reach the head of the queue, so the
+// client sees answers in exactly the order Postgres would give them.
+type expect struct {
+	kind    byte         // 'Q','F' end at ReadyForQuery; 'P','B','D','E','C' extended; 'S' Sync
+	swallow bool         // answers consumed by the proxy (state sync, re-Parse, deferred BEGIN)
+	synth   []byte       // answered locally
+	stmt    string       // 'P': server statement to forget if the Parse fails
+	plan    *router.Plan // the statement's plan, for SET/pin bookkeeping
+}
+
+var (
+	msgParseComplete = []byte{'1', 0, 0, 0, 4}
+	msgBindComplete  = []byte{'2', 0, 0, 0, 4}
+	msgCloseComplete = []byte{'3', 0, 0, 0, 4}
+	msgNoData        = []byte{'n', 0, 0, 0, 4}
+)
+
+const clientFlushAt = 64 << 10
+
+// roundTrip sends ss.bout to the backend and relays answers until every
+// queued expectation is met.
+func (ss *session) roundTrip() error {
+	if err := writeAll(ss.be.conn.NetConn, ss.bout); err != nil {
+		return ss.backendLost(err)
+	}
+	ss.failed = false
+	if err := ss.relay(); err != nil {
+		return err
+	}
+	ss.afterRoundTrip()
+	return ss.flushClient()
+}
+
+func (ss *session) pop() { ss.queue = ss.queue[1:] }
+
+// push queues an expectation, reusing the queue's storage once it drained.
+func (ss *session) push(e expect) {
+	if len(ss.queue) == 0 && cap(ss.qstore) > 0 {
+		ss.queue = ss.qstore[:0]
+	}
+	ss.queue = append(ss.queue, e)
+	if cap(ss.queue) > cap(ss.qstore) {
+		ss.qstore = ss.queue[:0]
+	}
+}
+
+func (ss *session) relay() error {
+	b := ss.be
+	for {
+		for len(ss.queue) > 0 && ss.queue[0].synth != nil {
+			ss.out = append(ss.out, ss.queue[0].synth...)
+			ss.pop()
+		}
+		if len(ss.queue) == 0 {
+			return nil
+		}
+		typ, body, err := b.rd.next()
+		if err != nil {
+			return ss.backendLost(err)
+		}
+		head := ss.queue[0]
+		if !head.swallow {
+			ss.out = appendFrame(ss.out, typ, body)
+		}
+		switch typ {
+		case '1', '2', '3', 'n':
+			ss.pop()
+		case 'T':
+			if head.kind == 'D' {
+				ss.pop()
+			}
+		case 'C':
+			ss.lastTag = append(ss.lastTag[:0], body...)
+			if head.kind == 'E' {
+				ss.statementDone(head.plan)
+				ss.pop()
+			}
+		case 'I', 's':
+			if head.kind == 'E' {
+				ss.pop()
+			}
+		case 'E':
+			ss.failed = true
+			if head.swallow {
+				ss.srv.log.Warn("internal statement failed", "client_id", ss.pid, "node", b.node.Name)
+				clear(b.conn.Settings) // resync everything next time
+			}
+			if head.kind != 'Q' && head.kind != 'F' {
+				ss.skipToSync()
+			}
+		case 'Z':
+			b.txStatus = body[0]
+			if head.kind == 'Q' && !head.swallow && !ss.failed {
+				ss.statementDone(head.plan)
+			}
+			ss.pop()
+			if !head.swallow {
+				ss.readyForQuery(body[0])
+			}
+		case 'G':
+			if err := ss.copyIn(); err != nil {
+				return err
+			}
+		case 'S':
+			ss.noteParameterStatus(body)
+		}
+		if len(ss.out) >= clientFlushAt {
+			if err := ss.flushClient(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// skipToSync drops expectations up to the next Sync: after an error Postgres
+// ignores everything until Sync, so those requests get no answer.
+func (ss *session) skipToSync() {
+	for len(ss.queue) > 0 && ss.queue[0].kind != 'S' {
+		if e := ss.queue[0]; e.kind == 'P' && e.stmt != "" && ss.be != nil {
+			ss.be.conn.Prepared.Remove(e.stmt)
+		}
+		ss.pop()
+	}
+}
+
+// statementDone does the bookkeeping of a statement that succeeded.
+func (ss *session) statementDone(p *router.Plan) {
+	if p == nil {
+		return
+	}
+	ss.txSets = append(ss.txSets, p.Sets...)
+	if p.Unpin && ss.pinned != "" {
+		ss.srv.log.Info("client unpinned", "client_id", ss.pid, "reason", ss.pinned)
+		ss.pinned = ""
+	}
+	if p.Pin != "" && ss.pinned == "" {
+		ss.pinned = p.Pin
+		ss.srv.Metrics.pinned()
+		ss.srv.log.Info("client pinned to its backend", "client_id", ss.pid, "reason", p.Pin, "node", ss.be.node.Name)
+	}
+}
+
+// readyForQuery settles transaction-scoped bookkeeping at the end of a round trip.
+func (ss *session) readyForQuery(status byte) {
+	ss.txStatus = status
+	if status != 'I' {
+		return
+	}
+	if len(ss.txSets) > 0 {
+		if !tagIs(ss.lastTag, "ROLLBACK") {
+			for _, v := range ss.txSets {
+				ss.applySet(v)
+			}
+		}
+		ss.txSets = ss.txSets[:0]
+	}
+}
+
+func tagIs(tag []byte, word string) bool {
+	if len(tag) > 0 && tag[len(tag)-1] == 0 {
+		tag = tag[:len(tag)-1]
+	}
+	return string(tag) == word
+}
+
+// afterRoundTrip gives the backend back when the transaction is over.
+func (ss *session) afterRoundTrip() {
+	b := ss.be
+	if b == nil || len(ss.queue) > 0 || b.txStatus != 'I' {
+		return
+	}
+	if b.wrote {
+		ss.floor[b.shard] = ss.srv.topo.Snapshot().WriteFloor(b.shard)
+	}
+	if ss.pinned != "" || ss.st.cfg.Pool.Mode == "session" {
+		return
+	}
+	ss.release()
+}
+
+// noteParameterStatus keeps the backend's reported parameters current.
+func (ss *session) noteParameterStatus(body []byte) {
+	name, rest, err := cstring(body)
+	if err != nil {
+		return
+	}
+	val, _, err := cstring(rest)
+	if err != nil {
+		return
+	}
+	if ss.be.conn.ServerParams != nil && ss.be.conn.ServerParams[name] != val {
+		ss.be.conn.ServerParams[name] = val
+	}
+}
+
+// copyIn streams the client's COPY data to the backend until CopyDone or CopyFail.
+func (ss *session) copyIn() error {
+	if err := ss.flushClient(); err != nil {
+		return err
+	}
+	buf := ss.bout[:0]
+	for {
+		typ, body, err := ss.rd.next()
+		if err != nil {
+			return errClientGone
+		}
+		buf = appendFrame(buf, typ, body)
+		done := typ == 'c' || typ == 'f'
+		if done || len(buf) >= 64<<10 {
+			if err := writeAll(ss.be.conn.NetConn, buf); err != nil {
+				ss.bout = buf
+				return ss.backendLost(err)
+			}
+			buf = buf[:0]
+		}
+		if done {
+			ss.bout = buf
+			return nil
+		}
+	}
+}

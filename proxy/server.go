@@ -1,0 +1,193 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pgrouter/pgrouter/config"
+	"github.com/pgrouter/pgrouter/router"
+	"github.com/pgrouter/pgrouter/topology"
+)
+
+// Server accepts client connections and runs one session per client.
+type Server struct {
+	log   *slog.Logger
+	topo  *topology.Topology
+	state atomic.Pointer[serverState]
+	stmts stmtRegistry
+
+	mu       sync.Mutex
+	sessions map[uint32]*session // by synthetic backend PID, for cancel and admin
+	nextPID  uint32
+	clients  atomic.Int64
+
+	listener net.Listener
+	closing  atomic.Bool
+	wg       sync.WaitGroup
+
+	serverParams atomic.Pointer[map[string]string] // last ParameterStatus set seen from a backend
+	Metrics      *Metrics
+}
+
+// serverState is everything derived from one config; swapped on reload.
+type serverState struct {
+	cfg     *config.Config
+	users   map[string]*userAuth
+	routers map[string]*router.Router // by client-visible database name
+	tls     *tls.Config
+}
+
+// New builds a server for cfg over topo.
+func New(cfg *config.Config, topo *topology.Topology, log *slog.Logger) (*Server, error) {
+	s := &Server{log: log, topo: topo, sessions: map[uint32]*session{}, Metrics: NewMetrics()}
+	s.stmts.init()
+	st, err := buildState(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.state.Store(st)
+	return s, nil
+}
+
+func buildState(cfg *config.Config) (*serverState, error) {
+	st := &serverState{cfg: cfg, users: map[string]*userAuth{}, routers: map[string]*router.Router{}}
+	for i := range cfg.Users {
+		ua, err := newUserAuth(&cfg.Users[i])
+		if err != nil {
+			return nil, err
+		}
+		st.users[cfg.Users[i].Name] = ua
+	}
+	for i := range cfg.Databases {
+		db := &cfg.Databases[i]
+		r, err := router.New(db, cfg.ShardNames())
+		if err != nil {
+			return nil, fmt.Errorf("database %s: %w", db.Name, err)
+		}
+		st.routers[db.Name] = r
+	}
+	if cfg.TLS.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		st.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return st, nil
+}
+
+// Reload swaps in a new config for sessions that start after it; running
+// transactions finish on what they started with.
+func (s *Server) Reload(cfg *config.Config) error {
+	st, err := buildState(cfg)
+	if err != nil {
+		return err
+	}
+	s.state.Store(st)
+	return nil
+}
+
+// Serve accepts clients on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.listener = ln
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+			tc.SetKeepAlive(true)
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(c)
+		}()
+	}
+}
+
+// Shutdown stops accepting, lets running transactions finish until ctx ends,
+// then closes every client connection.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.closing.Store(true)
+	if s.listener != nil {
+		s.listener.Close()
+	}
+	s.mu.Lock()
+	for _, ss := range s.sessions {
+		ss.shutdownRequested()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.mu.Lock()
+		for _, ss := range s.sessions {
+			ss.conn.Close()
+		}
+		s.mu.Unlock()
+		<-done
+	}
+}
+
+func (s *Server) register(ss *session) {
+	s.mu.Lock()
+	for {
+		s.nextPID++
+		if s.nextPID == 0 {
+			continue
+		}
+		if _, taken := s.sessions[s.nextPID]; !taken {
+			break
+		}
+	}
+	ss.pid = s.nextPID
+	s.sessions[ss.pid] = ss
+	s.mu.Unlock()
+}
+
+func (s *Server) unregister(ss *session) {
+	s.mu.Lock()
+	delete(s.sessions, ss.pid)
+	s.mu.Unlock()
+}
+
+// cancel forwards a client's CancelRequest to the backend running its query.
+func (s *Server) cancel(pid uint32, secret []byte) {
+	s.mu.Lock()
+	ss := s.sessions[pid]
+	s.mu.Unlock()
+	if ss == nil || !ss.secretMatches(secret) {
+		return
+	}
+	ss.cancelRunning()
+}
+
+// Sessions returns a snapshot of the connected sessions (admin console).
+func (s *Server) Sessions() []*session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*session, 0, len(s.sessions))
+	for _, ss := range s.sessions {
+		out = append(out, ss)
+	}
+	return out
+}

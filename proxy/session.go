@@ -1,0 +1,252 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgrouter/pgrouter/config"
+	"github.com/pgrouter/pgrouter/router"
+	"github.com/pgrouter/pgrouter/topology"
+)
+
+// session is one client connection. All protocol logic runs on the session's
+// own goroutine: read a client message (or a batch up to Sync/Flush), decide
+// where it goes, write it to the backend once, relay the answers back, and
+// give the backend back to its pool as soon as the transaction is over.
+type session struct {
+	srv    *Server
+	st     *serverState
+	conn   net.Conn
+	pid    uint32
+	secret [4]byte
+
+	user   *config.User
+	dbName string
+	db     *config.Database
+	router *router.Router
+	admin  bool
+
+	rd  *frameReader
+	out []byte // pending bytes to the client, flushed once per round trip
+
+	startup map[string]string // GUCs from the startup packet: name → apply SQL
+	desired map[string]string // GUCs the client has now: name → apply SQL
+	txSets  []router.SetVar   // SETs inside the open transaction, applied on COMMIT
+
+	stmts map[string]*stmt // client statement name → statement
+	hints router.Session
+	floor []topology.Floor // per shard read-your-writes floor
+
+	be              *binding // backend in use, nil between transactions
+	pinned          string   // why the client is pinned to its backend ("" = not pinned)
+	pendingBegin    string   // BEGIN answered locally, sent with the first real statement
+	pendingReadOnly bool     // the deferred BEGIN was READ ONLY: a replica may serve it
+	txStatus        byte     // what the client last saw in ReadyForQuery
+
+	batch     batch       // extended-protocol messages waiting for Sync/Flush
+	args      router.Args // scratch for Bind parameters
+	scratch   router.Scratch
+	boundPlan *router.Plan // plan of the statement bound by the last Bind
+	queue     []expect     // answers still expected from the backend, in order
+	qstore    []expect     // queue storage, reused once the queue drains
+	bout      []byte       // bytes going to the backend
+	lastTag   []byte       // last CommandComplete tag seen (for COMMIT/ROLLBACK)
+	failed    bool         // an ErrorResponse was relayed in the current round trip
+
+	cancelMu sync.Mutex // serialises cancel forwarding with backend release
+	running  atomic.Pointer[binding]
+	closing  atomic.Bool
+
+	connectedAt time.Time
+	queries     atomic.Uint64
+}
+
+func newSession(srv *Server, st *serverState, c net.Conn, u *config.User) *session {
+	return &session{
+		srv: srv, st: st, conn: c, user: u,
+		rd:          newFrameReader(c, 16<<10),
+		stmts:       map[string]*stmt{},
+		desired:     map[string]string{},
+		startup:     map[string]string{},
+		txStatus:    'I',
+		floor:       make([]topology.Floor, len(st.cfg.Shards)),
+		hints:       router.Session{Role: u.DefaultRole},
+		connectedAt: time.Now(),
+	}
+}
+
+// startupSkip are startup parameters that are not GUCs.
+var startupSkip = map[string]bool{"user": true, "database": true, "options": true, "replication": true}
+
+func (ss *session) setStartupParams(p map[string]string) {
+	for k, v := range p {
+		if !startupSkip[k] {
+			ss.startup[strings.ToLower(k)] = setConfigSQL(strings.ToLower(k), v)
+		}
+	}
+	for k, v := range parseOptions(p["options"]) {
+		ss.startup[k] = setConfigSQL(k, v)
+	}
+	for k, v := range ss.startup {
+		ss.desired[k] = v
+	}
+}
+
+// setConfigSQL is how a startup parameter is replayed: set_config parses the
+// value exactly like the startup packet does (lists such as search_path too).
+func setConfigSQL(name, value string) string {
+	return "SELECT pg_catalog.set_config(" + quoteLiteral(name) + ", " + quoteLiteral(value) + ", false)"
+}
+
+func quoteLiteral(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// run is the session's main loop.
+func (ss *session) run() {
+	defer ss.cleanup()
+	if ss.admin {
+		ss.runAdmin()
+		return
+	}
+	for {
+		typ, body, err := ss.rd.next()
+		if err != nil {
+			if ss.closing.Load() {
+				ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "57P01", Message: "terminating connection: pgrouter is shutting down"}))
+				return
+			}
+			if !errors.Is(err, io.EOF) {
+				ss.srv.log.Debug("client read failed", "client_id", ss.pid, "err", err)
+			}
+			return
+		}
+		if err := ss.dispatch(typ, body); err != nil {
+			if !errors.Is(err, errClientGone) {
+				ss.srv.log.Info("session ended", "client_id", ss.pid, "err", err)
+			}
+			return
+		}
+		if ss.closing.Load() && ss.be == nil {
+			ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "57P01", Message: "terminating connection: pgrouter is shutting down"}))
+			return
+		}
+	}
+}
+
+var errClientGone = errors.New("client connection closed")
+
+func (ss *session) dispatch(typ byte, body []byte) error {
+	switch typ {
+	case 'Q':
+		return ss.simpleQuery(body)
+	case 'P', 'B', 'D', 'E', 'C':
+		ss.batch.add(typ, body)
+		if ss.batch.size() > 1<<20 {
+			return ss.flushBatch(false)
+		}
+		return nil
+	case 'S':
+		ss.batch.add(typ, body)
+		return ss.flushBatch(true)
+	case 'H':
+		ss.batch.add(typ, body)
+		return ss.flushBatch(false)
+	case 'F':
+		return ss.functionCall(body)
+	case 'X':
+		return errClientGone
+	case 'd', 'c', 'f':
+		return nil // copy messages outside COPY are ignored, as Postgres does
+	default:
+		ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "08P01", Message: "invalid frontend message type " + string(rune(typ))}))
+		return errors.New("protocol violation")
+	}
+}
+
+// writeClient sends pending output plus b to the client.
+func (ss *session) writeClient(b []byte) error {
+	ss.out = append(ss.out, b...)
+	return ss.flushClient()
+}
+
+func (ss *session) flushClient() error {
+	if len(ss.out) == 0 {
+		return nil
+	}
+	_, err := ss.conn.Write(ss.out)
+	ss.out = ss.out[:0]
+	if err != nil {
+		return errClientGone
+	}
+	return nil
+}
+
+// replyError answers a statement the proxy refused (nothing was sent to a backend).
+func (ss *session) replyError(err error, ready bool) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		pe = pgErr("XX000", err.Error(), "")
+	}
+	ss.srv.Metrics.errors(pe.Code)
+	ss.out = appendError(ss.out, pe)
+	if ready {
+		st := ss.txStatus
+		if st == 'T' {
+			st = 'E'
+			ss.txStatus = 'E'
+		}
+		ss.out = appendReady(ss.out, st)
+	}
+	return ss.flushClient()
+}
+
+// sqlString views a NUL-terminated query body as a string without copying;
+// the router copies what it keeps.
+func sqlString(body []byte) string {
+	if n := len(body); n > 0 && body[n-1] == 0 {
+		body = body[:n-1]
+	}
+	if len(body) == 0 {
+		return ""
+	}
+	return unsafe.String(&body[0], len(body))
+}
+
+func (ss *session) shutdownRequested() {
+	ss.closing.Store(true)
+	// An idle client is blocked reading; wake it so it sees the flag.
+	if ss.running.Load() == nil {
+		ss.conn.SetReadDeadline(time.Now())
+	}
+}
+
+// cleanup returns or discards the backend when the client goes away.
+func (ss *session) cleanup() {
+	if ss.be == nil {
+		return
+	}
+	b := ss.be
+	if ss.pinned != "" {
+		ss.discard() // its session state must not reach another client
+		return
+	}
+	if b.txStatus != 'I' || len(ss.queue) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if !ss.rollback(ctx, b) {
+			ss.discard()
+			return
+		}
+	}
+	ss.release()
+}

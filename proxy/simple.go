@@ -1,0 +1,123 @@
+package proxy
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgrouter/pgrouter/router"
+)
+
+// simpleQuery handles a Query message (one or more statements in one string).
+func (ss *session) simpleQuery(body []byte) error {
+	sql := sqlString(body)
+	ss.queries.Add(1)
+	plan, route, err := ss.router.RouteSimple(sql, ss.hints, &ss.scratch)
+	if err != nil {
+		return ss.replyError(err, true)
+	}
+	if plan.Local {
+		return ss.localStatement(plan)
+	}
+	if ss.be == nil {
+		if done, err := ss.deferTxControl(plan, sql, nil); done {
+			return err
+		}
+		if err := ss.bindFor(route); err != nil {
+			return ss.replyError(err, true)
+		}
+	} else if err := ss.checkSameShard(route); err != nil {
+		return ss.replyError(err, true)
+	}
+	if route.Role == router.RolePrimary {
+		ss.be.wrote = true
+	}
+	ss.bout = ss.bout[:0]
+	ss.appendPreamble()
+	ss.bout = appendFrame(ss.bout, 'Q', body)
+	ss.push(expect{kind: 'Q', plan: plan})
+	return ss.roundTrip()
+}
+
+// appendPreamble queues what must run before the client's first statement on
+// a freshly bound backend: GUC sync and a deferred BEGIN.
+func (ss *session) appendPreamble() {
+	ss.appendStateSync()
+	if ss.pendingBegin != "" {
+		ss.bout = appendQuery(ss.bout, ss.pendingBegin)
+		ss.push(expect{kind: 'Q', swallow: true})
+		ss.pendingBegin = ""
+	}
+}
+
+// deferTxControl answers BEGIN (and an immediately following COMMIT or
+// ROLLBACK) locally when no backend is bound: the transaction's shard and
+// role are only known at its first real statement. exec is non-nil for the
+// extended protocol (the batch to answer), nil for a simple query.
+func (ss *session) deferTxControl(plan *router.Plan, sql string, ext *batch) (bool, error) {
+	var tag string
+	var status byte
+	switch {
+	case (plan.Tx == router.TxBegin || plan.Tx == router.TxBeginReadOnly) && ss.pendingBegin == "" && singleStatement(sql):
+		ss.pendingBegin = strings.Clone(sql)
+		ss.pendingReadOnly = plan.Tx == router.TxBeginReadOnly
+		tag, status = "BEGIN", 'T'
+	case ss.pendingBegin != "" && plan.Tx == router.TxCommit:
+		ss.pendingBegin = ""
+		tag, status = "COMMIT", 'I'
+	case ss.pendingBegin != "" && plan.Tx == router.TxRollback:
+		ss.pendingBegin = ""
+		tag, status = "ROLLBACK", 'I'
+	default:
+		return false, nil
+	}
+	if ext != nil {
+		ss.answerBatchLocally(ext, tag)
+	} else {
+		ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte(tag)})
+	}
+	ss.out = appendReady(ss.out, status)
+	ss.txStatus = status
+	return true, ss.flushClient()
+}
+
+// singleStatement reports whether sql holds one statement (a trailing ';' allowed).
+func singleStatement(sql string) bool {
+	s := strings.TrimRight(strings.TrimSpace(sql), ";")
+	return !strings.Contains(s, ";")
+}
+
+// bindFor acquires a backend for the first statement of a transaction.
+func (ss *session) bindFor(route router.Route) error {
+	if route.Multi || route.Split || route.Shards.Len() > 1 && !route.Any {
+		return route.MultiShardError()
+	}
+	shard := route.Shards.First()
+	if shard < 0 {
+		shard = 0
+	}
+	primary := route.Role == router.RolePrimary || (ss.pendingBegin != "" && !ss.pendingReadOnly) ||
+		ss.st.cfg.Pool.Mode == "session" // a session-long backend must be able to write
+	return ss.acquireBackend(shard, primary)
+}
+
+// checkSameShard refuses a statement of an open transaction that needs
+// another shard than the one the transaction runs on.
+func (ss *session) checkSameShard(route router.Route) error {
+	if route.Any && (route.Shards == 0 || route.Shards.Has(ss.be.shard)) {
+		return nil
+	}
+	if route.Multi || route.Split {
+		return route.MultiShardError()
+	}
+	if other := (route.Shards &^ router.Only(ss.be.shard)).First(); other >= 0 {
+		names := ss.st.cfg.Shards
+		return pgErr("25000", fmt.Sprintf("transaction is running on shard %s and this statement needs shard %s", names[ss.be.shard].Name, names[other].Name),
+			"a transaction may only touch one shard; enable two_phase_commit or split the transaction")
+	}
+	if route.Role == router.RolePrimary && !ss.be.primary {
+		return pgErr("25006", "cannot execute a write in a read-only transaction routed to a replica", "start the transaction with BEGIN (not READ ONLY) to write")
+	}
+	return nil
+}

@@ -1,0 +1,119 @@
+package proxy
+
+import (
+	"encoding/binary"
+	"strconv"
+	"sync"
+
+	"github.com/pgrouter/pgrouter/router"
+)
+
+// stmtRegistry gives every distinct (query text, parameter types) one
+// server-side statement name shared by all clients, so a backend that has
+// prepared it for one client can serve it to the next without a re-Parse.
+type stmtRegistry struct {
+	mu    sync.RWMutex
+	names map[string]string
+	seq   uint64
+}
+
+func (r *stmtRegistry) init() { r.names = map[string]string{} }
+
+// name returns the server-side name for key (see stmtKey).
+func (r *stmtRegistry) name(key []byte) string {
+	r.mu.RLock()
+	n, ok := r.names[string(key)]
+	r.mu.RUnlock()
+	if ok {
+		return n
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n, ok := r.names[string(key)]; ok {
+		return n
+	}
+	r.seq++
+	n = "pgr_" + strconv.FormatUint(r.seq, 10)
+	r.names[string(key)] = n
+	return n
+}
+
+// stmtKey builds the registry key: the Parse body without its statement name
+// (query text, NUL, parameter type OIDs).
+func stmtKey(parseRest []byte) []byte { return parseRest }
+
+// stmt is one client-named prepared statement.
+type stmt struct {
+	server  string // server-side name
+	query   string
+	oids    []uint32
+	plan    *router.Plan
+	planErr error  // why the router could not plan it (reported at Bind)
+	parse   []byte // Parse body minus the name: query\0 + oid count + oids
+}
+
+// parseMsg is a decoded Parse message.
+type parseMsg struct {
+	name  string
+	query string
+	oids  []uint32
+	rest  []byte // body after the name
+}
+
+func decodeParse(body []byte) (parseMsg, error) {
+	var m parseMsg
+	name, rest, err := cstring(body)
+	if err != nil {
+		return m, err
+	}
+	m.name, m.rest = name, rest
+	q, rest, err := cstring(rest)
+	if err != nil {
+		return m, err
+	}
+	m.query = q
+	if len(rest) < 2 {
+		return m, errMalformed
+	}
+	n := int(binary.BigEndian.Uint16(rest))
+	rest = rest[2:]
+	if len(rest) < 4*n {
+		return m, errMalformed
+	}
+	m.oids = make([]uint32, n)
+	for i := range m.oids {
+		m.oids[i] = binary.BigEndian.Uint32(rest[4*i:])
+	}
+	return m, nil
+}
+
+// appendParse encodes a Parse of a stored statement under its server name.
+func appendParse(dst []byte, st *stmt) []byte {
+	start := len(dst)
+	dst = append(dst, 'P', 0, 0, 0, 0)
+	dst = append(dst, st.server...)
+	dst = append(dst, 0)
+	dst = append(dst, st.parse...)
+	binary.BigEndian.PutUint32(dst[start+1:], uint32(len(dst)-start-1))
+	return dst
+}
+
+// appendCloseStmt encodes Close of a server-side statement.
+func appendCloseStmt(dst []byte, name string) []byte {
+	start := len(dst)
+	dst = append(dst, 'C', 0, 0, 0, 0, 'S')
+	dst = append(dst, name...)
+	dst = append(dst, 0)
+	binary.BigEndian.PutUint32(dst[start+1:], uint32(len(dst)-start-1))
+	return dst
+}
+
+// appendQuery encodes a simple Query.
+func appendQuery(dst []byte, sql string) []byte {
+	start := len(dst)
+	dst = append(dst, 'Q', 0, 0, 0, 0)
+	dst = append(dst, sql...)
+	dst = append(dst, 0)
+	binary.BigEndian.PutUint32(dst[start+1:], uint32(len(dst)-start-1))
+	return dst
+}
