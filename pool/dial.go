@@ -38,6 +38,11 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 		pc.Close(context.Background())
 		return nil, p.dialFailure(ctx, err)
 	}
+	// pgconn clears its own deadlines, but the proxy must start from a clean socket.
+	if err := hc.Conn.SetDeadline(time.Time{}); err != nil {
+		hc.Conn.Close()
+		return nil, p.dialFailure(ctx, err)
+	}
 	prepared, err := lru.New[string, struct{}](p.cfg.PreparedCache)
 	if err != nil { // only for a non-positive size, which New prevents
 		hc.Conn.Close()

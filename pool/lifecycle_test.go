@@ -354,3 +354,26 @@ func TestDoubleReleasePanics(t *testing.T) {
 	}()
 	p.Release(c)
 }
+
+// An expired ctx fails fast and does not cost the pool its idle conns.
+func TestExpiredContextKeepsIdleConns(t *testing.T) {
+	ctx := testCtx(t)
+	cfg := testConfig("expired")
+	cfg.HealthCheckIdle = time.Nanosecond
+	p := newTestPool(t, cfg)
+	var cs []*Conn
+	for range 3 {
+		cs = append(cs, mustAcquire(t, ctx, p))
+	}
+	for _, c := range cs {
+		p.Release(c)
+	}
+	expired, cancel := context.WithDeadline(ctx, time.Now().Add(-time.Second))
+	defer cancel()
+	if _, err := p.Acquire(expired); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Acquire with expired ctx: %v", err)
+	}
+	if st := p.Stats(); st.Idle != 3 || st.Closed != 0 {
+		t.Fatalf("stats: %+v", st)
+	}
+}

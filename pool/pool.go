@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -125,6 +126,9 @@ func New(cfg Config) *Pool {
 // 08001 when the backend cannot be reached, 08006 when the pool is closed, and
 // with an error wrapping ctx.Err() when ctx ends first.
 func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("pool %s: acquire: %w", p.cfg.Name, err)
+	}
 	for {
 		p.mu.Lock()
 		if p.closed {
@@ -138,6 +142,10 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 				if p.cfg.HealthCheckIdle > 0 && time.Since(c.LastUsed) > p.cfg.HealthCheckIdle {
 					if err := c.ping(ctx, p.cfg.PingTimeout); err != nil {
 						p.Discard(c) // frees the slot; loop to try the next idle conn or dial
+						if ctxErr := ctx.Err(); ctxErr != nil {
+							// Don't let an expired ctx fail (and discard) every idle conn in turn.
+							return nil, fmt.Errorf("pool %s: health check: %w", p.cfg.Name, ctxErr)
+						}
 						continue
 					}
 				}
@@ -185,6 +193,7 @@ func (p *Pool) dialSlot(ctx context.Context) (*Conn, error) {
 		p.mu.Unlock()
 		return nil, err
 	}
+	p.opened++
 	if p.closed {
 		p.total--
 		p.closedN++
@@ -192,7 +201,6 @@ func (p *Pool) dialSlot(ctx context.Context) (*Conn, error) {
 		c.close()
 		return nil, p.errClosed()
 	}
-	p.opened++
 	p.active++
 	c.checkedOut = true
 	p.mu.Unlock()
