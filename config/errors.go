@@ -12,7 +12,12 @@ type Error struct {
 	Line int    // 1-based; 0 when unknown
 	Key  string // key path such as "shards[1].name"; "" for file-level problems
 	Msg  string // never contains a password
+
+	cause error // underlying error, e.g. from reading the file; for errors.Is
 }
+
+// Unwrap exposes the underlying error (errors.Is(err, fs.ErrNotExist) works).
+func (e *Error) Unwrap() error { return e.cause }
 
 func (e *Error) Error() string {
 	var b strings.Builder
@@ -43,6 +48,15 @@ func (es Errors) Error() string {
 		lines[i] = e.Error()
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Unwrap lets errors.Is/As look into every contained Error.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
 }
 
 // sortByLine orders errors as they appear in the file; errors without a line

@@ -32,12 +32,12 @@ func (ix *index) walk(path string, key, n *yaml.Node) {
 		return
 	}
 	ix.entries[path] = entry{key: key, value: n}
-	if path != "" {
-		line := n.Line
-		if key != nil {
-			line = key.Line
-		}
-		ix.byLine[line] = path
+	// For errors known only by line, prefer the last mapping key on that
+	// line over a sequence item starting there.
+	if key != nil {
+		ix.byLine[key.Line] = path
+	} else if _, taken := ix.byLine[n.Line]; !taken && path != "" {
+		ix.byLine[n.Line] = path
 	}
 	switch n.Kind {
 	case yaml.MappingNode:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"reflect"
 	"regexp"
@@ -18,7 +19,12 @@ import (
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, Errors{{File: path, Msg: err.Error()}}
+		msg := err.Error()
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			msg = "cannot " + pe.Op + ": " + pe.Err.Error() // the path is already in front
+		}
+		return nil, Errors{{File: path, Msg: msg, cause: err}}
 	}
 	return Parse(data, path)
 }
@@ -47,7 +53,7 @@ func parse(data []byte, path string, lookup lookupEnv) (*Config, error) {
 	}
 	ch.expandTree("", doc, lookup)
 	ch.ix = newIndex(doc)
-	ch.checkKnownKeys("", doc, reflect.TypeOf(Config{}))
+	ch.checkShape("", doc, reflect.TypeOf(Config{}))
 	var cfg Config
 	if err := doc.Decode(&cfg); err != nil {
 		ch.yamlErrors(err)
