@@ -167,9 +167,20 @@ func TestIdleClusterIsNotLagging(t *testing.T) {
 		c.Replicas.MaxLag = config.Duration(time.Second)
 	}))
 	snap := topo.Snapshot()
+	// One commit so the replicas have a replay timestamp (NULL otherwise),
+	// replicated everywhere, then no writes: after 1s every replayed commit
+	// is older than max_lag, which must not matter while the primary has no
+	// newer WAL.
+	writeWAL(t, shared, 1)
+	if err := shared.WaitReplicated(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
 	waitServing(t, snap, "r1", "r2")
-	// No writes from here on: after 1s every replayed commit is older than
-	// max_lag, which must not matter while the primary has no newer WAL.
+	for _, name := range []string{"r1", "r2"} {
+		if !snap.Node(name).InRotation() {
+			t.Fatalf("%s out of rotation after catching up", name)
+		}
+	}
 	end := time.Now().Add(3 * time.Second)
 	for time.Now().Before(end) {
 		for _, name := range []string{"r1", "r2"} {

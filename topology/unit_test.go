@@ -301,3 +301,25 @@ func TestElectionPrefersNewestTimeline(t *testing.T) {
 		t.Errorf("failovers = %d, want 1", st.failovers.Load())
 	}
 }
+
+func TestHotPathDoesNotAllocate(t *testing.T) {
+	for _, strategy := range []string{StrategyRoundRobin, StrategyRandom, StrategyLeastConn, StrategyWeighted} {
+		snap := newOffline(t, offlineConfig(strategy, 1, 2))
+		st := snap.Shards[0].state
+		st.publish(st.claimSeq(), 100, 100, time.Now())
+		floor := snap.WriteFloor(0)
+		st.publish(st.claimSeq(), 100, 100, time.Now())
+		allocs := testing.AllocsPerRun(1000, func() {
+			if _, err := snap.Primary(0); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := snap.Replica(0, floor); err != nil {
+				t.Fatal(err)
+			}
+			_ = snap.Resolve(0, snap.WriteFloor(0))
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %v allocations per Primary+Replica+WriteFloor+Resolve, want 0", strategy, allocs)
+		}
+	}
+}
