@@ -1,0 +1,358 @@
+package integration
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+func connect(t *testing.T, dsn string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect %s: %v", dsn, err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+func sqlState(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+func TestSimpleQueryThroughProxy(t *testing.T) {
+	c := connect(t, env.AppDSN())
+	var n int
+	if err := c.QueryRow(context.Background(), "select 40 + 2").Scan(&n); err != nil || n != 42 {
+		t.Fatalf("select: %v %d", err, n)
+	}
+	// A multi-statement simple query returns the last result through pgconn.
+	res, err := c.PgConn().Exec(context.Background(), "select 1; select 2, 3").ReadAll()
+	if err != nil || len(res) != 2 || string(res[1].Rows[0][1]) != "3" {
+		t.Fatalf("multi-statement: %v %+v", err, res)
+	}
+}
+
+func TestAuthMethods(t *testing.T) {
+	ctx := context.Background()
+	for _, dsn := range []string{env.DSN("app", "app", "app"), env.DSN("md5user", "md5pw", "app"), env.DSN("trusty", "", "app")} {
+		c := connect(t, dsn)
+		if err := c.Ping(ctx); err != nil {
+			t.Fatalf("%s: %v", dsn, err)
+		}
+	}
+	for _, dsn := range []string{env.DSN("app", "wrong", "app"), env.DSN("md5user", "wrong", "app"), env.DSN("nobody", "x", "app")} {
+		_, err := pgx.Connect(ctx, dsn)
+		if sqlState(err) != "28P01" {
+			t.Fatalf("%s: want 28P01, got %v", dsn, err)
+		}
+	}
+	_, err := pgx.Connect(ctx, env.DSN("app", "app", "nosuchdb"))
+	if sqlState(err) != "3D000" {
+		t.Fatalf("unknown database: want 3D000, got %v", err)
+	}
+}
+
+func TestTLSRequired(t *testing.T) {
+	dsn := fmt.Sprintf("postgres://app:app@%s/app?sslmode=require", env.Proxy.Addr)
+	c := connect(t, dsn)
+	if _, ok := c.PgConn().Conn().(*tls.Conn); !ok {
+		t.Fatalf("connection is not TLS: %T", c.PgConn().Conn())
+	}
+	var ok bool
+	if err := c.QueryRow(context.Background(), "select true").Scan(&ok); err != nil || !ok {
+		t.Fatalf("query over TLS: %v", err)
+	}
+}
+
+func TestAllQueryExecModes(t *testing.T) {
+	ctx := context.Background()
+	setup := connect(t, env.AppDSN())
+	if _, err := setup.Exec(ctx, "create table if not exists modes (id int primary key, name text)"); err != nil {
+		t.Fatal(err)
+	}
+	modes := []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheDescribe,
+		pgx.QueryExecModeDescribeExec, pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol}
+	for i, mode := range modes {
+		t.Run(mode.String(), func(t *testing.T) {
+			cfg, err := pgx.ParseConfig(env.AppDSN())
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.DefaultQueryExecMode = mode
+			c, err := pgx.ConnectConfig(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(ctx)
+			// Many rounds so the statement cache is used on different backends.
+			for j := 0; j < 30; j++ {
+				id := i*1000 + j
+				if _, err := c.Exec(ctx, "insert into modes (id, name) values ($1, $2)", id, fmt.Sprint("n", id)); err != nil {
+					t.Fatalf("insert %d: %v", id, err)
+				}
+				var name string
+				if err := c.QueryRow(ctx, "select name from modes where id = $1", id).Scan(&name); err != nil || name != fmt.Sprint("n", id) {
+					t.Fatalf("select %d: %v %q", id, err, name)
+				}
+			}
+			b := &pgx.Batch{}
+			for j := 0; j < 20; j++ {
+				b.Queue("select $1::int * 2", j)
+			}
+			br := c.SendBatch(ctx, b)
+			for j := 0; j < 20; j++ {
+				var v int
+				if err := br.QueryRow().Scan(&v); err != nil || v != 2*j {
+					t.Fatalf("batch %d: %v %d", j, err, v)
+				}
+			}
+			if err := br.Close(); err != nil {
+				t.Fatal(err)
+			}
+			tx, err := c.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, "update modes set name = $1 where id = $2", "tx", i*1000); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestPipelineMode(t *testing.T) {
+	ctx := context.Background()
+	c := connect(t, env.AppDSN())
+	p := c.PgConn().StartPipeline(ctx)
+	for i := 0; i < 10; i++ {
+		p.SendQueryParams("select $1::int + 1", [][]byte{[]byte(fmt.Sprint(i))}, nil, nil, nil)
+		if i%3 == 2 {
+			p.SendPipelineSync()
+		}
+	}
+	p.SendPipelineSync()
+	if err := p.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for {
+		r, err := p.GetResults()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r == nil {
+			break
+		}
+		if rr, ok := r.(*pgconn.ResultReader); ok {
+			res := rr.Read()
+			if res.Err != nil {
+				t.Fatal(res.Err)
+			}
+			if string(res.Rows[0][0]) != fmt.Sprint(got+1) {
+				t.Fatalf("result %d = %s", got, res.Rows[0][0])
+			}
+			got++
+		}
+		if _, ok := r.(*pgconn.PipelineSync); ok && got == 10 {
+			break
+		}
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got != 10 {
+		t.Fatalf("got %d results", got)
+	}
+}
+
+func TestSessionSettingsDoNotLeak(t *testing.T) {
+	ctx := context.Background()
+	a := connect(t, env.AppDSN())
+	b := connect(t, env.AppDSN())
+	if _, err := a.Exec(ctx, "create schema if not exists leak_a"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		if _, err := a.Exec(ctx, "set search_path to leak_a, public"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Exec(ctx, fmt.Sprintf("set statement_timeout = '%ds'", 100+i)); err != nil {
+			t.Fatal(err)
+		}
+		var sp, to string
+		if err := b.QueryRow(ctx, "select current_setting('search_path'), current_setting('statement_timeout')").Scan(&sp, &to); err != nil {
+			t.Fatal(err)
+		}
+		if sp != `"$user", public` || to != "0" {
+			t.Fatalf("client b sees a's settings: search_path=%q statement_timeout=%q", sp, to)
+		}
+		if err := a.QueryRow(ctx, "select current_setting('search_path'), current_setting('statement_timeout')").Scan(&sp, &to); err != nil {
+			t.Fatal(err)
+		}
+		if sp != "leak_a, public" || to != fmt.Sprintf("%ds", 100+i) {
+			t.Fatalf("client a lost its settings: search_path=%q statement_timeout=%q", sp, to)
+		}
+	}
+	// A SET rolled back with its transaction is forgotten, as in Postgres.
+	tx, _ := a.Begin(ctx)
+	tx.Exec(ctx, "set statement_timeout = '7s'")
+	tx.Rollback(ctx)
+	var to string
+	a.QueryRow(ctx, "select current_setting('statement_timeout')").Scan(&to)
+	if to != "119s" {
+		t.Fatalf("rolled-back SET kept: %q", to)
+	}
+}
+
+func TestTempTablePinsSession(t *testing.T) {
+	ctx := context.Background()
+	c := connect(t, env.AppDSN())
+	if _, err := c.Exec(ctx, "create temp table scratch (v int)"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if _, err := c.Exec(ctx, "insert into scratch values ($1)", i); err != nil {
+			t.Fatalf("insert %d: %v", i, err)
+		}
+		// Other clients keep working meanwhile (and would take the backend if it were released).
+		o := connect(t, env.AppDSN())
+		o.Exec(ctx, "select 1")
+	}
+	var n int
+	if err := c.QueryRow(ctx, "select count(*) from scratch").Scan(&n); err != nil || n != 5 {
+		t.Fatalf("temp table across transactions: %v %d", err, n)
+	}
+}
+
+func TestCancelRunningQuery(t *testing.T) {
+	ctx := context.Background()
+	c := connect(t, env.AppDSN())
+	qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Exec(qctx, "select pg_sleep(10)")
+	if err == nil {
+		t.Fatal("pg_sleep(10) was not cancelled")
+	}
+	if el := time.Since(start); el > 9*time.Second {
+		t.Fatalf("cancel did not interrupt the query (%v)", el)
+	}
+	// pgx closes the connection on context cancel; check the SQLSTATE with pgconn's CancelRequest.
+	c2 := connect(t, env.AppDSN())
+	done := make(chan error, 1)
+	go func() {
+		_, err := c2.Exec(ctx, "select pg_sleep(10)")
+		done <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := c2.PgConn().CancelRequest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if sqlState(err) != "57014" {
+			t.Fatalf("want 57014, got %v", err)
+		}
+	case <-time.After(9 * time.Second):
+		t.Fatal("cancel request had no effect")
+	}
+	var one int
+	if err := c2.QueryRow(ctx, "select 1").Scan(&one); err != nil {
+		t.Fatalf("connection unusable after cancel: %v", err)
+	}
+}
+
+func TestCancelWhenIdleDoesNothing(t *testing.T) {
+	ctx := context.Background()
+	victim := connect(t, env.AppDSN())
+	idle := connect(t, env.AppDSN())
+	done := make(chan error, 1)
+	go func() {
+		_, err := victim.Exec(ctx, "select pg_sleep(1)")
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	// The idle client's cancel must not reach the backend of the running one.
+	if err := idle.PgConn().CancelRequest(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("another client's cancel hit this query: %v", err)
+	}
+}
+
+func TestManyClientsShareSmallPool(t *testing.T) {
+	const clients = 2000
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	sem := make(chan struct{}, 500) // connect in waves so the listen backlog holds
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			sem <- struct{}{}
+			c, err := pgx.Connect(ctx, env.DSN("trusty", "", "app"))
+			<-sem
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close(ctx)
+			for j := 0; j < 3; j++ {
+				var v int
+				if err := c.QueryRow(ctx, "select $1::int", i).Scan(&v); err != nil || v != i {
+					errs <- fmt.Errorf("client %d: %v (%d)", i, err, v)
+					return
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+func TestClientDisconnectMidTransaction(t *testing.T) {
+	ctx := context.Background()
+	setup := connect(t, env.AppDSN())
+	setup.Exec(ctx, "create table if not exists abandoned (v int)")
+	setup.Exec(ctx, "truncate abandoned")
+	for i := 0; i < 15; i++ { // more than the pool size: backends must come back
+		c, err := pgx.Connect(ctx, env.AppDSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx, err := c.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "insert into abandoned values (1)"); err != nil {
+			t.Fatal(err)
+		}
+		c.PgConn().Conn().Close() // vanish without COMMIT or Terminate
+	}
+	var n int
+	if err := setup.QueryRow(ctx, "select count(*) from abandoned").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("abandoned transactions committed or pool stuck: %v n=%d", err, n)
+	}
+}
