@@ -11,6 +11,9 @@ import (
 // so that semantic checks made on typed structs can still report file:line.
 // A nil *index (configs built in code) answers "absent, line 0" everywhere.
 type index struct {
+	// budget bounds the walk: aliases are followed, and a hostile file can
+	// nest them to expand exponentially ("billion laughs").
+	budget  int
 	entries map[string]entry
 	byLine  map[int]string // line → deepest key path starting on that line
 }
@@ -21,16 +24,22 @@ type entry struct {
 }
 
 func newIndex(root *yaml.Node) *index {
-	ix := &index{entries: map[string]entry{}, byLine: map[int]string{}}
+	ix := &index{budget: maxIndexedNodes, entries: map[string]entry{}, byLine: map[int]string{}}
 	ix.walk("", nil, root)
 	return ix
 }
 
+const maxIndexedNodes = 1 << 20
+
+// overflow reports whether the file expanded to more nodes than we index.
+func (ix *index) overflow() bool { return ix.budget < 0 }
+
 func (ix *index) walk(path string, key, n *yaml.Node) {
 	n = resolveAlias(n)
-	if n == nil {
+	if n == nil || ix.budget < 0 {
 		return
 	}
+	ix.budget--
 	ix.entries[path] = entry{key: key, value: n}
 	// For errors known only by line, prefer the last mapping key on that
 	// line over a sequence item starting there.

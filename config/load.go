@@ -53,6 +53,10 @@ func parse(data []byte, path string, lookup lookupEnv) (*Config, error) {
 	}
 	ch.expandTree("", doc, lookup)
 	ch.ix = newIndex(doc)
+	if ch.ix.overflow() {
+		ch.add("", 0, "the document expands to too many nodes (aliases nested too deeply)")
+		return nil, ch.result()
+	}
 	ch.checkShape("", doc, reflect.TypeOf(Config{}))
 	var cfg Config
 	if err := doc.Decode(&cfg); err != nil {

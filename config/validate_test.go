@@ -46,6 +46,7 @@ func TestErrorClasses(t *testing.T) {
 		// structure
 		{"yaml syntax", "users: [\n  - x\n", 0, "", "did not find"},
 		{"empty file", "# nothing\n", 0, "", "empty"},
+		{"alias bomb", aliasBomb(), 0, "", "too many nodes"},
 		{"top level not a mapping", "- a\n- b\n", 1, "", "top level must be a mapping"},
 		{"unknown top-level key", "lisen: x\n" + minimal, 1, "lisen", "unknown key"},
 		{"unknown nested key", replace(minimal, "    primary: 127.0.0.1:5432", "    primary: {adr: 127.0.0.1:5432}"), 6, "shards[0].primary.adr", "valid keys here: name, addr, weight"},
@@ -219,4 +220,15 @@ func TestAllErrorsAtOnce(t *testing.T) {
 			t.Errorf("error %d = %q, want prefix %q", i, lines[i], want[i])
 		}
 	}
+}
+
+// aliasBomb nests aliases so that following them visits 10^9 nodes.
+func aliasBomb() string {
+	var b strings.Builder
+	b.WriteString("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n")
+	for i := 1; i <= 9; i++ {
+		p := "*a" + string(rune('0'+i-1))
+		b.WriteString("a" + string(rune('0'+i)) + ": &a" + string(rune('0'+i)) + " [" + strings.Repeat(p+", ", 9) + p + "]\n")
+	}
+	return b.String()
 }
