@@ -1,5 +1,35 @@
 package router
 
-import "github.com/jackc/pgx/v5/pgconn"
+import (
+	"fmt"
 
-func multiShardError(rt *Route) *pgconn.PgError { panic("todo") }
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// SQLSTATEs the router reports.
+const (
+	codeFeatureNotSupported = "0A000"
+	codeInvalidParameter    = "22023"
+	codeUndefinedTable      = "42P01"
+	codeUndefinedObject     = "42704"
+)
+
+func pgError(code, msg, hint string) *pgconn.PgError {
+	return &pgconn.PgError{Severity: "ERROR", Code: code, Message: msg, Hint: hint}
+}
+
+func multiShardError(rt *Route) *pgconn.PgError {
+	if rt.Table == "" {
+		return pgError(codeFeatureNotSupported,
+			fmt.Sprintf("statement must run on %d shards; multi-shard execution is not supported here", rt.Shards.Len()),
+			"route it to one shard with /* pgrouter: shard=NAME */ or SET pgrouter.shard")
+	}
+	if rt.Column == "" {
+		return pgError(codeFeatureNotSupported,
+			fmt.Sprintf("statement on table %q must run on %d shards; multi-shard execution is not supported here", rt.Table, rt.Shards.Len()),
+			"route it to one shard with /* pgrouter: shard=NAME */ or SET pgrouter.shard")
+	}
+	return pgError(codeFeatureNotSupported,
+		fmt.Sprintf("query on sharded table %q does not restrict shard key %q to one shard", rt.Table, rt.Column),
+		fmt.Sprintf("add WHERE %s = <value> (or IN/ANY on one shard), or a /* pgrouter: shard=NAME */ hint", rt.Column))
+}

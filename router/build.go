@@ -1,0 +1,209 @@
+package router
+
+import (
+	"fmt"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+)
+
+// buildPlan analyses a statement text. parsed is false when the parser
+// rejected it; dmlOnly is true when every statement is a plain query (the
+// condition for planning a normalised text in place of the raw one).
+func (r *Router) buildPlan(sql string) (p *Plan, parsed, dmlOnly bool) {
+	a := &analysis{hintShard: -1}
+	p = &Plan{a: a}
+	res, err := pg.Parse(sql)
+	if err != nil {
+		p.Role = RolePrimary
+		a.stmts = []*stmtPlan{{kind: spAny, onlyShard: -1, reason: "unparseable: sent to a primary, which reports the error"}}
+		return p, false, false
+	}
+	dmlOnly = true
+	var tables []*shardedTable
+	for _, raw := range res.Stmts {
+		c := r.classify(raw.Stmt, sql)
+		switch raw.Stmt.Node.(type) {
+		case *pg.Node_SelectStmt, *pg.Node_InsertStmt, *pg.Node_UpdateStmt, *pg.Node_DeleteStmt:
+		default:
+			dmlOnly = false
+		}
+		r.mergeClass(p, &c, len(res.Stmts))
+		sp, n := r.analyzeStmt(raw.Stmt, &c)
+		if n > p.NumParams {
+			p.NumParams = n
+		}
+		for _, o := range sp.occs {
+			tables = append(tables, o.t)
+		}
+		a.stmts = append(a.stmts, sp)
+	}
+	if len(a.stmts) == 0 {
+		a.stmts = []*stmtPlan{{kind: spAny, onlyShard: -1, reason: "empty query"}}
+	}
+	if len(p.Sets) > 0 {
+		p.Set = &p.Sets[0]
+	}
+	r.applyHints(p, sql, tables)
+	return p, true, dmlOnly
+}
+
+func (r *Router) mergeClass(p *Plan, c *stmtClass, nstmts int) {
+	a := p.a
+	if c.role == RolePrimary && p.Role != RolePrimary {
+		p.Role = RolePrimary
+		a.roleWhy = c.why
+	}
+	if c.tx != TxNone {
+		p.Tx = c.tx
+	}
+	p.Sets = append(p.Sets, c.sets...)
+	if p.Pin == "" {
+		p.Pin = c.pin
+	}
+	p.Unpin = p.Unpin || c.unpin
+	if c.err != nil && a.err == nil {
+		a.err = c.err
+	}
+	if c.local != nil {
+		p.Local, p.LocalCmd = true, *c.local
+		if nstmts > 1 && a.err == nil {
+			a.err = pgError(codeFeatureNotSupported, "pgrouter commands must be sent on their own, not in a multi-statement query", "")
+		}
+	}
+}
+
+// analyzeStmt builds the routing template of one statement.
+func (r *Router) analyzeStmt(n *pg.Node, c *stmtClass) (*stmtPlan, int) {
+	sp := &stmtPlan{onlyShard: -1, updVal: -1}
+	switch {
+	case c.anyDst:
+		sp.kind, sp.reason = spAny, "touches no table data"
+		return sp, 0
+	case c.dml:
+		return r.analyzeDML(n, sp)
+	}
+	r.analyzeUtility(n, sp)
+	return sp, 0
+}
+
+// analyzeUtility: DDL and other utility statements run on every shard
+// (schemas must match), unless they only name tables of one shard.
+func (r *Router) analyzeUtility(n *pg.Node, sp *stmtPlan) {
+	sp.kind, sp.set, sp.multi = spFixed, r.all, r.all.Len() > 1
+	sp.reason = "utility statement: every shard"
+	only, named := -1, false
+	for _, rv := range rangeVars(n) {
+		if t := r.shardedTableFor(rv); t != nil {
+			named = true
+			if sp.table == "" {
+				sp.table = t.display
+			}
+			continue
+		}
+		kind, shard := r.relKind(rv)
+		switch kind {
+		case relUnlistedShard:
+			only = shard
+		case relReference, relUnlistedError:
+			named = true
+			if sp.table == "" {
+				sp.table = relName(rv)
+			}
+		}
+	}
+	if only >= 0 && !named {
+		sp.set, sp.multi = Only(only), false
+		sp.reason = "utility statement on unlisted tables: shard " + r.shardNames[only]
+	}
+}
+
+func (r *Router) analyzeDML(n *pg.Node, sp *stmtPlan) (*stmtPlan, int) {
+	b := &builder{r: r, sp: sp, ctes: map[string]bool{}, onlyShard: -1, updOcc: -1}
+	b.stmt(n, -1, true)
+	if b.fail == nil && b.seenShard != r.countSharded(n, b.ctes) {
+		b.failf(codeFeatureNotSupported, "cannot route: a sharded table is used where pgrouter cannot follow its shard key")
+	}
+	switch {
+	case b.fail != nil:
+		sp.kind, sp.err = spErr, b.fail
+	case b.refWrite != "" && len(sp.occs) > 0:
+		sp.kind, sp.err = spErr, pgError(codeFeatureNotSupported,
+			fmt.Sprintf("statement writes reference table %q and reads sharded tables", b.refWrite),
+			"split it into separate statements")
+	case b.refWrite != "" && !r.refWrites:
+		sp.kind, sp.err = spErr, pgError(codeFeatureNotSupported,
+			fmt.Sprintf("write to reference table %q must reach every shard; refused", b.refWrite),
+			"set reference_writes: best_effort for the database, or route it with /* pgrouter: shard=NAME */")
+	case b.refWrite != "":
+		sp.kind, sp.set, sp.multi, sp.table = spFixed, r.all, r.all.Len() > 1, b.refWrite
+		sp.reason = "reference table write: every shard (best effort)"
+	case len(sp.occs) == 0 && b.onlyShard >= 0:
+		sp.kind, sp.set = spFixed, Only(b.onlyShard)
+		sp.reason = fmt.Sprintf("unlisted table %s lives on shard %s", b.onlyTable, r.shardNames[b.onlyShard])
+	case len(sp.occs) == 0:
+		sp.kind, sp.reason = spAny, "no sharded table"
+		if b.refRead {
+			sp.reason = "reads reference tables only: any shard"
+		}
+	default:
+		sp.kind, sp.onlyShard = spKeyed, b.onlyShard
+		b.finishGroups()
+		if b.multiInsertCTE {
+			sp.insert = false
+		}
+	}
+	return sp, b.maxParam
+}
+
+// countSharded counts the sharded-table references in a statement, so that a
+// use the structured walk missed becomes an error instead of a wrong route.
+func (r *Router) countSharded(n *pg.Node, ctes map[string]bool) int {
+	c := 0
+	for _, rv := range rangeVars(n) {
+		if rv.Schemaname == "" && ctes[rv.Relname] {
+			continue
+		}
+		if r.shardedTableFor(rv) != nil {
+			c++
+		}
+	}
+	return c
+}
+
+// finishGroups turns the union-find into groups and picks the conditions
+// that may narrow each group (see builder).
+func (b *builder) finishGroups() {
+	sp := b.sp
+	idx := map[int32]int32{}
+	sp.occGroup = make([]int32, len(sp.occs))
+	for i := range sp.occs {
+		root := b.find(int32(i))
+		g, ok := idx[root]
+		if !ok {
+			g = int32(len(sp.groups))
+			idx[root] = g
+			t := sp.occs[i].t
+			sp.groups = append(sp.groups, group{t: t, reason: "shard key " + t.display + "." + t.column})
+		}
+		sp.occGroup[i] = g
+	}
+	for gi := range sp.groups {
+		positive := false
+		for i, o := range sp.occs {
+			if sp.occGroup[i] == int32(gi) && b.levels[o.level].positive {
+				positive = true
+			}
+		}
+		seen := map[int32]bool{}
+		for i, o := range sp.occs {
+			if sp.occGroup[i] != int32(gi) || seen[o.level] || (positive && !b.levels[o.level].positive) {
+				continue
+			}
+			seen[o.level] = true
+			sp.groups[gi].roots = append(sp.groups[gi].roots, b.levels[o.level].roots...)
+		}
+	}
+	if b.updOcc >= 0 {
+		sp.updGroup = sp.occGroup[b.updOcc]
+	}
+}

@@ -1,0 +1,49 @@
+package router
+
+import (
+	"strings"
+	"unsafe"
+)
+
+// Prepare plans a statement text (extended protocol: once at Parse). Plans
+// are cached by text; a Plan never changes once built.
+func (r *Router) Prepare(sql string) (*Plan, error) {
+	if p, ok := r.plans.Get(sql); ok {
+		r.hits.Add(1)
+		return p, nil
+	}
+	r.misses.Add(1)
+	p, _, _ := r.buildPlan(sql)
+	r.plans.Add(strings.Clone(sql), p) // the caller's string may alias a reused buffer
+	return p, nil
+}
+
+// RouteSimple plans (via the cache, with inline literals normalised) and
+// routes a simple-protocol query string, which may hold several statements.
+// sc is the session's scratch memory (nil allocates a fresh one).
+func (r *Router) RouteSimple(sql string, s Session, sc *Scratch) (*Plan, Route, error) {
+	if sc == nil {
+		sc = &Scratch{}
+	}
+	if normalise(sql, sc) {
+		key := unsafe.String(unsafe.SliceData(sc.buf), len(sc.buf)) // not retained by Get
+		if p, ok := r.plans.Get(key); ok {
+			r.hits.Add(1)
+			rt, err := r.route(p, &Args{Params: sc.params}, s)
+			return p, rt, err
+		}
+		if _, raw := r.rawOnly.Get(key); !raw {
+			r.misses.Add(1)
+			k := string(sc.buf)
+			if p, parsed, dml := r.buildPlan(k); parsed && dml {
+				r.plans.Add(k, p)
+				rt, err := r.route(p, &Args{Params: sc.params}, s)
+				return p, rt, err
+			}
+			r.rawOnly.Add(k, struct{}{})
+		}
+	}
+	p, _ := r.Prepare(sql)
+	rt, err := r.route(p, &Args{}, s)
+	return p, rt, err
+}

@@ -1,0 +1,302 @@
+package router
+
+import (
+	"fmt"
+	"strings"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+)
+
+// stmtClass is what one statement does apart from shard choice.
+type stmtClass struct {
+	role   Role
+	why    string // reason for RolePrimary
+	tx     TxEffect
+	sets   []SetVar
+	pin    string
+	unpin  bool
+	local  *LocalCmd
+	err    error // pgrouter.* misuse
+	anyDst bool  // utility statement with no data: any shard will do
+	dml    bool  // SELECT/INSERT/UPDATE/DELETE/MERGE/EXPLAIN/COPY/DECLARE: shard analysis applies
+	writes bool  // statement itself modifies its target relation (for reference tables)
+}
+
+func (c *stmtClass) primary(why string) {
+	if c.role != RolePrimary {
+		c.role, c.why = RolePrimary, why
+	}
+}
+
+const cursorOptHold = 0x0020 // CURSOR_OPT_HOLD in parsenodes.h
+
+// classify looks at one top-level statement.
+func (r *Router) classify(n *pg.Node, text string) stmtClass {
+	var c stmtClass
+	switch s := n.Node.(type) {
+	case *pg.Node_SelectStmt:
+		c.dml = true
+	case *pg.Node_InsertStmt, *pg.Node_UpdateStmt, *pg.Node_DeleteStmt, *pg.Node_MergeStmt:
+		c.dml, c.writes = true, true
+		c.primary(stmtName(n) + " writes")
+	case *pg.Node_ExplainStmt:
+		c.dml = true
+		inner := r.classify(s.ExplainStmt.Query, text)
+		if inner.role == RolePrimary {
+			if explainAnalyze(s.ExplainStmt.Options) {
+				c.primary("EXPLAIN ANALYZE executes: " + inner.why)
+			} else {
+				c.primary("EXPLAIN of a write: " + inner.why)
+			}
+		}
+		c.pin = inner.pin
+		return c
+	case *pg.Node_CopyStmt:
+		c.dml = true
+		if s.CopyStmt.IsFrom {
+			c.writes = true
+			c.primary("COPY FROM writes")
+		}
+	case *pg.Node_DeclareCursorStmt:
+		c.dml = true
+		if s.DeclareCursorStmt.Options&cursorOptHold != 0 {
+			c.pin = "DECLARE … WITH HOLD cursor"
+		}
+	case *pg.Node_TransactionStmt:
+		r.classifyTx(s.TransactionStmt, &c)
+		c.anyDst = true
+		return c
+	case *pg.Node_VariableSetStmt:
+		r.classifySet(s.VariableSetStmt, text, &c)
+		c.anyDst = true
+		return c
+	case *pg.Node_VariableShowStmt:
+		c.anyDst = true
+		if name := strings.ToLower(s.VariableShowStmt.Name); strings.HasPrefix(name, "pgrouter.") {
+			r.localShow(name, &c)
+		}
+		return c
+	case *pg.Node_DiscardStmt:
+		c.anyDst = true
+		if s.DiscardStmt.Target == pg.DiscardMode_DISCARD_ALL {
+			c.sets = []SetVar{{All: true, Reset: true}}
+			c.unpin = true
+		}
+		return c
+	case *pg.Node_PrepareStmt:
+		c.anyDst, c.pin = true, "SQL PREPARE"
+		c.primary("PREPARE: the statement may write when executed")
+		return c
+	case *pg.Node_ExecuteStmt:
+		c.anyDst = true
+		c.primary("EXECUTE of a prepared statement")
+		return c
+	case *pg.Node_DeallocateStmt, *pg.Node_FetchStmt, *pg.Node_ClosePortalStmt, *pg.Node_LoadStmt:
+		c.anyDst = true
+		return c
+	case *pg.Node_ListenStmt:
+		c.anyDst, c.pin = true, "LISTEN"
+		c.primary("LISTEN")
+		return c
+	case *pg.Node_UnlistenStmt:
+		c.anyDst = true
+		c.unpin = s.UnlistenStmt.Conditionname == ""
+		c.primary("UNLISTEN")
+		return c
+	case *pg.Node_NotifyStmt:
+		c.anyDst = true
+		c.primary("NOTIFY")
+		return c
+	case *pg.Node_CreateStmt:
+		if s.CreateStmt.Relation.GetRelpersistence() == "t" {
+			c.pin, c.anyDst = "temporary table", true
+		}
+		c.primary("DDL")
+	case *pg.Node_ViewStmt:
+		if s.ViewStmt.View.GetRelpersistence() == "t" {
+			c.pin, c.anyDst = "temporary view", true
+		}
+		c.primary("DDL")
+	case *pg.Node_CreateSeqStmt:
+		if s.CreateSeqStmt.Sequence.GetRelpersistence() == "t" {
+			c.pin, c.anyDst = "temporary sequence", true
+		}
+		c.primary("DDL")
+	case *pg.Node_CreateTableAsStmt:
+		if s.CreateTableAsStmt.Into.GetRel().GetRelpersistence() == "t" {
+			c.pin, c.anyDst = "temporary table", true
+		}
+		c.primary("CREATE TABLE AS writes")
+	case *pg.Node_LockStmt:
+		c.primary("LOCK")
+	case *pg.Node_CallStmt:
+		c.primary("CALL")
+	case *pg.Node_DoStmt:
+		c.primary("DO")
+	default:
+		c.primary(stmtName(n))
+	}
+	r.scanTree(n, &c)
+	return c
+}
+
+// scanTree finds what anywhere in the statement forces the primary or pins:
+// write-function calls, locking clauses, SELECT INTO, data-modifying CTEs.
+func (r *Router) scanTree(root *pg.Node, c *stmtClass) {
+	walkNode(root, func(n *pg.Node) bool {
+		switch x := n.Node.(type) {
+		case *pg.Node_FuncCall:
+			schema, name := lastName(x.FuncCall.Funcname)
+			if r.writeFuncs.has(schema, name) {
+				c.primary(fmt.Sprintf("calls %s()", name))
+			}
+			if isSessionAdvisoryLock(name) && c.pin == "" {
+				c.pin = "session advisory lock " + name + "()"
+			}
+			if name == "set_config" && !isLocalSetConfig(x.FuncCall.Args) && c.pin == "" {
+				c.pin = "set_config(…, is_local => false)"
+			}
+		case *pg.Node_SelectStmt:
+			s := x.SelectStmt
+			if len(s.LockingClause) > 0 {
+				c.primary("SELECT … FOR UPDATE/SHARE locks rows")
+			}
+			if s.IntoClause != nil {
+				c.primary("SELECT INTO creates a table")
+				if s.IntoClause.GetRel().GetRelpersistence() == "t" && c.pin == "" {
+					c.pin = "temporary table"
+				}
+			}
+		case *pg.Node_InsertStmt, *pg.Node_UpdateStmt, *pg.Node_DeleteStmt, *pg.Node_MergeStmt:
+			if n != root {
+				c.primary("data-modifying " + stmtName(n) + " in WITH")
+			}
+		}
+		return true
+	})
+}
+
+// isLocalSetConfig reports set_config(name, value, true) with a literal true.
+func isLocalSetConfig(args []*pg.Node) bool {
+	if len(args) != 3 {
+		return false
+	}
+	a := args[2].GetAConst()
+	if a == nil {
+		if tc := args[2].GetTypeCast(); tc != nil {
+			a = tc.Arg.GetAConst()
+		}
+	}
+	if a == nil {
+		return false
+	}
+	if b := a.GetBoolval(); b != nil {
+		return b.Boolval
+	}
+	if s := a.GetSval(); s != nil {
+		v := strings.ToLower(s.Sval)
+		return v == "true" || v == "on" || v == "t" || v == "yes"
+	}
+	return false
+}
+
+func explainAnalyze(opts []*pg.Node) bool {
+	for _, o := range opts {
+		d := o.GetDefElem()
+		if d == nil || strings.ToLower(d.Defname) != "analyze" {
+			continue
+		}
+		return defElemBool(d, true)
+	}
+	return false
+}
+
+// defElemBool reads a boolean option (ANALYZE, ANALYZE false, READ ONLY…).
+func defElemBool(d *pg.DefElem, dflt bool) bool {
+	if d.Arg == nil {
+		return dflt
+	}
+	if b := d.Arg.GetBoolean(); b != nil {
+		return b.Boolval
+	}
+	if i := d.Arg.GetInteger(); i != nil {
+		return i.Ival != 0
+	}
+	if a := d.Arg.GetAConst(); a != nil {
+		if i := a.GetIval(); i != nil {
+			return i.Ival != 0
+		}
+		if b := a.GetBoolval(); b != nil {
+			return b.Boolval
+		}
+		if s := a.GetSval(); s != nil {
+			return boolWord(s.Sval, dflt)
+		}
+	}
+	if s := d.Arg.GetString_(); s != nil {
+		return boolWord(s.Sval, dflt)
+	}
+	return dflt
+}
+
+func boolWord(s string, dflt bool) bool {
+	switch strings.ToLower(s) {
+	case "true", "on", "t", "yes", "y", "1":
+		return true
+	case "false", "off", "f", "no", "n", "0":
+		return false
+	}
+	return dflt
+}
+
+func (r *Router) classifyTx(t *pg.TransactionStmt, c *stmtClass) {
+	switch t.Kind {
+	case pg.TransactionStmtKind_TRANS_STMT_BEGIN, pg.TransactionStmtKind_TRANS_STMT_START:
+		c.tx = TxBegin
+		if txReadOnly(t.Options) {
+			c.tx = TxBeginReadOnly
+		}
+	case pg.TransactionStmtKind_TRANS_STMT_COMMIT:
+		c.tx = TxCommit
+	case pg.TransactionStmtKind_TRANS_STMT_ROLLBACK:
+		c.tx = TxRollback
+	case pg.TransactionStmtKind_TRANS_STMT_PREPARE:
+		c.tx = TxPrepare
+		c.primary("PREPARE TRANSACTION")
+	case pg.TransactionStmtKind_TRANS_STMT_COMMIT_PREPARED:
+		c.tx = TxCommit
+		c.primary("COMMIT PREPARED")
+	case pg.TransactionStmtKind_TRANS_STMT_ROLLBACK_PREPARED:
+		c.primary("ROLLBACK PREPARED")
+	}
+}
+
+// txReadOnly reads transaction_read_only from BEGIN/START/SET TRANSACTION options.
+func txReadOnly(opts []*pg.Node) bool {
+	ro := false
+	for _, o := range opts {
+		if d := o.GetDefElem(); d != nil && d.Defname == "transaction_read_only" {
+			ro = defElemBool(d, true)
+		}
+	}
+	return ro
+}
+
+// stmtName is the SQL command name of a statement node, for reasons.
+func stmtName(n *pg.Node) string {
+	switch n.Node.(type) {
+	case *pg.Node_InsertStmt:
+		return "INSERT"
+	case *pg.Node_UpdateStmt:
+		return "UPDATE"
+	case *pg.Node_DeleteStmt:
+		return "DELETE"
+	case *pg.Node_MergeStmt:
+		return "MERGE"
+	case *pg.Node_SelectStmt:
+		return "SELECT"
+	}
+	name := fmt.Sprintf("%T", n.Node)
+	name = strings.TrimPrefix(name, "*pg_query.Node_")
+	return strings.TrimSuffix(name, "Stmt") + " (utility)"
+}

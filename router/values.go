@@ -1,0 +1,224 @@
+package router
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/pgrouter/pgrouter/router/sharding"
+)
+
+const codeProtocolViolation = "08P01"
+
+func keyFromText(t *shardedTable, text []byte) (sharding.Key, error) {
+	return sharding.KeyFromText(t.typ, text)
+}
+
+// valSet returns the shard of one key value for table t.
+func (r *Router) valSet(v *valSrc, t *shardedTable, args *Args) (ShardSet, error) {
+	if v.param < 0 {
+		return v.set, v.err
+	}
+	i := int(v.param)
+	if args == nil || i >= len(args.Params) {
+		return 0, pgError(codeProtocolViolation, fmt.Sprintf("no value for parameter $%d", i+1), "")
+	}
+	raw := args.Params[i]
+	binaryFmt := paramFormat(args.Formats, i) == 1
+	oid := v.oid
+	if i < len(args.ParamOIDs) && args.ParamOIDs[i] != 0 {
+		oid = args.ParamOIDs[i]
+	}
+	if v.array {
+		return r.arraySet(t, raw, binaryFmt)
+	}
+	var k sharding.Key
+	var err error
+	if binaryFmt {
+		k, err = sharding.KeyFromBinary(t.typ, oid, raw)
+	} else {
+		k, err = sharding.KeyFromText(t.typ, raw)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if v.neg {
+		if t.typ != sharding.TypeInt || k.Null {
+			return 0, pgError(codeInvalidParameter, "unary minus on a non-integer shard key", "")
+		}
+		k.Int = -k.Int
+	}
+	s, err := t.fn.Shard(k)
+	if err != nil {
+		return 0, err
+	}
+	return Only(s), nil
+}
+
+// paramFormat applies Bind's rule: no codes = text, one code = for all.
+func paramFormat(formats []int16, i int) int16 {
+	switch {
+	case len(formats) == 0:
+		return 0
+	case len(formats) == 1:
+		return formats[0]
+	case i < len(formats):
+		return formats[i]
+	}
+	return 0
+}
+
+// arraySet maps every element of an array parameter (= ANY($n)).
+func (r *Router) arraySet(t *shardedTable, raw []byte, binaryFmt bool) (ShardSet, error) {
+	if raw == nil {
+		return 0, nil // key = ANY(NULL) matches no row
+	}
+	var set ShardSet
+	add := func(k sharding.Key, err error) error {
+		if err != nil {
+			return err
+		}
+		s, err := t.fn.Shard(k)
+		if err == nil {
+			set |= Only(s)
+		}
+		return err
+	}
+	if !binaryFmt {
+		elems, ok := parseArrayText(raw)
+		if !ok {
+			return 0, pgError("22P02", "malformed array literal for shard key parameter", "")
+		}
+		for _, e := range elems {
+			if err := add(sharding.KeyFromText(t.typ, e)); err != nil {
+				return 0, err
+			}
+		}
+		return set, nil
+	}
+	err := eachBinaryElem(raw, func(oid uint32, e []byte) error {
+		return add(sharding.KeyFromBinary(t.typ, oid, e))
+	})
+	return set, err
+}
+
+// eachBinaryElem walks a one-dimensional binary array (array_send format).
+func eachBinaryElem(b []byte, f func(oid uint32, e []byte) error) error {
+	bad := pgError("22P03", "malformed binary array for shard key parameter", "")
+	if len(b) < 12 {
+		return bad
+	}
+	ndim := int32(binary.BigEndian.Uint32(b))
+	oid := binary.BigEndian.Uint32(b[8:])
+	b = b[12:]
+	if ndim == 0 {
+		return nil
+	}
+	if ndim != 1 || len(b) < 8 {
+		return bad
+	}
+	n := int(int32(binary.BigEndian.Uint32(b)))
+	b = b[8:]
+	for ; n > 0; n-- {
+		if len(b) < 4 {
+			return bad
+		}
+		l := int32(binary.BigEndian.Uint32(b))
+		b = b[4:]
+		var e []byte
+		if l >= 0 {
+			if int(l) > len(b) {
+				return bad
+			}
+			e, b = b[:l:l], b[l:]
+		}
+		if err := f(oid, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseArrayText splits a one-dimensional array literal {a,"b c",NULL}.
+// NULL elements are nil. Nested arrays are refused.
+func parseArrayText(s []byte) ([][]byte, bool) {
+	i := 0
+	skip := func() {
+		for i < len(s) && isSpaceByte(s[i]) {
+			i++
+		}
+	}
+	skip()
+	if i >= len(s) || s[i] != '{' {
+		return nil, false
+	}
+	i++
+	var out [][]byte
+	skip()
+	if i < len(s) && s[i] == '}' {
+		i++
+		skip()
+		return out, i == len(s)
+	}
+	for {
+		skip()
+		if i >= len(s) {
+			return nil, false
+		}
+		switch s[i] {
+		case '{':
+			return nil, false
+		case '"':
+			var e []byte
+			i++
+			for i < len(s) && s[i] != '"' {
+				if s[i] == '\\' && i+1 < len(s) {
+					i++
+				}
+				e = append(e, s[i])
+				i++
+			}
+			if i >= len(s) {
+				return nil, false
+			}
+			i++
+			if e == nil {
+				e = []byte{}
+			}
+			out = append(out, e)
+		default:
+			j := i
+			for j < len(s) && s[j] != ',' && s[j] != '}' {
+				j++
+			}
+			e := trimSpaceBytes(s[i:j])
+			if len(e) == 4 && (e[0]|0x20) == 'n' && (e[1]|0x20) == 'u' && (e[2]|0x20) == 'l' && (e[3]|0x20) == 'l' {
+				e = nil
+			}
+			out = append(out, e)
+			i = j
+		}
+		skip()
+		if i >= len(s) {
+			return nil, false
+		}
+		if s[i] == '}' {
+			i++
+			skip()
+			return out, i == len(s)
+		}
+		if s[i] != ',' {
+			return nil, false
+		}
+		i++
+	}
+}
+
+func trimSpaceBytes(b []byte) []byte {
+	for len(b) > 0 && isSpaceByte(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpaceByte(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
