@@ -110,7 +110,9 @@ func TestReadYourWritesFloor(t *testing.T) {
 	snap := topo.Snapshot()
 	ctx := testCtx(t)
 	prim, pg1, pg2 := shared.Shards[0].Primary, shared.Shards[0].Replicas[0], shared.Shards[0].Replicas[1]
-	if err := prim.Exec(ctx, "CREATE TABLE IF NOT EXISTS topo_ryw (id int PRIMARY KEY)"); err != nil {
+	// A fresh table: every INSERT below must write WAL (a conflicting one
+	// would not, and a paused replica would legitimately be up to date).
+	if err := prim.Exec(ctx, "DROP TABLE IF EXISTS topo_ryw; CREATE TABLE topo_ryw (id int PRIMARY KEY)"); err != nil {
 		t.Fatal(err)
 	}
 	if err := shared.WaitReplicated(ctx); err != nil {
@@ -129,7 +131,7 @@ func TestReadYourWritesFloor(t *testing.T) {
 		t.Fatalf("unresolved floor: got %v %q %v, want p read_your_writes", n, reason, err)
 	}
 	for id := 1; id <= 10; id++ {
-		if err := prim.Exec(ctx, "INSERT INTO topo_ryw VALUES ($1) ON CONFLICT DO NOTHING", id); err != nil {
+		if err := prim.Exec(ctx, "INSERT INTO topo_ryw VALUES ($1)", id); err != nil {
 			t.Fatal(err)
 		}
 		floor := snap.WriteFloor(0)
