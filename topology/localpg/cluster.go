@@ -87,7 +87,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 // makeDir creates the cluster directory and hands it to the server user.
 func (c *Cluster) makeDir(dir string) error {
 	if dir == "" {
-		removeStaleTempDirs(c.env.logf)
+		removeStaleTempDirs(c.env.logf, staleAfter)
 		d, err := os.MkdirTemp("", tempDirPrefix)
 		if err != nil {
 			return fmt.Errorf("localpg: %w", err)
@@ -124,7 +124,9 @@ func (c *Cluster) buildNodes(o Options) {
 		s := &Shard{Name: fmt.Sprintf("shard%d", i)}
 		s.Primary = node(i, s.Name+"-primary", false)
 		for j := 1; j <= o.Replicas; j++ {
-			s.Replicas = append(s.Replicas, node(i, fmt.Sprintf("%s-replica%d", s.Name, j), true))
+			r := node(i, fmt.Sprintf("%s-replica%d", s.Name, j), true)
+			r.upstream = s.Primary
+			s.Replicas = append(s.Replicas, r)
 		}
 		c.Shards = append(c.Shards, s)
 	}

@@ -48,6 +48,14 @@
 //     dies, which is exactly when the servers must go.
 //
 // Layer 3 cannot remove the temporary directory of a killed process; stale
-// "localpg-*" directories whose owning process is gone are removed by the
-// next Start that uses the default temp location.
+// "localpg-*" directories (older than a minute, owner process gone, no live
+// postmaster) are removed by the next Start that uses a temporary Dir.
+//
+// # Keeping a cluster
+//
+// With Options.Dir set, the directory survives Close and a later Start on
+// it reuses the data directories (the `pgrouter demo --dir` case); only the
+// ports change. Replicas get primary_conninfo (with application_name = the
+// node name, as seen in pg_stat_replication) on the postgres command line so
+// they follow their primary's new port.
 package localpg

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -187,22 +188,15 @@ func testCloseLeavesNothing(t *testing.T, c *Cluster) {
 // an error quoting its log, and that nothing is left behind.
 func TestStartFailureReportsLog(t *testing.T) {
 	ctx := testContext(t)
-	dir, err := os.MkdirTemp("", "localpg-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	// MkdirTemp makes 0700 dirs; the servers' OS user must reach into it.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	_, err = Start(ctx, Options{Dir: filepath.Join(dir, "c"), Settings: map[string]string{"shared_buffers": "lots"}})
+	dir := reachableTempDir(t)
+	_, err := Start(ctx, Options{Dir: filepath.Join(dir, "c"), Settings: map[string]string{"shared_buffers": "lots"}})
 	if err == nil {
 		t.Fatal("Start succeeded with shared_buffers = 'lots'")
 	}
-	if !strings.Contains(err.Error(), "shared_buffers") {
+	if !strings.Contains(err.Error(), `invalid value for parameter "shared_buffers"`) {
 		t.Fatalf("error does not quote the server log: %v", err)
 	}
+	t.Logf("Start error, as the caller sees it:\n%v", err)
 	if pids := processesUnder(dir); len(pids) > 0 {
 		t.Fatalf("processes left after failed Start: %v", pids)
 	}
@@ -216,6 +210,33 @@ func TestStartFailureReportsLog(t *testing.T) {
 // remove the stale directory.
 func TestKilledOwnerLeavesNoServers(t *testing.T) {
 	ctx := testContext(t)
+	cmd, dir := startHelper(ctx, t)
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	err := poll(ctx, 50*time.Millisecond, func() (bool, error) { return len(processesUnder(dir)) == 0, nil })
+	if err != nil {
+		t.Fatalf("servers of a killed owner still running: %v (%v)", processesUnder(dir), err)
+	}
+	removeStaleTempDirs(t.Logf, 0)
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stale dir %s not removed (stat: %v)", dir, err)
+	}
+}
+
+// runCrashHelper owns a cluster until it is killed or signalled.
+func runCrashHelper() {
+	c, err := Start(context.Background(), Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	fmt.Println(c.Dir)
+	select {} // wait to be killed
+}
+
+// startHelper runs the test binary as a cluster owner and returns the
+// running command and its cluster directory.
+func startHelper(ctx context.Context, t *testing.T) (*exec.Cmd, string) {
 	cmd := exec.CommandContext(ctx, os.Args[0])
 	cmd.Env = append(os.Environ(), crashHelperEnv+"=1")
 	cmd.Stderr = os.Stderr
@@ -229,37 +250,96 @@ func TestKilledOwnerLeavesNoServers(t *testing.T) {
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
 		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
 		t.Fatalf("helper did not report its cluster: %v", err)
 	}
 	dir := strings.TrimSpace(line)
 	if pids := processesUnder(dir); len(pids) == 0 {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
 		t.Fatalf("helper reported %s but no server runs there", dir)
 	}
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
-	err = poll(ctx, 50*time.Millisecond, func() (bool, error) { return len(processesUnder(dir)) == 0, nil })
-	if err != nil {
-		t.Fatalf("servers of a killed owner still running: %v (%v)", processesUnder(dir), err)
+	return cmd, dir
+}
+
+// TestSignalClosesCluster sends SIGTERM to a cluster owner: the handler
+// Start installed must stop the servers, remove the temp dir, and let the
+// process die of the signal.
+func TestSignalClosesCluster(t *testing.T) {
+	ctx := testContext(t)
+	cmd, dir := startHelper(ctx, t)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
 	}
-	removeStaleTempDirs(t.Logf)
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		t.Fatalf("helper exit: %v, want death by SIGTERM", err)
+	}
+	if ws, ok := exit.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+		t.Fatalf("helper exit status %v, want death by SIGTERM", exit)
+	}
+	if pids := processesUnder(dir); len(pids) > 0 {
+		t.Fatalf("servers still running after SIGTERM: %v", pids)
+	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("stale dir %s not removed (stat: %v)", dir, err)
+		t.Fatalf("temp dir %s not removed on SIGTERM (stat: %v)", dir, err)
 	}
 }
 
-func runCrashHelper() {
-	c, err := Start(context.Background(), Options{})
+// TestReuseDir starts a cluster in a caller's Dir twice: the second Start
+// must find the data of the first (with a new password) and stream again.
+func TestReuseDir(t *testing.T) {
+	ctx := testContext(t)
+	dir := reachableTempDir(t)
+	c, err := Start(ctx, Options{Dir: dir, Replicas: 1, Logf: t.Logf})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
+		t.Fatal(err)
 	}
-	fmt.Println(c.Dir)
-	select {} // wait to be killed
+	mustExec(ctx, t, c.Shards[0].Primary, "CREATE TABLE t (id int PRIMARY KEY, shard text)")
+	mustExec(ctx, t, c.Shards[0].Primary, "INSERT INTO t VALUES (1, 'first run')")
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Start(ctx, Options{Dir: dir, Replicas: 1, Password: "second", Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s := c.Shards[0]
+	mustExec(ctx, t, s.Primary, "INSERT INTO t VALUES (2, 'second run')")
+	if err := c.WaitReplicated(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := countRows(ctx, t, s.Replicas[0], 1) + countRows(ctx, t, s.Replicas[0], 2); n != 2 {
+		t.Fatalf("replica of the reused cluster has %d of the 2 rows", n)
+	}
+	var app string
+	if err := s.Primary.QueryRow(ctx, "SELECT application_name FROM pg_stat_replication").Scan(&app); err != nil {
+		t.Fatal(err)
+	}
+	if app != s.Replicas[0].Name {
+		t.Errorf("pg_stat_replication.application_name = %q, want %q", app, s.Replicas[0].Name)
+	}
+}
+
+// reachableTempDir is a temp dir the servers' OS user can enter (MkdirTemp
+// and t.TempDir make 0700 dirs, which that user cannot when we are root).
+func reachableTempDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "localpg-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 func TestConfLinesQuote(t *testing.T) {
-	got := confLines(map[string]string{"b": "x", "a": "it's"})
-	want := "\n# --- localpg settings ---\na = 'it''s'\nb = 'x'\n"
+	got := confLines(map[string]string{"b": `x\y`, "a": "it's"})
+	want := "# written by localpg from Options.Settings over DefaultSettings()\na = 'it''s'\nb = 'x\\\\y'\n"
 	if got != want {
 		t.Fatalf("confLines = %q, want %q", got, want)
 	}

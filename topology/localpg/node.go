@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Node is one PostgreSQL server of the cluster.
@@ -25,6 +26,7 @@ type Node struct {
 
 	user, password string
 	env            *clusterEnv
+	upstream       *Node // the primary a replica streams from; nil for primaries
 
 	mu   sync.Mutex
 	proc *serverProc // nil while stopped
@@ -43,6 +45,25 @@ func (n *Node) DSN(db string) string {
 		RawQuery: "sslmode=disable",
 	}
 	return u.String()
+}
+
+// localDSN reaches the node over its Unix socket, where login is trusted:
+// readiness checks and setup need no password (and skip SCRAM's cost).
+func (n *Node) localDSN() string {
+	return fmt.Sprintf("host=%s port=%d user=%s dbname=postgres sslmode=disable", n.Dir, n.Port, n.user)
+}
+
+// execLocal runs one statement over the Unix socket.
+func (n *Node) execLocal(ctx context.Context, sql string) error {
+	conn, err := pgconn.Connect(ctx, n.localDSN())
+	if err != nil {
+		return fmt.Errorf("localpg: connect %s: %w", n.Name, err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, sql).ReadAll(); err != nil {
+		return fmt.Errorf("localpg: %s: %w", n.Name, err)
+	}
+	return nil
 }
 
 // String names the node and its address, for logs and test failures.

@@ -17,9 +17,10 @@ type Options struct {
 	Replicas int // streaming replicas per shard
 
 	// Dir is where the cluster lives. "" creates a temporary directory that
-	// Close removes; otherwise the directory is used as-is (created if
-	// missing), must not already hold the nodes' data directories, and is
-	// kept after Close so logs can be inspected.
+	// Close removes. Otherwise the directory is created if missing and kept
+	// after Close; data directories an earlier Start left there are reused
+	// (no initdb/pg_basebackup; settings and the password are re-applied,
+	// ports are picked afresh), missing ones are created.
 	Dir string
 
 	// BinDir holds initdb, postgres and pg_basebackup. "" means: $PG_BINDIR,
@@ -48,21 +49,24 @@ type Options struct {
 // commit - which would make LSN-based read-your-writes look flaky.
 func DefaultSettings() map[string]string {
 	return map[string]string{
-		"listen_addresses":          "127.0.0.1",
-		"wal_level":                 "replica",
-		"max_wal_senders":           "10",
-		"wal_keep_size":             "256MB",
-		"hot_standby":               "on",
-		"max_connections":           "300",
-		"max_prepared_transactions": "64",
-		"fsync":                     "off",
-		"synchronous_commit":        "on", // see DefaultSettings' comment
-		"full_page_writes":          "off",
-		"shared_buffers":            "32MB",
-		"password_encryption":       "scram-sha-256",
-		"logging_collector":         "off",
-		"log_destination":           "stderr",
-		"log_line_prefix":           "%m [%p] %q%u@%d ",
+		"listen_addresses": "127.0.0.1",
+		"wal_level":        "replica",
+		"max_wal_senders":  "10",
+		"wal_keep_size":    "256MB",
+		// A replica retries a lost primary every 5s by default; tests that
+		// restart primaries would spend most of their time waiting.
+		"wal_retrieve_retry_interval": "250ms",
+		"hot_standby":                 "on",
+		"max_connections":             "300",
+		"max_prepared_transactions":   "64",
+		"fsync":                       "off",
+		"synchronous_commit":          "on", // see DefaultSettings' comment
+		"full_page_writes":            "off",
+		"shared_buffers":              "32MB",
+		"password_encryption":         "scram-sha-256",
+		"logging_collector":           "off",
+		"log_destination":             "stderr",
+		"log_line_prefix":             "%m [%p] %q%u@%d ",
 	}
 }
 

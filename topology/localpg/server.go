@@ -57,8 +57,15 @@ func (n *Node) startServer(ctx context.Context) error {
 	if err := n.env.runAs.own(n.LogFile); err != nil {
 		return err
 	}
-	cmd := exec.Command(filepath.Join(n.env.binDir, "postgres"),
-		"-D", n.DataDir, "-p", strconv.Itoa(n.Port), "-c", "unix_socket_directories="+n.Dir)
+	args := []string{"-D", n.DataDir, "-p", strconv.Itoa(n.Port), "-c", "unix_socket_directories=" + n.Dir}
+	if n.upstream != nil {
+		// On the command line, not in postgresql.auto.conf: the primary's
+		// port changes when a kept Dir is started again. application_name
+		// makes pg_stat_replication show which replica is which.
+		args = append(args, "-c", fmt.Sprintf("primary_conninfo=host=%s port=%d user=%s application_name=%s",
+			n.upstream.Host, n.upstream.Port, n.user, n.Name))
+	}
+	cmd := exec.Command(filepath.Join(n.env.binDir, "postgres"), args...)
 	cmd.Env = n.env.runAs.env()
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: n.env.runAs.cred}
@@ -80,14 +87,16 @@ func (n *Node) startServer(ctx context.Context) error {
 	return nil
 }
 
-// waitReady polls until a password login over TCP succeeds.
+// waitReady polls until a login over the Unix socket succeeds. (TCP is up
+// by then: postgres opens every listen socket before it accepts any, and
+// exits if it cannot bind its TCP address.)
 func (n *Node) waitReady(ctx context.Context, p *serverProc) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	var lastErr error
 	for {
 		attempt, cancelAttempt := context.WithTimeout(ctx, 5*time.Second)
-		conn, err := pgconn.Connect(attempt, n.DSN("postgres"))
+		conn, err := pgconn.Connect(attempt, n.localDSN())
 		cancelAttempt()
 		if err == nil {
 			return conn.Close(ctx)

@@ -28,30 +28,44 @@ host    all          all   127.0.0.1/32   scram-sha-256
 // parallel, and waits until each streams.
 func (c *Cluster) startShard(ctx context.Context, s *Shard) error {
 	began := time.Now()
-	if err := c.initPrimary(ctx, s.Primary); err != nil {
+	reused, err := c.initPrimary(ctx, s.Primary)
+	if err != nil {
 		return err
 	}
 	if err := startOnFreePort(ctx, s.Primary); err != nil {
 		return err
 	}
-	c.env.logf("localpg: %s up on %s after %s", s.Primary.Name, s.Primary.Addr(), time.Since(began).Round(time.Millisecond))
+	if reused {
+		// The earlier run may have used another password.
+		if err := s.Primary.execLocal(ctx, "ALTER ROLE postgres PASSWORD "+quoteLiteral(s.Primary.password)); err != nil {
+			return err
+		}
+	}
+	c.env.logf("localpg: %s up on %s after %s (reused data: %v)", s.Primary.Name, s.Primary.Addr(), time.Since(began).Round(time.Millisecond), reused)
 	g, gctx := errgroup.WithContext(ctx)
 	for _, r := range s.Replicas {
-		g.Go(func() error { return c.startReplica(gctx, s.Primary, r) })
+		g.Go(func() error { return c.startReplica(gctx, r) })
 	}
 	return g.Wait()
 }
 
-func (c *Cluster) startReplica(ctx context.Context, primary, r *Node) error {
+func (c *Cluster) startReplica(ctx context.Context, r *Node) error {
 	began := time.Now()
 	if err := c.env.runAs.mkdir(r.Dir); err != nil {
 		return err
 	}
-	cmd := c.env.runAs.command(ctx, c.env.binDir, "pg_basebackup",
-		"-D", r.DataDir, "-h", primary.Host, "-p", strconv.Itoa(primary.Port), "-U", "postgres",
-		"-R", "-X", "stream", "-c", "fast", "--no-sync")
-	if err := runTool(cmd); err != nil {
-		return fmt.Errorf("%s: %w", r.Name, err)
+	primary := r.upstream
+	reused := hasData(r.DataDir)
+	if !reused {
+		cmd := c.env.runAs.command(ctx, c.env.binDir, "pg_basebackup",
+			"-D", r.DataDir, "-h", primary.Host, "-p", strconv.Itoa(primary.Port), "-U", "postgres",
+			"-R", "-X", "stream", "-c", "fast", "--no-sync")
+		if err := runTool(cmd); err != nil {
+			return fmt.Errorf("%s: %w", r.Name, err)
+		}
+	}
+	if err := c.writeConfig(r); err != nil {
+		return err
 	}
 	if err := startOnFreePort(ctx, r); err != nil {
 		return err
@@ -59,38 +73,57 @@ func (c *Cluster) startReplica(ctx context.Context, primary, r *Node) error {
 	if err := r.waitStreaming(ctx); err != nil {
 		return err
 	}
-	c.env.logf("localpg: %s streaming from %s on %s after %s", r.Name, primary.Name, r.Addr(), time.Since(began).Round(time.Millisecond))
+	c.env.logf("localpg: %s streaming from %s on %s after %s (reused data: %v)", r.Name, primary.Name, r.Addr(), time.Since(began).Round(time.Millisecond), reused)
 	return nil
 }
 
-// initPrimary runs initdb and writes postgresql.conf and pg_hba.conf.
-func (c *Cluster) initPrimary(ctx context.Context, n *Node) error {
+// initPrimary runs initdb unless the data directory is already there from
+// an earlier run with the same Dir, and (re)writes the configuration.
+func (c *Cluster) initPrimary(ctx context.Context, n *Node) (reused bool, err error) {
 	ra := c.env.runAs
 	if err := ra.mkdir(n.Dir); err != nil {
-		return err
+		return false, err
 	}
-	if _, err := os.Stat(n.DataDir); err == nil {
-		return fmt.Errorf("localpg: %s already exists; use an empty Dir", n.DataDir)
+	if hasData(n.DataDir) {
+		return true, c.writeConfig(n)
 	}
 	pwfile := filepath.Join(n.Dir, "pwfile")
 	if err := ra.writeFile(pwfile, []byte(n.password+"\n")); err != nil {
-		return err
+		return false, err
 	}
 	defer os.Remove(pwfile)
 	cmd := ra.command(ctx, c.env.binDir, "initdb",
 		"-D", n.DataDir, "-U", "postgres", "--pwfile="+pwfile, "-A", "trust",
 		"-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
 	if err := runTool(cmd); err != nil {
-		return fmt.Errorf("%s: %w", n.Name, err)
+		return false, fmt.Errorf("%s: %w", n.Name, err)
 	}
-	if err := appendFile(filepath.Join(n.DataDir, "postgresql.conf"), confLines(c.env.settings)); err != nil {
+	include := "\n# Settings managed by localpg (rewritten on every start):\ninclude 'localpg.conf'\n"
+	if err := appendFile(filepath.Join(n.DataDir, "postgresql.conf"), include); err != nil {
+		return false, err
+	}
+	return false, c.writeConfig(n)
+}
+
+// hasData reports whether dir holds an initialised data directory.
+func hasData(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "PG_VERSION"))
+	return err == nil
+}
+
+// writeConfig writes localpg.conf (included at the end of postgresql.conf,
+// so it overrides initdb's values) and pg_hba.conf. Replicas get both from
+// pg_basebackup; they are rewritten anyway so a reused Dir picks up the
+// current Options.
+func (c *Cluster) writeConfig(n *Node) error {
+	ra := c.env.runAs
+	if err := ra.writeFile(filepath.Join(n.DataDir, "localpg.conf"), []byte(confLines(c.env.settings))); err != nil {
 		return err
 	}
 	return ra.writeFile(filepath.Join(n.DataDir, "pg_hba.conf"), []byte(pgHBA))
 }
 
-// confLines renders settings as postgresql.conf lines; appended at the end
-// of the file they override initdb's values.
+// confLines renders settings as postgresql.conf lines.
 func confLines(settings map[string]string) string {
 	keys := make([]string, 0, len(settings))
 	for k := range settings {
@@ -98,11 +131,17 @@ func confLines(settings map[string]string) string {
 	}
 	sort.Strings(keys)
 	var b strings.Builder
-	b.WriteString("\n# --- localpg settings ---\n")
+	b.WriteString("# written by localpg from Options.Settings over DefaultSettings()\n")
 	for _, k := range keys {
-		fmt.Fprintf(&b, "%s = '%s'\n", k, strings.ReplaceAll(settings[k], "'", "''"))
+		// postgresql.conf strings treat backslash as an escape, SQL's do not.
+		fmt.Fprintf(&b, "%s = %s\n", k, quoteLiteral(strings.ReplaceAll(settings[k], `\`, `\\`)))
 	}
 	return b.String()
+}
+
+// quoteLiteral quotes s for postgresql.conf and SQL (standard strings).
+func quoteLiteral(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
 func appendFile(path, text string) error {
