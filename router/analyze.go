@@ -24,14 +24,14 @@ type builder struct {
 	ctes   map[string]bool
 	fail   error
 
-	refWrite   string // a reference table written by the statement
-	refRead    bool
-	onlyShard  int
-	onlyTable  string
-	seenShard  int // sharded RangeVars met structurally
-	writeTable string
-	maxParam   int
-	updOcc     int32
+	refWrite       string // a reference table written by the statement
+	refRead        bool
+	onlyShard      int
+	onlyTable      string
+	seenShard      int // sharded RangeVars met structurally
+	writeTable     string
+	maxParam       int
+	updOcc         int32
 	multiInsertCTE bool
 }
 

@@ -14,6 +14,9 @@ func (r *Router) buildPlan(sql string) (p *Plan, parsed, dmlOnly bool) {
 	p = &Plan{a: a}
 	res, err := pg.Parse(sql)
 	if err != nil {
+		if name, value, ok := localFallback(sql); ok {
+			return r.localFallbackPlan(p, name, value), true, false
+		}
 		p.Role = RolePrimary
 		a.stmts = []*stmtPlan{{kind: spAny, onlyShard: -1, reason: "unparseable: sent to a primary, which reports the error"}}
 		return p, false, false
@@ -206,4 +209,15 @@ func (b *builder) finishGroups() {
 	if b.updOcc >= 0 {
 		sp.updGroup = sp.occGroup[b.updOcc]
 	}
+}
+
+// localFallbackPlan plans SET pgrouter.NAME = WORD where WORD is a keyword.
+func (r *Router) localFallbackPlan(p *Plan, name, value string) *Plan {
+	var c stmtClass
+	set := &pg.VariableSetStmt{Name: name, Kind: pg.VariableSetKind_VAR_SET_VALUE,
+		Args: []*pg.Node{pg.MakeAConstStrNode(value, 0)}}
+	r.localSet(set, name, &c)
+	r.mergeClass(p, &c, 1)
+	p.a.stmts = []*stmtPlan{{kind: spAny, onlyShard: -1, reason: "pgrouter command"}}
+	return p
 }

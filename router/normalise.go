@@ -79,7 +79,7 @@ func (sc *Scratch) lift(v []byte) bool {
 	return true
 }
 
-// unquote returns the value of a standard string body ('' → ').
+// unquote returns the value of a standard string body (” → ').
 func (sc *Scratch) unquote(body string) []byte {
 	if strings.IndexByte(body, '\'') < 0 {
 		return bytesOf(body)
