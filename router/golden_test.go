@@ -37,21 +37,21 @@ type goldenCase struct {
 }
 
 type expect struct {
-	Shards        []string           `yaml:"shards"`
+	Shards        []string            `yaml:"shards"`
 	ShardsForKeys map[string][]string `yaml:"shards_for_keys"`
-	Any           *bool              `yaml:"any"`
-	Multi         *bool              `yaml:"multi"`
-	Split         *bool              `yaml:"split"`
-	Role          string             `yaml:"role"`
-	Tx            string             `yaml:"tx"`
-	Sets          []SetVar           `yaml:"sets"`
-	NoSet         bool               `yaml:"no_set"`
-	Pin           string             `yaml:"pin"`
-	NoPin         bool               `yaml:"no_pin"`
-	Unpin         bool               `yaml:"unpin"`
-	Local         *LocalCmd          `yaml:"local"`
-	Reason        string             `yaml:"reason"`
-	Table         string             `yaml:"table"`
+	Any           *bool               `yaml:"any"`
+	Multi         *bool               `yaml:"multi"`
+	Split         *bool               `yaml:"split"`
+	Role          string              `yaml:"role"`
+	Tx            string              `yaml:"tx"`
+	Sets          []SetVar            `yaml:"sets"`
+	NoSet         bool                `yaml:"no_set"`
+	Pin           string              `yaml:"pin"`
+	NoPin         bool                `yaml:"no_pin"`
+	Unpin         bool                `yaml:"unpin"`
+	Local         *LocalCmd           `yaml:"local"`
+	Reason        string              `yaml:"reason"`
+	Table         string              `yaml:"table"`
 	Error         *struct {
 		Code    string `yaml:"code"`
 		Message string `yaml:"message"`
@@ -139,9 +139,9 @@ func checkGolden(t *testing.T, mode string, r *Router, g *goldenFile, c *goldenC
 	}
 	// With shards given, any/multi/split default to false and are always checked.
 	for _, f := range []struct {
-		name      string
-		got       bool
-		want      *bool
+		name string
+		got  bool
+		want *bool
 	}{{"any", rt.Any, e.Any}, {"multi", rt.Multi, e.Multi}, {"split", rt.Split, e.Split}} {
 		if (f.want != nil && f.got != *f.want) || (f.want == nil && want != nil && f.got) {
 			t.Errorf("%s: %s = %v (reason %q)", mode, f.name, f.got, rt.Reason)
