@@ -70,7 +70,7 @@ func (b *builder) insertValues(o int32, sel *pg.SelectStmt, pos int, lvl int32) 
 	b.sublinks(sel.ValuesLists, lvl)
 	root, _ := b.leaf(o, items, lvl)
 	b.addRoot(lvl, root)
-	b.sp.insert = true
+	b.sp.insert, b.sp.rowsLeaf = true, root
 }
 
 // insertSelect is allowed only when every inserted row provably goes to one

@@ -47,6 +47,7 @@ type stmtPlan struct {
 	vals     []valSrc
 	groups   []group
 	insert   bool  // INSERT … VALUES: several shards mean Split, not Multi
+	rowsLeaf int32 // INSERT … VALUES: the leaf whose vals are the rows' keys, in order
 	updVal   int32 // UPDATE … SET key = value: index in vals, -1 none
 	updGroup int32
 }
