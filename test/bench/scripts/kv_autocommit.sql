@@ -1,0 +1,3 @@
+\set k random(1, 100000)
+SELECT v FROM kv WHERE k = :k;
+UPDATE kv SET v = v + 1 WHERE k = :k;
