@@ -152,7 +152,7 @@ func (r *Router) analyzeDML(n *pg.Node, sp *stmtPlan) (*stmtPlan, int) {
 		sp.kind, sp.onlyShard = spKeyed, b.onlyShard
 		b.finishGroups()
 		if b.multiInsertCTE {
-			sp.insert = false
+			sp.insert, sp.oneShard = false, true
 		}
 	}
 	return sp, b.maxParam

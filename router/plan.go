@@ -48,6 +48,7 @@ type stmtPlan struct {
 	groups   []group
 	insert   bool  // INSERT … VALUES: several shards mean Split, not Multi
 	rowsLeaf int32 // INSERT … VALUES: the leaf whose vals are the rows' keys, in order
+	oneShard bool  // must not run on several shards (INSERT … VALUES inside WITH)
 	updVal   int32 // UPDATE … SET key = value: index in vals, -1 none
 	updGroup int32
 }

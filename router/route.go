@@ -116,6 +116,11 @@ func (r *Router) routeKeyed(sp *stmtPlan, args *Args) (Route, error) {
 		default:
 			rt = Route{Shards: set, Reason: g.reason}
 			if set.Len() > 1 {
+				if sp.oneShard {
+					return Route{}, pgError(codeFeatureNotSupported,
+						fmt.Sprintf("INSERT inside WITH puts rows of table %q on several shards", g.t.display),
+						"insert rows of different shards in separate statements")
+				}
 				rt.Multi, rt.Split = true, sp.insert
 				rt.Table, rt.Column = g.t.display, g.t.column
 			}
