@@ -197,7 +197,7 @@ func (s *Shard) WaitReplicated(ctx context.Context) error {
 	for _, r := range s.Replicas {
 		err := poll(ctx, 10*time.Millisecond, func() (bool, error) {
 			var caughtUp bool
-			err := r.QueryRow(ctx, "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)", lsn).Scan(&caughtUp)
+			err := r.queryRowLocal(ctx, "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)", lsn).Scan(&caughtUp)
 			return caughtUp, err
 		})
 		if err != nil {
@@ -215,7 +215,7 @@ func (s *Shard) WaitReplicated(ctx context.Context) error {
 // ended there, and replay LSNs never point into a header.
 func (n *Node) walTarget(ctx context.Context) (string, error) {
 	var lsn string
-	err := n.QueryRow(ctx, `SELECT (CASE WHEN (l - '0/0'::pg_lsn) % 8192 <= 40
+	err := n.queryRowLocal(ctx, `SELECT (CASE WHEN (l - '0/0'::pg_lsn) % 8192 <= 40
 		THEN l - (l - '0/0'::pg_lsn) % 8192 ELSE l END)::text
 		FROM pg_current_wal_insert_lsn() AS l`).Scan(&lsn)
 	return lsn, err

@@ -97,17 +97,29 @@ func (n *Node) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	return nodeRow{n: n, ctx: ctx, sql: sql, args: args}
 }
 
+// queryRowLocal is QueryRow over the Unix socket (no password), for the
+// launcher's own checks: they must not depend on the password having
+// replicated yet.
+func (n *Node) queryRowLocal(ctx context.Context, sql string, args ...any) pgx.Row {
+	return nodeRow{n: n, ctx: ctx, sql: sql, args: args, local: true}
+}
+
 type nodeRow struct {
-	n    *Node
-	ctx  context.Context
-	sql  string
-	args []any
+	n     *Node
+	ctx   context.Context
+	sql   string
+	args  []any
+	local bool
 }
 
 func (r nodeRow) Scan(dest ...any) error {
-	conn, err := r.n.Connect(r.ctx, "postgres")
+	dsn := r.n.DSN("postgres")
+	if r.local {
+		dsn = r.n.localDSN()
+	}
+	conn, err := pgx.Connect(r.ctx, dsn)
 	if err != nil {
-		return err
+		return fmt.Errorf("localpg: connect %s: %w", r.n, err)
 	}
 	defer conn.Close(context.WithoutCancel(r.ctx))
 	if err := conn.QueryRow(r.ctx, r.sql, r.args...).Scan(dest...); err != nil {

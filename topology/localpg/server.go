@@ -193,7 +193,7 @@ func (n *Node) Kill() error {
 		return fmt.Errorf("localpg: %s (pid %d) survived SIGKILL", n.Name, p.pid())
 	}
 	n.forget(p)
-	return nil
+	return waitGroupGone(p.pid(), killTimeout)
 }
 
 // stopProc stops p for Close and failed starts: fast shutdown (skipped if
@@ -220,6 +220,9 @@ func (n *Node) stopProc(p *serverProc, fast time.Duration) error {
 		select {
 		case <-p.exited:
 			n.forget(p)
+			if s.group {
+				return waitGroupGone(p.pid(), killTimeout)
+			}
 			return nil
 		case <-time.After(s.timeout):
 		}

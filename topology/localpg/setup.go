@@ -46,7 +46,15 @@ func (c *Cluster) startShard(ctx context.Context, s *Shard) error {
 	for _, r := range s.Replicas {
 		g.Go(func() error { return c.startReplica(gctx, r) })
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if reused {
+		// Replicas must have replayed the password change before callers
+		// log in to them with it.
+		return s.WaitReplicated(ctx)
+	}
+	return nil
 }
 
 func (c *Cluster) startReplica(ctx context.Context, r *Node) error {
@@ -187,7 +195,7 @@ func (n *Node) waitStreaming(ctx context.Context) error {
 	defer cancel()
 	err := poll(ctx, 20*time.Millisecond, func() (bool, error) {
 		var streaming bool
-		err := n.QueryRow(ctx, "SELECT count(*) > 0 FROM pg_stat_wal_receiver WHERE status = 'streaming'").Scan(&streaming)
+		err := n.queryRowLocal(ctx, "SELECT count(*) > 0 FROM pg_stat_wal_receiver WHERE status = 'streaming'").Scan(&streaming)
 		return streaming, err
 	})
 	if err != nil {
