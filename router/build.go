@@ -31,10 +31,13 @@ func (r *Router) buildPlan(sql string) (p *Plan, parsed, dmlOnly bool) {
 			dmlOnly = false
 		}
 		r.mergeClass(p, &c, len(res.Stmts))
-		sp, n := r.analyzeStmt(raw.Stmt, &c)
-		if n > p.NumParams {
-			p.NumParams = n
-		}
+		sp, _ := r.analyzeStmt(raw.Stmt, &c)
+		walkNode(raw.Stmt, func(n *pg.Node) bool {
+			if pr := n.GetParamRef(); pr != nil && int(pr.Number) > p.NumParams {
+				p.NumParams = int(pr.Number)
+			}
+			return true
+		})
 		for _, o := range sp.occs {
 			tables = append(tables, o.t)
 		}

@@ -74,6 +74,9 @@ func (sc *Scratch) lift(v []byte) bool {
 		return false
 	}
 	sc.params = append(sc.params, v)
+	if n := len(sc.buf); n > 0 && isIdentCont(sc.buf[n-1]) {
+		sc.buf = append(sc.buf, ' ') // int'5' → int $1, not the identifier int$1
+	}
 	sc.buf = append(sc.buf, '$')
 	sc.buf = strconv.AppendInt(sc.buf, int64(len(sc.params)), 10)
 	return true

@@ -23,6 +23,7 @@ func TestNormalise(t *testing.T) {
 		{"SELECT abc1, a$b FROM t2", true, "SELECT abc1, a$b FROM t2", nil},
 		{"SELECT 0x1F, 1_000, .5", true, "SELECT $1, $2, $3", []string{"0x1F", "1_000", ".5"}},
 		{"WITH x AS (SELECT 1) SELECT * FROM x", true, "WITH x AS (SELECT $1) SELECT * FROM x", []string{"1"}},
+		{"SELECT int'5', x", true, "SELECT int $1, x", []string{"5"}},
 		{"(SELECT 1)", true, "(SELECT $1)", []string{"1"}},
 		{"SET x = 5", false, "", nil},
 		{"SELECT * FROM t WHERE a = $1", false, "", nil},
