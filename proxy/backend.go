@@ -52,6 +52,7 @@ func (ss *session) acquireBackend(shard int, primary bool) error {
 	if err != nil {
 		return err
 	}
+	node.Acquired()
 	rd := backendReaders.Get().(*frameReader)
 	rd.reset(c.NetConn)
 	ss.be = &binding{conn: c, pool: p, node: node, shard: shard, primary: primary || reason != "replica", rd: rd, txStatus: 'I'}
@@ -74,6 +75,7 @@ func (ss *session) release() {
 	ss.running.Store(nil)
 	ss.cancelMu.Unlock()
 	ss.be = nil
+	b.node.Released()
 	b.pool.Release(b.conn)
 	backendReaders.Put(b.rd)
 }
@@ -86,6 +88,7 @@ func (ss *session) discard() {
 	ss.cancelMu.Unlock()
 	ss.be = nil
 	ss.queue = ss.queue[:0]
+	b.node.Released()
 	b.pool.Discard(b.conn)
 	backendReaders.Put(b.rd)
 }

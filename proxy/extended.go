@@ -41,6 +41,9 @@ func (ss *session) flushBatch(sync bool) error {
 		return ss.refuseBatch(err, sync)
 	}
 	if ss.be == nil {
+		if ss.prepareOnly() {
+			return ss.answerPrepareLocally()
+		}
 		if txStmt != nil && sync {
 			if done, err := ss.deferTxControl(txStmt.plan, txStmt.query, b); done {
 				return err
@@ -106,6 +109,10 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 			if m.st, err = ss.registerStmt(pm); err != nil {
 				return out, nil, err
 			}
+			// A statement prepared now runs here later: describe it where it will run.
+			if m.st.plan != nil && m.st.plan.Role > out.Role {
+				out.Role = m.st.plan.Role
+			}
 		case 'B':
 			bm, err := decodeBind(body, &ss.args)
 			if err != nil {
@@ -124,7 +131,7 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 			if err != nil {
 				return out, nil, err
 			}
-			out = mergeRoutes(out, r, lastBound == nil)
+			out = mergeRoutes(out, r, lastBound == nil && out.Role == router.RoleReplica)
 			lastBound = st
 		case 'E':
 			executes++
@@ -279,6 +286,42 @@ func (ss *session) appendEnsureCapacity() {
 		ss.bout = appendCloseStmt(ss.bout, name)
 		ss.push(expect{kind: 'C', swallow: true})
 	}
+}
+
+// prepareOnly reports whether the batch only prepares (and closes)
+// statements the router could parse. Such a batch is answered without a
+// backend; the statement is Parsed on whichever backend first executes it.
+// Waiting for a backend here would deadlock clients such as pgbench
+// -M prepared, which prepare synchronously while their other connections
+// hold backends in open transactions.
+func (ss *session) prepareOnly() bool {
+	b := &ss.batch
+	for _, m := range b.msgs {
+		switch m.typ {
+		case 'P':
+			if m.st == nil || m.st.plan == nil || m.st.plan.Unparsed {
+				return false
+			}
+		case 'C', 'S', 'H':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (ss *session) answerPrepareLocally() error {
+	for _, m := range ss.batch.msgs {
+		switch m.typ {
+		case 'P':
+			ss.out = append(ss.out, msgParseComplete...)
+		case 'C':
+			ss.out = append(ss.out, msgCloseComplete...)
+		case 'S':
+			ss.out = appendReady(ss.out, ss.txStatus)
+		}
+	}
+	return ss.flushClient()
 }
 
 // answerBatchLocally answers a batch that only runs BEGIN/COMMIT/ROLLBACK

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pgrouter/pgrouter/topology"
 )
 
 // Metrics are the proxy's Prometheus collectors, registered on Registry.
@@ -38,3 +40,10 @@ func (m *Metrics) routed(shard, role, reason string) {
 func (m *Metrics) errors(code string)       { m.errorsTot.WithLabelValues(code).Inc() }
 func (m *Metrics) poolWait(d time.Duration) { m.wait.Observe(d.Seconds()) }
 func (m *Metrics) pinned()                  { m.pins.Inc() }
+
+// watch registers gauges that read live state at scrape time.
+func (m *Metrics) watch(topo *topology.Topology, srv *Server) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "pgrouter_clients",
+		Help: "Connected client sessions."}, func() float64 { return float64(srv.clients.Load()) }))
+	m.Registry.MustRegister(&topoCollector{topo: topo})
+}

@@ -1,0 +1,95 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pgrouter/pgrouter/config"
+	"github.com/pgrouter/pgrouter/topology"
+)
+
+// Instance is a running pgrouter: topology monitors, the client listener and
+// the metrics endpoint. serve, demo and the integration tests all use it.
+type Instance struct {
+	Server      *Server
+	Topology    *topology.Topology
+	Addr        string // client listen address actually bound
+	MetricsAddr string // "" when metrics are off
+
+	cancel  context.CancelFunc
+	metrics *http.Server
+	done    chan error
+}
+
+// Start brings pgrouter up on cfg and returns once it accepts clients.
+func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Instance, error) {
+	topo, err := topology.New(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := New(cfg, topo, log)
+	if err != nil {
+		topo.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		topo.Close()
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	mctx, cancel := context.WithCancel(context.Background())
+	topo.Start(mctx)
+	inst := &Instance{Server: srv, Topology: topo, Addr: ln.Addr().String(), cancel: cancel, done: make(chan error, 1)}
+	srv.Metrics.watch(topo, srv)
+	if addr := cfg.Metrics.Listen; addr != "" && addr != "off" {
+		mln, err := net.Listen("tcp", addr)
+		if err != nil {
+			ln.Close()
+			inst.Close(ctx)
+			return nil, fmt.Errorf("metrics listen %s: %w", addr, err)
+		}
+		inst.MetricsAddr = mln.Addr().String()
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(srv.Metrics.Registry, promhttp.HandlerOpts{}))
+		inst.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go inst.metrics.Serve(mln)
+	}
+	go func() { inst.done <- srv.Serve(ln) }()
+	log.Info("pgrouter listening", "addr", inst.Addr, "metrics", inst.MetricsAddr, "shards", len(cfg.Shards))
+	return inst, nil
+}
+
+// Done reports when the listener stops (nil after Close).
+func (i *Instance) Done() <-chan error { return i.done }
+
+// Close shuts down gracefully: running transactions may finish until ctx ends.
+func (i *Instance) Close(ctx context.Context) {
+	i.Server.Shutdown(ctx)
+	if i.metrics != nil {
+		i.metrics.Close()
+	}
+	i.cancel()
+	i.Topology.Close()
+}
+
+// Reload validates and applies a new config file; on error the old config stays.
+func (i *Instance) Reload(path string, force bool) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	if err := i.Topology.Reload(cfg, force); err != nil {
+		return err
+	}
+	if err := i.Server.Reload(cfg); err != nil {
+		return errors.Join(errors.New("topology reloaded but proxy state failed"), err)
+	}
+	return nil
+}
