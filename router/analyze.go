@@ -30,7 +30,6 @@ type builder struct {
 	onlyTable      string
 	seenShard      int // sharded RangeVars met structurally
 	writeTable     string
-	maxParam       int
 	updOcc         int32
 	multiInsertCTE bool
 }

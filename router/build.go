@@ -25,19 +25,17 @@ func (r *Router) buildPlan(sql string) (p *Plan, parsed, dmlOnly bool) {
 	var tables []*shardedTable
 	for _, raw := range res.Stmts {
 		c := r.classify(raw.Stmt, sql)
+		facts := r.scanTree(raw.Stmt, &c)
+		if facts.maxParam > p.NumParams {
+			p.NumParams = facts.maxParam
+		}
 		switch raw.Stmt.Node.(type) {
 		case *pg.Node_SelectStmt, *pg.Node_InsertStmt, *pg.Node_UpdateStmt, *pg.Node_DeleteStmt:
 		default:
 			dmlOnly = false
 		}
 		r.mergeClass(p, &c, len(res.Stmts))
-		sp, _ := r.analyzeStmt(raw.Stmt, &c)
-		walkNode(raw.Stmt, func(n *pg.Node) bool {
-			if pr := n.GetParamRef(); pr != nil && int(pr.Number) > p.NumParams {
-				p.NumParams = int(pr.Number)
-			}
-			return true
-		})
+		sp := r.analyzeStmt(raw.Stmt, &c, &facts)
 		for _, o := range sp.occs {
 			tables = append(tables, o.t)
 		}
@@ -79,26 +77,26 @@ func (r *Router) mergeClass(p *Plan, c *stmtClass, nstmts int) {
 }
 
 // analyzeStmt builds the routing template of one statement.
-func (r *Router) analyzeStmt(n *pg.Node, c *stmtClass) (*stmtPlan, int) {
+func (r *Router) analyzeStmt(n *pg.Node, c *stmtClass, f *treeFacts) *stmtPlan {
 	sp := &stmtPlan{onlyShard: -1, updVal: -1}
 	switch {
 	case c.anyDst:
 		sp.kind, sp.reason = spAny, "touches no table data"
-		return sp, 0
 	case c.dml:
-		return r.analyzeDML(n, sp)
+		r.analyzeDML(n, sp, f)
+	default:
+		r.analyzeUtility(sp, f)
 	}
-	r.analyzeUtility(n, sp)
-	return sp, 0
+	return sp
 }
 
 // analyzeUtility: DDL and other utility statements run on every shard
 // (schemas must match), unless they only name tables of one shard.
-func (r *Router) analyzeUtility(n *pg.Node, sp *stmtPlan) {
+func (r *Router) analyzeUtility(sp *stmtPlan, f *treeFacts) {
 	sp.kind, sp.set, sp.multi = spFixed, r.all, r.all.Len() > 1
 	sp.reason = "utility statement: every shard"
 	only, named := -1, false
-	for _, rv := range rangeVars(n) {
+	for _, rv := range f.rangeVars {
 		if t := r.shardedTableFor(rv); t != nil {
 			named = true
 			if sp.table == "" {
@@ -123,10 +121,10 @@ func (r *Router) analyzeUtility(n *pg.Node, sp *stmtPlan) {
 	}
 }
 
-func (r *Router) analyzeDML(n *pg.Node, sp *stmtPlan) (*stmtPlan, int) {
+func (r *Router) analyzeDML(n *pg.Node, sp *stmtPlan, f *treeFacts) {
 	b := &builder{r: r, sp: sp, ctes: map[string]bool{}, onlyShard: -1, updOcc: -1}
 	b.stmt(n, -1, true)
-	if b.fail == nil && b.seenShard != r.countSharded(n, b.ctes) {
+	if b.fail == nil && b.seenShard != r.countSharded(f.rangeVars, b.ctes) {
 		b.failf(codeFeatureNotSupported, "cannot route: a sharded table is used where pgrouter cannot follow its shard key")
 	}
 	switch {
@@ -158,14 +156,13 @@ func (r *Router) analyzeDML(n *pg.Node, sp *stmtPlan) (*stmtPlan, int) {
 			sp.insert, sp.oneShard = false, true
 		}
 	}
-	return sp, b.maxParam
 }
 
 // countSharded counts the sharded-table references in a statement, so that a
 // use the structured walk missed becomes an error instead of a wrong route.
-func (r *Router) countSharded(n *pg.Node, ctes map[string]bool) int {
+func (r *Router) countSharded(rvs []*pg.RangeVar, ctes map[string]bool) int {
 	c := 0
-	for _, rv := range rangeVars(n) {
+	for _, rv := range rvs {
 		if rv.Schemaname == "" && ctes[rv.Relname] {
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // stmtClass is what one statement does apart from shard choice.
@@ -136,44 +137,68 @@ func (r *Router) classify(n *pg.Node, text string) stmtClass {
 	default:
 		c.primary(stmtName(n))
 	}
-	r.scanTree(n, &c)
 	return c
 }
 
-// scanTree finds what anywhere in the statement forces the primary or pins:
-// write-function calls, locking clauses, SELECT INTO, data-modifying CTEs.
-func (r *Router) scanTree(root *pg.Node, c *stmtClass) {
-	walkNode(root, func(n *pg.Node) bool {
-		switch x := n.Node.(type) {
-		case *pg.Node_FuncCall:
-			schema, name := lastName(x.FuncCall.Funcname)
-			if r.writeFuncs.has(schema, name) {
-				c.primary(fmt.Sprintf("calls %s()", name))
+// treeFacts is what one generic walk over a statement collects.
+type treeFacts struct {
+	rangeVars []*pg.RangeVar // relations named (not SELECT INTO targets)
+	maxParam  int            // highest $n
+}
+
+// scanTree walks the whole statement once and finds what anywhere in it
+// forces the primary or pins (write-function calls, locking clauses, SELECT
+// INTO, data-modifying CTEs), plus the relations and parameters it names.
+func (r *Router) scanTree(root *pg.Node, c *stmtClass) treeFacts {
+	var f treeFacts
+	top := root.ProtoReflect().WhichOneof(root.ProtoReflect().Descriptor().Oneofs().Get(0))
+	var topMsg any
+	if top != nil {
+		topMsg = root.ProtoReflect().Get(top).Message().Interface()
+	}
+	walkMsgs(root.ProtoReflect(), func(m protoreflect.Message) bool {
+		switch x := m.Interface().(type) {
+		case *pg.IntoClause:
+			return false
+		case *pg.RangeVar:
+			f.rangeVars = append(f.rangeVars, x)
+		case *pg.ParamRef:
+			if int(x.Number) > f.maxParam {
+				f.maxParam = int(x.Number)
 			}
-			if isSessionAdvisoryLock(name) && c.pin == "" {
-				c.pin = "session advisory lock " + name + "()"
-			}
-			if name == "set_config" && !isLocalSetConfig(x.FuncCall.Args) && c.pin == "" {
-				c.pin = "set_config(…, is_local => false)"
-			}
-		case *pg.Node_SelectStmt:
-			s := x.SelectStmt
-			if len(s.LockingClause) > 0 {
+		case *pg.FuncCall:
+			r.funcFacts(x, c)
+		case *pg.SelectStmt:
+			if len(x.LockingClause) > 0 {
 				c.primary("SELECT … FOR UPDATE/SHARE locks rows")
 			}
-			if s.IntoClause != nil {
+			if x.IntoClause != nil {
 				c.primary("SELECT INTO creates a table")
-				if s.IntoClause.GetRel().GetRelpersistence() == "t" && c.pin == "" {
+				if x.IntoClause.GetRel().GetRelpersistence() == "t" && c.pin == "" {
 					c.pin = "temporary table"
 				}
 			}
-		case *pg.Node_InsertStmt, *pg.Node_UpdateStmt, *pg.Node_DeleteStmt, *pg.Node_MergeStmt:
-			if n != root {
-				c.primary("data-modifying " + stmtName(n) + " in WITH")
+		case *pg.InsertStmt, *pg.UpdateStmt, *pg.DeleteStmt, *pg.MergeStmt:
+			if x != topMsg {
+				c.primary("data-modifying statement inside the query")
 			}
 		}
 		return true
 	})
+	return f
+}
+
+func (r *Router) funcFacts(x *pg.FuncCall, c *stmtClass) {
+	schema, name := lastName(x.Funcname)
+	if r.writeFuncs.has(schema, name) {
+		c.primary(fmt.Sprintf("calls %s()", name))
+	}
+	if isSessionAdvisoryLock(name) && c.pin == "" {
+		c.pin = "session advisory lock " + name + "()"
+	}
+	if name == "set_config" && !isLocalSetConfig(x.Args) && c.pin == "" {
+		c.pin = "set_config(…, is_local => false)"
+	}
 }
 
 // isLocalSetConfig reports set_config(name, value, true) with a literal true.

@@ -105,7 +105,6 @@ func (b *builder) anyLeaf(o int32, n *pg.Node, lvl int32) (int32, bool) {
 	}
 	switch x := n.Node.(type) {
 	case *pg.Node_ParamRef:
-		b.noteParam(x.ParamRef.Number)
 		first := int32(len(b.sp.vals))
 		b.sp.vals = append(b.sp.vals, valSrc{param: x.ParamRef.Number - 1, oid: oid, array: true})
 		return b.newCond(cond{op: cLeaf, occ: o, first: first, n: 1}), true
@@ -210,7 +209,6 @@ func (b *builder) value(n *pg.Node, t *shardedTable) (valSrc, bool) {
 	}
 	switch x := n.Node.(type) {
 	case *pg.Node_ParamRef:
-		b.noteParam(x.ParamRef.Number)
 		return valSrc{param: x.ParamRef.Number - 1, oid: oid}, true
 	case *pg.Node_AConst:
 		text, null, ok := constText(x.AConst)
@@ -239,12 +237,6 @@ func (b *builder) value(n *pg.Node, t *shardedTable) (valSrc, bool) {
 		}
 	}
 	return valSrc{}, false
-}
-
-func (b *builder) noteParam(n int32) {
-	if int(n) > b.maxParam {
-		b.maxParam = int(n)
-	}
 }
 
 // constVal precomputes the shard of a constant key (nil = NULL).

@@ -85,18 +85,3 @@ func walkMsgs(m protoreflect.Message, f func(protoreflect.Message) bool) {
 		return true
 	})
 }
-
-// rangeVars lists the relations a statement names (not SELECT INTO targets).
-func rangeVars(n *pg.Node) []*pg.RangeVar {
-	var out []*pg.RangeVar
-	walkMsgs(n.ProtoReflect(), func(m protoreflect.Message) bool {
-		switch x := m.Interface().(type) {
-		case *pg.IntoClause:
-			return false
-		case *pg.RangeVar:
-			out = append(out, x)
-		}
-		return true
-	})
-	return out
-}
