@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -80,16 +79,4 @@ func (i *Instance) Close(ctx context.Context) {
 }
 
 // Reload validates and applies a new config file; on error the old config stays.
-func (i *Instance) Reload(path string, force bool) error {
-	cfg, err := config.Load(path)
-	if err != nil {
-		return err
-	}
-	if err := i.Topology.Reload(cfg, force); err != nil {
-		return err
-	}
-	if err := i.Server.Reload(cfg); err != nil {
-		return errors.Join(errors.New("topology reloaded but proxy state failed"), err)
-	}
-	return nil
-}
+func (i *Instance) Reload(path string, force bool) error { return i.Server.ReloadFile(path, force) }

@@ -83,16 +83,30 @@ func buildState(cfg *config.Config) (*serverState, error) {
 	return st, nil
 }
 
-// Reload swaps in a new config for sessions that start after it; running
-// transactions finish on what they started with.
-func (s *Server) Reload(cfg *config.Config) error {
+// ReloadFile validates path and, when valid, swaps topology and proxy state
+// to it; on any error the running config stays. Sessions pick the new state
+// up at login; running transactions finish where they started.
+func (s *Server) ReloadFile(path string, force bool) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
 	st, err := buildState(cfg)
 	if err != nil {
+		return err
+	}
+	if err := s.topo.Reload(cfg, force); err != nil {
 		return err
 	}
 	s.state.Store(st)
 	return nil
 }
+
+// Config returns the config in force.
+func (s *Server) Config() *config.Config { return s.state.Load().cfg }
+
+// Topology returns the live topology.
+func (s *Server) Topology() *topology.Topology { return s.topo }
 
 // Serve accepts clients on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
