@@ -23,6 +23,7 @@ type Result struct {
 	Failed   int64         // failed transactions as pgbench counts them
 	P50, P99 time.Duration // from the per-transaction log
 	CPUPerTx float64       // µs of proxy CPU per transaction; <0 when not measured
+	Connect  time.Duration // pgbench's "initial connection time", spent inside -T
 	Err      string        // pgbench's first error line, if any
 }
 
@@ -30,6 +31,7 @@ var (
 	reTx     = regexp.MustCompile(`number of transactions actually processed: (\d+)`)
 	reFailed = regexp.MustCompile(`number of failed transactions: (\d+)`)
 	reTPS    = regexp.MustCompile(`tps = ([0-9.]+)`)
+	reConn   = regexp.MustCompile(`initial connection time = ([0-9.]+) ms`)
 )
 
 // runPgbench runs one time-bounded pgbench of scenario s against t, with a
@@ -60,6 +62,9 @@ func runPgbench(ctx context.Context, workdir string, t *Target, s Scenario, dur 
 	parseSummary(stdout.String(), &res)
 	if runErr != nil || res.Tx == 0 {
 		res.Err = firstError(stderr.String(), runErr)
+		if res.Tx == 0 && res.Connect > 0 {
+			res.Err += fmt.Sprintf(" (connecting took %s of the run)", res.Connect.Round(time.Millisecond))
+		}
 	}
 	if res.Tx == 0 && os.Getenv("BENCH_DEBUG") != "" {
 		fmt.Fprintf(os.Stderr, "\npgbench %s\nstdout:\n%s\nstderr:\n%s\n", strings.Join(args, " "), stdout.String(), stderr.String())
@@ -94,6 +99,10 @@ func parseSummary(out string, res *Result) {
 	}
 	if m := reTPS.FindStringSubmatch(out); m != nil {
 		res.TPS, _ = strconv.ParseFloat(m[1], 64)
+	}
+	if m := reConn.FindStringSubmatch(out); m != nil {
+		msec, _ := strconv.ParseFloat(m[1], 64)
+		res.Connect = time.Duration(msec * float64(time.Millisecond))
 	}
 }
 
