@@ -122,3 +122,10 @@ func (r *Router) describeStmt(sp *stmtPlan) string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// names lists the shard names of a set, in shard order.
+func names(r *Router, s ShardSet) []string {
+	var out []string
+	s.Each(func(i int) { out = append(out, r.shardNames[i]) })
+	return out
+}

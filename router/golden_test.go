@@ -226,12 +226,6 @@ func expectedShards(t *testing.T, r *Router, g *goldenFile, e *expect) *ShardSet
 	return &s
 }
 
-func names(r *Router, s ShardSet) []string {
-	var out []string
-	s.Each(func(i int) { out = append(out, r.shardNames[i]) })
-	return out
-}
-
 func buildArgs(t *testing.T, c *goldenCase) Args {
 	a := Args{ParamOIDs: c.OIDs}
 	binaryAny := false
