@@ -72,6 +72,9 @@ type Plan struct {
 	LocalCmd LocalCmd
 	// NumParams is the highest $n referenced by the statement text.
 	NumParams int
+	// Unparsed is true when the parser rejected the text: it is routed to a
+	// primary (any shard) so that Postgres reports the syntax error.
+	Unparsed bool
 
 	a *analysis // routing template (shard-key sources, groups); nil = route anywhere
 }

@@ -17,7 +17,7 @@ func (r *Router) buildPlan(sql string) (p *Plan, parsed, dmlOnly bool) {
 		if name, value, ok := localFallback(sql); ok {
 			return r.localFallbackPlan(p, name, value), true, false
 		}
-		p.Role = RolePrimary
+		p.Role, p.Unparsed = RolePrimary, true
 		a.stmts = []*stmtPlan{{kind: spAny, onlyShard: -1, reason: "unparseable: sent to a primary, which reports the error"}}
 		return p, false, false
 	}

@@ -49,6 +49,7 @@ type expect struct {
 	Pin           string              `yaml:"pin"`
 	NoPin         bool                `yaml:"no_pin"`
 	Unpin         bool                `yaml:"unpin"`
+	Unparsed      bool                `yaml:"unparsed"`
 	Local         *LocalCmd           `yaml:"local"`
 	Reason        string              `yaml:"reason"`
 	Table         string              `yaml:"table"`
@@ -176,6 +177,9 @@ func checkGolden(t *testing.T, mode string, r *Router, g *goldenFile, c *goldenC
 	}
 	if e.Reason != "" && !strings.Contains(rt.Reason, e.Reason) {
 		t.Errorf("%s: reason = %q, want %q", mode, rt.Reason, e.Reason)
+	}
+	if e.Unparsed != p.Unparsed {
+		t.Errorf("%s: unparsed = %v", mode, p.Unparsed)
 	}
 	if e.Table != "" && rt.Table != e.Table {
 		t.Errorf("%s: table = %q, want %q", mode, rt.Table, e.Table)
