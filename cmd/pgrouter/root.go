@@ -31,6 +31,7 @@ are fresh enough, and routes each query to the shard(s) that hold its rows.`,
 		newDemoCmd(),
 		newConfigCmd(),
 		newVersionCmd(),
+		newExplainCmd(),
 	)
 	return root
 }

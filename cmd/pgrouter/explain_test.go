@@ -1,0 +1,30 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestExplainKeyedAndUnkeyed(t *testing.T) {
+	cfg := "../../examples/pgrouter.yaml"
+	code, out, errOut := runCLI(t, "explain", "--config", cfg, "select * from users where user_id = $1", "42")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"role:      replica", "reason:    shard key users.user_id", "shards:    s"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("keyed explain lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "s0, s1") {
+		t.Errorf("a keyed point query must name one shard:\n%s", out)
+	}
+	_, out, _ = runCLI(t, "explain", "-c", cfg, "update orders set amount = 1")
+	if !strings.Contains(out, "s0, s1") || !strings.Contains(out, "primary") {
+		t.Errorf("unkeyed update should need every shard on the primary:\n%s", out)
+	}
+	code, _, errOut = runCLI(t, "explain", "-c", cfg, "-d", "nosuchdb", "select 1")
+	if code == 0 || !strings.Contains(errOut, "nosuchdb") {
+		t.Errorf("unknown database: exit %d, %q", code, errOut)
+	}
+}
