@@ -34,7 +34,7 @@ func newDemoCmd() *cobra.Command {
 			log := buildLogger(cmd)
 			ctx := cmd.Context()
 			fmt.Fprintf(os.Stderr, "starting %d shard(s) x (1 primary + %d replica(s))...\n", o.shards, o.replicas)
-			c, err := localpg.Start(ctx, localpg.Options{Shards: o.shards, Replicas: o.replicas, Dir: o.dir})
+			c, err := localpg.Start(ctx, localpg.Options{Shards: o.shards, Replicas: o.replicas, Dir: o.dir, NoSignalHandler: true})
 			if err != nil {
 				return err
 			}
