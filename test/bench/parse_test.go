@@ -116,7 +116,7 @@ func TestScenarioArgs(t *testing.T) {
 	}
 	many := Scenario{Script: "kv_tx.sql", Mode: "simple", Clients: 500}
 	got = strings.Join(many.pgbenchArgs(3*time.Second, "/w"), " ")
-	if got != "-n -T 8 -c 500 -j 2 -M simple -f /w/kv_tx.sql" {
+	if got != "-n -T 12 -c 500 -j 2 -M simple -f /w/kv_tx.sql" {
 		t.Errorf("args = %q", got)
 	}
 }

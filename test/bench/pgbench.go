@@ -24,6 +24,7 @@ type Result struct {
 	P50, P99 time.Duration // from the per-transaction log
 	CPUPerTx float64       // µs of proxy CPU per transaction; <0 when not measured
 	Connect  time.Duration // pgbench's "initial connection time", spent inside -T
+	Duration time.Duration // the -T of this run
 	Err      string        // pgbench's first error line, if any
 }
 
@@ -37,7 +38,7 @@ var (
 // runPgbench runs one time-bounded pgbench of scenario s against t, with a
 // per-transaction log in a fresh directory under workdir.
 func runPgbench(ctx context.Context, workdir string, t *Target, s Scenario, dur time.Duration) Result {
-	res := Result{Target: t.Name, CPUPerTx: -1}
+	res := Result{Target: t.Name, CPUPerTx: -1, Duration: s.duration(dur)}
 	logDir, err := os.MkdirTemp(workdir, "pgbench-")
 	if err != nil {
 		res.Err = err.Error()
@@ -81,6 +82,10 @@ func runPgbench(ctx context.Context, workdir string, t *Target, s Scenario, dur 
 	}
 	return res
 }
+
+// slowConnect: connecting took over a quarter of -T, so TPS covers a short
+// window right after 500 cold backends started and is not comparable.
+func (r *Result) slowConnect() bool { return r.Connect > r.Duration/4 }
 
 // procTicks reads the proxy's CPU ticks; 0 for direct targets.
 func procTicks(t *Target) (int64, error) {

@@ -71,6 +71,8 @@ func writeSummary(w io.Writer, runs []ScenarioRun) {
 	fmt.Fprintf(w, "| scenario | direct TPS | PgBouncer TPS | pgrouter TPS | pgrouter/direct | pgrouter/PgBouncer "+
 		"| pgrouter CPU µs/tx | PgBouncer CPU µs/tx | added p50 at c1 (µs) |\n")
 	fmt.Fprintf(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+	defer fmt.Fprintf(w, "\n(err): some pgbench clients aborted, see the error column below."+
+		" †: connecting took over a quarter of -T (busy box), so that TPS covers a short, cold window; its ratios are unreliable.\n")
 	for _, r := range runs {
 		d, b, p := r.result("direct"), r.result("pgbouncer"), r.result("pgrouter")
 		added := "–"
@@ -106,6 +108,9 @@ func tps(r *Result) string {
 	s := fmt.Sprintf("%.0f", r.TPS)
 	if r.Err != "" {
 		s += " (err)"
+	}
+	if r.slowConnect() {
+		s += " †"
 	}
 	return s
 }
