@@ -32,6 +32,16 @@ func (b *batch) body(i int) []byte { m := b.msgs[i]; return b.buf[m.off : m.off+
 func (b *batch) size() int         { return len(b.buf) }
 func (b *batch) reset()            { b.buf, b.msgs = b.buf[:0], b.msgs[:0] }
 
+// executes reports whether the batch runs a statement (has an Execute).
+func (b *batch) executes() bool {
+	for _, m := range b.msgs {
+		if m.typ == 'E' {
+			return true
+		}
+	}
+	return false
+}
+
 // flushBatch routes and sends the buffered batch. sync says it ends in Sync.
 func (ss *session) flushBatch(sync bool) error {
 	defer ss.batch.reset()
@@ -59,7 +69,7 @@ func (ss *session) flushBatch(sync bool) error {
 		ss.be.wrote = true
 	}
 	ss.bout = ss.bout[:0]
-	ss.appendPreamble()
+	ss.appendPreamble(ss.batch.executes())
 	for i, m := range b.msgs {
 		if err := ss.translate(m, b.body(i)); err != nil {
 			// Only malformed messages get here: the stream cannot be trusted.

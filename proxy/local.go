@@ -63,7 +63,7 @@ func (ss *session) functionCall(body []byte) error {
 	}
 	ss.be.wrote = true
 	ss.bout = ss.bout[:0]
-	ss.appendPreamble()
+	ss.appendPreamble(true)
 	ss.bout = appendFrame(ss.bout, 'F', body)
 	ss.push(expect{kind: 'F'})
 	return ss.roundTrip()

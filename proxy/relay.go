@@ -103,7 +103,15 @@ func (ss *session) relay() error {
 			}
 			ss.pop()
 			if !head.swallow {
-				ss.readyForQuery(body[0])
+				status := body[0]
+				if ss.pendingBegin != "" && status == 'I' {
+					// The client's transaction is still only deferred (this
+					// round trip just described statements): it must keep
+					// seeing itself inside it.
+					status = 'T'
+					ss.out[len(ss.out)-1] = status
+				}
+				ss.readyForQuery(status)
 			}
 		case 'G':
 			if err := ss.copyIn(); err != nil {

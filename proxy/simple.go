@@ -34,17 +34,20 @@ func (ss *session) simpleQuery(body []byte) error {
 		ss.be.wrote = true
 	}
 	ss.bout = ss.bout[:0]
-	ss.appendPreamble()
+	ss.appendPreamble(true)
 	ss.bout = appendFrame(ss.bout, 'Q', body)
 	ss.push(expect{kind: 'Q', plan: plan})
 	return ss.roundTrip()
 }
 
 // appendPreamble queues what must run before the client's first statement on
-// a freshly bound backend: GUC sync and a deferred BEGIN.
-func (ss *session) appendPreamble() {
+// a freshly bound backend: GUC sync and, when the batch executes something, a
+// deferred BEGIN. (A batch that only parses or describes does not open the
+// transaction: its backend goes back to the pool and the transaction starts
+// on the shard of its first real statement.)
+func (ss *session) appendPreamble(executes bool) {
 	ss.appendStateSync()
-	if ss.pendingBegin != "" {
+	if ss.pendingBegin != "" && executes {
 		ss.bout = appendQuery(ss.bout, ss.pendingBegin)
 		ss.push(expect{kind: 'Q', swallow: true})
 		ss.pendingBegin = ""

@@ -1,0 +1,225 @@
+package sharding
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+func connect(t *testing.T, mode pgx.QueryExecMode) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(env.AppDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DefaultQueryExecMode = mode
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+func sqlState(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// checkPlacement asserts, on every shard directly, that each key of table
+// satisfies Postgres's hash partitioning for remainder = shard index, and
+// that the total count is want.
+func checkPlacement(t *testing.T, table, column, hashcheck string, want int) {
+	t.Helper()
+	ctx := context.Background()
+	total := 0
+	for i, s := range env.Cluster.Shards {
+		var n, wrong int
+		q := fmt.Sprintf(`SELECT count(*), count(*) FILTER (WHERE NOT satisfies_hash_partition('%s'::regclass, %d, %d, %s))
+			FROM %s`, hashcheck, len(env.Cluster.Shards), i, column, table)
+		c, err := s.Primary.Connect(ctx, "app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.QueryRow(ctx, q).Scan(&n, &wrong)
+		c.Close(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wrong != 0 {
+			t.Errorf("%s: %d of %d %s rows do not belong to remainder %d", s.Name, wrong, n, table, i)
+		}
+		if n == 0 {
+			t.Errorf("%s holds no %s rows: keys are not spread", s.Name, table)
+		}
+		total += n
+	}
+	if total != want {
+		t.Errorf("%s: %d rows on the shards, want %d", table, total, want)
+	}
+}
+
+func TestSingleRowInsertsLandWherePostgresHashes(t *testing.T) {
+	ctx := context.Background()
+	const n = 3000
+	modes := []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec}
+	for i := 0; i < n; i++ {
+		c := connect(t, modes[i%len(modes)])
+		id := int64(i) - n/3 // negatives too
+		if _, err := c.Exec(ctx, "insert into users (user_id, name) values ($1, $2)", id, fmt.Sprint("u", id)); err != nil {
+			t.Fatalf("insert %d: %v", id, err)
+		}
+		if i%len(modes) != 0 {
+			c.Close(ctx)
+		}
+	}
+	checkPlacement(t, "users", "user_id", "hashcheck_int", n)
+}
+
+func TestTextAndUUIDKeys(t *testing.T) {
+	ctx := context.Background()
+	c := connect(t, pgx.QueryExecModeCacheStatement)
+	words := []string{"", "a", "b", "ü", "日本語", "with space", "x'quote"}
+	for i := 0; i < 300; i++ {
+		words = append(words, fmt.Sprintf("tag-%d", i))
+	}
+	for i, w := range words {
+		if _, err := c.Exec(ctx, "insert into tags (name, n) values ($1, $2)", w, i); err != nil {
+			t.Fatalf("insert tag %q: %v", w, err)
+		}
+	}
+	checkPlacement(t, "tags", "name", "hashcheck_text", len(words))
+	for i := 0; i < 300; i++ {
+		var u [16]byte
+		rand.Read(u[:])
+		u[6], u[8] = u[6]&0x0f|0x40, u[8]&0x3f|0x80
+		if _, err := c.Exec(ctx, "insert into accounts (id, v) values ($1, $2)", u, i); err != nil {
+			t.Fatalf("insert uuid: %v", err)
+		}
+	}
+	checkPlacement(t, "accounts", "id", "hashcheck_uuid", 300)
+}
+
+func TestRangeSharding(t *testing.T) {
+	ctx := context.Background()
+	c := connect(t, pgx.QueryExecModeCacheStatement)
+	for _, id := range []int64{-5, 0, 999, 1000, 1999, 2000, 1 << 40} {
+		if _, err := c.Exec(ctx, "insert into events (id, what) values ($1, 'e')", id); err != nil {
+			t.Fatalf("insert event %d: %v", id, err)
+		}
+	}
+	want := map[int]string{0: "-5,0,999", 1: "1000,1999", 2: "2000,1099511627776"}
+	for i, s := range env.Cluster.Shards {
+		var got string
+		cc, err := s.Primary.Connect(ctx, "app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc.QueryRow(ctx, "select coalesce(string_agg(id::text, ',' order by id), '') from events").Scan(&got)
+		cc.Close(ctx)
+		if got != want[i] {
+			t.Errorf("%s holds events %q, want %q", s.Name, got, want[i])
+		}
+	}
+}
+
+// portOf maps a server port to its shard index.
+func portOf(t *testing.T, port int) int {
+	for i, s := range env.Cluster.Shards {
+		if s.Primary.Port == port {
+			return i
+		}
+	}
+	t.Fatalf("port %d is no shard primary", port)
+	return -1
+}
+
+func TestKeyedStatementsTouchOnlyTheirShard(t *testing.T) {
+	ctx := context.Background()
+	c := connect(t, pgx.QueryExecModeCacheStatement)
+	for _, id := range []int64{1, 2, 3, 42, 1000, -7} {
+		c.Exec(ctx, "insert into orders (user_id, order_id, amount) values ($1, 1, 10) on conflict do nothing", id)
+		var port int
+		if err := c.QueryRow(ctx, "select inet_server_port() from orders where user_id = $1", id).Scan(&port); err != nil {
+			t.Fatalf("select %d: %v", id, err)
+		}
+		home := portOf(t, port)
+		tag, err := c.Exec(ctx, "update orders set amount = amount + 1 where user_id = $1", id)
+		if err != nil || tag.RowsAffected() != 1 {
+			t.Fatalf("update %d: %v %v", id, err, tag)
+		}
+		// The row exists on exactly one shard, the one that served the SELECT.
+		for i, s := range env.Cluster.Shards {
+			cc, err := s.Primary.Connect(ctx, "app")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			cc.QueryRow(ctx, "select count(*) from orders where user_id = $1 and amount = 11", id).Scan(&n)
+			cc.Close(ctx)
+			if (i == home) != (n == 1) {
+				t.Errorf("key %d: shard %d has %d updated rows (home shard %d)", id, i, n, home)
+			}
+		}
+		tag, err = c.Exec(ctx, "delete from orders where user_id = $1", id)
+		if err != nil || tag.RowsAffected() != 1 {
+			t.Fatalf("delete %d: %v %v", id, err, tag)
+		}
+	}
+}
+
+func TestUnroutableStatementsAreRefused(t *testing.T) {
+	ctx := context.Background()
+	c := connect(t, pgx.QueryExecModeCacheStatement)
+	_, err := c.Exec(ctx, "update users set name = 'x'")
+	if sqlState(err) != "0A000" || !strings.Contains(err.Error(), "users") || !strings.Contains(err.Error(), "user_id") {
+		t.Fatalf("key-less update: want 0A000 naming users.user_id, got %v", err)
+	}
+	var n int
+	if err := c.QueryRow(ctx, "select count(*) from plans").Scan(&n); err != nil || n != 2 {
+		t.Fatalf("reference table read: %v %d", err, n)
+	}
+	// A transaction may not move to a second shard: refused before anything is sent there.
+	var a, b int64 = 1, 2
+	for shardOf(t, c, a) == shardOf(t, c, b) {
+		b++
+	}
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "update users set name = 'tx' where user_id = $1", a); err != nil {
+		t.Fatal(err)
+	}
+	_, err = tx.Exec(ctx, "update users set name = 'tx' where user_id = $1", b)
+	if sqlState(err) != "25000" {
+		t.Fatalf("second shard in a transaction: want 25000, got %v", err)
+	}
+	tx.Rollback(ctx)
+	var name string
+	c.QueryRow(ctx, "select name from users where user_id = $1", a).Scan(&name)
+	if name == "tx" {
+		t.Fatal("rolled back transaction left a write")
+	}
+}
+
+func shardOf(t *testing.T, c *pgx.Conn, id int64) int {
+	t.Helper()
+	var port int
+	if err := c.QueryRow(context.Background(), "select inet_server_port() from users where user_id = $1", id).Scan(&port); err != nil {
+		t.Fatalf("locate %d: %v", id, err)
+	}
+	return portOf(t, port)
+}
