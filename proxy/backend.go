@@ -140,7 +140,15 @@ func (ss *session) rollback(ctx context.Context, b *binding) bool {
 // appendStateSync makes the backend's session GUCs match the client's, as a
 // pipelined query whose answers are swallowed (no extra round trip).
 func (ss *session) appendStateSync() {
-	have := ss.be.conn.Settings
+	if q := ss.syncSQL(ss.be.conn.Settings); q != "" {
+		ss.bout = appendQuery(ss.bout, q)
+		ss.push(expect{kind: 'Q', swallow: true})
+	}
+}
+
+// syncSQL returns the statements that turn a backend's session GUCs (have)
+// into the client's, and records them in have; "" when they already match.
+func (ss *session) syncSQL(have map[string]string) string {
 	var q strings.Builder
 	for k, v := range ss.desired {
 		if have[k] != v {
@@ -157,11 +165,7 @@ func (ss *session) appendStateSync() {
 			delete(have, k)
 		}
 	}
-	if q.Len() == 0 {
-		return
-	}
-	ss.bout = appendQuery(ss.bout, q.String())
-	ss.push(expect{kind: 'Q', swallow: true})
+	return q.String()
 }
 
 func quoteIdent(s string) string {

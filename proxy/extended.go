@@ -33,13 +33,17 @@ func (b *batch) size() int         { return len(b.buf) }
 func (b *batch) reset()            { b.buf, b.msgs = b.buf[:0], b.msgs[:0] }
 
 // executes reports whether the batch runs a statement (has an Execute).
-func (b *batch) executes() bool {
+func (b *batch) executes() bool { return b.executions() > 0 }
+
+// executions counts the batch's Execute messages.
+func (b *batch) executions() int {
+	n := 0
 	for _, m := range b.msgs {
 		if m.typ == 'E' {
-			return true
+			n++
 		}
 	}
-	return false
+	return n
 }
 
 // flushBatch routes and sends the buffered batch. sync says it ends in Sync.
@@ -53,6 +57,11 @@ func (ss *session) flushBatch(sync bool) error {
 	if ss.be == nil {
 		if ss.prepareOnly() {
 			return ss.answerPrepareLocally()
+		}
+		if route.Split && ss.pendingBegin == "" && sync && ss.lastBound != nil && ss.batch.executions() == 1 {
+			if ok, err := ss.splitBatch(ss.lastBound); ok {
+				return err
+			}
 		}
 		if txStmt != nil && sync {
 			if done, err := ss.deferTxControl(txStmt.plan, txStmt.query, b); done {
@@ -105,6 +114,7 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 	out := router.Route{Any: true}
 	var txStmt *stmt
 	executes := 0
+	ss.lastBound = nil
 	var lastBound *stmt
 	b := &ss.batch
 	for i := range b.msgs {
@@ -124,7 +134,7 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 				out.Role = m.st.plan.Role
 			}
 		case 'B':
-			bm, err := decodeBind(body, &ss.args)
+			bm, err := decodeBind(body, &ss.args, &ss.resultFormats)
 			if err != nil {
 				return out, nil, err
 			}
@@ -141,8 +151,9 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 			if err != nil {
 				return out, nil, err
 			}
-			out = mergeRoutes(out, r, lastBound == nil && out.Role == router.RoleReplica)
+			out = mergeRoutes(out, r)
 			lastBound = st
+			ss.lastBound = st
 		case 'E':
 			executes++
 		case 'D':
@@ -168,29 +179,27 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 
 // mergeRoutes combines the routes of the statements of one batch: the
 // batch runs as one implicit transaction, so it needs one place.
-func mergeRoutes(a, b router.Route, first bool) router.Route {
-	if first {
-		return b
-	}
-	if b.Role > a.Role {
-		a.Role = b.Role
-	}
+func mergeRoutes(a, b router.Route) router.Route {
+	role := max(a.Role, b.Role)
 	switch {
 	case b.Any:
-		// runs anywhere: keep a's choice
+		if a.Any && a.Shards == 0 {
+			a.Shards = b.Shards
+		}
 	case a.Any:
-		a.Shards, a.Any = b.Shards, false
-		a.Multi, a.Table, a.Column = b.Multi, b.Table, b.Column
+		a = b
 	default:
 		if a.Shards != b.Shards {
 			a.Multi = true
 		}
 		a.Shards |= b.Shards
 		a.Multi = a.Multi || b.Multi
+		a.Split = a.Split || b.Split
 		if a.Table == "" {
 			a.Table, a.Column = b.Table, b.Column
 		}
 	}
+	a.Role = role
 	return a
 }
 
@@ -361,8 +370,9 @@ type bindMsg struct {
 	portal, stmt string
 }
 
-// decodeBind reads statement name and parameters into args (reusing its slices).
-func decodeBind(body []byte, args *router.Args) (bindMsg, error) {
+// decodeBind reads statement name, parameters (into args) and result
+// formats, reusing the slices.
+func decodeBind(body []byte, args *router.Args, resultFormats *[]int16) (bindMsg, error) {
 	var m bindMsg
 	portal, rest, err := cstring(body)
 	if err != nil {
@@ -404,6 +414,14 @@ func decodeBind(body []byte, args *router.Args) (bindMsg, error) {
 		}
 		args.Params = append(args.Params, rest[:n])
 		rest = rest[n:]
+	}
+	*resultFormats = (*resultFormats)[:0]
+	if len(rest) >= 2 {
+		nr := int(binary.BigEndian.Uint16(rest))
+		rest = rest[2:]
+		for i := 0; i < nr && len(rest) >= 2*(i+1); i++ {
+			*resultFormats = append(*resultFormats, int16(binary.BigEndian.Uint16(rest[2*i:])))
+		}
 	}
 	return m, nil
 }

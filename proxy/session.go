@@ -52,15 +52,17 @@ type session struct {
 	pendingReadOnly bool     // the deferred BEGIN was READ ONLY: a replica may serve it
 	txStatus        byte     // what the client last saw in ReadyForQuery
 
-	batch     batch       // extended-protocol messages waiting for Sync/Flush
-	args      router.Args // scratch for Bind parameters
-	scratch   router.Scratch
-	boundPlan *router.Plan // plan of the statement bound by the last Bind
-	queue     []expect     // answers still expected from the backend, in order
-	qstore    []expect     // queue storage, reused once the queue drains
-	bout      []byte       // bytes going to the backend
-	lastTag   []byte       // last CommandComplete tag seen (for COMMIT/ROLLBACK)
-	failed    bool         // an ErrorResponse was relayed in the current round trip
+	batch         batch       // extended-protocol messages waiting for Sync/Flush
+	args          router.Args // scratch for Bind parameters
+	scratch       router.Scratch
+	boundPlan     *router.Plan // plan of the statement bound by the last Bind
+	lastBound     *stmt        // statement of the batch's last Bind (routing)
+	resultFormats []int16      // scratch: result formats of the last Bind
+	queue         []expect     // answers still expected from the backend, in order
+	qstore        []expect     // queue storage, reused once the queue drains
+	bout          []byte       // bytes going to the backend
+	lastTag       []byte       // last CommandComplete tag seen (for COMMIT/ROLLBACK)
+	failed        bool         // an ErrorResponse was relayed in the current round trip
 
 	cancelMu sync.Mutex // serialises cancel forwarding with backend release
 	running  atomic.Pointer[binding]

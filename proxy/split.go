@@ -1,0 +1,256 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgrouter/pgrouter/router"
+)
+
+// splitResult is what one shard answered to its part of a split INSERT.
+type splitResult struct {
+	rowDesc []byte // RowDescription frame (RETURNING), nil for NoData
+	rows    []byte // DataRow frames
+	count   int64
+	err     *pgconn.PgError
+
+	swallowReady int // ReadyForQuery answers of the preamble still to skip
+}
+
+// execSplit runs a multi-row INSERT whose rows belong to several shards:
+// one INSERT per shard, each inside its own transaction on that shard's
+// primary, committed only when every part succeeded (else all roll back).
+// Without two-phase commit the commits themselves are not atomic; a failure
+// between them is reported as such (XX000), never hidden.
+func (ss *session) execSplit(sql string, args router.Args, resultFormats []int16) ([]splitResult, *pgconn.PgError) {
+	parts, err := ss.router.SplitInsert(sql, args, ss.hints)
+	if err != nil {
+		return nil, toPgError(err)
+	}
+	snap := ss.srv.topo.Snapshot()
+	bs := make([]*binding, 0, len(parts))
+	defer func() {
+		for _, b := range bs {
+			b.node.Released()
+			if b.txStatus == 'I' {
+				b.pool.Release(b.conn)
+			} else {
+				b.pool.Discard(b.conn)
+			}
+			backendReaders.Put(b.rd)
+		}
+	}()
+	// Parts come sorted by shard: acquiring in one global order means two
+	// sessions splitting at once cannot each hold what the other waits for.
+	for _, p := range parts {
+		node, err := snap.Primary(p.Shard)
+		if err != nil {
+			return nil, toPgError(err)
+		}
+		c, err := node.Pool(ss.user, ss.db).Acquire(context.Background())
+		if err != nil {
+			return nil, toPgError(err)
+		}
+		node.Acquired()
+		rd := backendReaders.Get().(*frameReader)
+		rd.reset(c.NetConn)
+		bs = append(bs, &binding{conn: c, pool: node.Pool(ss.user, ss.db), node: node, shard: p.Shard, primary: true, rd: rd, txStatus: 'I'})
+	}
+	results := make([]splitResult, len(parts))
+	for i, b := range bs {
+		msg := []byte(nil)
+		swallow := 1 // BEGIN's ReadyForQuery
+		if q := ss.syncSQL(b.conn.Settings); q != "" {
+			msg = appendQuery(msg, q)
+			swallow++
+		}
+		msg = appendQuery(msg, "BEGIN")
+		msg = appendInsertPart(msg, parts[i], resultFormats)
+		if err := writeAll(b.conn.NetConn, msg); err != nil {
+			b.txStatus = 'E'
+			return nil, pgErr("08006", fmt.Sprintf("connection to backend %s lost", b.node.Name), "")
+		}
+		b.txStatus = 'T' // until proven otherwise
+		results[i].swallowReady = swallow
+	}
+	failed := (*pgconn.PgError)(nil)
+	for i, b := range bs {
+		if err := readPart(b, &results[i]); err != nil {
+			return nil, pgErr("08006", fmt.Sprintf("connection to backend %s lost: %v", b.node.Name, err), "")
+		}
+		if results[i].err != nil && failed == nil {
+			failed = results[i].err
+		}
+	}
+	end := "COMMIT"
+	if failed != nil {
+		end = "ROLLBACK"
+	}
+	var committed []string
+	for _, b := range bs {
+		if err := writeAll(b.conn.NetConn, appendQuery(nil, end)); err != nil {
+			continue
+		}
+		ok, err := finishPart(b)
+		if err == nil && ok && end == "COMMIT" {
+			committed = append(committed, ss.st.cfg.Shards[b.shard].Name)
+		} else if end == "COMMIT" && failed == nil {
+			failed = pgErr("XX000", fmt.Sprintf("multi-shard INSERT: COMMIT failed on shard %s after it succeeded on [%s]",
+				ss.st.cfg.Shards[b.shard].Name, strings.Join(committed, ", ")), "enable two_phase_commit for atomic multi-shard writes; check the rows on each shard")
+		}
+	}
+	if failed != nil {
+		return nil, failed
+	}
+	for _, b := range bs {
+		ss.floor[b.shard] = snap.WriteFloor(b.shard)
+	}
+	return results, nil
+}
+
+// appendInsertPart encodes one part as an unnamed extended-protocol execution.
+func appendInsertPart(dst []byte, p router.InsertPart, resultFormats []int16) []byte {
+	dst = appendMsg(dst, &pgproto3.Parse{Query: p.SQL, ParameterOIDs: p.ParamOIDs})
+	dst = appendMsg(dst, &pgproto3.Bind{ParameterFormatCodes: p.Formats, Parameters: p.Params, ResultFormatCodes: resultFormats})
+	dst = appendMsg(dst, &pgproto3.Describe{ObjectType: 'P'})
+	dst = appendMsg(dst, &pgproto3.Execute{})
+	return appendMsg(dst, &pgproto3.Sync{})
+}
+
+// readPart collects one part's answers up to its final ReadyForQuery.
+func readPart(b *binding, r *splitResult) error {
+	for {
+		typ, body, err := b.rd.next()
+		if err != nil {
+			return err
+		}
+		switch typ {
+		case 'Z':
+			b.txStatus = body[0]
+			if r.swallowReady > 0 {
+				r.swallowReady--
+				continue
+			}
+			return nil
+		case 'E':
+			if r.swallowReady == 0 && r.err == nil {
+				r.err = decodeError(body)
+			}
+		case 'T':
+			r.rowDesc = appendFrame(nil, typ, body)
+		case 'D':
+			r.rows = appendFrame(r.rows, typ, body)
+		case 'C':
+			if r.swallowReady == 0 {
+				r.count = tagCount(body)
+			}
+		}
+	}
+}
+
+// finishPart reads the answer to COMMIT/ROLLBACK; ok is false on an error.
+func finishPart(b *binding) (ok bool, err error) {
+	ok = true
+	for {
+		typ, body, err := b.rd.next()
+		if err != nil {
+			return false, err
+		}
+		switch typ {
+		case 'E':
+			ok = false
+		case 'C':
+			ok = ok && tagIs(body, "COMMIT")
+		case 'Z':
+			b.txStatus = body[0]
+			return ok, nil
+		}
+	}
+}
+
+func decodeError(body []byte) *pgconn.PgError {
+	var e pgproto3.ErrorResponse
+	if err := e.Decode(body); err != nil {
+		return pgErr("XX000", "undecodable error from backend", "")
+	}
+	return &pgconn.PgError{Severity: e.Severity, Code: e.Code, Message: e.Message, Detail: e.Detail, Hint: e.Hint}
+}
+
+// tagCount reads the row count at the end of a CommandComplete tag.
+func tagCount(body []byte) int64 {
+	tag := strings.TrimRight(string(body), "\x00")
+	n, _ := strconv.ParseInt(tag[strings.LastIndexByte(tag, ' ')+1:], 10, 64)
+	return n
+}
+
+// appendRowDesc writes the parts' RowDescription (RETURNING), or NoData
+// when noData is set and there is none (the answer to Describe portal).
+func appendRowDesc(dst []byte, results []splitResult, noData bool) []byte {
+	if results[0].rowDesc != nil {
+		return append(dst, results[0].rowDesc...)
+	}
+	if noData {
+		return append(dst, msgNoData...)
+	}
+	return dst
+}
+
+// appendSplitRows writes every part's rows and the summed INSERT count.
+func appendSplitRows(dst []byte, results []splitResult) []byte {
+	var total int64
+	for _, r := range results {
+		dst = append(dst, r.rows...)
+		total += r.count
+	}
+	return appendMsg(dst, &pgproto3.CommandComplete{CommandTag: []byte("INSERT 0 " + strconv.FormatInt(total, 10))})
+}
+
+// splitSimple answers a simple-protocol split INSERT.
+func (ss *session) splitSimple(sql string) error {
+	results, perr := ss.execSplit(sql, router.Args{}, nil)
+	if perr != nil {
+		return ss.replyError(perr, true)
+	}
+	ss.out = appendRowDesc(ss.out, results, false)
+	ss.out = appendSplitRows(ss.out, results)
+	ss.out = appendReady(ss.out, 'I')
+	return ss.flushClient()
+}
+
+// splitBatch answers an extended-protocol batch holding one split INSERT
+// execution (Parse? Bind Describe-portal? Execute Close* Sync); ok is false
+// for batch shapes it does not handle.
+func (ss *session) splitBatch(st *stmt) (ok bool, err error) {
+	b := &ss.batch
+	for _, m := range b.msgs {
+		if m.typ == 'D' && m.n > 0 && b.buf[m.off] == 'S' {
+			return false, nil
+		}
+	}
+	results, perr := ss.execSplit(st.query, ss.args, ss.resultFormats)
+	if perr != nil {
+		return true, ss.replyError(perr, true)
+	}
+	for _, m := range b.msgs {
+		switch m.typ {
+		case 'P':
+			ss.out = append(ss.out, msgParseComplete...)
+		case 'B':
+			ss.out = append(ss.out, msgBindComplete...)
+		case 'D':
+			ss.out = appendRowDesc(ss.out, results, true)
+		case 'E':
+			ss.out = appendSplitRows(ss.out, results)
+		case 'C':
+			ss.out = append(ss.out, msgCloseComplete...)
+		case 'S':
+			ss.out = appendReady(ss.out, 'I')
+		}
+	}
+	return true, ss.flushClient()
+}
