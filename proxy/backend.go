@@ -45,12 +45,20 @@ func (ss *session) acquireBackend(shard int, primary bool) error {
 		return err
 	}
 	p := node.Pool(ss.user, ss.db)
+	if p == nil { // node removed by a reload between the snapshot load and now
+		return pgErr("08006", fmt.Sprintf("node %s was removed from the topology", node.Name), "retry the statement")
+	}
 	ctx := context.Background()
 	start := time.Now()
 	c, err := p.Acquire(ctx)
 	ss.srv.Metrics.poolWait(time.Since(start))
 	if err != nil {
 		return err
+	}
+	if primary && node.Role() == topology.RoleReplica {
+		// A failover demoted the node while we waited: never write to it.
+		p.Release(c)
+		return pgErr("57P03", fmt.Sprintf("node %s of shard %s is no longer the primary", node.Name, node.Shard), "retry: the new primary is being detected")
 	}
 	node.Acquired()
 	rd := backendReaders.Get().(*frameReader)
