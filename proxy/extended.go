@@ -92,6 +92,10 @@ func (ss *session) flushBatch(sync bool) error {
 // refuseBatch answers a batch the proxy cannot route: one error, then
 // ReadyForQuery if the batch ended in Sync (Postgres skips to Sync after an error).
 func (ss *session) refuseBatch(err error, sync bool) error {
+	if err == errMalformed {
+		ss.writeClient(appendError(nil, errMalformed))
+		return errClientGone
+	}
 	if ss.be != nil && !sync {
 		// The backend is mid-batch; make it skip to Sync like us.
 		ss.out = appendError(ss.out, toPgError(err))

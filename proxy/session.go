@@ -127,8 +127,11 @@ func (ss *session) run() {
 				ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "57P01", Message: "terminating connection: pgrouter is shutting down"}))
 				return
 			}
-			if !errors.Is(err, io.EOF) {
-				ss.srv.log.Debug("client read failed", "client_id", ss.pid, "err", err)
+			var ne net.Error
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !(errors.As(err, &ne) && ne.Timeout()) {
+				// A broken frame, not a closed socket: say so before closing.
+				ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "08P01", Message: "invalid message from client: " + err.Error()}))
+				ss.srv.log.Info("client protocol error", "client_id", ss.pid, "err", err)
 			}
 			return
 		}
