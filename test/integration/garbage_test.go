@@ -25,7 +25,7 @@ func readUntilClosed(t *testing.T, c net.Conn) []byte {
 func TestGarbageStartupIsRefused(t *testing.T) {
 	for _, payload := range [][]byte{
 		[]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
-		{0, 0, 0, 8, 0, 9, 0, 0},              // protocol 9.0
+		{0, 0, 0, 8, 0, 9, 0, 0},             // protocol 9.0
 		{0x7f, 0xff, 0xff, 0xff, 1, 2, 3, 4}, // absurd length
 	} {
 		c, err := net.Dial("tcp", env.Proxy.Addr)
