@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -57,6 +58,10 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Instance
 		inst.MetricsAddr = mln.Addr().String()
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(srv.Metrics.Registry, promhttp.HandlerOpts{}))
+		// Profiles are served next to the metrics (same trusted listener): CPU
+		// per transaction is what decides a proxy's cost, so it must be observable.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		inst.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go inst.metrics.Serve(mln)
 	}
