@@ -1,11 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/pgrouter/pgrouter/topology/localpg"
 )
@@ -132,32 +135,63 @@ func (b *bench) shardedRouter(ctx context.Context) (*Target, error) {
 	return b.routerTarget(ctx, &b.shRouter)
 }
 
-// runScenario runs s against each of its targets, one after the other.
+// runScenario runs s against each of its targets, one after the other, in
+// opts.repeat interleaved rounds (so slow drifts of the shared box hit every
+// target alike), and keeps each target's run with the median TPS.
 func (b *bench) runScenario(ctx context.Context, s Scenario) ScenarioRun {
 	run := ScenarioRun{Scenario: s}
-	measure := func(t *Target) {
-		fmt.Fprintf(os.Stderr, "bench: %-32s %-9s ", s.Name(), t.Name)
-		res := runPgbench(ctx, b.workdir, t, s, b.opts.duration)
-		fmt.Fprintf(os.Stderr, "tps %8.0f  p50 %7.3f ms  p99 %7.3f ms  cpu/tx %s  %s\n", res.TPS,
-			float64(res.P50.Microseconds())/1000, float64(res.P99.Microseconds())/1000, cpu(&res), res.Err)
-		run.Results = append(run.Results, res)
-	}
-	measure(b.direct)
-	if s.Sharded {
-		if t, err := b.shardedRouter(ctx); err == nil {
-			measure(t)
-		} else {
-			run.Note = "pgrouter (2 shards) not measured: " + cell(err.Error())
+	byTarget := map[string][]Result{}
+	var order []string
+	for round := 0; round < max(1, b.opts.repeat) && ctx.Err() == nil; round++ {
+		for _, t := range b.scenarioTargets(ctx, s, &run) {
+			if _, seen := byTarget[t.Name]; !seen {
+				order = append(order, t.Name)
+			}
+			byTarget[t.Name] = append(byTarget[t.Name], b.measure(ctx, s, t))
 		}
-		return run
 	}
-	measure(b.bouncer)
+	for _, name := range order {
+		run.Results = append(run.Results, medianByTPS(byTarget[name]))
+	}
+	return run
+}
+
+// scenarioTargets lists the targets s runs against, (re)starting pgrouter
+// as needed; a pgrouter that cannot run is explained in run.Note.
+func (b *bench) scenarioTargets(ctx context.Context, s Scenario, run *ScenarioRun) []*Target {
+	targets := []*Target{b.direct}
+	if s.Sharded {
+		t, err := b.shardedRouter(ctx)
+		if err != nil {
+			run.Note = "pgrouter (2 shards) not measured: " + cell(err.Error())
+			return targets
+		}
+		return append(targets, t)
+	}
+	targets = append(targets, b.bouncer)
 	if t, err := b.routerTarget(ctx, &b.router); err == nil {
-		measure(t)
+		targets = append(targets, t)
 	} else {
 		run.Note = "pgrouter not measured: " + cell(err.Error())
 	}
-	return run
+	return targets
+}
+
+func (b *bench) measure(ctx context.Context, s Scenario, t *Target) Result {
+	fmt.Fprintf(os.Stderr, "bench: %-32s %-9s ", s.Name(), t.Name)
+	res := runPgbench(ctx, b.workdir, t, s, b.opts.duration)
+	fmt.Fprintf(os.Stderr, "tps %8.0f  p50 %7.3f ms  p99 %7.3f ms  cpu/tx %s  %s\n", res.TPS,
+		float64(res.P50.Microseconds())/1000, float64(res.P99.Microseconds())/1000, cpu(&res), res.Err)
+	return res
+}
+
+// medianByTPS picks the run with the median TPS (the upper one of two).
+func medianByTPS(rs []Result) Result {
+	sorted := slices.Clone(rs)
+	slices.SortStableFunc(sorted, func(a, b Result) int { return cmp.Compare(a.TPS, b.TPS) })
+	m := sorted[len(sorted)/2]
+	m.Runs = len(rs)
+	return m
 }
 
 // explainRuns adds notes that help read the tables: known PgBouncer
@@ -177,6 +211,41 @@ func (b *bench) explainRuns() {
 		if tail := slot.t.Proc.logTail(20); strings.TrimSpace(tail) != "" {
 			b.note("%s logged (last lines, level warn and above):\n```\n%s\n```", slot.spec.name, tail)
 		}
+	}
+}
+
+// idleCPU reports how much CPU each proxy burns with no client at all,
+// after the runs: a proxy that keeps spinning (leaked goroutines, busy
+// timers) inflates every CPU µs/tx figure, most visibly at c1.
+func (b *bench) idleCPU(ctx context.Context) {
+	procs := map[string]*Target{"pgbouncer": b.bouncer, "pgrouter": b.router.t, "pgrouter-sharded": b.shRouter.t}
+	before := map[string]int64{}
+	for name, t := range procs {
+		if t != nil && t.Proc.alive() {
+			if ticks, err := cpuTicks(t.Proc.pid()); err == nil {
+				before[name] = ticks
+			}
+		}
+	}
+	const window = 3 * time.Second
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(window):
+	}
+	var parts []string
+	for _, name := range []string{"pgbouncer", "pgrouter", "pgrouter-sharded"} {
+		t, ok := procs[name]
+		if _, measured := before[name]; !ok || !measured {
+			continue
+		}
+		if after, err := cpuTicks(t.Proc.pid()); err == nil {
+			msPerSec := float64(after-before[name]) * 1000 / clockTicks / window.Seconds()
+			parts = append(parts, fmt.Sprintf("%s %.0f ms/s", name, msPerSec))
+		}
+	}
+	if len(parts) > 0 {
+		b.note("CPU with no clients connected, over %s after all runs: %s.", window, strings.Join(parts, ", "))
 	}
 }
 

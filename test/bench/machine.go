@@ -17,7 +17,7 @@ import (
 func describeMachine(ctx context.Context, root string, o options) Machine {
 	m := Machine{
 		Date: time.Now(), NProc: runtime.NumCPU(), GoVersion: runtime.Version(),
-		LoadStart: loadAvg(), Duration: o.duration, Scale: o.scale, Pool: o.pool, Mode: "full",
+		LoadStart: loadAvg(), Duration: o.duration, Scale: o.scale, Pool: o.pool, Repeat: max(1, o.repeat), Mode: "full",
 	}
 	if o.quick {
 		m.Mode = "quick"

@@ -30,6 +30,7 @@ type options struct {
 	out      string
 	pgrouter string // prebuilt binary; "" builds bin/pgrouter
 	only     string // run only scenarios whose name contains this
+	repeat   int    // rounds per scenario; the median-TPS run is reported
 }
 
 func main() { os.Exit(run()) }
@@ -43,6 +44,7 @@ func run() int {
 	flag.StringVar(&o.out, "out", "", "report path (default <repo>/bench/RESULTS.md)")
 	flag.StringVar(&o.pgrouter, "pgrouter", "", "pgrouter binary to measure (default: build <repo>/bin/pgrouter)")
 	flag.StringVar(&o.only, "only", "", "run only the scenarios whose name contains this text (e.g. \"c500\")")
+	flag.IntVar(&o.repeat, "repeat", 1, "run each scenario this many interleaved rounds and report each target's median-TPS run")
 	flag.Parse()
 	if o.quick && !flagGiven("duration") {
 		o.duration = 3 * time.Second
@@ -108,6 +110,7 @@ func (b *bench) run(ctx context.Context) error {
 		b.runs = append(b.runs, b.runScenario(ctx, s))
 	}
 	machine.LoadEnd = loadAvg()
+	b.idleCPU(ctx)
 	b.explainRuns()
 	return b.writeResults(machine)
 }

@@ -120,3 +120,14 @@ func TestScenarioArgs(t *testing.T) {
 		t.Errorf("args = %q", got)
 	}
 }
+
+func TestMedianByTPS(t *testing.T) {
+	rs := []Result{{Target: "a", TPS: 300}, {Target: "b", TPS: 100}, {Target: "c", TPS: 200}}
+	m := medianByTPS(rs)
+	if m.Target != "c" || m.Runs != 3 {
+		t.Errorf("median = %+v", m)
+	}
+	if one := medianByTPS(rs[:1]); one.Target != "a" || one.Runs != 1 {
+		t.Errorf("median of one = %+v", one)
+	}
+}

@@ -25,6 +25,7 @@ type Result struct {
 	CPUPerTx float64       // µs of proxy CPU per transaction; <0 when not measured
 	Connect  time.Duration // pgbench's "initial connection time", spent inside -T
 	Duration time.Duration // the -T of this run
+	Runs     int           // how many runs this median was picked from
 	Err      string        // pgbench's first error line, if any
 }
 

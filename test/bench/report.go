@@ -32,7 +32,7 @@ type Machine struct {
 	LoadStart, LoadEnd           string
 	Mode                         string // quick | full
 	Duration                     time.Duration
-	Scale, Pool                  int
+	Scale, Pool, Repeat          int
 }
 
 // writeReport renders the Markdown report.
@@ -47,6 +47,10 @@ func writeReport(w io.Writer, m Machine, runs []ScenarioRun, notes []string) {
 		" with a per-transaction log (p50/p99 are exact, over successful transactions). TPS is pgbench's"+
 		" \"without initial connection time\"; \"connect ms\" is that connection time, which -T includes.\n",
 		m.Scale, int(m.Duration.Seconds()), int(minManyClients.Seconds()))
+	if m.Repeat > 1 {
+		fmt.Fprintf(w, "- Each scenario ran %d interleaved rounds (direct, PgBouncer, pgrouter, direct, …); every row is"+
+			" that target's run with the median TPS.\n", m.Repeat)
+	}
 	fmt.Fprintf(w, "- Proxies: transaction pooling, pool size %d, md5 client auth, on loopback. PgBouncer runs as user postgres;"+
 		" pgrouter is `bin/pgrouter serve` (log level warn, metrics off) in its own process.\n", m.Pool)
 	fmt.Fprintf(w, "- CPU µs/tx: utime+stime of the proxy process from /proc/PID/stat (10 ms ticks) over the pgbench run"+
