@@ -58,8 +58,8 @@ func (ss *session) flushBatch(sync bool) error {
 		if ss.prepareOnly() {
 			return ss.answerPrepareLocally()
 		}
-		if route.Split && ss.pendingBegin == "" && sync && ss.lastBound != nil && ss.batch.executions() == 1 {
-			if ok, err := ss.splitBatch(ss.lastBound); ok {
+		if ss.multiWrite(route) && sync && ss.lastBound != nil && ss.batch.executions() == 1 {
+			if ok, err := ss.multiBatch(ss.lastBound, route); ok {
 				return err
 			}
 		}

@@ -24,8 +24,8 @@ func (ss *session) simpleQuery(body []byte) error {
 		if done, err := ss.deferTxControl(plan, sql, nil); done {
 			return err
 		}
-		if route.Split && ss.pendingBegin == "" {
-			return ss.splitSimple(sql)
+		if ss.multiWrite(route) {
+			return ss.multiSimple(sql, route)
 		}
 		if err := ss.bindFor(route); err != nil {
 			return ss.replyError(err, true)

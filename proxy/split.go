@@ -17,21 +17,37 @@ type splitResult struct {
 	rowDesc []byte // RowDescription frame (RETURNING), nil for NoData
 	rows    []byte // DataRow frames
 	count   int64
+	tag     string // CommandComplete tag without its row count ("UPDATE", "INSERT 0", "CREATE TABLE")
 	err     *pgconn.PgError
 
 	swallowReady int // ReadyForQuery answers of the preamble still to skip
 }
 
 // execSplit runs a multi-row INSERT whose rows belong to several shards:
-// one INSERT per shard, each inside its own transaction on that shard's
-// primary, committed only when every part succeeded (else all roll back).
-// Without two-phase commit the commits themselves are not atomic; a failure
-// between them is reported as such (XX000), never hidden.
+// one INSERT per shard (see execOnShards).
 func (ss *session) execSplit(sql string, args router.Args, resultFormats []int16) ([]splitResult, *pgconn.PgError) {
 	parts, err := ss.router.SplitInsert(sql, args, ss.hints)
 	if err != nil {
 		return nil, toPgError(err)
 	}
+	return ss.execOnShards(parts, resultFormats)
+}
+
+// broadcastParts runs one statement unchanged on every shard of route.
+func broadcastParts(sql string, args router.Args, route router.Route) []router.InsertPart {
+	var parts []router.InsertPart
+	route.Shards.Each(func(i int) {
+		parts = append(parts, router.InsertPart{Shard: i, SQL: sql, Params: args.Params, Formats: args.Formats, ParamOIDs: args.ParamOIDs})
+	})
+	return parts
+}
+
+// execOnShards runs one statement per shard, each inside its own
+// transaction on that shard's primary, and commits only when every part
+// succeeded (else all roll back). Without two-phase commit the commits
+// themselves are not atomic; a failure between them is reported as such
+// (XX000), never hidden.
+func (ss *session) execOnShards(parts []router.InsertPart, resultFormats []int16) ([]splitResult, *pgconn.PgError) {
 	snap := ss.srv.topo.Snapshot()
 	bs := make([]*binding, 0, len(parts))
 	defer func() {
@@ -147,7 +163,7 @@ func readPart(b *binding, r *splitResult) error {
 			r.rows = appendFrame(r.rows, typ, body)
 		case 'C':
 			if r.swallowReady == 0 {
-				r.count = tagCount(body)
+				r.tag, r.count = splitTag(body)
 			}
 		}
 	}
@@ -181,11 +197,15 @@ func decodeError(body []byte) *pgconn.PgError {
 	return &pgconn.PgError{Severity: e.Severity, Code: e.Code, Message: e.Message, Detail: e.Detail, Hint: e.Hint}
 }
 
-// tagCount reads the row count at the end of a CommandComplete tag.
-func tagCount(body []byte) int64 {
+// splitTag cuts a CommandComplete tag into its words and trailing row
+// count ("UPDATE 3" → "UPDATE", 3); tags without a count keep count -1.
+func splitTag(body []byte) (string, int64) {
 	tag := strings.TrimRight(string(body), "\x00")
-	n, _ := strconv.ParseInt(tag[strings.LastIndexByte(tag, ' ')+1:], 10, 64)
-	return n
+	i := strings.LastIndexByte(tag, ' ')
+	if n, err := strconv.ParseInt(tag[i+1:], 10, 64); err == nil && i > 0 {
+		return tag[:i], n
+	}
+	return tag, -1
 }
 
 // appendRowDesc writes the parts' RowDescription (RETURNING), or NoData
@@ -200,19 +220,25 @@ func appendRowDesc(dst []byte, results []splitResult, noData bool) []byte {
 	return dst
 }
 
-// appendSplitRows writes every part's rows and the summed INSERT count.
+// appendSplitRows writes every part's rows and one CommandComplete whose
+// row count is the sum of the parts' ("UPDATE 7" from 3 + 4).
 func appendSplitRows(dst []byte, results []splitResult) []byte {
 	var total int64
 	for _, r := range results {
 		dst = append(dst, r.rows...)
 		total += r.count
 	}
-	return appendMsg(dst, &pgproto3.CommandComplete{CommandTag: []byte("INSERT 0 " + strconv.FormatInt(total, 10))})
+	tag := results[0].tag
+	if results[0].count >= 0 {
+		tag += " " + strconv.FormatInt(total, 10)
+	}
+	return appendMsg(dst, &pgproto3.CommandComplete{CommandTag: []byte(tag)})
 }
 
-// splitSimple answers a simple-protocol split INSERT.
-func (ss *session) splitSimple(sql string) error {
-	results, perr := ss.execSplit(sql, router.Args{}, nil)
+// multiSimple answers a simple-protocol statement run on several shards:
+// a split INSERT, or a write broadcast to every shard of route.
+func (ss *session) multiSimple(sql string, route router.Route) error {
+	results, perr := ss.runMulti(sql, router.Args{}, nil, route)
 	if perr != nil {
 		return ss.replyError(perr, true)
 	}
@@ -222,17 +248,17 @@ func (ss *session) splitSimple(sql string) error {
 	return ss.flushClient()
 }
 
-// splitBatch answers an extended-protocol batch holding one split INSERT
-// execution (Parse? Bind Describe-portal? Execute Close* Sync); ok is false
-// for batch shapes it does not handle.
-func (ss *session) splitBatch(st *stmt) (ok bool, err error) {
+// multiBatch answers an extended-protocol batch holding one multi-shard
+// write (Parse? Bind Describe-portal? Execute Close* Sync); ok is false for
+// batch shapes it does not handle.
+func (ss *session) multiBatch(st *stmt, route router.Route) (ok bool, err error) {
 	b := &ss.batch
 	for _, m := range b.msgs {
 		if m.typ == 'D' && m.n > 0 && b.buf[m.off] == 'S' {
 			return false, nil
 		}
 	}
-	results, perr := ss.execSplit(st.query, ss.args, ss.resultFormats)
+	results, perr := ss.runMulti(st.query, ss.args, ss.resultFormats, route)
 	if perr != nil {
 		return true, ss.replyError(perr, true)
 	}
@@ -253,4 +279,25 @@ func (ss *session) splitBatch(st *stmt) (ok bool, err error) {
 		}
 	}
 	return true, ss.flushClient()
+}
+
+// runMulti executes a split INSERT or a broadcast write.
+func (ss *session) runMulti(sql string, args router.Args, resultFormats []int16, route router.Route) ([]splitResult, *pgconn.PgError) {
+	if route.Split {
+		return ss.execSplit(sql, args, resultFormats)
+	}
+	return ss.execOnShards(broadcastParts(sql, args, route), resultFormats)
+}
+
+// multiWrite reports whether route is a write pgrouter runs on several
+// shards itself: a split INSERT, or (cross_shard allowed) a write without
+// a usable shard key, outside an explicit transaction.
+func (ss *session) multiWrite(route router.Route) bool {
+	if ss.pendingBegin != "" || ss.be != nil {
+		return false
+	}
+	if route.Split {
+		return true
+	}
+	return route.Multi && route.Role == router.RolePrimary && ss.db.CrossShard != "deny"
 }
