@@ -70,6 +70,9 @@ type Plan struct {
 	// SHOW pgrouter.*); LocalCmd says what.
 	Local    bool
 	LocalCmd LocalCmd
+	// Select is true when the text is exactly one SELECT (VALUES, WITH … SELECT
+	// included): a multi-shard one needs a merge, never a plain broadcast.
+	Select bool
 	// NumParams is the highest $n referenced by the statement text.
 	NumParams int
 	// Unparsed is true when the parser rejected the text: it is routed to a

@@ -44,6 +44,9 @@ func (r *Router) buildPlan(sql string) (p *Plan, parsed, dmlOnly bool) {
 	if len(a.stmts) == 0 {
 		a.stmts = []*stmtPlan{{kind: spAny, onlyShard: -1, reason: "empty query"}}
 	}
+	if len(res.Stmts) == 1 {
+		_, p.Select = res.Stmts[0].Stmt.Node.(*pg.Node_SelectStmt)
+	}
 	if len(p.Sets) > 0 {
 		p.Set = &p.Sets[0]
 	}
