@@ -58,7 +58,7 @@ func (ss *session) flushBatch(sync bool) error {
 		if ss.prepareOnly() {
 			return ss.answerPrepareLocally()
 		}
-		if ss.multiWrite(route) && sync && ss.lastBound != nil && ss.batch.executions() == 1 {
+		if sync && ss.lastBound != nil && ss.batch.executions() == 1 && ss.multiWrite(ss.lastBound.plan, route) {
 			if ok, err := ss.multiBatch(ss.lastBound, route); ok {
 				return err
 			}

@@ -24,7 +24,7 @@ func (ss *session) simpleQuery(body []byte) error {
 		if done, err := ss.deferTxControl(plan, sql, nil); done {
 			return err
 		}
-		if ss.multiWrite(route) {
+		if ss.multiWrite(plan, route) {
 			return ss.multiSimple(sql, route)
 		}
 		if err := ss.bindFor(route); err != nil {

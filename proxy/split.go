@@ -291,9 +291,10 @@ func (ss *session) runMulti(sql string, args router.Args, resultFormats []int16,
 
 // multiWrite reports whether route is a write pgrouter runs on several
 // shards itself: a split INSERT, or (cross_shard allowed) a write without
-// a usable shard key, outside an explicit transaction.
-func (ss *session) multiWrite(route router.Route) bool {
-	if ss.pendingBegin != "" || ss.be != nil {
+// a usable shard key, outside an explicit transaction. A SELECT never is:
+// broadcasting it would concatenate what needs merging.
+func (ss *session) multiWrite(plan *router.Plan, route router.Route) bool {
+	if ss.pendingBegin != "" || ss.be != nil || plan == nil || plan.Select {
 		return false
 	}
 	if route.Split {
