@@ -129,3 +129,14 @@ func liftableStart(sql string) bool {
 	}
 	return false
 }
+
+// Shape returns sql with its inline literals replaced by $1, $2… — what a
+// log may show of a statement without printing values. "" when the text is
+// not a plain query the lexer can follow (utility statements keep values).
+func Shape(sql string) string {
+	var sc Scratch
+	if normalise(sql, &sc) {
+		return string(sc.buf)
+	}
+	return ""
+}
