@@ -150,6 +150,8 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 				return out, nil, st.planErr
 			}
 			m.st = st
+			ss.lastSQL = st.query
+			ss.queries.Add(1)
 			ss.args.ParamOIDs = st.oids
 			r, err := ss.router.Route(st.plan, ss.args, ss.hints)
 			if err != nil {

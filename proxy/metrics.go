@@ -15,6 +15,7 @@ type Metrics struct {
 	errorsTot *prometheus.CounterVec
 	wait      prometheus.Histogram
 	pins      prometheus.Counter
+	duration  *prometheus.HistogramVec
 }
 
 // NewMetrics creates the collectors on a private registry.
@@ -30,7 +31,10 @@ func NewMetrics() *Metrics {
 		pins: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgrouter_pinned_sessions_total",
 			Help: "Clients pinned to a backend because of session state (temp tables, advisory locks, LISTEN, WITH HOLD cursors, PREPARE)."}),
 	}
-	m.Registry.MustRegister(m.queries, m.errorsTot, m.wait, m.pins)
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "pgrouter_query_duration_seconds",
+		Help:    "Round trip of a client request (query or extended batch) through pgrouter to its backend, by shard and role.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 14)}, []string{"shard", "role"})
+	m.Registry.MustRegister(m.queries, m.errorsTot, m.wait, m.pins, m.duration)
 	return m
 }
 
@@ -40,6 +44,11 @@ func (m *Metrics) routed(shard, role, reason string) {
 func (m *Metrics) errors(code string)       { m.errorsTot.WithLabelValues(code).Inc() }
 func (m *Metrics) poolWait(d time.Duration) { m.wait.Observe(d.Seconds()) }
 func (m *Metrics) pinned()                  { m.pins.Inc() }
+
+// observeQuery records one round trip's duration by shard and role.
+func (m *Metrics) observeQuery(shard string, primary bool, d time.Duration) {
+	m.duration.WithLabelValues(shard, roleName(primary)).Observe(d.Seconds())
+}
 
 // watch registers gauges that read live state at scrape time.
 func (m *Metrics) watch(topo *topology.Topology, srv *Server) {

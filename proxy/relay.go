@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"strings"
+	"time"
+
 	"github.com/pgrouter/pgrouter/router"
 )
 
@@ -28,15 +31,41 @@ const clientFlushAt = 64 << 10
 // roundTrip sends ss.bout to the backend and relays answers until every
 // queued expectation is met.
 func (ss *session) roundTrip() error {
+	start := time.Now()
 	if err := writeAll(ss.be.conn.NetConn, ss.bout); err != nil {
 		return ss.backendLost(err)
 	}
 	ss.failed = false
+	b := ss.be
 	if err := ss.relay(); err != nil {
 		return err
 	}
+	ss.observe(b, time.Since(start))
 	ss.afterRoundTrip()
 	return ss.flushClient()
+}
+
+// observe records a round trip's duration and logs it when slow.
+func (ss *session) observe(b *binding, d time.Duration) {
+	shard := ss.st.cfg.Shards[b.shard].Name
+	ss.srv.Metrics.observeQuery(shard, b.primary, d)
+	if slow := ss.st.cfg.Log.SlowQuery.D(); slow > 0 && d >= slow {
+		ss.srv.log.Warn("slow query", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName, "shard", shard,
+			"node", b.node.Name, "role", roleName(b.primary), "duration_ms", d.Milliseconds(), "statement", ss.statementShape())
+	}
+}
+
+// statementShape is the current statement without literal values (logs
+// never print values): the normalised text, else its first word.
+func (ss *session) statementShape() string {
+	sql := ss.lastSQL
+	if shape := router.Shape(sql); shape != "" {
+		return shape
+	}
+	if f := strings.Fields(sql); len(f) > 0 {
+		return f[0] + " …"
+	}
+	return ""
 }
 
 func (ss *session) pop() { ss.queue = ss.queue[1:] }

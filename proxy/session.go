@@ -62,6 +62,7 @@ type session struct {
 	qstore        []expect     // queue storage, reused once the queue drains
 	bout          []byte       // bytes going to the backend
 	lastTag       []byte       // last CommandComplete tag seen (for COMMIT/ROLLBACK)
+	lastSQL       string       // statement of the current round trip (slow-query log); may alias the read buffer
 	failed        bool         // an ErrorResponse was relayed in the current round trip
 
 	cancelMu sync.Mutex // serialises cancel forwarding with backend release

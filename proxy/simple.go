@@ -12,6 +12,7 @@ import (
 // simpleQuery handles a Query message (one or more statements in one string).
 func (ss *session) simpleQuery(body []byte) error {
 	sql := sqlString(body)
+	ss.lastSQL = sql
 	ss.queries.Add(1)
 	plan, route, err := ss.router.RouteSimple(sql, ss.hints, &ss.scratch)
 	if err != nil {
