@@ -244,3 +244,17 @@ func (ss *session) backendLost(err error) error {
 	ss.txStatus = 'I'
 	return ss.flushClient()
 }
+
+// releaseAll gives back the backends of a multi-shard execution: clean ones
+// to their pools, the others closed.
+func (ss *session) releaseAll(bs []*binding) {
+	for _, b := range bs {
+		b.node.Released()
+		if b.txStatus == 'I' {
+			b.pool.Release(b.conn)
+		} else {
+			b.pool.Discard(b.conn)
+		}
+		backendReaders.Put(b.rd)
+	}
+}

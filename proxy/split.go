@@ -50,17 +50,7 @@ func broadcastParts(sql string, args router.Args, route router.Route) []router.I
 func (ss *session) execOnShards(parts []router.InsertPart, resultFormats []int16) ([]splitResult, *pgconn.PgError) {
 	snap := ss.srv.topo.Snapshot()
 	bs := make([]*binding, 0, len(parts))
-	defer func() {
-		for _, b := range bs {
-			b.node.Released()
-			if b.txStatus == 'I' {
-				b.pool.Release(b.conn)
-			} else {
-				b.pool.Discard(b.conn)
-			}
-			backendReaders.Put(b.rd)
-		}
-	}()
+	defer func() { ss.releaseAll(bs) }()
 	// Parts come sorted by shard: acquiring in one global order means two
 	// sessions splitting at once cannot each hold what the other waits for.
 	for _, p := range parts {
