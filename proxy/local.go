@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"maps"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -76,6 +78,12 @@ func (ss *session) loginParams(ctx context.Context) (map[string]string, error) {
 		return map[string]string{"server_version": "15.0 (pgrouter)", "server_encoding": "UTF8", "client_encoding": "UTF8",
 			"DateStyle": "ISO, MDY", "integer_datetimes": "on", "standard_conforming_strings": "on"}, nil
 	}
+	// A client without startup GUCs sees the servers' defaults: reuse the set
+	// from a recent such login instead of taking a backend for every login.
+	plain := len(ss.desired) == 0
+	if c := ss.srv.defaultParams.Load(); plain && c != nil && time.Since(c.at) < time.Minute {
+		return maps.Clone(c.params), nil
+	}
 	if err := ss.acquireBackend(0, false); err != nil {
 		if err2 := ss.acquireBackend(0, true); err2 != nil {
 			return nil, err
@@ -89,11 +97,11 @@ func (ss *session) loginParams(ctx context.Context) (map[string]string, error) {
 			return nil, err
 		}
 	}
-	params := make(map[string]string, len(ss.be.conn.ServerParams))
-	for k, v := range ss.be.conn.ServerParams {
-		params[k] = v
-	}
+	params := maps.Clone(ss.be.conn.ServerParams)
 	ss.release()
+	if plain {
+		ss.srv.defaultParams.Store(&cachedParams{params: maps.Clone(params), at: time.Now()})
+	}
 	return params, nil
 }
 

@@ -32,8 +32,14 @@ type Server struct {
 	closing  atomic.Bool
 	wg       sync.WaitGroup
 
-	serverParams atomic.Pointer[map[string]string] // last ParameterStatus set seen from a backend
-	Metrics      *Metrics
+	defaultParams atomic.Pointer[cachedParams] // ParameterStatus set of a login without startup GUCs
+	Metrics       *Metrics
+}
+
+// cachedParams is a recent ParameterStatus set of the servers' defaults.
+type cachedParams struct {
+	params map[string]string
+	at     time.Time
 }
 
 // serverState is everything derived from one config; swapped on reload.
