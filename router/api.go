@@ -70,6 +70,9 @@ type Plan struct {
 	// SHOW pgrouter.*); LocalCmd says what.
 	Local    bool
 	LocalCmd LocalCmd
+	// Deallocate is set for a lone DEALLOCATE [PREPARE] name|ALL: the proxy
+	// answers it for protocol-level statements, which it renames.
+	Deallocate *Deallocate
 	// Select is true when the text is exactly one SELECT (VALUES, WITH … SELECT
 	// included): a multi-shard one needs a merge, never a plain broadcast.
 	Select bool
@@ -80,6 +83,12 @@ type Plan struct {
 	Unparsed bool
 
 	a *analysis // routing template (shard-key sources, groups); nil = route anywhere
+}
+
+// Deallocate names the statement a DEALLOCATE drops (All: every one).
+type Deallocate struct {
+	Name string
+	All  bool
 }
 
 // Session carries per-client routing overrides (SET pgrouter.role / pgrouter.shard).

@@ -68,6 +68,9 @@ func (r *Router) mergeClass(p *Plan, c *stmtClass, nstmts int) {
 		p.Pin = c.pin
 	}
 	p.Unpin = p.Unpin || c.unpin
+	if c.dealloc != nil && nstmts == 1 {
+		p.Deallocate = c.dealloc
+	}
 	if c.err != nil && a.err == nil {
 		a.err = c.err
 	}

@@ -10,17 +10,18 @@ import (
 
 // stmtClass is what one statement does apart from shard choice.
 type stmtClass struct {
-	role   Role
-	why    string // reason for RolePrimary
-	tx     TxEffect
-	sets   []SetVar
-	pin    string
-	unpin  bool
-	local  *LocalCmd
-	err    error // pgrouter.* misuse
-	anyDst bool  // utility statement with no data: any shard will do
-	dml    bool  // SELECT/INSERT/UPDATE/DELETE/MERGE/EXPLAIN/COPY/DECLARE: shard analysis applies
-	writes bool  // statement itself modifies its target relation (for reference tables)
+	role    Role
+	why     string // reason for RolePrimary
+	tx      TxEffect
+	sets    []SetVar
+	pin     string
+	unpin   bool
+	local   *LocalCmd
+	dealloc *Deallocate
+	err     error // pgrouter.* misuse
+	anyDst  bool  // utility statement with no data: any shard will do
+	dml     bool  // SELECT/INSERT/UPDATE/DELETE/MERGE/EXPLAIN/COPY/DECLARE: shard analysis applies
+	writes  bool  // statement itself modifies its target relation (for reference tables)
 }
 
 func (c *stmtClass) primary(why string) {
@@ -92,7 +93,10 @@ func (r *Router) classify(n *pg.Node, text string) stmtClass {
 		c.anyDst = true
 		c.primary("EXECUTE of a prepared statement")
 		return c
-	case *pg.Node_DeallocateStmt, *pg.Node_FetchStmt, *pg.Node_ClosePortalStmt, *pg.Node_LoadStmt:
+	case *pg.Node_DeallocateStmt:
+		c.anyDst, c.dealloc = true, &Deallocate{Name: s.DeallocateStmt.Name, All: s.DeallocateStmt.Name == ""}
+		return c
+	case *pg.Node_FetchStmt, *pg.Node_ClosePortalStmt, *pg.Node_LoadStmt:
 		c.anyDst = true
 		return c
 	case *pg.Node_ListenStmt:
