@@ -203,6 +203,8 @@ func (ss *session) applySet(v router.SetVar) {
 		}
 		if have != nil {
 			clear(have)
+			// DISCARD ALL also drops the backend's prepared statements.
+			ss.be.conn.Prepared.Purge()
 		}
 	case v.Reset:
 		if sql, ok := ss.startup[v.Name]; ok {

@@ -21,6 +21,11 @@ func (ss *session) simpleQuery(body []byte) error {
 	if plan.Local {
 		return ss.localStatement(plan)
 	}
+	if d := plan.Deallocate; d != nil && ss.pinned == "" {
+		if done, err := ss.deallocate(d); done {
+			return err
+		}
+	}
 	if ss.be == nil {
 		if done, err := ss.deferTxControl(plan, sql, nil); done {
 			return err
@@ -127,4 +132,24 @@ func (ss *session) checkSameShard(route router.Route) error {
 		return pgErr("25006", "cannot execute a write in a read-only transaction routed to a replica", "start the transaction with BEGIN (not READ ONLY) to write")
 	}
 	return nil
+}
+
+// deallocate answers DEALLOCATE of protocol-level statements locally: their
+// server-side names are shared and managed by pgrouter, and the backend in
+// use next may not be the one that prepared them. (A pinned session, which
+// may hold SQL-level PREPAREd statements, sends DEALLOCATE to its backend.)
+func (ss *session) deallocate(d *router.Deallocate) (bool, error) {
+	tag := "DEALLOCATE ALL"
+	if d.All {
+		clear(ss.stmts)
+	} else {
+		if _, ok := ss.stmts[d.Name]; !ok {
+			return false, nil // let Postgres report it does not exist
+		}
+		delete(ss.stmts, d.Name)
+		tag = "DEALLOCATE"
+	}
+	ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte(tag)})
+	ss.out = appendReady(ss.out, ss.txStatus)
+	return true, ss.flushClient()
 }

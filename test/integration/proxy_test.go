@@ -356,3 +356,33 @@ func TestClientDisconnectMidTransaction(t *testing.T) {
 		t.Fatalf("abandoned transactions committed or pool stuck: %v n=%d", err, n)
 	}
 }
+
+func TestDeallocateAndDiscard(t *testing.T) {
+	ctx := context.Background()
+	c := connect(t, env.AppDSN())
+	pc := c.PgConn()
+	if _, err := pc.Prepare(ctx, "mine", "select $1::int + 1", nil); err != nil {
+		t.Fatal(err)
+	}
+	res := pc.ExecPrepared(ctx, "mine", [][]byte{[]byte("41")}, nil, nil).Read()
+	if res.Err != nil || string(res.Rows[0][0]) != "42" {
+		t.Fatalf("exec prepared: %v %v", res.Err, res.Rows)
+	}
+	if _, err := pc.Exec(ctx, "deallocate mine").ReadAll(); err != nil {
+		t.Fatalf("DEALLOCATE of a protocol statement: %v", err)
+	}
+	if res := pc.ExecPrepared(ctx, "mine", [][]byte{[]byte("1")}, nil, nil).Read(); sqlState(res.Err) != "26000" {
+		t.Fatalf("statement still usable after DEALLOCATE: %v", res.Err)
+	}
+	// DISCARD ALL on a backend must not leave other clients' statements dangling.
+	other := connect(t, env.AppDSN())
+	for i := 0; i < 5; i++ {
+		if _, err := c.Exec(ctx, "discard all"); err != nil {
+			t.Fatal(err)
+		}
+		var v int
+		if err := other.QueryRow(ctx, "select $1::int", i).Scan(&v); err != nil || v != i {
+			t.Fatalf("prepared statement after another client's DISCARD ALL: %v", err)
+		}
+	}
+}
