@@ -5,12 +5,15 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgrouter/pgrouter/proxy"
 )
 
 func connect(t *testing.T, dsn string) *pgx.Conn {
@@ -384,5 +387,84 @@ func TestDeallocateAndDiscard(t *testing.T) {
 		if err := other.QueryRow(ctx, "select $1::int", i).Scan(&v); err != nil || v != i {
 			t.Fatalf("prepared statement after another client's DISCARD ALL: %v", err)
 		}
+	}
+}
+
+func TestBackendKilledMidQuery(t *testing.T) {
+	ctx := context.Background()
+	c := connect(t, env.AppDSN())
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Exec(ctx, "/* pgrouter: role=primary */ select pg_sleep(5) /* victim */")
+		done <- err
+	}()
+	admin, err := pgx.Connect(ctx, env.Cluster.Shards[0].Primary.DSN("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	deadline := time.Now().Add(5 * time.Second)
+	for killed := false; !killed && time.Now().Before(deadline); {
+		admin.QueryRow(ctx, "select count(pg_terminate_backend(pid)) > 0 from pg_stat_activity where query like '%victim%' and pid <> pg_backend_pid()").Scan(&killed)
+		time.Sleep(50 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("query on a killed backend succeeded")
+		}
+		if code := sqlState(err); code != "57P01" && code != "08006" {
+			t.Fatalf("want 57P01 (forwarded) or 08006, got %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("client hung after its backend was killed")
+	}
+	// The pool heals: new clients (and this one, reconnecting) work.
+	c2 := connect(t, env.AppDSN())
+	var one int
+	if err := c2.QueryRow(ctx, "select 1").Scan(&one); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGracefulShutdownLetsTransactionsFinish(t *testing.T) {
+	ctx := context.Background()
+	cfg := *env.Config
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Metrics.Listen = "off"
+	inst, err := proxy.Start(ctx, &cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsn := fmt.Sprintf("postgres://app:app@%s/app?sslmode=disable", inst.Addr)
+	c := connect(t, dsn)
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "select 1"); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan struct{})
+	go func() {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		inst.Close(sctx)
+		close(closed)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	if _, err := pgx.Connect(ctx, dsn); err == nil {
+		t.Fatal("new connection accepted during shutdown")
+	}
+	if _, err := tx.Exec(ctx, "select 2"); err != nil {
+		t.Fatalf("running transaction cut off by shutdown: %v", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatalf("commit during shutdown: %v", err)
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown did not finish after the transaction ended")
 	}
 }
