@@ -88,21 +88,39 @@ func connect(t *testing.T, e *testenv.Env) *pgx.Conn { return connectMode(t, e, 
 
 // queryer is what both *pgx.Conn and pgx.Tx offer.
 type queryer interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// who runs sql (which must return inet_server_port(), pg_is_in_recovery()
-// as its first two columns) and reports where it ran.
+// who runs sql, whose first two columns must be inet_server_port() and
+// pg_is_in_recovery() (further columns are read and ignored), and reports
+// where it ran.
 func who(ctx context.Context, q queryer, sql string, args ...any) (served, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return served{}, err
+	}
+	defer rows.Close()
 	var s served
-	var port *int32
-	if err := q.QueryRow(ctx, sql, args...).Scan(&port, &s.Recovery); err != nil {
+	n := 0
+	for rows.Next() {
+		v, err := rows.Values()
+		if err != nil {
+			return s, err
+		}
+		port, ok1 := v[0].(int32)
+		rec, ok2 := v[1].(bool)
+		if !ok1 || !ok2 {
+			return s, fmt.Errorf("first columns are %T, %T; want inet_server_port(), pg_is_in_recovery()", v[0], v[1])
+		}
+		s = served{Port: int(port), Recovery: rec}
+		n++
+	}
+	if err := rows.Err(); err != nil {
 		return s, err
 	}
-	if port == nil {
-		return s, errors.New("inet_server_port() is NULL (not a TCP backend?)")
+	if n != 1 {
+		return s, fmt.Errorf("%d rows, want 1", n)
 	}
-	s.Port = int(*port)
 	return s, nil
 }
 
