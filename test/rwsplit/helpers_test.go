@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgrouter/pgrouter/test/testenv"
+	"github.com/pgrouter/pgrouter/topology/localpg"
 )
 
 // whoSQL names the node that runs it: its port and whether it is a replica.
@@ -177,4 +178,15 @@ func sqlState(err error) string {
 		return pe.Code
 	}
 	return ""
+}
+
+// execApp runs sql on one node's "app" database directly (not through the proxy).
+func execApp(ctx context.Context, n *localpg.Node, sql string, args ...any) error {
+	c, err := n.Connect(ctx, "app")
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	_, err = c.Exec(ctx, sql, args...)
+	return err
 }
