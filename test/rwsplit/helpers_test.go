@@ -190,3 +190,8 @@ func execApp(ctx context.Context, n *localpg.Node, sql string, args ...any) erro
 	_, err = c.Exec(ctx, sql, args...)
 	return err
 }
+
+// batchRow adapts the next result of a pgx batch to queryer (sql ignored).
+type batchRow struct{ br pgx.BatchResults }
+
+func (b batchRow) Query(context.Context, string, ...any) (pgx.Rows, error) { return b.br.Query() }
