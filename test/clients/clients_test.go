@@ -4,7 +4,6 @@ package clients
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -17,17 +16,9 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	var err error
-	env, err = testenv.Start(ctx, testenv.Options{Shards: 1, Replicas: 1, Sections: map[string]string{"pool": "  size: 4"}})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "clients environment:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	env.Close()
-	os.Exit(code)
+	var run func() int
+	env, run = testenv.Main(m, testenv.Options{Shards: 1, Replicas: 1, Sections: map[string]string{"pool": "  size: 4"}}, nil)
+	os.Exit(run())
 }
 
 func run(t *testing.T, name string, args ...string) string {

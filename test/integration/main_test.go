@@ -3,11 +3,8 @@
 package integration
 
 import (
-	"context"
-	"fmt"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/pgrouter/pgrouter/test/testenv"
 )
@@ -17,22 +14,14 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	var err error
-	env, err = testenv.Start(ctx, testenv.Options{
+	var run func() int
+	env, run = testenv.Main(m, testenv.Options{
 		Shards: 1, Replicas: 1, TLS: true,
 		Sections: map[string]string{
 			"pool":     "  size: 10\n  acquire_timeout: 20s\n  max_waiters: 100000",
 			"replicas": "  lag_check_interval: 100ms",
 			"health":   "  interval: 200ms",
 		},
-	})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "integration environment:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	env.Close()
-	os.Exit(code)
+	}, nil)
+	os.Exit(run())
 }

@@ -5,10 +5,8 @@ package sharding
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/pgrouter/pgrouter/test/testenv"
 )
@@ -47,32 +45,24 @@ CREATE TABLE hashcheck_uuid (k uuid) PARTITION BY HASH (k);
 `
 
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	var err error
-	env, err = testenv.Start(ctx, testenv.Options{Shards: 3, Sections: map[string]string{"db": dbSection, "pool": "  size: 8"}})
-	if err == nil {
-		for _, s := range env.Cluster.Shards {
-			c, cerr := s.Primary.Connect(ctx, "app")
-			if cerr != nil {
-				err = cerr
-				break
-			}
-			_, err = c.Exec(ctx, schema)
-			c.Close(ctx)
-			if err != nil {
-				break
-			}
+	var run func() int
+	env, run = testenv.Main(m, testenv.Options{Shards: 3, Sections: map[string]string{"db": dbSection, "pool": "  size: 8"}}, createSchema)
+	os.Exit(run())
+}
+
+// createSchema creates the tables on every shard directly.
+func createSchema(e *testenv.Env) error {
+	ctx := context.Background()
+	for _, s := range e.Cluster.Shards {
+		c, err := s.Primary.Connect(ctx, "app")
+		if err != nil {
+			return err
+		}
+		_, err = c.Exec(ctx, schema)
+		c.Close(ctx)
+		if err != nil {
+			return err
 		}
 	}
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "sharding environment:", err)
-		if env != nil {
-			env.Close()
-		}
-		os.Exit(1)
-	}
-	code := m.Run()
-	env.Close()
-	os.Exit(code)
+	return nil
 }

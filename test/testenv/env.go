@@ -125,3 +125,25 @@ func (e *Env) Close() {
 	}
 	e.Cluster.Close()
 }
+
+// Main is the TestMain of a package that shares one environment: start it
+// (then run setup, if any), run the tests, tear everything down. It returns
+// the exit code for os.Exit.
+func Main(m interface{ Run() int }, o Options, setup func(*Env) error) (*Env, func() int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e, err := Start(ctx, o)
+	if err == nil && setup != nil {
+		if err = setup(e); err != nil {
+			e.Close()
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "test environment:", err)
+		return nil, func() int { return 1 }
+	}
+	return e, func() int {
+		defer e.Close()
+		return m.Run()
+	}
+}
