@@ -163,6 +163,9 @@ func waitReplicasServing(t *testing.T, e *testenv.Env) {
 	c := connect(t, e)
 	seen := map[int]bool{}
 	eventually(t, 30*time.Second, "both replicas serve reads", func() bool {
+		if c.IsClosed() { // a relayed FATAL from a dead backend closes the client
+			c = connect(t, e)
+		}
 		s, err := who(ctx, c, whoSQL)
 		if err == nil {
 			seen[s.Port] = true
