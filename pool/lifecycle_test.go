@@ -377,3 +377,31 @@ func TestExpiredContextKeepsIdleConns(t *testing.T) {
 		t.Fatalf("stats: %+v", st)
 	}
 }
+
+func TestCloseIdle(t *testing.T) {
+	p := newTestPool(t, testConfig("closeidle"))
+	ctx := testCtx(t)
+	var conns []*Conn
+	for i := 0; i < 3; i++ {
+		c, err := p.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		p.Release(c)
+	}
+	if st := p.Stats(); st.Idle != 3 {
+		t.Fatalf("idle %d before CloseIdle", st.Idle)
+	}
+	p.CloseIdle()
+	if st := p.Stats(); st.Idle != 0 || st.Total != 0 {
+		t.Fatalf("after CloseIdle: %+v", st)
+	}
+	c, err := p.Acquire(ctx)
+	if err != nil {
+		t.Fatalf("acquire after CloseIdle: %v", err)
+	}
+	p.Release(c)
+}

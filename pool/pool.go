@@ -343,3 +343,22 @@ func (p *Pool) Drain(ctx context.Context) error {
 
 // Config returns the pool's configuration with defaults applied.
 func (p *Pool) Config() Config { return p.cfg }
+
+// CloseIdle closes every idle backend now (their slots go to waiters, who
+// dial). The topology calls it when a node fails a check: after a restart
+// or a crash those sockets are dead, and handing one to a client would turn
+// its next statement into a connection error.
+func (p *Pool) CloseIdle() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.closedN += uint64(len(idle))
+	for range idle {
+		p.freeSlotLocked()
+	}
+	p.noteIdleLocked()
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.close()
+	}
+}

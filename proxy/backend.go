@@ -234,6 +234,10 @@ func (ss *session) backendLost(err error) error {
 	ss.discard()
 	ss.srv.log.Warn("backend lost", "client_id", ss.pid, "node", node, "err", err)
 	pe := &pgconn.PgError{Severity: "ERROR", Code: "08006", Message: fmt.Sprintf("connection to backend %s lost", node), Hint: "the statement may or may not have been executed"}
+	if f := ss.backendFatal; f != nil { // what the backend said before closing
+		ss.backendFatal = nil
+		pe.Code, pe.Message = f.Code, fmt.Sprintf("backend %s: %s", node, f.Message)
+	}
 	ss.srv.Metrics.errors(pe.Code)
 	if inTx {
 		pe.Severity = "FATAL"

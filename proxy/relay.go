@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"strings"
 	"time"
 
@@ -94,6 +95,13 @@ func (ss *session) relay() error {
 		typ, body, err := b.rd.next()
 		if err != nil {
 			return ss.backendLost(err)
+		}
+		if typ == 'E' && isFatal(body) {
+			// The backend is going away (shutdown, pg_terminate_backend): that
+			// ends the backend session, not the client's; backendLost reports
+			// it when the socket closes.
+			ss.backendFatal = decodeError(body)
+			continue
 		}
 		head := ss.queue[0]
 		if !head.swallow {
@@ -263,4 +271,10 @@ func (ss *session) copyIn() error {
 			return nil
 		}
 	}
+}
+
+// isFatal reports whether an ErrorResponse body has severity FATAL or PANIC
+// (Postgres always sends the severity field first).
+func isFatal(body []byte) bool {
+	return bytes.HasPrefix(body, []byte("SFATAL\x00")) || bytes.HasPrefix(body, []byte("SPANIC\x00"))
 }

@@ -55,15 +55,16 @@ type session struct {
 	batch         batch       // extended-protocol messages waiting for Sync/Flush
 	args          router.Args // scratch for Bind parameters
 	scratch       router.Scratch
-	boundPlan     *router.Plan // plan of the statement bound by the last Bind
-	lastBound     *stmt        // statement of the batch's last Bind (routing)
-	resultFormats []int16      // scratch: result formats of the last Bind
-	queue         []expect     // answers still expected from the backend, in order
-	qstore        []expect     // queue storage, reused once the queue drains
-	bout          []byte       // bytes going to the backend
-	lastTag       []byte       // last CommandComplete tag seen (for COMMIT/ROLLBACK)
-	lastSQL       string       // statement of the current round trip (slow-query log); may alias the read buffer
-	failed        bool         // an ErrorResponse was relayed in the current round trip
+	boundPlan     *router.Plan    // plan of the statement bound by the last Bind
+	lastBound     *stmt           // statement of the batch's last Bind (routing)
+	resultFormats []int16         // scratch: result formats of the last Bind
+	queue         []expect        // answers still expected from the backend, in order
+	qstore        []expect        // queue storage, reused once the queue drains
+	bout          []byte          // bytes going to the backend
+	lastTag       []byte          // last CommandComplete tag seen (for COMMIT/ROLLBACK)
+	lastSQL       string          // statement of the current round trip (slow-query log); may alias the read buffer
+	failed        bool            // an ErrorResponse was relayed in the current round trip
+	backendFatal  *pgconn.PgError // FATAL the backend sent before closing (reported by backendLost)
 
 	cancelMu sync.Mutex // serialises cancel forwarding with backend release
 	running  atomic.Pointer[binding]

@@ -247,6 +247,9 @@ func (m *monitor) failed(st *settings, err error) {
 		m.t.log.Info("node check failed", "shard", n.Shard, "node", n.Name, "err", err.Error())
 	}
 	n.shard.elect(st.failThreshold)
+	for _, pi := range n.Pools() {
+		pi.Pool.CloseIdle() // their sockets are likely dead too
+	}
 }
 
 // succeeded stores a check's answer. Lag fields are written before the role
