@@ -81,6 +81,13 @@ type Plan struct {
 	// Unparsed is true when the parser rejected the text: it is routed to a
 	// primary (any shard) so that Postgres reports the syntax error.
 	Unparsed bool
+	// Copy is set for a lone COPY … FROM STDIN that the proxy must execute
+	// itself: into a sharded table (rows split by shard key) or, with
+	// reference_writes: best_effort, into a reference table (every row to
+	// every shard). Its Route is every shard, Multi (with more than one
+	// shard), primary, with Route.Copy set. Nil when a hint routes the COPY
+	// to one shard: it is then relayed like any single-shard statement.
+	Copy *CopyPlan
 
 	a *analysis // routing template (shard-key sources, groups); nil = route anywhere
 }
@@ -118,7 +125,10 @@ type Route struct {
 	Multi bool
 	// Split: a multi-row INSERT whose rows belong to different shards; build
 	// one INSERT per shard with (*Router).SplitInsert.
-	Split  bool
+	Split bool
+	// Copy: the route of a Plan.Copy statement (see MultiShardError for
+	// where it cannot run).
+	Copy   bool
 	Reason string // which predicate, hint or default decided
 	// Table and Column name the sharded table (and its key column) that made
 	// the route multi-shard; "" when not applicable.
@@ -152,6 +162,8 @@ type InsertPart struct {
 //	func (r *Router) Route(p *Plan, args Args, s Session) (Route, error)
 //	func (r *Router) RouteSimple(sql string, s Session, sc *Scratch) (*Plan, Route, error)
 //	func (r *Router) SplitInsert(sql string, args Args, s Session) ([]InsertPart, error)
+//	func (r *Router) ShardOfKey(table string, key []byte) (int, error)
+//	func (c *CopyPlan) Shard(key []byte, binaryFormat bool) (int, error)
 //	func (r *Router) Explain(sql string, params []string) string
 //	func (r *Router) Stats() CacheStats
 //	func (r *Router) ShardNames() []string

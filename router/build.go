@@ -35,7 +35,7 @@ func (r *Router) buildPlan(sql string) (p *Plan, parsed, dmlOnly bool) {
 			dmlOnly = false
 		}
 		r.mergeClass(p, &c, len(res.Stmts))
-		sp := r.analyzeStmt(raw.Stmt, &c, &facts)
+		sp := r.analyzeStmtOrCopy(p, raw.Stmt, &c, &facts, len(res.Stmts))
 		for _, o := range sp.occs {
 			tables = append(tables, o.t)
 		}
@@ -51,7 +51,26 @@ func (r *Router) buildPlan(sql string) (p *Plan, parsed, dmlOnly bool) {
 		p.Set = &p.Sets[0]
 	}
 	r.applyHints(p, sql, tables)
+	if a.hintShard >= 0 || a.hintKey {
+		p.Copy = nil // the hint sends the whole COPY to one shard: a plain relay
+	}
 	return p, true, dmlOnly
+}
+
+// analyzeStmtOrCopy is analyzeStmt, except for COPY … FROM into a sharded
+// or (best-effort) reference table, which the proxy executes row by row.
+func (r *Router) analyzeStmtOrCopy(p *Plan, n *pg.Node, c *stmtClass, f *treeFacts, nstmts int) *stmtPlan {
+	cs := n.GetCopyStmt()
+	if cs == nil || !cs.IsFrom || cs.Relation == nil {
+		return r.analyzeStmt(n, c, f)
+	}
+	if sp, cp, ok := r.analyzeCopyFrom(cs, nstmts); ok {
+		p.Copy = cp
+		return sp
+	}
+	sp := r.analyzeStmt(n, c, f)
+	p.Copy = r.referenceCopy(cs, sp, nstmts)
+	return sp
 }
 
 func (r *Router) mergeClass(p *Plan, c *stmtClass, nstmts int) {

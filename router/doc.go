@@ -70,7 +70,25 @@
 // groups must all be pinned to one and the same shard, else 0A000.
 // INSERT … VALUES takes one key per row (Split + SplitInsert across shards);
 // INSERT … SELECT needs a constant key or the key of a co-located source.
-// UPDATE may set the key only to a value of the same shard. Reference tables:
+// UPDATE may set the key only to a value of the same shard.
+//
+// # COPY … FROM STDIN
+//
+// A lone COPY … FROM STDIN into a sharded table gets Plan.Copy: the proxy
+// runs the unchanged statement on every shard's primary and sends each row
+// to the shard of its key (text, CSV and binary formats). The statement
+// must list its columns, including the key — COPY t (col, …) FROM STDIN —
+// since a pure router cannot know the table's column order (without a list:
+// 0A000, hint "list the columns"). Refused with 0A000: FROM a server file or
+// PROGRAM, directory-sharded tables, a COPY in a multi-statement query, the
+// DEFAULT and ON_ERROR options, ENCODING other than UTF-8 for text keys.
+// Into a reference table with reference_writes: best_effort every row goes
+// to every shard (Plan.Copy.Reference). A shard=/key= hint sends the whole
+// COPY to one shard as a plain relay (no Plan.Copy). Inside an explicit
+// transaction the proxy cannot split a COPY (Route.Copy: MultiShardError
+// says so). COPY … TO is a read like SELECT.
+//
+// Reference tables:
 // reads anywhere (Any), writes everywhere only with reference_writes:
 // best_effort. Hints in comments, read by the lexer (never inside literals):
 // /* pgrouter: shard=NAME */, key=VALUE, role=primary|replica.

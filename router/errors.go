@@ -19,6 +19,11 @@ func pgError(code, msg, hint string) *pgconn.PgError {
 }
 
 func multiShardError(rt *Route) *pgconn.PgError {
+	if rt.Copy {
+		return pgError(codeFeatureNotSupported,
+			fmt.Sprintf("COPY FROM STDIN into table %q runs on %d shards; pgrouter executes it only outside an explicit transaction", rt.Table, rt.Shards.Len()),
+			"run the COPY on its own (autocommit), or route it to one shard with /* pgrouter: shard=NAME */")
+	}
 	if rt.Table == "" {
 		return pgError(codeFeatureNotSupported,
 			fmt.Sprintf("statement must run on %d shards; multi-shard execution is not supported here", rt.Shards.Len()),

@@ -53,10 +53,31 @@ type expect struct {
 	Local         *LocalCmd           `yaml:"local"`
 	Reason        string              `yaml:"reason"`
 	Table         string              `yaml:"table"`
+	Copy          *copyExpect         `yaml:"copy"`
+	NoCopy        bool                `yaml:"no_copy"`
 	Error         *struct {
 		Code    string `yaml:"code"`
 		Message string `yaml:"message"`
 	} `yaml:"error"`
+}
+
+// copyExpect is the expected Plan.Copy (format "text"|"csv"|"binary";
+// delimiter, quote and escape as one-character strings).
+type copyExpect struct {
+	Table        string `yaml:"table"`
+	Column       string `yaml:"column"`
+	KeyType      string `yaml:"key_type"`
+	KeyIndex     int    `yaml:"key_index"`
+	Columns      int    `yaml:"columns"`
+	Reference    bool   `yaml:"reference"`
+	Format       string `yaml:"format"`
+	Delimiter    string `yaml:"delimiter"`
+	Null         string `yaml:"null"`
+	Header       bool   `yaml:"header"`
+	Quote        string `yaml:"quote"`
+	Escape       string `yaml:"escape"`
+	ForceNull    bool   `yaml:"force_null"`
+	ForceNotNull bool   `yaml:"force_not_null"`
 }
 
 var txNames = map[string]TxEffect{"none": TxNone, "begin": TxBegin, "begin_read_only": TxBeginReadOnly,
@@ -183,6 +204,39 @@ func checkGolden(t *testing.T, mode string, r *Router, g *goldenFile, c *goldenC
 	}
 	if e.Table != "" && rt.Table != e.Table {
 		t.Errorf("%s: table = %q, want %q", mode, rt.Table, e.Table)
+	}
+	if e.NoCopy && p.Copy != nil {
+		t.Errorf("%s: copy = %+v, want none", mode, *p.Copy)
+	}
+	if e.Copy != nil {
+		checkCopy(t, mode, p, rt, e.Copy)
+	}
+}
+
+func checkCopy(t *testing.T, mode string, p *Plan, rt Route, w *copyExpect) {
+	t.Helper()
+	c := p.Copy
+	if c == nil {
+		t.Fatalf("%s: no Plan.Copy (route %+v)", mode, rt)
+	}
+	byteStr := func(b byte) string {
+		if b == 0 {
+			return ""
+		}
+		return string(rune(b))
+	}
+	keyType := ""
+	if c.KeyType != sharding.TypeInvalid {
+		keyType = c.KeyType.String()
+	}
+	got := copyExpect{Table: c.Table, Column: c.Column, KeyType: keyType, KeyIndex: c.KeyIndex, Columns: c.Columns,
+		Reference: c.Reference, Format: c.Format.String(), Delimiter: byteStr(c.Delimiter), Null: c.Null,
+		Header: c.Header, Quote: byteStr(c.Quote), Escape: byteStr(c.Escape), ForceNull: c.ForceNull, ForceNotNull: c.ForceNotNull}
+	if got != *w {
+		t.Errorf("%s: copy = %+v\n want %+v", mode, got, *w)
+	}
+	if !rt.Copy || rt.Role != RolePrimary {
+		t.Errorf("%s: copy route = %+v, want Copy and primary", mode, rt)
 	}
 }
 

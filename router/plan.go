@@ -50,6 +50,7 @@ type stmtPlan struct {
 	rowsLeaf int32 // INSERT … VALUES: the leaf whose vals are the rows' keys, in order
 	oneShard bool  // must not run on several shards (INSERT … VALUES inside WITH)
 	updVal   int32 // UPDATE … SET key = value: index in vals, -1 none
+	copy     bool  // COPY … FROM STDIN the proxy splits (Plan.Copy)
 	updGroup int32
 }
 
@@ -98,6 +99,7 @@ type shardedTable struct {
 	column       string
 	typ          sharding.Type
 	fn           sharding.Func
-	coloc        int // tables with equal coloc place equal keys on equal shards
+	coloc        int  // tables with equal coloc place equal keys on equal shards
+	directory    bool // function: directory (needs a lookup, no pure Func)
 	display      string
 }

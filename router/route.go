@@ -96,7 +96,7 @@ func (r *Router) routeStmt(sp *stmtPlan, args *Args) (Route, error) {
 	case spAny:
 		return Route{Shards: r.all, Any: true, Reason: sp.reason}, nil
 	case spFixed:
-		return Route{Shards: sp.set, Multi: sp.multi, Reason: sp.reason, Table: sp.table, Column: sp.column}, nil
+		return Route{Shards: sp.set, Multi: sp.multi, Copy: sp.copy, Reason: sp.reason, Table: sp.table, Column: sp.column}, nil
 	}
 	return r.routeKeyed(sp, args)
 }

@@ -100,7 +100,7 @@ func (r *Router) loadTables(db *config.Database) error {
 		}
 		r.tables = append(r.tables, &shardedTable{
 			schema: schema, name: name, column: strings.ToLower(ct.Column), typ: typ, fn: fn,
-			coloc: colocs[key], display: ct.Table,
+			coloc: colocs[key], display: ct.Table, directory: strings.EqualFold(ct.Function, "directory"),
 		})
 	}
 	for _, t := range db.ReferenceTables {
