@@ -32,6 +32,9 @@ var backendReaders = sync.Pool{New: func() any { return newFrameReader(nil, 32<<
 
 // acquireBackend binds a backend of shard in the wanted role.
 func (ss *session) acquireBackend(shard int, primary bool) error {
+	if err := ss.srv.waitResumed(ss.dbName, ss.st.cfg.Pool.AcquireTimeout.D()); err != nil {
+		return err
+	}
 	snap := ss.srv.topo.Snapshot()
 	var node *topology.Node
 	var err error

@@ -55,6 +55,9 @@ func (ss *session) flushBatch(sync bool) error {
 		return ss.refuseBatch(err, sync)
 	}
 	if ss.be == nil {
+		if ss.pendingBegin != "" && ss.lastBound != nil && ss.lastBound.plan != nil && ss.lastBound.plan.Tx == router.TxSetReadOnly {
+			ss.pendingReadOnly = true
+		}
 		if ss.prepareOnly() {
 			return ss.answerPrepareLocally()
 		}
@@ -95,6 +98,13 @@ func (ss *session) refuseBatch(err error, sync bool) error {
 	if err == errMalformed {
 		ss.writeClient(appendError(nil, errMalformed))
 		return errClientGone
+	}
+	// Nothing of the batch ran: its Parses created no statements.
+	for i, m := range ss.batch.msgs {
+		if m.typ == 'P' && m.st != nil {
+			name, _, _ := cstring(ss.batch.body(i))
+			ss.forgetStmt(name, m.st)
+		}
 	}
 	if ss.be != nil && !sync {
 		// The backend is mid-batch; make it skip to Sync like us.
@@ -229,14 +239,15 @@ func (ss *session) translate(m batchMsg, body []byte) error {
 	typ, st := m.typ, m.st
 	switch typ {
 	case 'P':
+		client, _, _ := cstring(body)
 		if ss.be.conn.Prepared.Contains(st.server) {
-			ss.push(expect{kind: 'P', synth: msgParseComplete})
+			ss.push(expect{kind: 'P', synth: msgParseComplete, client: client, parsed: st})
 			return nil
 		}
 		ss.appendEnsureCapacity()
 		ss.bout = appendParse(ss.bout, st)
 		ss.be.conn.Prepared.Add(st.server, struct{}{})
-		ss.push(expect{kind: 'P', stmt: st.server})
+		ss.push(expect{kind: 'P', stmt: st.server, client: client, parsed: st})
 	case 'B':
 		portal, rest, err := cstring(body)
 		if err != nil {

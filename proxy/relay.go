@@ -17,6 +17,8 @@ type expect struct {
 	swallow bool         // answers consumed by the proxy (state sync, re-Parse, deferred BEGIN)
 	synth   []byte       // answered locally
 	stmt    string       // 'P': server statement to forget if the Parse fails
+	client  string       // 'P' from the client: its statement name, forgotten too
+	parsed  *stmt        // 'P' from the client: the statement registered under client
 	plan    *router.Plan // the statement's plan, for SET/pin bookkeeping
 }
 
@@ -104,7 +106,9 @@ func (ss *session) relay() error {
 			continue
 		}
 		head := ss.queue[0]
-		if !head.swallow {
+		// The proxy's own requests are answered to it alone, except an error of
+		// a re-Parse: the client's Bind fails because of it and must say why.
+		if !head.swallow || (typ == 'E' && head.kind == 'P') {
 			ss.out = appendFrame(ss.out, typ, body)
 		}
 		switch typ {
@@ -126,8 +130,8 @@ func (ss *session) relay() error {
 			}
 		case 'E':
 			ss.failed = true
-			if head.swallow {
-				ss.srv.log.Warn("internal statement failed", "client_id", ss.pid, "node", b.node.Name)
+			if head.swallow && head.kind == 'Q' {
+				ss.srv.log.Warn("session state sync failed", "client_id", ss.pid, "node", b.node.Name)
 				clear(b.conn.Settings) // resync everything next time
 			}
 			if head.kind != 'Q' && head.kind != 'F' {
@@ -169,10 +173,23 @@ func (ss *session) relay() error {
 // ignores everything until Sync, so those requests get no answer.
 func (ss *session) skipToSync() {
 	for len(ss.queue) > 0 && ss.queue[0].kind != 'S' {
-		if e := ss.queue[0]; e.kind == 'P' && e.stmt != "" && ss.be != nil {
+		e := ss.queue[0]
+		if e.kind == 'P' && e.stmt != "" && ss.be != nil {
 			ss.be.conn.Prepared.Remove(e.stmt)
 		}
+		if e.kind == 'P' && e.parsed != nil {
+			// The client's Parse failed or was skipped: as in Postgres, the
+			// name stays free (a driver will Parse it again).
+			ss.forgetStmt(e.client, e.parsed)
+		}
 		ss.pop()
+	}
+}
+
+// forgetStmt drops a client statement name if it still means st.
+func (ss *session) forgetStmt(name string, st *stmt) {
+	if ss.stmts[name] == st {
+		delete(ss.stmts, name)
 	}
 }
 
@@ -185,9 +202,11 @@ func (ss *session) statementDone(p *router.Plan) {
 	if p.Unpin && ss.pinned != "" {
 		ss.srv.log.Info("client unpinned", "client_id", ss.pid, "reason", ss.pinned)
 		ss.pinned = ""
+		ss.pinnedReason.Store(nil)
 	}
 	if p.Pin != "" && ss.pinned == "" {
 		ss.pinned = p.Pin
+		ss.pinnedReason.Store(&p.Pin)
 		ss.srv.Metrics.pinned()
 		ss.srv.log.Info("client pinned to its backend", "client_id", ss.pid, "reason", p.Pin, "node", ss.be.node.Name)
 	}

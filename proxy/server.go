@@ -32,8 +32,11 @@ type Server struct {
 	closing  atomic.Bool
 	wg       sync.WaitGroup
 
-	defaultParams atomic.Pointer[cachedParams] // ParameterStatus set of a login without startup GUCs
-	Metrics       *Metrics
+	defaultParams   atomic.Pointer[cachedParams] // ParameterStatus set of a login without startup GUCs
+	pause           pauser
+	version         atomic.Pointer[string]
+	finishedQueries atomic.Uint64 // queries of sessions that have ended
+	Metrics         *Metrics
 }
 
 // cachedParams is a recent ParameterStatus set of the servers' defaults.
@@ -188,6 +191,27 @@ func (s *Server) unregister(ss *session) {
 	s.mu.Lock()
 	delete(s.sessions, ss.pid)
 	s.mu.Unlock()
+	s.finishedQueries.Add(ss.queries.Load())
+}
+
+// queriesTotal counts client requests since start (SHOW STATS).
+func (s *Server) queriesTotal() uint64 {
+	n := s.finishedQueries.Load()
+	for _, ss := range s.Sessions() {
+		n += ss.queries.Load()
+	}
+	return n
+}
+
+// SetVersion sets what SHOW VERSION reports.
+func (s *Server) SetVersion(v string) { s.version.Store(&v) }
+
+// Version is what SHOW VERSION reports.
+func (s *Server) Version() string {
+	if v := s.version.Load(); v != nil {
+		return *v
+	}
+	return "pgrouter (unknown version)"
 }
 
 // cancel forwards a client's CancelRequest to the backend running its query.

@@ -66,9 +66,10 @@ type session struct {
 	failed        bool            // an ErrorResponse was relayed in the current round trip
 	backendFatal  *pgconn.PgError // FATAL the backend sent before closing (reported by backendLost)
 
-	cancelMu sync.Mutex // serialises cancel forwarding with backend release
-	running  atomic.Pointer[binding]
-	closing  atomic.Bool
+	pinnedReason atomic.Pointer[string] // pinned, for the admin console (read from other goroutines)
+	cancelMu     sync.Mutex             // serialises cancel forwarding with backend release
+	running      atomic.Pointer[binding]
+	closing      atomic.Bool
 
 	connectedAt time.Time
 	queries     atomic.Uint64

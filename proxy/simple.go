@@ -33,6 +33,9 @@ func (ss *session) simpleQuery(body []byte) error {
 		if ss.multiWrite(plan, route) {
 			return ss.multiSimple(sql, route)
 		}
+		if ss.pendingBegin != "" && plan.Tx == router.TxSetReadOnly {
+			ss.pendingReadOnly = true // the transaction may run on a replica
+		}
 		if err := ss.bindFor(route); err != nil {
 			return ss.replyError(err, true)
 		}

@@ -13,8 +13,12 @@ func (r *Router) Prepare(sql string) (*Plan, error) {
 		return p, nil
 	}
 	r.misses.Add(1)
+	// The caller's string may alias a reused buffer, and the plan keeps
+	// substrings of the text it was built from (SET values, hints): build
+	// from the copy that the cache keeps.
+	sql = strings.Clone(sql)
 	p, _, _ := r.buildPlan(sql)
-	r.plans.Add(strings.Clone(sql), p) // the caller's string may alias a reused buffer
+	r.plans.Add(sql, p)
 	return p, nil
 }
 

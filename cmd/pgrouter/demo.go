@@ -54,6 +54,7 @@ func newDemoCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			inst.Server.SetVersion(versionLine())
 			fmt.Printf("config:  %s\n", path)
 			fmt.Printf("dsn: postgres://app:app@%s/app?sslmode=disable\n", inst.Addr)
 			fmt.Printf("admin:   postgres://admin:admin@%s/pgrouter?sslmode=disable\n", inst.Addr)

@@ -31,6 +31,7 @@ func newServeCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			inst.Server.SetVersion(versionLine())
 			return runUntilSignal(inst, cfg, path, log)
 		},
 	}

@@ -120,6 +120,7 @@ func TestFailoverToPromotedReplica(t *testing.T) {
 	writers := []*writer{
 		{mode: pgx.QueryExecModeSimpleProtocol, base: 1_000_000_000},
 		{mode: pgx.QueryExecModeExec, base: 2_000_000_000},
+		{mode: pgx.QueryExecModeCacheStatement, base: 3_000_000_000},
 	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup

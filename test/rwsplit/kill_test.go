@@ -94,7 +94,7 @@ const killWindow = 2 * time.Second
 // The load uses the simple protocol and unnamed extended-protocol
 // statements (pgx's exec mode).
 func TestKillReplicaUnderLoad(t *testing.T) {
-	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec, pgx.QueryExecModeCacheStatement} {
 		t.Run(mode.String(), func(t *testing.T) { killReplicaUnderLoad(t, mode) })
 	}
 }
