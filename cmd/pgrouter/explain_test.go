@@ -28,3 +28,12 @@ func TestExplainKeyedAndUnkeyed(t *testing.T) {
 		t.Errorf("unknown database: exit %d, %q", code, errOut)
 	}
 }
+
+// The docker-compose deployment's config must stay valid (there is no
+// Docker engine in CI to try it for real).
+func TestDeployConfigIsValid(t *testing.T) {
+	code, out, errOut := runCLI(t, "config", "check", "../../deploy/pgrouter.yaml")
+	if code != 0 || !strings.Contains(out, "OK (2 shards") {
+		t.Fatalf("deploy/pgrouter.yaml: exit %d\n%s%s", code, out, errOut)
+	}
+}
