@@ -18,13 +18,13 @@ type Plan struct {
 	// are those of the original statement, unchanged.
 	ShardSQL string
 
-	mode    mode      // how rows are combined
-	hidden  int       // trailing ShardSQL columns the client never sees
-	sort    []sortKey // final ORDER BY, on output columns (visible or hidden)
-	limit   int64     // -1: none
-	offset  int64
+	mode     mode      // how rows are combined
+	hidden   int       // trailing ShardSQL columns the client never sees
+	sort     []sortKey // final ORDER BY, on output columns (visible or hidden)
+	limit    int64     // -1: none
+	offset   int64
 	distinct bool     // SELECT DISTINCT: final dedup on the visible columns
-	agg     *aggPlan  // mode == modeAggregate
+	agg      *aggPlan // mode == modeAggregate
 }
 
 type mode int

@@ -1,0 +1,183 @@
+package merge
+
+import (
+	"fmt"
+	"math/big"
+	"strconv"
+	"strings"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+)
+
+// havingCond is one `output <op> constant` conjunct of HAVING.
+type havingCond struct {
+	out int
+	op  string // = <> < <= > >=
+	lit literal
+}
+
+// literal is a constant from the query text.
+type literal struct {
+	text    string
+	numeric bool // integer or decimal literal (else string or boolean)
+}
+
+var flipOp = map[string]string{"=": "=", "<>": "<>", "!=": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+// having plans HAVING as a conjunction of comparisons between an aggregate
+// (or group key) and a constant; anything else is refused.
+func (a *analyzer) having(n *pg.Node) error {
+	if n == nil {
+		return nil
+	}
+	if be := n.GetBoolExpr(); be != nil && be.Boolop == pg.BoolExprType_AND_EXPR {
+		for _, arg := range be.Args {
+			if err := a.having(arg); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	refuse := unsupported("this HAVING condition",
+		"HAVING across shards supports AND of <aggregate or group column> <comparison> <constant>")
+	ae := n.GetAExpr()
+	if ae == nil || ae.Kind != pg.A_Expr_Kind_AEXPR_OP || len(ae.Name) != 1 || ae.Lexpr == nil {
+		return refuse
+	}
+	op, ok := flipOp[ae.Name[0].GetString_().GetSval()]
+	if !ok {
+		return refuse
+	}
+	operand := ae.Lexpr
+	lit, ok := literalOf(ae.Rexpr)
+	if ok {
+		op = flipOp[op] // flipOp twice is the identity, with != normalised to <>
+	} else if lit, ok = literalOf(ae.Lexpr); ok {
+		operand = ae.Rexpr
+	} else {
+		return refuse
+	}
+	out, err := a.outFor(operand, false)
+	if err != nil {
+		return err
+	}
+	a.plan.agg.having = append(a.plan.agg.having, havingCond{out: out, op: op, lit: lit})
+	return nil
+}
+
+// literalOf reads a constant: a number (possibly negated), a string, a
+// boolean, or one of those with a cast.
+func literalOf(n *pg.Node) (literal, bool) {
+	if tc := n.GetTypeCast(); tc != nil {
+		return literalOf(tc.Arg)
+	}
+	if ae := n.GetAExpr(); ae != nil && ae.Lexpr == nil && len(ae.Name) == 1 &&
+		ae.Name[0].GetString_().GetSval() == "-" {
+		l, ok := literalOf(ae.Rexpr)
+		if !ok || !l.numeric {
+			return literal{}, false
+		}
+		if strings.HasPrefix(l.text, "-") {
+			return literal{text: l.text[1:], numeric: true}, true
+		}
+		return literal{text: "-" + l.text, numeric: true}, true
+	}
+	c := n.GetAConst()
+	if c == nil || c.Isnull {
+		return literal{}, false
+	}
+	switch v := c.Val.(type) {
+	case *pg.A_Const_Ival:
+		return literal{text: strconv.FormatInt(int64(v.Ival.Ival), 10), numeric: true}, true
+	case *pg.A_Const_Fval:
+		return literal{text: v.Fval.Fval, numeric: true}, true
+	case *pg.A_Const_Sval:
+		return literal{text: v.Sval.Sval}, true
+	case *pg.A_Const_Boolval:
+		return literal{text: strconv.FormatBool(v.Boolval.Boolval)}, true
+	}
+	return literal{}, false
+}
+
+// holds evaluates `v op lit` for a value of type oid; NULL never holds.
+func (c havingCond) holds(v value, oid uint32) (bool, error) {
+	if v.null {
+		return false, nil
+	}
+	cmp, err := compareLiteral(v, oid, c.lit)
+	if err != nil {
+		return false, err
+	}
+	switch c.op {
+	case "=":
+		return cmp == 0, nil
+	case "<>":
+		return cmp != 0, nil
+	case "<":
+		return cmp < 0, nil
+	case "<=":
+		return cmp <= 0, nil
+	case ">":
+		return cmp > 0, nil
+	}
+	return cmp >= 0, nil
+}
+
+// compareLiteral compares a value with a constant converted to its type.
+func compareLiteral(v value, oid uint32, lit literal) (int, error) {
+	bad := func() (int, error) {
+		return 0, unsupported(fmt.Sprintf("HAVING comparison of %s with %q", typeName(oid), lit.text), "")
+	}
+	switch v.k {
+	case kindInt, kindNumeric:
+		d, err := literalDecimal(lit.text)
+		if err != nil {
+			return bad()
+		}
+		if v.k == kindInt {
+			return decimalFromInt(v.i).cmp(d), nil
+		}
+		return v.d.cmp(d), nil
+	case kindFloat:
+		f, err := parseFloatText(lit.text)
+		if err != nil {
+			return bad()
+		}
+		return compare(v, value{k: kindFloat, f: f}), nil
+	case kindBool:
+		b, err := strconv.ParseBool(lit.text)
+		if err != nil {
+			return bad()
+		}
+		var i int64
+		if b {
+			i = 1
+		}
+		return cmpOrdered(v.i, i), nil
+	case kindBytes:
+		var l value
+		if err := l.decodeText(oid, lit.text); err != nil {
+			return bad()
+		}
+		return compare(v, value{k: kindBytes, b: l.b}), nil
+	case kindTime:
+		t, err := parseTimeText(oid, lit.text)
+		if err != nil {
+			return bad()
+		}
+		return cmpOrdered(v.i, t), nil
+	}
+	return bad()
+}
+
+// literalDecimal reads an integer or decimal literal, with an exponent too.
+func literalDecimal(s string) (*decimal, error) {
+	if !strings.ContainsAny(s, "eE") {
+		return parseNumeric(s)
+	}
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		return nil, fmt.Errorf("bad number %q", s)
+	}
+	return parseNumeric(r.FloatString(40))
+}
