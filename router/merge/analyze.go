@@ -169,7 +169,9 @@ func (a *analyzer) planRows() error {
 		sb := s.GetSortBy()
 		col := a.resolve(sb.Node)
 		if col < 0 {
-			col = a.addHidden(sb.Node)
+			// Hidden columns follow a * of unknown width: count from the end.
+			a.addHidden(sb.Node)
+			col = -a.nhidden
 		}
 		a.plan.sort = append(a.plan.sort, newSortKey(col, sb))
 		a.plan.mode = modeMergeSort

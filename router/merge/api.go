@@ -35,7 +35,9 @@ const (
 	modeAggregate             // aggregates and/or GROUP BY: combine, then sort
 )
 
-// sortKey is one ORDER BY item, resolved to a column of the shard rows.
+// sortKey is one ORDER BY item, resolved to a column of the shard rows
+// (aggregate mode: an output column). A negative col -n is the n-th hidden
+// column, whose index is known only once the RowDescription is.
 type sortKey struct {
 	col        int
 	desc       bool

@@ -1,6 +1,9 @@
 package merge
 
-import "container/heap"
+import (
+	"container/heap"
+	"fmt"
+)
 
 // cursor is one shard's current row in the k-way merge.
 type cursor struct {
@@ -63,15 +66,25 @@ func cmpKeys(keys []sortKey, a, b []value) int {
 // runMergeSort merges shard streams that each arrive sorted by the ORDER BY
 // keys (ShardSQL keeps the ORDER BY), holding one row per shard.
 func (p *Plan) runMergeSort(cols []column, src []Source, out *sink) error {
-	for _, k := range p.sort {
+	keys := make([]sortKey, len(p.sort))
+	for i, k := range p.sort {
+		if k.col < 0 {
+			k.col = len(cols) - p.hidden - k.col - 1
+		}
+		if k.col >= len(cols) {
+			return fmt.Errorf("merge: ORDER BY column %d of %d", k.col+1, len(cols))
+		}
+		keys[i] = k
+	}
+	for _, k := range keys {
 		if err := cols[k.col].checkComparable("ORDER BY"); err != nil {
 			return err
 		}
 	}
-	h := &cursorHeap{keys: p.sort}
+	h := &cursorHeap{keys: keys}
 	for i, s := range src {
-		c := &cursor{src: s, shard: i, keys: make([]value, len(p.sort))}
-		ok, err := p.advance(c, cols)
+		c := &cursor{src: s, shard: i, keys: make([]value, len(keys))}
+		ok, err := advance(c, cols, keys)
 		if err != nil {
 			return err
 		}
@@ -87,7 +100,7 @@ func (p *Plan) runMergeSort(cols []column, src []Source, out *sink) error {
 		if err := out.push(vis, func() ([]byte, error) { return out.rowKey(vis) }); err != nil {
 			return err
 		}
-		ok, err := p.advance(c, cols)
+		ok, err := advance(c, cols, keys)
 		if err != nil {
 			return err
 		}
@@ -101,13 +114,13 @@ func (p *Plan) runMergeSort(cols []column, src []Source, out *sink) error {
 }
 
 // advance reads c's next row and decodes its sort keys.
-func (p *Plan) advance(c *cursor, cols []column) (bool, error) {
+func advance(c *cursor, cols []column, keys []sortKey) (bool, error) {
 	cells, ok, err := nextRow(c.src, len(cols), c.cells)
 	if err != nil || !ok {
 		return false, err
 	}
 	c.cells = cells
-	for i, k := range p.sort {
+	for i, k := range keys {
 		if c.keys[i], err = decode(cols[k.col], cells[k.col]); err != nil {
 			return false, err
 		}
