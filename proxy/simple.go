@@ -21,6 +21,9 @@ func (ss *session) simpleQuery(body []byte) error {
 	if plan.Local {
 		return ss.localStatement(plan)
 	}
+	if plan.Copy != nil && ss.be == nil && ss.pendingBegin == "" {
+		return ss.copySplit(sql, plan)
+	}
 	if d := plan.Deallocate; d != nil && ss.pinned == "" {
 		if done, err := ss.deallocate(d); done {
 			return err

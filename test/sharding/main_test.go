@@ -18,6 +18,8 @@ const dbSection = `    sharded_tables:
       - {table: orders, column: user_id, type: int, function: hash}
       - {table: accounts, column: id, type: uuid, function: hash}
       - {table: tags, column: name, type: text, function: hash}
+      - {table: copy_users, column: user_id, type: int, function: hash}
+      - {table: copy_tags, column: name, type: text, function: hash}
       - table: events
         column: id
         type: int
@@ -38,6 +40,8 @@ CREATE TABLE accounts (id uuid PRIMARY KEY, v int);
 CREATE TABLE tags (name text PRIMARY KEY, n int);
 CREATE TABLE events (id bigint PRIMARY KEY, what text);
 CREATE TABLE plans (id int PRIMARY KEY, name text);
+CREATE TABLE copy_users (user_id bigint PRIMARY KEY, note text);
+CREATE TABLE copy_tags (name text PRIMARY KEY, n int);
 INSERT INTO plans VALUES (1, 'free'), (2, 'pro');
 CREATE TABLE hashcheck_int (k bigint) PARTITION BY HASH (k);
 CREATE TABLE hashcheck_text (k text) PARTITION BY HASH (k);

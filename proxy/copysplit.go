@@ -1,0 +1,507 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgrouter/pgrouter/router"
+	"github.com/pgrouter/pgrouter/topology"
+)
+
+// COPY … FROM STDIN into a sharded table (router.Plan.Copy), outside an
+// explicit transaction:
+//
+//	client ──CopyData──▶ copyRows (whole rows, key of each) ──▶ per-shard CopyData
+//	          every shard's primary: BEGIN; <the client's COPY>; … CopyDone; COMMIT
+//
+// Each shard runs the unchanged statement in its own transaction; rows go to
+// the shard of their key (every shard for a reference table, the one shard
+// of SET pgrouter.shard). The COPY commits only when every shard accepted
+// its rows: a bad key, a shard's error, a client CopyFail or a lost
+// connection rolls every shard back. Without two-phase commit the final
+// COMMITs are not atomic; a failure between them is reported (XX000).
+// A watcher goroutine per shard drains the backend's answers while data
+// flows, so a shard's error stops the COPY early and a backend never blocks
+// on output nobody reads. Memory: one partial row plus a ~64 kB CopyData
+// buffer per shard.
+
+// copyFlushAt is the size of the CopyData messages sent to each shard.
+const copyFlushAt = 64 << 10
+
+// copyAbortWait bounds how long an aborted COPY waits for a backend.
+const copyAbortWait = 10 * time.Second
+
+// copyTarget is one shard's side of a split COPY.
+type copyTarget struct {
+	b       *binding
+	out     []byte // CopyData message being filled: 5-byte header, then rows
+	swallow int    // preamble ReadyForQuery answers still to skip
+	copyIn  []byte // the shard's CopyInResponse frame
+	sent    bool   // BEGIN + COPY were written
+	inCopy  bool   // the backend entered copy-in mode
+	done    chan struct{}
+	count   int64           // rows the shard's COPY reported
+	err     *pgconn.PgError // the shard's error
+	lost    error           // the connection failed
+}
+
+// copySplit executes a Plan.Copy statement; sql is the client's text.
+func (ss *session) copySplit(sql string, plan *router.Plan) error {
+	route, err := ss.router.Route(plan, router.Args{}, ss.hints)
+	if err != nil {
+		return ss.replyError(err, true)
+	}
+	ts, perr := ss.copyAcquire(route.Shards)
+	defer ss.copyRelease(ts)
+	if perr != nil {
+		return ss.replyError(perr, true)
+	}
+	if perr := ss.copyStart(ts, sql); perr != nil {
+		ss.copyAbort(ts, "pgrouter: COPY failed on another shard")
+		return ss.replyError(perr, true)
+	}
+	fail := make(chan int, len(ts))
+	for i, t := range ts {
+		go t.watch(i, fail)
+	}
+	ss.out = append(ss.out, ts[0].copyIn...)
+	if err := ss.flushClient(); err != nil {
+		ss.copyAbort(ts, "pgrouter: client connection lost")
+		return err
+	}
+	// Keys pick the shard unless every row goes everywhere: a reference
+	// table, or a route narrowed to one shard by SET pgrouter.shard.
+	byKey := route.Copy && !plan.Copy.Reference
+	return ss.copyStream(ts, newCopyRows(plan.Copy), byKey, fail)
+}
+
+// copyAcquire takes the primary of every shard in ascending order (one
+// global order: two sessions doing this at once cannot deadlock).
+func (ss *session) copyAcquire(shards router.ShardSet) ([]*copyTarget, *pgconn.PgError) {
+	snap := ss.srv.topo.Snapshot()
+	var ts []*copyTarget
+	var perr *pgconn.PgError
+	shards.Each(func(shard int) {
+		if perr != nil {
+			return
+		}
+		node, err := snap.Primary(shard)
+		if err != nil {
+			perr = toPgError(err)
+			return
+		}
+		p := node.Pool(ss.user, ss.db)
+		if p == nil {
+			perr = pgErr("08006", fmt.Sprintf("node %s was removed from the topology", node.Name), "retry the statement")
+			return
+		}
+		start := time.Now()
+		c, err := p.Acquire(context.Background())
+		ss.srv.Metrics.poolWait(time.Since(start))
+		if err != nil {
+			perr = toPgError(err)
+			return
+		}
+		if node.Role() == topology.RoleReplica { // demoted while we waited
+			p.Release(c)
+			perr = pgErr("57P03", fmt.Sprintf("node %s of shard %s is no longer the primary", node.Name, node.Shard), "retry: the new primary is being detected")
+			return
+		}
+		node.Acquired()
+		rd := backendReaders.Get().(*frameReader)
+		rd.reset(c.NetConn)
+		b := &binding{conn: c, pool: p, node: node, shard: shard, primary: true, wrote: true, rd: rd, txStatus: 'I'}
+		ts = append(ts, &copyTarget{b: b, done: make(chan struct{})})
+		ss.srv.Metrics.routed(ss.st.cfg.Shards[shard].Name, "primary", "copy")
+	})
+	if perr == nil && len(ts) == 0 {
+		perr = pgErr("XX000", "COPY routed to no shard", "")
+	}
+	if perr == nil {
+		// A client's CancelRequest cancels shard 0's COPY, whose error
+		// then aborts every shard.
+		ss.cancelMu.Lock()
+		ss.running.Store(ts[0].b)
+		ss.cancelMu.Unlock()
+	}
+	return ts, perr
+}
+
+// copyRelease gives the backends back (clean ones to their pools).
+func (ss *session) copyRelease(ts []*copyTarget) {
+	ss.cancelMu.Lock()
+	ss.running.Store(nil)
+	ss.cancelMu.Unlock()
+	bs := make([]*binding, len(ts))
+	for i, t := range ts {
+		t.b.conn.NetConn.SetDeadline(time.Time{})
+		bs[i] = t.b
+	}
+	ss.releaseAll(bs)
+}
+
+// copyStart sends (GUC sync,) BEGIN and the COPY to every shard and waits
+// for each CopyInResponse. On an error the targets that did enter copy-in
+// mode have their watchers running, ready for copyAbort.
+func (ss *session) copyStart(ts []*copyTarget, sql string) *pgconn.PgError {
+	for _, t := range ts {
+		var msg []byte
+		t.swallow = 1 // BEGIN
+		if q := ss.syncSQL(t.b.conn.Settings); q != "" {
+			msg = appendQuery(msg, q)
+			t.swallow++
+		}
+		msg = appendQuery(msg, "BEGIN")
+		msg = appendQuery(msg, sql)
+		t.b.txStatus = 'T' // until a ReadyForQuery says otherwise
+		if err := writeAll(t.b.conn.NetConn, msg); err != nil {
+			t.lost = err
+			break
+		}
+		t.sent = true
+	}
+	var first *pgconn.PgError
+	for _, t := range ts {
+		if t.sent {
+			t.readStart()
+		}
+		if first == nil {
+			first = t.failure()
+		}
+	}
+	if first != nil {
+		for i, t := range ts {
+			if t.inCopy {
+				go t.watch(i, nil)
+			} else {
+				close(t.done)
+			}
+		}
+	}
+	return first
+}
+
+// readStart reads a shard's answers up to its CopyInResponse, or to the
+// ReadyForQuery that ends a COPY that failed to start.
+func (t *copyTarget) readStart() {
+	for {
+		typ, body, err := t.b.rd.next()
+		if err != nil {
+			t.lost = err
+			return
+		}
+		switch typ {
+		case 'G':
+			t.copyIn = appendFrame(nil, typ, body)
+			t.inCopy = true
+			return
+		case 'E':
+			if t.swallow > 0 {
+				clear(t.b.conn.Settings) // a state sync failed: resync next time
+			} else if t.err == nil {
+				t.err = decodeError(body)
+			}
+		case 'Z':
+			t.b.txStatus = body[0]
+			if t.swallow == 0 {
+				return
+			}
+			t.swallow--
+		}
+	}
+}
+
+// failure is the target's error for the client (nil when none).
+func (t *copyTarget) failure() *pgconn.PgError {
+	switch {
+	case t.err != nil:
+		return t.err
+	case t.lost != nil:
+		return pgErr("08006", fmt.Sprintf("connection to backend %s lost during COPY", t.b.node.Name), "the COPY was rolled back on every shard it reached")
+	}
+	return nil
+}
+
+// watch drains one backend's answers to the COPY until its ReadyForQuery,
+// and reports a failure on fail (with its index) as soon as the COPY ends.
+func (t *copyTarget) watch(i int, fail chan<- int) {
+	defer close(t.done)
+	for {
+		typ, body, err := t.b.rd.next()
+		if err != nil {
+			t.lost = err
+			break
+		}
+		if typ == 'E' && t.err == nil {
+			t.err = decodeError(body)
+		} else if typ == 'C' {
+			_, t.count = splitTag(body)
+		} else if typ == 'Z' {
+			t.b.txStatus = body[0]
+			break
+		}
+	}
+	if fail != nil && (t.err != nil || t.lost != nil) {
+		fail <- i // buffered for every target: never blocks
+	}
+}
+
+// copyStream relays the client's copy data, row by row, to the shards.
+func (ss *session) copyStream(ts []*copyTarget, rows *copyRows, byKey bool, fail <-chan int) error {
+	for {
+		typ, body, err := ss.rd.next()
+		if err != nil {
+			ss.copyAbort(ts, "pgrouter: client connection lost")
+			return errClientGone
+		}
+		switch typ {
+		case 'd':
+			rows.feed(body)
+			if perr := ss.copyRoute(ts, rows, byKey, false); perr != nil {
+				return ss.copyFail(ts, perr)
+			}
+		case 'c':
+			if perr := ss.copyRoute(ts, rows, byKey, true); perr != nil {
+				return ss.copyFail(ts, perr)
+			}
+			return ss.copyFinish(ts)
+		case 'f':
+			msg, _, _ := cstring(body)
+			ss.copyAbort(ts, msg)
+			perr := ts[0].failure() // Postgres's own "COPY from stdin failed: …"
+			if perr == nil {
+				perr = pgErr("57014", "COPY from stdin failed: "+msg, "")
+			}
+			return ss.replyError(perr, true)
+		case 'H', 'S': // ignored in copy-in mode, as Postgres does
+		default:
+			return ss.copyFail(ts, pgErr("08P01", fmt.Sprintf("unexpected message type 0x%02X during COPY from stdin", typ), ""))
+		}
+		select {
+		case i := <-fail:
+			return ss.copyFail(ts, ts[i].failure())
+		default:
+		}
+	}
+}
+
+// copyRoute hands every complete buffered row to its shard's buffer and
+// sends the buffers that are full.
+func (ss *session) copyRoute(ts []*copyTarget, rows *copyRows, byKey bool, final bool) *pgconn.PgError {
+	cp := rows.cp
+	for {
+		row, kind, err := rows.next(final)
+		if err != nil {
+			return copyLineError(cp, rows.line+1, err)
+		}
+		if kind == rowMore || kind == rowEnd {
+			break
+		}
+		if kind == rowHeader || !byKey {
+			for _, t := range ts {
+				t.add(row)
+			}
+		} else {
+			key, err := rows.key(row)
+			if err != nil {
+				return copyLineError(cp, rows.line, err)
+			}
+			shard, err := cp.Shard(key, cp.Format == router.CopyBinary)
+			if err != nil {
+				return copyLineError(cp, rows.line, err)
+			}
+			if shard < 0 || shard >= len(ts) || ts[shard].b.shard != shard {
+				return pgErr("XX000", fmt.Sprintf("COPY %s: shard %d is not among the COPY's shards", cp.Table, shard), "")
+			}
+			ts[shard].add(row) // byKey: ts holds every shard, in order
+		}
+		for _, t := range ts {
+			if len(t.out) >= copyFlushAt {
+				if err := t.flush(nil); err != nil {
+					return t.failure()
+				}
+			}
+		}
+	}
+	rows.compact()
+	return nil
+}
+
+// copyLineError words a row's error like Postgres's COPY context, without
+// the value (keys may be personal data).
+func copyLineError(cp *router.CopyPlan, line int64, err error) *pgconn.PgError {
+	pe := toPgError(err)
+	return &pgconn.PgError{Severity: "ERROR", Code: pe.Code, Hint: pe.Hint,
+		Message: fmt.Sprintf("%s (COPY %s, line %d)", pe.Message, cp.Table, line)}
+}
+
+// add appends a row to the CopyData message being filled.
+func (t *copyTarget) add(row []byte) {
+	if len(t.out) == 0 {
+		t.out = append(t.out, 'd', 0, 0, 0, 0)
+	}
+	t.out = append(t.out, row...)
+}
+
+// flush sends the pending CopyData (if any) followed by tail, in one write.
+func (t *copyTarget) flush(tail []byte) error {
+	if len(t.out) > 0 {
+		n := len(t.out) - 1
+		t.out[1], t.out[2], t.out[3], t.out[4] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	}
+	t.out = append(t.out, tail...)
+	if len(t.out) == 0 || t.lost != nil {
+		t.out = t.out[:0]
+		return t.lost
+	}
+	err := writeAll(t.b.conn.NetConn, t.out)
+	t.out = t.out[:0]
+	if err != nil {
+		t.lost = err
+	}
+	return err
+}
+
+// copyFail aborts the COPY on every shard and reports perr (or, when nil,
+// the error of the first shard that failed).
+func (ss *session) copyFail(ts []*copyTarget, perr *pgconn.PgError) error {
+	ss.copyAbort(ts, "pgrouter: COPY aborted")
+	if perr == nil {
+		perr = pgErr("XX000", "COPY aborted", "")
+	}
+	return ss.replyError(perr, true)
+}
+
+// copyAbort ends copy-in mode with CopyFail where it is still on, waits
+// for every shard's answer and rolls every transaction back.
+func (ss *session) copyAbort(ts []*copyTarget, reason string) {
+	msg := appendMsg(nil, &pgproto3.CopyFail{Message: reason})
+	deadline := time.Now().Add(copyAbortWait)
+	for _, t := range ts {
+		select {
+		case <-t.done:
+		default:
+			t.out = t.out[:0]
+			t.flush(msg)
+		}
+		t.b.conn.NetConn.SetDeadline(deadline)
+	}
+	for _, t := range ts {
+		<-t.done
+	}
+	ss.copyEnd(ts, "ROLLBACK")
+}
+
+// copyEnd sends COMMIT or ROLLBACK to every shard whose transaction is
+// open (all writes first, then the answers) and reports the shards where
+// the command did not succeed.
+func (ss *session) copyEnd(ts []*copyTarget, cmd string) (failed []*copyTarget) {
+	q := appendQuery(nil, cmd)
+	var sent []*copyTarget
+	for _, t := range ts {
+		if t.lost == nil && t.b.txStatus != 'I' {
+			if err := writeAll(t.b.conn.NetConn, q); err != nil {
+				t.lost = err
+			} else {
+				sent = append(sent, t)
+			}
+		}
+		if t.lost != nil {
+			failed = append(failed, t)
+		}
+	}
+	for _, t := range sent {
+		ok, err := finishCopyEnd(t.b, cmd)
+		if err != nil {
+			t.lost = err
+		}
+		if !ok {
+			failed = append(failed, t)
+		}
+	}
+	return failed
+}
+
+// finishCopyEnd reads the answer to COMMIT/ROLLBACK up to ReadyForQuery.
+func finishCopyEnd(b *binding, cmd string) (bool, error) {
+	ok := true
+	for {
+		typ, body, err := b.rd.next()
+		if err != nil {
+			return false, err
+		}
+		switch typ {
+		case 'E':
+			ok = false
+		case 'C':
+			ok = ok && tagIs(body, cmd)
+		case 'Z':
+			b.txStatus = body[0]
+			return ok && b.txStatus == 'I', nil
+		}
+	}
+}
+
+// copyFinish ends the data on every shard and commits when all succeeded.
+func (ss *session) copyFinish(ts []*copyTarget) error {
+	done := []byte{'c', 0, 0, 0, 4}
+	for _, t := range ts {
+		t.flush(done)
+	}
+	var cause *pgconn.PgError
+	var total int64
+	for _, t := range ts {
+		<-t.done
+		if cause == nil {
+			cause = t.failure()
+		}
+		total += t.count
+	}
+	if cause != nil {
+		ss.copyEnd(ts, "ROLLBACK")
+		return ss.replyError(cause, true)
+	}
+	if failed := ss.copyEnd(ts, "COMMIT"); len(failed) > 0 {
+		return ss.replyError(ss.commitFailure(ts, failed), true)
+	}
+	snap := ss.srv.topo.Snapshot()
+	for _, t := range ts {
+		ss.floor[t.b.shard] = snap.WriteFloor(t.b.shard)
+	}
+	ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("COPY " + strconv.FormatInt(total, 10))})
+	ss.out = appendReady(ss.out, 'I')
+	ss.txStatus = 'I'
+	return ss.flushClient()
+}
+
+// commitFailure words a COMMIT that failed on some shards: the others
+// have committed their rows, and the client must know.
+func (ss *session) commitFailure(ts, failed []*copyTarget) *pgconn.PgError {
+	var ok, bad []string
+	for _, t := range ts {
+		name := ss.st.cfg.Shards[t.b.shard].Name
+		if containsTarget(failed, t) {
+			bad = append(bad, name)
+		} else {
+			ok = append(ok, name)
+		}
+	}
+	return pgErr("XX000", fmt.Sprintf("COPY: COMMIT failed on shard(s) [%s] after it succeeded on [%s]",
+		strings.Join(bad, ", "), strings.Join(ok, ", ")),
+		"enable two_phase_commit for atomic multi-shard writes; check the rows on each shard")
+}
+
+func containsTarget(ts []*copyTarget, t *copyTarget) bool {
+	for _, x := range ts {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
