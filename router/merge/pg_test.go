@@ -137,6 +137,9 @@ func (s *sliceSource) Next() ([]byte, bool, error) {
 	return s.rows[s.next-1], true, nil
 }
 
+// mixedFormats asks runDiff for one format code per result column.
+var mixedFormats = []int16{-1}
+
 type diffCase struct {
 	sql     string
 	ordered bool // ORDER BY fixes the row order completely
@@ -244,7 +247,7 @@ func TestDifferential(t *testing.T) {
 		for _, mode := range []struct {
 			name    string
 			formats []int16
-		}{{"text", nil}, {"binary", []int16{1}}} {
+		}{{"text", nil}, {"binary", []int16{1}}, {"mixed", mixedFormats}} {
 			t.Run(mode.name+"/"+tc.sql, func(t *testing.T) {
 				runDiff(ctx, t, tc, mode.formats, whole, shards)
 			})
@@ -256,6 +259,18 @@ func runDiff(ctx context.Context, t *testing.T, tc diffCase, formats []int16, wh
 	var params [][]byte
 	for _, p := range tc.params {
 		params = append(params, []byte(p))
+	}
+	if len(formats) == 1 && formats[0] == mixedFormats[0] {
+		// One code per column, alternating text and binary.
+		ref, err := query(ctx, whole, tc.sql, params, nil)
+		if err != nil {
+			t.Fatalf("reference query: %v", err)
+		}
+		fs, _ := parseRowDesc(ref.desc)
+		formats = make([]int16, len(fs))
+		for i := range formats {
+			formats[i] = int16(i % 2)
+		}
 	}
 	want, err := query(ctx, whole, tc.sql, params, formats)
 	if err != nil {
@@ -359,7 +374,7 @@ func showRows(rows [][]byte, formats []int16) string {
 			switch {
 			case c == nil:
 				b.WriteString("NULL")
-			case len(formats) > 0:
+			case formatOf(formats, j) == 1:
 				fmt.Fprintf(&b, "%x", c)
 			default:
 				b.Write(c)
