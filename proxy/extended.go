@@ -66,6 +66,11 @@ func (ss *session) flushBatch(sync bool) error {
 				return err
 			}
 		}
+		if sync && ss.lastBound != nil && ss.batch.executions() == 1 && ss.multiRead(ss.lastBound.plan, route) {
+			if ok, err := ss.scatterBatch(ss.lastBound, route); ok {
+				return err
+			}
+		}
 		if txStmt != nil && sync {
 			if done, err := ss.deferTxControl(txStmt.plan, txStmt.query, b); done {
 				return err

@@ -36,6 +36,9 @@ func (ss *session) simpleQuery(body []byte) error {
 		if ss.multiWrite(plan, route) {
 			return ss.multiSimple(sql, route)
 		}
+		if ss.multiRead(plan, route) {
+			return ss.scatterSimple(sql, route)
+		}
 		if ss.pendingBegin != "" && plan.Tx == router.TxSetReadOnly {
 			ss.pendingReadOnly = true // the transaction may run on a replica
 		}

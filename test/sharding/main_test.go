@@ -20,6 +20,7 @@ const dbSection = `    sharded_tables:
       - {table: tags, column: name, type: text, function: hash}
       - {table: copy_users, column: user_id, type: int, function: hash}
       - {table: copy_tags, column: name, type: text, function: hash}
+      - {table: sales, column: user_id, type: int, function: hash}
       - table: events
         column: id
         type: int
@@ -42,6 +43,7 @@ CREATE TABLE events (id bigint PRIMARY KEY, what text);
 CREATE TABLE plans (id int PRIMARY KEY, name text);
 CREATE TABLE copy_users (user_id bigint PRIMARY KEY, note text);
 CREATE TABLE copy_tags (name text PRIMARY KEY, n int);
+CREATE TABLE sales (user_id bigint, region text, amount int, at date);
 INSERT INTO plans VALUES (1, 'free'), (2, 'pro');
 CREATE TABLE hashcheck_int (k bigint) PARTITION BY HASH (k);
 CREATE TABLE hashcheck_text (k text) PARTITION BY HASH (k);

@@ -1,0 +1,242 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgrouter/pgrouter/router"
+	"github.com/pgrouter/pgrouter/router/merge"
+)
+
+// scatterRead runs a SELECT that needs several shards: the merge plan's
+// shard statement goes to every shard in parallel (replicas when fresh
+// enough, as for single-shard reads), and the merge engine combines the
+// per-shard streams into what one Postgres holding all rows would return.
+// It returns the client's RowDescription body and the rows as DataRow frames.
+func (ss *session) scatterRead(sql string, args router.Args, resultFormats []int16, route router.Route) (desc, rows []byte, n int64, perr *pgconn.PgError) {
+	mp, err := merge.Analyze(sql)
+	if err != nil {
+		return nil, nil, 0, toPgError(err)
+	}
+	snap := ss.srv.topo.Snapshot()
+	var bs []*binding
+	defer func() { ss.releaseAll(bs) }()
+	var shards []int
+	route.Shards.Each(func(i int) { shards = append(shards, i) })
+	for _, shard := range shards { // ascending: no lock-order cycles between sessions
+		node, reason, err := snap.Replica(shard, ss.floor[shard])
+		if err != nil {
+			return nil, nil, 0, toPgError(err)
+		}
+		p := node.Pool(ss.user, ss.db)
+		if p == nil {
+			return nil, nil, 0, pgErr("08006", fmt.Sprintf("node %s was removed from the topology", node.Name), "retry the statement")
+		}
+		c, err := p.Acquire(context.Background())
+		if err != nil {
+			return nil, nil, 0, toPgError(err)
+		}
+		node.Acquired()
+		rd := backendReaders.Get().(*frameReader)
+		rd.reset(c.NetConn)
+		bs = append(bs, &binding{conn: c, pool: p, node: node, shard: shard, primary: reason != "replica", rd: rd, txStatus: 'I'})
+	}
+	part := router.InsertPart{SQL: mp.ShardSQL, Params: args.Params, Formats: args.Formats, ParamOIDs: args.ParamOIDs}
+	srcs := make([]merge.Source, len(bs))
+	descs := make([][]byte, len(bs))
+	for i, b := range bs {
+		msg := []byte(nil)
+		skip := 0
+		if q := ss.syncSQL(b.conn.Settings); q != "" {
+			msg, skip = appendQuery(msg, q), 1
+		}
+		msg = appendInsertPart(msg, part, mp.ShardFormats(resultFormats))
+		b.txStatus = 'T' // answers pending: not reusable until its ReadyForQuery
+		if err := writeAll(b.conn.NetConn, msg); err != nil {
+			return nil, nil, 0, pgErr("08006", fmt.Sprintf("connection to backend %s lost", b.node.Name), "")
+		}
+		srcs[i] = &shardSource{b: b, skipReady: skip}
+	}
+	var firstErr *pgconn.PgError
+	for i := range bs {
+		d, err := srcs[i].(*shardSource).describe()
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		descs[i] = d
+	}
+	if firstErr == nil {
+		var out []byte
+		var rerr error
+		desc, n, rerr = mp.Run(descs, resultFormats, srcs, func(row []byte) error {
+			out = appendFrame(out, 'D', row)
+			return nil
+		})
+		rows = out
+		if rerr != nil {
+			firstErr = toPgError(rerr)
+		}
+	}
+	for _, s := range srcs {
+		if err := s.(*shardSource).drain(); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return desc, rows, n, firstErr
+}
+
+// shardSource reads one shard's answer: RowDescription, then DataRows.
+type shardSource struct {
+	b         *binding
+	skipReady int // preamble ReadyForQuery answers to skip
+	done      bool
+	err       *pgconn.PgError
+}
+
+// describe reads up to the shard's RowDescription (or its error).
+func (s *shardSource) describe() ([]byte, *pgconn.PgError) {
+	for {
+		typ, body, err := s.b.rd.next()
+		if err != nil {
+			s.done = true
+			return nil, pgErr("08006", fmt.Sprintf("connection to backend %s lost", s.b.node.Name), "")
+		}
+		switch typ {
+		case 'Z':
+			s.b.txStatus = body[0]
+			if s.skipReady > 0 {
+				s.skipReady--
+				continue
+			}
+			s.done = true
+			return nil, s.errOr("no result from shard")
+		case 'E':
+			if s.skipReady == 0 {
+				s.err = decodeError(body)
+				s.done = true
+				s.readReady()
+				return nil, s.err
+			}
+		case 'T':
+			return append([]byte(nil), body...), nil
+		case 'n':
+			return nil, nil
+		}
+	}
+}
+
+func (s *shardSource) errOr(msg string) *pgconn.PgError {
+	if s.err != nil {
+		return s.err
+	}
+	return pgErr("XX000", msg, "")
+}
+
+// Next yields the shard's next DataRow body (a copy: the merge may hold it).
+func (s *shardSource) Next() ([]byte, bool, error) {
+	if s.done {
+		return nil, false, nil
+	}
+	for {
+		typ, body, err := s.b.rd.next()
+		if err != nil {
+			s.done = true
+			return nil, false, pgErr("08006", fmt.Sprintf("connection to backend %s lost", s.b.node.Name), "")
+		}
+		switch typ {
+		case 'D':
+			return append([]byte(nil), body...), true, nil
+		case 'C', 's':
+			s.readReady()
+			return nil, false, nil
+		case 'E':
+			s.err = decodeError(body)
+			s.readReady()
+			return nil, false, s.err
+		}
+	}
+}
+
+// readReady consumes the rest of the answer up to ReadyForQuery.
+func (s *shardSource) readReady() {
+	s.done = true
+	for {
+		typ, body, err := s.b.rd.next()
+		if err != nil {
+			return
+		}
+		if typ == 'Z' {
+			s.b.txStatus = body[0]
+			return
+		}
+	}
+}
+
+// drain finishes a source the merge did not read to its end (LIMIT).
+func (s *shardSource) drain() *pgconn.PgError {
+	for !s.done {
+		if _, ok, err := s.Next(); err != nil {
+			return toPgError(err)
+		} else if !ok {
+			break
+		}
+	}
+	return nil
+}
+
+// scatterSimple answers a simple-protocol multi-shard SELECT.
+func (ss *session) scatterSimple(sql string, route router.Route) error {
+	desc, rows, n, perr := ss.scatterRead(sql, router.Args{}, nil, route)
+	if perr != nil {
+		return ss.replyError(perr, true)
+	}
+	ss.out = appendFrame(ss.out, 'T', desc)
+	ss.out = append(ss.out, rows...)
+	ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(n, 10))})
+	ss.out = appendReady(ss.out, 'I')
+	return ss.flushClient()
+}
+
+// scatterBatch answers an extended-protocol batch holding one multi-shard
+// SELECT execution; ok is false for batch shapes it does not handle.
+func (ss *session) scatterBatch(st *stmt, route router.Route) (ok bool, err error) {
+	b := &ss.batch
+	for _, m := range b.msgs {
+		if m.typ == 'D' && m.n > 0 && b.buf[m.off] == 'S' {
+			return false, nil
+		}
+	}
+	desc, rows, n, perr := ss.scatterRead(st.query, ss.args, ss.resultFormats, route)
+	if perr != nil {
+		return true, ss.replyError(perr, true)
+	}
+	for _, m := range b.msgs {
+		switch m.typ {
+		case 'P':
+			ss.out = append(ss.out, msgParseComplete...)
+		case 'B':
+			ss.out = append(ss.out, msgBindComplete...)
+		case 'D':
+			ss.out = appendFrame(ss.out, 'T', desc)
+		case 'E':
+			ss.out = append(ss.out, rows...)
+			ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(n, 10))})
+		case 'C':
+			ss.out = append(ss.out, msgCloseComplete...)
+		case 'S':
+			ss.out = appendReady(ss.out, 'I')
+		}
+	}
+	return true, ss.flushClient()
+}
+
+// multiRead reports whether route is a SELECT pgrouter gathers from several
+// shards itself (outside an explicit transaction, cross_shard allowed).
+func (ss *session) multiRead(plan *router.Plan, route router.Route) bool {
+	return ss.be == nil && ss.pendingBegin == "" && plan != nil && plan.Select && route.Multi && !route.Split &&
+		ss.db.CrossShard != "deny"
+}
