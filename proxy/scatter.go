@@ -16,11 +16,12 @@ import (
 // shard statement goes to every shard in parallel (replicas when fresh
 // enough, as for single-shard reads), and the merge engine combines the
 // per-shard streams into what one Postgres holding all rows would return.
-// It returns the client's RowDescription body and the rows as DataRow frames.
-func (ss *session) scatterRead(sql string, args router.Args, resultFormats []int16, route router.Route) (desc, rows []byte, n int64, perr *pgconn.PgError) {
+// Rows stream to the client as the merge produces them: head is called with
+// the client's RowDescription first, to write what precedes the rows.
+func (ss *session) scatterRead(sql string, args router.Args, resultFormats []int16, route router.Route, head func(desc []byte)) (n int64, perr *pgconn.PgError) {
 	mp, err := merge.Analyze(sql)
 	if err != nil {
-		return nil, nil, 0, toPgError(err)
+		return 0, toPgError(err)
 	}
 	snap := ss.srv.topo.Snapshot()
 	var bs []*binding
@@ -30,15 +31,15 @@ func (ss *session) scatterRead(sql string, args router.Args, resultFormats []int
 	for _, shard := range shards { // ascending: no lock-order cycles between sessions
 		node, reason, err := snap.Replica(shard, ss.floor[shard])
 		if err != nil {
-			return nil, nil, 0, toPgError(err)
+			return 0, toPgError(err)
 		}
 		p := node.Pool(ss.user, ss.db)
 		if p == nil {
-			return nil, nil, 0, pgErr("08006", fmt.Sprintf("node %s was removed from the topology", node.Name), "retry the statement")
+			return 0, pgErr("08006", fmt.Sprintf("node %s was removed from the topology", node.Name), "retry the statement")
 		}
 		c, err := p.Acquire(context.Background())
 		if err != nil {
-			return nil, nil, 0, toPgError(err)
+			return 0, toPgError(err)
 		}
 		node.Acquired()
 		rd := backendReaders.Get().(*frameReader)
@@ -57,7 +58,7 @@ func (ss *session) scatterRead(sql string, args router.Args, resultFormats []int
 		msg = appendInsertPart(msg, part, mp.ShardFormats(resultFormats))
 		b.txStatus = 'T' // answers pending: not reusable until its ReadyForQuery
 		if err := writeAll(b.conn.NetConn, msg); err != nil {
-			return nil, nil, 0, pgErr("08006", fmt.Sprintf("connection to backend %s lost", b.node.Name), "")
+			return 0, pgErr("08006", fmt.Sprintf("connection to backend %s lost", b.node.Name), "")
 		}
 		srcs[i] = &shardSource{b: b, skipReady: skip}
 	}
@@ -70,13 +71,21 @@ func (ss *session) scatterRead(sql string, args router.Args, resultFormats []int
 		descs[i] = d
 	}
 	if firstErr == nil {
-		var out []byte
+		if desc, err := mp.ClientDesc(descs[0], resultFormats); err != nil {
+			firstErr = toPgError(err)
+		} else {
+			head(desc)
+		}
+	}
+	if firstErr == nil {
 		var rerr error
-		desc, n, rerr = mp.Run(descs, resultFormats, srcs, func(row []byte) error {
-			out = appendFrame(out, 'D', row)
+		_, n, rerr = mp.Run(descs, resultFormats, srcs, func(row []byte) error {
+			ss.out = appendFrame(ss.out, 'D', row)
+			if len(ss.out) >= clientFlushAt {
+				return ss.flushClient()
+			}
 			return nil
 		})
-		rows = out
 		if rerr != nil {
 			firstErr = toPgError(rerr)
 		}
@@ -86,7 +95,7 @@ func (ss *session) scatterRead(sql string, args router.Args, resultFormats []int
 			firstErr = err
 		}
 	}
-	return desc, rows, n, firstErr
+	return n, firstErr
 }
 
 // shardSource reads one shard's answer: RowDescription, then DataRows.
@@ -190,12 +199,12 @@ func (s *shardSource) drain() *pgconn.PgError {
 
 // scatterSimple answers a simple-protocol multi-shard SELECT.
 func (ss *session) scatterSimple(sql string, route router.Route) error {
-	desc, rows, n, perr := ss.scatterRead(sql, router.Args{}, nil, route)
+	n, perr := ss.scatterRead(sql, router.Args{}, nil, route, func(desc []byte) {
+		ss.out = appendFrame(ss.out, 'T', desc)
+	})
 	if perr != nil {
-		return ss.replyError(perr, true)
+		return ss.replyError(perr, true) // after any rows already sent, as Postgres does
 	}
-	ss.out = appendFrame(ss.out, 'T', desc)
-	ss.out = append(ss.out, rows...)
 	ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(n, 10))})
 	ss.out = appendReady(ss.out, 'I')
 	return ss.flushClient()
@@ -205,26 +214,35 @@ func (ss *session) scatterSimple(sql string, route router.Route) error {
 // SELECT execution; ok is false for batch shapes it does not handle.
 func (ss *session) scatterBatch(st *stmt, route router.Route) (ok bool, err error) {
 	b := &ss.batch
-	for _, m := range b.msgs {
+	exec := -1
+	for i, m := range b.msgs {
 		if m.typ == 'D' && m.n > 0 && b.buf[m.off] == 'S' {
 			return false, nil
 		}
+		if m.typ == 'E' {
+			exec = i
+		}
 	}
-	desc, rows, n, perr := ss.scatterRead(st.query, ss.args, ss.resultFormats, route)
+	n, perr := ss.scatterRead(st.query, ss.args, ss.resultFormats, route, func(desc []byte) {
+		for _, m := range b.msgs[:exec] {
+			switch m.typ {
+			case 'P':
+				ss.out = append(ss.out, msgParseComplete...)
+			case 'B':
+				ss.out = append(ss.out, msgBindComplete...)
+			case 'D':
+				ss.out = appendFrame(ss.out, 'T', desc)
+			case 'C':
+				ss.out = append(ss.out, msgCloseComplete...)
+			}
+		}
+	})
 	if perr != nil {
 		return true, ss.replyError(perr, true)
 	}
-	for _, m := range b.msgs {
+	ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(n, 10))})
+	for _, m := range b.msgs[exec+1:] {
 		switch m.typ {
-		case 'P':
-			ss.out = append(ss.out, msgParseComplete...)
-		case 'B':
-			ss.out = append(ss.out, msgBindComplete...)
-		case 'D':
-			ss.out = appendFrame(ss.out, 'T', desc)
-		case 'E':
-			ss.out = append(ss.out, rows...)
-			ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(n, 10))})
 		case 'C':
 			ss.out = append(ss.out, msgCloseComplete...)
 		case 'S':

@@ -11,9 +11,13 @@ import (
 )
 
 // rowsOf runs q and renders every row as text, in the order received.
-func rowsOf(t *testing.T, c *pgx.Conn, q string) ([]string, error) {
+func rowsOf(t *testing.T, c *pgx.Conn, q string, mode ...pgx.QueryExecMode) ([]string, error) {
 	t.Helper()
-	rows, err := c.Query(context.Background(), q, pgx.QueryExecModeSimpleProtocol)
+	m := pgx.QueryExecModeSimpleProtocol
+	if len(mode) > 0 {
+		m = mode[0]
+	}
+	rows, err := c.Query(context.Background(), q, m)
 	if err != nil {
 		return nil, err
 	}
@@ -81,17 +85,24 @@ func TestScatterGatherMatchesOnePostgres(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s on one Postgres: %v", q.sql, err)
 		}
-		got, err := rowsOf(t, proxy, q.sql)
-		if err != nil {
-			t.Errorf("%s through pgrouter: %v", q.sql, err)
-			continue
-		}
 		if !q.ordered {
 			sort.Strings(want)
-			sort.Strings(got)
 		}
-		if strings.Join(got, "\n") != strings.Join(want, "\n") {
-			t.Errorf("%s:\n got %d rows %.300v\nwant %d rows %.300v", q.sql, len(got), got, len(want), want)
+		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement, pgx.QueryExecModeExec} {
+			got, err := rowsOf(t, proxy, q.sql, mode)
+			if err != nil && mode != pgx.QueryExecModeSimpleProtocol && sqlState(err) == "0A000" && strings.Contains(err.Error(), "binary numeric") {
+				continue // documented limit: numeric in binary format is not merged (pgx asks binary when it knows the type)
+			}
+			if err != nil {
+				t.Errorf("%s through pgrouter (%v): %v", q.sql, mode, err)
+				continue
+			}
+			if !q.ordered {
+				sort.Strings(got)
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("%s (%v):\n got %d rows %.300v\nwant %d rows %.300v", q.sql, mode, len(got), got, len(want), want)
+			}
 		}
 	}
 	// Extended protocol with a parameter, binary results.
