@@ -53,7 +53,8 @@ type copyTarget struct {
 
 // copySplit executes a Plan.Copy statement; sql is the client's text.
 func (ss *session) copySplit(sql string, plan *router.Plan) error {
-	route, err := ss.router.Route(plan, router.Args{}, ss.hints)
+	// (Route refuses Plan.Copy: that is the extended protocol's entry.)
+	_, route, err := ss.router.RouteSimple(sql, ss.hints, &ss.scratch)
 	if err != nil {
 		return ss.replyError(err, true)
 	}

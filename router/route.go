@@ -5,8 +5,19 @@ import (
 )
 
 // Route decides where one execution of a prepared plan goes.
+//
+// A Plan.Copy statement is executed by the proxy only as a simple-protocol
+// query (its data must be split as it arrives); through Route — the
+// extended protocol's entry — it is refused with 0A000 rather than sent to
+// several shards that would each wait for data.
 func (r *Router) Route(p *Plan, args Args, s Session) (Route, error) {
-	return r.route(p, &args, s)
+	rt, err := r.route(p, &args, s)
+	if err == nil && rt.Copy {
+		return Route{}, pgError(codeFeatureNotSupported,
+			fmt.Sprintf("COPY FROM STDIN into table %q through the extended query protocol is not supported: pgrouter splits COPY data only for simple-protocol queries", p.Copy.Table),
+			"send the COPY as a simple query (psql \\copy, pgx CopyFrom, libpq PQexec)")
+	}
+	return rt, err
 }
 
 // route applies, in order: hint shard, session shard, hint key, then the

@@ -409,3 +409,48 @@ func TestCopyClientFailAndRefusals(t *testing.T) {
 		t.Fatalf("COPY after the refusals: %v %v", tag, err)
 	}
 }
+
+// SET pgrouter.shard sends the whole COPY to that shard (admin work: no
+// key checks); the extended protocol is refused, never left hanging.
+func TestCopySessionShardAndExtendedProtocol(t *testing.T) {
+	truncateCopyTables(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := connect(t, pgx.QueryExecModeSimpleProtocol)
+	if _, err := c.Exec(ctx, "SET pgrouter.shard = shard1"); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := textCopyData(500, 1)
+	tag, err := c.PgConn().CopyFrom(ctx, newChunkReader(data), "COPY copy_users (user_id, note) FROM STDIN")
+	if err != nil || tag.RowsAffected() != 500 {
+		t.Fatalf("COPY with pgrouter.shard: %v %v", tag, err)
+	}
+	for i, s := range env.Cluster.Shards {
+		pc, err := s.Primary.Connect(ctx, "app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		err = pc.QueryRow(ctx, "SELECT count(*) FROM copy_users").Scan(&n)
+		pc.Close(ctx)
+		if want := map[bool]int{true: 500, false: 0}[i == 1]; err != nil || n != want {
+			t.Fatalf("%s: %d rows (%v), want %d", s.Name, n, err, want)
+		}
+	}
+	if _, err := c.Exec(ctx, "RESET pgrouter.shard"); err != nil {
+		t.Fatal(err)
+	}
+
+	// (pgx's Exec would wait forever on plain Postgres too: it has no data
+	// to send. ExecParams shows what pgrouter answers to Parse/Bind/Execute.)
+	ext := connect(t, pgx.QueryExecModeCacheStatement)
+	err = ext.PgConn().ExecParams(ctx, "COPY copy_users (user_id, note) FROM STDIN", nil, nil, nil, nil).Read().Err
+	pe := wantPgError(t, err, "0A000")
+	if !strings.Contains(pe.Message, "extended query protocol") {
+		t.Errorf("message = %q", pe.Message)
+	}
+	var one int
+	if err := ext.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		t.Fatalf("session after refused extended COPY: %v", err)
+	}
+}
