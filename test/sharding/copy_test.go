@@ -454,3 +454,85 @@ func TestCopySessionShardAndExtendedProtocol(t *testing.T) {
 		t.Fatalf("session after refused extended COPY: %v", err)
 	}
 }
+
+// execOnShardPrimaries runs sql directly on the primaries of the given shards.
+func execOnShardPrimaries(t *testing.T, sql string, shards ...int) {
+	t.Helper()
+	ctx := context.Background()
+	for _, i := range shards {
+		c, err := env.Cluster.Shards[i].Primary.Connect(ctx, "app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Exec(ctx, sql)
+		c.Close(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A COPY that fails to start on one shard (its table is missing there) is
+// ended on the shards where it did start; the client gets that shard's error.
+func TestCopyFailingToStartOnOneShard(t *testing.T) {
+	execOnShardPrimaries(t, "DROP TABLE IF EXISTS copy_partial; CREATE TABLE copy_partial (id bigint PRIMARY KEY)", 0, 1)
+	t.Cleanup(func() { execOnShardPrimaries(t, "DROP TABLE IF EXISTS copy_partial", 0, 1) })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := connect(t, pgx.QueryExecModeSimpleProtocol)
+	_, err := c.PgConn().CopyFrom(ctx, strings.NewReader("1\n2\n3\n"), "COPY copy_partial (id) FROM STDIN")
+	wantPgError(t, err, "42P01")
+	// The shards where it started were rolled back and their backends are
+	// clean: a second attempt fails the same way, and the table takes an
+	// exclusive lock at once.
+	_, err = c.PgConn().CopyFrom(ctx, strings.NewReader("1\n"), "COPY copy_partial (id) FROM STDIN")
+	wantPgError(t, err, "42P01")
+	execOnShardPrimaries(t, "SET lock_timeout = '5s'; LOCK TABLE copy_partial IN ACCESS EXCLUSIVE MODE", 0, 1)
+	var one int
+	if err := c.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		t.Fatalf("session after the failed COPY: %v", err)
+	}
+}
+
+// blockingReader hands out data, then blocks until released.
+type blockingReader struct {
+	data    []byte
+	blocked chan struct{}
+	release chan struct{}
+}
+
+func (r *blockingReader) Read(p []byte) (int, error) {
+	if len(r.data) > 0 {
+		n := copy(p, r.data)
+		r.data = r.data[n:]
+		return n, nil
+	}
+	close(r.blocked)
+	<-r.release
+	return 0, io.EOF
+}
+
+// A client that disconnects in the middle of a COPY leaves nothing behind:
+// no rows, no open transaction holding locks on any shard.
+func TestCopyClientDisconnectRollsBackEveryShard(t *testing.T) {
+	truncateCopyTables(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := connect(t, pgx.QueryExecModeSimpleProtocol)
+	data, _ := textCopyData(30000, 1)
+	r := &blockingReader{data: []byte(data), blocked: make(chan struct{}), release: make(chan struct{})}
+	defer close(r.release)
+	go func() {
+		<-r.blocked
+		time.Sleep(200 * time.Millisecond) // let the data reach the shards
+		c.PgConn().Conn().Close()
+	}()
+	if _, err := c.PgConn().CopyFrom(ctx, r, "COPY copy_users (user_id, note) FROM STDIN"); err == nil {
+		t.Fatal("COPY on a closed connection succeeded")
+	}
+	// Every shard's COPY transaction must end: the lock comes within 5 s.
+	execOnShardPrimaries(t, "SET lock_timeout = '5s'; LOCK TABLE copy_users IN ACCESS EXCLUSIVE MODE", 0, 1, 2)
+	if n := countOnShards(t, "copy_users"); n != 0 {
+		t.Fatalf("%d rows after the client vanished mid-COPY, want 0", n)
+	}
+}

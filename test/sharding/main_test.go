@@ -20,6 +20,7 @@ const dbSection = `    sharded_tables:
       - {table: tags, column: name, type: text, function: hash}
       - {table: copy_users, column: user_id, type: int, function: hash}
       - {table: copy_tags, column: name, type: text, function: hash}
+      - {table: copy_partial, column: id, type: int, function: hash}
       - {table: sales, column: user_id, type: int, function: hash}
       - table: events
         column: id
