@@ -6,7 +6,8 @@ SHELL := /bin/bash
 BIN       := bin/pgrouter
 PKGS      := ./...
 TEST_LOG  := bin/test.log
-TESTFLAGS ?= -race -count=1 -timeout 15m
+# -p 1: packages that start Postgres clusters run one at a time (two cores).
+TESTFLAGS ?= -race -count=1 -p 1 -timeout 15m
 
 .PHONY: all help build test lint vet fmt demo bench clean
 

@@ -35,7 +35,19 @@ func (ss *session) acquireBackend(shard int, primary bool) error {
 	if err := ss.srv.waitResumed(ss.dbName, ss.st.cfg.Pool.AcquireTimeout.D()); err != nil {
 		return err
 	}
-	snap := ss.srv.topo.Snapshot()
+	b, reason, err := ss.bindShard(ss.srv.topo.Snapshot(), shard, primary)
+	if err != nil {
+		return err
+	}
+	ss.be = b
+	ss.running.Store(b)
+	ss.srv.Metrics.routed(ss.st.cfg.Shards[shard].Name, roleName(b.primary), reason)
+	return nil
+}
+
+// bindShard picks a node of shard (its primary, or a replica fresh enough
+// for the session's read-your-writes floor) and checks out a backend there.
+func (ss *session) bindShard(snap *topology.Snapshot, shard int, primary bool) (*binding, string, error) {
 	var node *topology.Node
 	var err error
 	reason := "primary"
@@ -45,31 +57,53 @@ func (ss *session) acquireBackend(shard int, primary bool) error {
 		node, reason, err = snap.Replica(shard, ss.floor[shard])
 	}
 	if err != nil {
-		return err
+		return nil, "", err
 	}
+	primary = primary || reason != "replica"
 	p := node.Pool(ss.user, ss.db)
 	if p == nil { // node removed by a reload between the snapshot load and now
-		return pgErr("08006", fmt.Sprintf("node %s was removed from the topology", node.Name), "retry the statement")
+		return nil, "", pgErr("08006", fmt.Sprintf("node %s was removed from the topology", node.Name), "retry the statement")
 	}
-	ctx := context.Background()
 	start := time.Now()
-	c, err := p.Acquire(ctx)
+	c, err := p.Acquire(context.Background())
 	ss.srv.Metrics.poolWait(time.Since(start))
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	if primary && node.Role() == topology.RoleReplica {
 		// A failover demoted the node while we waited: never write to it.
 		p.Release(c)
-		return pgErr("57P03", fmt.Sprintf("node %s of shard %s is no longer the primary", node.Name, node.Shard), "retry: the new primary is being detected")
+		return nil, "", pgErr("57P03", fmt.Sprintf("node %s of shard %s is no longer the primary", node.Name, node.Shard), "retry: the new primary is being detected")
 	}
 	node.Acquired()
 	rd := backendReaders.Get().(*frameReader)
 	rd.reset(c.NetConn)
-	ss.be = &binding{conn: c, pool: p, node: node, shard: shard, primary: primary || reason != "replica", rd: rd, txStatus: 'I'}
-	ss.running.Store(ss.be)
-	ss.srv.Metrics.routed(ss.st.cfg.Shards[shard].Name, roleName(ss.be.primary), reason)
-	return nil
+	return &binding{conn: c, pool: p, node: node, shard: shard, primary: primary, rd: rd, txStatus: 'I'}, reason, nil
+}
+
+// bindShards checks out one backend on every shard of set, in ascending
+// shard order: one global order means two sessions doing this at once
+// cannot each hold what the other waits for. On error nothing stays bound.
+func (ss *session) bindShards(set router.ShardSet, primary bool) ([]*binding, *pgconn.PgError) {
+	snap := ss.srv.topo.Snapshot()
+	var bs []*binding
+	var perr *pgconn.PgError
+	set.Each(func(shard int) {
+		if perr != nil {
+			return
+		}
+		b, _, err := ss.bindShard(snap, shard, primary)
+		if err != nil {
+			perr = toPgError(err)
+			return
+		}
+		bs = append(bs, b)
+	})
+	if perr != nil {
+		ss.releaseAll(bs)
+		return nil, perr
+	}
+	return bs, nil
 }
 
 func roleName(primary bool) string {

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgrouter/pgrouter/router"
-	"github.com/pgrouter/pgrouter/topology"
 )
 
 // COPY … FROM STDIN into a sharded table (router.Plan.Copy), outside an
@@ -82,56 +80,27 @@ func (ss *session) copySplit(sql string, plan *router.Plan) error {
 	return ss.copyStream(ts, newCopyRows(plan.Copy), byKey, fail)
 }
 
-// copyAcquire takes the primary of every shard in ascending order (one
-// global order: two sessions doing this at once cannot deadlock).
+// copyAcquire binds the primary of every shard (see bindShards).
 func (ss *session) copyAcquire(shards router.ShardSet) ([]*copyTarget, *pgconn.PgError) {
-	snap := ss.srv.topo.Snapshot()
-	var ts []*copyTarget
-	var perr *pgconn.PgError
-	shards.Each(func(shard int) {
-		if perr != nil {
-			return
-		}
-		node, err := snap.Primary(shard)
-		if err != nil {
-			perr = toPgError(err)
-			return
-		}
-		p := node.Pool(ss.user, ss.db)
-		if p == nil {
-			perr = pgErr("08006", fmt.Sprintf("node %s was removed from the topology", node.Name), "retry the statement")
-			return
-		}
-		start := time.Now()
-		c, err := p.Acquire(context.Background())
-		ss.srv.Metrics.poolWait(time.Since(start))
-		if err != nil {
-			perr = toPgError(err)
-			return
-		}
-		if node.Role() == topology.RoleReplica { // demoted while we waited
-			p.Release(c)
-			perr = pgErr("57P03", fmt.Sprintf("node %s of shard %s is no longer the primary", node.Name, node.Shard), "retry: the new primary is being detected")
-			return
-		}
-		node.Acquired()
-		rd := backendReaders.Get().(*frameReader)
-		rd.reset(c.NetConn)
-		b := &binding{conn: c, pool: p, node: node, shard: shard, primary: true, wrote: true, rd: rd, txStatus: 'I'}
-		ts = append(ts, &copyTarget{b: b, done: make(chan struct{})})
-		ss.srv.Metrics.routed(ss.st.cfg.Shards[shard].Name, "primary", "copy")
-	})
-	if perr == nil && len(ts) == 0 {
-		perr = pgErr("XX000", "COPY routed to no shard", "")
+	bs, perr := ss.bindShards(shards, true)
+	if perr != nil {
+		return nil, perr
 	}
-	if perr == nil {
-		// A client's CancelRequest cancels shard 0's COPY, whose error
-		// then aborts every shard.
-		ss.cancelMu.Lock()
-		ss.running.Store(ts[0].b)
-		ss.cancelMu.Unlock()
+	if len(bs) == 0 {
+		return nil, pgErr("XX000", "COPY routed to no shard", "")
 	}
-	return ts, perr
+	ts := make([]*copyTarget, len(bs))
+	for i, b := range bs {
+		b.wrote = true
+		ts[i] = &copyTarget{b: b, done: make(chan struct{})}
+		ss.srv.Metrics.routed(ss.st.cfg.Shards[b.shard].Name, "primary", "copy")
+	}
+	// A client's CancelRequest cancels shard 0's COPY, whose error then
+	// aborts every shard.
+	ss.cancelMu.Lock()
+	ss.running.Store(ts[0].b)
+	ss.cancelMu.Unlock()
+	return ts, nil
 }
 
 // copyRelease gives the backends back (clean ones to their pools).

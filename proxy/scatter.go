@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 
@@ -23,29 +22,11 @@ func (ss *session) scatterRead(sql string, args router.Args, resultFormats []int
 	if err != nil {
 		return 0, toPgError(err)
 	}
-	snap := ss.srv.topo.Snapshot()
-	var bs []*binding
-	defer func() { ss.releaseAll(bs) }()
-	var shards []int
-	route.Shards.Each(func(i int) { shards = append(shards, i) })
-	for _, shard := range shards { // ascending: no lock-order cycles between sessions
-		node, reason, err := snap.Replica(shard, ss.floor[shard])
-		if err != nil {
-			return 0, toPgError(err)
-		}
-		p := node.Pool(ss.user, ss.db)
-		if p == nil {
-			return 0, pgErr("08006", fmt.Sprintf("node %s was removed from the topology", node.Name), "retry the statement")
-		}
-		c, err := p.Acquire(context.Background())
-		if err != nil {
-			return 0, toPgError(err)
-		}
-		node.Acquired()
-		rd := backendReaders.Get().(*frameReader)
-		rd.reset(c.NetConn)
-		bs = append(bs, &binding{conn: c, pool: p, node: node, shard: shard, primary: reason != "replica", rd: rd, txStatus: 'I'})
+	bs, perr := ss.bindShards(route.Shards, false)
+	if perr != nil {
+		return 0, perr
 	}
+	defer func() { ss.releaseAll(bs) }()
 	part := router.InsertPart{SQL: mp.ShardSQL, Params: args.Params, Formats: args.Formats, ParamOIDs: args.ParamOIDs}
 	srcs := make([]merge.Source, len(bs))
 	descs := make([][]byte, len(bs))

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -48,25 +47,15 @@ func broadcastParts(sql string, args router.Args, route router.Route) []router.I
 // themselves are not atomic; a failure between them is reported as such
 // (XX000), never hidden.
 func (ss *session) execOnShards(parts []router.InsertPart, resultFormats []int16) ([]splitResult, *pgconn.PgError) {
-	snap := ss.srv.topo.Snapshot()
-	bs := make([]*binding, 0, len(parts))
-	defer func() { ss.releaseAll(bs) }()
-	// Parts come sorted by shard: acquiring in one global order means two
-	// sessions splitting at once cannot each hold what the other waits for.
+	var set router.ShardSet
 	for _, p := range parts {
-		node, err := snap.Primary(p.Shard)
-		if err != nil {
-			return nil, toPgError(err)
-		}
-		c, err := node.Pool(ss.user, ss.db).Acquire(context.Background())
-		if err != nil {
-			return nil, toPgError(err)
-		}
-		node.Acquired()
-		rd := backendReaders.Get().(*frameReader)
-		rd.reset(c.NetConn)
-		bs = append(bs, &binding{conn: c, pool: node.Pool(ss.user, ss.db), node: node, shard: p.Shard, primary: true, rd: rd, txStatus: 'I'})
+		set = set.Add(p.Shard)
 	}
+	bs, perr := ss.bindShards(set, true) // parts are sorted by shard, like bs
+	if perr != nil {
+		return nil, perr
+	}
+	defer func() { ss.releaseAll(bs) }()
 	results := make([]splitResult, len(parts))
 	for i, b := range bs {
 		msg := []byte(nil)
@@ -113,6 +102,7 @@ func (ss *session) execOnShards(parts []router.InsertPart, resultFormats []int16
 	if failed != nil {
 		return nil, failed
 	}
+	snap := ss.srv.topo.Snapshot()
 	for _, b := range bs {
 		ss.floor[b.shard] = snap.WriteFloor(b.shard)
 	}

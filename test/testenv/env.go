@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/pgrouter/pgrouter/config"
@@ -81,6 +82,14 @@ func (e *Env) init(ctx context.Context, o Options) error {
 			o.Sections = map[string]string{}
 		}
 		o.Sections["tls"] = fmt.Sprintf("  cert_file: %s\n  key_file: %s", cert, key)
+	}
+	// Tests share two cores with Postgres, pgbench and the race detector: a
+	// backend dial may be slow, and that must not read as a product failure.
+	if o.Sections == nil {
+		o.Sections = map[string]string{}
+	}
+	if !strings.Contains(o.Sections["pool"], "connect_timeout") {
+		o.Sections["pool"] = strings.TrimRight("  connect_timeout: 30s\n"+o.Sections["pool"], "\n")
 	}
 	users := o.Users
 	if users == nil {
