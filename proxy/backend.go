@@ -41,7 +41,7 @@ func (ss *session) acquireBackend(shard int, primary bool) error {
 	}
 	ss.be = b
 	ss.running.Store(b)
-	ss.srv.Metrics.routed(ss.st.cfg.Shards[shard].Name, roleName(b.primary), reason)
+	ss.srv.Metrics.routed(ss.st.cfg.Shards[shard].Name, roleName(b.primary), "single", reason)
 	return nil
 }
 
@@ -92,11 +92,12 @@ func (ss *session) bindShards(set router.ShardSet, primary bool) ([]*binding, *p
 		if perr != nil {
 			return
 		}
-		b, _, err := ss.bindShard(snap, shard, primary)
+		b, reason, err := ss.bindShard(snap, shard, primary)
 		if err != nil {
 			perr = toPgError(err)
 			return
 		}
+		ss.srv.Metrics.routed(ss.st.cfg.Shards[shard].Name, roleName(b.primary), "multi", reason)
 		bs = append(bs, b)
 	})
 	if perr != nil {

@@ -93,7 +93,6 @@ func (ss *session) copyAcquire(shards router.ShardSet) ([]*copyTarget, *pgconn.P
 	for i, b := range bs {
 		b.wrote = true
 		ts[i] = &copyTarget{b: b, done: make(chan struct{})}
-		ss.srv.Metrics.routed(ss.st.cfg.Shards[b.shard].Name, "primary", "copy")
 	}
 	// A client's CancelRequest cancels shard 0's COPY, whose error then
 	// aborts every shard.

@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -88,5 +90,33 @@ func TestAdminBanAndPause(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("held transaction did not run after RESUME")
+	}
+}
+
+func TestMetricsMoveWithTraffic(t *testing.T) {
+	c := connect(t, env.AppDSN())
+	for i := 0; i < 5; i++ {
+		c.Exec(context.Background(), "select 1")
+	}
+	c.Exec(context.Background(), "select 1/0")
+	resp, err := http.Get("http://" + env.Proxy.MetricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		`pgrouter_queries_total{kind="single",role="replica",shard="shard0"}`,
+		`pgrouter_route_decisions_total{reason="replica"}`,
+		`pgrouter_plan_cache_hits_total{database="app"}`,
+		`pgrouter_query_duration_seconds_bucket{role="replica",shard="shard0"`,
+		`pgrouter_replica_lag_bytes{node="shard0-replica1",shard="shard0"}`,
+		`pgrouter_node_up{node="shard0-primary",shard="shard0"} 1`,
+		`pgrouter_pool_wait_seconds_count`,
+		`pgrouter_clients`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }
