@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgrouter/pgrouter/config"
 	"github.com/pgrouter/pgrouter/proxy"
 )
 
@@ -471,4 +473,30 @@ func TestGracefulShutdownLetsTransactionsFinish(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("shutdown did not finish after the transaction ended")
 	}
+}
+
+func TestMaxClientsAndLoginTimeout(t *testing.T) {
+	ctx := context.Background()
+	cfg := *env.Config
+	cfg.Listen, cfg.Metrics.Listen = "127.0.0.1:0", "off"
+	cfg.Pool.MaxClients = 2
+	cfg.Pool.LoginTimeout = config.Duration(300 * time.Millisecond)
+	inst, err := proxy.Start(ctx, &cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close(ctx)
+	dsn := fmt.Sprintf("postgres://app:app@%s/app?sslmode=disable", inst.Addr)
+	connect(t, dsn)
+	connect(t, dsn)
+	if _, err := pgx.Connect(ctx, dsn); sqlState(err) != "53300" {
+		t.Fatalf("third client over max_clients=2: want 53300, got %v", err)
+	}
+	// A client that opens a socket and never logs in is dropped after login_timeout.
+	raw, err := net.Dial("tcp", inst.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	readUntilClosed(t, raw) // fails the test if the proxy keeps the socket open
 }
