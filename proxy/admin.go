@@ -1,18 +1,16 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // runAdmin serves the admin console (database "pgrouter"): simple-protocol
-// commands in PgBouncer's style, answered from the live state.
+// commands in PgBouncer's style, answered from the live state. Commands are
+// in admin_cmds.go, SHOW targets in admin_show.go.
 func (ss *session) runAdmin() {
 	for {
 		typ, body, err := ss.rd.next()
@@ -21,11 +19,12 @@ func (ss *session) runAdmin() {
 		}
 		switch typ {
 		case 'Q':
-			if err := ss.adminCommand(strings.TrimSpace(strings.TrimRight(strings.TrimSpace(sqlString(body)), ";"))); err != nil {
+			if err := ss.adminCommand(adminCommandText(sqlString(body))); err != nil {
 				return
 			}
 		case 'S':
-			ss.out = appendError(ss.out, pgErr("0A000", "the admin console speaks the simple query protocol only", "use psql, or QueryExecModeSimpleProtocol"))
+			ss.out = appendError(ss.out, pgErr("0A000", "the admin console speaks the simple query protocol only",
+				"use psql, or a driver's simple-protocol mode (pgx: QueryExecModeSimpleProtocol)"))
 			ss.out = appendReady(ss.out, 'I')
 			if ss.flushClient() != nil {
 				return
@@ -39,54 +38,54 @@ func (ss *session) runAdmin() {
 	}
 }
 
-const adminHelp = "SHOW POOLS|CLIENTS|SERVERS|STATS|SHARDS|NODES|CONFIG|VERSION, RELOAD, PAUSE [db], RESUME [db], BAN node [seconds], UNBAN node, SHUTDOWN"
+// adminCommandText trims whitespace and one trailing ';' (psql sends it).
+func adminCommandText(sql string) string {
+	return strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(sql), ";"))
+}
 
-// adminCommand runs one console command and answers it.
+const adminHelp = "SHOW POOLS|CLIENTS|SERVERS|STATS|SHARDS|NODES|CONFIG|VERSION|HELP, RELOAD [FORCE], PAUSE [db], RESUME [db], " +
+	"BAN node [seconds], UNBAN node, SHUTDOWN"
+
+// adminCommand runs one console command and answers it, ending with
+// ReadyForQuery. A non-nil return means the client connection is done.
 func (ss *session) adminCommand(cmd string) error {
 	f := strings.Fields(cmd)
 	if len(f) == 0 {
-		ss.out = append(ss.out, 'I', 0, 0, 0, 4)
+		ss.out = append(ss.out, 'I', 0, 0, 0, 4) // EmptyQueryResponse
 		ss.out = appendReady(ss.out, 'I')
 		return ss.flushClient()
 	}
-	verb := strings.ToUpper(f[0])
 	arg := func(i int) string {
 		if i < len(f) {
 			return f[i]
 		}
 		return ""
 	}
+	if len(f) > 3 {
+		return ss.adminDone(pgErr("42601", fmt.Sprintf("too many arguments in admin command %q", cmd), "commands: "+adminHelp))
+	}
 	var err error
-	switch verb {
+	switch verb := strings.ToUpper(f[0]); verb {
 	case "SHOW":
 		err = ss.adminShow(strings.ToUpper(arg(1)))
 	case "RELOAD":
-		if err = ss.srv.ReloadFile(ss.srv.Config().Path, strings.EqualFold(arg(1), "force")); err == nil {
-			ss.srv.log.Info("config reloaded from the admin console", "client_id", ss.pid, "file", ss.srv.Config().Path)
-			ss.adminTag("RELOAD")
-		}
+		err = ss.adminReload(arg(1))
 	case "PAUSE":
-		err = ss.srv.pause.pause(arg(1), ss.srv, ss.adminTimeout())
-		if err == nil {
-			ss.adminTag("PAUSE")
-		}
+		err = ss.adminPause(arg(1))
 	case "RESUME":
-		ss.srv.pause.resume(arg(1))
-		ss.adminTag("RESUME")
+		err = ss.adminResume(arg(1))
 	case "BAN", "UNBAN":
 		err = ss.adminBan(verb, arg(1), arg(2))
 	case "SHUTDOWN":
-		ss.adminTag("SHUTDOWN")
-		ss.flushClient()
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), ss.adminTimeout())
-			defer cancel()
-			ss.srv.Shutdown(ctx)
-		}()
-		return errClientGone
+		ss.adminShutdown()
 	default:
 		err = pgErr("42601", fmt.Sprintf("unknown admin command %q", cmd), "commands: "+adminHelp)
 	}
+	return ss.adminDone(err)
+}
+
+// adminDone appends err (if any) and ReadyForQuery, and flushes.
+func (ss *session) adminDone(err error) error {
 	if err != nil {
 		ss.out = appendError(ss.out, toPgError(err))
 	}
@@ -94,43 +93,12 @@ func (ss *session) adminCommand(cmd string) error {
 	return ss.flushClient()
 }
 
-func (ss *session) adminTimeout() time.Duration {
-	if d := ss.srv.Config().Pool.ShutdownTimeout.D(); d > 0 {
-		return d
-	}
-	return 30 * time.Second
-}
-
-func (ss *session) adminBan(verb, node, secs string) error {
-	if node == "" {
-		return pgErr("42601", verb+" needs a node name", "SHOW NODES lists them")
-	}
-	topo := ss.srv.Topology()
-	if verb == "UNBAN" {
-		if err := topo.Unban(node); err != nil {
-			return pgErr("42704", err.Error(), "SHOW NODES lists the nodes")
-		}
-		ss.adminTag("UNBAN")
-		return nil
-	}
-	d := time.Hour
-	if secs != "" {
-		n, err := strconv.Atoi(secs)
-		if err != nil || n <= 0 {
-			return pgErr("22023", fmt.Sprintf("invalid ban duration %q (seconds)", secs), "")
-		}
-		d = time.Duration(n) * time.Second
-	}
-	if err := topo.Ban(node, d); err != nil {
-		return pgErr("42704", err.Error(), "SHOW NODES lists the nodes")
-	}
-	ss.srv.log.Warn("node banned from the admin console", "node", node, "duration_ms", d.Milliseconds(), "client_id", ss.pid)
-	ss.adminTag("BAN")
-	return nil
-}
-
 func (ss *session) adminTag(tag string) {
 	ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte(tag)})
+}
+
+func (ss *session) adminNotice(msg string) {
+	ss.out = appendMsg(ss.out, &pgproto3.NoticeResponse{Severity: "NOTICE", SeverityUnlocalized: "NOTICE", Code: "00000", Message: msg})
 }
 
 // adminTable answers a SHOW with text columns.

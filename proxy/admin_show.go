@@ -4,96 +4,156 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/pgrouter/pgrouter/pool"
 	"github.com/pgrouter/pgrouter/topology"
 )
 
 // adminShow answers SHOW <what>.
 func (ss *session) adminShow(what string) error {
-	snap := ss.srv.Topology().Snapshot()
-	cfg := ss.srv.Config()
 	switch what {
-	case "POOLS", "SERVERS":
-		cols := []string{"database", "user", "node", "cl_waiting", "sv_active", "sv_idle", "sv_total", "maxwait", "pool_mode"}
-		if what == "SERVERS" {
-			cols = []string{"node", "addr", "user", "database", "active", "idle", "total", "opened", "closed", "acquire_timeouts"}
-		}
-		var rows [][]string
-		for _, n := range snap.Nodes() {
-			for _, p := range n.Pools() {
-				st := p.Pool.Stats()
-				if what == "POOLS" {
-					rows = append(rows, []string{p.Database, p.User, n.Name, itoa(st.Waiting), itoa(st.Active), itoa(st.Idle), itoa(st.Total),
-						fmt.Sprintf("%.3f", st.MaxWait.Seconds()), cfg.Pool.Mode})
-				} else {
-					rows = append(rows, []string{n.Name, n.Addr, p.User, p.Database, itoa(st.Active), itoa(st.Idle), itoa(st.Total),
-						u64(st.Opened), u64(st.Closed), u64(st.AcquireTimeouts)})
-				}
-			}
-		}
-		ss.adminTable(cols, rows)
+	case "POOLS":
+		ss.showPools()
+	case "SERVERS":
+		ss.showServers()
 	case "CLIENTS":
-		var rows [][]string
-		sessions := ss.srv.Sessions()
-		sort.Slice(sessions, func(i, j int) bool { return sessions[i].pid < sessions[j].pid })
-		for _, c := range sessions {
-			state, node := "idle", ""
-			if b := c.running.Load(); b != nil {
-				state, node = "active", b.node.Name
-			}
-			pinned := ""
-			if p := c.pinnedReason.Load(); p != nil {
-				pinned = *p
-			}
-			rows = append(rows, []string{u64(uint64(c.pid)), c.user.Name, c.dbName, c.conn.RemoteAddr().String(), state, node,
-				c.connectedAt.UTC().Format(time.RFC3339), u64(c.queries.Load()), pinned})
-		}
-		ss.adminTable([]string{"client_id", "user", "database", "addr", "state", "node", "connect_time", "queries", "pinned"}, rows)
+		ss.showClients()
 	case "STATS":
-		rows := [][]string{{"clients", itoa(int(ss.srv.clients.Load()))}, {"queries_total", u64(ss.srv.queriesTotal())},
-			{"failovers_total", u64(ss.srv.Topology().Failovers())}}
-		for db, r := range ss.srv.state.Load().routers {
-			cs := r.Stats()
-			rows = append(rows, []string{"plan_cache_hits{" + db + "}", u64(cs.Hits)}, []string{"plan_cache_misses{" + db + "}", u64(cs.Misses)})
-		}
-		ss.adminTable([]string{"stat", "value"}, rows)
+		ss.showStats()
 	case "SHARDS":
-		var rows [][]string
-		for _, sh := range snap.Shards {
-			primary := ""
-			if p, err := snap.Primary(sh.Index); err == nil {
-				primary = p.Name
-			}
-			rows = append(rows, []string{itoa(sh.Index), sh.Name, primary, itoa(len(sh.Nodes) - 1), sh.Strategy})
-		}
-		ss.adminTable([]string{"index", "shard", "primary", "replicas", "strategy"}, rows)
+		ss.showShards()
 	case "NODES":
 		var rows [][]string
-		for _, n := range snap.Nodes() {
+		for _, n := range ss.srv.Topology().Snapshot().Nodes() {
 			rows = append(rows, nodeRow(n))
 		}
 		ss.adminTable([]string{"node", "shard", "addr", "configured_role", "role", "up", "banned_until", "lag_bytes", "lag_seconds", "in_rotation", "active"}, rows)
 	case "CONFIG":
-		rd := "on"
-		if !cfg.Replicas.RYW() {
-			rd = "off"
-		}
-		ss.adminTable([]string{"key", "value"}, [][]string{
-			{"file", cfg.Path}, {"listen", cfg.Listen}, {"metrics.listen", cfg.Metrics.Listen},
-			{"pool.mode", cfg.Pool.Mode}, {"pool.size", itoa(cfg.Pool.Size)}, {"pool.acquire_timeout", cfg.Pool.AcquireTimeout.D().String()},
-			{"pool.max_clients", itoa(cfg.Pool.MaxClients)}, {"replicas.strategy", cfg.Replicas.Strategy},
-			{"replicas.max_lag_bytes", strconv.FormatInt(cfg.Replicas.MaxLagBytes, 10)}, {"replicas.max_lag", cfg.Replicas.MaxLag.D().String()},
-			{"replicas.lag_check_interval", cfg.Replicas.LagCheckInterval.D().String()}, {"replicas.fallback", cfg.Replicas.Fallback},
-			{"replicas.read_your_writes", rd}, {"health.interval", cfg.Health.Interval.D().String()},
-			{"shards", itoa(len(cfg.Shards))}, {"databases", itoa(len(cfg.Databases))}, {"users", itoa(len(cfg.Users))},
-		})
+		ss.showConfig()
 	case "VERSION":
 		ss.adminTable([]string{"version"}, [][]string{{ss.srv.Version()}})
+	case "HELP":
+		ss.adminTable([]string{"commands"}, [][]string{{adminHelp}})
 	default:
 		return pgErr("42601", fmt.Sprintf("unknown SHOW target %q", what), "commands: "+adminHelp)
 	}
 	return nil
+}
+
+// poolRow is one pool of one node, in a stable order for the console.
+type poolRow struct {
+	node *topology.Node
+	info topology.PoolInfo
+}
+
+func (ss *session) pools() []poolRow {
+	var out []poolRow
+	for _, n := range ss.srv.Topology().Snapshot().Nodes() {
+		for _, p := range n.Pools() {
+			out = append(out, poolRow{n, p})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.info.Database != b.info.Database {
+			return a.info.Database < b.info.Database
+		}
+		if a.info.User != b.info.User {
+			return a.info.User < b.info.User
+		}
+		return a.node.Name < b.node.Name
+	})
+	return out
+}
+
+// showPools uses PgBouncer's column names: cl_active are clients holding a
+// backend of the pool, cl_waiting clients queued for one; maxwait is how long
+// the oldest waiter has waited (seconds).
+func (ss *session) showPools() {
+	holding := map[*pool.Pool]int{}
+	for _, c := range ss.srv.Sessions() {
+		if b := c.running.Load(); b != nil {
+			holding[b.pool]++
+		}
+	}
+	mode := ss.srv.Config().Pool.Mode
+	var rows [][]string
+	for _, p := range ss.pools() {
+		st := p.info.Pool.Stats()
+		rows = append(rows, []string{p.info.Database, p.info.User, p.node.Name, itoa(holding[p.info.Pool]), itoa(st.Waiting),
+			itoa(st.Active), itoa(st.Idle), itoa(st.Total), fmt.Sprintf("%.3f", st.MaxWait.Seconds()), mode})
+	}
+	ss.adminTable([]string{"database", "user", "node", "cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_total", "maxwait", "pool_mode"}, rows)
+}
+
+func (ss *session) showServers() {
+	var rows [][]string
+	for _, p := range ss.pools() {
+		st := p.info.Pool.Stats()
+		rows = append(rows, []string{p.node.Name, p.node.Addr, p.info.User, p.info.Database, itoa(st.Active), itoa(st.Idle), itoa(st.Total),
+			u64(st.Opened), u64(st.Closed), u64(st.AcquireTimeouts), u64(st.WaitCount), fmt.Sprintf("%.3f", st.WaitTime.Seconds())})
+	}
+	ss.adminTable([]string{"node", "addr", "user", "database", "active", "idle", "total", "opened", "closed", "acquire_timeouts",
+		"waits", "wait_seconds"}, rows)
+}
+
+// showClients lists sessions. state is PgBouncer's: "active" while the
+// client holds a backend (running a statement or inside a transaction),
+// else "idle"; node is the backend's node then.
+func (ss *session) showClients() {
+	var rows [][]string
+	sessions := ss.srv.Sessions()
+	sort.Slice(sessions, func(i, j int) bool { return sessions[i].pid < sessions[j].pid })
+	for _, c := range sessions {
+		state, node := "idle", ""
+		if b := c.running.Load(); b != nil {
+			state, node = "active", b.node.Name
+		}
+		pinned := ""
+		if p := c.pinnedReason.Load(); p != nil {
+			pinned = *p
+		}
+		rows = append(rows, []string{u64(uint64(c.pid)), c.user.Name, c.dbName, c.conn.RemoteAddr().String(), state, node,
+			c.connectedAt.UTC().Format(time.RFC3339), u64(c.queries.Load()), pinned})
+	}
+	ss.adminTable([]string{"client_id", "user", "database", "addr", "state", "node", "connect_time", "queries", "pinned"}, rows)
+}
+
+func (ss *session) showShards() {
+	snap := ss.srv.Topology().Snapshot()
+	var rows [][]string
+	for _, sh := range snap.Shards {
+		primary := ""
+		if p, err := snap.Primary(sh.Index); err == nil {
+			primary = p.Name
+		}
+		rows = append(rows, []string{itoa(sh.Index), sh.Name, primary, itoa(len(sh.Nodes) - 1), sh.Strategy})
+	}
+	ss.adminTable([]string{"index", "shard", "primary", "replicas", "strategy"}, rows)
+}
+
+// showConfig lists the main settings; never passwords or TLS keys.
+func (ss *session) showConfig() {
+	cfg := ss.srv.Config()
+	onOff := func(b bool) string {
+		if b {
+			return "on"
+		}
+		return "off"
+	}
+	ss.adminTable([]string{"key", "value"}, [][]string{
+		{"file", cfg.Path}, {"listen", cfg.Listen}, {"metrics.listen", cfg.Metrics.Listen},
+		{"pool.mode", cfg.Pool.Mode}, {"pool.size", itoa(cfg.Pool.Size)}, {"pool.acquire_timeout", cfg.Pool.AcquireTimeout.D().String()},
+		{"pool.shutdown_timeout", cfg.Pool.ShutdownTimeout.D().String()},
+		{"pool.max_clients", itoa(cfg.Pool.MaxClients)}, {"replicas.strategy", cfg.Replicas.Strategy},
+		{"replicas.max_lag_bytes", strconv.FormatInt(cfg.Replicas.MaxLagBytes, 10)}, {"replicas.max_lag", cfg.Replicas.MaxLag.D().String()},
+		{"replicas.lag_check_interval", cfg.Replicas.LagCheckInterval.D().String()}, {"replicas.fallback", cfg.Replicas.Fallback},
+		{"replicas.read_your_writes", onOff(cfg.Replicas.RYW())}, {"health.interval", cfg.Health.Interval.D().String()},
+		{"tls", onOff(cfg.TLS.CertFile != "")},
+		{"shards", itoa(len(cfg.Shards))}, {"databases", itoa(len(cfg.Databases))}, {"users", itoa(len(cfg.Users))},
+	})
 }
 
 func nodeRow(n *topology.Node) []string {
@@ -111,3 +171,17 @@ func nodeRow(n *topology.Node) []string {
 
 func itoa(i int) string   { return strconv.Itoa(i) }
 func u64(i uint64) string { return strconv.FormatUint(i, 10) }
+
+// labels renders a label set for SHOW STATS keys: {shard=s0,role=replica}.
+func labels(kv ...string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i := 0; i+1 < len(kv); i += 2 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(kv[i] + "=" + kv[i+1])
+	}
+	b.WriteByte('}')
+	return b.String()
+}

@@ -1,0 +1,129 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pgrouter/pgrouter/config"
+)
+
+// adminReload re-reads the config file; "RELOAD FORCE" also accepts changes
+// that move data (shard list, sharded tables). On error the running config
+// stays and the client gets every problem with its file:line.
+func (ss *session) adminReload(arg string) error {
+	force := strings.EqualFold(arg, "force")
+	if arg != "" && !force {
+		return pgErr("42601", fmt.Sprintf("RELOAD takes no argument but FORCE, got %q", arg), "")
+	}
+	path := ss.srv.Config().Path
+	if err := ss.srv.ReloadFile(path, force); err != nil {
+		ss.srv.log.Error("reload from the admin console failed; the running config stays", "client_id", ss.pid, "file", path, "err", err)
+		hint := "fix the file and RELOAD again; the running config is unchanged"
+		var ce config.Errors
+		var one *config.Error
+		if !errors.As(err, &ce) && !errors.As(err, &one) {
+			hint = "the running config is unchanged; RELOAD FORCE applies changes that move data between shards"
+		}
+		return pgErr("F0000", "reload failed: "+err.Error(), hint)
+	}
+	ss.srv.log.Info("config reloaded from the admin console", "client_id", ss.pid, "file", path, "force", force)
+	ss.adminTag("RELOAD")
+	return nil
+}
+
+// adminPause holds new transactions of db ("" = all) and waits for running
+// ones to finish, at most pool.shutdown_timeout; past that it still pauses
+// and says with a NOTICE how many are running.
+func (ss *session) adminPause(db string) error {
+	if err := ss.adminCheckDB(db); err != nil {
+		return err
+	}
+	timeout := ss.adminTimeout()
+	if busy := ss.srv.pause.pause(db, ss.srv, timeout); busy > 0 {
+		ss.adminNotice(fmt.Sprintf("paused, but %d client(s) still hold a backend after %s; their transactions finish on their own", busy, timeout))
+	}
+	ss.srv.log.Warn("paused from the admin console", "client_id", ss.pid, "db", db)
+	ss.adminTag("PAUSE")
+	return nil
+}
+
+func (ss *session) adminResume(db string) error {
+	if err := ss.adminCheckDB(db); err != nil {
+		return err
+	}
+	ss.srv.pause.resume(db)
+	ss.srv.log.Info("resumed from the admin console", "client_id", ss.pid, "db", db)
+	ss.adminTag("RESUME")
+	return nil
+}
+
+// adminCheckDB refuses a database name the config does not have ("" = all).
+func (ss *session) adminCheckDB(db string) error {
+	if db == "" {
+		return nil
+	}
+	for _, d := range ss.srv.Config().Databases {
+		if d.Name == db {
+			return nil
+		}
+	}
+	return pgErr("3D000", fmt.Sprintf("no database %q in the config", db), "SHOW POOLS lists the databases")
+}
+
+// adminShutdown answers, then shuts the server down gracefully in the
+// background: running transactions get pool.shutdown_timeout to finish.
+func (ss *session) adminShutdown() {
+	ss.srv.log.Warn("shutdown requested from the admin console", "client_id", ss.pid)
+	ss.adminTag("SHUTDOWN")
+	timeout := ss.adminTimeout()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		ss.srv.Shutdown(ctx)
+	}()
+}
+
+func (ss *session) adminTimeout() time.Duration {
+	if d := ss.srv.Config().Pool.ShutdownTimeout.D(); d > 0 {
+		return d
+	}
+	return 30 * time.Second
+}
+
+// adminBan takes a node out of rotation for secs seconds (default one
+// hour), or puts it back.
+func (ss *session) adminBan(verb, node, secs string) error {
+	if node == "" {
+		return pgErr("42601", verb+" needs a node name", "SHOW NODES lists them")
+	}
+	topo := ss.srv.Topology()
+	if verb == "UNBAN" {
+		if secs != "" {
+			return pgErr("42601", "UNBAN takes one node name", "")
+		}
+		if err := topo.Unban(node); err != nil {
+			return pgErr("42704", err.Error(), "SHOW NODES lists the nodes")
+		}
+		ss.srv.log.Info("node unbanned from the admin console", "node", node, "client_id", ss.pid)
+		ss.adminTag("UNBAN")
+		return nil
+	}
+	d := time.Hour
+	if secs != "" {
+		n, err := strconv.Atoi(secs)
+		if err != nil || n <= 0 {
+			return pgErr("22023", fmt.Sprintf("invalid ban duration %q (seconds)", secs), "BAN node [seconds], seconds > 0")
+		}
+		d = time.Duration(n) * time.Second
+	}
+	if err := topo.Ban(node, d); err != nil {
+		return pgErr("42704", err.Error(), "SHOW NODES lists the nodes")
+	}
+	ss.srv.log.Warn("node banned from the admin console", "node", node, "duration_ms", d.Milliseconds(), "client_id", ss.pid)
+	ss.adminTag("BAN")
+	return nil
+}
