@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,9 +28,6 @@ import (
 )
 
 var env *testenv.Env
-
-// configMu serialises tests that rewrite the config file.
-var configMu sync.Mutex
 
 func TestMain(m *testing.M) {
 	var run func() int
