@@ -85,6 +85,9 @@ func (ss *session) bindShard(snap *topology.Snapshot, shard int, primary bool) (
 // shard order: one global order means two sessions doing this at once
 // cannot each hold what the other waits for. On error nothing stays bound.
 func (ss *session) bindShards(set router.ShardSet, primary bool) ([]*binding, *pgconn.PgError) {
+	if err := ss.srv.waitResumed(ss.dbName, ss.st.cfg.Pool.AcquireTimeout.D()); err != nil {
+		return nil, toPgError(err)
+	}
 	snap := ss.srv.topo.Snapshot()
 	var bs []*binding
 	var perr *pgconn.PgError
