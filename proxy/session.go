@@ -206,6 +206,7 @@ func (ss *session) replyError(err error, ready bool) error {
 		pe = pgErr("XX000", err.Error(), "")
 	}
 	ss.srv.Metrics.errors(pe.Code)
+	ss.srv.log.Info("query refused", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName, "sqlstate", pe.Code, "err", pe.Message)
 	ss.out = appendError(ss.out, pe)
 	if ready {
 		st := ss.txStatus
