@@ -59,6 +59,9 @@ type Plan struct {
 	Tx   TxEffect // of the last transaction-control statement in the text
 	Set  *SetVar  // the first session-level SET/RESET, nil if none (see Sets)
 	Sets []SetVar // every session-level SET/RESET in order (a text may hold several)
+	// Savepoint is true when the text holds SAVEPOINT, RELEASE or ROLLBACK TO:
+	// a transaction spanning shards cannot keep savepoints consistent.
+	Savepoint bool
 	// Pin is non-empty when the statement creates session state that cannot move
 	// between backends (temp table, session advisory lock, LISTEN, WITH HOLD
 	// cursor, SQL PREPARE); it names the reason.

@@ -82,6 +82,7 @@ func (r *Router) mergeClass(p *Plan, c *stmtClass, nstmts int) {
 	if c.tx != TxNone {
 		p.Tx = c.tx
 	}
+	p.Savepoint = p.Savepoint || c.savept
 	p.Sets = append(p.Sets, c.sets...)
 	if p.Pin == "" {
 		p.Pin = c.pin

@@ -13,6 +13,7 @@ type stmtClass struct {
 	role    Role
 	why     string // reason for RolePrimary
 	tx      TxEffect
+	savept  bool // SAVEPOINT / RELEASE / ROLLBACK TO
 	sets    []SetVar
 	pin     string
 	unpin   bool
@@ -297,6 +298,9 @@ func (r *Router) classifyTx(t *pg.TransactionStmt, c *stmtClass) {
 		c.primary("COMMIT PREPARED")
 	case pg.TransactionStmtKind_TRANS_STMT_ROLLBACK_PREPARED:
 		c.primary("ROLLBACK PREPARED")
+	case pg.TransactionStmtKind_TRANS_STMT_SAVEPOINT, pg.TransactionStmtKind_TRANS_STMT_RELEASE,
+		pg.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
+		c.savept = true
 	}
 }
 
