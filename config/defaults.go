@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"path/filepath"
 	"time"
 )
 
@@ -52,6 +53,7 @@ func (c *Config) setDefaults(ix *index) {
 	d.str("metrics.listen", &c.Metrics.Listen, DefaultMetricsListen)
 	d.str("log.format", &c.Log.Format, "json")
 	d.str("log.level", &c.Log.Level, "info")
+	d.str("data_dir", &c.DataDir, filepath.Join(filepath.Dir(c.Path), "pgrouter-data"))
 	d.dur("log.slow_query", &c.Log.SlowQuery, time.Second)
 	c.Pool.setDefaults(d)
 	c.Replicas.setDefaults(d)

@@ -15,6 +15,9 @@ type Config struct {
 	Users     []User     `yaml:"users"`     // who may log in
 	Shards    []Shard    `yaml:"shards"`    // ordered: shard i is hash REMAINDER i
 	Databases []Database `yaml:"databases"` // logical databases clients connect to
+	// DataDir holds pgrouter's durable state: the two-phase commit decision
+	// log. Default: pgrouter-data next to the config file.
+	DataDir string `yaml:"data_dir"`
 
 	// Path is the file this config was read from ("" when built in code).
 	Path string `yaml:"-"`

@@ -24,9 +24,10 @@ type Router struct {
 	refs       []tableName
 	unlisted   relKindT
 	unlistedTo int
-	refWrites  bool // reference_writes: best_effort
+	refWrites  bool // reference_writes: best_effort, or two-phase commit makes them atomic
 	writeFuncs writeFuncSet
 	trivial    bool // one shard, no sharded tables: shard choice needs no parse
+	dir        sharding.Directory
 
 	plans    *lru.Cache[string, *Plan]
 	rawOnly  *lru.Cache[string, struct{}] // normalised texts that must be planned raw
@@ -46,20 +47,32 @@ const (
 	relUnlistedError
 )
 
+// Option configures a Router at construction.
+type Option func(*Router)
+
+// WithDirectory injects the lookup that resolves the keys of
+// directory-sharded tables (function: directory). Without it those keys
+// fail with 0A000. The router stays pure: plans are cached as usual and
+// only the key → shard step of a directory table calls d.
+func WithDirectory(d sharding.Directory) Option { return func(r *Router) { r.dir = d } }
+
 // New builds a router for db over the ordered shard names.
-func New(db *config.Database, shards []string) (*Router, error) {
-	return NewSize(db, shards, DefaultCacheSize)
+func New(db *config.Database, shards []string, opts ...Option) (*Router, error) {
+	return NewSize(db, shards, DefaultCacheSize, opts...)
 }
 
 // NewSize is New with a plan-cache size.
-func NewSize(db *config.Database, shards []string, cacheSize int) (*Router, error) {
+func NewSize(db *config.Database, shards []string, cacheSize int, opts ...Option) (*Router, error) {
 	if len(shards) == 0 || len(shards) > MaxShards {
 		return nil, fmt.Errorf("router: database %q: need 1..%d shards, got %d", db.Name, MaxShards, len(shards))
 	}
 	r := &Router{
 		dbName: db.Name, shardNames: append([]string(nil), shards...), shardIdx: map[string]int{},
-		all: AllShards(len(shards)), refWrites: strings.EqualFold(db.ReferenceWrites, "best_effort"),
+		all: AllShards(len(shards)), refWrites: strings.EqualFold(db.ReferenceWrites, "best_effort") || db.TwoPhaseCommit,
 		writeFuncs: newWriteFuncSet(db.WriteFunctions),
+	}
+	for _, o := range opts {
+		o(r)
 	}
 	for i, s := range shards {
 		r.shardIdx[s] = i
@@ -89,7 +102,7 @@ func (r *Router) loadTables(db *config.Database) error {
 		if err != nil {
 			return fmt.Errorf("router: sharded table %q: %w", ct.Table, err)
 		}
-		fn, err := sharding.New(ct, r.shardNames)
+		fn, err := sharding.NewWithDirectory(ct, r.shardNames, r.dir)
 		if err != nil {
 			return fmt.Errorf("router: sharded table %q: %w", ct.Table, err)
 		}
