@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pgrouter/pgrouter/config"
+	"github.com/pgrouter/pgrouter/topology"
 )
 
 // adminReload re-reads the config file; "RELOAD FORCE" also accepts changes
@@ -20,8 +21,7 @@ func (ss *session) adminReload(arg string) error {
 		return pgErr("42601", fmt.Sprintf("RELOAD takes no argument but FORCE, got %q", arg), "")
 	}
 	path := ss.srv.Config().Path
-	if err := ss.srv.ReloadFile(path, force); err != nil {
-		ss.srv.log.Error("reload from the admin console failed; the running config stays", "client_id", ss.pid, "file", path, "err", err)
+	if err := ss.srv.Reload(path, force, "admin", "client_id", ss.pid); err != nil {
 		hint := "fix the file and RELOAD again; the running config is unchanged"
 		var ce config.Errors
 		var one *config.Error
@@ -30,7 +30,6 @@ func (ss *session) adminReload(arg string) error {
 		}
 		return pgErr("F0000", "reload failed: "+err.Error(), hint)
 	}
-	ss.srv.log.Info("config reloaded from the admin console", "client_id", ss.pid, "file", path, "force", force)
 	ss.adminTag("RELOAD")
 	return nil
 }
@@ -46,7 +45,7 @@ func (ss *session) adminPause(db string) error {
 	if busy := ss.srv.pause.pause(db, ss.srv, timeout); busy > 0 {
 		ss.adminNotice(fmt.Sprintf("paused, but %d client(s) still hold a backend after %s; their transactions finish on their own", busy, timeout))
 	}
-	ss.srv.log.Warn("paused from the admin console", "client_id", ss.pid, "db", db)
+	ss.srv.log.Info("paused from the admin console", "client_id", ss.pid, "db", db)
 	ss.adminTag("PAUSE")
 	return nil
 }
@@ -77,7 +76,7 @@ func (ss *session) adminCheckDB(db string) error {
 // adminShutdown answers, then shuts the server down gracefully in the
 // background: running transactions get pool.shutdown_timeout to finish.
 func (ss *session) adminShutdown() {
-	ss.srv.log.Warn("shutdown requested from the admin console", "client_id", ss.pid)
+	ss.srv.log.Info("shutdown requested from the admin console", "client_id", ss.pid)
 	ss.adminTag("SHUTDOWN")
 	timeout := ss.adminTimeout()
 	go func() {
@@ -108,7 +107,7 @@ func (ss *session) adminBan(verb, node, secs string) error {
 		if err := topo.Unban(node); err != nil {
 			return pgErr("42704", err.Error(), "SHOW NODES lists the nodes")
 		}
-		ss.srv.log.Info("node unbanned from the admin console", "node", node, "client_id", ss.pid)
+		ss.srv.log.Info("node unbanned from the admin console", "client_id", ss.pid, "shard", shardOf(topo, node), "node", node)
 		ss.adminTag("UNBAN")
 		return nil
 	}
@@ -123,7 +122,15 @@ func (ss *session) adminBan(verb, node, secs string) error {
 	if err := topo.Ban(node, d); err != nil {
 		return pgErr("42704", err.Error(), "SHOW NODES lists the nodes")
 	}
-	ss.srv.log.Warn("node banned from the admin console", "node", node, "duration_ms", d.Milliseconds(), "client_id", ss.pid)
+	ss.srv.log.Info("node banned from the admin console", "client_id", ss.pid, "shard", shardOf(topo, node), "node", node, "ban", d.String())
 	ss.adminTag("BAN")
 	return nil
+}
+
+// shardOf names the shard of node for a log line ("" if it just vanished).
+func shardOf(topo *topology.Topology, node string) string {
+	if n := topo.Snapshot().Node(node); n != nil {
+		return n.Shard
+	}
+	return ""
 }

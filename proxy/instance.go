@@ -83,5 +83,8 @@ func (i *Instance) Close(ctx context.Context) {
 	i.Topology.Close()
 }
 
-// Reload validates and applies a new config file; on error the old config stays.
-func (i *Instance) Reload(path string, force bool) error { return i.Server.ReloadFile(path, force) }
+// Reload validates and applies a new config file; on error the old config
+// stays. Both outcomes are logged (source "api").
+func (i *Instance) Reload(path string, force bool) error {
+	return i.Server.Reload(path, force, "api")
+}

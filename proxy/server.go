@@ -111,6 +111,21 @@ func (s *Server) ReloadFile(path string, force bool) error {
 	return nil
 }
 
+// Reload is ReloadFile plus the log line every reload path shares (SIGHUP,
+// the admin RELOAD, the config watcher, the API): "config reloaded" at info,
+// or "config reload refused" at warn with every error and its file:line.
+// source says which path asked; attrs are added to the line (e.g. client_id).
+func (s *Server) Reload(path string, force bool, source string, attrs ...any) error {
+	err := s.ReloadFile(path, force)
+	args := append([]any{"file", path, "source", source, "force", force}, attrs...)
+	if err != nil {
+		s.log.Warn("config reload refused; the running config stays", append(args, "err", err.Error())...)
+		return err
+	}
+	s.log.Info("config reloaded", args...)
+	return nil
+}
+
 // Config returns the config in force.
 func (s *Server) Config() *config.Config { return s.state.Load().cfg }
 

@@ -34,12 +34,14 @@ func (s *Server) handle(c net.Conn) {
 	c, startup, err := s.readStartup(c, st)
 	if err != nil || startup == nil {
 		if err != nil {
-			s.log.Debug("startup failed", "remote", c.RemoteAddr().String(), "err", err)
+			s.log.Debug("startup failed", "addr", c.RemoteAddr().String(), "err", err)
 		}
 		return
 	}
 	if max := st.cfg.Pool.MaxClients; max > 0 && s.clients.Load() >= int64(max) {
 		fatal(c, "53300", "sorry, too many clients already", fmt.Sprintf("pgrouter pool.max_clients is %d", max))
+		s.log.Info("login refused", "user", startup.Parameters["user"], "db", startup.Parameters["database"],
+			"addr", c.RemoteAddr().String(), "sqlstate", "53300", "err", "too many clients (pool.max_clients)")
 		return
 	}
 	s.clients.Add(1)
@@ -48,18 +50,29 @@ func (s *Server) handle(c net.Conn) {
 	ss, err := s.login(c, st, startup)
 	if err != nil {
 		var pe *pgconn.PgError
-		if errors.As(err, &pe) {
-			pe.Severity = "FATAL"
-			c.Write(appendError(nil, pe))
+		if !errors.As(err, &pe) {
+			// The client left mid-login (psql does, to ask for a password).
+			s.log.Debug("login abandoned", "user", startup.Parameters["user"], "db", startup.Parameters["database"],
+				"addr", c.RemoteAddr().String(), "err", err.Error())
+			return
 		}
-		s.log.Info("login refused", "user", startup.Parameters["user"], "db", startup.Parameters["database"], "err", err)
+		pe.Severity = "FATAL"
+		c.Write(appendError(nil, pe))
+		// The user and database are what the client sent; the password never
+		// reaches a log (auth errors do not carry it).
+		s.log.Info("login refused", "user", startup.Parameters["user"], "db", startup.Parameters["database"],
+			"addr", c.RemoteAddr().String(), "sqlstate", pe.Code, "err", pe.Message)
 		return
 	}
 	c.SetDeadline(time.Time{})
 	defer s.unregister(ss)
-	s.log.Info("client connected", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName, "remote", c.RemoteAddr().String())
+	connected := time.Now()
+	_, overTLS := c.(*tls.Conn)
+	s.log.Info("client connected", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName,
+		"addr", c.RemoteAddr().String(), "tls", overTLS)
 	ss.run()
-	s.log.Info("client disconnected", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName)
+	s.log.Info("client disconnected", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName,
+		"duration_ms", time.Since(connected).Milliseconds(), "queries", ss.queries.Load())
 }
 
 // readStartup handles SSLRequest/GSSENCRequest/CancelRequest until a

@@ -136,26 +136,25 @@ func (t *Topology) Close() {
 	}
 }
 
-// Ban bans the node called name for d (admin console).
+// Ban bans the node called name for d (admin console, which logs it with the
+// client_id of whoever asked).
 func (t *Topology) Ban(name string, d time.Duration) error {
 	n := t.Snapshot().Node(name)
 	if n == nil {
 		return fmt.Errorf("topology: no node named %q", name)
 	}
 	n.Ban(d)
-	t.log.Warn("node banned by admin", "shard", n.Shard, "node", n.Name, "ban", d.String())
 	n.shard.elect(t.settings().failThreshold)
 	return nil
 }
 
-// Unban lifts the ban of the node called name (admin console).
+// Unban lifts the ban of the node called name (admin console, which logs it).
 func (t *Topology) Unban(name string) error {
 	n := t.Snapshot().Node(name)
 	if n == nil {
 		return fmt.Errorf("topology: no node named %q", name)
 	}
 	n.Unban()
-	t.log.Info("node unbanned by admin", "shard", n.Shard, "node", n.Name)
 	n.shard.elect(t.settings().failThreshold)
 	return nil
 }
