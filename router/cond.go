@@ -239,9 +239,15 @@ func (b *builder) value(n *pg.Node, t *shardedTable) (valSrc, bool) {
 	return valSrc{}, false
 }
 
-// constVal precomputes the shard of a constant key (nil = NULL).
+// constVal precomputes the shard of a constant key (nil = NULL). The key of
+// a directory-sharded table is kept and looked up at route time instead: a
+// cached plan must follow the directory when a mapping changes.
 func (b *builder) constVal(t *shardedTable, text []byte) valSrc {
 	v := valSrc{param: -1}
+	if t.directory {
+		v.lazy, v.text = true, text
+		return v
+	}
 	k, err := keyFromText(t, text)
 	if err == nil {
 		var s int

@@ -108,9 +108,6 @@ func (r *Router) analyzeCopyFrom(s *pg.CopyStmt, nstmts int) (sp *stmtPlan, cp *
 	case s.Filename != "" || s.IsProgram:
 		return fail(codeFeatureNotSupported, `send the data from the client: COPY … FROM STDIN (psql: \copy)`,
 			"COPY FROM a server file or program into sharded table %q is not supported", t.display)
-	case t.directory:
-		return fail(codeFeatureNotSupported, "use INSERT, or COPY into each shard directly",
-			"COPY FROM into table %q is not supported: directory sharding needs a lookup per row", t.display)
 	case nstmts > 1:
 		return fail(codeFeatureNotSupported, "send the COPY as a query of its own",
 			"COPY FROM into sharded table %q must be sent on its own, not in a multi-statement query", t.display)

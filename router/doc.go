@@ -72,6 +72,16 @@
 // INSERT … SELECT needs a constant key or the key of a co-located source.
 // UPDATE may set the key only to a value of the same shard.
 //
+// # Directory sharding
+//
+// A table with function: directory has no pure sharding function: its
+// keys are resolved by the sharding.Directory injected with WithDirectory
+// (package directory in the proxy, an in-memory map in tests). Plans are
+// cached as for any table; only the key → shard step asks the directory,
+// at route time — constants and key= hints of such tables are kept in the
+// plan and looked up when routed, so a changed mapping needs no replan.
+// Directory tables are never co-located with other tables.
+//
 // # COPY … FROM STDIN
 //
 // A lone COPY … FROM STDIN into a sharded table gets Plan.Copy: the proxy
@@ -80,7 +90,7 @@
 // must list its columns, including the key — COPY t (col, …) FROM STDIN —
 // since a pure router cannot know the table's column order (without a list:
 // 0A000, hint "list the columns"). Refused with 0A000: FROM a server file or
-// PROGRAM, directory-sharded tables, a COPY in a multi-statement query, the
+// PROGRAM, a COPY in a multi-statement query, the
 // DEFAULT and ON_ERROR options, ENCODING other than UTF-8 for text keys.
 // Into a reference table with reference_writes: best_effort every row goes
 // to every shard (Plan.Copy.Reference). A shard=/key= hint sends the whole

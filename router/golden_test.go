@@ -22,6 +22,9 @@ type goldenFile struct {
 	Shards   []string        `yaml:"shards"`
 	Database config.Database `yaml:"database"`
 	Cases    []goldenCase    `yaml:"cases"`
+	// Directory is the in-memory directory of function: directory tables:
+	// table → key text → shard name.
+	Directory map[string]map[string]string `yaml:"directory"`
 }
 
 type goldenCase struct {
@@ -98,7 +101,7 @@ func TestGolden(t *testing.T) {
 		if err := yaml.Unmarshal(data, &g); err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
-		r, err := New(&g.Database, g.Shards)
+		r, err := New(&g.Database, g.Shards, WithDirectory(newMemDirectory(&g.Database, g.Shards, g.Directory)))
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
@@ -264,7 +267,7 @@ func expectedShards(t *testing.T, r *Router, g *goldenFile, e *expect) *ShardSet
 		if ct == nil {
 			t.Fatalf("shards_for_keys: unknown table %q", table)
 		}
-		fn, err := sharding.New(ct, g.Shards)
+		fn, err := sharding.NewWithDirectory(ct, g.Shards, newMemDirectory(&g.Database, g.Shards, g.Directory))
 		if err != nil {
 			t.Fatal(err)
 		}

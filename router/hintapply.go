@@ -34,6 +34,11 @@ func (r *Router) applyHints(p *Plan, sql string, tables []*shardedTable) {
 			return
 		}
 		a.hintKey = true
+		a.hintReason = "hint key=" + h.key + " (sharding of " + t.display + ")"
+		if t.directory { // looked up when routed: the directory may change
+			a.hintKeyDir, a.hintKeyTxt = t, []byte(h.key)
+			return
+		}
 		k, err := keyFromText(t, []byte(h.key))
 		if err == nil {
 			var s int

@@ -14,6 +14,8 @@ type analysis struct {
 	hintKey    bool
 	hintKeySet ShardSet
 	hintKeyErr error
+	hintKeyDir *shardedTable // key hint on a directory-sharded table: look hintKeyTxt up at route time
+	hintKeyTxt []byte
 	hintRole   Role
 	hasRole    bool
 	roleWhy    string // why RolePrimary (for Explain)
@@ -83,6 +85,10 @@ type valSrc struct {
 	array bool   // the parameter is an array (= ANY($n))
 	set   ShardSet
 	err   error // constant: the key's error (bad value, unmatched range…)
+	// lazy: a constant key of a directory-sharded table, looked up at route
+	// time (text: the literal, nil = NULL) so that the plan stays cacheable.
+	lazy bool
+	text []byte
 }
 
 // group is a set of co-located occurrences joined on their shard key: all

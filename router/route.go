@@ -50,6 +50,10 @@ func (r *Router) route(p *Plan, args *Args, s Session) (Route, error) {
 		}
 		rt.Shards, rt.Reason = Only(i), "SET pgrouter.shard"
 		return rt, nil
+	case a.hintKey && a.hintKeyDir != nil:
+		set, err := lookupText(a.hintKeyDir, a.hintKeyTxt)
+		rt.Shards, rt.Reason = set, a.hintReason
+		return rt, err
 	case a.hintKey:
 		rt.Shards, rt.Reason = a.hintKeySet, a.hintReason
 		return rt, a.hintKeyErr

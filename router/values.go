@@ -13,9 +13,26 @@ func keyFromText(t *shardedTable, text []byte) (sharding.Key, error) {
 	return sharding.KeyFromText(t.typ, text)
 }
 
+// lookupText resolves a key given as text through t's sharding function
+// (for a directory table: a directory lookup).
+func lookupText(t *shardedTable, text []byte) (ShardSet, error) {
+	k, err := keyFromText(t, text)
+	if err != nil {
+		return 0, err
+	}
+	s, err := t.fn.Shard(k)
+	if err != nil {
+		return 0, err
+	}
+	return Only(s), nil
+}
+
 // valSet returns the shard of one key value for table t.
 func (r *Router) valSet(v *valSrc, t *shardedTable, args *Args) (ShardSet, error) {
 	if v.param < 0 {
+		if v.lazy {
+			return lookupText(t, v.text)
+		}
 		return v.set, v.err
 	}
 	i := int(v.param)

@@ -72,8 +72,8 @@ type Func interface {
 // Configuration mistakes (unknown shard names, unparsable bounds, overlapping
 // ranges, duplicate list values) are returned as plain errors.
 //
-// For function "directory" New returns a Func whose Shard always fails:
-// directory lookups need I/O and are handled outside this pure package.
+// For function "directory" New returns a Func whose Shard fails for every
+// non-NULL key: directory lookups need I/O; NewWithDirectory injects it.
 func New(t *config.ShardedTable, shards []string) (Func, error) {
 	return newFunc(t, shards)
 }

@@ -61,6 +61,8 @@
 // message names the table and the key type but never the value (shard keys can
 // be personal data, and errors are logged).
 //
-// Directory sharding needs a lookup table and lives outside this package; New
-// returns a Func for it that always fails with 0A000.
+// Directory sharding needs a lookup table: this package defines the
+// Directory interface and a Func that asks it (NewWithDirectory); the
+// lookup itself (cache, queries) lives in package directory. Without a
+// Directory the Func fails with 0A000.
 package sharding

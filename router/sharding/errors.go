@@ -46,8 +46,8 @@ func errBadKey(table string, t Type) *pgconn.PgError {
 
 func errDirectory(table string) *pgconn.PgError {
 	return pgErr(codeFeatureNotSupported,
-		fmt.Sprintf("table %q: directory sharding needs a lookup", table),
-		"directory keys are resolved by the directory lookup, not by a sharding function")
+		fmt.Sprintf("table %q is directory-sharded and no directory lookup is available here", table),
+		"directory keys are resolved by the running proxy (it queries the lookup table); use /* pgrouter: shard=NAME */ to route by hand")
 }
 
 func errSyntax(t Type) *pgconn.PgError {

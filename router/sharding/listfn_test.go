@@ -102,7 +102,7 @@ func TestNewConfigErrorsAndDirectory(t *testing.T) {
 	d := mustNew(t, &config.ShardedTable{Table: "tenants", Type: "text", Function: "directory"}, 2)
 	_, err := d.Shard(Key{Bytes: []byte("acme")})
 	pe := wantCode(t, err, codeFeatureNotSupported)
-	if !contains(pe.Message, "directory sharding needs a lookup") {
+	if !contains(pe.Message, "no directory lookup is available") {
 		t.Errorf("directory error %q", pe.Message)
 	}
 }

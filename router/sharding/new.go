@@ -96,8 +96,3 @@ func parseBound(t Type, s string) (Key, error) {
 	}
 	return k, nil
 }
-
-// directoryFunc stands in for directory sharding, which needs I/O.
-type directoryFunc struct{ common }
-
-func (d directoryFunc) Shard(Key) (int, error) { return 0, errDirectory(d.table) }
