@@ -114,3 +114,31 @@ func (d *Database) Unlisted() (mode, shard string) {
 	}
 	return d.UnlistedTables, ""
 }
+
+// NodeAddr returns the address of the node called name (a primary or a
+// replica of any shard), or "" when there is none.
+func (c *Config) NodeAddr(name string) string {
+	for _, s := range c.Shards {
+		if s.Primary.Name == name {
+			return s.Primary.Addr
+		}
+		for _, r := range s.Replicas {
+			if r.Name == name {
+				return r.Addr
+			}
+		}
+	}
+	return ""
+}
+
+// DirectoryUser is the user whose server credentials connect to a
+// directory node: d.User, or the first configured user.
+func (c *Config) DirectoryUser(d *Directory) *User {
+	if d != nil && d.User != "" {
+		return c.User(d.User)
+	}
+	if len(c.Users) == 0 {
+		return nil
+	}
+	return &c.Users[0]
+}

@@ -11,6 +11,9 @@ const (
 	DefaultListen         = "127.0.0.1:6432"
 	DefaultMetricsListen  = "127.0.0.1:9930"
 	DefaultDirectoryQuery = "SELECT shard FROM pgrouter_directory WHERE key = $1"
+	// DefaultDirectoryAssignQuery records a mapping chosen by auto_assign;
+	// concurrent assigners agree because the lookup is re-read after it.
+	DefaultDirectoryAssignQuery = "INSERT INTO pgrouter_directory (key, shard) VALUES ($1, $2) ON CONFLICT DO NOTHING"
 	defaultMaxLagBytes    = 16 << 20
 )
 
@@ -131,8 +134,11 @@ func (db *Database) setDefaults(d defaulter, key string, shards []Shard) {
 		if dir := t.Directory; dir != nil {
 			d.str(tk+".directory.dbname", &dir.Dbname, db.Dbname)
 			d.str(tk+".directory.query", &dir.Query, DefaultDirectoryQuery)
+			d.str(tk+".directory.assign_query", &dir.AssignQuery, DefaultDirectoryAssignQuery)
 			d.int(tk+".directory.cache_size", &dir.CacheSize, 100000)
 			d.dur(tk+".directory.cache_ttl", &dir.CacheTTL, 60*time.Second)
+			d.dur(tk+".directory.timeout", &dir.Timeout, 5*time.Second)
+			d.int(tk+".directory.pool_size", &dir.PoolSize, 4)
 		}
 	}
 }

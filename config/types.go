@@ -146,12 +146,16 @@ type ListEntry struct {
 
 // Directory looks a key's shard up in a table.
 type Directory struct {
-	Node       string   `yaml:"node"`        // host:port of the server holding the lookup table
-	Dbname     string   `yaml:"dbname"`      // default: the database's dbname
-	Query      string   `yaml:"query"`       // default "SELECT shard FROM pgrouter_directory WHERE key = $1"
-	CacheSize  int      `yaml:"cache_size"`  // default 100000
-	CacheTTL   Duration `yaml:"cache_ttl"`   // default 60s
-	AutoAssign string   `yaml:"auto_assign"` // "" (unknown key = error) | hash: insert a mapping chosen by hash
+	Node        string   `yaml:"node"`         // host:port of the server holding the lookup table, or a node name of the topology
+	Dbname      string   `yaml:"dbname"`       // default: the database's dbname
+	User        string   `yaml:"user"`         // configured user whose server credentials connect; default the first user
+	Query       string   `yaml:"query"`        // default "SELECT shard FROM pgrouter_directory WHERE key = $1"
+	AssignQuery string   `yaml:"assign_query"` // auto_assign: default "INSERT INTO pgrouter_directory (key, shard) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+	CacheSize   int      `yaml:"cache_size"`   // default 100000; 0 = no cache
+	CacheTTL    Duration `yaml:"cache_ttl"`    // default 60s; 0 = entries never expire
+	Timeout     Duration `yaml:"timeout"`      // one lookup (dial included), default 5s
+	PoolSize    int      `yaml:"pool_size"`    // connections to the directory node, default 4
+	AutoAssign  string   `yaml:"auto_assign"`  // "" (unknown key = error) | hash: insert a mapping chosen by hash
 }
 
 // Duration is a time.Duration written as "250ms", "5s", "1h" in YAML.

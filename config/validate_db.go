@@ -101,24 +101,37 @@ func (c *checker) validateTable(cfg *Config, key string, t *ShardedTable) {
 			c.validateLists(cfg, key, t)
 		}
 	case "directory":
-		c.validateDirectory(key, t.Directory)
+		c.validateDirectory(cfg, key, t.Directory)
 	}
 }
 
-func (c *checker) validateDirectory(key string, d *Directory) {
+func (c *checker) validateDirectory(cfg *Config, key string, d *Directory) {
 	if d == nil {
 		c.errf(key+".function", "function directory needs a directory section (at least node)")
 		return
 	}
 	dk := key + ".directory"
-	if d.Node == "" {
-		c.errf(dk+".node", "is required (host:port of the server holding the lookup table)")
-	} else {
+	switch {
+	case d.Node == "":
+		c.errf(dk+".node", "is required (host:port of the server holding the lookup table, or a node name)")
+	case strings.Contains(d.Node, ":"):
 		c.hostPort(dk+".node", d.Node, false)
+	case cfg.NodeAddr(d.Node) == "":
+		c.errf(dk+".node", "unknown node %q: want host:port or the name of a node of the shards", d.Node)
+	}
+	if d.User != "" && cfg.User(d.User) == nil {
+		c.errf(dk+".user", "unknown user %q", d.User)
 	}
 	c.required(dk+".query", d.Query)
 	c.atLeast(dk+".cache_size", d.CacheSize, 0)
 	c.nonNegative(dk+".cache_ttl", d.CacheTTL)
+	if d.Timeout <= 0 {
+		c.errf(dk+".timeout", "must be > 0")
+	}
+	c.atLeast(dk+".pool_size", d.PoolSize, 1)
+	if d.AutoAssign != "" {
+		c.required(dk+".assign_query", d.AssignQuery)
+	}
 	if d.AutoAssign != "" {
 		c.oneOf(dk+".auto_assign", d.AutoAssign, "hash")
 	}

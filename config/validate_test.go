@@ -93,6 +93,9 @@ func TestErrorClasses(t *testing.T) {
 		{"list without lists", table("type: text", "function: list"), 15, "databases[0].sharded_tables[0].function", "function list needs a lists list"},
 		{"directory without directory", table("type: int", "function: directory"), 15, "databases[0].sharded_tables[0].function", "needs a directory section"},
 		{"directory without node", table("type: int", "function: directory", "directory: {cache_size: 10}"), 16, "databases[0].sharded_tables[0].directory.node", "is required"},
+		{"directory unknown node name", table("type: int", "function: directory", "directory: {node: nowhere}"), 16, "databases[0].sharded_tables[0].directory.node", `unknown node "nowhere"`},
+		{"directory unknown user", table("type: int", "function: directory", "directory: {node: s0-primary, user: ghost}"), 16, "databases[0].sharded_tables[0].directory.user", `unknown user "ghost"`},
+		{"directory zero timeout", table("type: int", "function: directory", "directory: {node: s0-primary, timeout: 0s}"), 16, "databases[0].sharded_tables[0].directory.timeout", "must be > 0"},
 		{"hash with ranges", table("type: int", "ranges: [{from: '1', shard: s0}]"), 15, "databases[0].sharded_tables[0].ranges", "only used with function range"},
 		{"hash with lists", table("type: int", "function: hash", "lists: [{values: ['1'], shard: s0}]"), 16, "databases[0].sharded_tables[0].lists", "only used with function list"},
 		{"hash with default", table("type: int", "default: s0"), 15, "databases[0].sharded_tables[0].default", "only used with function range or list"},
@@ -173,6 +176,7 @@ func TestValidVariants(t *testing.T) {
 		"contiguous text ranges":   table("type: text", "function: range", "ranges:", "  - {to: m, shard: s0}", "  - {from: m, shard: s1}"),
 		"uuid list":                table("type: uuid", "function: list", "lists:", "  - {values: ['a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'], shard: s0}"),
 		"directory":                table("type: int", "function: directory", "directory: {node: '127.0.0.1:5440', auto_assign: hash}"),
+		"directory on a node name": table("type: int", "function: directory", "directory: {node: s1-primary}"),
 		"trust without password":   replace(minimal, "    password: pw", "    auth: trust"),
 		"verifier with server pw":  replace(minimal, "password: pw", "password: 'SCRAM-SHA-256$4096:c2FsdA==$c3Q=:c2s='\n    server_password: pw"),
 		"metrics off":              "metrics: {listen: 'off'}\n" + minimal,
@@ -191,7 +195,8 @@ func TestValidVariants(t *testing.T) {
 		})
 	}
 	dir := mustParse(t, cases["directory"]).Databases[0].ShardedTables[0].Directory
-	if dir.Dbname != "app" || dir.Query != DefaultDirectoryQuery || dir.CacheSize != 100000 || dir.CacheTTL.D().Seconds() != 60 {
+	if dir.Dbname != "app" || dir.Query != DefaultDirectoryQuery || dir.CacheSize != 100000 || dir.CacheTTL.D().Seconds() != 60 ||
+		dir.AssignQuery != DefaultDirectoryAssignQuery || dir.Timeout.D().Seconds() != 5 || dir.PoolSize != 4 {
 		t.Errorf("directory defaults: %+v", dir)
 	}
 }
