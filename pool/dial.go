@@ -17,6 +17,7 @@ import (
 // we hijack the socket and speak raw frames on it from here on. Failures are
 // 08001 PgErrors (or wrap ctx.Err() when the caller gave up).
 func (p *Pool) dial(ctx context.Context) (*Conn, error) {
+	start := time.Now()
 	cc, err := p.connConfig()
 	if err != nil {
 		return nil, p.errDial(err)
@@ -66,6 +67,8 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	if c.ServerParams == nil {
 		c.ServerParams = make(map[string]string)
 	}
+	p.cfg.Log.Info("backend connected", "backend_pid", c.PID, "addr", c.Addr,
+		"duration_ms", time.Since(start).Milliseconds())
 	return c, nil
 }
 
@@ -75,6 +78,7 @@ func (p *Pool) dialFailure(ctx context.Context, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("pool %s: dialing a backend: %w", p.cfg.Name, ctxErr)
 	}
+	p.cfg.Log.Warn("backend connect failed", "addr", p.cfg.Addr, "err", err.Error())
 	return p.errDial(err)
 }
 

@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -29,6 +30,10 @@ type Config struct {
 	ConnectTimeout  time.Duration     // dial + startup + auth; default 5s
 	PreparedCache   int               // size of Conn.Prepared; default 500
 	RuntimeParams   map[string]string // startup parameters sent to the backend (e.g. application_name)
+
+	// Log receives backend lifecycle lines (connected, closed with the reason,
+	// dial failures); the caller puts shard/node/user/db on it. nil: no logs.
+	Log *slog.Logger
 
 	// PingTimeout bounds the health-check round trip; default 2s.
 	PingTimeout time.Duration
@@ -69,9 +74,10 @@ type Conn struct {
 	CreatedAt time.Time
 	LastUsed  time.Time // when the conn was last released (start of its idle period)
 
-	secretKey  []byte    // full cancel key as the server sent it
-	checkedOut bool      // guarded by the pool mutex; catches double Release/Discard
-	scratch    [256]byte // health-check and terminate I/O without allocating
+	secretKey   []byte    // full cancel key as the server sent it
+	checkedOut  bool      // guarded by the pool mutex; catches double Release/Discard
+	closeReason string    // set by the reaper for its log line
+	scratch     [256]byte // health-check and terminate I/O without allocating
 }
 
 // Pool is a bounded set of backend connections. All methods are safe for
@@ -109,6 +115,9 @@ func New(cfg Config) *Pool {
 	if cfg.PreparedCache <= 0 {
 		cfg.PreparedCache = 500
 	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
 	p := &Pool{cfg: cfg, size: max(cfg.Size, 1)}
 	p.minIdle = min(max(cfg.MinIdle, 0), p.size)
 	p.waiters.New = func() any { return &waiter{ch: make(chan grant, 1)} }
@@ -141,7 +150,7 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 				p.mu.Unlock()
 				if p.cfg.HealthCheckIdle > 0 && time.Since(c.LastUsed) > p.cfg.HealthCheckIdle {
 					if err := c.ping(ctx, p.cfg.PingTimeout); err != nil {
-						p.Discard(c) // frees the slot; loop to try the next idle conn or dial
+						p.discard(c, "health check failed") // frees the slot; loop to try the next idle conn or dial
 						if ctxErr := ctx.Err(); ctxErr != nil {
 							// Don't let an expired ctx fail (and discard) every idle conn in turn.
 							return nil, fmt.Errorf("pool %s: health check: %w", p.cfg.Name, ctxErr)
@@ -198,7 +207,7 @@ func (p *Pool) dialSlot(ctx context.Context) (*Conn, error) {
 		p.total--
 		p.closedN++
 		p.mu.Unlock()
-		c.close()
+		p.closeConn(c, "pool closed")
 		return nil, p.errClosed()
 	}
 	p.active++
@@ -233,7 +242,11 @@ func (p *Pool) Release(c *Conn) {
 		p.freeSlotLocked()
 		p.noteIdleLocked()
 		p.mu.Unlock()
-		c.close()
+		reason := "pool closed"
+		if expired {
+			reason = "max_lifetime"
+		}
+		p.closeConn(c, reason)
 		return
 	}
 	if w := p.waitq.pop(); w != nil {
@@ -250,13 +263,22 @@ func (p *Pool) Release(c *Conn) {
 
 // Discard closes a backend that is broken or in an unknown state; the oldest
 // waiter, if any, dials a replacement.
-func (p *Pool) Discard(c *Conn) {
+func (p *Pool) Discard(c *Conn) { p.discard(c, "discarded: broken or in an unknown state") }
+
+func (p *Pool) discard(c *Conn, reason string) {
 	p.mu.Lock()
 	p.checkInLocked(c, "Discard")
 	p.closedN++
 	p.freeSlotLocked()
 	p.noteIdleLocked()
 	p.mu.Unlock()
+	p.closeConn(c, reason)
+}
+
+// closeConn closes a backend and logs why, with how long it lived.
+func (p *Pool) closeConn(c *Conn, reason string) {
+	p.cfg.Log.Info("backend closed", "backend_pid", c.PID, "reason", reason,
+		"duration_ms", time.Since(c.CreatedAt).Milliseconds())
 	c.close()
 }
 
@@ -316,7 +338,7 @@ func (p *Pool) Close() {
 		<-p.reaped
 	}
 	for _, c := range idle {
-		c.close()
+		p.closeConn(c, "pool closed")
 	}
 }
 
@@ -359,6 +381,6 @@ func (p *Pool) CloseIdle() {
 	p.noteIdleLocked()
 	p.mu.Unlock()
 	for _, c := range idle {
-		c.close()
+		p.closeConn(c, "idle backend closed: its node failed a check")
 	}
 }

@@ -58,6 +58,11 @@ func (p *Pool) reapOnce(ctx context.Context, victims []*Conn) []*Conn {
 			p.total > p.minIdle
 		tooOld := p.cfg.MaxLifetime > 0 && now.Sub(c.CreatedAt) > p.cfg.MaxLifetime
 		if idleTooLong || tooOld {
+			if tooOld {
+				c.closeReason = "max_lifetime"
+			} else {
+				c.closeReason = "idle_timeout"
+			}
 			victims = append(victims, c)
 			p.total--
 			p.closedN++
@@ -74,7 +79,7 @@ func (p *Pool) reapOnce(ctx context.Context, victims []*Conn) []*Conn {
 	}
 	p.mu.Unlock()
 	for i, c := range victims {
-		c.close()
+		p.closeConn(c, c.closeReason)
 		victims[i] = nil
 	}
 	p.topUp(ctx, need)
@@ -99,7 +104,7 @@ func (p *Pool) topUp(ctx context.Context, n int) {
 			p.total--
 			p.closedN++
 			p.mu.Unlock()
-			c.close()
+			p.closeConn(c, "pool closed")
 			continue
 		}
 		c.LastUsed = time.Now()

@@ -66,11 +66,36 @@ func (m *monitor) applyLagBounds(st *settings, lagBytes int64, lag time.Duration
 	switch {
 	case over && !n.outOfRot.Load():
 		n.outOfRot.Store(true)
-		m.t.log.Warn("replica out of rotation: lagging", "shard", n.Shard, "node", n.Name,
+		m.t.log.Warn("replica out of rotation: lagging", "shard", n.Shard, "node", n.Name, "role", RoleReplica.String(),
 			"lag_bytes", lagBytes, "lag_seconds", lag.Seconds())
+		m.t.noteNoReadableReplica(st, n.Shard)
 	case under && n.outOfRot.Load():
 		n.outOfRot.Store(false)
-		m.t.log.Info("replica back in rotation", "shard", n.Shard, "node", n.Name,
+		m.t.log.Info("replica back in rotation", "shard", n.Shard, "node", n.Name, "role", RoleReplica.String(),
 			"lag_bytes", lagBytes, "lag_seconds", lag.Seconds())
+	}
+}
+
+// noteNoReadableReplica logs the routing anomaly "no replica of shard may
+// serve reads" when it starts: from now on its reads go to the primary
+// (reason lag_fallback, counted per query in pgrouter_route_decisions_total)
+// or fail, per replicas.fallback. Logged per event, not per query.
+func (t *Topology) noteNoReadableReplica(st *settings, shard string) {
+	for _, sh := range t.Snapshot().Shards {
+		if sh.Name != shard || sh.replicas == 0 {
+			continue
+		}
+		for _, n := range sh.Nodes {
+			if n.servesReads() {
+				return
+			}
+		}
+		if st.fallbackError {
+			t.log.Warn("no replica serves reads: reads of the shard fail until one is back (replicas.fallback: error)",
+				"shard", shard, "sqlstate", sh.errNoReplica.Code)
+		} else {
+			t.log.Warn("no replica serves reads: reads of the shard fall back to the primary",
+				"shard", shard, "reason", ReasonLagFallback)
+		}
 	}
 }

@@ -241,10 +241,14 @@ func (m *monitor) failed(st *settings, err error) {
 	refused := errors.Is(err, syscall.ECONNREFUSED)
 	if (refused || int(fails) >= st.failThreshold) && !n.Banned() {
 		n.Ban(st.banDuration)
-		m.t.log.Warn("node banned", "shard", n.Shard, "node", n.Name, "failures", fails,
-			"refused", refused, "ban", st.banDuration.String(), "err", err.Error())
+		m.t.log.Warn("node down and banned", "shard", n.Shard, "node", n.Name, "role", n.Role().String(),
+			"failures", fails, "refused", refused, "ban", st.banDuration.String(), "err", err.Error())
 	} else if wasUp {
-		m.t.log.Info("node check failed", "shard", n.Shard, "node", n.Name, "err", err.Error())
+		m.t.log.Warn("node down: check failed", "shard", n.Shard, "node", n.Name, "role", n.Role().String(),
+			"failures", fails, "err", err.Error())
+	}
+	if wasUp && n.Role() == RoleReplica {
+		m.t.noteNoReadableReplica(st, n.Shard)
 	}
 	n.shard.elect(st.failThreshold)
 	for _, pi := range n.Pools() {
@@ -257,9 +261,16 @@ func (m *monitor) failed(st *settings, err error) {
 func (m *monitor) succeeded(st *settings, res checkResult) {
 	n := m.node
 	if !n.up.Load() && n.checked.Load() {
-		m.t.log.Info("node up", "shard", n.Shard, "node", n.Name)
+		role := RolePrimary
+		if res.inRecovery {
+			role = RoleReplica
+		}
+		m.t.log.Info("node up", "shard", n.Shard, "node", n.Name, "role", role.String())
 	}
 	if res.inRecovery {
+		if old := n.Role(); old == RolePrimary && n.checked.Load() {
+			m.t.log.Warn("node role changed: in recovery", "shard", n.Shard, "node", n.Name, "role", RoleReplica.String(), "from", old.String())
+		}
 		m.storeReplicaLag(st, res)
 		n.timeline.Store(0)
 		n.role.Store(int32(RoleReplica))
@@ -272,7 +283,7 @@ func (m *monitor) succeeded(st *settings, res checkResult) {
 		n.lagKnown.Store(true)
 		n.timeline.Store(res.timeline)
 		if old := n.Role(); old != RolePrimary && n.checked.Load() {
-			m.t.log.Warn("node left recovery", "shard", n.Shard, "node", n.Name, "timeline", res.timeline)
+			m.t.log.Warn("node role changed: left recovery", "shard", n.Shard, "node", n.Name, "role", RolePrimary.String(), "from", old.String(), "timeline", res.timeline)
 		}
 		n.role.Store(int32(RolePrimary))
 	}

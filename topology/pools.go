@@ -78,6 +78,7 @@ func (n *Node) poolConfig(u *config.User, db *config.Database) pool.Config {
 		ConnectTimeout:  p.ConnectTimeout.D(),
 		PreparedCache:   p.PreparedCache,
 		RuntimeParams:   map[string]string{"application_name": "pgrouter"},
+		Log:             n.shard.log.With("shard", n.Shard, "node", n.Name, "user", u.Name, "db", db.Name),
 	}
 }
 

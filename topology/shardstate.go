@@ -138,7 +138,7 @@ func (s *shardState) elect(failThreshold int) {
 	s.elected.Store(best)
 	if cur != nil {
 		s.failovers.Add(1)
-		s.log.Warn("primary changed", "shard", s.name, "from", cur.Name, "to", best.Name,
+		s.log.Warn("primary changed (failover)", "shard", s.name, "node", best.Name, "role", RolePrimary.String(), "from", cur.Name,
 			"timeline", best.timeline.Load())
 	}
 }

@@ -31,7 +31,7 @@ func newDemoCmd() *cobra.Command {
 			"(unless --dir was given).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := buildLogger(cmd)
+			log := buildLogger(cmd, nil)
 			ctx := cmd.Context()
 			fmt.Fprintf(os.Stderr, "starting %d shard(s) x (1 primary + %d replica(s))...\n", o.shards, o.replicas)
 			c, err := localpg.Start(ctx, localpg.Options{Shards: o.shards, Replicas: o.replicas, Dir: o.dir, NoSignalHandler: true})

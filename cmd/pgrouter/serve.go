@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -17,25 +16,36 @@ import (
 
 func newServeCmd() *cobra.Command {
 	var path string
+	var watch bool
 	cmd := &cobra.Command{
 		Use:   "serve --config FILE",
 		Short: "Run the proxy",
-		Args:  cobra.NoArgs,
+		Long: `serve runs the proxy on the config file. SIGHUP and the admin console's RELOAD
+re-read the file; with --watch-config pgrouter also polls it every second
+and reloads when its content changes. A file that does not validate is
+logged (every error with file:line) and the running config stays.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := buildLogger(cmd)
 			cfg, err := config.Load(path)
 			if err != nil {
 				return err
 			}
+			log := buildLogger(cmd, cfg)
 			inst, err := proxy.Start(cmd.Context(), cfg, log)
 			if err != nil {
 				return err
 			}
 			inst.Server.SetVersion(versionLine())
+			if watch {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				go inst.WatchConfig(ctx, path, time.Second)
+			}
 			return runUntilSignal(inst, cfg, path, log)
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "pgrouter.yaml", "config file")
+	cmd.Flags().BoolVar(&watch, "watch-config", false, "reload when the config file's content changes (polled every second)")
 	return cmd
 }
 
@@ -50,11 +60,7 @@ func runUntilSignal(inst *proxy.Instance, cfg *config.Config, path string, log *
 			return err
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				if err := inst.Reload(path, false); err != nil {
-					log.Error("reload refused; keeping the running config", "file", path, "err", err.Error())
-				} else {
-					log.Info("config reloaded", "file", path)
-				}
+				inst.Server.Reload(path, false, "sighup") // logs either outcome
 				continue
 			}
 			timeout := cfg.Pool.ShutdownTimeout.D()
@@ -70,10 +76,20 @@ func runUntilSignal(inst *proxy.Instance, cfg *config.Config, path string, log *
 	}
 }
 
-// buildLogger makes the slog logger from the root's --log-format/--log-level.
-func buildLogger(cmd *cobra.Command) *slog.Logger {
+// buildLogger makes the slog logger from the root's --log-format/--log-level;
+// a flag not given on the command line takes the config's log.format /
+// log.level (cfg may be nil: flag defaults).
+func buildLogger(cmd *cobra.Command, cfg *config.Config) *slog.Logger {
 	format, _ := cmd.Flags().GetString("log-format")
 	levelName, _ := cmd.Flags().GetString("log-level")
+	if cfg != nil {
+		if !cmd.Flags().Changed("log-format") && cfg.Log.Format != "" {
+			format = cfg.Log.Format
+		}
+		if !cmd.Flags().Changed("log-level") && cfg.Log.Level != "" {
+			levelName = cfg.Log.Level
+		}
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(levelName)); err != nil {
 		level = slog.LevelInfo
@@ -84,5 +100,3 @@ func buildLogger(cmd *cobra.Command) *slog.Logger {
 	}
 	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 }
-
-var _ = fmt.Sprint
