@@ -103,10 +103,6 @@ func (ap *aggPlan) checkInputs(o outCol, cols []column) error {
 	switch o.fn {
 	case fnMin, fnMax, fnCountDistinct:
 		return c.checkComparable(map[aggFn]string{fnMin: "min()", fnMax: "max()", fnCountDistinct: "count(DISTINCT …)"}[o.fn])
-	case fnSum, fnAvg:
-		if c.oid == oidNumeric && c.format == 1 {
-			return c.checkComparable("sum()")
-		}
 	}
 	return nil
 }

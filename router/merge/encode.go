@@ -78,8 +78,7 @@ func encodeValue(v value, oid uint32, format int16) ([]byte, error) {
 		case oidBool:
 			return []byte{byte(v.i)}, nil
 		case oidNumeric:
-			return nil, pgErr(codeFeatureNotSupported, "request text results for numeric columns",
-				"binary numeric results cannot be merged; use text format")
+			return appendNumericBinary(nil, v.d), nil
 		}
 	} else {
 		switch oid {

@@ -76,3 +76,32 @@ func TestFloatTextMatchesPostgres(t *testing.T) {
 		}
 	}
 }
+
+// TestBinaryNumericMatchesPostgres checks that the engine reads numeric_send
+// output as the text form's value and display scale, and encodes it back to
+// the very bytes Postgres sends.
+func TestBinaryNumericMatchesPostgres(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn := connect(ctx, t, "public")
+	values := []string{"0", "0.00", "1", "-1", "10000", "9999", "-10000.0001", "0.0001", "0.00001234", "1.5", "-0.333",
+		"123456789012345678901234567890.123456789", "1e-20", "5000.00000", "100000000", "12345.6789", "-99999.99",
+		"0.1000", "NaN", "Infinity", "-Infinity"}
+	for _, s := range values {
+		res, err := query(ctx, conn, fmt.Sprintf("select '%s'::numeric, '%s'::numeric::text", s, s), nil, []int16{1, 0})
+		if err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		cells, _ := splitRow(res.rows[0], nil)
+		d, err := parseNumericBinary(cells[0])
+		if err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		if d.String() != string(cells[1]) {
+			t.Errorf("%s: decoded %s, Postgres prints %s", s, d, cells[1])
+		}
+		if enc := appendNumericBinary(nil, d); string(enc) != string(cells[0]) {
+			t.Errorf("%s: encoded % x, Postgres sends % x", s, enc, cells[0])
+		}
+	}
+}

@@ -86,9 +86,5 @@ func (c column) checkComparable(why string) error {
 		return unsupported(fmt.Sprintf("%s on column %q of type %s", why, c.name, typeName(c.oid)),
 			"multi-shard merges compare only integer, numeric, float, text, boolean, date, timestamp and uuid values")
 	}
-	if c.oid == oidNumeric && c.format == 1 {
-		return pgErr(codeFeatureNotSupported, "request text results for numeric columns",
-			"binary numeric results cannot be merged; use text format (column %q)", c.name)
-	}
 	return nil
 }

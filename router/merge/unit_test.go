@@ -311,14 +311,30 @@ func TestEmitErrorStops(t *testing.T) {
 	}
 }
 
-func TestBinaryNumericRefused(t *testing.T) {
+func TestBinaryNumericMerged(t *testing.T) {
 	p, _ := Analyze("select a from t order by a")
 	d := textDesc(col("a", oidNumeric))
-	_, _, err := p.Run([][]byte{d}, []int16{1}, []Source{&sliceSource{rows: rowsOf(appendRow(nil, [][]byte{{0, 0}}))}},
-		func([]byte) error { return nil })
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != "0A000" || !strings.Contains(pgErr.Message, "binary numeric") {
-		t.Fatalf("err = %v", err)
+	num := func(s string) []byte {
+		v, err := parseNumeric(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return appendRow(nil, [][]byte{appendNumericBinary(nil, v)})
+	}
+	var got []string
+	_, _, err := p.Run([][]byte{d, d}, []int16{1},
+		[]Source{&sliceSource{rows: rowsOf(num("-2.5"), num("10"))}, &sliceSource{rows: rowsOf(num("0.001"), num("9.99"))}},
+		func(row []byte) error {
+			cells, _ := splitRow(row, nil)
+			v, err := parseNumericBinary(cells[0])
+			if err != nil {
+				return err
+			}
+			got = append(got, v.String())
+			return nil
+		})
+	if err != nil || strings.Join(got, " ") != "-2.5 0.001 9.99 10" {
+		t.Fatalf("got %v, err %v", got, err)
 	}
 }
 

@@ -93,6 +93,12 @@ func (v *value) decodeBinary(oid uint32, b []byte) error {
 		v.f = math.Float64frombits(binary.BigEndian.Uint64(b))
 	case oidBool:
 		v.i = int64(b[0])
+	case oidNumeric:
+		d, err := parseNumericBinary(b)
+		if err != nil {
+			return err
+		}
+		v.d = d
 	case oidBpchar:
 		v.b = bytes.TrimRight(b, " ")
 	default: // text-like and uuid: the bytes compare as the values do
