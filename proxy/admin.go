@@ -44,7 +44,7 @@ func adminCommandText(sql string) string {
 }
 
 const adminHelp = "SHOW POOLS|CLIENTS|SERVERS|STATS|SHARDS|NODES|CONFIG|VERSION|HELP, RELOAD [FORCE], PAUSE [db], RESUME [db], " +
-	"BAN node [seconds], UNBAN node, SHUTDOWN"
+	"BAN node [seconds], UNBAN node, SHUTDOWN, SHOW TRANSACTIONS, RECOVER"
 
 // adminCommand runs one console command and answers it, ending with
 // ReadyForQuery. A non-nil return means the client connection is done.
@@ -78,6 +78,8 @@ func (ss *session) adminCommand(cmd string) error {
 		err = ss.adminBan(verb, arg(1), arg(2))
 	case "SHUTDOWN":
 		ss.adminShutdown()
+	case "RECOVER":
+		err = ss.adminRecover()
 	default:
 		err = pgErr("42601", fmt.Sprintf("unknown admin command %q", cmd), "commands: "+adminHelp)
 	}

@@ -32,6 +32,8 @@ func (ss *session) adminShow(what string) error {
 		ss.adminTable([]string{"node", "shard", "addr", "configured_role", "role", "up", "banned_until", "lag_bytes", "lag_seconds", "in_rotation", "active"}, rows)
 	case "CONFIG":
 		ss.showConfig()
+	case "TRANSACTIONS":
+		return ss.showTransactions()
 	case "VERSION":
 		ss.adminTable([]string{"version"}, [][]string{{ss.srv.Version()}})
 	case "HELP":
@@ -99,17 +101,18 @@ func (ss *session) showServers() {
 		"waits", "wait_seconds"}, rows)
 }
 
-// showClients lists sessions. state is PgBouncer's: "active" while the
-// client holds a backend (running a statement or inside a transaction),
-// else "idle"; node is the backend's node then.
+// showClients lists sessions. state is Postgres's pg_stat_activity wording:
+// "active" while pgrouter handles one of the client's requests, "idle in
+// transaction" (or "… (aborted)") between the statements of a transaction,
+// else "idle"; node is the backend's node while the client holds one.
 func (ss *session) showClients() {
 	var rows [][]string
 	sessions := ss.srv.Sessions()
 	sort.Slice(sessions, func(i, j int) bool { return sessions[i].pid < sessions[j].pid })
 	for _, c := range sessions {
-		state, node := "idle", ""
+		state, node := clientState(c), ""
 		if b := c.running.Load(); b != nil {
-			state, node = "active", b.node.Name
+			node = b.node.Name
 		}
 		pinned := ""
 		if p := c.pinnedReason.Load(); p != nil {
@@ -119,6 +122,18 @@ func (ss *session) showClients() {
 			c.connectedAt.UTC().Format(time.RFC3339), u64(c.queries.Load()), pinned})
 	}
 	ss.adminTable([]string{"client_id", "user", "database", "addr", "state", "node", "connect_time", "queries", "pinned"}, rows)
+}
+
+func clientState(c *session) string {
+	switch {
+	case c.busy.Load():
+		return "active"
+	case c.shownTx.Load() == 'T':
+		return "idle in transaction"
+	case c.shownTx.Load() == 'E':
+		return "idle in transaction (aborted)"
+	}
+	return "idle"
 }
 
 func (ss *session) showShards() {

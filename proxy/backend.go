@@ -100,14 +100,27 @@ func (ss *session) bindShards(set router.ShardSet, primary bool) ([]*binding, *p
 			perr = toPgError(err)
 			return
 		}
-		ss.srv.Metrics.routed(ss.st.cfg.Shards[shard].Name, roleName(b.primary), "multi", reason)
+		every := set.Len() > 1 && set.Len() == len(ss.st.cfg.Shards)
+		ss.srv.Metrics.routedMulti(ss.st.cfg.Shards[shard].Name, roleName(b.primary), reason, every)
 		bs = append(bs, b)
 	})
 	if perr != nil {
 		ss.releaseAll(bs)
 		return nil, perr
 	}
+	ss.markRunning(bs)
 	return bs, nil
+}
+
+// markRunning publishes the backends of a multi-shard statement: the admin
+// console, PAUSE and shutdown see the client as active, and a cancel
+// reaches every shard. releaseAll takes them back and records the duration.
+func (ss *session) markRunning(bs []*binding) {
+	ss.cancelMu.Lock()
+	ss.running.Store(bs[0])
+	ss.runningMulti = bs
+	ss.multiStart = time.Now()
+	ss.cancelMu.Unlock()
 }
 
 func roleName(primary bool) string {
@@ -132,6 +145,7 @@ func (ss *session) release() {
 // discard closes a backend whose state is unknown.
 func (ss *session) discard() {
 	b := ss.be
+	ss.dropMember(b)
 	ss.cancelMu.Lock()
 	ss.running.Store(nil)
 	ss.cancelMu.Unlock()
@@ -142,20 +156,32 @@ func (ss *session) discard() {
 	backendReaders.Put(b.rd)
 }
 
+// dropMember removes b from a multi-shard transaction's backends.
+func (ss *session) dropMember(b *binding) {
+	for i, m := range ss.members {
+		if m == b {
+			ss.members = append(ss.members[:i], ss.members[i+1:]...)
+			return
+		}
+	}
+}
+
 // cancelRunning forwards a client's CancelRequest to the backend it is using
 // right now; with nothing running it does nothing. Holding cancelMu keeps the
 // backend from being released (and reused by another client) meanwhile.
 func (ss *session) cancelRunning() {
 	ss.cancelMu.Lock()
 	defer ss.cancelMu.Unlock()
-	b := ss.running.Load()
-	if b == nil {
-		return
+	targets := ss.runningMulti
+	if b := ss.running.Load(); b != nil && targets == nil {
+		targets = []*binding{b}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	if err := b.conn.Cancel(ctx); err != nil {
-		ss.srv.log.Warn("cancel forward failed", "client_id", ss.pid, "node", b.node.Name, "err", err)
+	for _, b := range targets {
+		if err := b.conn.Cancel(ctx); err != nil {
+			ss.srv.log.Warn("cancel forward failed", "client_id", ss.pid, "node", b.node.Name, "err", err)
+		}
 	}
 }
 
@@ -295,6 +321,16 @@ func (ss *session) backendLost(err error) error {
 // releaseAll gives back the backends of a multi-shard execution: clean ones
 // to their pools, the others closed.
 func (ss *session) releaseAll(bs []*binding) {
+	if ss.runningMulti != nil && len(bs) > 0 && &ss.runningMulti[0] == &bs[0] {
+		d := time.Since(ss.multiStart)
+		ss.cancelMu.Lock()
+		ss.running.Store(nil)
+		ss.runningMulti = nil
+		ss.cancelMu.Unlock()
+		for _, b := range bs {
+			ss.observe(b, d)
+		}
+	}
 	for _, b := range bs {
 		b.node.Released()
 		if b.txStatus == 'I' {

@@ -54,6 +54,11 @@ func (ss *session) flushBatch(sync bool) error {
 	if err != nil {
 		return ss.refuseBatch(err, sync)
 	}
+	if txStmt != nil && sync {
+		if done, err := ss.multiTxControl(txStmt.plan, txStmt.query, b); done {
+			return err
+		}
+	}
 	if ss.be == nil {
 		if ss.pendingBegin != "" && ss.lastBound != nil && ss.lastBound.plan != nil && ss.lastBound.plan.Tx == router.TxSetReadOnly {
 			ss.pendingReadOnly = true
@@ -79,7 +84,7 @@ func (ss *session) flushBatch(sync bool) error {
 		if err := ss.bindFor(route); err != nil {
 			return ss.refuseBatch(err, sync)
 		}
-	} else if err := ss.checkSameShard(route); err != nil {
+	} else if err := ss.routeInTx(route, ss.lastBoundPlan()); err != nil {
 		return ss.refuseBatch(err, sync)
 	}
 	if route.Role == router.RolePrimary {
@@ -94,7 +99,16 @@ func (ss *session) flushBatch(sync bool) error {
 			return errClientGone
 		}
 	}
+	ss.openBatch = !sync
 	return ss.roundTrip()
+}
+
+// lastBoundPlan is the plan of the batch's last Bind (nil without one).
+func (ss *session) lastBoundPlan() *router.Plan {
+	if ss.lastBound == nil {
+		return nil
+	}
+	return ss.lastBound.plan
 }
 
 // refuseBatch answers a batch the proxy cannot route: one error, then

@@ -46,6 +46,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Instance
 	}
 	mctx, cancel := context.WithCancel(context.Background())
 	topo.Start(mctx)
+	if err := srv.startTwoPhase(mctx, cfg); err != nil {
+		ln.Close()
+		cancel()
+		topo.Close()
+		return nil, err
+	}
 	inst := &Instance{Server: srv, Topology: topo, Addr: ln.Addr().String(), cancel: cancel, done: make(chan error, 1)}
 	srv.Metrics.watch(topo, srv)
 	if addr := cfg.Metrics.Listen; addr != "" && addr != "off" {

@@ -199,6 +199,7 @@ func (ss *session) statementDone(p *router.Plan) {
 		return
 	}
 	ss.txSets = append(ss.txSets, p.Sets...)
+	ss.txSavepoint = ss.txSavepoint || p.Savepoint
 	if p.Unpin && ss.pinned != "" {
 		ss.srv.log.Info("client unpinned", "client_id", ss.pid, "reason", ss.pinned)
 		ss.pinned = ""
@@ -218,6 +219,7 @@ func (ss *session) readyForQuery(status byte) {
 	if status != 'I' {
 		return
 	}
+	ss.txBegin, ss.txSavepoint = "", false
 	if len(ss.txSets) > 0 {
 		if !tagIs(ss.lastTag, "ROLLBACK") {
 			for _, v := range ss.txSets {
@@ -238,8 +240,8 @@ func tagIs(tag []byte, word string) bool {
 // afterRoundTrip gives the backend back when the transaction is over.
 func (ss *session) afterRoundTrip() {
 	b := ss.be
-	if b == nil || len(ss.queue) > 0 || b.txStatus != 'I' {
-		return
+	if b == nil || len(ss.queue) > 0 || b.txStatus != 'I' || len(ss.members) > 0 {
+		return // a multi-shard transaction ends in multiTxControl
 	}
 	if b.wrote {
 		ss.floor[b.shard] = ss.srv.topo.Snapshot().WriteFloor(b.shard)

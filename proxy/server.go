@@ -37,6 +37,7 @@ type Server struct {
 	version         atomic.Pointer[string]
 	finishedQueries atomic.Uint64 // queries of sessions that have ended
 	Metrics         *Metrics
+	coord           *coordinator // two-phase commit; nil when no database enables it
 }
 
 // cachedParams is a recent ParameterStatus set of the servers' defaults.

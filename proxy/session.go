@@ -46,11 +46,15 @@ type session struct {
 	hints router.Session
 	floor []topology.Floor // per shard read-your-writes floor
 
-	be              *binding // backend in use, nil between transactions
-	pinned          string   // why the client is pinned to its backend ("" = not pinned)
-	pendingBegin    string   // BEGIN answered locally, sent with the first real statement
-	pendingReadOnly bool     // the deferred BEGIN was READ ONLY: a replica may serve it
-	txStatus        byte     // what the client last saw in ReadyForQuery
+	be              *binding   // backend in use, nil between transactions
+	members         []*binding // every backend of a transaction that spans shards (be among them); nil otherwise
+	txBegin         string     // the BEGIN that opened the transaction, replayed on shards it moves to
+	txSavepoint     bool       // the transaction used savepoints: it may not move to another shard
+	openBatch       bool       // the backend is inside an extended batch not yet ended by Sync
+	pinned          string     // why the client is pinned to its backend ("" = not pinned)
+	pendingBegin    string     // BEGIN answered locally, sent with the first real statement
+	pendingReadOnly bool       // the deferred BEGIN was READ ONLY: a replica may serve it
+	txStatus        byte       // what the client last saw in ReadyForQuery
 
 	batch         batch       // extended-protocol messages waiting for Sync/Flush
 	args          router.Args // scratch for Bind parameters
@@ -69,10 +73,14 @@ type session struct {
 	pinnedReason atomic.Pointer[string] // pinned, for the admin console (read from other goroutines)
 	cancelMu     sync.Mutex             // serialises cancel forwarding with backend release
 	running      atomic.Pointer[binding]
+	runningMulti []*binding // backends of a multi-shard statement in progress (guarded by cancelMu)
+	multiStart   time.Time  // when that statement started
 	closing      atomic.Bool
 
 	connectedAt time.Time
 	queries     atomic.Uint64
+	busy        atomic.Bool   // handling a client message now (admin console: active vs idle)
+	shownTx     atomic.Uint32 // txStatus as of the last message handled, for the admin console
 }
 
 func newSession(srv *Server, st *serverState, c net.Conn, u *config.User) *session {
@@ -138,7 +146,11 @@ func (ss *session) run() {
 			}
 			return
 		}
-		if err := ss.dispatch(typ, body); err != nil {
+		ss.busy.Store(true)
+		err = ss.dispatch(typ, body)
+		ss.busy.Store(false)
+		ss.shownTx.Store(uint32(ss.txStatus))
+		if err != nil {
 			if !errors.Is(err, errClientGone) {
 				ss.srv.log.Info("session ended", "client_id", ss.pid, "err", err)
 			}
@@ -241,6 +253,10 @@ func (ss *session) shutdownRequested() {
 
 // cleanup returns or discards the backend when the client goes away.
 func (ss *session) cleanup() {
+	if len(ss.members) > 0 {
+		ss.abandonMembers()
+		return
+	}
 	if ss.be == nil {
 		return
 	}

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -29,6 +28,9 @@ func (ss *session) simpleQuery(body []byte) error {
 			return err
 		}
 	}
+	if done, err := ss.multiTxControl(plan, sql, nil); done {
+		return err
+	}
 	if ss.be == nil {
 		if done, err := ss.deferTxControl(plan, sql, nil); done {
 			return err
@@ -45,7 +47,7 @@ func (ss *session) simpleQuery(body []byte) error {
 		if err := ss.bindFor(route); err != nil {
 			return ss.replyError(err, true)
 		}
-	} else if err := ss.checkSameShard(route); err != nil {
+	} else if err := ss.routeInTx(route, plan); err != nil {
 		return ss.replyError(err, true)
 	}
 	if route.Role == router.RolePrimary {
@@ -68,6 +70,7 @@ func (ss *session) appendPreamble(executes bool) {
 	if ss.pendingBegin != "" && executes {
 		ss.bout = appendQuery(ss.bout, ss.pendingBegin)
 		ss.push(expect{kind: 'Q', swallow: true})
+		ss.txBegin = ss.pendingBegin // replayed on shards the transaction moves to
 		ss.pendingBegin = ""
 	}
 }
@@ -121,26 +124,6 @@ func (ss *session) bindFor(route router.Route) error {
 	primary := route.Role == router.RolePrimary || (ss.pendingBegin != "" && !ss.pendingReadOnly) ||
 		ss.st.cfg.Pool.Mode == "session" // a session-long backend must be able to write
 	return ss.acquireBackend(shard, primary)
-}
-
-// checkSameShard refuses a statement of an open transaction that needs
-// another shard than the one the transaction runs on.
-func (ss *session) checkSameShard(route router.Route) error {
-	if route.Any && (route.Shards == 0 || route.Shards.Has(ss.be.shard)) {
-		return nil
-	}
-	if route.Multi || route.Split {
-		return route.MultiShardError()
-	}
-	if other := (route.Shards &^ router.Only(ss.be.shard)).First(); other >= 0 {
-		names := ss.st.cfg.Shards
-		return pgErr("25000", fmt.Sprintf("transaction is running on shard %s and this statement needs shard %s", names[ss.be.shard].Name, names[other].Name),
-			"a transaction may only touch one shard; enable two_phase_commit or split the transaction")
-	}
-	if route.Role == router.RolePrimary && !ss.be.primary {
-		return pgErr("25006", "cannot execute a write in a read-only transaction routed to a replica", "start the transaction with BEGIN (not READ ONLY) to write")
-	}
-	return nil
 }
 
 // deallocate answers DEALLOCATE of protocol-level statements locally: their

@@ -43,9 +43,9 @@ func broadcastParts(sql string, args router.Args, route router.Route) []router.I
 
 // execOnShards runs one statement per shard, each inside its own
 // transaction on that shard's primary, and commits only when every part
-// succeeded (else all roll back). Without two-phase commit the commits
-// themselves are not atomic; a failure between them is reported as such
-// (XX000), never hidden.
+// succeeded (else all roll back). With two_phase_commit the commit is
+// atomic (twopc.go); without it the commits themselves are not, and a
+// failure between them is reported as such (XX000), never hidden.
 func (ss *session) execOnShards(parts []router.InsertPart, resultFormats []int16) ([]splitResult, *pgconn.PgError) {
 	var set router.ShardSet
 	for _, p := range parts {
@@ -82,6 +82,17 @@ func (ss *session) execOnShards(parts []router.InsertPart, resultFormats []int16
 			failed = results[i].err
 		}
 	}
+	if failed == nil && len(bs) > 1 && ss.twoPhase() {
+		out := ss.srv.coord.commit(ss, bs)
+		if out.err != nil {
+			return nil, out.err
+		}
+		if out.warning != nil {
+			ss.out = appendNotice(ss.out, out.warning)
+		}
+		ss.setWriteFloors(bs)
+		return results, nil
+	}
 	end := "COMMIT"
 	if failed != nil {
 		end = "ROLLBACK"
@@ -102,11 +113,16 @@ func (ss *session) execOnShards(parts []router.InsertPart, resultFormats []int16
 	if failed != nil {
 		return nil, failed
 	}
+	ss.setWriteFloors(bs)
+	return results, nil
+}
+
+// setWriteFloors makes the session's next reads see what bs committed.
+func (ss *session) setWriteFloors(bs []*binding) {
 	snap := ss.srv.topo.Snapshot()
 	for _, b := range bs {
 		ss.floor[b.shard] = snap.WriteFloor(b.shard)
 	}
-	return results, nil
 }
 
 // appendInsertPart encodes one part as an unnamed extended-protocol execution.

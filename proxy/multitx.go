@@ -1,0 +1,306 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgrouter/pgrouter/router"
+)
+
+// A transaction may touch several shards: a statement of an open
+// transaction that needs another shard opens a backend there on demand
+// (BEGIN replayed with the transaction's own text) and the session switches
+// between them; ss.members holds them all. Reads may spread freely; writes
+// on a second shard need two_phase_commit, and COMMIT then runs PREPARE
+// TRANSACTION / COMMIT PREPARED over the shards that wrote (twopc.go).
+
+// routeInTx picks the backend of a statement inside an open transaction
+// (switching shards when the statement needs another one), or refuses it
+// before anything is sent.
+func (ss *session) routeInTx(route router.Route, plan *router.Plan) error {
+	target, err := ss.txTarget(route)
+	if err != nil {
+		return err
+	}
+	if len(ss.members) > 0 || target != ss.be.shard {
+		if err := ss.multiTxAllows(plan, route, target); err != nil {
+			return err
+		}
+	}
+	if target != ss.be.shard {
+		if err := ss.joinShard(target); err != nil {
+			return err
+		}
+	}
+	if route.Role == router.RolePrimary && !ss.be.primary {
+		return pgErr("25006", "cannot execute a write in a read-only transaction routed to a replica", "start the transaction with BEGIN (not READ ONLY) to write")
+	}
+	return nil
+}
+
+// txTarget is the shard a statement of the open transaction runs on: the
+// current one when it will do, else one the transaction already uses.
+func (ss *session) txTarget(route router.Route) (int, error) {
+	cur := ss.be.shard
+	switch {
+	case route.Any && (route.Shards == 0 || route.Shards.Has(cur)):
+		return cur, nil
+	case route.Multi || route.Split || (route.Shards.Len() > 1 && !route.Any):
+		return 0, route.MultiShardError()
+	case route.Any:
+		for _, m := range ss.members {
+			if route.Shards.Has(m.shard) {
+				return m.shard, nil
+			}
+		}
+	}
+	return route.Shards.First(), nil
+}
+
+// multiTxAllows refuses what a transaction spread over shards cannot do
+// correctly, naming why.
+func (ss *session) multiTxAllows(plan *router.Plan, route router.Route, target int) error {
+	names := ss.st.cfg.Shards
+	if target != ss.be.shard {
+		switch {
+		case ss.txStatus == 'E':
+			return pgErr("25P02", "current transaction is aborted, commands ignored until end of transaction block", "")
+		case ss.pinned != "" || ss.st.cfg.Pool.Mode == "session" || ss.txStatus != 'T' || ss.be.txStatus != 'T' || ss.openBatch:
+			return pgErr("25000", fmt.Sprintf("transaction is running on shard %s and this statement needs shard %s", names[ss.be.shard].Name, names[target].Name),
+				"only an explicit transaction (BEGIN … COMMIT) of a session that is not pinned may move between shards")
+		}
+	}
+	if len(ss.members) > 0 || target != ss.be.shard {
+		what := ""
+		switch {
+		case plan == nil:
+		case plan.Tx != router.TxNone:
+			what = "transaction control inside a multi-statement query or PREPARE TRANSACTION"
+		case plan.Savepoint:
+			what = "SAVEPOINT / RELEASE / ROLLBACK TO"
+		case len(plan.Sets) > 0:
+			what = "SET (use SET before BEGIN, or SET LOCAL on one shard)"
+		case plan.Pin != "":
+			what = plan.Pin
+		}
+		if what != "" {
+			return pgErr("0A000", what+" is not supported in a transaction that spans shards",
+				"send COMMIT / ROLLBACK as a statement of its own; keep session state out of multi-shard transactions")
+		}
+		if target != ss.be.shard && ss.txSavepoint {
+			return pgErr("0A000", fmt.Sprintf("transaction with savepoints cannot move to shard %s", names[target].Name),
+				"savepoints cannot be kept consistent across shards; release them or split the transaction")
+		}
+	}
+	if route.Role == router.RolePrimary && !ss.twoPhase() {
+		for _, m := range ss.txBackends() {
+			if m.shard != target && m.wrote {
+				return pgErr("25000", fmt.Sprintf("transaction wrote on shard %s and this statement writes on shard %s", names[m.shard].Name, names[target].Name),
+					"a transaction may write on one shard only unless two_phase_commit is enabled for the database; roll back and split the transaction")
+			}
+		}
+	}
+	return nil
+}
+
+// twoPhase reports whether writes on several shards commit atomically.
+func (ss *session) twoPhase() bool { return ss.db.TwoPhaseCommit && ss.srv.coord != nil }
+
+// txBackends is every backend of the open transaction.
+func (ss *session) txBackends() []*binding {
+	if len(ss.members) > 0 {
+		return ss.members
+	}
+	return []*binding{ss.be}
+}
+
+func (ss *session) member(shard int) *binding {
+	for _, m := range ss.members {
+		if m.shard == shard {
+			return m
+		}
+	}
+	return nil
+}
+
+// joinShard makes shard's backend of the transaction the current one,
+// opening it (one round trip: GUC sync, BEGIN, the transaction's SETs) on
+// first use.
+func (ss *session) joinShard(shard int) error {
+	if m := ss.member(shard); m != nil {
+		ss.switchTo(m)
+		return nil
+	}
+	if ss.txBegin == "" {
+		return pgErr("0A000", "this transaction began inside a multi-statement query; pgrouter cannot open it on another shard",
+			"send BEGIN as a statement of its own")
+	}
+	b, reason, err := ss.bindShard(ss.srv.topo.Snapshot(), shard, ss.be.primary)
+	if err != nil {
+		return err
+	}
+	ss.srv.Metrics.routed(ss.st.cfg.Shards[shard].Name, roleName(b.primary), kindMulti, reason)
+	q := ss.syncSQL(b.conn.Settings) + ss.txBegin + ";" + replaySets(ss.txSets)
+	r := execOne(b, q)
+	if r.err != nil || b.txStatus != 'T' {
+		ss.releaseAll([]*binding{b})
+		if r.err == nil {
+			r.err = pgErr("XX000", "BEGIN did not open a transaction", "")
+		}
+		return r.failure(ss.st.cfg.Shards[shard].Name, "could not join the transaction")
+	}
+	if len(ss.members) == 0 {
+		ss.members = append(ss.members, ss.be)
+	}
+	ss.members = append(ss.members, b)
+	ss.switchTo(b)
+	return nil
+}
+
+func (ss *session) switchTo(b *binding) {
+	ss.cancelMu.Lock()
+	ss.be = b
+	ss.running.Store(b)
+	ss.cancelMu.Unlock()
+}
+
+// replaySets is the SQL of SETs already run in the transaction.
+func replaySets(sets []router.SetVar) string {
+	var q strings.Builder
+	for _, v := range sets {
+		switch {
+		case v.All:
+			q.WriteString("RESET ALL;")
+		case v.Reset:
+			q.WriteString("RESET " + quoteIdent(v.Name) + ";")
+		default:
+			q.WriteString("SET " + quoteIdent(v.Name) + " TO " + v.Value + ";")
+		}
+	}
+	return q.String()
+}
+
+// multiTxControl answers COMMIT / ROLLBACK of a transaction spread over
+// shards; ext is the batch for the extended protocol, nil for a query.
+func (ss *session) multiTxControl(plan *router.Plan, sql string, ext *batch) (bool, error) {
+	if len(ss.members) == 0 || plan == nil || !singleStatement(sql) || plan.Role == router.RolePrimary {
+		return false, nil // COMMIT PREPARED and the like are refused by multiTxAllows
+	}
+	var out commitOutcome
+	switch plan.Tx {
+	case router.TxCommit:
+		out = ss.commitMembers()
+	case router.TxRollback:
+		out = ss.rollbackMembers()
+	default:
+		return false, nil
+	}
+	ss.endMulti(out.tag)
+	if out.err != nil {
+		return true, ss.replyError(out.err, true)
+	}
+	if out.warning != nil {
+		ss.out = appendNotice(ss.out, out.warning)
+	}
+	if ext != nil {
+		ss.answerBatchLocally(ext, out.tag)
+	} else {
+		ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte(out.tag)})
+	}
+	ss.out = appendReady(ss.out, 'I')
+	return true, ss.flushClient()
+}
+
+// commitMembers commits every backend of the transaction: the shards that
+// only read first (plain COMMIT), then the ones that wrote — one with a
+// plain COMMIT, several with two-phase commit.
+func (ss *session) commitMembers() commitOutcome {
+	var readers, writers []*binding
+	for _, m := range ss.members {
+		if m.txStatus != 'T' {
+			return ss.rollbackMembers() // failed transaction: COMMIT means ROLLBACK
+		}
+		if m.wrote && m.primary {
+			writers = append(writers, m)
+		} else {
+			readers = append(readers, m)
+		}
+	}
+	for i, r := range execAll(readers, "COMMIT") {
+		if r.err != nil || r.tag != "COMMIT" {
+			ss.rollbackMembers()
+			return commitOutcome{tag: "ROLLBACK", err: r.failure(ss.srv.shardName(readers[i]), "could not commit")}
+		}
+	}
+	if len(writers) > 1 {
+		if ss.srv.coord == nil { // refused at the second write; never commit half
+			ss.rollbackMembers()
+			return commitOutcome{tag: "ROLLBACK", err: pgErr("XX000", "multi-shard write without two-phase commit", "")}
+		}
+		return ss.srv.coord.commit(ss, writers)
+	}
+	for i, r := range execAll(writers, "COMMIT") {
+		if r.err != nil {
+			return commitOutcome{tag: "ROLLBACK", err: r.failure(ss.srv.shardName(writers[i]), "could not commit")}
+		}
+		return commitOutcome{tag: r.tag}
+	}
+	return commitOutcome{tag: "COMMIT"}
+}
+
+// rollbackMembers rolls back every backend still inside the transaction.
+func (ss *session) rollbackMembers() commitOutcome {
+	var open []*binding
+	for _, m := range ss.members {
+		if m.txStatus != 'I' {
+			open = append(open, m)
+		}
+	}
+	execAll(open, "ROLLBACK")
+	return commitOutcome{tag: "ROLLBACK"}
+}
+
+// endMulti gives every backend of the finished transaction back and
+// settles the session's transaction bookkeeping.
+func (ss *session) endMulti(tag string) {
+	if tag == "COMMIT" {
+		var wrote []*binding
+		for _, m := range ss.members {
+			if m.wrote {
+				wrote = append(wrote, m)
+			}
+		}
+		ss.setWriteFloors(wrote)
+	}
+	ss.cancelMu.Lock()
+	ss.running.Store(nil)
+	ss.be = nil
+	ss.cancelMu.Unlock()
+	ss.releaseAll(ss.members)
+	ss.members = nil
+	ss.lastTag = append(ss.lastTag[:0], tag...)
+	ss.readyForQuery('I')
+}
+
+// abandonMembers rolls back a multi-shard transaction whose client left.
+func (ss *session) abandonMembers() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, m := range ss.members {
+		if m.txStatus != 'I' && !ss.rollback(ctx, m) {
+			m.txStatus = 'E' // discarded by releaseAll
+		}
+	}
+	ss.endMulti("ROLLBACK")
+}
+
+// appendNotice encodes a warning or notice for the client.
+func appendNotice(dst []byte, e *pgconn.PgError) []byte {
+	return appendMsg(dst, &pgproto3.NoticeResponse{Severity: e.Severity, SeverityUnlocalized: e.Severity,
+		Code: e.Code, Message: e.Message, Detail: e.Detail, Hint: e.Hint})
+}
