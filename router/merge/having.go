@@ -1,6 +1,8 @@
 package merge
 
 import (
+	"bytes"
+	"encoding/hex"
 	"fmt"
 	"math/big"
 	"strconv"
@@ -155,13 +157,22 @@ func compareLiteral(v value, oid uint32, lit literal) (int, error) {
 		}
 		return cmpOrdered(v.i, i), nil
 	case kindBytes:
-		var l value
+		if oid == oidUUID {
+			return compareUUID(v.b, lit.text, bad)
+		}
+		// The literal must be read as a value of the column's kind: a
+		// zero-kind value would decode to nothing and compare as ''.
+		l := value{k: kindBytes}
 		if err := l.decodeText(oid, lit.text); err != nil {
 			return bad()
 		}
-		return compare(v, value{k: kindBytes, b: l.b}), nil
+		return compare(v, l), nil
 	case kindTime:
-		t, err := parseTimeText(oid, lit.text)
+		text := lit.text
+		if oid == oidTimestamp && !strings.Contains(text, " ") {
+			text += " 00:00:00" // '2025-01-10' is midnight as a timestamp
+		}
+		t, err := parseTimeText(oid, text)
 		if err != nil {
 			return bad()
 		}
@@ -180,4 +191,31 @@ func literalDecimal(s string) (*decimal, error) {
 		return nil, fmt.Errorf("bad number %q", s)
 	}
 	return parseNumeric(r.FloatString(40))
+}
+
+// compareUUID compares a uuid cell (16 bytes in binary format, canonical
+// text otherwise) with a uuid literal in any spelling Postgres accepts
+// for it (upper case, braces, no hyphens).
+func compareUUID(cell []byte, lit string, bad func() (int, error)) (int, error) {
+	want, ok := uuidBytes(lit)
+	if !ok {
+		return bad()
+	}
+	got := cell
+	if len(cell) != 16 {
+		if got, ok = uuidBytes(string(cell)); !ok {
+			return bad()
+		}
+	}
+	return bytes.Compare(got, want), nil
+}
+
+// uuidBytes parses the 32 hex digits of a uuid, ignoring hyphens and braces.
+func uuidBytes(s string) ([]byte, bool) {
+	s = strings.NewReplacer("-", "", "{", "", "}", "").Replace(s)
+	if len(s) != 32 {
+		return nil, false
+	}
+	b, err := hex.DecodeString(s)
+	return b, err == nil
 }

@@ -432,3 +432,44 @@ func TestDistinctDedupAcrossShards(t *testing.T) {
 		t.Fatalf("first value %q", got[0][0])
 	}
 }
+
+// HAVING on text once compared every group with '' (the literal was read
+// as a value of no kind): min(name) = 'b' kept the groups whose min was ''.
+func TestHavingTextAndUUIDLiterals(t *testing.T) {
+	cases := []struct {
+		sql  string
+		rows [][]string
+		want string
+	}{
+		{"select g, min(n) from t group by g having min(n) = 'b'",
+			[][]string{{"1", ""}, {"2", "b"}, {"3", "c"}}, "2"},
+		{"select g, max(n) from t group by g having max(n) > 'a'",
+			[][]string{{"1", ""}, {"2", "b"}, {"3", "a"}}, "2"},
+		{"select g, u from t group by g, u having u = 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'",
+			[][]string{{"1", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"}, {"2", "b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"}}, "1"},
+	}
+	for _, tc := range cases {
+		p, err := Analyze(tc.sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		second := oidText
+		if strings.Contains(tc.sql, " u ") {
+			second = oidUUID
+		}
+		d := textDesc(col("g", oidInt4), col("x", uint32(second)))
+		var rows [][]byte
+		for _, r := range tc.rows {
+			rows = append(rows, textRow(r...))
+		}
+		var got []string
+		_, _, err = p.Run([][]byte{d}, nil, []Source{&sliceSource{rows: rows}}, func(row []byte) error {
+			cells, _ := splitRow(row, nil)
+			got = append(got, string(cells[0]))
+			return nil
+		})
+		if err != nil || strings.Join(got, ",") != tc.want {
+			t.Errorf("%s: got groups %v (err %v), want %s", tc.sql, got, err, tc.want)
+		}
+	}
+}

@@ -43,10 +43,16 @@ func TestSupportedQueriesMatchOnePostgres(t *testing.T) {
 	single := connect(t, env.Cluster.Shards[0].Primary.DSN(singleDB))
 	proxy := connect(t, env.AppDSN())
 	empty := 0
+	ncols := make([]int, len(qs))
+	for i, q := range qs {
+		if r, err := runSimple(ctx, single, q); err == nil {
+			ncols[i] = len(r.cols)
+		}
+	}
 	for _, m := range modes {
 		pass := 0
-		for _, q := range qs {
-			want, err := m.run(ctx, single, q)
+		for i, q := range qs {
+			want, err := m.run(ctx, single, q, ncols[i])
 			if err != nil {
 				t.Errorf("%s [%s] on one Postgres: %v", q, m.name, err)
 				continue
@@ -54,7 +60,7 @@ func TestSupportedQueriesMatchOnePostgres(t *testing.T) {
 			if m.name == "simple" && len(want.rows) == 0 {
 				empty++
 			}
-			got, err := m.run(ctx, proxy, q)
+			got, err := m.run(ctx, proxy, q, ncols[i])
 			if err != nil {
 				t.Errorf("%s [%s] through pgrouter: %v", q, m.name, err)
 				continue
@@ -110,15 +116,15 @@ func TestUnsupportedQueriesAreRefused(t *testing.T) {
 }
 
 // runMaybeTx runs q, inside BEGIN … ROLLBACK when it asks for a transaction.
-func runMaybeTx(ctx context.Context, c *pgx.Conn, q query, run func(context.Context, *pgx.Conn, query) (*result, error)) (*result, error) {
+func runMaybeTx(ctx context.Context, c *pgx.Conn, q query, run func(context.Context, *pgx.Conn, query, int) (*result, error)) (*result, error) {
 	if !q.tx {
-		return run(ctx, c, q)
+		return run(ctx, c, q, 0)
 	}
 	if _, err := c.Exec(ctx, "BEGIN", pgx.QueryExecModeSimpleProtocol); err != nil {
 		return nil, err
 	}
 	defer c.Exec(ctx, "ROLLBACK", pgx.QueryExecModeSimpleProtocol)
-	return run(ctx, c, q)
+	return run(ctx, c, q, 0)
 }
 
 // TestUnsupportedListIsDocumented requires docs/CROSS_SHARD.md to name every
@@ -131,6 +137,67 @@ func TestUnsupportedListIsDocumented(t *testing.T) {
 	for _, q := range corpus(t, "unsupported.sql") {
 		if !strings.Contains(string(doc), q.errText) {
 			t.Errorf("docs/CROSS_SHARD.md does not mention %q (%s)", q.errText, q)
+		}
+	}
+}
+
+// TestDataIsSpreadOverShards makes sure the comparison is not trivial: every
+// shard holds rows of every sharded table, and together exactly the rows of
+// the single database.
+func TestDataIsSpreadOverShards(t *testing.T) {
+	ctx := context.Background()
+	single := connect(t, env.Cluster.Shards[0].Primary.DSN(singleDB))
+	for _, table := range []string{"users", "orders", "events"} {
+		var want, total int64
+		if err := single.QueryRow(ctx, "select count(*) from "+table).Scan(&want); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range env.Cluster.Shards {
+			c := connect(t, s.Primary.DSN("app"))
+			var n int64
+			if err := c.QueryRow(ctx, "select count(*) from "+table).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 || n == want {
+				t.Errorf("%s on %s: %d of %d rows", table, s.Name, n, want)
+			}
+			total += n
+		}
+		if total != want || want == 0 {
+			t.Errorf("%s: %d rows over the shards, %d in the single database", table, total, want)
+		}
+	}
+}
+
+// TestDiffNoticesDifferences guards the comparison itself: results that
+// differ in a row, in order, in a column type or only in numeric display
+// scale are reported, and multisets ignore order only when asked to.
+func TestDiffNoticesDifferences(t *testing.T) {
+	ctx := context.Background()
+	single := connect(t, env.Cluster.Shards[0].Primary.DSN(singleDB))
+	run := func(sql string) *result {
+		r, err := runExtended(ctx, single, query{sql: sql}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	asc, desc := run("select id from users order by id"), run("select id from users order by id desc")
+	if diff(asc, desc, true) == "" {
+		t.Error("reversed order not noticed in an ordered comparison")
+	}
+	if diff(asc, desc, false) != "" {
+		t.Error("same rows in another order reported in a multiset comparison")
+	}
+	for _, pair := range [][2]string{
+		{"select id from users order by id", "select id from users order by id limit 239"},
+		{"select 1.0::numeric", "select 1.00::numeric"},
+		{"select 1::int", "select 1::bigint"},
+		{"select ''::text", "select null::text"},
+		{"select 1 as a", "select 1 as b"},
+	} {
+		if diff(run(pair[0]), run(pair[1]), false) == "" {
+			t.Errorf("%q and %q compare equal", pair[0], pair[1])
 		}
 	}
 }

@@ -534,3 +534,83 @@ select distinct status from orders where amount > $1 order by status;
 -- @ordered
 -- @params 2026-05-01 12:00:00
 select id, at from events where at > $1 order by at, id limit 10;
+
+-- ---------------------------------------------------------------- edge cases of the merge
+-- @ordered
+select count(*) from users where false;
+-- @ordered
+select sum(age), min(name), avg(score), bool_and(active), count(distinct region) from users where false;
+select region, count(*) from users where false group by region;
+-- @ordered
+select count(*), sum(age) from users where id in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10);
+-- @ordered
+select id, -age as age from users order by age, id;
+-- @ordered
+select id as x, id from users order by x desc;
+-- @ordered
+select id, id from users order by 2 limit 7;
+-- @ordered
+select * from users order by 1 limit 9;
+-- @ordered
+select u.* from users u order by u.score nulls first, u.id;
+-- @ordered
+select id, name as n from users order by n desc nulls last, id;
+-- @ordered
+select id as "Order" from users order by "Order" limit 4;
+-- @ordered
+select age + 1 from users order by age+1, 1 limit 50;
+-- @ordered
+select region, count(*) as n from users group by region order by n desc, region nulls first;
+-- @ordered
+select distinct count(*) from users group by region order by 1 limit 2;
+-- @ordered
+select count(*) from users group by region having region > 'a' order by 1;
+-- @ordered
+select region, count(*) from users group by region having region <> '' order by region;
+-- @ordered
+select status, sum(amount) from orders group by status having sum(amount) > 1000.5 order by status;
+-- @ordered
+select region, avg(score) from users group by region having avg(score) > -0.5 order by region nulls first;
+-- @ordered
+select region, min(name) from users group by region having min(name) = 'user00' order by region;
+-- @ordered
+select region, max(created_at) from users group by region having max(created_at) > '2025-01-10' order by region nulls first;
+-- @ordered
+select region, max(last_login) from users group by region having max(last_login) >= '2026-03-20 00:00:00+00' order by region nulls first;
+-- @ordered
+select active, count(*) from users group by active having bool_and(active) = true order by active;
+-- @ordered
+select kind, count(*) from events group by kind having count(*) >= 100 and count(*) <= 200 order by kind nulls first;
+-- @ordered
+select region, count(distinct name), sum(age), avg(age), count(*) from users group by region order by region nulls first;
+-- @ordered
+select count(distinct name), count(distinct region), count(*), sum(age) from users;
+-- @ordered
+select sum(age::smallint), avg(age::smallint), sum(age::float8), max(age::float8) from users;
+-- @ordered
+select min(created_at::date), max(created_at::date) from users;
+-- @ordered
+select created_at::date as d, count(*) from users group by 1 order by 1 desc nulls last limit 4;
+-- @ordered
+select sum(balance), avg(balance), min(balance), max(balance) from users where balance > 0;
+-- @ordered
+select score, count(*) from users group by score having score > 0 order by score limit 5;
+-- @ordered
+select user_id, order_id from orders order by amount desc nulls first, qty, user_id, order_id limit 12 offset 3;
+-- @ordered
+select distinct on_time from (select placed_at < '2026-01-05' as on_time from orders) s order by 1;
+-- @ordered
+select id, name from users where name >= 'user4' order by name collate "C" desc, id limit 6;
+-- @ordered
+select uid, count(*) from users group by uid having uid = 'F519F70A-002A-402A-8126-0000000006E4' order by uid;
+-- @ordered
+select uid, count(*) from users group by uid having uid <> '{f519f70a002a402a81260000000006e4}' order by uid nulls first limit 3;
+-- @ordered
+select region, min(name), max(name) from users group by region having max(name) >= 'user5' and min(name) < 'user0' order by region nulls first;
+-- @ordered
+select id, uid from users where uid > '80000000-0000-0000-0000-000000000000' order by uid, id;
+-- @ordered
+-- @params 3
+select region, count(*) from users where age > $1 group by region having count(*) > 3 order by region nulls first;
+-- @ordered
+select sum(amount), avg(amount), sum(qty) from orders where user_id in (5, 6, 7, 8, 9, 10, 11, 12);
