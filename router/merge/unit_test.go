@@ -433,8 +433,9 @@ func TestDistinctDedupAcrossShards(t *testing.T) {
 	}
 }
 
-// HAVING on text once compared every group with ” (the literal was read
-// as a value of no kind): min(name) = 'b' kept the groups whose min was ”.
+// HAVING on text once compared every group with the empty string (the
+// literal was read as a value of no kind): min(name) = 'b' kept the groups
+// whose min was empty.
 func TestHavingTextAndUUIDLiterals(t *testing.T) {
 	cases := []struct {
 		sql  string
