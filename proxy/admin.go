@@ -44,7 +44,7 @@ func adminCommandText(sql string) string {
 }
 
 const adminHelp = "SHOW POOLS|CLIENTS|SERVERS|STATS|SHARDS|NODES|CONFIG|VERSION|HELP, RELOAD [FORCE], PAUSE [db], RESUME [db], " +
-	"BAN node [seconds], UNBAN node, SHUTDOWN, SHOW TRANSACTIONS, RECOVER"
+	"BAN node [seconds], UNBAN node, SHUTDOWN, INVALIDATE DIRECTORY [table [key]], SHOW TRANSACTIONS, RECOVER"
 
 // adminCommand runs one console command and answers it, ending with
 // ReadyForQuery. A non-nil return means the client connection is done.
@@ -60,6 +60,9 @@ func (ss *session) adminCommand(cmd string) error {
 			return f[i]
 		}
 		return ""
+	}
+	if strings.EqualFold(f[0], "INVALIDATE") { // its key argument may hold spaces
+		return ss.adminDone(ss.adminInvalidate(cmd))
 	}
 	if len(f) > 3 {
 		return ss.adminDone(pgErr("42601", fmt.Sprintf("too many arguments in admin command %q", cmd), "commands: "+adminHelp))

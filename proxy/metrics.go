@@ -103,6 +103,7 @@ func (m *Metrics) watch(topo *topology.Topology, srv *Server) {
 		func() float64 { return float64(srv.pause.waiting.Load()) }))
 	m.Registry.MustRegister(&topoCollector{topo: topo, srv: srv})
 	m.Registry.MustRegister(&planCacheCollector{srv: srv})
+	m.Registry.MustRegister(&dirCollector{srv: srv})
 }
 
 // planCacheCollector exports each database router's plan cache counters.

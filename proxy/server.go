@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pgrouter/pgrouter/config"
+	"github.com/pgrouter/pgrouter/directory"
 	"github.com/pgrouter/pgrouter/router"
 	"github.com/pgrouter/pgrouter/topology"
 )
@@ -37,6 +38,7 @@ type Server struct {
 	version         atomic.Pointer[string]
 	finishedQueries atomic.Uint64 // queries of sessions that have ended
 	Metrics         *Metrics
+	dirs            dirRegistry  // directories of this and older configs still in use (INVALIDATE DIRECTORY)
 	coord           *coordinator // two-phase commit; nil when no database enables it
 }
 
@@ -50,7 +52,8 @@ type cachedParams struct {
 type serverState struct {
 	cfg     *config.Config
 	users   map[string]*userAuth
-	routers map[string]*router.Router // by client-visible database name
+	routers map[string]*router.Router       // by client-visible database name
+	dirs    map[string]*directory.Directory // directory-sharded tables' lookups, by database name
 	tls     *tls.Config
 }
 
@@ -58,16 +61,18 @@ type serverState struct {
 func New(cfg *config.Config, topo *topology.Topology, log *slog.Logger) (*Server, error) {
 	s := &Server{log: log, topo: topo, sessions: map[uint32]*session{}, Metrics: NewMetrics()}
 	s.stmts.init()
-	st, err := buildState(cfg)
+	st, err := buildState(cfg, log)
 	if err != nil {
 		return nil, err
 	}
 	s.state.Store(st)
+	s.dirs.add(st.dirs)
 	return s, nil
 }
 
-func buildState(cfg *config.Config) (*serverState, error) {
-	st := &serverState{cfg: cfg, users: map[string]*userAuth{}, routers: map[string]*router.Router{}}
+func buildState(cfg *config.Config, log *slog.Logger) (*serverState, error) {
+	st := &serverState{cfg: cfg, users: map[string]*userAuth{}, routers: map[string]*router.Router{},
+		dirs: map[string]*directory.Directory{}}
 	for i := range cfg.Users {
 		ua, err := newUserAuth(&cfg.Users[i])
 		if err != nil {
@@ -77,11 +82,16 @@ func buildState(cfg *config.Config) (*serverState, error) {
 	}
 	for i := range cfg.Databases {
 		db := &cfg.Databases[i]
-		r, err := router.New(db, cfg.ShardNames())
+		dir, err := directory.New(cfg, db, log)
+		if err != nil {
+			return nil, fmt.Errorf("database %s: %w", db.Name, err)
+		}
+		r, err := router.New(db, cfg.ShardNames(), router.WithDirectory(dir))
 		if err != nil {
 			return nil, fmt.Errorf("database %s: %w", db.Name, err)
 		}
 		st.routers[db.Name] = r
+		st.dirs[db.Name] = dir
 	}
 	if cfg.TLS.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
@@ -101,14 +111,16 @@ func (s *Server) ReloadFile(path string, force bool) error {
 	if err != nil {
 		return err
 	}
-	st, err := buildState(cfg)
+	st, err := buildState(cfg, s.log)
 	if err != nil {
 		return err
 	}
 	if err := s.topo.Reload(cfg, force); err != nil {
 		return err
 	}
-	s.state.Store(st)
+	s.dirs.add(st.dirs)
+	old := s.state.Swap(st)
+	retireDirectories(old.dirs) // a reload starts every directory cache empty
 	return nil
 }
 
@@ -185,6 +197,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 		s.mu.Unlock()
 		<-done
 	}
+	retireDirectories(s.state.Load().dirs) // their idle lookup connections
 }
 
 func (s *Server) register(ss *session) {
