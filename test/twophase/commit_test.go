@@ -1,0 +1,186 @@
+package twophase
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+var modes = map[string]pgx.QueryExecMode{
+	"simple":   pgx.QueryExecModeSimpleProtocol,
+	"extended": pgx.QueryExecModeCacheStatement,
+}
+
+func sqlState(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// A transaction writing on both shards commits on both, atomically, and
+// leaves no prepared transaction behind; its reads see its own writes on
+// every shard it visited.
+func TestCommitSpansShards(t *testing.T) {
+	ctx := context.Background()
+	base := int64(1000)
+	for name, mode := range modes {
+		t.Run(name, func(t *testing.T) {
+			a, b := keysOn(t, 0, base, 3), keysOn(t, 1, base, 3)
+			base += 1000
+			c := connect(t, mode)
+			tx, err := c.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range a { // alternate shards: the session switches back and forth
+				for _, k := range []int64{a[i], b[i]} {
+					if _, err := tx.Exec(ctx, "insert into users (user_id, name) values ($1, 'tx')", k); err != nil {
+						t.Fatalf("insert %d: %v", k, err)
+					}
+				}
+			}
+			var seen int
+			if err := tx.QueryRow(ctx, "select count(*) from users where user_id = $1", b[0]).Scan(&seen); err != nil || seen != 1 {
+				t.Fatalf("own write on shard 1 inside the transaction: %d %v", seen, err)
+			}
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatalf("commit: %v", err)
+			}
+			if n0, n1 := countOn(t, 0, "users", a), countOn(t, 1, "users", b); n0 != 3 || n1 != 3 {
+				t.Fatalf("after commit shard0 has %d/3, shard1 %d/3", n0, n1)
+			}
+			if left := preparedLeft(t); len(left) > 0 {
+				t.Fatalf("prepared transactions left: %v", left)
+			}
+		})
+	}
+}
+
+func TestRollbackSpansShards(t *testing.T) {
+	ctx := context.Background()
+	a, b := keysOn(t, 0, 5000, 2), keysOn(t, 1, 5000, 2)
+	c := connect(t, pgx.QueryExecModeCacheStatement)
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range append(append([]int64{}, a...), b...) {
+		if _, err := tx.Exec(ctx, "insert into users (user_id, name) values ($1, 'rb')", k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n0, n1 := countOn(t, 0, "users", a), countOn(t, 1, "users", b); n0+n1 != 0 {
+		t.Fatalf("rolled back transaction left rows: shard0 %d, shard1 %d", n0, n1)
+	}
+	// The session goes on normally afterwards.
+	if _, err := c.Exec(ctx, "insert into users (user_id, name) values ($1, 'after')", a[0]); err != nil {
+		t.Fatal(err)
+	}
+	if countOn(t, 0, "users", a[:1]) != 1 {
+		t.Fatal("autocommit insert after the rollback is missing")
+	}
+}
+
+// A participant that cannot prepare (deferred unique violation) makes the
+// COMMIT fail with its error, and nothing is committed anywhere.
+func TestPrepareFailureRollsBackEveryShard(t *testing.T) {
+	ctx := context.Background()
+	a, b := keysOn(t, 0, 9000, 1), keysOn(t, 1, 9000, 2)
+	if _, err := direct(t, 1).Exec(ctx, "insert into ledger (user_id, n) values ($1, 777)", b[1]); err != nil {
+		t.Fatal(err)
+	}
+	c := connect(t, pgx.QueryExecModeSimpleProtocol)
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "insert into ledger (user_id, n) values ($1, 1)", a[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "insert into ledger (user_id, n) values ($1, 777)", b[0]); err != nil {
+		t.Fatal(err) // deferred: not checked yet
+	}
+	err = tx.Commit(ctx)
+	if sqlState(err) != "23505" || !strings.Contains(err.Error(), "shard1") {
+		t.Fatalf("commit with a failing participant: want 23505 naming shard1, got %v", err)
+	}
+	if n := countOn(t, 0, "ledger", a); n != 0 {
+		t.Fatalf("shard0 kept %d row(s) of a transaction that failed on shard1", n)
+	}
+	if left := preparedLeft(t); len(left) > 0 {
+		t.Fatalf("prepared transactions left: %v", left)
+	}
+	var ok int
+	if err := c.QueryRow(ctx, "select 1").Scan(&ok); err != nil {
+		t.Fatalf("session after the failed commit: %v", err)
+	}
+}
+
+// What a spanning transaction cannot keep consistent is refused before it runs.
+func TestSpanningTransactionRefusals(t *testing.T) {
+	ctx := context.Background()
+	a, b := keysOn(t, 0, 12000, 1), keysOn(t, 1, 12000, 1)
+	c := connect(t, pgx.QueryExecModeSimpleProtocol)
+
+	// A savepoint, then a move to another shard.
+	tx, _ := c.Begin(ctx)
+	tx.Exec(ctx, "insert into users (user_id, name) values ($1, 'sp')", a[0])
+	if _, err := tx.Exec(ctx, "savepoint s1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := tx.Exec(ctx, "insert into users (user_id, name) values ($1, 'sp')", b[0])
+	if sqlState(err) != "0A000" || !strings.Contains(err.Error(), "savepoint") {
+		t.Fatalf("move after a savepoint: want 0A000, got %v", err)
+	}
+	tx.Rollback(ctx)
+
+	// Once spanning: SAVEPOINT and session SET are refused, COMMIT still works.
+	tx, _ = c.Begin(ctx)
+	tx.Exec(ctx, "insert into users (user_id, name) values ($1, 'sp')", a[0]+0)
+	if _, err := tx.Exec(ctx, "insert into users (user_id, name) values ($1, 'sp')", b[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "savepoint s2"); sqlState(err) != "0A000" {
+		t.Fatalf("savepoint in a spanning transaction: want 0A000, got %v", err)
+	}
+	tx.Rollback(ctx)
+	if n := countOn(t, 1, "users", b); n != 0 {
+		t.Fatalf("rolled back transaction left %d row(s) on shard1", n)
+	}
+}
+
+// Autocommit statements over several shards commit with 2PC too: a split
+// multi-row INSERT and a reference-table write (refused without 2PC).
+func TestAutocommitMultiShardWrites(t *testing.T) {
+	ctx := context.Background()
+	a, b := keysOn(t, 0, 15000, 2), keysOn(t, 1, 15000, 2)
+	c := connect(t, pgx.QueryExecModeCacheStatement)
+	tag, err := c.Exec(ctx, "insert into users (user_id, name) values ($1, 'm'), ($2, 'm'), ($3, 'm'), ($4, 'm')", a[0], b[0], a[1], b[1])
+	if err != nil || tag.RowsAffected() != 4 {
+		t.Fatalf("split insert: %v %v", tag, err)
+	}
+	if n0, n1 := countOn(t, 0, "users", a), countOn(t, 1, "users", b); n0 != 2 || n1 != 2 {
+		t.Fatalf("split insert placed %d/2 on shard0, %d/2 on shard1", n0, n1)
+	}
+	if _, err := c.Exec(ctx, "insert into plans (id, name) values (1, 'free')"); err != nil {
+		t.Fatalf("reference write with two_phase_commit: %v", err)
+	}
+	for i := range env.Cluster.Shards {
+		var name string
+		if err := direct(t, i).QueryRow(ctx, "select name from plans where id = 1").Scan(&name); err != nil || name != "free" {
+			t.Fatalf("shard%d plans row: %q %v", i, name, err)
+		}
+	}
+	if left := preparedLeft(t); len(left) > 0 {
+		t.Fatalf("prepared transactions left: %v", left)
+	}
+}
