@@ -30,6 +30,34 @@ const dbSection = `    sharded_tables:
           - {to: "1000", shard: shard0}
           - {from: "1000", to: "2000", shard: shard1}
           - {from: "2000", shard: shard2}
+      - table: dir_users
+        column: user_id
+        type: int
+        function: directory
+        directory: {node: shard0-primary, cache_ttl: 1h}
+      - table: auto_users
+        column: user_id
+        type: int
+        function: directory
+        directory:
+          node: shard0-primary
+          query: SELECT shard FROM auto_directory WHERE key = $1
+          assign_query: INSERT INTO auto_directory (key, shard) VALUES ($1, $2) ON CONFLICT DO NOTHING
+          auto_assign: hash
+      - {table: acc_users, column: user_id, type: int, function: hash}
+      - table: acc_events
+        column: id
+        type: int
+        function: range
+        ranges:
+          - {to: "3334", shard: shard0}
+          - {from: "3334", to: "6667", shard: shard1}
+          - {from: "6667", shard: shard2}
+      - table: acc_dir
+        column: user_id
+        type: int
+        function: directory
+        directory: {node: shard0-primary, query: "SELECT shard FROM acc_directory WHERE key = $1"}
     reference_tables: [plans]
 `
 
@@ -49,6 +77,23 @@ INSERT INTO plans VALUES (1, 'free'), (2, 'pro');
 CREATE TABLE hashcheck_int (k bigint) PARTITION BY HASH (k);
 CREATE TABLE hashcheck_text (k text) PARTITION BY HASH (k);
 CREATE TABLE hashcheck_uuid (k uuid) PARTITION BY HASH (k);
+CREATE TABLE dir_users (user_id bigint PRIMARY KEY, name text);
+CREATE TABLE auto_users (user_id bigint PRIMARY KEY, name text);
+CREATE TABLE acc_users (user_id bigint PRIMARY KEY, name text);
+CREATE TABLE acc_events (id bigint PRIMARY KEY, what text);
+CREATE TABLE acc_dir (user_id bigint PRIMARY KEY, name text);
+CREATE TABLE rangecheck (k bigint) PARTITION BY RANGE (k);
+CREATE TABLE rangecheck_0 PARTITION OF rangecheck FOR VALUES FROM (MINVALUE) TO (3334);
+CREATE TABLE rangecheck_1 PARTITION OF rangecheck FOR VALUES FROM (3334) TO (6667);
+CREATE TABLE rangecheck_2 PARTITION OF rangecheck FOR VALUES FROM (6667) TO (MAXVALUE);
+`
+
+// directorySchema holds the lookup tables of the directory-sharded tables;
+// it exists only on shard0's primary, the configured directory node.
+const directorySchema = `
+CREATE TABLE pgrouter_directory (key bigint PRIMARY KEY, shard text NOT NULL);
+CREATE TABLE auto_directory (key bigint PRIMARY KEY, shard text NOT NULL);
+CREATE TABLE acc_directory (key bigint PRIMARY KEY, shard text NOT NULL);
 `
 
 func TestMain(m *testing.M) {
@@ -60,12 +105,16 @@ func TestMain(m *testing.M) {
 // createSchema creates the tables on every shard directly.
 func createSchema(e *testenv.Env) error {
 	ctx := context.Background()
-	for _, s := range e.Cluster.Shards {
+	for i, s := range e.Cluster.Shards {
 		c, err := s.Primary.Connect(ctx, "app")
 		if err != nil {
 			return err
 		}
-		_, err = c.Exec(ctx, schema)
+		sql := schema
+		if i == 0 {
+			sql += directorySchema
+		}
+		_, err = c.Exec(ctx, sql)
 		c.Close(ctx)
 		if err != nil {
 			return err
