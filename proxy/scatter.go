@@ -112,9 +112,15 @@ func (s *shardSource) describe() ([]byte, *pgconn.PgError) {
 				return nil, s.err
 			}
 		case 'T':
-			return append([]byte(nil), body...), nil
+			// The GUC-sync preamble (set_config) answers with rows of its
+			// own: only the shard statement's RowDescription counts.
+			if s.skipReady == 0 {
+				return append([]byte(nil), body...), nil
+			}
 		case 'n':
-			return nil, nil
+			if s.skipReady == 0 {
+				return nil, nil
+			}
 		}
 	}
 }

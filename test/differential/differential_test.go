@@ -201,3 +201,41 @@ func TestDiffNoticesDifferences(t *testing.T) {
 		}
 	}
 }
+
+// TestScatterAfterSessionSync alternates two clients with different
+// startup parameters, so the shard backends must be re-synced (a
+// set_config preamble that returns rows of its own) before nearly every
+// cross-shard query. The preamble's RowDescription once stood in for the
+// query's, and the merge refused the shards as "different result columns".
+func TestScatterAfterSessionSync(t *testing.T) {
+	ctx := context.Background()
+	single := connect(t, env.Cluster.Shards[0].Primary.DSN(singleDB))
+	var clients []*pgx.Conn
+	for _, app := range []string{"diff_a", "diff_b"} {
+		clients = append(clients, connect(t, env.AppDSN()+"&application_name="+app))
+	}
+	qs := []query{
+		{sql: "select id, name from users order by id limit 20", ordered: true},
+		{sql: "select region, count(*), sum(score) from users group by region"},
+		{sql: "select count(*) from orders"},
+	}
+	for i := 0; i < 12; i++ {
+		q := qs[i%len(qs)]
+		c := clients[i%2]
+		want, err := runExtended(ctx, single, q, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range modes[:3] {
+			got, err := m.run(ctx, c, q, 0)
+			if err != nil {
+				t.Fatalf("round %d %s [%s]: %v", i, q.sql, m.name, err)
+			}
+			if m.name == "extended-text" {
+				if d := diff(want, got, q.ordered); d != "" {
+					t.Fatalf("round %d %s: %s", i, q.sql, d)
+				}
+			}
+		}
+	}
+}
