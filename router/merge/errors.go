@@ -10,6 +10,7 @@ const (
 	codeFeatureNotSupported = "0A000"
 	codeDatatypeMismatch    = "42804"
 	codeNumericOutOfRange   = "22003"
+	codeInvalidText         = "22P02"
 	codeInternal            = "XX000"
 )
 

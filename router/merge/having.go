@@ -21,7 +21,8 @@ type havingCond struct {
 // literal is a constant from the query text.
 type literal struct {
 	text    string
-	numeric bool // integer or decimal literal (else string or boolean)
+	numeric bool // integer or decimal literal
+	boolean bool // TRUE or FALSE (neither: a string literal)
 }
 
 var flipOp = map[string]string{"=": "=", "<>": "<>", "!=": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
@@ -96,7 +97,7 @@ func literalOf(n *pg.Node) (literal, bool) {
 	case *pg.A_Const_Sval:
 		return literal{text: v.Sval.Sval}, true
 	case *pg.A_Const_Boolval:
-		return literal{text: strconv.FormatBool(v.Boolval.Boolval)}, true
+		return literal{text: strconv.FormatBool(v.Boolval.Boolval), boolean: true}, true
 	}
 	return literal{}, false
 }
@@ -130,11 +131,23 @@ func compareLiteral(v value, oid uint32, lit literal) (int, error) {
 	bad := func() (int, error) {
 		return 0, unsupported(fmt.Sprintf("HAVING comparison of %s with %q", typeName(oid), lit.text), "")
 	}
+	// A string literal that does not read as the column's type fails in
+	// Postgres with 22P02; say the same rather than "not supported".
+	badInput := func() (int, error) {
+		if lit.numeric || lit.boolean {
+			return bad()
+		}
+		return 0, pgErr(codeInvalidText, "", "invalid input syntax for type %s: %q", typeName(oid), lit.text)
+	}
 	switch v.k {
 	case kindInt, kindNumeric:
-		d, err := literalDecimal(lit.text)
+		text := strings.TrimSpace(lit.text)
+		if v.k == kindInt && !lit.numeric && strings.ContainsAny(text, ".eE") {
+			return badInput() // '5.5' is read as the integer type, and fails
+		}
+		d, err := literalDecimal(text)
 		if err != nil {
-			return bad()
+			return badInput()
 		}
 		if v.k == kindInt {
 			return decimalFromInt(v.i).cmp(d), nil
@@ -143,13 +156,16 @@ func compareLiteral(v value, oid uint32, lit literal) (int, error) {
 	case kindFloat:
 		f, err := parseFloatText(lit.text)
 		if err != nil {
-			return bad()
+			return badInput()
 		}
 		return compare(v, value{k: kindFloat, f: f}), nil
 	case kindBool:
+		if lit.numeric {
+			return bad()
+		}
 		b, err := strconv.ParseBool(lit.text)
 		if err != nil {
-			return bad()
+			return bad() // Postgres also reads 'yes', 'on', 't', …
 		}
 		var i int64
 		if b {
@@ -157,6 +173,9 @@ func compareLiteral(v value, oid uint32, lit literal) (int, error) {
 		}
 		return cmpOrdered(v.i, i), nil
 	case kindBytes:
+		if lit.numeric || lit.boolean {
+			return bad() // Postgres: no operator text = integer
+		}
 		if oid == oidUUID {
 			return compareUUID(v.b, lit.text, bad)
 		}

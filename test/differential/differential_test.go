@@ -239,3 +239,38 @@ func TestScatterAfterSessionSync(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorsMatchOnePostgres: a cross-shard query that fails on one
+// Postgres (on some rows only, or everywhere) fails through pgrouter with
+// the same SQLSTATE, and the client connection stays usable.
+func TestErrorsMatchOnePostgres(t *testing.T) {
+	ctx := context.Background()
+	single := connect(t, env.Cluster.Shards[0].Primary.DSN(singleDB))
+	proxy := connect(t, env.AppDSN())
+	for _, sql := range []string{
+		"select id, 100 / (age - 30) from users",                                     // 22012 on the rows with age 30
+		"select id, name::int from users where name <> ''",                           // 22P02
+		"select id, nosuch from users",                                               // 42703 on every shard
+		"select sum(100 / (qty + 1)) from orders",                                    // 22012 in an aggregate
+		"select id from users order by 1 / (age - 30), id",                           // 22012 in ORDER BY
+		"select region, count(*) from users group by region having count(*) > 'x'",   // 22P02
+		"select region, count(*) from users group by region having count(*) > '5.5'", // 22P02
+	} {
+		for _, m := range modes[:4] {
+			q := query{sql: sql}
+			_, werr := m.run(ctx, single, q, 0)
+			_, gerr := m.run(ctx, proxy, q, 0)
+			w, g := pgError(werr), pgError(gerr)
+			if w == nil {
+				t.Fatalf("%s [%s]: no error on one Postgres", sql, m.name)
+			}
+			if g == nil || g.Code != w.Code {
+				t.Errorf("%s [%s]: want SQLSTATE %s (%s), got %v", sql, m.name, w.Code, w.Message, gerr)
+			}
+			var n int64
+			if err := proxy.QueryRow(ctx, "select count(*) from users").Scan(&n); err != nil || n != nUsers {
+				t.Fatalf("after %s [%s]: connection not usable: n=%d err=%v", sql, m.name, n, err)
+			}
+		}
+	}
+}

@@ -614,3 +614,9 @@ select id, uid from users where uid > '80000000-0000-0000-0000-000000000000' ord
 select region, count(*) from users where age > $1 group by region having count(*) > 3 order by region nulls first;
 -- @ordered
 select sum(amount), avg(amount), sum(qty) from orders where user_id in (5, 6, 7, 8, 9, 10, 11, 12);
+-- @ordered
+select region, count(*) from users group by region having count(*) > ' 40 ' order by region nulls first;
+-- @ordered
+select region, count(*) from users group by region having count(*) > 40.5 order by region nulls first;
+-- @ordered
+select region, avg(age) from users group by region having avg(age) < '50' order by region nulls first;
