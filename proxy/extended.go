@@ -84,10 +84,10 @@ func (ss *session) flushBatch(sync bool) error {
 		if err := ss.bindFor(route); err != nil {
 			return ss.refuseBatch(err, sync)
 		}
-	} else if err := ss.routeInTx(route, ss.lastBoundPlan()); err != nil {
+	} else if err := ss.routeInTx(route, ss.lastBoundPlan(), b.executes()); err != nil {
 		return ss.refuseBatch(err, sync)
 	}
-	if route.Role == router.RolePrimary {
+	if route.Role == router.RolePrimary && b.executes() {
 		ss.be.wrote = true
 	}
 	ss.bout = ss.bout[:0]

@@ -21,14 +21,15 @@ import (
 
 // routeInTx picks the backend of a statement inside an open transaction
 // (switching shards when the statement needs another one), or refuses it
-// before anything is sent.
-func (ss *session) routeInTx(route router.Route, plan *router.Plan) error {
+// before anything is sent. executes is false for a batch that only parses
+// or describes: it writes nothing.
+func (ss *session) routeInTx(route router.Route, plan *router.Plan, executes bool) error {
 	target, err := ss.txTarget(route)
 	if err != nil {
 		return err
 	}
 	if len(ss.members) > 0 || target != ss.be.shard {
-		if err := ss.multiTxAllows(plan, route, target); err != nil {
+		if err := ss.multiTxAllows(plan, route.Role == router.RolePrimary && executes, target); err != nil {
 			return err
 		}
 	}
@@ -37,7 +38,7 @@ func (ss *session) routeInTx(route router.Route, plan *router.Plan) error {
 			return err
 		}
 	}
-	if route.Role == router.RolePrimary && !ss.be.primary {
+	if route.Role == router.RolePrimary && executes && !ss.be.primary {
 		return pgErr("25006", "cannot execute a write in a read-only transaction routed to a replica", "start the transaction with BEGIN (not READ ONLY) to write")
 	}
 	return nil
@@ -64,7 +65,7 @@ func (ss *session) txTarget(route router.Route) (int, error) {
 
 // multiTxAllows refuses what a transaction spread over shards cannot do
 // correctly, naming why.
-func (ss *session) multiTxAllows(plan *router.Plan, route router.Route, target int) error {
+func (ss *session) multiTxAllows(plan *router.Plan, write bool, target int) error {
 	names := ss.st.cfg.Shards
 	if target != ss.be.shard {
 		switch {
@@ -97,7 +98,7 @@ func (ss *session) multiTxAllows(plan *router.Plan, route router.Route, target i
 				"savepoints cannot be kept consistent across shards; release them or split the transaction")
 		}
 	}
-	if route.Role == router.RolePrimary && !ss.twoPhase() {
+	if write && !ss.twoPhase() {
 		for _, m := range ss.txBackends() {
 			if m.shard != target && m.wrote {
 				return pgErr("25000", fmt.Sprintf("transaction wrote on shard %s and this statement writes on shard %s", names[m.shard].Name, names[target].Name),

@@ -47,7 +47,7 @@ func (ss *session) simpleQuery(body []byte) error {
 		if err := ss.bindFor(route); err != nil {
 			return ss.replyError(err, true)
 		}
-	} else if err := ss.routeInTx(route, plan); err != nil {
+	} else if err := ss.routeInTx(route, plan, true); err != nil {
 		return ss.replyError(err, true)
 	}
 	if route.Role == router.RolePrimary {

@@ -184,3 +184,57 @@ func TestAutocommitMultiShardWrites(t *testing.T) {
 		t.Fatalf("prepared transactions left: %v", left)
 	}
 }
+
+// Without two_phase_commit a transaction may still read on several shards,
+// but its write on a second shard is refused (naming both shards) before
+// anything is sent there.
+func TestWithoutTwoPhaseCommitSecondWriterRefused(t *testing.T) {
+	ctx := context.Background()
+	a, b := keysOn(t, 0, 50000, 1), keysOn(t, 1, 50000, 1)
+	if _, err := direct(t, 1).Exec(ctx, "insert into users (user_id, name) values ($1, 'existing')", b[0]); err != nil {
+		t.Fatal(err)
+	}
+	for name, mode := range modes {
+		t.Run(name, func(t *testing.T) {
+			c := connectTo(t, env.DSN("app", "app", "plain"), mode)
+			tx, err := c.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, "insert into users (user_id, name) values ($1, 'plain')", a[0]); err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			if err := tx.QueryRow(ctx, "select name from users where user_id = $1", b[0]).Scan(&got); err != nil || got != "existing" {
+				t.Fatalf("read on the second shard: %q %v", got, err)
+			}
+			if _, err := tx.Exec(ctx, "update users set name = 'again' where user_id = $1", a[0]); err != nil {
+				t.Fatalf("write back on the first shard: %v", err)
+			}
+			_, err = tx.Exec(ctx, "update users set name = 'no' where user_id = $1", b[0])
+			if sqlState(err) != "25000" || !strings.Contains(err.Error(), "shard0") || !strings.Contains(err.Error(), "shard1") {
+				t.Fatalf("write on a second shard without 2PC: want 25000 naming both shards, got %v", err)
+			}
+			tx.Rollback(ctx)
+			if countOn(t, 0, "users", a) != 0 {
+				t.Fatal("rolled back transaction left its row on shard0")
+			}
+			var still string
+			direct(t, 1).QueryRow(ctx, "select name from users where user_id = $1", b[0]).Scan(&still)
+			if still != "existing" {
+				t.Fatalf("refused write reached shard1: %q", still)
+			}
+			// Reads on both shards commit like any read-only transaction.
+			tx, _ = c.Begin(ctx)
+			var n int
+			for _, k := range []int64{a[0], b[0]} {
+				if err := tx.QueryRow(ctx, "select count(*) from users where user_id = $1", k).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatalf("commit of a read-only spanning transaction: %v", err)
+			}
+		})
+	}
+}

@@ -19,7 +19,15 @@ import (
 
 var env *testenv.Env
 
+// dbSection configures database app (two_phase_commit on) and database
+// plain: the same tables on the same shards without two-phase commit.
 const dbSection = `    two_phase_commit: true
+    sharded_tables:
+      - {table: users, column: user_id, type: int, function: hash}
+      - {table: ledger, column: user_id, type: int, function: hash}
+    reference_tables: [plans]
+  - name: plain
+    dbname: app
     sharded_tables:
       - {table: users, column: user_id, type: int, function: hash}
       - {table: ledger, column: user_id, type: int, function: hash}
