@@ -21,10 +21,12 @@ type bench struct {
 
 	main     *localpg.Cluster // one primary: direct, PgBouncer and pgrouter targets
 	sharded  *localpg.Cluster // two shards, started for the first sharded scenario
+	xsharded *localpg.Cluster // four shards, started for the first cross-shard scenario
 	direct   *Target
 	bouncer  *Target
 	router   routerSlot // pgrouter over main
 	shRouter routerSlot // pgrouter over sharded
+	xsRouter routerSlot // pgrouter over xsharded
 
 	runs  []ScenarioRun
 	notes []string
@@ -160,6 +162,14 @@ func (b *bench) runScenario(ctx context.Context, s Scenario) ScenarioRun {
 // as needed; a pgrouter that cannot run is explained in run.Note.
 func (b *bench) scenarioTargets(ctx context.Context, s Scenario, run *ScenarioRun) []*Target {
 	targets := []*Target{b.direct}
+	if s.CrossShard {
+		t, err := b.crossShardRouter(ctx)
+		if err != nil {
+			run.Note = fmt.Sprintf("pgrouter (%d shards) not measured: %s", xsShards, cell(err.Error()))
+			return targets
+		}
+		return append(targets, t)
+	}
 	if s.Sharded {
 		t, err := b.shardedRouter(ctx)
 		if err != nil {
@@ -204,7 +214,7 @@ func (b *bench) explainRuns() {
 			break
 		}
 	}
-	for _, slot := range []*routerSlot{&b.router, &b.shRouter} {
+	for _, slot := range []*routerSlot{&b.router, &b.shRouter, &b.xsRouter} {
 		if slot.t == nil {
 			continue
 		}
@@ -218,7 +228,8 @@ func (b *bench) explainRuns() {
 // after the runs: a proxy that keeps spinning (leaked goroutines, busy
 // timers) inflates every CPU µs/tx figure, most visibly at c1.
 func (b *bench) idleCPU(ctx context.Context) {
-	procs := map[string]*Target{"pgbouncer": b.bouncer, "pgrouter": b.router.t, "pgrouter-sharded": b.shRouter.t}
+	procs := map[string]*Target{"pgbouncer": b.bouncer, "pgrouter": b.router.t, "pgrouter-sharded": b.shRouter.t,
+		"pgrouter-4shards": b.xsRouter.t}
 	before := map[string]int64{}
 	for name, t := range procs {
 		if t != nil && t.Proc.alive() {
@@ -234,7 +245,7 @@ func (b *bench) idleCPU(ctx context.Context) {
 	case <-time.After(window):
 	}
 	var parts []string
-	for _, name := range []string{"pgbouncer", "pgrouter", "pgrouter-sharded"} {
+	for _, name := range []string{"pgbouncer", "pgrouter", "pgrouter-sharded", "pgrouter-4shards"} {
 		t, ok := procs[name]
 		if _, measured := before[name]; !ok || !measured {
 			continue
@@ -251,12 +262,12 @@ func (b *bench) idleCPU(ctx context.Context) {
 
 // close stops every process and cluster this run started.
 func (b *bench) close() {
-	for _, t := range []*Target{b.router.t, b.shRouter.t, b.bouncer} {
+	for _, t := range []*Target{b.router.t, b.shRouter.t, b.xsRouter.t, b.bouncer} {
 		if t != nil && t.Proc != nil {
 			t.Proc.stop()
 		}
 	}
-	for _, c := range []*localpg.Cluster{b.sharded, b.main} {
+	for _, c := range []*localpg.Cluster{b.xsharded, b.sharded, b.main} {
 		if c != nil {
 			if err := c.Close(); err != nil {
 				fmt.Fprintln(os.Stderr, "bench: closing cluster:", err)

@@ -56,7 +56,12 @@ func writeReport(w io.Writer, m Machine, runs []ScenarioRun, notes []string) {
 	fmt.Fprintf(w, "- CPU µs/tx: utime+stime of the proxy process from /proc/PID/stat (10 ms ticks) over the pgbench run"+
 		" (connection setup included), divided by transactions processed.\n")
 	fmt.Fprintf(w, "- Sharded rows: `kv` (100k rows) hash-sharded by k over 2 shards through pgrouter, against one direct"+
-		" Postgres holding all rows; the PgBouncer column is empty there.\n\n")
+		" Postgres holding all rows; the PgBouncer column is empty there.\n")
+	fmt.Fprintf(w, "- Cross-shard reads (`xs_*`, issue 6): `xs` (%dk rows, %d groups, index on (x, k)) hash-sharded over %d shards;"+
+		" the statement has no shard key, so pgrouter sends it to every shard and merges (ORDER BY x, k LIMIT 10: a k-way merge"+
+		" of 10 rows per shard; GROUP BY g: partial counts combined), against the same statement on one direct Postgres"+
+		" holding all rows. pgrouter/direct is the cost (or gain) of scatter-gather on this 2-core box, where all %d"+
+		" shards share the cores with the direct node.\n\n", xsRows/1000, xsGroups, xsShards, xsShards)
 	writeSummary(w, runs)
 	fmt.Fprintf(w, "\n## Per scenario\n")
 	for _, r := range runs {

@@ -21,6 +21,9 @@ type Scenario struct {
 	Mode    string // -M simple | extended | prepared
 	Clients int
 	Sharded bool // run through the 2-shard pgrouter vs one direct Postgres
+	// CrossShard: run through pgrouter over 4 shards (no shard key: every
+	// shard answers, pgrouter merges) vs one direct Postgres holding all rows.
+	CrossShard bool
 }
 
 // Name is how the scenario is titled in the report.
@@ -61,11 +64,15 @@ func scenarios(quick bool) []Scenario {
 	kv := func(script string) Scenario {
 		return Scenario{Script: script, Mode: "simple", Clients: 32, Sharded: true}
 	}
+	xs := func(script, mode string) Scenario {
+		return Scenario{Script: script, Mode: mode, Clients: 8, CrossShard: true}
+	}
 	tpcb := Scenario{Builtin: "tpcb-like", Mode: "simple", Clients: 32}
 	if quick {
 		return []Scenario{
 			sel("simple", 1), sel("extended", 1), sel("simple", 32), sel("prepared", 32), sel("simple", 500),
 			tpcb, kv("kv_autocommit.sql"), kv("kv_tx.sql"),
+			xs("xs_orderby_limit.sql", "simple"), xs("xs_groupby_count.sql", "simple"),
 		}
 	}
 	var out []Scenario
@@ -76,6 +83,9 @@ func scenarios(quick bool) []Scenario {
 	}
 	// issue 3 names -M prepared c100 as a target of its own
 	out = append(out, sel("prepared", 100), tpcb, kv("kv_autocommit.sql"), kv("kv_tx.sql"))
+	for _, mode := range []string{"simple", "extended"} {
+		out = append(out, xs("xs_orderby_limit.sql", mode), xs("xs_groupby_count.sql", mode))
+	}
 	return out
 }
 

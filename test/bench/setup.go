@@ -163,7 +163,7 @@ func initMain(ctx context.Context, n *localpg.Node, password string, scale int) 
 			return err
 		}
 	}
-	return nil
+	return initXSDirect(ctx, conn)
 }
 
 // initSharded creates kv on every shard and loads each row on the shard

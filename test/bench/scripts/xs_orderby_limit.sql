@@ -1,0 +1,1 @@
+SELECT k, x FROM xs ORDER BY x, k LIMIT 10;
