@@ -217,32 +217,42 @@ func TestLogsKeysLevelsAndNoSecrets(t *testing.T) {
 		}
 	}
 
-	// Slow queries: both logged with their shape (literals as $n), neither value.
+	// Slow queries: both logged with their shape (literals as $n), neither
+	// value. The pg_sleep(0.3) queries are slow for sure; "select 1" may be
+	// too on a loaded box. Every statement logged must be a shape.
+	const literalShape = "select $1::text from pg_sleep($2)"
 	var shapes []string
+	sawLiteral, slow300 := false, 0
 	for _, e := range find(sink.entries(t), "slow query") {
 		wantKeys(t, e, "client_id", "user", "db", "shard", "node", "role", "duration_ms", "statement")
-		if d, _ := e["duration_ms"].(float64); d < float64(slowThreshold.Milliseconds()) {
+		d, _ := e["duration_ms"].(float64)
+		if d < float64(slowThreshold.Milliseconds()) {
 			t.Errorf("slow query logged with duration_ms %v under the %s threshold", d, slowThreshold)
+		}
+		if d >= 300 {
+			slow300++
 		}
 		if e["level"] != "WARN" {
 			t.Errorf("slow query at %v, want WARN", e["level"])
 		}
 		stmt, _ := e["statement"].(string)
 		shapes = append(shapes, stmt)
+		switch stmt {
+		case literalShape:
+			sawLiteral = true
+		case "select …": // text that already has $n is left to the first word by the shaper
+		case "select $1": // select 1
+		default:
+			t.Errorf("slow query logged as %q: not a shape of this test's statements", stmt)
+		}
 	}
 	t.Logf("slow-query shapes: %q", shapes)
-	if len(shapes) != 2 {
-		t.Fatalf("%d slow-query entries, want 2 (literal and parameter):\n%s", len(shapes), sink.text())
-	}
 	// The simple-protocol text comes back with its literals lifted.
-	if want := "select $1::text from pg_sleep($2)"; shapes[0] != want {
-		t.Errorf("slow query with a literal logged as %q, want %q", shapes[0], want)
+	if !sawLiteral {
+		t.Errorf("no slow-query entry %q for the query with a literal", literalShape)
 	}
-	// A text that already has $n parameters is not re-numbered by the
-	// shaper; it must then be shown as its first word only (it may still
-	// hold literals, like the 0.3 here).
-	if shapes[1] != "select $1::text from pg_sleep($2)" && shapes[1] != "select …" {
-		t.Errorf("slow query with a parameter logged as %q, want its shape or \"select …\"", shapes[1])
+	if slow300 < 2 {
+		t.Errorf("%d slow-query entries of 300ms or more, want 2 (literal and parameter):\n%s", slow300, sink.text())
 	}
 
 	// Nothing secret anywhere, and no synonyms of the documented keys.
