@@ -392,3 +392,28 @@ func hintOf(err error) string {
 	}
 	return ""
 }
+
+// A reload starts every directory cache empty: sessions from before and
+// after it see a mapping changed in the lookup table.
+func TestDirectoryReloadDropsTheCache(t *testing.T) {
+	onShard(t, 0, "INSERT INTO pgrouter_directory VALUES (1200, 'shard1')")
+	onShard(t, 1, "INSERT INTO dir_users VALUES (1200, 'r')")
+	onShard(t, 2, "INSERT INTO dir_users VALUES (1200, 'r')")
+	old := connect(t, pgx.QueryExecModeCacheStatement)
+	if home := homeOf(t, old, "dir_users", 1200); home != 1 {
+		t.Fatalf("key 1200 on shard%d, want shard1", home)
+	}
+	onShard(t, 0, "UPDATE pgrouter_directory SET shard = 'shard2' WHERE key = 1200")
+	if home := homeOf(t, old, "dir_users", 1200); home != 1 {
+		t.Fatal("the cached mapping was not used (test premise)")
+	}
+	if _, err := admin(t, "RELOAD"); err != nil {
+		t.Fatalf("RELOAD: %v", err)
+	}
+	if home := homeOf(t, old, "dir_users", 1200); home != 2 {
+		t.Errorf("session from before the reload reads key 1200 from shard%d, want shard2", home)
+	}
+	if home := homeOf(t, connect(t, pgx.QueryExecModeCacheStatement), "dir_users", 1200); home != 2 {
+		t.Errorf("new session reads key 1200 from shard%d, want shard2", home)
+	}
+}
