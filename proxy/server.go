@@ -147,7 +147,16 @@ func (s *Server) Topology() *topology.Topology { return s.topo }
 
 // Serve accepts clients on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	// Under mu, so a Shutdown that runs before Serve got here (SHUTDOWN or a
+	// signal right after start) still closes the listener; see Shutdown.
+	s.mu.Lock()
 	s.listener = ln
+	closing := s.closing.Load()
+	s.mu.Unlock()
+	if closing {
+		ln.Close()
+		return nil
+	}
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -176,11 +185,11 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting, lets running transactions finish until ctx ends,
 // then closes every client connection.
 func (s *Server) Shutdown(ctx context.Context) {
+	s.mu.Lock()
 	s.closing.Store(true)
 	if s.listener != nil {
 		s.listener.Close()
 	}
-	s.mu.Lock()
 	for _, ss := range s.sessions {
 		ss.shutdownRequested()
 	}
