@@ -27,7 +27,7 @@ type fakeTable struct {
 	release chan struct{} // lookups wait for it when non-nil
 }
 
-func newFake(t *testing.T, size int, ttl time.Duration) *fakeTable {
+func newFake(t testing.TB, size int, ttl time.Duration) *fakeTable {
 	t.Helper()
 	ct := &config.ShardedTable{Table: "customers", Column: "cid", Type: "int", Function: "directory"}
 	f := &fakeTable{Table: newTable(ct, sharding.TypeInt, []string{"s0", "s1", "s2"}, size, ttl), m: map[string]string{}}
