@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"bytes"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -17,14 +20,18 @@ import (
 // per-shard streams into what one Postgres holding all rows would return.
 // Rows stream to the client as the merge produces them: head is called with
 // the client's RowDescription first, to write what precedes the rows.
-func (ss *session) scatterRead(sql string, args router.Args, resultFormats []int16, route router.Route, head func(desc []byte)) (n int64, perr *pgconn.PgError) {
+//
+// maxRows > 0 is an Execute row limit: after that many rows the read stops
+// and suspended is true (the client gets PortalSuspended, as from Postgres).
+func (ss *session) scatterRead(sql string, args router.Args, resultFormats []int16, route router.Route, maxRows int64,
+	head func(desc []byte)) (n int64, suspended bool, perr *pgconn.PgError) {
 	mp, err := merge.Analyze(sql)
 	if err != nil {
-		return 0, toPgError(err)
+		return 0, false, toPgError(err)
 	}
 	bs, perr := ss.bindShards(route.Shards, false)
 	if perr != nil {
-		return 0, perr
+		return 0, false, perr
 	}
 	defer func() { ss.releaseAll(bs) }()
 	part := router.InsertPart{SQL: mp.ShardSQL, Params: args.Params, Formats: args.Formats, ParamOIDs: args.ParamOIDs}
@@ -39,7 +46,7 @@ func (ss *session) scatterRead(sql string, args router.Args, resultFormats []int
 		msg = appendInsertPart(msg, part, mp.ShardFormats(resultFormats))
 		b.txStatus = 'T' // answers pending: not reusable until its ReadyForQuery
 		if err := writeAll(b.conn.NetConn, msg); err != nil {
-			return 0, pgErr("08006", fmt.Sprintf("connection to backend %s lost", b.node.Name), "")
+			return 0, false, pgErr("08006", fmt.Sprintf("connection to backend %s lost", b.node.Name), "")
 		}
 		srcs[i] = &shardSource{b: b, skipReady: skip}
 	}
@@ -60,14 +67,24 @@ func (ss *session) scatterRead(sql string, args router.Args, resultFormats []int
 	}
 	if firstErr == nil {
 		var rerr error
+		sent := int64(0)
 		_, n, rerr = mp.Run(descs, resultFormats, srcs, func(row []byte) error {
+			sent++
 			ss.out = appendFrame(ss.out, 'D', row)
+			if maxRows > 0 && sent == maxRows {
+				// Postgres suspends the portal once the limit is reached,
+				// whether or not rows are left.
+				return errPortalSuspended
+			}
 			if len(ss.out) >= clientFlushAt {
 				return ss.flushClient()
 			}
 			return nil
 		})
-		if rerr != nil {
+		switch {
+		case errors.Is(rerr, errPortalSuspended):
+			n, suspended = sent, true
+		case rerr != nil:
 			firstErr = toPgError(rerr)
 		}
 	}
@@ -76,8 +93,11 @@ func (ss *session) scatterRead(sql string, args router.Args, resultFormats []int
 			firstErr = err
 		}
 	}
-	return n, firstErr
+	return n, suspended, firstErr
 }
+
+// errPortalSuspended stops the merge at an Execute's row limit.
+var errPortalSuspended = errors.New("portal suspended")
 
 // shardSource reads one shard's answer: RowDescription, then DataRows.
 type shardSource struct {
@@ -186,7 +206,7 @@ func (s *shardSource) drain() *pgconn.PgError {
 
 // scatterSimple answers a simple-protocol multi-shard SELECT.
 func (ss *session) scatterSimple(sql string, route router.Route) error {
-	n, perr := ss.scatterRead(sql, router.Args{}, nil, route, func(desc []byte) {
+	n, _, perr := ss.scatterRead(sql, router.Args{}, nil, route, 0, func(desc []byte) {
 		ss.out = appendFrame(ss.out, 'T', desc)
 	})
 	if perr != nil {
@@ -210,7 +230,11 @@ func (ss *session) scatterBatch(st *stmt, route router.Route) (ok bool, err erro
 			exec = i
 		}
 	}
-	n, perr := ss.scatterRead(st.query, ss.args, ss.resultFormats, route, func(desc []byte) {
+	maxRows, ok := executeMaxRows(b.body(exec))
+	if !ok {
+		return false, nil
+	}
+	n, suspended, perr := ss.scatterRead(st.query, ss.args, ss.resultFormats, route, maxRows, func(desc []byte) {
 		for _, m := range b.msgs[:exec] {
 			switch m.typ {
 			case 'P':
@@ -227,7 +251,11 @@ func (ss *session) scatterBatch(st *stmt, route router.Route) (ok bool, err erro
 	if perr != nil {
 		return true, ss.replyError(perr, true)
 	}
-	ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(n, 10))})
+	if suspended {
+		ss.out = append(ss.out, 's', 0, 0, 0, 4) // PortalSuspended; the Sync closes the portal
+	} else {
+		ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(n, 10))})
+	}
 	for _, m := range b.msgs[exec+1:] {
 		switch m.typ {
 		case 'C':
@@ -237,6 +265,16 @@ func (ss *session) scatterBatch(st *stmt, route router.Route) (ok bool, err erro
 		}
 	}
 	return true, ss.flushClient()
+}
+
+// executeMaxRows reads the row limit of an Execute body (portal name,
+// int32 max rows; 0 = all).
+func executeMaxRows(body []byte) (int64, bool) {
+	i := bytes.IndexByte(body, 0)
+	if i < 0 || len(body) < i+5 {
+		return 0, false
+	}
+	return int64(int32(binary.BigEndian.Uint32(body[i+1:]))), true
 }
 
 // multiRead reports whether route is a SELECT pgrouter gathers from several

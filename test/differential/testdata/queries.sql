@@ -620,3 +620,27 @@ select region, count(*) from users group by region having count(*) > ' 40 ' orde
 select region, count(*) from users group by region having count(*) > 40.5 order by region nulls first;
 -- @ordered
 select region, avg(age) from users group by region having avg(age) < '50' order by region nulls first;
+
+-- ---------------------------------------------------------------- floats and pass-through types
+-- @ordered
+select id, age::float8 / 7 as f from users order by f nulls first, id;
+-- @ordered
+select id, case when age is null then 'NaN'::float8 else age::float8 end as f from users order by f desc, id;
+-- @ordered
+select id, score::float4 as r from users order by r desc nulls last, id limit 30;
+-- @ordered
+select min(age::float8 / 3), max(age::float8 / 3), sum(age::float8), count(distinct age::float8 / 3) from users;
+-- @ordered
+select region, max(age::float8 / 7) from users group by region having max(age::float8 / 7) > 10.5 order by region nulls first;
+select id, created_at - '2025-01-01' from users;
+select id, to_json(name), jsonb_build_object('a', age) from users;
+select id, array[age, plan_id] from users;
+select id, decode(md5(coalesce(name, '')), 'hex') from users;
+-- @ordered
+select id, to_json(name) from users order by id limit 20;
+-- @ordered
+select count(distinct last_login), count(distinct created_at), count(distinct active) from users;
+-- @ordered
+select sum(balance::numeric * 1000000000000), avg(balance::numeric * 1000000000000) from users;
+-- @ordered
+select sum(score * 1.0001), avg(score / 3) from users;
