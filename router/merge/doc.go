@@ -44,18 +44,19 @@
 //     only in ORDER BY or HAVING, become hidden columns. Shards get no
 //     ORDER BY, HAVING, DISTINCT or LIMIT in aggregate queries.
 //   - HAVING: an AND of `aggregate-or-group-key <op> literal` (=, <>, <, <=,
-//     >, >=), evaluated after the combine.
+//     >, >=), evaluated after the combine. A string literal is read as the
+//     column's type (22P02 when it does not parse, as in Postgres).
 //   - SELECT DISTINCT: shards return DISTINCT, the merge deduplicates again
 //     (numeric 1.0 = 1.00, bpchar ignores trailing blanks, float -0 = 0).
 //
 // # Values
 //
 // Compared or aggregated values are decoded in text and binary format for
-// int2/int4/int8/oid, float4/float8, numeric (text only: binary numeric is
-// refused with 0A000 "binary numeric results cannot be merged; use text
-// format"), text/varchar/bpchar/name, bool, date, timestamp, timestamptz and
-// uuid; other types (json, interval, arrays, …) are refused when the merge
-// must compare them, and passed through untouched otherwise.
+// int2/int4/int8/oid, float4/float8, numeric (binary: numeric_send's base
+// 10000 digits, re-encoded byte for byte as Postgres would), text/varchar/
+// bpchar/name, bool, date, timestamp, timestamptz and uuid; other types
+// (json, interval, arrays, …) are refused when the merge must compare them,
+// and passed through untouched otherwise.
 //
 // # Known limits (documented, not silent)
 //
