@@ -71,6 +71,9 @@ func (ss *session) multiTxAllows(plan *router.Plan, write bool, target int) erro
 		switch {
 		case ss.txStatus == 'E':
 			return pgErr("25P02", "current transaction is aborted, commands ignored until end of transaction block", "")
+		case ss.db.CrossShard == "deny":
+			return pgErr("0A000", fmt.Sprintf("transaction is running on shard %s and this statement needs shard %s; cross_shard is deny for database %s",
+				names[ss.be.shard].Name, names[target].Name, ss.dbName), "keep each transaction on one shard, or set cross_shard: allow")
 		case ss.pinned != "" || ss.st.cfg.Pool.Mode == "session" || ss.txStatus != 'T' || ss.be.txStatus != 'T' || ss.openBatch:
 			return pgErr("25000", fmt.Sprintf("transaction is running on shard %s and this statement needs shard %s", names[ss.be.shard].Name, names[target].Name),
 				"only an explicit transaction (BEGIN … COMMIT) of a session that is not pinned may move between shards")

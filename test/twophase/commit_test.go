@@ -238,3 +238,23 @@ func TestWithoutTwoPhaseCommitSecondWriterRefused(t *testing.T) {
 		})
 	}
 }
+
+// cross_shard: deny keeps every transaction on one shard, reads included.
+func TestCrossShardDenyKeepsTransactionsOnOneShard(t *testing.T) {
+	ctx := context.Background()
+	a, b := keysOn(t, 0, 60000, 1), keysOn(t, 1, 60000, 1)
+	c := connectTo(t, env.DSN("app", "app", "strict"), pgx.QueryExecModeSimpleProtocol)
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tx.QueryRow(ctx, "select count(*) from users where user_id = $1", a[0]).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	err = tx.QueryRow(ctx, "select count(*) from users where user_id = $1", b[0]).Scan(&n)
+	if sqlState(err) != "0A000" || !strings.Contains(err.Error(), "cross_shard") {
+		t.Fatalf("second shard with cross_shard deny: want 0A000, got %v", err)
+	}
+	tx.Rollback(ctx)
+}

@@ -20,7 +20,8 @@ import (
 var env *testenv.Env
 
 // dbSection configures database app (two_phase_commit on) and database
-// plain: the same tables on the same shards without two-phase commit.
+// plain: the same tables on the same shards without two-phase commit;
+// strict: cross_shard deny.
 const dbSection = `    two_phase_commit: true
     sharded_tables:
       - {table: users, column: user_id, type: int, function: hash}
@@ -32,6 +33,11 @@ const dbSection = `    two_phase_commit: true
       - {table: users, column: user_id, type: int, function: hash}
       - {table: ledger, column: user_id, type: int, function: hash}
     reference_tables: [plans]
+  - name: strict
+    dbname: app
+    cross_shard: deny
+    sharded_tables:
+      - {table: users, column: user_id, type: int, function: hash}
 `
 
 // ledger's unique constraint is checked at commit: a duplicate makes
