@@ -200,6 +200,11 @@ func (ss *session) statementDone(p *router.Plan) {
 	}
 	ss.txSets = append(ss.txSets, p.Sets...)
 	ss.txSavepoint = ss.txSavepoint || p.Savepoint
+	if p.Unpin && len(p.Sets) > 0 && p.Sets[len(p.Sets)-1].All {
+		// DISCARD ALL deallocated every prepared statement of the session,
+		// the client's protocol-level ones included: their names are free again.
+		clear(ss.stmts)
+	}
 	if p.Unpin && ss.pinned != "" {
 		ss.srv.log.Info("client unpinned", "client_id", ss.pid, "reason", ss.pinned)
 		ss.pinned = ""
