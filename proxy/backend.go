@@ -180,7 +180,7 @@ func (ss *session) cancelRunning() {
 	defer cancel()
 	for _, b := range targets {
 		if err := b.conn.Cancel(ctx); err != nil {
-			ss.srv.log.Warn("cancel forward failed", "client_id", ss.pid, "node", b.node.Name, "err", err)
+			ss.srv.log.Warn("cancel forward failed", "client_id", ss.pid, "shard", b.node.Shard, "node", b.node.Name, "err", err)
 		}
 	}
 }
@@ -297,9 +297,9 @@ func (ss *session) applySet(v router.SetVar) {
 func (ss *session) backendLost(err error) error {
 	b := ss.be
 	inTx := b.txStatus != 'I' || ss.txStatus != 'I'
-	node := b.node.Name
+	node, shard := b.node.Name, b.node.Shard
 	ss.discard()
-	ss.srv.log.Warn("backend lost", "client_id", ss.pid, "node", node, "err", err)
+	ss.srv.log.Warn("backend lost", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName, "shard", shard, "node", node, "err", err)
 	pe := &pgconn.PgError{Severity: "ERROR", Code: "08006", Message: fmt.Sprintf("connection to backend %s lost", node), Hint: "the statement may or may not have been executed"}
 	if f := ss.backendFatal; f != nil { // what the backend said before closing
 		ss.backendFatal = nil

@@ -131,7 +131,7 @@ func (ss *session) relay() error {
 		case 'E':
 			ss.failed = true
 			if head.swallow && head.kind == 'Q' {
-				ss.srv.log.Warn("session state sync failed", "client_id", ss.pid, "node", b.node.Name)
+				ss.srv.log.Warn("session state sync failed", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName, "shard", b.node.Shard, "node", b.node.Name)
 				clear(b.conn.Settings) // resync everything next time
 			}
 			if head.kind != 'Q' && head.kind != 'F' {
@@ -206,7 +206,7 @@ func (ss *session) statementDone(p *router.Plan) {
 		clear(ss.stmts)
 	}
 	if p.Unpin && ss.pinned != "" {
-		ss.srv.log.Info("client unpinned", "client_id", ss.pid, "reason", ss.pinned)
+		ss.srv.log.Info("client unpinned", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName, "reason", ss.pinned)
 		ss.pinned = ""
 		ss.pinnedReason.Store(nil)
 	}
@@ -214,7 +214,7 @@ func (ss *session) statementDone(p *router.Plan) {
 		ss.pinned = p.Pin
 		ss.pinnedReason.Store(&p.Pin)
 		ss.srv.Metrics.pinned()
-		ss.srv.log.Info("client pinned to its backend", "client_id", ss.pid, "reason", p.Pin, "node", ss.be.node.Name)
+		ss.srv.log.Info("client pinned to its backend", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName, "reason", p.Pin, "shard", ss.be.node.Shard, "node", ss.be.node.Name)
 	}
 }
 
