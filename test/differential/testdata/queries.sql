@@ -644,3 +644,13 @@ select count(distinct last_login), count(distinct created_at), count(distinct ac
 select sum(balance::numeric * 1000000000000), avg(balance::numeric * 1000000000000) from users;
 -- @ordered
 select sum(score * 1.0001), avg(score / 3) from users;
+-- @ordered
+select name::char(10) as c, id from users order by c, id;
+-- @ordered
+select distinct name::char(12) as c from users order by c nulls first;
+-- @ordered
+select count(*) from users limit 0;
+-- @ordered
+select count(*) from users group by region order by upper(region) nulls first, count(*);
+-- @ordered
+select region, count(distinct name), count(name), min(name) from users group by region order by region nulls first;
