@@ -51,6 +51,7 @@ type session struct {
 	txBegin         string     // the BEGIN that opened the transaction, replayed on shards it moves to
 	txSavepoint     bool       // the transaction used savepoints: it may not move to another shard
 	openBatch       bool       // the backend is inside an extended batch not yet ended by Sync
+	watch           *idleWatch // relays a pinned backend's notifications while the client is idle
 	pinned          string     // why the client is pinned to its backend ("" = not pinned)
 	pendingBegin    string     // BEGIN answered locally, sent with the first real statement
 	pendingReadOnly bool       // the deferred BEGIN was READ ONLY: a replica may serve it
@@ -132,7 +133,9 @@ func (ss *session) run() {
 		return
 	}
 	for {
+		ss.startIdleWatch()
 		typ, body, err := ss.rd.next()
+		ss.stopIdleWatch()
 		if err != nil {
 			if ss.closing.Load() {
 				ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "57P01", Message: "terminating connection: pgrouter is shutting down"}))
