@@ -3,7 +3,9 @@ package pool
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -37,12 +39,31 @@ func (p *Pool) errQueueFull(waiting int) error {
 
 // errDial reports an unreachable backend. The cause comes from pgconn, whose
 // errors name user and database but never the password.
+// The client learns which node failed and the kind of failure; the
+// backend's address, server user and the full cause go to the log only
+// (dialFailure), since clients are not necessarily trusted with them.
 func (p *Pool) errDial(cause error) error {
 	return &pgconn.PgError{
 		Severity: "ERROR",
 		Code:     CodeConnectFailed,
-		Message:  fmt.Sprintf("could not connect to backend %s (%s): %v", p.cfg.Name, p.cfg.Addr, cause),
+		Message:  fmt.Sprintf("could not connect to backend %s: %s", p.cfg.Name, dialReason(cause)),
+		Hint:     "pgrouter's log has the details (\"backend connect failed\")",
 	}
+}
+
+// dialReason names the kind of a dial failure without addresses or names.
+func dialReason(err error) string {
+	var pe *pgconn.PgError
+	var ne net.Error
+	switch {
+	case errors.As(err, &pe):
+		return "the server refused the login (SQLSTATE " + pe.Code + ")"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "connection timed out"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	}
+	return "network error"
 }
 
 func (p *Pool) errClosed() error {

@@ -33,9 +33,9 @@ func TestDialFailureClosedPort(t *testing.T) {
 				t.Errorf("err = %v, want PgError 08001", err)
 				return
 			}
-			if !strings.Contains(pe.Message, cfg.Addr) || !strings.Contains(pe.Message, "refused") ||
-				strings.Contains(pe.Message, cfg.Password) {
-				t.Errorf("message %q: want address and cause, never the password", pe.Message)
+			if !strings.Contains(pe.Message, "deadport") || !strings.Contains(pe.Message, "refused") ||
+				strings.Contains(pe.Message, cfg.Password) || strings.Contains(pe.Message, cfg.Addr) {
+				t.Errorf("message %q: want node name and cause, never the password or the address", pe.Message)
 			}
 		})
 	}
