@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,6 +37,10 @@ func describeMachine(ctx context.Context, root string, o options) Machine {
 	m.Commit = firstLine(ctx, "git", "-C", root, "rev-parse", "--short", "HEAD")
 	if out, err := exec.CommandContext(ctx, "git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(out) > 0 {
 		m.Commit += " (with uncommitted changes in the tree)"
+	}
+	if o.pgrouter != "" {
+		// The tree's commit says nothing about a binary built elsewhere.
+		m.Commit = fmt.Sprintf("unknown: binary %s given with --pgrouter (tree at %s)", o.pgrouter, m.Commit)
 	}
 	return m
 }
