@@ -35,9 +35,11 @@ func (ss *session) simpleQuery(body []byte) error {
 		if done, err := ss.deferTxControl(plan, sql, nil); done {
 			return err
 		}
-		if ss.multiWrite(plan, route) {
-			return ss.multiSimple(sql, route)
-		}
+	}
+	if ss.multiWrite(plan, route) {
+		return ss.multiSimple(sql, route)
+	}
+	if ss.be == nil {
 		if ss.multiRead(plan, route) {
 			return ss.scatterSimple(sql, route)
 		}

@@ -22,16 +22,6 @@ type splitResult struct {
 	swallowReady int // ReadyForQuery answers of the preamble still to skip
 }
 
-// execSplit runs a multi-row INSERT whose rows belong to several shards:
-// one INSERT per shard (see execOnShards).
-func (ss *session) execSplit(sql string, args router.Args, resultFormats []int16) ([]splitResult, *pgconn.PgError) {
-	parts, err := ss.router.SplitInsert(sql, args, ss.hints)
-	if err != nil {
-		return nil, toPgError(err)
-	}
-	return ss.execOnShards(parts, resultFormats)
-}
-
 // broadcastParts runs one statement unchanged on every shard of route.
 func broadcastParts(sql string, args router.Args, route router.Route) []router.InsertPart {
 	var parts []router.InsertPart
@@ -240,7 +230,7 @@ func (ss *session) multiSimple(sql string, route router.Route) error {
 	}
 	ss.out = appendRowDesc(ss.out, results, false)
 	ss.out = appendSplitRows(ss.out, results)
-	ss.out = appendReady(ss.out, 'I')
+	ss.out = appendReady(ss.out, ss.txStatus)
 	return ss.flushClient()
 }
 
@@ -271,27 +261,38 @@ func (ss *session) multiBatch(st *stmt, route router.Route) (ok bool, err error)
 		case 'C':
 			ss.out = append(ss.out, msgCloseComplete...)
 		case 'S':
-			ss.out = appendReady(ss.out, 'I')
+			ss.out = appendReady(ss.out, ss.txStatus)
 		}
 	}
 	return true, ss.flushClient()
 }
 
-// runMulti executes a split INSERT or a broadcast write.
+// runMulti executes a split INSERT or a broadcast write: in its own
+// per-shard transactions, or inside the client's open transaction.
 func (ss *session) runMulti(sql string, args router.Args, resultFormats []int16, route router.Route) ([]splitResult, *pgconn.PgError) {
+	parts := broadcastParts(sql, args, route)
 	if route.Split {
-		return ss.execSplit(sql, args, resultFormats)
+		var err error
+		if parts, err = ss.router.SplitInsert(sql, args, ss.hints); err != nil {
+			return nil, toPgError(err)
+		}
 	}
-	return ss.execOnShards(broadcastParts(sql, args, route), resultFormats)
+	if ss.be != nil || ss.pendingBegin != "" {
+		return ss.execInTx(parts, resultFormats)
+	}
+	return ss.execOnShards(parts, resultFormats)
 }
 
 // multiWrite reports whether route is a write pgrouter runs on several
 // shards itself: a split INSERT, or (cross_shard allowed) a write without
-// a usable shard key, outside an explicit transaction. A SELECT never is:
-// broadcasting it would concatenate what needs merging.
+// a usable shard key. A SELECT never is: broadcasting it would concatenate
+// what needs merging.
 func (ss *session) multiWrite(plan *router.Plan, route router.Route) bool {
-	if ss.pendingBegin != "" || ss.be != nil || plan == nil || plan.Select {
-		return false
+	if plan == nil || plan.Select || plan.Copy != nil {
+		return false // COPY has its own path (copysplit.go), outside transactions
+	}
+	if ss.be != nil && (ss.txStatus != 'T' || ss.pinned != "" || ss.st.cfg.Pool.Mode == "session") {
+		return false // only a healthy transaction of a pooled session may spread
 	}
 	if route.Split {
 		return true

@@ -258,3 +258,63 @@ func TestCrossShardDenyKeepsTransactionsOnOneShard(t *testing.T) {
 	}
 	tx.Rollback(ctx)
 }
+
+// Inside a transaction, statements over several shards join them too: a
+// split INSERT, a keyless UPDATE and a reference-table write, all
+// committed (or rolled back) together.
+func TestMultiShardStatementsInsideTransaction(t *testing.T) {
+	ctx := context.Background()
+	for name, mode := range modes {
+		t.Run(name, func(t *testing.T) {
+			base := int64(70000)
+			if name == "extended" {
+				base = 80000
+			}
+			a, b := keysOn(t, 0, base, 2), keysOn(t, 1, base, 2)
+			all := append(append([]int64{}, a...), b...)
+			c := connect(t, mode)
+			for _, commit := range []bool{false, true} {
+				tx, err := c.Begin(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				tag, err := tx.Exec(ctx, "insert into users (user_id, name) values ($1, 'in'), ($2, 'in'), ($3, 'in'), ($4, 'in')", a[0], b[0], a[1], b[1])
+				if err != nil || tag.RowsAffected() != 4 {
+					t.Fatalf("split insert in a transaction: %v %v", tag, err)
+				}
+				tag, err = tx.Exec(ctx, "update users set name = 'upd' where user_id = any($1)", all)
+				if err != nil || tag.RowsAffected() != 4 {
+					t.Fatalf("keyless update in a transaction: %v %v", tag, err)
+				}
+				if _, err := tx.Exec(ctx, "insert into plans (id, name) values ($1, 'tx')", base); err != nil {
+					t.Fatalf("reference write in a transaction: %v", err)
+				}
+				if commit {
+					err = tx.Commit(ctx)
+				} else {
+					err = tx.Rollback(ctx)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := 0
+				if commit {
+					want = 2
+				}
+				if n0, n1 := countOn(t, 0, "users", a), countOn(t, 1, "users", b); n0 != want || n1 != want {
+					t.Fatalf("commit=%v: shard0 has %d, shard1 %d rows; want %d each", commit, n0, n1, want)
+				}
+				for i := range env.Cluster.Shards {
+					var n int
+					direct(t, i).QueryRow(ctx, "select count(*) from plans where id = $1", base).Scan(&n)
+					if n != want/2 {
+						t.Fatalf("commit=%v: shard%d has %d plans rows, want %d", commit, i, n, want/2)
+					}
+				}
+			}
+			if left := preparedLeft(t); len(left) > 0 {
+				t.Fatalf("prepared transactions left: %v", left)
+			}
+		})
+	}
+}
