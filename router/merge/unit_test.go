@@ -154,8 +154,12 @@ func TestLimitStopsReading(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasSuffix(p.ShardSQL, "LIMIT 2") {
+	if !strings.HasSuffix(strings.ToUpper(p.ShardSQL), "LIMIT 2") {
 		t.Fatalf("ShardSQL %q", p.ShardSQL)
+	}
+	// OFFSET is folded into the shards' LIMIT (and the text deparsed).
+	if p2, _ := Analyze("select a from t order by a limit 2 offset 3"); p2.ShardSQL != "SELECT a FROM t ORDER BY a LIMIT 5" {
+		t.Fatalf("ShardSQL %q", p2.ShardSQL)
 	}
 	var srcs []Source
 	var counters []*countingSource
