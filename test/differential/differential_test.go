@@ -118,6 +118,8 @@ func TestUnsupportedQueriesAreRefused(t *testing.T) {
 // runMaybeTx runs q, inside BEGIN … ROLLBACK when it asks for a transaction.
 func runMaybeTx(ctx context.Context, c *pgx.Conn, q query, run func(context.Context, *pgx.Conn, query, int) (*result, error)) (*result, error) {
 	if !q.tx {
+		// A WITH HOLD cursor outlives its statement: close it for the next mode.
+		defer c.Exec(ctx, "CLOSE ALL", pgx.QueryExecModeSimpleProtocol)
 		return run(ctx, c, q, 0)
 	}
 	if _, err := c.Exec(ctx, "BEGIN", pgx.QueryExecModeSimpleProtocol); err != nil {

@@ -110,7 +110,11 @@ select id, created_at - timestamp '2025-01-01' as d from users order by d, id;
 -- @error interval
 select max(created_at - timestamp '2025-01-01') from users;
 
--- cursors and cross-shard reads inside an explicit transaction
+-- cursors, EXPLAIN, and cross-shard reads inside an explicit transaction
+-- @error does not restrict shard key
+declare c_hold cursor with hold for select id from users order by id;
+-- @error does not restrict shard key
+explain select count(*) from users;
 -- @tx
 -- @error does not restrict shard key
 declare c cursor for select id from users;
