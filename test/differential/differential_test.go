@@ -276,3 +276,19 @@ func TestErrorsMatchOnePostgres(t *testing.T) {
 		}
 	}
 }
+
+// TestShardSchemaDriftIsAnError: when shards describe different result
+// columns (here v is int on two shards and bigint on the third), the merge
+// must fail, never interleave rows of different types.
+func TestShardSchemaDriftIsAnError(t *testing.T) {
+	ctx := context.Background()
+	proxy := connect(t, env.AppDSN())
+	for _, m := range modes[:3] {
+		for _, sql := range []string{"select id, v from skew", "select id, v from skew order by v", "select count(*), max(v) from skew"} {
+			_, err := m.run(ctx, proxy, query{sql: sql}, 2)
+			if pe := pgError(err); pe == nil || !strings.Contains(pe.Message, "different result columns") {
+				t.Errorf("%s [%s]: want an error about different result columns, got %v", sql, m.name, err)
+			}
+		}
+	}
+}

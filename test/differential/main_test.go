@@ -28,6 +28,7 @@ const singleDB = "single"
 const dbSection = `    sharded_tables:
       - {table: users, column: id, type: int, function: hash}
       - {table: orders, column: user_id, type: int, function: hash}
+      - {table: skew, column: id, type: int, function: hash}
       - table: events
         column: id
         type: int
@@ -65,9 +66,18 @@ func setup(e *testenv.Env) error {
 	if err := e.Cluster.Shards[0].Primary.Exec(ctx, "CREATE DATABASE "+singleDB); err != nil {
 		return err
 	}
-	for _, s := range e.Cluster.Shards {
+	for i, s := range e.Cluster.Shards {
 		if err := execOn(ctx, s.Primary.DSN("app"), schema); err != nil {
 			return fmt.Errorf("%s: %w", s.Name, err)
+		}
+		// skew: a schema drift, v has another type on the last shard.
+		typ := "int"
+		if i == len(e.Cluster.Shards)-1 {
+			typ = "bigint"
+		}
+		if err := execOn(ctx, s.Primary.DSN("app"), fmt.Sprintf(
+			"CREATE TABLE skew (id bigint PRIMARY KEY, v %s); INSERT INTO skew VALUES (%d, %d)", typ, i, i)); err != nil {
+			return err
 		}
 	}
 	if err := execOn(ctx, e.Cluster.Shards[0].Primary.DSN(singleDB), schema); err != nil {
