@@ -102,23 +102,8 @@ func TestMain(m *testing.M) {
 	os.Exit(run())
 }
 
-// createSchema creates the tables on every shard directly.
+// createSchema creates the tables on every shard directly (the directory
+// tables on shard0 only).
 func createSchema(e *testenv.Env) error {
-	ctx := context.Background()
-	for i, s := range e.Cluster.Shards {
-		c, err := s.Primary.Connect(ctx, "app")
-		if err != nil {
-			return err
-		}
-		sql := schema
-		if i == 0 {
-			sql += directorySchema
-		}
-		_, err = c.Exec(ctx, sql)
-		c.Close(ctx)
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return e.ExecOnPrimaries(context.Background(), "app", schema, directorySchema)
 }

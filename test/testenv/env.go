@@ -117,6 +117,27 @@ func (e *Env) init(ctx context.Context, o Options) error {
 	return err
 }
 
+// ExecOnPrimaries runs sql (a schema, usually) in database db directly on
+// every shard's primary; extra[i], if given, runs after it on shard i.
+func (e *Env) ExecOnPrimaries(ctx context.Context, db, sql string, extra ...string) error {
+	for i, s := range e.Cluster.Shards {
+		c, err := s.Primary.Connect(ctx, db)
+		if err != nil {
+			return err
+		}
+		q := sql
+		if i < len(extra) {
+			q += ";" + extra[i]
+		}
+		_, err = c.Exec(ctx, q)
+		c.Close(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.Name, err)
+		}
+	}
+	return nil
+}
+
 // DSN is a client DSN through pgrouter.
 func (e *Env) DSN(user, password, db string) string {
 	return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", user, password, e.Proxy.Addr, db)

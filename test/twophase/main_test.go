@@ -55,19 +55,7 @@ func TestMain(m *testing.M) {
 }
 
 func createSchema(e *testenv.Env) error {
-	ctx := context.Background()
-	for _, s := range e.Cluster.Shards {
-		c, err := s.Primary.Connect(ctx, "app")
-		if err != nil {
-			return err
-		}
-		_, err = c.Exec(ctx, schema)
-		c.Close(ctx)
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return e.ExecOnPrimaries(context.Background(), "app", schema)
 }
 
 // keysOn returns n user ids of shard i that no other test uses (from base up).
