@@ -99,6 +99,14 @@ func TestTwoPhaseMetrics(t *testing.T) {
 	if !strings.Contains(after, "pgrouter_2pc_in_doubt 0") || !strings.Contains(after, "pgrouter_2pc_aborts_total") {
 		t.Fatalf("2PC gauges missing:\n%s", grep(after, "pgrouter_2pc"))
 	}
+	// A reference-table write goes to every shard: counted as broadcast.
+	bcast := `pgrouter_queries_total{kind="broadcast",role="primary",shard="shard1"}`
+	if _, err := c.Exec(ctx, "update plans set name = name where id = -1"); err != nil {
+		t.Fatal(err)
+	}
+	if final := scrape(t); metric(final, bcast) != metric(after, bcast)+1 && !(metric(after, bcast) == -1 && metric(final, bcast) == 1) {
+		t.Fatalf("%s did not move by one:\n%s", bcast, grep(final, "pgrouter_queries_total"))
+	}
 }
 
 func scrape(t *testing.T) string {
