@@ -87,6 +87,8 @@ func (ss *session) multiTxAllows(plan *router.Plan, write bool, target int) erro
 			what = "transaction control inside a multi-statement query or PREPARE TRANSACTION"
 		case plan.Savepoint:
 			what = "SAVEPOINT / RELEASE / ROLLBACK TO"
+		case plan.SetLocal:
+			what = "SET LOCAL / SET TRANSACTION (they would hold on one shard only)"
 		case len(plan.Sets) > 0:
 			what = "SET (use SET before BEGIN, or SET LOCAL on one shard)"
 		case plan.Pin != "":
@@ -99,6 +101,10 @@ func (ss *session) multiTxAllows(plan *router.Plan, write bool, target int) erro
 		if target != ss.be.shard && ss.txSavepoint {
 			return pgErr("0A000", fmt.Sprintf("transaction with savepoints cannot move to shard %s", names[target].Name),
 				"savepoints cannot be kept consistent across shards; release them or split the transaction")
+		}
+		if target != ss.be.shard && ss.txSetLocal {
+			return pgErr("0A000", fmt.Sprintf("transaction that ran SET LOCAL or SET TRANSACTION cannot move to shard %s", names[target].Name),
+				"put isolation level and access mode in BEGIN (it is replayed on every shard); set other GUCs before BEGIN")
 		}
 	}
 	if write && !ss.twoPhase() {

@@ -200,6 +200,7 @@ func (ss *session) statementDone(p *router.Plan) {
 	}
 	ss.txSets = append(ss.txSets, p.Sets...)
 	ss.txSavepoint = ss.txSavepoint || p.Savepoint
+	ss.txSetLocal = ss.txSetLocal || p.SetLocal
 	if p.Unpin && len(p.Sets) > 0 && p.Sets[len(p.Sets)-1].All {
 		// DISCARD ALL deallocated every prepared statement of the session,
 		// the client's protocol-level ones included: their names are free again.
@@ -224,7 +225,7 @@ func (ss *session) readyForQuery(status byte) {
 	if status != 'I' {
 		return
 	}
-	ss.txBegin, ss.txSavepoint = "", false
+	ss.txBegin, ss.txSavepoint, ss.txSetLocal = "", false, false
 	if len(ss.txSets) > 0 {
 		if !tagIs(ss.lastTag, "ROLLBACK") {
 			for _, v := range ss.txSets {

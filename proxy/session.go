@@ -50,6 +50,7 @@ type session struct {
 	members         []*binding // every backend of a transaction that spans shards (be among them); nil otherwise
 	txBegin         string     // the BEGIN that opened the transaction, replayed on shards it moves to
 	txSavepoint     bool       // the transaction used savepoints: it may not move to another shard
+	txSetLocal      bool       // the transaction ran SET LOCAL / SET TRANSACTION: it may not move either
 	openBatch       bool       // the backend is inside an extended batch not yet ended by Sync
 	watch           *idleWatch // relays a pinned backend's notifications while the client is idle
 	pinned          string     // why the client is pinned to its backend ("" = not pinned)

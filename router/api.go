@@ -62,6 +62,9 @@ type Plan struct {
 	// Savepoint is true when the text holds SAVEPOINT, RELEASE or ROLLBACK TO:
 	// a transaction spanning shards cannot keep savepoints consistent.
 	Savepoint bool
+	// SetLocal is true for SET LOCAL and SET TRANSACTION: settings of the
+	// transaction on the one shard where they run.
+	SetLocal bool
 	// Pin is non-empty when the statement creates session state that cannot move
 	// between backends (temp table, session advisory lock, LISTEN, WITH HOLD
 	// cursor, SQL PREPARE); it names the reason.
@@ -91,6 +94,10 @@ type Plan struct {
 	// shard), primary, with Route.Copy set. Nil when a hint routes the COPY
 	// to one shard: it is then relayed like any single-shard statement.
 	Copy *CopyPlan
+	// Merge is the proxy's cache of the cross-shard merge plan (router/merge)
+	// for the statement's text: the one part of a Plan filled after it is
+	// built, once, and safe to share (see Memo).
+	Merge Memo
 
 	a *analysis // routing template (shard-key sources, groups); nil = route anywhere
 }

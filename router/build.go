@@ -83,6 +83,7 @@ func (r *Router) mergeClass(p *Plan, c *stmtClass, nstmts int) {
 		p.Tx = c.tx
 	}
 	p.Savepoint = p.Savepoint || c.savept
+	p.SetLocal = p.SetLocal || c.setLocal
 	p.Sets = append(p.Sets, c.sets...)
 	if p.Pin == "" {
 		p.Pin = c.pin

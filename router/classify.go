@@ -10,19 +10,20 @@ import (
 
 // stmtClass is what one statement does apart from shard choice.
 type stmtClass struct {
-	role    Role
-	why     string // reason for RolePrimary
-	tx      TxEffect
-	savept  bool // SAVEPOINT / RELEASE / ROLLBACK TO
-	sets    []SetVar
-	pin     string
-	unpin   bool
-	local   *LocalCmd
-	dealloc *Deallocate
-	err     error // pgrouter.* misuse
-	anyDst  bool  // utility statement with no data: any shard will do
-	dml     bool  // SELECT/INSERT/UPDATE/DELETE/MERGE/EXPLAIN/COPY/DECLARE: shard analysis applies
-	writes  bool  // statement itself modifies its target relation (for reference tables)
+	role     Role
+	why      string // reason for RolePrimary
+	tx       TxEffect
+	savept   bool // SAVEPOINT / RELEASE / ROLLBACK TO
+	setLocal bool // SET LOCAL, SET TRANSACTION
+	sets     []SetVar
+	pin      string
+	unpin    bool
+	local    *LocalCmd
+	dealloc  *Deallocate
+	err      error // pgrouter.* misuse
+	anyDst   bool  // utility statement with no data: any shard will do
+	dml      bool  // SELECT/INSERT/UPDATE/DELETE/MERGE/EXPLAIN/COPY/DECLARE: shard analysis applies
+	writes   bool  // statement itself modifies its target relation (for reference tables)
 }
 
 func (c *stmtClass) primary(why string) {

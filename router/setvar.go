@@ -27,6 +27,7 @@ func (r *Router) classifySet(s *pg.VariableSetStmt, text string, c *stmtClass) {
 		return
 	}
 	if s.IsLocal {
+		c.setLocal = true
 		return
 	}
 	switch s.Kind {
@@ -48,6 +49,7 @@ func (r *Router) classifySet(s *pg.VariableSetStmt, text string, c *stmtClass) {
 func (r *Router) setMulti(s *pg.VariableSetStmt, name string, c *stmtClass) {
 	switch name {
 	case "transaction":
+		c.setLocal = true
 		if txReadOnly(s.Args) {
 			c.tx = TxSetReadOnly
 		}

@@ -143,6 +143,20 @@ func TestSpanningTransactionRefusals(t *testing.T) {
 	}
 	tx.Rollback(ctx)
 
+	// SET LOCAL / SET TRANSACTION hold on one shard only: no move after them.
+	for _, set := range []string{"set local statement_timeout = '5s'", "set transaction isolation level serializable"} {
+		tx, _ = c.Begin(ctx)
+		if _, err := tx.Exec(ctx, set); err != nil {
+			t.Fatal(err)
+		}
+		tx.Exec(ctx, "insert into users (user_id, name) values ($1, 'sl')", a[0])
+		_, err = tx.Exec(ctx, "insert into users (user_id, name) values ($1, 'sl')", b[0])
+		if sqlState(err) != "0A000" || !strings.Contains(err.Error(), "SET LOCAL") {
+			t.Fatalf("move after %q: want 0A000, got %v", set, err)
+		}
+		tx.Rollback(ctx)
+	}
+
 	// Once spanning: SAVEPOINT and session SET are refused, COMMIT still works.
 	tx, _ = c.Begin(ctx)
 	tx.Exec(ctx, "insert into users (user_id, name) values ($1, 'sp')", a[0]+0)
