@@ -19,7 +19,10 @@ func (ss *session) runAdmin() {
 		}
 		switch typ {
 		case 'Q':
-			if err := ss.adminCommand(adminCommandText(sqlString(body))); err != nil {
+			ss.busy.Store(true) // SHOW CLIENTS lists the asking console as active, like pg_stat_activity
+			err := ss.adminCommand(adminCommandText(sqlString(body)))
+			ss.busy.Store(false)
+			if err != nil {
 				return
 			}
 		case 'S':

@@ -92,7 +92,8 @@ func writeDemoConfig(c *localpg.Cluster, listen, metrics string) (string, error)
 			{Name: "app", Password: "app"},
 			{Name: "admin", Password: "admin", Admin: true, ServerUser: "app", ServerPassword: "app"},
 		},
-		Sections: map[string]string{"db": "    sharded_tables:\n" +
+		Sections: map[string]string{"db": "    two_phase_commit: true\n" +
+			"    sharded_tables:\n" +
 			"      - {table: users, column: user_id, type: int, function: hash}\n" +
 			"      - {table: orders, column: user_id, type: int, function: hash}\n" +
 			"    reference_tables: [plans]\n"},
