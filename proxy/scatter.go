@@ -23,9 +23,9 @@ import (
 //
 // maxRows > 0 is an Execute row limit: after that many rows the read stops
 // and suspended is true (the client gets PortalSuspended, as from Postgres).
-func (ss *session) scatterRead(sql string, args router.Args, resultFormats []int16, route router.Route, maxRows int64,
+func (ss *session) scatterRead(sql string, plan *router.Plan, args router.Args, resultFormats []int16, route router.Route, maxRows int64,
 	head func(desc []byte)) (n int64, suspended bool, perr *pgconn.PgError) {
-	mp, err := merge.Analyze(sql)
+	mp, err := mergePlan(plan, sql)
 	if err != nil {
 		return 0, false, toPgError(err)
 	}
@@ -96,6 +96,20 @@ func (ss *session) scatterRead(sql string, args router.Args, resultFormats []int
 	return n, suspended, firstErr
 }
 
+// mergePlan returns the merge plan of sql, analysed once per statement
+// text and kept on the router plan: merge.Analyze (parse, rewrite, deparse)
+// is a pure function of the text and was the largest CPU cost of a
+// cross-shard read. In the simple protocol plan is keyed by the normalised
+// text, so the memo is keyed by the raw text sql (LIMIT and HAVING literals
+// shape the merge).
+func mergePlan(plan *router.Plan, sql string) (*merge.Plan, error) {
+	v, err := plan.Merge.Get(sql, func(text string) (any, error) { return merge.Analyze(text) })
+	if err != nil {
+		return nil, err
+	}
+	return v.(*merge.Plan), nil
+}
+
 // errPortalSuspended stops the merge at an Execute's row limit.
 var errPortalSuspended = errors.New("portal suspended")
 
@@ -152,7 +166,10 @@ func (s *shardSource) errOr(msg string) *pgconn.PgError {
 	return pgErr("XX000", msg, "")
 }
 
-// Next yields the shard's next DataRow body (a copy: the merge may hold it).
+// Next yields the shard's next DataRow body. It aliases the backend
+// reader's buffer, which stays valid until this source reads again: what
+// merge.Source promises (the merge copies what it keeps longer), so rows
+// are not copied one by one.
 func (s *shardSource) Next() ([]byte, bool, error) {
 	if s.done {
 		return nil, false, nil
@@ -165,7 +182,7 @@ func (s *shardSource) Next() ([]byte, bool, error) {
 		}
 		switch typ {
 		case 'D':
-			return append([]byte(nil), body...), true, nil
+			return body, true, nil
 		case 'C', 's':
 			s.readReady()
 			return nil, false, nil
@@ -205,8 +222,8 @@ func (s *shardSource) drain() *pgconn.PgError {
 }
 
 // scatterSimple answers a simple-protocol multi-shard SELECT.
-func (ss *session) scatterSimple(sql string, route router.Route) error {
-	n, _, perr := ss.scatterRead(sql, router.Args{}, nil, route, 0, func(desc []byte) {
+func (ss *session) scatterSimple(sql string, plan *router.Plan, route router.Route) error {
+	n, _, perr := ss.scatterRead(sql, plan, router.Args{}, nil, route, 0, func(desc []byte) {
 		ss.out = appendFrame(ss.out, 'T', desc)
 	})
 	if perr != nil {
@@ -234,7 +251,7 @@ func (ss *session) scatterBatch(st *stmt, route router.Route) (ok bool, err erro
 	if !ok {
 		return false, nil
 	}
-	n, suspended, perr := ss.scatterRead(st.query, ss.args, ss.resultFormats, route, maxRows, func(desc []byte) {
+	n, suspended, perr := ss.scatterRead(st.query, st.plan, ss.args, ss.resultFormats, route, maxRows, func(desc []byte) {
 		for _, m := range b.msgs[:exec] {
 			switch m.typ {
 			case 'P':

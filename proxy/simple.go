@@ -41,7 +41,7 @@ func (ss *session) simpleQuery(body []byte) error {
 	}
 	if ss.be == nil {
 		if ss.multiRead(plan, route) {
-			return ss.scatterSimple(sql, route)
+			return ss.scatterSimple(sql, plan, route)
 		}
 		if ss.pendingBegin != "" && plan.Tx == router.TxSetReadOnly {
 			ss.pendingReadOnly = true // the transaction may run on a replica
