@@ -276,8 +276,16 @@ func (r *outRow) key(n int) ([]byte, error) {
 func (ap *aggPlan) finish(groups []*group, cols []column, types []uint32, formats []int16, needValues []bool) ([]*outRow, error) {
 	rows := make([]*outRow, 0, len(groups))
 	needVal := needValues
-	for _, g := range groups {
-		r := &outRow{cells: make([][]byte, len(ap.outs)), vals: make([]value, len(ap.outs))}
+	// One allocation each for the rows, their cells and their values,
+	// rather than three per group.
+	n := len(ap.outs)
+	slab := make([]outRow, len(groups))
+	cells := make([][]byte, len(groups)*n)
+	vals := make([]value, len(groups)*n)
+	for gi, g := range groups {
+		r := &slab[gi]
+		r.cells = cells[gi*n : (gi+1)*n : (gi+1)*n]
+		r.vals = vals[gi*n : (gi+1)*n : (gi+1)*n]
 		for i, o := range ap.outs {
 			st := &g.states[i]
 			if o.fn == fnPass || o.fn == fnMin || o.fn == fnMax {

@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // value is one decoded, comparable cell. null values carry no kind data.
@@ -20,6 +21,8 @@ type value struct {
 }
 
 // decode reads a cell of column c (nil = NULL) into a comparable value.
+// A text-like value aliases raw (no copy per cell): keep it only while raw
+// is valid, or decode a copy (aggregates keep min/max that way).
 func decode(c column, raw []byte) (value, error) {
 	if raw == nil {
 		return value{null: true, k: c.kind}, nil
@@ -32,7 +35,7 @@ func decode(c column, raw []byte) (value, error) {
 	if c.format == 1 {
 		err = v.decodeBinary(c.oid, raw)
 	} else {
-		err = v.decodeText(c.oid, string(raw))
+		err = v.decodeText(c.oid, unsafe.String(unsafe.SliceData(raw), len(raw)))
 	}
 	if err != nil {
 		return value{}, fmt.Errorf("merge: column %q: %w", c.name, err)
@@ -40,6 +43,8 @@ func decode(c column, raw []byte) (value, error) {
 	return v, nil
 }
 
+// decodeText reads a value's text form; a text-like value aliases s
+// (read-only: nothing writes to value.b).
 func (v *value) decodeText(oid uint32, s string) (err error) {
 	switch v.k {
 	case kindInt:
@@ -54,7 +59,7 @@ func (v *value) decodeText(oid uint32, s string) (err error) {
 	case kindNumeric:
 		v.d, err = parseNumeric(s)
 	case kindBytes:
-		v.b = []byte(s)
+		v.b = unsafe.Slice(unsafe.StringData(s), len(s))
 		if oid == oidBpchar {
 			v.b = bytes.TrimRight(v.b, " ")
 		}
@@ -73,9 +78,7 @@ func (v *value) decodeText(oid uint32, s string) (err error) {
 }
 
 func (v *value) decodeBinary(oid uint32, b []byte) error {
-	want := map[uint32]int{oidInt2: 2, oidInt4: 4, oidOID: 4, oidInt8: 8, oidFloat4: 4, oidFloat8: 8,
-		oidBool: 1, oidDate: 4, oidTimestamp: 8, oidTimestamptz: 8, oidUUID: 16}[oid]
-	if want != 0 && len(b) != want {
+	if want := binaryWidth(oid); want != 0 && len(b) != want {
 		return fmt.Errorf("binary %s value has %d bytes", typeName(oid), len(b))
 	}
 	switch oid {
@@ -105,6 +108,24 @@ func (v *value) decodeBinary(oid uint32, b []byte) error {
 		v.b = b
 	}
 	return nil
+}
+
+// binaryWidth is the size of a fixed-width type's binary value; 0 for
+// variable-width types.
+func binaryWidth(oid uint32) int {
+	switch oid {
+	case oidBool:
+		return 1
+	case oidInt2:
+		return 2
+	case oidInt4, oidOID, oidFloat4, oidDate:
+		return 4
+	case oidInt8, oidFloat8, oidTimestamp, oidTimestamptz:
+		return 8
+	case oidUUID:
+		return 16
+	}
+	return 0
 }
 
 // parseFloatText reads float4/float8 output, including its spellings of the
@@ -164,27 +185,28 @@ func appendKey(dst []byte, v value) []byte {
 	if v.null {
 		return append(dst, 'N')
 	}
-	dst = append(dst, 'V')
-	var s []byte
+	// 'V', a 4-byte length, then the value's bytes, written in place.
+	dst = append(dst, 'V', 0, 0, 0, 0)
+	start := len(dst)
 	switch v.k {
 	case kindInt, kindBool, kindTime:
-		s = strconv.AppendInt(nil, v.i, 10)
+		dst = strconv.AppendInt(dst, v.i, 10)
 	case kindFloat:
 		switch {
 		case math.IsNaN(v.f):
-			s = []byte("NaN")
+			dst = append(dst, "NaN"...)
 		case v.f == 0:
-			s = []byte("0")
+			dst = append(dst, '0')
 		default:
-			s = strconv.AppendUint(nil, math.Float64bits(v.f), 16)
+			dst = strconv.AppendUint(dst, math.Float64bits(v.f), 16)
 		}
 	case kindNumeric:
-		s = []byte(v.d.canonical())
+		dst = append(dst, v.d.canonical()...)
 	case kindBytes:
-		s = v.b
+		dst = append(dst, v.b...)
 	}
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(s)))
-	return append(dst, s...)
+	binary.BigEndian.PutUint32(dst[start-4:], uint32(len(dst)-start))
+	return dst
 }
 
 // isInfinity reports the spellings Postgres uses for infinite dates/times.
