@@ -417,7 +417,8 @@ func finishCopyEnd(b *binding, cmd string) (bool, error) {
 	}
 }
 
-// copyFinish ends the data on every shard and commits when all succeeded.
+// copyFinish ends the data on every shard and commits when all succeeded
+// (atomically with two_phase_commit).
 func (ss *session) copyFinish(ts []*copyTarget) error {
 	done := []byte{'c', 0, 0, 0, 4}
 	for _, t := range ts {
@@ -436,7 +437,19 @@ func (ss *session) copyFinish(ts []*copyTarget) error {
 		ss.copyEnd(ts, "ROLLBACK")
 		return ss.replyError(cause, true)
 	}
-	if failed := ss.copyEnd(ts, "COMMIT"); len(failed) > 0 {
+	if len(ts) > 1 && ss.twoPhase() {
+		bs := make([]*binding, len(ts))
+		for i, t := range ts {
+			bs[i] = t.b
+		}
+		out := ss.srv.coord.commit(ss, bs)
+		if out.err != nil {
+			return ss.replyError(out.err, true)
+		}
+		if out.warning != nil {
+			ss.out = appendNotice(ss.out, out.warning)
+		}
+	} else if failed := ss.copyEnd(ts, "COMMIT"); len(failed) > 0 {
 		return ss.replyError(ss.commitFailure(ts, failed), true)
 	}
 	snap := ss.srv.topo.Snapshot()

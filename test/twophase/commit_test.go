@@ -332,3 +332,28 @@ func TestMultiShardStatementsInsideTransaction(t *testing.T) {
 		})
 	}
 }
+
+// COPY FROM STDIN into several shards commits with two-phase commit.
+func TestCopyCommitsWithTwoPhaseCommit(t *testing.T) {
+	ctx := context.Background()
+	a, b := keysOn(t, 0, 95000, 3), keysOn(t, 1, 95000, 3)
+	before := metric(scrape(t), "pgrouter_2pc_commits_total")
+	c := connect(t, pgx.QueryExecModeCacheStatement)
+	var rows [][]any
+	for i := range a {
+		rows = append(rows, []any{a[i], "copy"}, []any{b[i], "copy"})
+	}
+	n, err := c.CopyFrom(ctx, pgx.Identifier{"users"}, []string{"user_id", "name"}, pgx.CopyFromRows(rows))
+	if err != nil || n != 6 {
+		t.Fatalf("copy: %d %v", n, err)
+	}
+	if n0, n1 := countOn(t, 0, "users", a), countOn(t, 1, "users", b); n0 != 3 || n1 != 3 {
+		t.Fatalf("copy placed %d/3 on shard0, %d/3 on shard1", n0, n1)
+	}
+	if after := metric(scrape(t), "pgrouter_2pc_commits_total"); after != before+1 {
+		t.Fatalf("pgrouter_2pc_commits_total %v → %v, want +1", before, after)
+	}
+	if left := preparedLeft(t); len(left) > 0 {
+		t.Fatalf("prepared transactions left: %v", left)
+	}
+}
