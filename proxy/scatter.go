@@ -23,7 +23,14 @@ import (
 //
 // maxRows > 0 is an Execute row limit: after that many rows the read stops
 // and suspended is true (the client gets PortalSuspended, as from Postgres).
-func (ss *session) scatterRead(sql string, plan *router.Plan, args router.Args, resultFormats []int16, route router.Route, maxRows int64,
+//
+// st is the client's prepared statement in the extended protocol: the shard
+// statement is then prepared on each backend under a shared server-side
+// name, as every extended-protocol statement is, so the shards parse and
+// plan it once per backend rather than once per execution. The simple
+// protocol (st nil) sends it unnamed: its texts carry literals, and naming
+// each distinct one would grow the statement registry without bound.
+func (ss *session) scatterRead(sql string, plan *router.Plan, st *stmt, args router.Args, resultFormats []int16, route router.Route, maxRows int64,
 	head func(desc []byte)) (n int64, suspended bool, perr *pgconn.PgError) {
 	mp, err := mergePlan(plan, sql)
 	if err != nil {
@@ -35,20 +42,27 @@ func (ss *session) scatterRead(sql string, plan *router.Plan, args router.Args, 
 	}
 	defer func() { ss.releaseAll(bs) }()
 	part := router.InsertPart{SQL: mp.ShardSQL, Params: args.Params, Formats: args.Formats, ParamOIDs: args.ParamOIDs}
+	named := ss.shardStatement(st, mp.ShardSQL)
 	srcs := make([]merge.Source, len(bs))
 	descs := make([][]byte, len(bs))
+	var msg []byte
 	for i, b := range bs {
-		msg := []byte(nil)
+		msg = msg[:0]
 		skip := 0
 		if q := ss.syncSQL(b.conn.Settings); q != "" {
 			msg, skip = appendQuery(msg, q), 1
 		}
-		msg = appendInsertPart(msg, part, mp.ShardFormats(resultFormats))
+		src := &shardSource{b: b, skipReady: skip}
+		if named != nil {
+			msg, src.parsing = ss.appendNamedPart(msg, b, named, part, mp.ShardFormats(resultFormats))
+		} else {
+			msg = appendInsertPart(msg, part, mp.ShardFormats(resultFormats))
+		}
 		b.txStatus = 'T' // answers pending: not reusable until its ReadyForQuery
 		if err := writeAll(b.conn.NetConn, msg); err != nil {
 			return 0, false, pgErr("08006", fmt.Sprintf("connection to backend %s lost", b.node.Name), "")
 		}
-		srcs[i] = &shardSource{b: b, skipReady: skip}
+		srcs[i] = src
 	}
 	var firstErr *pgconn.PgError
 	for i := range bs {
@@ -96,6 +110,49 @@ func (ss *session) scatterRead(sql string, plan *router.Plan, args router.Args, 
 	return n, suspended, firstErr
 }
 
+// shardStatement is the server-side statement to run the shard text
+// under, nil for an unnamed one (simple protocol). When the merge kept the
+// client's text it is the client's own statement, else the registry names
+// the rewritten text with the same parameter types.
+func (ss *session) shardStatement(st *stmt, shardSQL string) *stmt {
+	if st == nil {
+		return nil
+	}
+	if shardSQL == st.query {
+		return st
+	}
+	parse := append([]byte(shardSQL), 0)
+	parse = binary.BigEndian.AppendUint16(parse, uint16(len(st.oids)))
+	for _, oid := range st.oids {
+		parse = binary.BigEndian.AppendUint32(parse, oid)
+	}
+	return &stmt{server: ss.srv.stmts.name(stmtKey(parse)), query: shardSQL, oids: st.oids, parse: parse}
+}
+
+// appendNamedPart encodes one execution of the named statement st on b:
+// Parse first when b lacks it (closing b's least recently used statement
+// when its cache is full), then Bind, Describe, Execute, Sync. parsing is
+// the name when a Parse was sent: it must leave b's cache if it fails.
+func (ss *session) appendNamedPart(dst []byte, b *binding, st *stmt, part router.InsertPart, resultFormats []int16) (out []byte, parsing string) {
+	p := b.conn.Prepared
+	if p.Contains(st.server) {
+		p.Get(st.server) // mark recently used
+	} else {
+		if p.Len() >= ss.preparedCap() {
+			if name, _, ok := p.RemoveOldest(); ok {
+				dst = appendCloseStmt(dst, name)
+			}
+		}
+		dst = appendParse(dst, st)
+		p.Add(st.server, struct{}{})
+		parsing = st.server
+	}
+	dst = appendMsg(dst, &pgproto3.Bind{PreparedStatement: st.server, ParameterFormatCodes: part.Formats, Parameters: part.Params, ResultFormatCodes: resultFormats})
+	dst = appendMsg(dst, &pgproto3.Describe{ObjectType: 'P'})
+	dst = appendMsg(dst, &pgproto3.Execute{})
+	return appendMsg(dst, &pgproto3.Sync{}), parsing
+}
+
 // mergePlan returns the merge plan of sql, analysed once per statement
 // text and kept on the router plan: merge.Analyze (parse, rewrite, deparse)
 // is a pure function of the text and was the largest CPU cost of a
@@ -116,7 +173,8 @@ var errPortalSuspended = errors.New("portal suspended")
 // shardSource reads one shard's answer: RowDescription, then DataRows.
 type shardSource struct {
 	b         *binding
-	skipReady int // preamble ReadyForQuery answers to skip
+	skipReady int    // preamble ReadyForQuery answers to skip
+	parsing   string // statement Parsed in this round, until its ParseComplete
 	done      bool
 	err       *pgconn.PgError
 }
@@ -138,8 +196,11 @@ func (s *shardSource) describe() ([]byte, *pgconn.PgError) {
 			}
 			s.done = true
 			return nil, s.errOr("no result from shard")
+		case '1':
+			s.parsing = "" // prepared: stays in the backend's cache
 		case 'E':
 			if s.skipReady == 0 {
+				s.parseFailed()
 				s.err = decodeError(body)
 				s.done = true
 				s.readReady()
@@ -156,6 +217,15 @@ func (s *shardSource) describe() ([]byte, *pgconn.PgError) {
 				return nil, nil
 			}
 		}
+	}
+}
+
+// parseFailed forgets a statement whose Parse failed: the backend does
+// not have it (Postgres skips what follows up to the Sync).
+func (s *shardSource) parseFailed() {
+	if s.parsing != "" {
+		s.b.conn.Prepared.Remove(s.parsing)
+		s.parsing = ""
 	}
 }
 
@@ -223,7 +293,7 @@ func (s *shardSource) drain() *pgconn.PgError {
 
 // scatterSimple answers a simple-protocol multi-shard SELECT.
 func (ss *session) scatterSimple(sql string, plan *router.Plan, route router.Route) error {
-	n, _, perr := ss.scatterRead(sql, plan, router.Args{}, nil, route, 0, func(desc []byte) {
+	n, _, perr := ss.scatterRead(sql, plan, nil, router.Args{}, nil, route, 0, func(desc []byte) {
 		ss.out = appendFrame(ss.out, 'T', desc)
 	})
 	if perr != nil {
@@ -251,7 +321,7 @@ func (ss *session) scatterBatch(st *stmt, route router.Route) (ok bool, err erro
 	if !ok {
 		return false, nil
 	}
-	n, suspended, perr := ss.scatterRead(st.query, st.plan, ss.args, ss.resultFormats, route, maxRows, func(desc []byte) {
+	n, suspended, perr := ss.scatterRead(st.query, st.plan, st, ss.args, ss.resultFormats, route, maxRows, func(desc []byte) {
 		for _, m := range b.msgs[:exec] {
 			switch m.typ {
 			case 'P':
