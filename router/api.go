@@ -95,8 +95,8 @@ type Plan struct {
 	// to one shard: it is then relayed like any single-shard statement.
 	Copy *CopyPlan
 	// Merge is the proxy's cache of the cross-shard merge plan (router/merge)
-	// for the statement's text: the one part of a Plan filled after it is
-	// built, once, and safe to share (see Memo).
+	// for the last raw text executed under this Plan: the one part of a Plan
+	// that changes after it is built, safe for concurrent use (see Memo).
 	Merge Memo
 
 	a *analysis // routing template (shard-key sources, groups); nil = route anywhere
