@@ -64,17 +64,17 @@ func (ss *session) flushBatch(sync bool) error {
 			return err
 		}
 	}
+	if sync && ss.lastBound != nil && b.executions() == 1 && ss.multiRead(ss.lastBound.plan, route) {
+		if ok, err := ss.scatterBatch(ss.lastBound, route); ok {
+			return err
+		}
+	}
 	if ss.be == nil {
 		if ss.pendingBegin != "" && ss.lastBound != nil && ss.lastBound.plan != nil && ss.lastBound.plan.Tx == router.TxSetReadOnly {
 			ss.pendingReadOnly = true
 		}
 		if ss.prepareOnly() {
 			return ss.answerPrepareLocally()
-		}
-		if sync && ss.lastBound != nil && ss.batch.executions() == 1 && ss.multiRead(ss.lastBound.plan, route) {
-			if ok, err := ss.scatterBatch(ss.lastBound, route); ok {
-				return err
-			}
 		}
 		if txStmt != nil && sync {
 			if done, err := ss.deferTxControl(txStmt.plan, txStmt.query, b); done {

@@ -36,11 +36,11 @@ func (ss *session) scatterRead(sql string, plan *router.Plan, st *stmt, args rou
 	if err != nil {
 		return 0, false, toPgError(err)
 	}
-	bs, perr := ss.bindShards(route.Shards, false)
+	bs, done, perr := ss.scatterBackends(route.Shards, plan)
 	if perr != nil {
 		return 0, false, perr
 	}
-	defer func() { ss.releaseAll(bs) }()
+	defer done()
 	part := router.InsertPart{SQL: mp.ShardSQL, Params: args.Params, Formats: args.Formats, ParamOIDs: args.ParamOIDs}
 	named := ss.shardStatement(st, mp.ShardSQL)
 	srcs := make([]merge.Source, len(bs))
@@ -300,7 +300,7 @@ func (ss *session) scatterSimple(sql string, plan *router.Plan, route router.Rou
 		return ss.replyError(perr, true) // after any rows already sent, as Postgres does
 	}
 	ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(n, 10))})
-	ss.out = appendReady(ss.out, 'I')
+	ss.out = appendReady(ss.out, ss.txStatus)
 	return ss.flushClient()
 }
 
@@ -348,7 +348,7 @@ func (ss *session) scatterBatch(st *stmt, route router.Route) (ok bool, err erro
 		case 'C':
 			ss.out = append(ss.out, msgCloseComplete...)
 		case 'S':
-			ss.out = appendReady(ss.out, 'I')
+			ss.out = appendReady(ss.out, ss.txStatus)
 		}
 	}
 	return true, ss.flushClient()
@@ -365,8 +365,55 @@ func executeMaxRows(body []byte) (int64, bool) {
 }
 
 // multiRead reports whether route is a SELECT pgrouter gathers from several
-// shards itself (outside an explicit transaction, cross_shard allowed).
+// shards itself (cross_shard allowed): outside a transaction, or inside a
+// healthy one of a pooled session (on the transaction's own backends).
 func (ss *session) multiRead(plan *router.Plan, route router.Route) bool {
-	return ss.be == nil && ss.pendingBegin == "" && plan != nil && plan.Select && route.Multi && !route.Split &&
-		ss.db.CrossShard != "deny"
+	if plan == nil || !plan.Select || !route.Multi || route.Split || ss.db.CrossShard == "deny" {
+		return false
+	}
+	return ss.be == nil || (ss.txStatus == 'T' && !ss.openBatch && ss.pinned == "" && ss.st.cfg.Pool.Mode != "session")
+}
+
+// scatterBackends gives a cross-shard read a backend on every shard of
+// set, and what to call when it is done. Outside a transaction they are
+// checked out for the read and given back; inside one they are the
+// transaction's own (joined on demand, see multitx.go) and stay with it,
+// so the read sees the transaction's writes.
+func (ss *session) scatterBackends(set router.ShardSet, plan *router.Plan) ([]*binding, func(), *pgconn.PgError) {
+	if ss.be == nil && ss.pendingBegin == "" {
+		bs, perr := ss.bindShards(set, false)
+		if perr != nil {
+			return nil, nil, perr
+		}
+		return bs, func() { ss.releaseAll(bs) }, nil
+	}
+	if ss.be == nil { // first statement after a deferred BEGIN
+		if err := ss.openTx(set.First()); err != nil {
+			return nil, nil, toPgError(err)
+		}
+	}
+	cur := ss.be
+	var bs []*binding
+	var err error
+	set.Each(func(shard int) {
+		if err == nil {
+			if err = ss.multiTxAllows(plan, false, shard); err == nil {
+				err = ss.joinShard(shard)
+			}
+		}
+		if err == nil {
+			bs = append(bs, ss.be)
+		}
+	})
+	ss.switchTo(cur)
+	if err != nil {
+		return nil, nil, toPgError(err)
+	}
+	ss.markRunning(bs)
+	return bs, func() {
+		ss.cancelMu.Lock()
+		ss.runningMulti = nil
+		ss.running.Store(ss.be)
+		ss.cancelMu.Unlock()
+	}, nil
 }

@@ -39,10 +39,10 @@ func (ss *session) simpleQuery(body []byte) error {
 	if ss.multiWrite(plan, route) {
 		return ss.multiSimple(sql, route)
 	}
+	if ss.multiRead(plan, route) {
+		return ss.scatterSimple(sql, plan, route)
+	}
 	if ss.be == nil {
-		if ss.multiRead(plan, route) {
-			return ss.scatterSimple(sql, plan, route)
-		}
 		if ss.pendingBegin != "" && plan.Tx == router.TxSetReadOnly {
 			ss.pendingReadOnly = true // the transaction may run on a replica
 		}

@@ -357,3 +357,56 @@ func TestCopyCommitsWithTwoPhaseCommit(t *testing.T) {
 		t.Fatalf("prepared transactions left: %v", left)
 	}
 }
+
+// A cross-shard SELECT inside a transaction runs on the transaction's own
+// backends: it sees the transaction's uncommitted writes on every shard.
+func TestCrossShardReadInsideTransaction(t *testing.T) {
+	ctx := context.Background()
+	for name, mode := range modes {
+		t.Run(name, func(t *testing.T) {
+			base := int64(110000)
+			if name == "extended" {
+				base = 120000
+			}
+			a, b := keysOn(t, 0, base, 1), keysOn(t, 1, base, 1)
+			tag := "txread" + name
+			for _, db := range []string{"app", "plain"} { // with and without 2PC: reads may span either way
+				c := connectTo(t, env.DSN("app", "app", db), mode)
+				tx, err := c.Begin(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				k := a[0]
+				if db == "plain" {
+					k = b[0] // one write only: a second writer needs 2PC
+				}
+				if _, err := tx.Exec(ctx, "insert into users (user_id, name) values ($1, $2)", k, tag); err != nil {
+					t.Fatal(err)
+				}
+				if db == "app" {
+					if _, err := tx.Exec(ctx, "insert into users (user_id, name) values ($1, $2)", b[0], tag); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var n int
+				if err := tx.QueryRow(ctx, "select count(*) from users where name = $1", tag).Scan(&n); err != nil {
+					t.Fatalf("%s: cross-shard count inside the transaction: %v", db, err)
+				}
+				want := 2
+				if db == "plain" {
+					want = 1
+				}
+				if n != want {
+					t.Fatalf("%s: count inside the transaction = %d, want %d (its own writes)", db, n, want)
+				}
+				if err := tx.Rollback(ctx); err != nil {
+					t.Fatal(err)
+				}
+				var after int
+				if err := c.QueryRow(ctx, "select count(*) from users where name = $1", tag).Scan(&after); err != nil || after != 0 {
+					t.Fatalf("%s: after rollback count = %d %v", db, after, err)
+				}
+			}
+		})
+	}
+}

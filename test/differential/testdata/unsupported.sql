@@ -118,6 +118,3 @@ explain select count(*) from users;
 -- @tx
 -- @error does not restrict shard key
 declare c cursor for select id from users;
--- @tx
--- @error does not restrict shard key
-select count(*) from users;
