@@ -1,0 +1,75 @@
+package proxy
+
+import (
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgrouter/pgrouter/router"
+)
+
+// execInTx runs the parts of a multi-shard write (split INSERT, keyless
+// UPDATE/DELETE, reference-table write) inside the client's open
+// transaction: each part on that shard's backend of the transaction,
+// joined on demand. Nothing commits here; COMMIT decides for all (with
+// two-phase commit, which a write on several shards needs).
+func (ss *session) execInTx(parts []router.InsertPart, resultFormats []int16) ([]splitResult, *pgconn.PgError) {
+	if len(parts) > 1 && !ss.twoPhase() {
+		return nil, pgErr("25000", fmt.Sprintf("statement writes on %d shards inside a transaction", len(parts)),
+			"enable two_phase_commit for the database, or run the statement outside the transaction")
+	}
+	if ss.be == nil { // first statement after a deferred BEGIN
+		if err := ss.openTx(parts[0].Shard); err != nil {
+			return nil, toPgError(err)
+		}
+	}
+	for _, p := range parts {
+		if err := ss.multiTxAllows(nil, true, p.Shard); err != nil {
+			return nil, toPgError(err)
+		}
+		if ss.openBatch {
+			return nil, pgErr("25000", "a multi-shard write cannot follow an unfinished pipelined batch", "send Sync first")
+		}
+		if err := ss.joinShard(p.Shard); err != nil {
+			return nil, toPgError(err)
+		}
+	}
+	results := make([]splitResult, len(parts))
+	var failed *pgconn.PgError
+	for i, p := range parts {
+		b := ss.member(p.Shard)
+		if b == nil {
+			b = ss.be // the only backend: no join happened
+		}
+		b.wrote = true
+		if err := writeAll(b.conn.NetConn, appendInsertPart(nil, p, resultFormats)); err != nil {
+			b.txStatus = 'E'
+			return nil, pgErr("08006", "connection to backend "+b.node.Name+" lost", "the transaction is rolled back")
+		}
+		if err := readPart(b, &results[i]); err != nil {
+			return nil, pgErr("08006", fmt.Sprintf("connection to backend %s lost: %v", b.node.Name, err), "the transaction is rolled back")
+		}
+		if results[i].err != nil && failed == nil {
+			failed = results[i].err
+		}
+	}
+	return results, failed
+}
+
+// openTx binds shard's primary for a transaction whose BEGIN was deferred
+// and opens it there (one round trip).
+func (ss *session) openTx(shard int) error {
+	if err := ss.acquireBackend(shard, true); err != nil {
+		return err
+	}
+	r := execOne(ss.be, ss.syncSQL(ss.be.conn.Settings)+ss.pendingBegin)
+	if r.err != nil || ss.be.txStatus != 'T' {
+		ss.discard()
+		if r.err == nil {
+			r.err = pgErr("XX000", "BEGIN did not open a transaction", "")
+		}
+		return r.failure(ss.st.cfg.Shards[shard].Name, "could not begin")
+	}
+	ss.txBegin, ss.pendingBegin = ss.pendingBegin, ""
+	return nil
+}
