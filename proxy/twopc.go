@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,8 +24,9 @@ type coordinator struct {
 	inflight map[string]bool // prepared by a live session: recovery leaves them alone
 
 	commits, aborts prometheus.Counter
-	// pauseAt is a test hook (PGROUTER_TEST_2PC_PAUSE=after_prepare|after_decision):
-	// a commit stops there for good, so a test can kill pgrouter between the phases.
+	// pauseAt is a test hook (PGROUTER_TEST_2PC_PAUSE=after_prepare|after_decision,
+	// optionally ":DURATION"): a commit stops there for good (or for DURATION), so
+	// a test can kill pgrouter, or a shard's connection, between the phases.
 	pauseAt string
 }
 
@@ -96,10 +98,16 @@ func (c *coordinator) commit(ss *session, members []*binding) commitOutcome {
 
 // pause blocks forever at the configured test point.
 func (c *coordinator) pause(point string) {
-	if c.pauseAt == point {
-		c.srv.log.Warn("two-phase commit paused by PGROUTER_TEST_2PC_PAUSE", "point", point)
-		select {}
+	at, d, timed := strings.Cut(c.pauseAt, ":")
+	if at != point {
+		return
 	}
+	c.srv.log.Warn("two-phase commit paused by PGROUTER_TEST_2PC_PAUSE", "point", point, "for", d)
+	if dur, err := time.ParseDuration(d); timed && err == nil {
+		time.Sleep(dur)
+		return
+	}
+	select {}
 }
 
 // prepareAll sends PREPARE TRANSACTION to every member at once and reads

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // pgrouterProc is a pgrouter process serving the test cluster's config
@@ -175,4 +176,59 @@ func TestCrashBetweenPhases(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A shard that cannot confirm COMMIT PREPARED (its connection dies after
+// the decision) does not undo the commit: the client gets COMMIT with a
+// WARNING, the decision stays pending, and recovery commits it there.
+func TestShardLostAfterDecisionIsCommittedByRecovery(t *testing.T) {
+	ctx := context.Background()
+	bin := buildPgrouter(t)
+	dataDir := filepath.Join(t.TempDir(), "state")
+	a, b := keysOn(t, 0, 130000, 1), keysOn(t, 1, 130000, 1)
+	p := startPgrouter(t, bin, dataDir, "after_decision:3s")
+	cfg, err := pgx.ParseConfig(p.dsn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	var notices []string
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices = append(notices, n.Severity+": "+n.Message) }
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []int64{a[0], b[0]} {
+		if _, err := tx.Exec(ctx, "insert into users (user_id, name) values ($1, 'lost')", k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	commitDone := make(chan error, 1)
+	go func() { commitDone <- tx.Commit(ctx) }()
+	waitFor(t, "the decision record", 30*time.Second, func() bool {
+		b, _ := os.ReadFile(filepath.Join(dataDir, "2pc.log"))
+		return strings.HasPrefix(string(b), "commit ")
+	})
+	// While the commit pauses, shard1 drops pgrouter's connections (the
+	// prepared transaction survives: it belongs to no session).
+	if _, err := direct(t, 1).Exec(ctx, "select pg_terminate_backend(pid) from pg_stat_activity where datname = 'app' and pid <> pg_backend_pid() and backend_type = 'client backend'"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-commitDone; err != nil {
+		t.Fatalf("COMMIT after the decision must succeed, got %v", err)
+	}
+	if len(notices) == 0 || !strings.Contains(strings.Join(notices, "\n"), "shard1") {
+		t.Fatalf("no WARNING naming shard1 for the pending commit; notices: %v", notices)
+	}
+	if countOn(t, 0, "users", a) != 1 {
+		t.Fatal("shard0 did not commit")
+	}
+	waitFor(t, "recovery to commit the transaction on shard1", 30*time.Second, func() bool {
+		return countOn(t, 1, "users", b) == 1 && len(preparedLeft(t)) == 0
+	})
 }
