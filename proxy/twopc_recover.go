@@ -41,6 +41,9 @@ func (c *coordinator) run(ctx context.Context) {
 	defer t.Stop()
 	for {
 		c.recover()
+		if err := c.log.Compact(); err != nil {
+			c.srv.log.Warn("two-phase commit log compaction failed", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return

@@ -44,6 +44,7 @@ type Log struct {
 	instance string
 	seq      uint64
 	pending  map[string]Decision // decided, not yet done
+	records  int                 // lines in the file (for Compact)
 }
 
 const (
@@ -126,6 +127,7 @@ func (l *Log) Commit(d Decision) error {
 	if _, err := l.f.WriteString(commitLine(d)); err != nil {
 		return err
 	}
+	l.records++
 	if err := l.f.Sync(); err != nil {
 		return err
 	}
@@ -141,6 +143,7 @@ func (l *Log) Done(gid string) error {
 		return nil
 	}
 	delete(l.pending, gid)
+	l.records++
 	_, err := l.f.WriteString("done " + gid + "\n")
 	return err
 }
@@ -157,6 +160,10 @@ func (l *Log) Decided(gid string) (Decision, bool) {
 func (l *Log) Pending() []Decision {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.pendingLocked()
+}
+
+func (l *Log) pendingLocked() []Decision {
 	out := make([]Decision, 0, len(l.pending))
 	for _, d := range l.pending {
 		out = append(out, d)
@@ -211,10 +218,31 @@ func (l *Log) load() error {
 	return sc.Err()
 }
 
-// rewrite replaces the log with the pending decisions only, atomically.
+// compactAfter is how many records may accumulate before Compact rewrites
+// the file (each finished transaction leaves two).
+var compactAfter = 10000 // a variable so tests can lower it
+
+// Compact rewrites the log with the pending decisions only, once enough
+// finished records accumulated; recovery calls it periodically so the file
+// of a long-running instance stays small.
+func (l *Log) Compact() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.records < compactAfter {
+		return nil
+	}
+	old := l.f
+	if err := l.rewrite(); err != nil {
+		return err
+	}
+	return old.Close()
+}
+
+// rewrite replaces the log with the pending decisions only, atomically
+// (l.mu held, or not yet shared).
 func (l *Log) rewrite() error {
 	var b strings.Builder
-	for _, d := range l.Pending() {
+	for _, d := range l.pendingLocked() {
 		b.WriteString(commitLine(d))
 	}
 	p := filepath.Join(l.dir, logName)
@@ -233,6 +261,7 @@ func (l *Log) rewrite() error {
 		return err
 	}
 	l.f = f
+	l.records = len(l.pending)
 	return nil
 }
 

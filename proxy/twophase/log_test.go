@@ -75,3 +75,44 @@ func TestCorruptMiddleLineIsAnError(t *testing.T) {
 		t.Fatalf("corrupt log accepted or unlocated: %v", err)
 	}
 }
+
+func TestCompactKeepsOnlyPending(t *testing.T) {
+	defer func(n int) { compactAfter = n }(compactAfter)
+	compactAfter = 10
+	dir := t.TempDir()
+	l, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var open string
+	for i := 0; i < 8; i++ {
+		g := l.NewGID()
+		if err := l.Commit(Decision{GID: g, Database: "app", User: "app", Shards: []string{"s0", "s1"}}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 5 {
+			open = g
+			continue
+		}
+		l.Done(g)
+	}
+	if err := l.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, logName))
+	if lines := strings.Count(string(b), "\n"); lines != 1 || !strings.Contains(string(b), open) {
+		t.Fatalf("after Compact the log holds %d line(s):\n%s\nwant only %s", lines, b, open)
+	}
+	// Appends go to the new file.
+	g := l.NewGID()
+	l.Commit(Decision{GID: g, Database: "app", User: "app", Shards: []string{"s0"}})
+	l.Close()
+	l2, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	if p := l2.Pending(); len(p) != 2 {
+		t.Fatalf("pending after compact and reopen = %+v, want %s and %s", p, open, g)
+	}
+}
