@@ -48,6 +48,6 @@ func (t *Table) errLookup(what string, err error) *pgconn.PgError {
 		return pgErr("57014", fmt.Sprintf("directory %s for table %q on %s timed out after %s", what, t.name, t.node, t.timeout),
 			"check the directory node, or raise directory.timeout")
 	}
-	return pgErr("08001", fmt.Sprintf("directory %s for table %q on %s failed: %v", what, t.name, t.node, err),
-		"check that directory.node is up and accepts the configured user")
+	return pgErr("08001", fmt.Sprintf("directory %s for table %q on %s failed: could not connect", what, t.name, t.node),
+		"check that directory.node is up and accepts the configured user; pgrouter's log has the details")
 }

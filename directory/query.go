@@ -15,6 +15,8 @@ import (
 func (d *Directory) queryLookup(ctx context.Context, t *Table, key string, k sharding.Key) (string, error) {
 	c, err := t.pool.get(ctx)
 	if err != nil {
+		// The client learns the kind of failure; the cause (addresses, user) is logged.
+		d.log.Warn("directory connection failed", "table", t.name, "node", t.node, "err", err.Error())
 		return "", t.errLookup("lookup", err)
 	}
 	defer t.pool.put(c)
