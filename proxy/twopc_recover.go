@@ -39,6 +39,7 @@ func (s *Server) startTwoPhase(ctx context.Context, cfg *config.Config) error {
 func (c *coordinator) run(ctx context.Context) {
 	t := time.NewTicker(recoveryInterval)
 	defer t.Stop()
+	c.checkShards()
 	for {
 		c.recover()
 		if err := c.log.Compact(); err != nil {
@@ -86,6 +87,26 @@ func (c *coordinator) recover() int {
 		n++
 	}
 	return n
+}
+
+// checkShards warns at start about shards that cannot prepare
+// transactions: every multi-shard commit would then fail there.
+func (c *coordinator) checkShards() {
+	cfg := c.srv.state.Load().cfg
+	snap := c.srv.topo.Snapshot()
+	for _, sh := range cfg.Shards {
+		err := c.onPrimary(cfg, snap, preparedXact{shard: sh.Name}, func(b *binding) error {
+			r := execOne(b, "SHOW max_prepared_transactions")
+			if r.err == nil && len(r.rows) == 1 && len(r.rows[0]) == 1 && r.rows[0][0] == "0" {
+				c.srv.log.Error("two_phase_commit is on but the shard cannot prepare transactions: multi-shard commits will fail",
+					"shard", sh.Name, "max_prepared_transactions", 0)
+			}
+			return nil
+		})
+		if err != nil {
+			c.srv.log.Warn("cannot check max_prepared_transactions", "shard", sh.Name, "err", err)
+		}
+	}
 }
 
 func (c *coordinator) isInflight(gid string) bool {
