@@ -6,6 +6,7 @@
 package pool
 
 import (
+	"net"
 	"testing"
 	"time"
 )
@@ -41,5 +42,17 @@ func TestHealthCheckDoesNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("Acquire with ping + Release allocates %.1f times per call", allocs)
+	}
+}
+
+// Backend sockets go through sockio (raw-syscall reads and writes): a plain
+// *net.TCPConn here would mean the hot path lost that.
+func TestBackendSocketIsRawIO(t *testing.T) {
+	ctx := testCtx(t)
+	p := newTestPool(t, testConfig("sockio"))
+	c := mustAcquire(t, ctx, p)
+	defer p.Release(c)
+	if _, plain := c.NetConn.(*net.TCPConn); plain {
+		t.Fatalf("backend NetConn is a plain %T, want sockio's wrapper", c.NetConn)
 	}
 }

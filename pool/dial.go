@@ -11,6 +11,8 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgrouter/pgrouter/pool/sockio"
 )
 
 // dial opens one backend: pgconn does startup, auth and parameter status, then
@@ -51,7 +53,7 @@ func (p *Pool) dial(ctx context.Context) (*Conn, error) {
 	}
 	now := time.Now()
 	c := &Conn{
-		NetConn:      hc.Conn,
+		NetConn:      sockio.Wrap(hc.Conn), // raw-syscall I/O on the hot path
 		PID:          hc.PID,
 		Addr:         p.cfg.Addr,
 		ServerParams: hc.ParameterStatuses,

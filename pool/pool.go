@@ -59,6 +59,8 @@ type Stats struct {
 // protocol on NetConn directly (raw frames). Fields marked proxy-managed are
 // owned by whoever holds the Conn.
 type Conn struct {
+	// NetConn is the backend socket; a TCP one reads and writes with raw
+	// syscalls (package sockio), which spares the scheduler a handoff per call.
 	NetConn   net.Conn
 	PID       uint32
 	SecretKey uint32

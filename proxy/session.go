@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgrouter/pgrouter/config"
+	"github.com/pgrouter/pgrouter/pool/sockio"
 	"github.com/pgrouter/pgrouter/router"
 	"github.com/pgrouter/pgrouter/topology"
 )
@@ -86,6 +87,7 @@ type session struct {
 }
 
 func newSession(srv *Server, st *serverState, c net.Conn, u *config.User) *session {
+	c = sockio.Wrap(c) // raw-syscall I/O on the hot path (see package sockio)
 	return &session{
 		srv: srv, st: st, conn: c, user: u,
 		rd:          newFrameReader(c, 16<<10),

@@ -1,0 +1,134 @@
+// Package sockio makes reads and writes on a proxy's TCP sockets cheaper for
+// the Go scheduler.
+//
+// A net.TCPConn Read or Write is a blocking-style syscall (entersyscall /
+// exitsyscall): while it runs, its P is marked "in syscall", and sysmon takes
+// such Ps away after 20 µs when goroutines are waiting, waking another OS
+// thread to run them (futex wakeups, thread switches) and keeping sysmon
+// itself polling every 20 µs (nanosleep). A loopback write does the
+// receiver's TCP work inline and often lasts that long, so a busy proxy paid
+// that churn on nearly every round trip. The sockets are non-blocking, so the
+// syscalls never wait: Wrap issues them as raw syscalls through the
+// connection's syscall.RawConn (the goroutine keeps its P, as for any other
+// short CPU work) and still parks on the netpoller when the socket is not
+// ready, so deadlines, Close and wakeups behave exactly as with net.TCPConn.
+package sockio
+
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"unsafe"
+)
+
+// Wrap returns c with raw-syscall Read and Write when c is a plain TCP
+// socket; any other conn (TLS, pipes in tests) is returned unchanged. The
+// result may be used by one reader and one writer at a time (as a net.Conn
+// carrying a protocol stream is); every other method is c's own.
+func Wrap(c net.Conn) net.Conn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	s := &conn{TCPConn: tc, rc: rc}
+	s.readFn = s.rawRead   // method values bound once: no allocation per call
+	s.writeFn = s.rawWrite //
+	return s
+}
+
+// conn embeds the TCPConn for every method but Read and Write. The per-call
+// state lives in the struct (not in closures) so that I/O does not allocate.
+type conn struct {
+	*net.TCPConn
+	rc syscall.RawConn
+
+	rbuf            []byte
+	rn              int
+	rerr            syscall.Errno
+	wbuf            []byte
+	werr            syscall.Errno
+	readFn, writeFn func(fd uintptr) bool
+}
+
+// Read reads like net.TCPConn.Read: io.EOF at end of stream, *net.OpError otherwise.
+func (s *conn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	s.rbuf, s.rn, s.rerr = p, 0, 0
+	err := s.rc.Read(s.readFn) // parks on the netpoller while rawRead reports EAGAIN
+	s.rbuf = nil
+	switch {
+	case err != nil:
+		return 0, err
+	case s.rerr != 0:
+		return 0, s.opError("read", s.rerr)
+	case s.rn == 0:
+		return 0, io.EOF
+	}
+	return s.rn, nil
+}
+
+// rawRead does one read(2); false means "not ready, wait for readability".
+func (s *conn) rawRead(fd uintptr) bool {
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&s.rbuf[0])), uintptr(len(s.rbuf)))
+		switch e {
+		case 0:
+			s.rn = int(n)
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		default:
+			s.rerr = e
+			return true
+		}
+	}
+}
+
+// Write writes all of p like net.TCPConn.Write, waiting for buffer space as needed.
+func (s *conn) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	s.wbuf, s.werr = p, 0
+	err := s.rc.Write(s.writeFn)
+	n := len(p) - len(s.wbuf)
+	s.wbuf = nil
+	switch {
+	case err != nil:
+		return n, err
+	case s.werr != 0:
+		return n, s.opError("write", s.werr)
+	}
+	return n, nil
+}
+
+// rawWrite writes what is left of wbuf; false means "buffer full, wait for writability".
+func (s *conn) rawWrite(fd uintptr) bool {
+	for len(s.wbuf) > 0 {
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&s.wbuf[0])), uintptr(len(s.wbuf)))
+		switch e {
+		case 0:
+			s.wbuf = s.wbuf[n:]
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			s.werr = e
+			return true
+		}
+	}
+	return true
+}
+
+func (s *conn) opError(op string, e syscall.Errno) error {
+	return &net.OpError{Op: op, Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: os.NewSyscallError(op, e)}
+}
