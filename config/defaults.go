@@ -14,7 +14,7 @@ const (
 	// DefaultDirectoryAssignQuery records a mapping chosen by auto_assign;
 	// concurrent assigners agree because the lookup is re-read after it.
 	DefaultDirectoryAssignQuery = "INSERT INTO pgrouter_directory (key, shard) VALUES ($1, $2) ON CONFLICT DO NOTHING"
-	defaultMaxLagBytes    = 16 << 20
+	defaultMaxLagBytes          = 16 << 20
 )
 
 // ApplyDefaults fills in every setting left at its zero value. It is for

@@ -57,7 +57,7 @@ func retireDirectories(ds map[string]*directory.Directory) {
 // adminInvalidate runs INVALIDATE DIRECTORY [table [key]]: it drops cached
 // directory mappings (all, one table's, or one key's) so that a changed
 // lookup table takes effect at once. The key is the rest of the command,
-// optionally in single quotes ('it''s', 'with space').
+// optionally in single quotes (a quote inside doubled, as in SQL).
 func (ss *session) adminInvalidate(cmd string) error {
 	rest := strings.TrimSpace(cmd[len("INVALIDATE"):])
 	word, rest, _ := strings.Cut(rest, " ")
