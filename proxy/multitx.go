@@ -85,7 +85,7 @@ func (ss *session) multiTxAllows(plan *router.Plan, write bool, target int) erro
 		case plan.SetLocal:
 			what = "SET LOCAL / SET TRANSACTION (they would hold on one shard only)"
 		case len(plan.Sets) > 0:
-			what = "SET (use SET before BEGIN, or SET LOCAL on one shard)"
+			what = "SET (set it before BEGIN)"
 		case plan.Pin != "":
 			what = plan.Pin
 		}
