@@ -55,9 +55,7 @@ func TestCommitSpansShards(t *testing.T) {
 			if n0, n1 := countOn(t, 0, "users", a), countOn(t, 1, "users", b); n0 != 3 || n1 != 3 {
 				t.Fatalf("after commit shard0 has %d/3, shard1 %d/3", n0, n1)
 			}
-			if left := preparedLeft(t); len(left) > 0 {
-				t.Fatalf("prepared transactions left: %v", left)
-			}
+			assertNoPrepared(t)
 		})
 	}
 }
@@ -116,9 +114,7 @@ func TestPrepareFailureRollsBackEveryShard(t *testing.T) {
 	if n := countOn(t, 0, "ledger", a); n != 0 {
 		t.Fatalf("shard0 kept %d row(s) of a transaction that failed on shard1", n)
 	}
-	if left := preparedLeft(t); len(left) > 0 {
-		t.Fatalf("prepared transactions left: %v", left)
-	}
+	assertNoPrepared(t)
 	var ok int
 	if err := c.QueryRow(ctx, "select 1").Scan(&ok); err != nil {
 		t.Fatalf("session after the failed commit: %v", err)
@@ -194,9 +190,7 @@ func TestAutocommitMultiShardWrites(t *testing.T) {
 			t.Fatalf("shard%d plans row: %q %v", i, name, err)
 		}
 	}
-	if left := preparedLeft(t); len(left) > 0 {
-		t.Fatalf("prepared transactions left: %v", left)
-	}
+	assertNoPrepared(t)
 }
 
 // Without two_phase_commit a transaction may still read on several shards,
@@ -326,9 +320,7 @@ func TestMultiShardStatementsInsideTransaction(t *testing.T) {
 					}
 				}
 			}
-			if left := preparedLeft(t); len(left) > 0 {
-				t.Fatalf("prepared transactions left: %v", left)
-			}
+			assertNoPrepared(t)
 		})
 	}
 }
@@ -353,9 +345,7 @@ func TestCopyCommitsWithTwoPhaseCommit(t *testing.T) {
 	if after := metric(scrape(t), "pgrouter_2pc_commits_total"); after != before+1 {
 		t.Fatalf("pgrouter_2pc_commits_total %v → %v, want +1", before, after)
 	}
-	if left := preparedLeft(t); len(left) > 0 {
-		t.Fatalf("prepared transactions left: %v", left)
-	}
+	assertNoPrepared(t)
 }
 
 // A cross-shard SELECT inside a transaction runs on the transaction's own

@@ -142,3 +142,12 @@ func preparedLeft(t *testing.T) []string {
 	}
 	return all
 }
+
+// assertNoPrepared fails the test if a prepared transaction of pgrouter is
+// left on any shard.
+func assertNoPrepared(t *testing.T) {
+	t.Helper()
+	if left := preparedLeft(t); len(left) > 0 {
+		t.Fatalf("prepared transactions left: %v", left)
+	}
+}
