@@ -2,23 +2,14 @@ package router
 
 import (
 	"errors"
-	"os"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"gopkg.in/yaml.v3"
 )
 
 func directoryRouter(t *testing.T) (*Router, *memDirectory) {
 	t.Helper()
-	data, err := os.ReadFile("testdata/directory.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var g goldenFile
-	if err := yaml.Unmarshal(data, &g); err != nil {
-		t.Fatal(err)
-	}
+	g := loadGolden(t, "testdata/directory.yaml")
 	d := newMemDirectory(&g.Database, g.Shards, g.Directory)
 	r, err := New(&g.Database, g.Shards, WithDirectory(d))
 	if err != nil {
@@ -112,11 +103,7 @@ func TestDirectorySplitInsertCopyAndShardOfKey(t *testing.T) {
 // Without a directory (pgrouter explain, a router built without
 // WithDirectory) directory keys fail clearly instead of guessing.
 func TestDirectoryWithoutLookupIsAClearError(t *testing.T) {
-	data, _ := os.ReadFile("testdata/directory.yaml")
-	var g goldenFile
-	if err := yaml.Unmarshal(data, &g); err != nil {
-		t.Fatal(err)
-	}
+	g := loadGolden(t, "testdata/directory.yaml")
 	r, err := New(&g.Database, g.Shards)
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package router
 import (
 	"encoding/binary"
 	"errors"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -13,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgrouter/pgrouter/config"
 	"github.com/pgrouter/pgrouter/router/sharding"
-	"gopkg.in/yaml.v3"
 )
 
 // goldenFile is one router/testdata/*.yaml: a database config over named
@@ -93,14 +91,7 @@ func TestGolden(t *testing.T) {
 	}
 	total := 0
 	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var g goldenFile
-		if err := yaml.Unmarshal(data, &g); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
+		g := loadGolden(t, f)
 		r, err := New(&g.Database, g.Shards, WithDirectory(newMemDirectory(&g.Database, g.Shards, g.Directory)))
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)

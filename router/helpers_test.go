@@ -8,17 +8,24 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// testRouter builds the router of testdata/routing.yaml's configuration.
-func testRouter(t testing.TB) *Router {
+// loadGolden reads and decodes one golden file of testdata.
+func loadGolden(t testing.TB, path string) goldenFile {
 	t.Helper()
-	data, err := os.ReadFile("testdata/routing.yaml")
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var g goldenFile
 	if err := yaml.Unmarshal(data, &g); err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", path, err)
 	}
+	return g
+}
+
+// testRouter builds the router of testdata/routing.yaml's configuration.
+func testRouter(t testing.TB) *Router {
+	t.Helper()
+	g := loadGolden(t, "testdata/routing.yaml")
 	r, err := New(&g.Database, g.Shards)
 	if err != nil {
 		t.Fatal(err)
