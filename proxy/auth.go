@@ -53,7 +53,10 @@ func newUserAuth(u *config.User) (*userAuth, error) {
 		}
 		salt := make([]byte, 16)
 		rand.Read(salt)
-		ua.scram = client.GetStoredCredentials(scram.KeyFactors{Salt: string(salt), Iters: 4096})
+		ua.scram, err = client.GetStoredCredentialsWithError(scram.KeyFactors{Salt: string(salt), Iters: 4096})
+		if err != nil {
+			return nil, fmt.Errorf("user %s: %w", u.Name, err)
+		}
 	default:
 		return nil, fmt.Errorf("user %s: unknown auth method %q", u.Name, ua.method)
 	}

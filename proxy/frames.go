@@ -34,10 +34,6 @@ func (f *frameReader) reset(rd io.Reader) {
 	f.discard = 0
 }
 
-// buffered reports whether a complete or partial next message is already
-// buffered, i.e. reading more would not block on the network.
-func (f *frameReader) buffered() int { return f.r.Buffered() - f.discard }
-
 // next returns the next message's type and body.
 func (f *frameReader) next() (typ byte, body []byte, err error) {
 	if f.discard > 0 {

@@ -73,13 +73,14 @@ func (ss *session) commitMembers() commitOutcome {
 		}
 		return ss.srv.coord.commit(ss, writers)
 	}
-	for i, r := range execAll(writers, "COMMIT") {
-		if r.err != nil {
-			return commitOutcome{tag: "ROLLBACK", err: r.failure(ss.srv.shardName(writers[i]), "could not commit")}
-		}
-		return commitOutcome{tag: r.tag}
+	if len(writers) == 0 {
+		return commitOutcome{tag: "COMMIT"}
 	}
-	return commitOutcome{tag: "COMMIT"}
+	r := execAll(writers, "COMMIT")[0] // the one writer: a plain COMMIT
+	if r.err != nil {
+		return commitOutcome{tag: "ROLLBACK", err: r.failure(ss.srv.shardName(writers[0]), "could not commit")}
+	}
+	return commitOutcome{tag: r.tag}
 }
 
 // rollbackMembers rolls back every backend still inside the transaction.

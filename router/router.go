@@ -29,11 +29,10 @@ type Router struct {
 	trivial    bool // one shard, no sharded tables: shard choice needs no parse
 	dir        sharding.Directory
 
-	plans    *lru.Cache[string, *Plan]
-	rawOnly  *lru.Cache[string, struct{}] // normalised texts that must be planned raw
-	hits     atomic.Uint64
-	misses   atomic.Uint64
-	anyRoute []Route // per role: the route of statements that go anywhere
+	plans   *lru.Cache[string, *Plan]
+	rawOnly *lru.Cache[string, struct{}] // normalised texts that must be planned raw
+	hits    atomic.Uint64
+	misses  atomic.Uint64
 }
 
 type tableName struct{ schema, name string }

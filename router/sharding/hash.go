@@ -73,7 +73,7 @@ func hashUint32Extended(k uint32, seed uint64) uint64 {
 		a, b, c = mix(a, b, c)
 	}
 	a += k
-	a, b, c = final(a, b, c)
+	_, b, c = final(a, b, c) // Postgres returns b and c only
 	return uint64(b)<<32 | uint64(c)
 }
 
@@ -97,7 +97,7 @@ func hashBytesExtended(k []byte, seed uint64) uint64 {
 		k = k[12:]
 	}
 	a, b, c = addTail(a, b, c, k)
-	a, b, c = final(a, b, c)
+	_, b, c = final(a, b, c) // Postgres returns b and c only
 	return uint64(b)<<32 | uint64(c)
 }
 

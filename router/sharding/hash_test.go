@@ -76,7 +76,7 @@ func refHashBytes(k []byte, seed uint64) uint64 {
 	a += le32(pad[0:4])
 	b += le32(pad[4:8])
 	c += le32(pad[8:12]) << 8
-	a, b, c = final(a, b, c)
+	_, b, c = final(a, b, c) // Postgres returns b and c only
 	return uint64(b)<<32 | uint64(c)
 }
 
