@@ -1,6 +1,7 @@
 // Package router turns SQL text (plus Bind parameters and session hints) into a
 // Route: which shards, which role, and why. It is pure: no network, no clocks.
 // Plans are cached by statement text so the per-query cost on a hit is tiny.
+// The exported API is what `go doc -all ./router` lists.
 package router
 
 import "github.com/jackc/pgx/v5/pgconn"
@@ -164,20 +165,3 @@ type InsertPart struct {
 	Formats   []int16
 	ParamOIDs []uint32
 }
-
-// Exported entry points (implemented in router.go, route.go, split.go, explain.go):
-//
-//	func New(db *config.Database, shards []string) (*Router, error)
-//	func (r *Router) Prepare(sql string) (*Plan, error)
-//	func (r *Router) Route(p *Plan, args Args, s Session) (Route, error)
-//	func (r *Router) RouteSimple(sql string, s Session, sc *Scratch) (*Plan, Route, error)
-//	func (r *Router) SplitInsert(sql string, args Args, s Session) ([]InsertPart, error)
-//	func (r *Router) ShardOfKey(table string, key []byte) (int, error)
-//	func (c *CopyPlan) Shard(key []byte, binaryFormat bool) (int, error)
-//	func (r *Router) Explain(sql string, params []string) string
-//	func (r *Router) Stats() CacheStats
-//	func (r *Router) ShardNames() []string
-//
-// A Scratch is per session (not safe for concurrent use; the zero value is
-// ready). RouteSimple keeps the normalised text and lifted literals in it, so a
-// cache hit allocates nothing.

@@ -363,3 +363,20 @@ func encodeBinary(t *testing.T, typ, v string) []byte {
 	t.Fatalf("unknown binary type %q", typ)
 	return nil
 }
+
+// TestGoldenRejectsUnknownKeys: a misspelt key (here "expcet", or "shard"
+// for "shards" inside expect) must fail the load, or the case it belongs to
+// would silently check nothing.
+func TestGoldenRejectsUnknownKeys(t *testing.T) {
+	for name, doc := range map[string]string{
+		"case key":   "cases:\n  - name: x\n    sql: select 1\n    expcet: {role: primary}\n",
+		"expect key": "cases:\n  - name: x\n    sql: select 1\n    expect: {shard: [s0]}\n",
+		"top key":    "shard: [s0]\n",
+	} {
+		if _, err := decodeGolden([]byte(doc)); err == nil {
+			t.Errorf("%s: unknown key accepted:\n%s", name, doc)
+		} else if !strings.Contains(err.Error(), "not found") {
+			t.Errorf("%s: want a 'field … not found' error, got %v", name, err)
+		}
+	}
+}

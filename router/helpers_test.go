@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"os"
 	"testing"
 
@@ -15,11 +16,21 @@ func loadGolden(t testing.TB, path string) goldenFile {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var g goldenFile
-	if err := yaml.Unmarshal(data, &g); err != nil {
+	g, err := decodeGolden(data)
+	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
 	return g
+}
+
+// decodeGolden decodes a golden file strictly: an unknown (misspelt) key is
+// an error, not a check that silently never runs.
+func decodeGolden(data []byte) (goldenFile, error) {
+	var g goldenFile
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(&g)
+	return g, err
 }
 
 // testRouter builds the router of testdata/routing.yaml's configuration.
