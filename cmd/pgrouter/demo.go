@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/spf13/cobra"
@@ -17,57 +19,17 @@ import (
 )
 
 func newDemoCmd() *cobra.Command {
-	var o struct {
-		shards, replicas int
-		listen, metrics  string
-		dir              string
-	}
+	var o demoOptions
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Start a local sharded Postgres cluster with sample data and pgrouter in front",
 		Long: "demo starts N shards (primary + streaming replicas) from the installed Postgres binaries,\n" +
 			"loads users/orders sharded by user_id and a reference table plans, writes the generated\n" +
 			"config next to the data, and serves until interrupted; then everything is removed\n" +
-			"(unless --dir was given).",
+			"(unless --dir was given). The screen shows addresses and example commands; the\n" +
+			"proxy's logs go to a file in the cluster directory (--log-file - : to stderr).",
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := buildLogger(cmd, nil)
-			ctx := cmd.Context()
-			fmt.Fprintf(os.Stderr, "starting %d shard(s) x (1 primary + %d replica(s))...\n", o.shards, o.replicas)
-			c, err := localpg.Start(ctx, localpg.Options{Shards: o.shards, Replicas: o.replicas, Dir: o.dir, NoSignalHandler: true})
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			path, err := writeDemoConfig(c, o.listen, o.metrics)
-			if err != nil {
-				return err
-			}
-			cfg, err := config.Load(path)
-			if err != nil {
-				return err
-			}
-			if err := loadDemoData(ctx, c, cfg); err != nil {
-				return err
-			}
-			inst, err := proxy.Start(ctx, cfg, log)
-			if err != nil {
-				return err
-			}
-			inst.Server.SetVersion(versionLine())
-			fmt.Printf("config:  %s\n", path)
-			fmt.Printf("dsn: postgres://app:app@%s/app?sslmode=disable\n", inst.Addr)
-			fmt.Printf("admin:   postgres://admin:admin@%s/pgrouter?sslmode=disable\n", inst.Addr)
-			if inst.MetricsAddr != "" {
-				fmt.Printf("metrics: http://%s/metrics\n", inst.MetricsAddr)
-			}
-			for _, s := range c.Shards {
-				fmt.Printf("%s primary: %s\n", s.Name, s.Primary.DSN("app"))
-			}
-			fmt.Println("try:     psql \"postgres://app:app@" + inst.Addr + "/app?sslmode=disable\" -c 'select * from users where user_id = 42'")
-			fmt.Println("press Ctrl-C to stop")
-			return runUntilSignal(inst, cfg, path, log)
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDemo(cmd, o) },
 	}
 	f := cmd.Flags()
 	f.IntVar(&o.shards, "shards", 2, "number of shards")
@@ -75,8 +37,73 @@ func newDemoCmd() *cobra.Command {
 	f.StringVar(&o.listen, "listen", "127.0.0.1:6432", "pgrouter client address")
 	f.StringVar(&o.metrics, "metrics", "127.0.0.1:9930", "Prometheus metrics address")
 	f.StringVar(&o.dir, "dir", "", "data directory to keep (default: a temporary one, removed on exit)")
+	f.StringVar(&o.logFile, "log-file", "", "where the proxy logs go (default: pgrouter.log in the cluster directory; - for stderr)")
 	return cmd
 }
+
+type demoOptions struct {
+	shards, replicas int
+	listen, metrics  string
+	dir, logFile     string
+}
+
+func runDemo(cmd *cobra.Command, o demoOptions) error {
+	ctx := cmd.Context()
+	began := time.Now()
+	fmt.Fprintf(cmd.ErrOrStderr(), "starting %d shard(s) x (1 primary + %d replica(s)) and loading sample data (a few seconds)...\n", o.shards, o.replicas)
+	c, err := localpg.Start(ctx, localpg.Options{Shards: o.shards, Replicas: o.replicas, Dir: o.dir, NoSignalHandler: true})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	path, err := writeDemoConfig(c, o.listen, o.metrics)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	if err := loadDemoData(ctx, c, cfg); err != nil {
+		return err
+	}
+	logPath, logOut, err := openDemoLog(cmd, c.Dir, o.logFile)
+	if err != nil {
+		return err
+	}
+	defer logOut.Close()
+	log := buildLoggerTo(cmd, nil, logOut)
+	inst, err := proxy.Start(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	inst.Server.SetVersion(versionLine())
+	printDemoScreen(cmd.OutOrStdout(), demoScreen{
+		shards: o.shards, replicas: o.replicas, ready: time.Since(began),
+		addr: inst.Addr, metrics: inst.MetricsAddr, config: path, logs: logPath,
+		kept: o.dir != "",
+	})
+	err = runUntilSignal(inst, cfg, path, log)
+	fmt.Fprintln(cmd.ErrOrStderr(), "pgrouter demo: stopped; stopping the Postgres servers")
+	return err
+}
+
+// openDemoLog opens the file the proxy logs to, so that JSON lines do not
+// scroll the DSN off the demo's screen. "-" keeps them on stderr.
+func openDemoLog(cmd *cobra.Command, dir, name string) (string, io.WriteCloser, error) {
+	if name == "-" {
+		return "stderr", nopCloser{cmd.ErrOrStderr()}, nil
+	}
+	if name == "" {
+		name = filepath.Join(dir, "pgrouter.log")
+	}
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	return name, f, err
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
 
 const demoSchema = `
 CREATE TABLE IF NOT EXISTS plans (plan_id int PRIMARY KEY, name text NOT NULL, price numeric NOT NULL);

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -78,8 +79,14 @@ func runUntilSignal(inst *proxy.Instance, cfg *config.Config, path string, log *
 
 // buildLogger makes the slog logger from the root's --log-format/--log-level;
 // a flag not given on the command line takes the config's log.format /
-// log.level (cfg may be nil: flag defaults).
+// log.level (cfg may be nil: flag defaults). It writes to the command's
+// stderr (os.Stderr, unless run was given another writer: tests).
 func buildLogger(cmd *cobra.Command, cfg *config.Config) *slog.Logger {
+	return buildLoggerTo(cmd, cfg, cmd.ErrOrStderr())
+}
+
+// buildLoggerTo is buildLogger writing to w.
+func buildLoggerTo(cmd *cobra.Command, cfg *config.Config, w io.Writer) *slog.Logger {
 	format, _ := cmd.Flags().GetString("log-format")
 	levelName, _ := cmd.Flags().GetString("log-level")
 	if cfg != nil {
@@ -95,7 +102,6 @@ func buildLogger(cmd *cobra.Command, cfg *config.Config) *slog.Logger {
 		level = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: level}
-	w := cmd.ErrOrStderr() // os.Stderr, unless run was given another writer (tests)
 	if format == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
