@@ -9,25 +9,36 @@ TEST_LOG  := bin/test.log
 # -p 1: packages that start Postgres clusters run one at a time (two cores).
 TESTFLAGS ?= -race -count=1 -p 1 -timeout 15m
 
-.PHONY: all help build test lint vet fmt demo bench clean
+.PHONY: all help deps build test lint vet staticcheck fmt demo bench clean
 
 all: build
 
 help:
+	@echo "make deps    - install the Debian packages and node modules the tests need (root; no-op when present)"
 	@echo "make build   - build $(BIN)"
-	@echo "make test    - go vet and all tests with -race against real Postgres (summary at the end)"
-	@echo "make lint    - gofmt must report nothing, and go vet"
+	@echo "make test    - deps, go vet and all tests with -race against real Postgres (summary at the end)"
+	@echo "make lint    - gofmt must report nothing, go vet, staticcheck (pinned in go.mod)"
 	@echo "make demo    - start a local sharded cluster and pgrouter in front of it"
 	@echo "make bench   - proxy vs direct vs PgBouncer measurements"
 
+# The package list lives in scripts/deps.sh only.
+deps:
+	@scripts/deps.sh
+
+# The first build on a machine compiles pg_query_go's C parser (cgo) and is
+# silent for minutes: say so before it starts.
 build:
-	$(GO) build -o $(BIN) ./cmd/pgrouter
+	@case "$$($(GO) list -f '{{.Stale}}:{{.StaleReason}}' github.com/pganalyze/pg_query_go/v6)" in \
+	false:* | *"available in build cache"*) echo "building $(BIN)" ;; \
+	*) echo "building $(BIN): first build on this machine, compiling the cgo PostgreSQL parser (pg_query_go) takes ~2 min on 2 cores; later builds take seconds" ;; \
+	esac
+	@$(GO) build -o $(BIN) ./cmd/pgrouter
 
 # go vet first; tests run even if vet complains (so one broken package does
 # not hide every other result) and the target fails if either did. Tests
 # print as they run; the log is kept in $(TEST_LOG) so the summary can list
 # every package and test that failed, whatever scrolled past.
-test:
+test: deps
 	@mkdir -p $(dir $(TEST_LOG))
 	@start=$$(date +%s); vet=0; status=0; \
 	$(GO) vet $(PKGS) || vet=$$?; \
@@ -45,16 +56,21 @@ test:
 vet:
 	$(GO) vet $(PKGS)
 
-lint: vet
+lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './vendor/*')); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
-	@echo "lint: ok"
+	$(GO) vet $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
+	@echo "lint: ok (gofmt, go vet, staticcheck)"
+
+staticcheck:
+	$(GO) tool staticcheck $(PKGS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-demo:
-	$(GO) run ./cmd/pgrouter demo
+demo: build
+	@$(BIN) demo
 
 bench:
 	$(GO) run ./test/bench
