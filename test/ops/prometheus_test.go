@@ -29,7 +29,7 @@ func startPrometheus(t *testing.T) *promServer {
 	t.Helper()
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
-		t.Fatal("the prometheus binary is not installed: apt-get install prometheus (.ci/run installs it); this test needs a real Prometheus")
+		t.Fatal("the prometheus binary is not installed: run `make deps` as root (Debian package prometheus); this test needs a real Prometheus")
 	}
 	dir := t.TempDir()
 	cfg := fmt.Sprintf("global:\n  scrape_interval: 200ms\n  scrape_timeout: 200ms\n  evaluation_interval: 1s\n"+
