@@ -30,7 +30,7 @@ deps:
 build:
 	@case "$$($(GO) list -f '{{.Stale}}:{{.StaleReason}}' github.com/pganalyze/pg_query_go/v6)" in \
 	false:* | *"available in build cache"*) echo "building $(BIN)" ;; \
-	*) echo "building $(BIN): first build on this machine, compiling the cgo PostgreSQL parser (pg_query_go) takes ~2 min on 2 cores; later builds take seconds" ;; \
+	*) echo "building $(BIN): first build on this machine, compiling the cgo PostgreSQL parser (pg_query_go) takes 1-2 min on 2 cores; later builds take seconds" ;; \
 	esac
 	@$(GO) build -o $(BIN) ./cmd/pgrouter
 
