@@ -57,7 +57,7 @@ func pgrouterBinary(t *testing.T) string {
 // demo is a running `pgrouter demo` and what its screen said.
 type demo struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr stderrFile
 	fields map[string]string // "dsn" → value, … (the "key: value" lines)
 	try    [][]string        // the commands under "try:", split into words
 	screen string
@@ -68,9 +68,9 @@ type demo struct {
 // it exits cleanly and removes its directory.
 func startDemo(t *testing.T, bin string) *demo {
 	t.Helper()
-	d := &demo{stderr: &syncBuffer{}, fields: map[string]string{}}
+	d := &demo{stderr: newStderrFile(t), fields: map[string]string{}}
 	d.cmd = exec.Command(bin, "demo", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0")
-	d.cmd.Stderr = d.stderr
+	d.cmd.Stderr = d.stderr.File
 	out, err := d.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -175,22 +175,22 @@ func (d *demo) stop(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a process writing while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+// stderrFile is where a process's stderr goes: a file, so the test can read
+// it at any time while the process writes.
+type stderrFile struct{ *os.File }
+
+func newStderrFile(t *testing.T) stderrFile {
+	f, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return stderrFile{f}
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+func (f stderrFile) String() string {
+	b, _ := os.ReadFile(f.Name())
+	return string(b)
 }
 
 // run executes argv with a deadline and returns its stdout and stderr.
