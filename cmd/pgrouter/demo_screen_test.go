@@ -1,0 +1,35 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemoScreen: the demo's screen is human lines only (no JSON log line)
+// and names the DSN, the log file and an explain command with the real
+// config path; test/readme runs the commands against a live demo.
+func TestDemoScreen(t *testing.T) {
+	var b bytes.Buffer
+	printDemoScreen(&b, demoScreen{shards: 2, replicas: 1, ready: 1500 * time.Millisecond,
+		addr: "127.0.0.1:6432", metrics: "127.0.0.1:9930",
+		config: "/tmp/localpg-1/pgrouter.yaml", logs: "/tmp/localpg-1/pgrouter.log"})
+	out := b.String()
+	for _, want := range []string{
+		"dsn:      postgres://app:app@127.0.0.1:6432/app?sslmode=disable",
+		"admin:    postgres://admin:admin@127.0.0.1:6432/pgrouter?sslmode=disable",
+		"metrics:  http://127.0.0.1:9930/metrics",
+		"logs:     /tmp/localpg-1/pgrouter.log",
+		"explain --config /tmp/localpg-1/pgrouter.yaml 'select",
+		"(removed on exit)",
+		"press Ctrl-C to stop",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("screen lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "{") {
+		t.Errorf("screen has a JSON-looking line:\n%s", out)
+	}
+}
