@@ -70,7 +70,7 @@ func (r *Router) Explain(sql string, params []string) string {
 	fmt.Fprintf(&b, "\nreason:    %s\n", rt.Reason)
 	if rt.Multi && !rt.Split {
 		e := rt.MultiShardError()
-		fmt.Fprintf(&b, "note:      the proxy may refuse multi-shard statements: %s\n", e.Message)
+		fmt.Fprintf(&b, "note:      %s\n", e.Message)
 	}
 	return b.String()
 }

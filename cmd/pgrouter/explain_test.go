@@ -37,3 +37,21 @@ func TestDeployConfigIsValid(t *testing.T) {
 		t.Fatalf("deploy/pgrouter.yaml: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// TestExplainCrossShard: explain says what the proxy does with a statement
+// that needs every shard (merge, refusal, how writes commit), not a vague
+// "may refuse".
+func TestExplainCrossShard(t *testing.T) {
+	cfg := "../../examples/pgrouter.yaml"
+	cases := []struct{ sql, want string }{
+		{"select user_id, count(*) from orders group by user_id order by 2 desc limit 3", "cross-shard: pgrouter runs it on every shard and merges the rows"},
+		{"select row_number() over () from orders", "cross-shard: refused with 0A000"},
+		{"update orders set amount = 1", "cross-shard: runs on every shard"},
+	}
+	for _, c := range cases {
+		code, out, errOut := runCLI(t, "explain", "-c", cfg, c.sql)
+		if code != 0 || !strings.Contains(out, c.want) || strings.Contains(out, "may refuse") {
+			t.Errorf("explain %q: exit %d, want %q and no \"may refuse\":\n%s%s", c.sql, code, c.want, out, errOut)
+		}
+	}
+}
