@@ -200,7 +200,8 @@ func run(t *testing.T, dir string, argv ...string) (stdout, stderr string, err e
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=10")
+	// No ~/.psqlrc: README shows what a plain psql prints.
+	cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=10", "PSQLRC=/dev/null")
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err = cmd.Run()
