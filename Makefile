@@ -69,8 +69,9 @@ staticcheck:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
+# make demo DEMO_FLAGS="--shards 4 --replicas 0" (see bin/pgrouter demo --help)
 demo: build
-	@$(BIN) demo
+	@$(BIN) demo $(DEMO_FLAGS)
 
 bench:
 	$(GO) run ./test/bench
