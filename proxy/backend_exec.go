@@ -53,33 +53,102 @@ func execOne(b *binding, sql string) execResult {
 	return execAll([]*binding{b}, sql)[0]
 }
 
-// readResult reads one simple query's answers up to ReadyForQuery. A lost
-// connection marks the backend broken ('E': it is discarded, not reused).
+// readResult reads one simple query's answers up to ReadyForQuery (at
+// most 30 s: these are the proxy's own short commands).
 func readResult(b *binding) execResult {
 	var r execResult
 	b.conn.NetConn.SetReadDeadline(time.Now().Add(30 * time.Second))
 	defer b.conn.NetConn.SetReadDeadline(time.Time{})
-	for {
-		typ, body, err := b.rd.next()
-		if err != nil {
-			b.txStatus = 'E'
-			r.err = pgErr("08006", fmt.Sprintf("connection to backend %s lost: %v", b.node.Name, err), "")
-			return r
-		}
+	perr, lost := b.readUntilReady(func(typ byte, body []byte) {
 		switch typ {
 		case 'C':
 			r.tag = strings.TrimRight(string(body), "\x00")
 		case 'D':
 			r.rows = append(r.rows, decodeTextRow(body))
-		case 'E':
-			if r.err == nil {
-				r.err = decodeError(body)
-			}
+		}
+	})
+	r.err = perr
+	if lost != nil {
+		r.err = lost
+	}
+	return r
+}
+
+// readUntilReady is the one way the proxy reads a backend's answers to
+// what it sent on its own (preambles, multi-shard parts, 2PC, COPY ends):
+// every message up to the next ReadyForQuery goes to on (nil: discard),
+// ReadyForQuery's status to b.txStatus. perr is the first ErrorResponse.
+// A lost connection (or a deadline the caller set) marks b broken ('E':
+// it is discarded, not reused) and comes back as lost, an 08006 error.
+func (b *binding) readUntilReady(on func(typ byte, body []byte)) (perr, lost *pgconn.PgError) {
+	for {
+		typ, body, err := b.rd.next()
+		if err != nil {
+			b.txStatus = 'E'
+			return perr, pgErr("08006", fmt.Sprintf("connection to backend %s lost: %v", b.node.Name, err), "")
+		}
+		switch typ {
 		case 'Z':
 			b.txStatus = body[0]
-			return r
+			return perr, nil
+		case 'E':
+			if perr == nil {
+				perr = decodeError(body)
+			}
+		}
+		if on != nil {
+			on(typ, body)
 		}
 	}
+}
+
+// preamble is what the proxy sends a backend ahead of a statement of its
+// own making: the client's session settings (when the backend's differ)
+// and the BEGIN of the transaction the statement runs in, each a Query
+// whose answers only the proxy reads (readPreamble).
+type preamble struct{ sync, begin bool }
+
+// appendPreambleFor appends b's preamble to dst: the GUC sync, then begin
+// unless it is "".
+func (ss *session) appendPreambleFor(dst []byte, b *binding, begin string) ([]byte, preamble) {
+	var p preamble
+	if q := ss.syncSQL(b.conn.Settings); q != "" {
+		dst, p.sync = appendQuery(dst, q), true
+	}
+	if begin != "" {
+		dst, p.begin = appendQuery(dst, begin), true
+	}
+	return dst, p
+}
+
+// readPreamble swallows the answers to b's preamble, rows of set_config
+// included: none of them is the client's. A failed sync is logged and
+// makes b forget its settings (all resynced next time), as on the
+// single-shard path; a BEGIN that did not open a transaction is perr.
+// lost reports a dead connection (see readUntilReady).
+func (ss *session) readPreamble(b *binding, p preamble) (perr, lost *pgconn.PgError) {
+	if p.sync {
+		if perr, lost = b.readUntilReady(nil); lost != nil {
+			return nil, lost
+		}
+		if perr != nil {
+			ss.srv.log.Warn("session state sync failed", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName, "shard", b.node.Shard, "node", b.node.Name, "err", perr.Message)
+			clear(b.conn.Settings)
+		}
+	}
+	if !p.begin {
+		return nil, nil
+	}
+	if perr, lost = b.readUntilReady(nil); lost != nil {
+		return nil, lost
+	}
+	if perr == nil && b.txStatus != 'T' {
+		perr = pgErr("XX000", "BEGIN did not open a transaction", "")
+	}
+	if perr != nil {
+		return execResult{err: perr}.failure(b.node.Shard, "could not begin"), nil
+	}
+	return nil, nil
 }
 
 // decodeTextRow reads a DataRow of text columns (NULL becomes "").

@@ -37,16 +37,16 @@ const copyAbortWait = 10 * time.Second
 
 // copyTarget is one shard's side of a split COPY.
 type copyTarget struct {
-	b       *binding
-	out     []byte // CopyData message being filled: 5-byte header, then rows
-	swallow int    // preamble ReadyForQuery answers still to skip
-	copyIn  []byte // the shard's CopyInResponse frame
-	sent    bool   // BEGIN + COPY were written
-	inCopy  bool   // the backend entered copy-in mode
-	done    chan struct{}
-	count   int64           // rows the shard's COPY reported
-	err     *pgconn.PgError // the shard's error
-	lost    error           // the connection failed
+	b      *binding
+	out    []byte   // CopyData message being filled: 5-byte header, then rows
+	pre    preamble // what precedes the COPY (readPreamble)
+	copyIn []byte   // the shard's CopyInResponse frame
+	sent   bool     // BEGIN + COPY were written
+	inCopy bool     // the backend entered copy-in mode
+	done   chan struct{}
+	count  int64           // rows the shard's COPY reported
+	err    *pgconn.PgError // the shard's error
+	lost   error           // the connection failed
 }
 
 // copySplit executes a Plan.Copy statement; sql is the client's text.
@@ -121,12 +121,7 @@ func (ss *session) copyRelease(ts []*copyTarget) {
 func (ss *session) copyStart(ts []*copyTarget, sql string) *pgconn.PgError {
 	for _, t := range ts {
 		var msg []byte
-		t.swallow = 1 // BEGIN
-		if q := ss.syncSQL(t.b.conn.Settings); q != "" {
-			msg = appendQuery(msg, q)
-			t.swallow++
-		}
-		msg = appendQuery(msg, "BEGIN")
+		msg, t.pre = ss.appendPreambleFor(nil, t.b, "BEGIN")
 		msg = appendQuery(msg, sql)
 		t.b.txStatus = 'T' // until a ReadyForQuery says otherwise
 		if err := writeAll(t.b.conn.NetConn, msg); err != nil {
@@ -138,7 +133,7 @@ func (ss *session) copyStart(ts []*copyTarget, sql string) *pgconn.PgError {
 	var first *pgconn.PgError
 	for _, t := range ts {
 		if t.sent {
-			t.readStart()
+			ss.readStart(t)
 		}
 		if first == nil {
 			first = t.failure()
@@ -158,7 +153,13 @@ func (ss *session) copyStart(ts []*copyTarget, sql string) *pgconn.PgError {
 
 // readStart reads a shard's answers up to its CopyInResponse, or to the
 // ReadyForQuery that ends a COPY that failed to start.
-func (t *copyTarget) readStart() {
+func (ss *session) readStart(t *copyTarget) {
+	perr, lost := ss.readPreamble(t.b, t.pre)
+	if lost != nil {
+		t.lost = lost
+		return
+	}
+	t.err = perr
 	for {
 		typ, body, err := t.b.rd.next()
 		if err != nil {
@@ -171,17 +172,12 @@ func (t *copyTarget) readStart() {
 			t.inCopy = true
 			return
 		case 'E':
-			if t.swallow > 0 {
-				clear(t.b.conn.Settings) // a state sync failed: resync next time
-			} else if t.err == nil {
+			if t.err == nil {
 				t.err = decodeError(body)
 			}
 		case 'Z':
 			t.b.txStatus = body[0]
-			if t.swallow == 0 {
-				return
-			}
-			t.swallow--
+			return
 		}
 	}
 }
@@ -201,20 +197,16 @@ func (t *copyTarget) failure() *pgconn.PgError {
 // and reports a failure on fail (with its index) as soon as the COPY ends.
 func (t *copyTarget) watch(i int, fail chan<- int) {
 	defer close(t.done)
-	for {
-		typ, body, err := t.b.rd.next()
-		if err != nil {
-			t.lost = err
-			break
-		}
-		if typ == 'E' && t.err == nil {
-			t.err = decodeError(body)
-		} else if typ == 'C' {
+	perr, lost := t.b.readUntilReady(func(typ byte, body []byte) {
+		if typ == 'C' {
 			_, t.count = splitTag(body)
-		} else if typ == 'Z' {
-			t.b.txStatus = body[0]
-			break
 		}
+	})
+	if t.err == nil {
+		t.err = perr
+	}
+	if lost != nil {
+		t.lost = lost
 	}
 	if fail != nil && (t.err != nil || t.lost != nil) {
 		fail <- i // buffered for every target: never blocks
@@ -399,22 +391,11 @@ func (ss *session) copyEnd(ts []*copyTarget, cmd string) (failed []*copyTarget) 
 
 // finishCopyEnd reads the answer to COMMIT/ROLLBACK up to ReadyForQuery.
 func finishCopyEnd(b *binding, cmd string) (bool, error) {
-	ok := true
-	for {
-		typ, body, err := b.rd.next()
-		if err != nil {
-			return false, err
-		}
-		switch typ {
-		case 'E':
-			ok = false
-		case 'C':
-			ok = ok && tagIs(body, cmd)
-		case 'Z':
-			b.txStatus = body[0]
-			return ok && b.txStatus == 'I', nil
-		}
+	r := readResult(b)
+	if r.err != nil && b.txStatus == 'E' {
+		return false, r.err
 	}
+	return r.err == nil && r.tag == cmd && b.txStatus == 'I', nil
 }
 
 // copyFinish ends the data on every shard and commits when all succeeded

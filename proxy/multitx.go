@@ -153,14 +153,10 @@ func (ss *session) joinShard(shard int) error {
 		return err
 	}
 	ss.srv.Metrics.routed(ss.st.cfg.Shards[shard].Name, roleName(b.primary), kindMulti, reason)
-	q := ss.syncSQL(b.conn.Settings) + ss.txBegin + ";" + replaySets(ss.txSets)
-	r := execOne(b, q)
-	if r.err != nil || b.txStatus != 'T' {
+	if perr := ss.beginOn(b, ss.txBegin+";"+replaySets(ss.txSets)); perr != nil {
 		ss.releaseAll([]*binding{b})
-		if r.err == nil {
-			r.err = pgErr("XX000", "BEGIN did not open a transaction", "")
-		}
-		return r.failure(ss.st.cfg.Shards[shard].Name, "could not join the transaction")
+		perr.Message = "could not join the transaction: " + perr.Message
+		return perr
 	}
 	if len(ss.members) == 0 {
 		ss.members = append(ss.members, ss.be)

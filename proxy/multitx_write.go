@@ -46,8 +46,9 @@ func (ss *session) execInTx(parts []router.InsertPart, resultFormats []int16) ([
 			b.txStatus = 'E'
 			return nil, pgErr("08006", "connection to backend "+b.node.Name+" lost", "the transaction is rolled back")
 		}
-		if err := readPart(b, &results[i]); err != nil {
-			return nil, pgErr("08006", fmt.Sprintf("connection to backend %s lost: %v", b.node.Name, err), "the transaction is rolled back")
+		if lost := readPart(b, &results[i]); lost != nil {
+			lost.Hint = "the transaction is rolled back"
+			return nil, lost
 		}
 		if results[i].err != nil && failed == nil {
 			failed = results[i].err
@@ -62,14 +63,25 @@ func (ss *session) openTx(shard int) error {
 	if err := ss.acquireBackend(shard, true); err != nil {
 		return err
 	}
-	r := execOne(ss.be, ss.syncSQL(ss.be.conn.Settings)+ss.pendingBegin)
-	if r.err != nil || ss.be.txStatus != 'T' {
+	if perr := ss.beginOn(ss.be, ss.pendingBegin); perr != nil {
 		ss.discard()
-		if r.err == nil {
-			r.err = pgErr("XX000", "BEGIN did not open a transaction", "")
-		}
-		return r.failure(ss.st.cfg.Shards[shard].Name, "could not begin")
+		return perr
 	}
 	ss.txBegin, ss.pendingBegin = ss.pendingBegin, ""
 	return nil
+}
+
+// beginOn opens the transaction on b (session settings synced first), in
+// one round trip; begin may carry the transaction's SETs after BEGIN.
+func (ss *session) beginOn(b *binding, begin string) *pgconn.PgError {
+	msg, pre := ss.appendPreambleFor(nil, b, begin)
+	if err := writeAll(b.conn.NetConn, msg); err != nil {
+		b.txStatus = 'E'
+		return pgErr("08006", "connection to backend "+b.node.Name+" lost", "")
+	}
+	perr, lost := ss.readPreamble(b, pre)
+	if lost != nil {
+		return lost
+	}
+	return perr
 }

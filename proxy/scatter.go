@@ -46,13 +46,10 @@ func (ss *session) scatterRead(sql string, plan *router.Plan, st *stmt, args rou
 	srcs := make([]merge.Source, len(bs))
 	descs := make([][]byte, len(bs))
 	var msg []byte
+	pre := make([]preamble, len(bs))
 	for i, b := range bs {
-		msg = msg[:0]
-		skip := 0
-		if q := ss.syncSQL(b.conn.Settings); q != "" {
-			msg, skip = appendQuery(msg, q), 1
-		}
-		src := &shardSource{b: b, skipReady: skip}
+		msg, pre[i] = ss.appendPreambleFor(msg[:0], b, "")
+		src := &shardSource{b: b}
 		if named != nil {
 			msg, src.parsing = ss.appendNamedPart(msg, b, named, part, mp.ShardFormats(resultFormats))
 		} else {
@@ -65,7 +62,10 @@ func (ss *session) scatterRead(sql string, plan *router.Plan, st *stmt, args rou
 		srcs[i] = src
 	}
 	var firstErr *pgconn.PgError
-	for i := range bs {
+	for i, b := range bs {
+		if _, lost := ss.readPreamble(b, pre[i]); lost != nil {
+			return 0, false, lost // b is marked broken: discarded, not reused
+		}
 		d, err := srcs[i].(*shardSource).describe()
 		if err != nil && firstErr == nil {
 			firstErr = err
@@ -172,11 +172,10 @@ var errPortalSuspended = errors.New("portal suspended")
 
 // shardSource reads one shard's answer: RowDescription, then DataRows.
 type shardSource struct {
-	b         *binding
-	skipReady int    // preamble ReadyForQuery answers to skip
-	parsing   string // statement Parsed in this round, until its ParseComplete
-	done      bool
-	err       *pgconn.PgError
+	b       *binding
+	parsing string // statement Parsed in this round, until its ParseComplete
+	done    bool
+	err     *pgconn.PgError
 }
 
 // describe reads up to the shard's RowDescription (or its error).
@@ -190,32 +189,19 @@ func (s *shardSource) describe() ([]byte, *pgconn.PgError) {
 		switch typ {
 		case 'Z':
 			s.b.txStatus = body[0]
-			if s.skipReady > 0 {
-				s.skipReady--
-				continue
-			}
 			s.done = true
 			return nil, s.errOr("no result from shard")
 		case '1':
 			s.parsing = "" // prepared: stays in the backend's cache
 		case 'E':
-			if s.skipReady == 0 {
-				s.parseFailed()
-				s.err = decodeError(body)
-				s.done = true
-				s.readReady()
-				return nil, s.err
-			}
+			s.parseFailed()
+			s.err = decodeError(body)
+			s.readReady()
+			return nil, s.err
 		case 'T':
-			// The GUC-sync preamble (set_config) answers with rows of its
-			// own: only the shard statement's RowDescription counts.
-			if s.skipReady == 0 {
-				return append([]byte(nil), body...), nil
-			}
+			return append([]byte(nil), body...), nil
 		case 'n':
-			if s.skipReady == 0 {
-				return nil, nil
-			}
+			return nil, nil
 		}
 	}
 }
@@ -267,16 +253,7 @@ func (s *shardSource) Next() ([]byte, bool, error) {
 // readReady consumes the rest of the answer up to ReadyForQuery.
 func (s *shardSource) readReady() {
 	s.done = true
-	for {
-		typ, body, err := s.b.rd.next()
-		if err != nil {
-			return
-		}
-		if typ == 'Z' {
-			s.b.txStatus = body[0]
-			return
-		}
-	}
+	s.b.readUntilReady(nil)
 }
 
 // drain finishes a source the merge did not read to its end (LIMIT).

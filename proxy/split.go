@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -18,8 +19,6 @@ type splitResult struct {
 	count   int64
 	tag     string // CommandComplete tag without its row count ("UPDATE", "INSERT 0", "CREATE TABLE")
 	err     *pgconn.PgError
-
-	swallowReady int // ReadyForQuery answers of the preamble still to skip
 }
 
 // broadcastParts runs one statement unchanged on every shard of route.
@@ -36,7 +35,9 @@ func broadcastParts(sql string, args router.Args, route router.Route) []router.I
 // succeeded (else all roll back). With two_phase_commit the commit is
 // atomic (twopc.go); without it the commits themselves are not, and a
 // failure between them is reported as such (XX000), never hidden.
-func (ss *session) execOnShards(parts []router.InsertPart, resultFormats []int16) ([]splitResult, *pgconn.PgError) {
+//
+// check (nil: none) vets the parts' answers before anything commits.
+func (ss *session) execOnShards(parts []router.InsertPart, resultFormats []int16, check func([]splitResult) *pgconn.PgError) ([]splitResult, *pgconn.PgError) {
 	var set router.ShardSet
 	for _, p := range parts {
 		set = set.Add(p.Shard)
@@ -47,30 +48,33 @@ func (ss *session) execOnShards(parts []router.InsertPart, resultFormats []int16
 	}
 	defer func() { ss.releaseAll(bs) }()
 	results := make([]splitResult, len(parts))
+	pre := make([]preamble, len(bs))
 	for i, b := range bs {
-		msg := []byte(nil)
-		swallow := 1 // BEGIN's ReadyForQuery
-		if q := ss.syncSQL(b.conn.Settings); q != "" {
-			msg = appendQuery(msg, q)
-			swallow++
-		}
-		msg = appendQuery(msg, "BEGIN")
+		var msg []byte
+		msg, pre[i] = ss.appendPreambleFor(nil, b, "BEGIN")
 		msg = appendInsertPart(msg, parts[i], resultFormats)
 		if err := writeAll(b.conn.NetConn, msg); err != nil {
 			b.txStatus = 'E'
 			return nil, pgErr("08006", fmt.Sprintf("connection to backend %s lost", b.node.Name), "")
 		}
 		b.txStatus = 'T' // until proven otherwise
-		results[i].swallowReady = swallow
 	}
 	failed := (*pgconn.PgError)(nil)
 	for i, b := range bs {
-		if err := readPart(b, &results[i]); err != nil {
-			return nil, pgErr("08006", fmt.Sprintf("connection to backend %s lost: %v", b.node.Name, err), "")
+		perr, lost := ss.readPreamble(b, pre[i])
+		if lost == nil {
+			results[i].err = perr
+			lost = readPart(b, &results[i])
+		}
+		if lost != nil {
+			return nil, lost
 		}
 		if results[i].err != nil && failed == nil {
 			failed = results[i].err
 		}
+	}
+	if failed == nil && check != nil {
+		failed = check(results)
 	}
 	if failed == nil && len(bs) > 1 && ss.twoPhase() {
 		out := ss.srv.coord.commit(ss, bs)
@@ -83,25 +87,21 @@ func (ss *session) execOnShards(parts []router.InsertPart, resultFormats []int16
 		ss.setWriteFloors(bs)
 		return results, nil
 	}
-	end := "COMMIT"
 	if failed != nil {
-		end = "ROLLBACK"
-	}
-	var committed []string
-	for _, b := range bs {
-		if err := writeAll(b.conn.NetConn, appendQuery(nil, end)); err != nil {
-			continue
-		}
-		ok, err := finishPart(b)
-		if err == nil && ok && end == "COMMIT" {
-			committed = append(committed, ss.st.cfg.Shards[b.shard].Name)
-		} else if end == "COMMIT" && failed == nil {
-			failed = pgErr("XX000", fmt.Sprintf("multi-shard INSERT: COMMIT failed on shard %s after it succeeded on [%s]",
-				ss.st.cfg.Shards[b.shard].Name, strings.Join(committed, ", ")), "enable two_phase_commit for atomic multi-shard writes; check the rows on each shard")
-		}
-	}
-	if failed != nil {
+		execAll(bs, "ROLLBACK")
 		return nil, failed
+	}
+	var committed, bad []string
+	for i, r := range execAll(bs, "COMMIT") {
+		if name := ss.st.cfg.Shards[bs[i].shard].Name; r.err != nil || r.tag != "COMMIT" {
+			bad = append(bad, name)
+		} else {
+			committed = append(committed, name)
+		}
+	}
+	if len(bad) > 0 {
+		return nil, pgErr("XX000", fmt.Sprintf("multi-shard write: COMMIT failed on shard(s) [%s] after it succeeded on [%s]",
+			strings.Join(bad, ", "), strings.Join(committed, ", ")), "enable two_phase_commit for atomic multi-shard writes; check the rows on each shard")
 	}
 	ss.setWriteFloors(bs)
 	return results, nil
@@ -124,55 +124,23 @@ func appendInsertPart(dst []byte, p router.InsertPart, resultFormats []int16) []
 	return appendMsg(dst, &pgproto3.Sync{})
 }
 
-// readPart collects one part's answers up to its final ReadyForQuery.
-func readPart(b *binding, r *splitResult) error {
-	for {
-		typ, body, err := b.rd.next()
-		if err != nil {
-			return err
-		}
+// readPart collects one part's answers up to its ReadyForQuery (after
+// its preamble's, see readPreamble); lost reports a dead connection.
+func readPart(b *binding, r *splitResult) (lost *pgconn.PgError) {
+	perr, lost := b.readUntilReady(func(typ byte, body []byte) {
 		switch typ {
-		case 'Z':
-			b.txStatus = body[0]
-			if r.swallowReady > 0 {
-				r.swallowReady--
-				continue
-			}
-			return nil
-		case 'E':
-			if r.swallowReady == 0 && r.err == nil {
-				r.err = decodeError(body)
-			}
 		case 'T':
 			r.rowDesc = appendFrame(nil, typ, body)
 		case 'D':
 			r.rows = appendFrame(r.rows, typ, body)
 		case 'C':
-			if r.swallowReady == 0 {
-				r.tag, r.count = splitTag(body)
-			}
+			r.tag, r.count = splitTag(body)
 		}
+	})
+	if r.err == nil {
+		r.err = perr
 	}
-}
-
-// finishPart reads the answer to COMMIT/ROLLBACK; ok is false on an error.
-func finishPart(b *binding) (ok bool, err error) {
-	ok = true
-	for {
-		typ, body, err := b.rd.next()
-		if err != nil {
-			return false, err
-		}
-		switch typ {
-		case 'E':
-			ok = false
-		case 'C':
-			ok = ok && tagIs(body, "COMMIT")
-		case 'Z':
-			b.txStatus = body[0]
-			return ok, nil
-		}
-	}
+	return lost
 }
 
 func decodeError(body []byte) *pgconn.PgError {
@@ -277,12 +245,52 @@ func (ss *session) runMulti(sql string, args router.Args, resultFormats []int16,
 			return nil, toPgError(err)
 		}
 	}
-	if ss.be != nil || ss.pendingBegin != "" {
-		return ss.execInTx(parts, resultFormats)
+	var check func([]splitResult) *pgconn.PgError
+	if route.Reference {
+		check = func(rs []splitResult) *pgconn.PgError { return ss.sameEverywhere(route.Table, parts, rs) }
 	}
-	return ss.execOnShards(parts, resultFormats)
+	var results []splitResult
+	var perr *pgconn.PgError
+	if ss.be != nil || ss.pendingBegin != "" {
+		results, perr = ss.execInTx(parts, resultFormats)
+		if perr == nil && check != nil {
+			if perr = check(results); perr != nil {
+				ss.poisonTx()
+			}
+		}
+	} else {
+		results, perr = ss.execOnShards(parts, resultFormats, check)
+	}
+	if perr == nil && route.Reference {
+		results = results[:1] // every shard said the same: say it once
+	}
+	return results, perr
 }
 
+// sameEverywhere requires the shards' answers to a reference-table write
+// to agree (each shard holds the whole table): one Postgres would have
+// answered once, and a difference means the copies have drifted apart.
+func (ss *session) sameEverywhere(table string, parts []router.InsertPart, rs []splitResult) *pgconn.PgError {
+	for i := 1; i < len(rs); i++ {
+		if rs[i].tag != rs[0].tag || rs[i].count != rs[0].count || !bytes.Equal(rs[i].rows, rs[0].rows) {
+			names := ss.st.cfg.Shards
+			return pgErr("XX000", fmt.Sprintf("reference table %q differs between shards: shard %s answered %s %d, shard %s %s %d; the write is rolled back",
+				table, names[parts[0].Shard].Name, rs[0].tag, rs[0].count, names[parts[i].Shard].Name, rs[i].tag, rs[i].count),
+				"make the table's rows identical on every shard")
+		}
+	}
+	return nil
+}
+
+// poisonTx makes the open transaction fail: its COMMIT rolls back on every
+// shard (commitMembers treats a member not in 'T' as failed).
+func (ss *session) poisonTx() {
+	for _, b := range ss.txBackends() {
+		if b.txStatus == 'T' {
+			b.txStatus = 'E'
+		}
+	}
+}
 // multiWrite reports whether route is a write pgrouter runs on several
 // shards itself: a split INSERT, or (cross_shard allowed) a write without
 // a usable shard key. A SELECT never is: broadcasting it would concatenate

@@ -139,8 +139,11 @@ type Route struct {
 	Split bool
 	// Copy: the route of a Plan.Copy statement (see MultiShardError for
 	// where it cannot run).
-	Copy   bool
-	Reason string // which predicate, hint or default decided
+	Copy bool
+	// Reference: a write of reference table Table on every shard; each
+	// shard's answer is the one Postgres would give (not their sum).
+	Reference bool
+	Reason    string // which predicate, hint or default decided
 	// Table and Column name the sharded table (and its key column) that made
 	// the route multi-shard; "" when not applicable.
 	Table, Column string

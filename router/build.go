@@ -166,7 +166,7 @@ func (r *Router) analyzeDML(n *pg.Node, sp *stmtPlan, f *treeFacts) {
 			fmt.Sprintf("write to reference table %q must reach every shard; refused", b.refWrite),
 			"set reference_writes: best_effort for the database, or route it with /* pgrouter: shard=NAME */")
 	case b.refWrite != "":
-		sp.kind, sp.set, sp.multi, sp.table = spFixed, r.all, r.all.Len() > 1, b.refWrite
+		sp.kind, sp.set, sp.multi, sp.table, sp.reference = spFixed, r.all, r.all.Len() > 1, b.refWrite, true
 		sp.reason = "reference table write: every shard (best effort)"
 	case len(sp.occs) == 0 && b.onlyShard >= 0:
 		sp.kind, sp.set = spFixed, Only(b.onlyShard)

@@ -38,6 +38,7 @@ type stmtPlan struct {
 	multi         bool     // spFixed: run on every shard of set
 	reason        string
 	table, column string // for multi-shard errors
+	reference     bool   // spFixed: a reference-table write (every shard holds the same rows)
 
 	onlyShard int // ≥0: a table in the statement lives only on this shard
 

@@ -97,6 +97,7 @@ func combine(x, y Route) (Route, error) {
 			m = y
 		}
 		m.Shards = x.Shards | y.Shards
+		m.Reference = x.Reference && y.Reference
 		return m, nil
 	}
 	return Route{}, pgError(codeFeatureNotSupported,
@@ -111,7 +112,8 @@ func (r *Router) routeStmt(sp *stmtPlan, args *Args) (Route, error) {
 	case spAny:
 		return Route{Shards: r.all, Any: true, Reason: sp.reason}, nil
 	case spFixed:
-		return Route{Shards: sp.set, Multi: sp.multi, Copy: sp.copy, Reason: sp.reason, Table: sp.table, Column: sp.column}, nil
+		return Route{Shards: sp.set, Multi: sp.multi, Copy: sp.copy, Reason: sp.reason, Table: sp.table, Column: sp.column,
+			Reference: sp.reference && sp.multi}, nil
 	}
 	return r.routeKeyed(sp, args)
 }
