@@ -291,6 +291,7 @@ func (ss *session) poisonTx() {
 		}
 	}
 }
+
 // multiWrite reports whether route is a write pgrouter runs on several
 // shards itself: a split INSERT, or (cross_shard allowed) a write without
 // a usable shard key. A SELECT never is: broadcasting it would concatenate
