@@ -54,8 +54,16 @@ func (ss *session) flushBatch(sync bool) error {
 	if err != nil {
 		return ss.refuseBatch(err, sync)
 	}
+	if ss.spansShards(route) {
+		return ss.spanExtended(sync)
+	}
 	if txStmt != nil && sync {
 		if done, err := ss.multiTxControl(txStmt.plan, txStmt.query, b); done {
+			return err
+		}
+	}
+	if sync && ss.lastBound != nil && b.executions() == 1 {
+		if done, err := ss.spanSavepoint(ss.lastBound.plan, b); done {
 			return err
 		}
 	}
@@ -124,6 +132,9 @@ func (ss *session) refuseBatch(err error, sync bool) error {
 			name, _, _ := cstring(ss.batch.body(i))
 			ss.forgetStmt(name, m.st)
 		}
+	}
+	if ss.span != nil { // a batch over shards: it fails here, up to Sync
+		return ss.spanRefused(toPgError(err), sync)
 	}
 	if ss.be != nil && !sync {
 		// The backend is mid-batch; make it skip to Sync like us.

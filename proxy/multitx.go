@@ -80,8 +80,8 @@ func (ss *session) multiTxAllows(plan *router.Plan, write bool, target int) erro
 		case plan == nil:
 		case plan.Tx != router.TxNone:
 			what = "transaction control inside a multi-statement query or PREPARE TRANSACTION"
-		case plan.Savepoint:
-			what = "SAVEPOINT / RELEASE / ROLLBACK TO"
+		case plan.Savepoint && plan.SavepointCmd == nil:
+			what = "SAVEPOINT / RELEASE / ROLLBACK TO among other statements"
 		case plan.SetLocal:
 			what = "SET LOCAL / SET TRANSACTION (they would hold on one shard only)"
 		case len(plan.Sets) > 0:
@@ -94,8 +94,8 @@ func (ss *session) multiTxAllows(plan *router.Plan, write bool, target int) erro
 				"send COMMIT / ROLLBACK as a statement of its own; keep session state out of multi-shard transactions")
 		}
 		if target != ss.be.shard && ss.txSavepoint {
-			return pgErr("0A000", fmt.Sprintf("transaction with savepoints cannot move to shard %s", names[target].Name),
-				"savepoints cannot be kept consistent across shards; release them or split the transaction")
+			return pgErr("0A000", fmt.Sprintf("transaction with savepoints set among other statements of one query cannot move to shard %s", names[target].Name),
+				"send SAVEPOINT, RELEASE and ROLLBACK TO as statements of their own")
 		}
 		if target != ss.be.shard && ss.txSetLocal {
 			return pgErr("0A000", fmt.Sprintf("transaction that ran SET LOCAL or SET TRANSACTION cannot move to shard %s", names[target].Name),
@@ -153,7 +153,7 @@ func (ss *session) joinShard(shard int) error {
 		return err
 	}
 	ss.srv.Metrics.routed(ss.st.cfg.Shards[shard].Name, roleName(b.primary), kindMulti, reason)
-	if perr := ss.beginOn(b, ss.txBegin+";"+replaySets(ss.txSets)); perr != nil {
+	if perr := ss.beginOn(b, ss.txBegin+";"+replaySets(ss.txSets)+ss.replaySavepoints()); perr != nil {
 		ss.releaseAll([]*binding{b})
 		perr.Message = "could not join the transaction: " + perr.Message
 		return perr

@@ -199,7 +199,7 @@ func (ss *session) statementDone(p *router.Plan) {
 		return
 	}
 	ss.txSets = append(ss.txSets, p.Sets...)
-	ss.txSavepoint = ss.txSavepoint || p.Savepoint
+	ss.noteSavepoint(p)
 	ss.txSetLocal = ss.txSetLocal || p.SetLocal
 	if p.Unpin && len(p.Sets) > 0 && p.Sets[len(p.Sets)-1].All {
 		// DISCARD ALL deallocated every prepared statement of the session,
@@ -225,7 +225,7 @@ func (ss *session) readyForQuery(status byte) {
 	if status != 'I' {
 		return
 	}
-	ss.txBegin, ss.txSavepoint, ss.txSetLocal = "", false, false
+	ss.txBegin, ss.txSavepoint, ss.txSetLocal, ss.savepoints = "", false, false, ss.savepoints[:0]
 	if len(ss.txSets) > 0 {
 		if !tagIs(ss.lastTag, "ROLLBACK") {
 			for _, v := range ss.txSets {

@@ -50,7 +50,9 @@ type session struct {
 	be              *binding   // backend in use, nil between transactions
 	members         []*binding // every backend of a transaction that spans shards (be among them); nil otherwise
 	txBegin         string     // the BEGIN that opened the transaction, replayed on shards it moves to
-	txSavepoint     bool       // the transaction used savepoints: it may not move to another shard
+	txSavepoint     bool       // the transaction used savepoints pgrouter cannot replay: it may not move to another shard
+	savepoints      []string   // the transaction's savepoints, oldest first: replayed on shards it moves to
+	span            *spanBatch // a batch running over several shards, until its Sync (multibatch.go)
 	txSetLocal      bool       // the transaction ran SET LOCAL / SET TRANSACTION: it may not move either
 	openBatch       bool       // the backend is inside an extended batch not yet ended by Sync
 	watch           *idleWatch // relays a pinned backend's notifications while the client is idle

@@ -14,6 +14,11 @@ func (ss *session) simpleQuery(body []byte) error {
 	ss.lastSQL = sql
 	ss.queries.Add(1)
 	plan, route, err := ss.router.RouteSimple(sql, ss.hints, &ss.scratch)
+	if (err != nil || multiShardRoute(route)) && !singleStatement(sql) {
+		if done, err := ss.spanSimple(sql); done {
+			return err
+		}
+	}
 	if err != nil {
 		return ss.replyError(err, true)
 	}
@@ -29,6 +34,9 @@ func (ss *session) simpleQuery(body []byte) error {
 		}
 	}
 	if done, err := ss.multiTxControl(plan, sql, nil); done {
+		return err
+	}
+	if done, err := ss.spanSavepoint(plan, nil); done {
 		return err
 	}
 	if ss.be == nil {

@@ -255,7 +255,7 @@ func (ss *session) runMulti(sql string, args router.Args, resultFormats []int16,
 		results, perr = ss.execInTx(parts, resultFormats)
 		if perr == nil && check != nil {
 			if perr = check(results); perr != nil {
-				ss.poisonTx()
+				ss.failTx()
 			}
 		}
 	} else {
@@ -282,13 +282,13 @@ func (ss *session) sameEverywhere(table string, parts []router.InsertPart, rs []
 	return nil
 }
 
-// poisonTx makes the open transaction fail: its COMMIT rolls back on every
-// shard (commitMembers treats a member not in 'T' as failed).
-func (ss *session) poisonTx() {
-	for _, b := range ss.txBackends() {
-		if b.txStatus == 'T' {
-			b.txStatus = 'E'
-		}
+// failTx fails the client's open transaction on its current backend, for
+// an error pgrouter raised itself after statements ran: as in Postgres,
+// what follows gets 25P02 until ROLLBACK (or ROLLBACK TO a savepoint), and
+// COMMIT rolls back on every shard.
+func (ss *session) failTx() {
+	if ss.be != nil && ss.be.txStatus == 'T' {
+		execOne(ss.be, "DO $pgrouter$ BEGIN RAISE EXCEPTION 'statement refused by pgrouter'; END $pgrouter$")
 	}
 }
 

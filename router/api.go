@@ -63,6 +63,9 @@ type Plan struct {
 	// Savepoint is true when the text holds SAVEPOINT, RELEASE or ROLLBACK TO:
 	// a transaction spanning shards cannot keep savepoints consistent.
 	Savepoint bool
+	// SavepointCmd is set for a lone SAVEPOINT, RELEASE or ROLLBACK TO: the
+	// proxy runs it on every shard of a transaction that spans shards.
+	SavepointCmd *SavepointCmd
 	// SetLocal is true for SET LOCAL and SET TRANSACTION: settings of the
 	// transaction on the one shard where they run.
 	SetLocal bool
@@ -101,6 +104,21 @@ type Plan struct {
 	Merge Memo
 
 	a *analysis // routing template (shard-key sources, groups); nil = route anywhere
+}
+
+// SavepointKind is what a savepoint statement does.
+type SavepointKind uint8
+
+const (
+	SavepointSet        SavepointKind = iota // SAVEPOINT name
+	SavepointRelease                         // RELEASE [SAVEPOINT] name
+	SavepointRollbackTo                      // ROLLBACK TO [SAVEPOINT] name
+)
+
+// SavepointCmd is a savepoint statement and the (case-folded) name it uses.
+type SavepointCmd struct {
+	Kind SavepointKind
+	Name string
 }
 
 // Deallocate names the statement a DEALLOCATE drops (All: every one).

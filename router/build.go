@@ -83,6 +83,9 @@ func (r *Router) mergeClass(p *Plan, c *stmtClass, nstmts int) {
 		p.Tx = c.tx
 	}
 	p.Savepoint = p.Savepoint || c.savept
+	if c.savecmd != nil && nstmts == 1 {
+		p.SavepointCmd = c.savecmd
+	}
 	p.SetLocal = p.SetLocal || c.setLocal
 	p.Sets = append(p.Sets, c.sets...)
 	if p.Pin == "" {

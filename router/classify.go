@@ -14,6 +14,7 @@ type stmtClass struct {
 	why      string // reason for RolePrimary
 	tx       TxEffect
 	savept   bool // SAVEPOINT / RELEASE / ROLLBACK TO
+	savecmd  *SavepointCmd
 	setLocal bool // SET LOCAL, SET TRANSACTION
 	sets     []SetVar
 	pin      string
@@ -299,9 +300,12 @@ func (r *Router) classifyTx(t *pg.TransactionStmt, c *stmtClass) {
 		c.primary("COMMIT PREPARED")
 	case pg.TransactionStmtKind_TRANS_STMT_ROLLBACK_PREPARED:
 		c.primary("ROLLBACK PREPARED")
-	case pg.TransactionStmtKind_TRANS_STMT_SAVEPOINT, pg.TransactionStmtKind_TRANS_STMT_RELEASE,
-		pg.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
-		c.savept = true
+	case pg.TransactionStmtKind_TRANS_STMT_SAVEPOINT:
+		c.savept, c.savecmd = true, &SavepointCmd{Kind: SavepointSet, Name: t.SavepointName}
+	case pg.TransactionStmtKind_TRANS_STMT_RELEASE:
+		c.savept, c.savecmd = true, &SavepointCmd{Kind: SavepointRelease, Name: t.SavepointName}
+	case pg.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
+		c.savept, c.savecmd = true, &SavepointCmd{Kind: SavepointRollbackTo, Name: t.SavepointName}
 	}
 }
 

@@ -162,3 +162,11 @@ func renumber(text string, args *Args) InsertPart {
 	part.SQL = b.String()
 	return part
 }
+
+// SplitStatements cuts a simple-protocol text into its statements (each
+// without its terminating ';'), for a proxy that must run them one by one
+// on different shards. It parses the text (no plan cache): callers use it
+// only on the multi-shard path.
+func SplitStatements(sql string) ([]string, error) {
+	return pg.SplitWithParser(sql, true)
+}

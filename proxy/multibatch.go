@@ -1,0 +1,334 @@
+package proxy
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgrouter/pgrouter/router"
+)
+
+// A batch whose statements need different shards — pgx.Batch, psycopg 3
+// executemany and pipelines, asyncpg executemany (many Bind/Execute before
+// one Sync), psycopg2 execute_batch ("a; b; c" in one Query) — runs as one
+// transaction over those shards, as one Postgres runs it:
+//
+//   - outside a transaction it is an implicit transaction: it commits at
+//     the client's Sync (two-phase commit when several shards wrote) and an
+//     error rolls the whole batch back on every shard;
+//   - inside the client's transaction its statements join the shards they
+//     need (multitx.go) and an error fails the transaction.
+//
+// Each statement runs on its shard's backend of the transaction followed
+// by a Sync of the proxy's own: inside a transaction block a Sync commits
+// nothing, and its ReadyForQuery only the proxy sees. After an error the
+// rest of the batch up to the client's Sync gets no answer, as in Postgres.
+
+// spanBatch is a batch over shards in progress (until the client's Sync).
+type spanBatch struct {
+	implicit bool // the batch opened the transaction; it ends at the client's Sync
+	failed   bool // a statement failed: skip to Sync
+}
+
+// segment is one execution of an extended batch: the messages up to and
+// including an Execute (Parse, Bind, Describe, Close before it), and the
+// route of its Bind.
+type segment struct {
+	from, to int // b.msgs[from:to]
+	route    router.Route
+	plan     *router.Plan
+	executes bool
+	sends    bool // holds a message for the backend (not only Sync/Flush)
+}
+
+// spansShards reports whether the buffered extended batch must run as a
+// transaction over several shards (or continues one).
+func (ss *session) spansShards(route router.Route) bool {
+	return ss.span != nil || (ss.batch.executions() > 1 && multiShardRoute(route))
+}
+
+func multiShardRoute(r router.Route) bool {
+	return r.Multi || r.Split || (!r.Any && r.Shards.Len() > 1)
+}
+
+// spanExtended runs an extended batch over shards; sync says the client's
+// batch ends in Sync (else in Flush: the batch goes on).
+func (ss *session) spanExtended(sync bool) error {
+	segs, err := ss.segments()
+	if err != nil {
+		return ss.refuseBatch(err, sync)
+	}
+	if ss.span == nil {
+		steps := make([]spanStep, len(segs))
+		for i, s := range segs {
+			steps[i] = spanStep{plan: s.plan, route: s.route, executes: s.executes}
+		}
+		perr := ss.spanAllowed(steps)
+		for _, s := range segs {
+			if perr == nil && multiShardRoute(s.route) {
+				perr = pgErr("0A000", fmt.Sprintf("a statement that runs on shards %s must be sent in a batch of its own", ss.shardList(s.route.Shards)),
+					"send it with its own Sync, or as a query of its own")
+			}
+		}
+		if perr != nil {
+			return ss.refuseBatch(perr, sync)
+		}
+		ss.beginSpan()
+	}
+	for _, s := range segs {
+		if ss.span.failed {
+			break
+		}
+		if err := ss.runSegment(s); err != nil {
+			return err
+		}
+	}
+	if !sync {
+		return ss.flushClient()
+	}
+	return ss.endSpan()
+}
+
+// beginSpan starts a batch over shards: outside a transaction its own
+// implicit one, opened (BEGIN) on each shard as the batch reaches it.
+func (ss *session) beginSpan() {
+	ss.span = &spanBatch{implicit: ss.be == nil && ss.pendingBegin == ""}
+	if ss.span.implicit {
+		ss.pendingBegin = "BEGIN"
+		ss.txStatus = 'T' // the batch's statements may move between shards
+	}
+}
+
+// segments cuts the batch into executions, each routed by its own Bind.
+// Messages after the last Execute (a Parse, a Describe of a statement)
+// form a last segment that stays on the current shard.
+func (ss *session) segments() ([]segment, error) {
+	b := &ss.batch
+	var segs []segment
+	cur := segment{route: router.Route{Any: true}}
+	for i, m := range b.msgs {
+		switch m.typ {
+		case 'B':
+			var args router.Args
+			var formats []int16
+			if _, err := decodeBind(b.body(i), &args, &formats); err != nil {
+				return nil, err
+			}
+			args.ParamOIDs = m.st.oids
+			r, err := ss.router.Route(m.st.plan, args, ss.hints)
+			if err != nil {
+				return nil, err
+			}
+			cur.route, cur.plan = r, m.st.plan
+		case 'E':
+			cur.executes = true
+		}
+		if m.typ != 'S' && m.typ != 'H' {
+			cur.sends = true
+		}
+		if (m.typ == 'E' || i == len(b.msgs)-1) && cur.sends {
+			cur.to = i + 1
+			segs = append(segs, cur)
+			cur = segment{from: i + 1, route: router.Route{Any: true}}
+		}
+	}
+	return segs, nil
+}
+
+// spanStep is what spanAllowed checks of one statement of the batch.
+type spanStep struct {
+	plan     *router.Plan
+	route    router.Route
+	executes bool
+}
+
+// spanAllowed refuses, before anything runs, a batch over shards that
+// pgrouter cannot run exactly as one Postgres would.
+func (ss *session) spanAllowed(steps []spanStep) *pgconn.PgError {
+	var all, writers router.ShardSet
+	for _, m := range ss.txBackends() {
+		if m != nil && m.wrote {
+			writers = writers.Add(m.shard)
+		}
+	}
+	for _, s := range steps {
+		if !s.route.Any {
+			all |= s.route.Shards
+		}
+		if s.executes && s.plan != nil && s.plan.Role == router.RolePrimary {
+			writers |= s.route.Shards
+		}
+		if what := spanForbids(s.plan); what != "" {
+			return pgErr("0A000", what+" is not supported in a batch whose statements run on different shards",
+				"send it as a statement of its own")
+		}
+	}
+	names := ss.shardList(all)
+	switch {
+	case ss.db.CrossShard == "deny":
+		return pgErr("0A000", fmt.Sprintf("batch runs on shards %s; cross_shard is deny for database %s", names, ss.dbName),
+			"keep each batch on one shard, or set cross_shard: allow")
+	case ss.pinned != "" || ss.st.cfg.Pool.Mode == "session":
+		return pgErr("0A000", fmt.Sprintf("batch runs on shards %s, but this session is tied to one backend", names),
+			"only sessions that are not pinned (pool mode transaction) may run batches over shards")
+	case ss.openBatch:
+		return pgErr("0A000", fmt.Sprintf("batch runs on shards %s after statements already pipelined to one shard without Sync", names),
+			"send Sync before statements for another shard")
+	case writers.Len() > 1 && !ss.twoPhase():
+		return pgErr("0A000", fmt.Sprintf("batch writes on shards %s; without two-phase commit pgrouter cannot make it atomic", ss.shardList(writers)),
+			fmt.Sprintf("enable two_phase_commit for database %s, or send the writes of each shard in a transaction of their own", ss.dbName))
+	}
+	return nil
+}
+
+// spanForbids names what a statement of a batch over shards may not be.
+func spanForbids(p *router.Plan) string {
+	switch {
+	case p == nil:
+	case p.Tx != router.TxNone:
+		return "transaction control (BEGIN, COMMIT, ROLLBACK, PREPARE TRANSACTION)"
+	case p.Savepoint:
+		return "SAVEPOINT / RELEASE / ROLLBACK TO"
+	case p.SetLocal || len(p.Sets) > 0:
+		return "SET"
+	case p.Pin != "":
+		return p.Pin
+	case p.Copy != nil || p.Local || p.Deallocate != nil:
+		return "COPY, DEALLOCATE or SET/SHOW pgrouter.*"
+	}
+	return ""
+}
+
+// shardList names the shards of set: "[shard0, shard1]".
+func (ss *session) shardList(set router.ShardSet) string {
+	var names []string
+	set.Each(func(i int) { names = append(names, ss.st.cfg.Shards[i].Name) })
+	return "[" + strings.Join(names, ", ") + "]"
+}
+
+// spanBackend makes the backend of route's shard in the batch's
+// transaction the current one (opening the transaction there first).
+func (ss *session) spanBackend(route router.Route, plan *router.Plan, executes bool) error {
+	if ss.be == nil {
+		shard := route.Shards.First()
+		if shard < 0 {
+			shard = 0
+		}
+		if err := ss.openTx(shard); err != nil {
+			return err
+		}
+		ss.members = []*binding{ss.be} // ended together by endSpan / COMMIT
+		return nil
+	}
+	return ss.routeInTx(route, plan, executes)
+}
+
+// runSegment sends one execution to its shard with a Sync of the proxy's
+// own, relaying every answer but that Sync's ReadyForQuery.
+func (ss *session) runSegment(s segment) error {
+	if err := ss.spanBackend(s.route, s.plan, s.executes); err != nil {
+		ss.spanFailed(toPgError(err))
+		return nil
+	}
+	if s.executes && s.route.Role == router.RolePrimary {
+		ss.be.wrote = true
+	}
+	ss.bout = ss.bout[:0]
+	b := &ss.batch
+	for i := s.from; i < s.to; i++ {
+		if m := b.msgs[i]; m.typ != 'S' && m.typ != 'H' {
+			if err := ss.translate(m, b.body(i)); err != nil {
+				ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "08P01", Message: err.Error()}))
+				return errClientGone
+			}
+		}
+	}
+	ss.bout = append(ss.bout, 'S', 0, 0, 0, 4)
+	ss.push(expect{kind: 'S', swallow: true})
+	return ss.spanRoundTrip()
+}
+
+// spanRoundTrip sends ss.bout and relays the answers (the proxy's Sync
+// swallowed); a failure ends the batch's run.
+func (ss *session) spanRoundTrip() error {
+	if err := writeAll(ss.be.conn.NetConn, ss.bout); err != nil {
+		return ss.backendLost(err)
+	}
+	ss.failed = false
+	if err := ss.relay(); err != nil {
+		return err
+	}
+	if ss.failed {
+		ss.span.failed = true
+	}
+	if len(ss.out) >= clientFlushAt {
+		return ss.flushClient()
+	}
+	return nil
+}
+
+// spanFailed reports a statement pgrouter could not run in the batch: the
+// batch fails there, as if the statement had.
+func (ss *session) spanFailed(perr *pgconn.PgError) {
+	ss.srv.Metrics.errors(perr.Code)
+	ss.out = appendError(ss.out, perr)
+	ss.span.failed = true
+	if !ss.span.implicit {
+		ss.failTx()
+	}
+}
+
+// spanRefused fails the batch over shards at a message pgrouter refused
+// (its Bind names an unknown statement, say).
+func (ss *session) spanRefused(perr *pgconn.PgError, sync bool) error {
+	if !ss.span.failed {
+		ss.spanFailed(perr)
+	}
+	if sync {
+		return ss.endSpan()
+	}
+	return ss.flushClient()
+}
+
+// endSpan answers the client's Sync: an implicit transaction commits (or,
+// after an error, rolls back) on every shard it reached; inside the
+// client's transaction the status says whether it failed.
+func (ss *session) endSpan() error {
+	sp := ss.span
+	ss.span = nil
+	if !sp.implicit {
+		st := byte('T')
+		if sp.failed {
+			st = 'E'
+		}
+		ss.txStatus = st
+		ss.out = appendReady(ss.out, st)
+		return ss.flushClient()
+	}
+	ss.pendingBegin = ""
+	if len(ss.members) == 0 && ss.be != nil {
+		ss.members = []*binding{ss.be}
+	}
+	if len(ss.members) == 0 { // failed before any shard was reached
+		ss.readyForQuery('I')
+		ss.out = appendReady(ss.out, 'I')
+		return ss.flushClient()
+	}
+	var out commitOutcome
+	if sp.failed {
+		out = ss.rollbackMembers()
+	} else {
+		out = ss.commitMembers()
+	}
+	ss.endMulti(out.tag)
+	if out.err != nil {
+		ss.srv.Metrics.errors(out.err.Code)
+		ss.out = appendError(ss.out, out.err)
+	}
+	if out.warning != nil {
+		ss.out = appendNotice(ss.out, out.warning)
+	}
+	ss.out = appendReady(ss.out, 'I')
+	return ss.flushClient()
+}

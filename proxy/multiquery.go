@@ -1,0 +1,124 @@
+package proxy
+
+import (
+	"strconv"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgrouter/pgrouter/router"
+)
+
+// A simple Query holding several statements for different shards (what
+// psycopg2's execute_batch sends) runs statement by statement, each on
+// its shard(s), as one transaction over them (see multibatch.go): the
+// client gets each statement's answers in order and one ReadyForQuery.
+
+// piece is one statement of a multi-statement Query.
+type piece struct {
+	sql   string
+	plan  *router.Plan
+	route router.Route
+	err   error // the router could not route it: the query fails there
+}
+
+// spanSimple runs sql over shards when its statements need several;
+// done is false when it holds one statement after all (a ';' in a
+// literal), for the caller to handle.
+func (ss *session) spanSimple(sql string) (done bool, err error) {
+	texts, perr := router.SplitStatements(sql)
+	if perr != nil || len(texts) < 2 {
+		return false, nil
+	}
+	pieces := make([]piece, len(texts))
+	steps := make([]spanStep, len(texts))
+	for i, text := range texts {
+		p := &pieces[i]
+		p.sql = text
+		p.plan, p.route, p.err = ss.router.RouteSimple(text, ss.hints, &ss.scratch)
+		steps[i] = spanStep{plan: p.plan, route: p.route, executes: true}
+		if p.err != nil {
+			steps[i].plan = nil
+		}
+	}
+	if perr := ss.spanAllowed(steps); perr != nil {
+		return true, ss.replyError(perr, true)
+	}
+	ss.beginSpan()
+	for _, p := range pieces {
+		if err := ss.runPiece(p); err != nil {
+			return true, err
+		}
+		if ss.span.failed {
+			break
+		}
+	}
+	return true, ss.endSpan()
+}
+
+// runPiece runs one statement of the query in the span's transaction:
+// a multi-shard write or read with the proxy's own executors, anything
+// else relayed from its shard (every answer but ReadyForQuery).
+func (ss *session) runPiece(p piece) error {
+	switch {
+	case p.err != nil:
+		ss.spanFailed(toPgError(p.err))
+	case ss.multiWrite(p.plan, p.route):
+		results, perr := ss.runMulti(p.sql, router.Args{}, nil, p.route)
+		if perr != nil {
+			ss.spanFailed(perr)
+			return nil
+		}
+		ss.out = appendRowDesc(ss.out, results, false)
+		ss.out = appendSplitRows(ss.out, results)
+	case ss.multiRead(p.plan, p.route):
+		n, _, perr := ss.scatterRead(p.sql, p.plan, nil, router.Args{}, nil, p.route, 0, func(desc []byte) {
+			ss.out = appendFrame(ss.out, 'T', desc)
+		})
+		if perr != nil {
+			ss.spanFailed(perr)
+			return nil
+		}
+		ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(n, 10))})
+	default:
+		if err := ss.spanBackend(p.route, p.plan, true); err != nil {
+			ss.spanFailed(toPgError(err))
+			return nil
+		}
+		if p.route.Role == router.RolePrimary {
+			ss.be.wrote = true
+		}
+		return ss.relayPiece(p.sql)
+	}
+	return nil
+}
+
+// relayPiece sends one statement as a Query and relays its answers up to
+// (not including) ReadyForQuery. COPY FROM STDIN cannot take part: the
+// client's data would follow the whole query, so the shard gets CopyFail.
+func (ss *session) relayPiece(sql string) error {
+	b := ss.be
+	if err := writeAll(b.conn.NetConn, appendQuery(nil, sql)); err != nil {
+		return ss.backendLost(err)
+	}
+	var ferr error
+	perr, lost := b.readUntilReady(func(typ byte, body []byte) {
+		switch typ {
+		case 'G':
+			writeAll(b.conn.NetConn, appendMsg(nil, &pgproto3.CopyFail{Message: "COPY FROM STDIN is not supported in a query whose statements run on different shards"}))
+			return
+		case 'S':
+			ss.noteParameterStatus(body)
+		}
+		ss.out = appendFrame(ss.out, typ, body)
+		if len(ss.out) >= clientFlushAt && ferr == nil {
+			ferr = ss.flushClient()
+		}
+	})
+	if lost != nil {
+		return ss.backendLost(lost)
+	}
+	if perr != nil {
+		ss.span.failed = true
+	}
+	return ferr
+}
