@@ -25,8 +25,12 @@ const singleDB = "single"
 
 // users and orders are co-located (hash of an int key); events is range
 // sharded on its own key; plans is a reference table (on every shard).
-const dbSection = `    sharded_tables:
+// wusers and wplans (reference) are written by the write tests
+// (writes_test.go); two-phase commit makes their multi-shard writes atomic.
+const dbSection = `    two_phase_commit: true
+    sharded_tables:
       - {table: users, column: id, type: int, function: hash}
+      - {table: wusers, column: id, type: int, function: hash}
       - {table: orders, column: user_id, type: int, function: hash}
       - {table: skew, column: id, type: int, function: hash}
       - table: events
@@ -37,7 +41,7 @@ const dbSection = `    sharded_tables:
           - {to: "1000", shard: shard0}
           - {from: "1000", to: "2000", shard: shard1}
           - {from: "2000", shard: shard2}
-    reference_tables: [plans]
+    reference_tables: [plans, wplans]
 `
 
 const schema = `
@@ -50,6 +54,8 @@ CREATE TABLE orders (
 CREATE TABLE events (id bigint PRIMARY KEY, kind text, val int, at timestamp, ok bool, ref uuid);
 CREATE TABLE plans (id int PRIMARY KEY, name text, price numeric(8,2));
 INSERT INTO plans VALUES (1, 'free', 0), (2, 'basic', 9.99), (3, 'pro', 29.50), (4, 'team', -1.00);
+CREATE TABLE wusers (id bigint PRIMARY KEY, name text, score float8, at timestamptz, since date, wait interval);
+CREATE TABLE wplans (id bigint PRIMARY KEY, name text);
 `
 
 func TestMain(m *testing.M) {
