@@ -33,50 +33,52 @@ func corpus(t *testing.T, name string) []query {
 
 // TestSupportedQueriesMatchOnePostgres runs every corpus query on the
 // single database and through pgrouter over three shards, in each protocol
-// mode, and requires identical columns and rows.
+// mode, and requires identical columns and rows: for every client profile
+// (profiles_test.go) at once.
 func TestSupportedQueriesMatchOnePostgres(t *testing.T) {
 	qs := corpus(t, "queries.sql")
 	if len(qs) < 200 {
 		t.Fatalf("corpus has %d queries, the issue asks for at least 200", len(qs))
 	}
 	ctx := context.Background()
-	single := connect(t, env.Cluster.Shards[0].Primary.DSN(singleDB))
-	proxy := connect(t, env.AppDSN())
-	empty := 0
-	ncols := make([]int, len(qs))
-	for i, q := range qs {
-		if r, err := runSimple(ctx, single, q); err == nil {
-			ncols[i] = len(r.cols)
-		}
-	}
-	for _, m := range modes {
-		pass := 0
+	eachPair(t, profiles, func(_ int, p pair) {
+		single, proxy := p.single, p.proxy
+		empty := 0
+		ncols := make([]int, len(qs))
 		for i, q := range qs {
-			want, err := m.run(ctx, single, q, ncols[i])
-			if err != nil {
-				t.Errorf("%s [%s] on one Postgres: %v", q, m.name, err)
-				continue
+			if r, err := runSimple(ctx, single, q); err == nil {
+				ncols[i] = len(r.cols)
 			}
-			if m.name == "simple" && len(want.rows) == 0 {
-				empty++
-			}
-			got, err := m.run(ctx, proxy, q, ncols[i])
-			if err != nil {
-				t.Errorf("%s [%s] through pgrouter: %v", q, m.name, err)
-				continue
-			}
-			if d := diff(want, got, q.ordered); d != "" {
-				t.Errorf("%s [%s]: %s", q, m.name, d)
-				continue
-			}
-			pass++
 		}
-		t.Logf("mode %-16s %d/%d queries identical", m.name, pass, len(qs))
-	}
-	// A corpus of empty answers would prove little.
-	if empty > len(qs)/10 {
-		t.Errorf("%d of %d queries return no rows on one Postgres; the data does not exercise them", empty, len(qs))
-	}
+		for _, m := range modes {
+			pass := 0
+			for i, q := range qs {
+				want, err := m.run(ctx, single, q, ncols[i])
+				if err != nil {
+					t.Errorf("%s [%s] profile %s on one Postgres: %v", q, m.name, p.name, err)
+					continue
+				}
+				if m.name == "simple" && len(want.rows) == 0 {
+					empty++
+				}
+				got, err := m.run(ctx, proxy, q, ncols[i])
+				if err != nil {
+					t.Errorf("%s [%s] profile %s through pgrouter: %v", q, m.name, p.name, err)
+					continue
+				}
+				if d := diff(want, got, q.ordered); d != "" {
+					t.Errorf("%s [%s] profile %s: %s", q, m.name, p.name, d)
+					continue
+				}
+				pass++
+			}
+			t.Logf("profile %s mode %-16s %d/%d queries identical", p.name, m.name, pass, len(qs))
+		}
+		// A corpus of empty answers would prove little.
+		if empty > len(qs)/10 {
+			t.Errorf("%d of %d queries return no rows on one Postgres; the data does not exercise them", empty, len(qs))
+		}
+	})
 }
 
 // TestUnsupportedQueriesAreRefused checks that every query of

@@ -25,48 +25,59 @@ func TestGeneratedQueriesMatchOnePostgres(t *testing.T) {
 		seed = v
 	}
 	rng := rand.New(rand.NewPCG(6, seed))
-	ctx := context.Background()
-	single := connect(t, env.Cluster.Shards[0].Primary.DSN(singleDB))
-	proxy := connect(t, env.AppDSN())
-	pass := make([]int, len(modes))
-	for i := 0; i < n; i++ {
-		var q query
+	qs := make([]query, n)
+	for i := range qs {
 		switch i % 5 {
 		case 0:
-			q = genRows(rng)
+			qs[i] = genRows(rng)
 		case 1:
-			q = genDistinct(rng)
+			qs[i] = genDistinct(rng)
 		case 2:
-			q = genAggregate(rng)
+			qs[i] = genAggregate(rng)
 		case 3:
-			q = genJoinRows(rng)
+			qs[i] = genJoinRows(rng)
 		default:
-			q = genJoinAggregate(rng)
+			qs[i] = genJoinAggregate(rng)
 		}
-		want, err := runSimple(ctx, single, q)
-		if err != nil {
-			t.Fatalf("generated query %d is invalid: %s: %v", i, q.sql, err)
+	}
+	ctx := context.Background()
+	// Every client profile at once, each on its share of the queries.
+	eachPair(t, profiles, func(pi int, p pair) {
+		single, proxy := p.single, p.proxy
+		pass := make([]int, len(modes))
+		mine := 0
+		for i, q := range qs {
+			if i%len(profiles) != pi {
+				continue
+			}
+			mine++
+			want, err := runSimple(ctx, single, q)
+			if err != nil {
+				t.Errorf("generated query %d is invalid: %s: %v", i, q.sql, err)
+				return
+			}
+			for mi, m := range modes {
+				w, err := m.run(ctx, single, q, len(want.cols))
+				if err != nil {
+					t.Errorf("%s [%s] on one Postgres: %v", q.sql, m.name, err)
+					return
+				}
+				got, err := m.run(ctx, proxy, q, len(want.cols))
+				if err != nil {
+					t.Errorf("%s [%s] profile %s through pgrouter: %v", q.sql, m.name, p.name, err)
+					continue
+				}
+				if d := diff(w, got, q.ordered); d != "" {
+					t.Errorf("%s [%s] profile %s: %s", q.sql, m.name, p.name, d)
+					continue
+				}
+				pass[mi]++
+			}
 		}
 		for mi, m := range modes {
-			w, err := m.run(ctx, single, q, len(want.cols))
-			if err != nil {
-				t.Fatalf("%s [%s] on one Postgres: %v", q.sql, m.name, err)
-			}
-			got, err := m.run(ctx, proxy, q, len(want.cols))
-			if err != nil {
-				t.Errorf("%s [%s] through pgrouter: %v", q.sql, m.name, err)
-				continue
-			}
-			if d := diff(w, got, q.ordered); d != "" {
-				t.Errorf("%s [%s]: %s", q.sql, m.name, d)
-				continue
-			}
-			pass[mi]++
+			t.Logf("profile %s mode %-16s %d/%d generated queries identical", p.name, m.name, pass[mi], mine)
 		}
-	}
-	for mi, m := range modes {
-		t.Logf("mode %-16s %d/%d generated queries identical", m.name, pass[mi], n)
-	}
+	})
 }
 
 var (

@@ -158,7 +158,7 @@ func writeSteps(k int) []step {
 // every answer.
 func TestWritesMatchOnePostgres(t *testing.T) {
 	ctx := context.Background()
-	eachPair(t, func(i int, p pair) {
+	eachPair(t, writeProfiles, func(i int, p pair) {
 		for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeExec} {
 			p.single.Config().DefaultQueryExecMode = mode
 			p.proxy.Config().DefaultQueryExecMode = mode
