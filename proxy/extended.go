@@ -126,13 +126,7 @@ func (ss *session) refuseBatch(err error, sync bool) error {
 		ss.writeClient(appendError(nil, errMalformed))
 		return errClientGone
 	}
-	// Nothing of the batch ran: its Parses created no statements.
-	for i, m := range ss.batch.msgs {
-		if m.typ == 'P' && m.st != nil {
-			name, _, _ := cstring(ss.batch.body(i))
-			ss.forgetStmt(name, m.st)
-		}
-	}
+	ss.forgetParses() // nothing of the batch ran: its Parses created no statements
 	if ss.span != nil { // a batch over shards: it fails here, up to Sync
 		return ss.spanRefused(toPgError(err), sync)
 	}

@@ -45,7 +45,16 @@ type segment struct {
 // spansShards reports whether the buffered extended batch must run as a
 // transaction over several shards (or continues one).
 func (ss *session) spansShards(route router.Route) bool {
-	return ss.span != nil || (ss.batch.executions() > 1 && multiShardRoute(route))
+	switch {
+	case ss.span != nil:
+		return true
+	case ss.openBatch && ss.be != nil && !ss.failed:
+		// Statements already sent to one shard without Sync: a batch for
+		// another shard makes the whole pipeline span (adoptOpenBatch).
+		return multiShardRoute(route) || (!route.Any && route.Shards.First() != ss.be.shard) ||
+			(route.Any && route.Shards != 0 && !route.Shards.Has(ss.be.shard))
+	}
+	return ss.batch.executions() > 1 && multiShardRoute(route)
 }
 
 func multiShardRoute(r router.Route) bool {
@@ -59,6 +68,11 @@ func (ss *session) spanExtended(sync bool) error {
 	if err != nil {
 		return ss.refuseBatch(err, sync)
 	}
+	if ss.span == nil && ss.openBatch {
+		if err := ss.adoptOpenBatch(); err != nil {
+			return err
+		}
+	}
 	if ss.span == nil {
 		steps := make([]spanStep, len(segs))
 		for i, s := range segs {
@@ -71,10 +85,14 @@ func (ss *session) spanExtended(sync bool) error {
 					"send it with its own Sync, or as a query of its own")
 			}
 		}
-		if perr != nil {
-			return ss.refuseBatch(perr, sync)
-		}
 		ss.beginSpan()
+		if perr != nil {
+			ss.forgetParses()
+			return ss.spanRefused(perr, sync)
+		}
+	}
+	if ss.span.failed { // skipping to Sync, as Postgres after an error
+		ss.forgetParses()
 	}
 	for _, s := range segs {
 		if ss.span.failed {
@@ -90,9 +108,58 @@ func (ss *session) spanExtended(sync bool) error {
 	return ss.endSpan()
 }
 
+// adoptOpenBatch turns a pipeline that has run statements on one shard
+// (Flush, no Sync yet) into a batch over shards before it moves on. Outside
+// a transaction a BEGIN sent mid-pipeline makes the open implicit
+// transaction an explicit one (Postgres converts it, the statements already
+// run included), so the client's Sync can still commit or roll back every
+// shard together; a Sync of the proxy's own then ends the backend's batch
+// without ending its transaction.
+func (ss *session) adoptOpenBatch() error {
+	b := ss.be
+	implicit := ss.txBegin == "" && ss.txStatus == 'I'
+	var msg []byte
+	answers := 1 // the Sync's
+	if implicit {
+		msg, answers = appendQuery(msg, "BEGIN"), 2
+	}
+	msg = append(msg, 'S', 0, 0, 0, 4)
+	if err := writeAll(b.conn.NetConn, msg); err != nil {
+		return ss.backendLost(err)
+	}
+	for range answers {
+		if _, lost := b.readUntilReady(nil); lost != nil {
+			return ss.backendLost(lost)
+		}
+	}
+	ss.openBatch = false
+	ss.span = &spanBatch{implicit: implicit}
+	if implicit {
+		ss.txBegin, ss.txStatus = "BEGIN", 'T'
+	}
+	if len(ss.members) == 0 {
+		ss.members = []*binding{b}
+	}
+	return nil
+}
+
+// forgetParses drops the client statements the buffered batch Parsed:
+// none of them ran (Postgres skips them after an error, up to Sync).
+func (ss *session) forgetParses() {
+	for i, m := range ss.batch.msgs {
+		if m.typ == 'P' && m.st != nil {
+			name, _, _ := cstring(ss.batch.body(i))
+			ss.forgetStmt(name, m.st)
+		}
+	}
+}
+
 // beginSpan starts a batch over shards: outside a transaction its own
 // implicit one, opened (BEGIN) on each shard as the batch reaches it.
 func (ss *session) beginSpan() {
+	if ss.span != nil { // adopted from an open pipeline
+		return
+	}
 	ss.span = &spanBatch{implicit: ss.be == nil && ss.pendingBegin == ""}
 	if ss.span.implicit {
 		ss.pendingBegin = "BEGIN"
@@ -172,9 +239,6 @@ func (ss *session) spanAllowed(steps []spanStep) *pgconn.PgError {
 	case ss.pinned != "" || ss.st.cfg.Pool.Mode == "session":
 		return pgErr("0A000", fmt.Sprintf("batch runs on shards %s, but this session is tied to one backend", names),
 			"only sessions that are not pinned (pool mode transaction) may run batches over shards")
-	case ss.openBatch:
-		return pgErr("0A000", fmt.Sprintf("batch runs on shards %s after statements already pipelined to one shard without Sync", names),
-			"send Sync before statements for another shard")
 	case writers.Len() > 1 && !ss.twoPhase():
 		return pgErr("0A000", fmt.Sprintf("batch writes on shards %s; without two-phase commit pgrouter cannot make it atomic", ss.shardList(writers)),
 			fmt.Sprintf("enable two_phase_commit for database %s, or send the writes of each shard in a transaction of their own", ss.dbName))

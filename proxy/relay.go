@@ -246,8 +246,8 @@ func tagIs(tag []byte, word string) bool {
 // afterRoundTrip gives the backend back when the transaction is over.
 func (ss *session) afterRoundTrip() {
 	b := ss.be
-	if b == nil || len(ss.queue) > 0 || b.txStatus != 'I' || len(ss.members) > 0 {
-		return // a multi-shard transaction ends in multiTxControl
+	if b == nil || len(ss.queue) > 0 || b.txStatus != 'I' || len(ss.members) > 0 || ss.openBatch {
+		return // a multi-shard transaction ends in multiTxControl; an open batch at its Sync
 	}
 	if b.wrote {
 		ss.floor[b.shard] = ss.srv.topo.Snapshot().WriteFloor(b.shard)
