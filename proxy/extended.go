@@ -126,7 +126,7 @@ func (ss *session) refuseBatch(err error, sync bool) error {
 		ss.writeClient(appendError(nil, errMalformed))
 		return errClientGone
 	}
-	ss.forgetParses() // nothing of the batch ran: its Parses created no statements
+	ss.forgetParses()   // nothing of the batch ran: its Parses created no statements
 	if ss.span != nil { // a batch over shards: it fails here, up to Sync
 		return ss.spanRefused(toPgError(err), sync)
 	}
