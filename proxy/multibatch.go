@@ -38,6 +38,7 @@ type segment struct {
 	from, to int // b.msgs[from:to]
 	route    router.Route
 	plan     *router.Plan
+	bind     int // index of the Bind in b.msgs, -1 without one
 	executes bool
 	sends    bool // holds a message for the backend (not only Sync/Flush)
 }
@@ -79,12 +80,6 @@ func (ss *session) spanExtended(sync bool) error {
 			steps[i] = spanStep{plan: s.plan, route: s.route, executes: s.executes}
 		}
 		perr := ss.spanAllowed(steps)
-		for _, s := range segs {
-			if perr == nil && multiShardRoute(s.route) {
-				perr = pgErr("0A000", fmt.Sprintf("a statement that runs on shards %s must be sent in a batch of its own", ss.shardList(s.route.Shards)),
-					"send it with its own Sync, or as a query of its own")
-			}
-		}
 		ss.beginSpan()
 		if perr != nil {
 			ss.forgetParses()
@@ -173,7 +168,7 @@ func (ss *session) beginSpan() {
 func (ss *session) segments() ([]segment, error) {
 	b := &ss.batch
 	var segs []segment
-	cur := segment{route: router.Route{Any: true}}
+	cur := segment{route: router.Route{Any: true}, bind: -1}
 	for i, m := range b.msgs {
 		switch m.typ {
 		case 'B':
@@ -187,7 +182,7 @@ func (ss *session) segments() ([]segment, error) {
 			if err != nil {
 				return nil, err
 			}
-			cur.route, cur.plan = r, m.st.plan
+			cur.route, cur.plan, cur.bind = r, m.st.plan, i
 		case 'E':
 			cur.executes = true
 		}
@@ -197,7 +192,7 @@ func (ss *session) segments() ([]segment, error) {
 		if (m.typ == 'E' || i == len(b.msgs)-1) && cur.sends {
 			cur.to = i + 1
 			segs = append(segs, cur)
-			cur = segment{from: i + 1, route: router.Route{Any: true}}
+			cur = segment{from: i + 1, route: router.Route{Any: true}, bind: -1}
 		}
 	}
 	return segs, nil
@@ -291,6 +286,12 @@ func (ss *session) spanBackend(route router.Route, plan *router.Plan, executes b
 // runSegment sends one execution to its shard with a Sync of the proxy's
 // own, relaying every answer but that Sync's ReadyForQuery.
 func (ss *session) runSegment(s segment) error {
+	if multiShardRoute(s.route) {
+		if perr := ss.multiSegment(s); perr != nil {
+			ss.spanFailed(perr)
+		}
+		return nil
+	}
 	if err := ss.spanBackend(s.route, s.plan, s.executes); err != nil {
 		ss.spanFailed(toPgError(err))
 		return nil
@@ -311,6 +312,32 @@ func (ss *session) runSegment(s segment) error {
 	ss.bout = append(ss.bout, 'S', 0, 0, 0, 4)
 	ss.push(expect{kind: 'S', swallow: true})
 	return ss.spanRoundTrip()
+}
+
+// multiSegment runs an execution that itself needs several shards (a
+// split INSERT, a keyless write, a cross-shard SELECT) with the proxy's
+// multi-shard executors, inside the batch's transaction.
+func (ss *session) multiSegment(s segment) *pgconn.PgError {
+	b := &ss.batch
+	if s.bind < 0 || !s.executes || b.describesStatement(s.from, s.to) {
+		return s.route.MultiShardError()
+	}
+	st := b.msgs[s.bind].st
+	var args router.Args
+	var formats []int16
+	if _, err := decodeBind(b.body(s.bind), &args, &formats); err != nil {
+		return toPgError(err)
+	}
+	args.ParamOIDs = st.oids
+	switch {
+	case ss.multiWrite(st.plan, s.route):
+		return ss.multiExec(s.from, s.to, st, args, formats, s.route)
+	case ss.multiRead(st.plan, s.route):
+		if ok, perr := ss.scatterExec(s.from, s.to, st, args, formats, s.route); ok {
+			return perr
+		}
+	}
+	return s.route.MultiShardError()
 }
 
 // spanRoundTrip sends ss.bout and relays the answers (the proxy's Sync

@@ -285,21 +285,40 @@ func (ss *session) scatterSimple(sql string, plan *router.Plan, route router.Rou
 // SELECT execution; ok is false for batch shapes it does not handle.
 func (ss *session) scatterBatch(st *stmt, route router.Route) (ok bool, err error) {
 	b := &ss.batch
+	if b.describesStatement(0, len(b.msgs)) {
+		return false, nil
+	}
+	ok, perr := ss.scatterExec(0, len(b.msgs), st, ss.args, ss.resultFormats, route)
+	switch {
+	case !ok:
+		return false, nil
+	case perr != nil:
+		return true, ss.replyError(perr, true)
+	}
+	ss.out = appendReady(ss.out, ss.txStatus)
+	return true, ss.flushClient()
+}
+
+// scatterExec runs the multi-shard SELECT executed in ss.batch.msgs[from:to]
+// and answers those messages (Sync and Flush aside); ok is false when the
+// Execute cannot be read.
+func (ss *session) scatterExec(from, to int, st *stmt, args router.Args, resultFormats []int16, route router.Route) (ok bool, perr *pgconn.PgError) {
+	b := &ss.batch
 	exec := -1
-	for i, m := range b.msgs {
-		if m.typ == 'D' && m.n > 0 && b.buf[m.off] == 'S' {
-			return false, nil
-		}
-		if m.typ == 'E' {
+	for i := from; i < to; i++ {
+		if b.msgs[i].typ == 'E' {
 			exec = i
 		}
+	}
+	if exec < 0 {
+		return false, nil
 	}
 	maxRows, ok := executeMaxRows(b.body(exec))
 	if !ok {
 		return false, nil
 	}
-	n, suspended, perr := ss.scatterRead(st.query, st.plan, st, ss.args, ss.resultFormats, route, maxRows, func(desc []byte) {
-		for _, m := range b.msgs[:exec] {
+	n, suspended, perr := ss.scatterRead(st.query, st.plan, st, args, resultFormats, route, maxRows, func(desc []byte) {
+		for _, m := range b.msgs[from:exec] {
 			switch m.typ {
 			case 'P':
 				ss.out = append(ss.out, msgParseComplete...)
@@ -313,22 +332,19 @@ func (ss *session) scatterBatch(st *stmt, route router.Route) (ok bool, err erro
 		}
 	})
 	if perr != nil {
-		return true, ss.replyError(perr, true)
+		return true, perr
 	}
 	if suspended {
 		ss.out = append(ss.out, 's', 0, 0, 0, 4) // PortalSuspended; the Sync closes the portal
 	} else {
 		ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(n, 10))})
 	}
-	for _, m := range b.msgs[exec+1:] {
-		switch m.typ {
-		case 'C':
+	for _, m := range b.msgs[exec+1 : to] {
+		if m.typ == 'C' {
 			ss.out = append(ss.out, msgCloseComplete...)
-		case 'S':
-			ss.out = appendReady(ss.out, ss.txStatus)
 		}
 	}
-	return true, ss.flushClient()
+	return true, nil
 }
 
 // executeMaxRows reads the row limit of an Execute body (portal name,

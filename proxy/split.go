@@ -207,16 +207,24 @@ func (ss *session) multiSimple(sql string, route router.Route) error {
 // batch shapes it does not handle.
 func (ss *session) multiBatch(st *stmt, route router.Route) (ok bool, err error) {
 	b := &ss.batch
-	for _, m := range b.msgs {
-		if m.typ == 'D' && m.n > 0 && b.buf[m.off] == 'S' {
-			return false, nil
-		}
+	if b.describesStatement(0, len(b.msgs)) {
+		return false, nil
 	}
-	results, perr := ss.runMulti(st.query, ss.args, ss.resultFormats, route)
-	if perr != nil {
+	if perr := ss.multiExec(0, len(b.msgs), st, ss.args, ss.resultFormats, route); perr != nil {
 		return true, ss.replyError(perr, true)
 	}
-	for _, m := range b.msgs {
+	ss.out = appendReady(ss.out, ss.txStatus)
+	return true, ss.flushClient()
+}
+
+// multiExec runs the multi-shard write bound in ss.batch.msgs[from:to]
+// and answers those messages (Sync and Flush aside) as Postgres would.
+func (ss *session) multiExec(from, to int, st *stmt, args router.Args, resultFormats []int16, route router.Route) *pgconn.PgError {
+	results, perr := ss.runMulti(st.query, args, resultFormats, route)
+	if perr != nil {
+		return perr
+	}
+	for _, m := range ss.batch.msgs[from:to] {
 		switch m.typ {
 		case 'P':
 			ss.out = append(ss.out, msgParseComplete...)
@@ -228,11 +236,20 @@ func (ss *session) multiBatch(st *stmt, route router.Route) (ok bool, err error)
 			ss.out = appendSplitRows(ss.out, results)
 		case 'C':
 			ss.out = append(ss.out, msgCloseComplete...)
-		case 'S':
-			ss.out = appendReady(ss.out, ss.txStatus)
 		}
 	}
-	return true, ss.flushClient()
+	return nil
+}
+
+// describesStatement reports whether msgs[from:to] hold a Describe of a
+// statement, which the multi-shard executors do not answer.
+func (b *batch) describesStatement(from, to int) bool {
+	for _, m := range b.msgs[from:to] {
+		if m.typ == 'D' && m.n > 0 && b.buf[m.off] == 'S' {
+			return true
+		}
+	}
+	return false
 }
 
 // runMulti executes a split INSERT or a broadcast write: in its own
