@@ -135,6 +135,13 @@ func writeSteps(k int) []step {
 			batch(ext, "insert into wusers (id, name) values (K+20, 'x')", "insert into wusers (id, name) values (K+21, 'y')",
 				"insert into wusers (id, name) values (K+10, 'dup')", "insert into wusers (id, name) values (K+22, 'z')"),
 			step{sql: all, extended: ext},
+			// Statements that need several shards themselves, in a batch.
+			batch(ext, "update wusers set score = 1 where id between K and K+99 returning id, score",
+				"insert into wplans values (K+5, 'r') returning id", "select count(*), sum(score) from wusers where id between K and K+99",
+				"insert into wusers (id, name) values (K+40, 'm'), (K+41, 'n'), (K+42, 'o') returning id", "delete from wplans where id = K+5"),
+			batch(ext, "insert into wusers (id, name) values (K+43, 'p'), (K+44, 'q')", "select id from wusers where id between K and K+99 order by id",
+				"update wusers set score = 1 / (score - 1) where id between K and K+99", "insert into wusers (id, name) values (K+45, 'never')"),
+			step{sql: all, extended: ext},
 			// Inside a transaction, committed and rolled back.
 			step{sql: "begin"},
 			step{sql: f("insert into wusers (id, name) values (K+30, 't'), (K+31, 'u'), (K+32, 'v') returning id"), extended: ext},
