@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -82,7 +83,7 @@ func (ss *session) scatterRead(sql string, plan *router.Plan, st *stmt, args rou
 	if firstErr == nil {
 		var rerr error
 		sent := int64(0)
-		_, n, rerr = mp.Run(descs, resultFormats, srcs, func(row []byte) error {
+		_, n, rerr = mp.RunWith(ss.mergeOptions(), descs, resultFormats, srcs, func(row []byte) error {
 			sent++
 			ss.out = appendFrame(ss.out, 'D', row)
 			if maxRows > 0 && sent == maxRows {
@@ -108,6 +109,35 @@ func (ss *session) scatterRead(sql string, plan *router.Plan, st *stmt, args rou
 		}
 	}
 	return n, suspended, firstErr
+}
+
+// mergeOptions are the client's settings that shape what the merge
+// computes: extra_float_digits (Postgres's default 1 when never set).
+func (ss *session) mergeOptions() merge.Options {
+	o := merge.Options{ExtraFloatDigits: 1}
+	if v, ok := settingValue(ss.desired["extra_float_digits"]); ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			o.ExtraFloatDigits = n
+		}
+	}
+	return o
+}
+
+// settingValue reads the value back from the SQL that applies a client
+// setting (see setStartupParams and applySet): the last argument of
+// set_config(name, 'value', false), or what follows TO in SET.
+func settingValue(sql string) (string, bool) {
+	if rest, ok := strings.CutPrefix(sql, "SELECT pg_catalog.set_config("); ok {
+		rest = strings.TrimSuffix(rest, ", false)")
+		if i := strings.Index(rest, "', '"); i >= 0 {
+			return strings.ReplaceAll(strings.TrimSuffix(rest[i+4:], "'"), "''", "'"), true
+		}
+		return "", false
+	}
+	if _, v, ok := strings.Cut(sql, " TO "); ok {
+		return strings.Trim(strings.TrimSpace(v), "'"), true
+	}
+	return "", false
 }
 
 // shardStatement is the server-side statement to run the shard text

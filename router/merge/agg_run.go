@@ -77,7 +77,7 @@ func (p *Plan) runAggregate(cols []column, formats []int16, src []Source, out *s
 	if err != nil {
 		return err
 	}
-	rows, err := ap.finish(groups, cols, types, formats, p.needValues())
+	rows, err := ap.finish(groups, cols, types, formats, p.needValues(), out.efd)
 	if err != nil {
 		return err
 	}
@@ -273,7 +273,7 @@ func (r *outRow) key(n int) ([]byte, error) {
 }
 
 // finish computes each group's final values and applies HAVING.
-func (ap *aggPlan) finish(groups []*group, cols []column, types []uint32, formats []int16, needValues []bool) ([]*outRow, error) {
+func (ap *aggPlan) finish(groups []*group, cols []column, types []uint32, formats []int16, needValues []bool, efd int) ([]*outRow, error) {
 	rows := make([]*outRow, 0, len(groups))
 	needVal := needValues
 	// One allocation each for the rows, their cells and their values,
@@ -306,7 +306,7 @@ func (ap *aggPlan) finish(groups []*group, cols []column, types []uint32, format
 			v := st.final(o, types[i])
 			r.vals[i] = v
 			if i < ap.visible {
-				cell, err := encodeValue(v, types[i], formatOf(formats, i))
+				cell, err := encodeValue(v, types[i], formatOf(formats, i), efd)
 				if err != nil {
 					return nil, err
 				}

@@ -68,9 +68,9 @@
 //     one node, so the last bits can differ unless the values are exact.
 //     avg(real) is refused (Postgres accumulates it in float8; write
 //     avg(x::float8)).
-//   - Text output of computed floats assumes extra_float_digits > 0 (the
-//     default and what drivers set); date/time text must be in the ISO
-//     DateStyle (the default); other settings make the merge fail loudly.
+//   - Text output of computed floats follows the client's
+//     extra_float_digits (Options); date/time text must be in the ISO
+//     DateStyle (the default); other DateStyles make the merge fail loudly.
 //   - A user-defined aggregate cannot be told from a function without the
 //     catalog: such a query is treated as a plain row query.
 //   - GROUP BY name resolves to a select-list alias; when the alias also

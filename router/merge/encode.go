@@ -61,9 +61,24 @@ func formatFloat(f float64, bits int) string {
 	return sign + digits[:exp+1] + "." + digits[exp+1:]
 }
 
+// formatFloatDigits prints f as float8out/float4out do under
+// extra_float_digits = efd: shortest exact digits when efd > 0, else
+// "%.*g" with DBL_DIG (FLT_DIG) + efd significant digits, at least 1.
+func formatFloatDigits(f float64, bits, efd int) string {
+	if efd > 0 || math.IsNaN(f) || math.IsInf(f, 0) {
+		return formatFloat(f, bits)
+	}
+	ndig := 15 + efd // DBL_DIG
+	if bits == 32 {
+		ndig = 6 + efd // FLT_DIG
+	}
+	return strconv.FormatFloat(f, 'g', max(ndig, 1), bits)
+}
+
 // encodeValue encodes a computed result of type oid in the given format.
 // Types come from aggregate results only: int8, numeric, float4/8, bool.
-func encodeValue(v value, oid uint32, format int16) ([]byte, error) {
+// efd is the client's extra_float_digits (see Options).
+func encodeValue(v value, oid uint32, format int16, efd int) ([]byte, error) {
 	if v.null {
 		return nil, nil
 	}
@@ -85,9 +100,9 @@ func encodeValue(v value, oid uint32, format int16) ([]byte, error) {
 		case oidInt8:
 			return strconv.AppendInt(nil, v.i, 10), nil
 		case oidFloat8:
-			return []byte(formatFloat(v.f, 64)), nil
+			return []byte(formatFloatDigits(v.f, 64, efd)), nil
 		case oidFloat4:
-			return []byte(formatFloat(v.f, 32)), nil
+			return []byte(formatFloatDigits(v.f, 32, efd)), nil
 		case oidBool:
 			if v.i != 0 {
 				return []byte("t"), nil

@@ -16,6 +16,19 @@ import (
 // emitted (for CommandComplete "SELECT n"). Errors meant for the client are
 // *pgconn.PgError; the RowDescription is only valid when err is nil.
 func (p *Plan) Run(descs [][]byte, formats []int16, src []Source, emit func(row []byte) error) (clientDesc []byte, rows int64, err error) {
+	return p.RunWith(Options{ExtraFloatDigits: 1}, descs, formats, src, emit)
+}
+
+// Options are the client's session settings that shape computed values.
+type Options struct {
+	// ExtraFloatDigits is the client's extra_float_digits: at 1 or more
+	// (Postgres's default) computed floats print in their shortest exact
+	// form, at 0 or less with 15 (float4: 6) plus it significant digits.
+	ExtraFloatDigits int
+}
+
+// RunWith is Run for a client whose session settings are o.
+func (p *Plan) RunWith(o Options, descs [][]byte, formats []int16, src []Source, emit func(row []byte) error) (clientDesc []byte, rows int64, err error) {
 	if len(src) == 0 || len(descs) != len(src) {
 		return nil, 0, fmt.Errorf("merge: %d row descriptions for %d sources", len(descs), len(src))
 	}
@@ -27,7 +40,7 @@ func (p *Plan) Run(descs [][]byte, formats []int16, src []Source, emit func(row 
 	if err != nil {
 		return nil, 0, err
 	}
-	out := &sink{plan: p, cols: cols[:len(cols)-p.hidden], emit: emit}
+	out := &sink{plan: p, cols: cols[:len(cols)-p.hidden], emit: emit, efd: o.ExtraFloatDigits}
 	if p.distinct {
 		out.seen = make(map[string]struct{})
 	}
@@ -124,6 +137,7 @@ type sink struct {
 	rows    int64
 	emit    func([]byte) error
 	buf     []byte
+	efd     int // the client's extra_float_digits (Options)
 }
 
 // full reports that LIMIT is reached: no more rows are needed.

@@ -107,3 +107,35 @@ func TestMergeRefusesNonISODates(t *testing.T) {
 		}
 	}
 }
+
+// TestComputedFloatsFollowExtraFloatDigits: floats the merge computes
+// itself (avg and sum) print as the client's extra_float_digits asks, like
+// Postgres's float8out. (They once printed shortest-exact digits whatever
+// the setting: "12.3156108597285" became "12.315610859728507".) The values
+// are exact binary fractions: float sums added in another order than on
+// one node may differ in the last bits (a documented limit), and the
+// shards' partial sums arrive as text in the client's setting.
+func TestComputedFloatsFollowExtraFloatDigits(t *testing.T) {
+	ctx := context.Background()
+	for _, efd := range []string{"-2", "0", "1", "3"} {
+		p := pairs(t, []string{"&extra_float_digits=" + efd})[0]
+		for _, sql := range []string{
+			"select avg(age::float8 / 4), sum(age::float8 / 4), avg(plan_id::float8 / 2) from users",
+			"select region, avg(age::float8 / 8), sum(age::float8 * 1.5) from users group by region",
+		} {
+			q := query{sql: sql}
+			want, err := runSimple(ctx, p.single, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := runSimple(ctx, p.proxy, q)
+			if err != nil {
+				t.Errorf("extra_float_digits %s, %s: %v", efd, sql, err)
+				continue
+			}
+			if d := diff(want, got, false); d != "" {
+				t.Errorf("extra_float_digits %s, %s: %s", efd, sql, d)
+			}
+		}
+	}
+}
