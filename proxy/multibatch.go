@@ -74,20 +74,14 @@ func (ss *session) spanExtended(sync bool) error {
 			return err
 		}
 	}
-	if ss.span == nil {
-		steps := make([]spanStep, len(segs))
-		for i, s := range segs {
-			steps[i] = spanStep{plan: s.plan, route: s.route, executes: s.executes}
-		}
-		perr := ss.spanAllowed(steps)
-		ss.beginSpan()
-		if perr != nil {
-			ss.forgetParses()
-			return ss.spanRefused(perr, sync)
-		}
-	}
+	ss.beginSpan()
 	if ss.span.failed { // skipping to Sync, as Postgres after an error
 		ss.forgetParses()
+	} else if perr := ss.spanAllowed(spanSteps(segs)); perr != nil {
+		// Checked for each batch of the span, against what the
+		// transaction has done so far: before anything of it runs.
+		ss.forgetParses()
+		return ss.spanRefused(perr, sync)
 	}
 	for _, s := range segs {
 		if ss.span.failed {
@@ -101,6 +95,14 @@ func (ss *session) spanExtended(sync bool) error {
 		return ss.flushClient()
 	}
 	return ss.endSpan()
+}
+
+func spanSteps(segs []segment) []spanStep {
+	steps := make([]spanStep, len(segs))
+	for i, s := range segs {
+		steps[i] = spanStep{plan: s.plan, route: s.route, executes: s.executes}
+	}
+	return steps
 }
 
 // adoptOpenBatch turns a pipeline that has run statements on one shard

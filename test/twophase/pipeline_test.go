@@ -82,3 +82,24 @@ func TestPipelineWithFlushSpansShards(t *testing.T) {
 		t.Fatalf("session after the pipelines: %v", err)
 	}
 }
+
+// Without two-phase commit the same pipeline is refused where it moves to
+// the second shard (0A000 naming the shards, hint two_phase_commit), and
+// the first shard's part is rolled back at Sync, as one Postgres rolls
+// back a batch that failed; the session goes on.
+func TestPipelineWithFlushWithoutTwoPhaseCommit(t *testing.T) {
+	ctx := context.Background()
+	a, b := keysOn(t, 0, 410000, 1), keysOn(t, 1, 410000, 1)
+	c := connectTo(t, env.DSN("app", "app", "plain"), pgx.QueryExecModeExec)
+	got, _ := pipelineInsert(ctx, t, c.PgConn(), []int64{a[0], b[0]})
+	if fmt.Sprint(got) != "[INSERT 0 1 error 0A000]" {
+		t.Fatalf("pipeline over two shards without 2PC: %v", got)
+	}
+	if n0, n1 := countOn(t, 0, "users", a), countOn(t, 1, "users", b); n0+n1 != 0 {
+		t.Fatalf("refused pipeline left rows: shard0 %d, shard1 %d", n0, n1)
+	}
+	var one int
+	if err := c.QueryRow(ctx, "select 1").Scan(&one); err != nil {
+		t.Fatalf("session after the refusal: %v", err)
+	}
+}
