@@ -79,10 +79,7 @@ func TestBatchSpanningShardsCommits(t *testing.T) {
 			if err := br.Close(); err != nil {
 				t.Fatal(err)
 			}
-			var one int
-			if err := c.QueryRow(ctx, "select 1").Scan(&one); err != nil {
-				t.Fatalf("session after the batches: %v", err)
-			}
+			assertUsable(t, c, "the batches")
 		})
 	}
 }
@@ -97,9 +94,7 @@ func TestBatchSpanningShardsErrorRollsBackAll(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			a, b := keysOn(t, 0, base, 2), keysOn(t, 1, base, 2)
 			base += 1000
-			if _, err := direct(t, 1).Exec(ctx, "insert into users (user_id, name) values ($1, 'taken')", b[1]); err != nil {
-				t.Fatal(err)
-			}
+			takeKey(t, 1, b[1])
 			c := connect(t, mode)
 			err := c.SendBatch(ctx, insertBatch([]int64{a[0], b[0], a[1], b[1]}, "doomed")).Close()
 			if sqlState(err) != "23505" {
@@ -109,10 +104,7 @@ func TestBatchSpanningShardsErrorRollsBackAll(t *testing.T) {
 				t.Fatalf("failed batch left rows: shard0 %d, shard1 %d", n0, n1)
 			}
 			assertNoPrepared(t)
-			var one int
-			if err := c.QueryRow(ctx, "select 1").Scan(&one); err != nil {
-				t.Fatalf("session after the failed batch: %v", err)
-			}
+			assertUsable(t, c, "the failed batch")
 		})
 	}
 }
@@ -181,10 +173,7 @@ func TestBatchWithoutTwoPhaseCommit(t *testing.T) {
 			if err := c.SendBatch(ctx, rb).Close(); err != nil {
 				t.Fatalf("read-only batch over two shards without 2PC: %v", err)
 			}
-			var one int
-			if err := c.QueryRow(ctx, "select 1").Scan(&one); err != nil {
-				t.Fatalf("session after the refusal: %v", err)
-			}
+			assertUsable(t, c, "the refusal")
 		})
 	}
 }

@@ -1,7 +1,6 @@
 package twophase
 
 import (
-	"context"
 	"encoding/json"
 	"os/exec"
 	"strings"
@@ -18,7 +17,6 @@ func TestPythonDriverBatches(t *testing.T) {
 	if out, err := exec.Command(py, "-c", "import psycopg, psycopg2, asyncpg").CombinedOutput(); err != nil {
 		t.Fatalf("Python drivers missing (%v: %s); install them: apt-get install -y python3-psycopg python3-psycopg2 python3-asyncpg", err, out)
 	}
-	ctx := context.Background()
 	type want struct{ result, present, absent string } // present/absent: key indexes
 	cases := map[string]want{
 		"pg3_executemany_autocommit": {"ok", "0123", ""},
@@ -47,9 +45,7 @@ func TestPythonDriverBatches(t *testing.T) {
 		}
 	}
 	dup := keys["pg2_execute_batch_dup"][3]
-	if _, err := direct(t, 0).Exec(ctx, "insert into users (user_id, name) values ($1, 'taken')", dup); err != nil {
-		t.Fatal(err)
-	}
+	takeKey(t, 0, dup)
 	arg, _ := json.Marshal(keys)
 	cmd := exec.Command(py, "testdata/batches.py", env.AppDSN(), string(arg))
 	out, err := cmd.Output()

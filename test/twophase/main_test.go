@@ -151,3 +151,22 @@ func assertNoPrepared(t *testing.T) {
 		t.Fatalf("prepared transactions left: %v", left)
 	}
 }
+
+// assertUsable fails the test unless c still answers a query (after says
+// what it went through).
+func assertUsable(t *testing.T, c *pgx.Conn, after string) {
+	t.Helper()
+	var one int
+	if err := c.QueryRow(context.Background(), "select 1").Scan(&one); err != nil {
+		t.Fatalf("session after %s: %v", after, err)
+	}
+}
+
+// takeKey inserts a users row with key k directly on shard i, so that an
+// insert of k through pgrouter fails there (23505).
+func takeKey(t *testing.T, i int, k int64) {
+	t.Helper()
+	if _, err := direct(t, i).Exec(context.Background(), "insert into users (user_id, name) values ($1, 'taken')", k); err != nil {
+		t.Fatal(err)
+	}
+}

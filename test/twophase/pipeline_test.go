@@ -66,9 +66,7 @@ func TestPipelineWithFlushSpansShards(t *testing.T) {
 		t.Fatalf("after the pipeline shard0 has %d/2, shard1 %d/1", n0, n1)
 	}
 	// An error on the second shard rolls back the first shard's part too.
-	if _, err := direct(t, 1).Exec(ctx, "insert into users (user_id, name) values ($1, 'taken')", b[2]); err != nil {
-		t.Fatal(err)
-	}
+	takeKey(t, 1, b[2])
 	got, _ = pipelineInsert(ctx, t, c.PgConn(), []int64{a[2], b[2]})
 	if fmt.Sprint(got) != "[INSERT 0 1 error 23505]" {
 		t.Fatalf("pipeline with a duplicate on shard1: %v", got)
@@ -77,10 +75,7 @@ func TestPipelineWithFlushSpansShards(t *testing.T) {
 		t.Fatalf("shard0 kept the row of a pipeline that failed on shard1")
 	}
 	assertNoPrepared(t)
-	var one int
-	if err := c.QueryRow(ctx, "select 1").Scan(&one); err != nil {
-		t.Fatalf("session after the pipelines: %v", err)
-	}
+	assertUsable(t, c, "the pipelines")
 }
 
 // Without two-phase commit the same pipeline is refused where it moves to
@@ -98,8 +93,5 @@ func TestPipelineWithFlushWithoutTwoPhaseCommit(t *testing.T) {
 	if n0, n1 := countOn(t, 0, "users", a), countOn(t, 1, "users", b); n0+n1 != 0 {
 		t.Fatalf("refused pipeline left rows: shard0 %d, shard1 %d", n0, n1)
 	}
-	var one int
-	if err := c.QueryRow(ctx, "select 1").Scan(&one); err != nil {
-		t.Fatalf("session after the refusal: %v", err)
-	}
+	assertUsable(t, c, "the refusal")
 }
