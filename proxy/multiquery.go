@@ -40,6 +40,12 @@ func (ss *session) spanSimple(sql string) (done bool, err error) {
 			steps[i].plan = nil
 		}
 	}
+	if !ss.twoPhase() && sameBroadcast(pieces) {
+		// A script every statement of which runs on every shard (DDL, say)
+		// runs whole in a transaction per shard, as a single broadcast
+		// statement does: without two-phase commit a span could not run it.
+		return false, nil
+	}
 	if perr := ss.spanAllowed(steps); perr != nil {
 		return true, ss.replyError(perr, true)
 	}
@@ -121,4 +127,15 @@ func (ss *session) relayPiece(sql string) error {
 		ss.span.failed = true
 	}
 	return ferr
+}
+
+// sameBroadcast reports whether every piece is a write broadcast to the
+// same shards.
+func sameBroadcast(pieces []piece) bool {
+	for _, p := range pieces {
+		if p.err != nil || !p.route.Multi || p.route.Split || p.route.Shards != pieces[0].route.Shards || p.plan.Role != router.RolePrimary {
+			return false
+		}
+	}
+	return true
 }

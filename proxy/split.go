@@ -19,6 +19,7 @@ type splitResult struct {
 	count   int64
 	tag     string // CommandComplete tag without its row count ("UPDATE", "INSERT 0", "CREATE TABLE")
 	err     *pgconn.PgError
+	prev    []splitResult // a script's answers to the statements before the last
 }
 
 // broadcastParts runs one statement unchanged on every shard of route.
@@ -52,7 +53,11 @@ func (ss *session) execOnShards(parts []router.InsertPart, resultFormats []int16
 	for i, b := range bs {
 		var msg []byte
 		msg, pre[i] = ss.appendPreambleFor(nil, b, "BEGIN")
-		msg = appendInsertPart(msg, parts[i], resultFormats)
+		if isScript(parts[i]) {
+			msg = appendQuery(msg, parts[i].SQL) // the extended protocol takes one statement
+		} else {
+			msg = appendInsertPart(msg, parts[i], resultFormats)
+		}
 		if err := writeAll(b.conn.NetConn, msg); err != nil {
 			b.txStatus = 'E'
 			return nil, pgErr("08006", fmt.Sprintf("connection to backend %s lost", b.node.Name), "")
@@ -124,10 +129,21 @@ func appendInsertPart(dst []byte, p router.InsertPart, resultFormats []int16) []
 	return appendMsg(dst, &pgproto3.Sync{})
 }
 
+// isScript reports whether p is a multi-statement text without
+// parameters (a broadcast script).
+func isScript(p router.InsertPart) bool {
+	return len(p.Params) == 0 && !singleStatement(p.SQL)
+}
+
 // readPart collects one part's answers up to its ReadyForQuery (after
 // its preamble's, see readPreamble); lost reports a dead connection.
 func readPart(b *binding, r *splitResult) (lost *pgconn.PgError) {
 	perr, lost := b.readUntilReady(func(typ byte, body []byte) {
+		if (typ == 'T' || typ == 'C') && r.tag != "" {
+			// The next statement of a script: keep the answer so far.
+			r.prev = append(r.prev, splitResult{rowDesc: r.rowDesc, rows: r.rows, count: r.count, tag: r.tag})
+			r.rowDesc, r.rows, r.tag, r.count = nil, nil, "", 0
+		}
 		switch typ {
 		case 'T':
 			r.rowDesc = appendFrame(nil, typ, body)
@@ -195,6 +211,17 @@ func (ss *session) multiSimple(sql string, route router.Route) error {
 	results, perr := ss.runMulti(sql, router.Args{}, nil, route)
 	if perr != nil {
 		return ss.replyError(perr, true)
+	}
+	for k := range results[0].prev { // the earlier statements of a script
+		stmt := make([]splitResult, len(results))
+		for i, r := range results {
+			if len(r.prev) != len(results[0].prev) {
+				return ss.replyError(pgErr("XX000", "shards answered a different number of statements", ""), true)
+			}
+			stmt[i] = r.prev[k]
+		}
+		ss.out = appendRowDesc(ss.out, stmt, false)
+		ss.out = appendSplitRows(ss.out, stmt)
 	}
 	ss.out = appendRowDesc(ss.out, results, false)
 	ss.out = appendSplitRows(ss.out, results)

@@ -89,3 +89,31 @@ func TestMultiShardWritesIgnoreSessionSync(t *testing.T) {
 		}
 	}
 }
+
+// A script broadcast to every shard answers each of its statements, as
+// one Postgres does (it once answered only the last): with two-phase
+// commit statement by statement in one transaction, without it as before
+// in a transaction per shard.
+func TestBroadcastScriptAnswersEveryStatement(t *testing.T) {
+	ctx := context.Background()
+	for _, db := range []string{"app", "plain"} {
+		c := connectTo(t, env.DSN("app", "app", db)+clientSettings[0], 0).PgConn()
+		for _, step := range [][2]string{
+			{"create index script_1 on ledger (n); create index script_2 on ledger (user_id)", "[CREATE INDEX/0 CREATE INDEX/0]"},
+			{"update users set name = name where user_id < 0 returning user_id; update ledger set n = n where user_id < 0", "[UPDATE 0/0 UPDATE 0/0]"},
+			{"drop index script_1; drop index script_2", "[DROP INDEX/0 DROP INDEX/0]"},
+		} {
+			rs, err := c.Exec(ctx, step[0]).ReadAll()
+			if err != nil {
+				t.Fatalf("%s: %s: %v", db, step[0], err)
+			}
+			var tags []string
+			for _, r := range rs {
+				tags = append(tags, fmt.Sprintf("%s/%d", r.CommandTag, len(r.Rows)))
+			}
+			if got := fmt.Sprint(tags); got != step[1] {
+				t.Errorf("%s: %s: answers %s, want %s", db, step[0], got, step[1])
+			}
+		}
+	}
+}
