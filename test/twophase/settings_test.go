@@ -3,6 +3,7 @@ package twophase
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -115,5 +116,51 @@ func TestBroadcastScriptAnswersEveryStatement(t *testing.T) {
 				t.Errorf("%s: %s: answers %s, want %s", db, step[0], got, step[1])
 			}
 		}
+	}
+}
+
+// The issue's own reproductions, with the clients that showed them: psql
+// with application_name (its rows once read "app1 / 1 / 2 / app1 / 3")
+// and asyncpg, which sends client_encoding at startup (its DELETE once
+// got a "UTF8" row before "DELETE 0").
+func TestSessionSyncWithPsqlAndAsyncpg(t *testing.T) {
+	psql := "/usr/lib/postgresql/15/bin/psql"
+	a, b := keysOn(t, 0, 700000, 2), keysOn(t, 1, 700000, 1)
+	ids := fmt.Sprintf("%d, %d, %d", a[0], b[0], a[1])
+	dsn := env.AppDSN() + "&application_name=app1"
+	out, err := exec.Command(psql, env.AppDSN()+"&application_name=app2", "-XAt", "-c", "insert into users (user_id, name) values ("+
+		strings.ReplaceAll(ids, ", ", ", 'p'), (")+", 'p') returning user_id").CombinedOutput()
+	if err != nil {
+		t.Fatalf("psql insert: %v: %s", err, out)
+	}
+	out, err = exec.Command(psql, dsn, "-XAt", "-c", "update users set name = name where user_id in ("+ids+") returning user_id").CombinedOutput()
+	var got []string // the rows; psql prints the command tag after them
+	for _, f := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f != "UPDATE 3" {
+			got = append(got, f)
+		}
+	}
+	slices.Sort(got)
+	want := []string{itoa(a[0]), itoa(a[1]), itoa(b[0])}
+	slices.Sort(want)
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("psql update … returning: %q (%v), want the rows %v", out, err, want)
+	}
+	script := `
+import asyncio, sys, asyncpg
+async def main():
+    c = await asyncpg.connect(sys.argv[1])
+    print(await c.execute("delete from users where user_id < 0"))
+    print(await c.fetch("delete from users where user_id in (` + ids + `) returning user_id"))
+    await c.close()
+asyncio.run(main())
+`
+	out, err = exec.Command("/usr/bin/python3", "-c", script, env.AppDSN()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("asyncpg (apt-get install -y python3-asyncpg): %v: %s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 || lines[0] != "DELETE 0" || strings.Count(lines[1], "<Record user_id=") != 3 {
+		t.Fatalf("asyncpg deletes: %q", out)
 	}
 }
