@@ -384,6 +384,33 @@ func (ss *session) spanRefused(perr *pgconn.PgError, sync bool) error {
 	return ss.flushClient()
 }
 
+// queryInSpan handles a simple Query sent in the middle of a batch over
+// shards (before its Sync) as Postgres does: after an error it is
+// skipped like every message up to Sync (skip is true: no answer at all);
+// otherwise it ends the batch's implicit transaction, which commits, and
+// then runs on its own (inside the client's transaction the batch just ends).
+func (ss *session) queryInSpan() (skip bool) {
+	sp := ss.span
+	if sp == nil || sp.failed {
+		return sp != nil
+	}
+	ss.span = nil
+	if !sp.implicit {
+		return false
+	}
+	ss.pendingBegin = ""
+	if len(ss.members) == 0 {
+		ss.readyForQuery('I')
+		return false
+	}
+	out := ss.commitMembers()
+	ss.endMulti(out.tag)
+	if out.err != nil { // the commit failed: say so before the Query's answers
+		ss.out = appendError(ss.out, out.err)
+	}
+	return false
+}
+
 // endSpan answers the client's Sync: an implicit transaction commits (or,
 // after an error, rolls back) on every shard it reached; inside the
 // client's transaction the status says whether it failed.

@@ -10,6 +10,9 @@ import (
 
 // simpleQuery handles a Query message (one or more statements in one string).
 func (ss *session) simpleQuery(body []byte) error {
+	if ss.queryInSpan() {
+		return nil // skipped after an error, up to Sync
+	}
 	sql := sqlString(body)
 	ss.lastSQL = sql
 	ss.queries.Add(1)

@@ -3,10 +3,13 @@ package twophase
 import (
 	"context"
 	"fmt"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // pipelineInsert sends one insert per key in a pgconn pipeline, a Flush
@@ -94,4 +97,78 @@ func TestPipelineWithFlushWithoutTwoPhaseCommit(t *testing.T) {
 		t.Fatalf("refused pipeline left rows: shard0 %d, shard1 %d", n0, n1)
 	}
 	assertUsable(t, c, "the refusal")
+}
+
+// rawExchange sends msgs on a hijacked connection and returns the kinds of
+// the messages received until n ReadyForQuery (or a timeout), with the
+// status byte of each ReadyForQuery ("Z:I").
+func rawExchange(t *testing.T, fe *pgproto3.Frontend, conn net.Conn, n int, msgs ...pgproto3.FrontendMessage) []string {
+	t.Helper()
+	for _, m := range msgs {
+		fe.Send(m)
+	}
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for n > 0 {
+		m, err := fe.Receive()
+		if err != nil {
+			return append(got, "timeout")
+		}
+		switch m := m.(type) {
+		case *pgproto3.ReadyForQuery:
+			got = append(got, "Z:"+string(m.TxStatus))
+			n--
+		case *pgproto3.CommandComplete:
+			got = append(got, "C:"+string(m.CommandTag))
+		case *pgproto3.DataRow:
+			got = append(got, "D:"+string(m.Values[0]))
+		case *pgproto3.ErrorResponse:
+			got = append(got, "E:"+m.Code)
+		default:
+			got = append(got, fmt.Sprintf("%T", m)[len("*pgproto3."):])
+		}
+	}
+	return got
+}
+
+// A simple Query in the middle of a pipeline over shards (before Sync)
+// commits what the pipeline did so far and answers on its own, as one
+// Postgres does; the messages compare one by one with Postgres's.
+func TestQueryInsidePipelineOverShards(t *testing.T) {
+	ctx := context.Background()
+	run := func(dsn string, keys []int64) []string {
+		pc, err := pgconn.Connect(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := pc.Hijack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Conn.Close()
+		var got []string
+		var msgs []pgproto3.FrontendMessage
+		for _, k := range keys {
+			msgs = append(msgs, &pgproto3.Parse{Query: "insert into users (user_id, name) values ($1, 'q')"},
+				&pgproto3.Bind{Parameters: [][]byte{[]byte(itoa(k))}}, &pgproto3.Execute{})
+		}
+		msgs = append(msgs, &pgproto3.Flush{})
+		got = append(got, rawExchange(t, h.Frontend, h.Conn, 0, msgs...)...)
+		got = append(got, rawExchange(t, h.Frontend, h.Conn, 1, &pgproto3.Query{String: fmt.Sprintf(
+			"select count(*) from users where user_id in (%d, %d)", keys[0], keys[1])})...)
+		return append(got, rawExchange(t, h.Frontend, h.Conn, 1, &pgproto3.Sync{})...)
+	}
+	a, b := keysOn(t, 0, 420000, 2), keysOn(t, 1, 420000, 1)
+	want := run(env.Cluster.Shards[0].Primary.DSN("app"), []int64{a[1], a[1] + 1})
+	got := run(env.AppDSN(), []int64{a[0], b[0]})
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("through pgrouter %v\n          Postgres %v", got, want)
+	}
+	t.Logf("as Postgres: %v", got)
+	if n0, n1 := countOn(t, 0, "users", a[:1]), countOn(t, 1, "users", b); n0+n1 != 2 {
+		t.Fatalf("rows committed by the Query: shard0 %d, shard1 %d", n0, n1)
+	}
 }
