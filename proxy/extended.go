@@ -387,8 +387,14 @@ func (ss *session) answerPrepareLocally() error {
 // answerBatchLocally answers a batch that only runs BEGIN/COMMIT/ROLLBACK
 // while no backend is bound (see deferTxControl). ReadyForQuery is added by the caller.
 func (ss *session) answerBatchLocally(b *batch, tag string) {
-	for i, m := range b.msgs {
-		switch m.typ {
+	ss.answerLocally(b, 0, len(b.msgs), tag)
+}
+
+// answerLocally answers b.msgs[from:to] for a statement answered without
+// a backend (tag: its CommandComplete); Sync and Flush are the caller's.
+func (ss *session) answerLocally(b *batch, from, to int, tag string) {
+	for i := from; i < to; i++ {
+		switch m := b.msgs[i]; m.typ {
 		case 'P':
 			ss.out = append(ss.out, msgParseComplete...)
 		case 'B':

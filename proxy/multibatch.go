@@ -75,6 +75,7 @@ func (ss *session) spanExtended(sync bool) error {
 		}
 	}
 	ss.beginSpan()
+	segs = ss.beginInSpan(segs)
 	if ss.span.failed { // skipping to Sync, as Postgres after an error
 		ss.forgetParses()
 	} else if perr := ss.spanAllowed(spanSteps(segs)); perr != nil {
@@ -103,6 +104,26 @@ func spanSteps(segs []segment) []spanStep {
 		steps[i] = spanStep{plan: s.plan, route: s.route, executes: s.executes}
 	}
 	return steps
+}
+
+// beginInSpan answers a BEGIN that opens the batch (JDBC sends it so with
+// autocommit off) as deferTxControl does: the batch then runs inside the
+// client's transaction, opened on each shard it reaches, and outlives the
+// Sync. It returns the segments left to run.
+func (ss *session) beginInSpan(segs []segment) []segment {
+	sp := ss.span
+	if len(segs) == 0 || !sp.implicit || sp.failed || len(ss.members) > 0 || segs[0].bind < 0 {
+		return segs
+	}
+	p := segs[0].plan
+	if p == nil || (p.Tx != router.TxBegin && p.Tx != router.TxBeginReadOnly) || !singleStatement(ss.batch.msgs[segs[0].bind].st.query) {
+		return segs
+	}
+	sp.implicit = false
+	ss.pendingBegin = strings.Clone(ss.batch.msgs[segs[0].bind].st.query)
+	ss.pendingReadOnly = p.Tx == router.TxBeginReadOnly
+	ss.answerLocally(&ss.batch, segs[0].from, segs[0].to, "BEGIN")
+	return segs[1:]
 }
 
 // adoptOpenBatch turns a pipeline that has run statements on one shard

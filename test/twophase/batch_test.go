@@ -239,3 +239,31 @@ func TestSavepointsSpanShards(t *testing.T) {
 		})
 	}
 }
+
+// JDBC with autocommit off sends BEGIN in the same batch as the first
+// statements (Parse/Bind/Execute of BEGIN, then of each statement, one
+// Sync): such a batch over shards opens the client's transaction, which
+// COMMIT then ends on every shard.
+func TestBatchStartingWithBegin(t *testing.T) {
+	ctx := context.Background()
+	a, b := keysOn(t, 0, 350000, 2), keysOn(t, 1, 350000, 2)
+	c := connect(t, pgx.QueryExecModeExec)
+	batch := &pgx.Batch{}
+	batch.Queue("begin")
+	for _, k := range interleave(a, b) {
+		batch.Queue("insert into users (user_id, name) values ($1, 'jdbc')", k)
+	}
+	if err := c.SendBatch(ctx, batch).Close(); err != nil {
+		t.Fatalf("BEGIN and inserts over two shards in one batch: %v", err)
+	}
+	if st := c.PgConn().TxStatus(); st != 'T' {
+		t.Fatalf("after the batch the client is in state %c, want T", st)
+	}
+	if _, err := c.Exec(ctx, "commit"); err != nil {
+		t.Fatal(err)
+	}
+	if n0, n1 := countOn(t, 0, "users", a), countOn(t, 1, "users", b); n0 != 2 || n1 != 2 {
+		t.Fatalf("after commit shard0 has %d/2, shard1 %d/2", n0, n1)
+	}
+	assertNoPrepared(t)
+}
