@@ -388,9 +388,15 @@ func (ss *session) spanFailed(perr *pgconn.PgError) {
 	ss.srv.Metrics.errors(perr.Code)
 	ss.out = appendError(ss.out, perr)
 	ss.span.failed = true
-	if !ss.span.implicit {
-		ss.failTx()
+	if ss.span.implicit {
+		return // rolled back at Sync
 	}
+	if ss.be == nil && ss.pendingBegin != "" && ss.openTx(0) == nil {
+		// The client's transaction was still deferred: open it, so that
+		// it fails like any other (25P02 until ROLLBACK).
+		ss.members = []*binding{ss.be}
+	}
+	ss.failTx()
 }
 
 // spanRefused fails the batch over shards at a message pgrouter refused

@@ -267,3 +267,25 @@ func TestBatchStartingWithBegin(t *testing.T) {
 	}
 	assertNoPrepared(t)
 }
+
+// A batch refused inside a transaction fails the transaction, as an error
+// does in Postgres: also when the transaction had not reached a shard yet.
+func TestRefusedBatchFailsTheTransaction(t *testing.T) {
+	ctx := context.Background()
+	a, b := keysOn(t, 0, 360000, 1), keysOn(t, 1, 360000, 1)
+	c := connectTo(t, env.DSN("app", "app", "plain"), pgx.QueryExecModeExec)
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.SendBatch(ctx, insertBatch([]int64{a[0], b[0]}, "refused")).Close(); sqlState(err) != "0A000" {
+		t.Fatalf("batch writing two shards without 2PC: want 0A000, got %v", err)
+	}
+	if _, err := tx.Exec(ctx, "select 1"); sqlState(err) != "25P02" {
+		t.Fatalf("statement after the refused batch: want 25P02, got %v", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	assertUsable(t, c, "the rolled back transaction")
+}
