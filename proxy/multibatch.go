@@ -238,12 +238,15 @@ func (ss *session) spanAllowed(steps []spanStep) *pgconn.PgError {
 		}
 	}
 	for _, s := range steps {
-		if !s.route.Any {
-			all |= s.route.Shards
+		if s.route.Any {
+			continue // runs where the batch already is (routeInTx checks it there)
 		}
+		all |= s.route.Shards
 		if s.executes && s.plan != nil && s.plan.Role == router.RolePrimary {
 			writers |= s.route.Shards
 		}
+	}
+	for _, s := range steps {
 		if what := spanForbids(s.plan); what != "" {
 			return pgErr("0A000", what+" is not supported in a batch whose statements run on different shards",
 				"send it as a statement of its own")
