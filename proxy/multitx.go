@@ -46,6 +46,9 @@ func (ss *session) txTarget(route router.Route) (int, error) {
 	switch {
 	case route.Any && (route.Shards == 0 || route.Shards.Has(cur)):
 		return cur, nil
+	case (route.Multi || route.Split || (route.Shards.Len() > 1 && !route.Any)) && ss.txStatus == 'E':
+		// What one Postgres answers first; the statement never runs.
+		return 0, pgErr("25P02", "current transaction is aborted, commands ignored until end of transaction block", "")
 	case route.Multi || route.Split || (route.Shards.Len() > 1 && !route.Any):
 		return 0, route.MultiShardError()
 	case route.Any:
