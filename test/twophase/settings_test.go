@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -162,5 +163,24 @@ asyncio.run(main())
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	if len(lines) != 2 || lines[0] != "DELETE 0" || strings.Count(lines[1], "<Record user_id=") != 3 {
 		t.Fatalf("asyncpg deletes: %q", out)
+	}
+}
+
+// COPY into the sharded table after the session sync: the sync's answers
+// precede each shard's CopyInResponse and must stay the proxy's.
+func TestCopyAfterSessionSync(t *testing.T) {
+	ctx := context.Background()
+	a, b := keysOn(t, 0, 710000, 3), keysOn(t, 1, 710000, 3)
+	for i, s := range clientSettings {
+		c := connectTo(t, env.AppDSN()+s, pgx.QueryExecModeCacheStatement)
+		keys := []int64{a[i], b[i]}
+		n, err := c.CopyFrom(ctx, pgx.Identifier{"users"}, []string{"user_id", "name"},
+			pgx.CopyFromRows([][]any{{keys[0], "copy"}, {keys[1], "copy"}}))
+		if err != nil || n != 2 {
+			t.Fatalf("client %d: COPY: %d rows, %v", i, n, err)
+		}
+		if n0, n1 := countOn(t, 0, "users", keys[:1]), countOn(t, 1, "users", keys[1:]); n0 != 1 || n1 != 1 {
+			t.Fatalf("client %d: COPY rows on shard0 %d, shard1 %d", i, n0, n1)
+		}
 	}
 }
