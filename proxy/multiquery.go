@@ -46,10 +46,11 @@ func (ss *session) spanSimple(sql string) (done bool, err error) {
 		// statement does: without two-phase commit a span could not run it.
 		return false, nil
 	}
-	if perr := ss.spanAllowed(steps); perr != nil {
-		return true, ss.replyError(perr, true)
-	}
 	ss.beginSpan()
+	if perr := ss.spanAllowed(steps); perr != nil {
+		ss.spanFailed(perr) // inside the client's transaction, fails it
+		return true, ss.endSpan()
+	}
 	for _, p := range pieces {
 		if err := ss.runPiece(p); err != nil {
 			return true, err

@@ -287,5 +287,19 @@ func TestRefusedBatchFailsTheTransaction(t *testing.T) {
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// The same as one Query (statements joined with ';').
+	if _, err := c.Exec(ctx, "begin"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Exec(ctx, fmt.Sprintf("insert into users (user_id, name) values (%d, 'r'); insert into users (user_id, name) values (%d, 'r')", a[0], b[0]))
+	if sqlState(err) != "0A000" {
+		t.Fatalf("query writing two shards without 2PC: want 0A000, got %v", err)
+	}
+	if _, err := c.Exec(ctx, "select 1"); sqlState(err) != "25P02" {
+		t.Fatalf("statement after the refused query: want 25P02, got %v", err)
+	}
+	if _, err := c.Exec(ctx, "rollback"); err != nil {
+		t.Fatal(err)
+	}
 	assertUsable(t, c, "the rolled back transaction")
 }
