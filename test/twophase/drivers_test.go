@@ -9,7 +9,7 @@ import (
 
 // TestPythonDriverBatches runs what Python applications send for batches
 // and nested transactions — psycopg 3 executemany (plain, in a transaction,
-// prepared) and pipeline mode, psycopg2 execute_batch (statements joined
+// prepared, with RETURNING) and pipeline mode, psycopg2 execute_batch (statements joined
 // with ';'), asyncpg executemany, savepoints of psycopg 3 and asyncpg — with
 // keys on both shards, and checks every row on its shard.
 func TestPythonDriverBatches(t *testing.T) {
@@ -21,6 +21,7 @@ func TestPythonDriverBatches(t *testing.T) {
 	cases := map[string]want{
 		"pg3_executemany_autocommit": {"ok", "0123", ""},
 		"pg3_executemany_tx":         {"ok", "0123", ""},
+		"pg3_executemany_returning":  {"ok", "0123", ""},
 		"pg3_pipeline":               {"ok", "0123", ""},
 		"pg3_savepoints":             {"ok", "02", "1"},
 		"pg3_prepared_executemany":   {"ok", "0123", ""},

@@ -62,6 +62,19 @@ def pg3_savepoints(keys):
         c.execute(INSERT3, (keys[2], "after"))
 
 
+def pg3_executemany_returning(keys):
+    with psycopg.connect(DSN, autocommit=True) as c:
+        cur = c.cursor()
+        cur.executemany(INSERT3 + " returning user_id", [(k, "ret") for k in keys], returning=True)
+        got = []
+        while True:
+            got.append(cur.fetchone()[0])
+            if not cur.nextset():
+                break
+        if got != keys:  # one result per statement, in the order sent
+            raise psycopg.DataError("executemany returning %r, want %r" % (got, keys))
+
+
 def pg3_prepared_executemany(keys):
     with psycopg.connect(DSN, autocommit=True, prepare_threshold=0) as c:
         c.cursor().executemany(INSERT3, [(k, "prep") for k in keys])
@@ -107,7 +120,7 @@ async def apg(name, keys):
         await c.close()
 
 
-for name in ["pg3_executemany_autocommit", "pg3_executemany_tx", "pg3_pipeline", "pg3_savepoints",
+for name in ["pg3_executemany_autocommit", "pg3_executemany_tx", "pg3_executemany_returning", "pg3_pipeline", "pg3_savepoints",
              "pg3_prepared_executemany", "pg2_execute_batch", "pg2_execute_batch_tx", "pg2_execute_batch_dup"]:
     run(name, globals()[name])
 for name in ["asyncpg_executemany", "asyncpg_savepoints"]:
