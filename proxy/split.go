@@ -53,7 +53,7 @@ func (ss *session) execOnShards(parts []router.InsertPart, resultFormats []int16
 	for i, b := range bs {
 		var msg []byte
 		msg, pre[i] = ss.appendPreambleFor(nil, b, "BEGIN")
-		if isScript(parts[i]) {
+		if isScript(parts[i], resultFormats) {
 			msg = appendQuery(msg, parts[i].SQL) // the extended protocol takes one statement
 		} else {
 			msg = appendInsertPart(msg, parts[i], resultFormats)
@@ -129,10 +129,14 @@ func appendInsertPart(dst []byte, p router.InsertPart, resultFormats []int16) []
 	return appendMsg(dst, &pgproto3.Sync{})
 }
 
-// isScript reports whether p is a multi-statement text without
-// parameters (a broadcast script).
-func isScript(p router.InsertPart) bool {
-	return len(p.Params) == 0 && !singleStatement(p.SQL)
+// isScript reports whether p is a multi-statement text (a broadcast
+// script of the simple protocol: no parameters, text results).
+func isScript(p router.InsertPart, resultFormats []int16) bool {
+	if len(p.Params) > 0 || len(resultFormats) > 0 || singleStatement(p.SQL) {
+		return false
+	}
+	texts, err := router.SplitStatements(p.SQL) // a ';' may sit in a literal
+	return err == nil && len(texts) > 1
 }
 
 // readPart collects one part's answers up to its ReadyForQuery (after

@@ -184,3 +184,19 @@ func TestCopyAfterSessionSync(t *testing.T) {
 		}
 	}
 }
+
+// A broadcast statement with ';' inside a literal is one statement: in
+// the extended protocol it keeps its binary result format.
+func TestBroadcastWithSemicolonInLiteral(t *testing.T) {
+	ctx := context.Background()
+	a, b := keysOn(t, 0, 720000, 1), keysOn(t, 1, 720000, 1)
+	c := connectTo(t, env.AppDSN(), pgx.QueryExecModeCacheStatement)
+	if _, err := c.Exec(ctx, fmt.Sprintf("insert into users (user_id, name) values (%d, 'x'), (%d, 'y')", a[0], b[0])); err != nil {
+		t.Fatal(err)
+	}
+	sql := fmt.Sprintf("update users set name = 'a;b' where user_id in (%d, %d) returning user_id", a[0], b[0])
+	r := c.PgConn().ExecParams(ctx, sql, nil, nil, nil, []int16{1}).Read()
+	if r.Err != nil || len(r.Rows) != 2 || len(r.Rows[0][0]) != 8 || r.FieldDescriptions[0].Format != 1 {
+		t.Fatalf("binary RETURNING of a broadcast with ';' in a literal: %v %q", r.Err, r.Rows)
+	}
+}
