@@ -15,7 +15,7 @@ import (
 func TestPythonDriverBatches(t *testing.T) {
 	const py = "/usr/bin/python3"
 	if out, err := exec.Command(py, "-c", "import psycopg, psycopg2, asyncpg").CombinedOutput(); err != nil {
-		t.Fatalf("Python drivers missing (%v: %s); install them: apt-get install -y python3-psycopg python3-psycopg2 python3-asyncpg", err, out)
+		t.Fatalf("Python drivers missing (%v: %s): run `make deps` as root (Debian packages python3-psycopg, python3-psycopg2, python3-asyncpg)", err, out)
 	}
 	type want struct{ result, present, absent string } // present/absent: key indexes
 	cases := map[string]want{

@@ -158,7 +158,7 @@ asyncio.run(main())
 `
 	out, err = exec.Command("/usr/bin/python3", "-c", script, env.AppDSN()).CombinedOutput()
 	if err != nil {
-		t.Fatalf("asyncpg (apt-get install -y python3-asyncpg): %v: %s", err, out)
+		t.Fatalf("asyncpg (run `make deps` as root; Debian package python3-asyncpg): %v: %s", err, out)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	if len(lines) != 2 || lines[0] != "DELETE 0" || strings.Count(lines[1], "<Record user_id=") != 3 {
