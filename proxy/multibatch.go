@@ -84,13 +84,8 @@ func (ss *session) spanExtended(sync bool) error {
 		ss.forgetParses()
 		return ss.spanRefused(perr, sync)
 	}
-	for _, s := range segs {
-		if ss.span.failed {
-			break
-		}
-		if err := ss.runSegment(s); err != nil {
-			return err
-		}
+	if err := ss.runSegments(segs); err != nil {
+		return err
 	}
 	if !sync {
 		return ss.flushClient()
@@ -318,14 +313,30 @@ func (ss *session) runSegment(s segment) error {
 		}
 		return nil
 	}
+	ss.bout = ss.bout[:0]
+	if ok, err := ss.encodeSegment(s); !ok || err != nil {
+		return err
+	}
+	return ss.spanRoundTrip()
+}
+
+// encodeSegment makes the backend of s's shard the current one and
+// appends s to ss.bout (statements renamed, expectations queued), with a
+// Sync of the proxy's own; ok is false when the batch failed instead.
+func (ss *session) encodeSegment(s segment) (ok bool, err error) {
 	if err := ss.spanBackend(s.route, s.plan, s.executes); err != nil {
 		ss.spanFailed(toPgError(err))
-		return nil
+		return false, nil
 	}
+	return true, ss.appendSegment(s)
+}
+
+// appendSegment appends s to ss.bout for the current backend, followed by
+// a Sync of the proxy's own.
+func (ss *session) appendSegment(s segment) error {
 	if s.executes && s.route.Role == router.RolePrimary {
 		ss.be.wrote = true
 	}
-	ss.bout = ss.bout[:0]
 	b := &ss.batch
 	for i := s.from; i < s.to; i++ {
 		if m := b.msgs[i]; m.typ != 'S' && m.typ != 'H' {
@@ -337,7 +348,7 @@ func (ss *session) runSegment(s segment) error {
 	}
 	ss.bout = append(ss.bout, 'S', 0, 0, 0, 4)
 	ss.push(expect{kind: 'S', swallow: true})
-	return ss.spanRoundTrip()
+	return nil
 }
 
 // multiSegment runs an execution that itself needs several shards (a
@@ -372,6 +383,12 @@ func (ss *session) spanRoundTrip() error {
 	if err := writeAll(ss.be.conn.NetConn, ss.bout); err != nil {
 		return ss.backendLost(err)
 	}
+	return ss.spanRelay()
+}
+
+// spanRelay relays the answers to what ss.queue expects from ss.be; a
+// failure ends the batch's run.
+func (ss *session) spanRelay() error {
 	ss.failed = false
 	if err := ss.relay(); err != nil {
 		return err

@@ -172,3 +172,42 @@ func TestQueryInsidePipelineOverShards(t *testing.T) {
 		t.Fatalf("rows committed by the Query: shard0 %d, shard1 %d", n0, n1)
 	}
 }
+
+// An error in the middle of a batch over shards: the statements after it
+// get no answer and their Parses create no statements (Postgres skips to
+// Sync), those before it keep theirs (prepared statements outlive the
+// rolled-back transaction); messages compared with Postgres's.
+func TestBatchErrorSkipsTheRestLikePostgres(t *testing.T) {
+	ctx := context.Background()
+	ins := "insert into users (user_id, name) values ($1, 'e')"
+	run := func(dsn string, k1, dup, k3 int64) []string {
+		pc, err := pgconn.Connect(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := pc.Hijack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Conn.Close()
+		bind := func(stmt string, k int64) *pgproto3.Bind {
+			return &pgproto3.Bind{PreparedStatement: stmt, Parameters: [][]byte{[]byte(itoa(k))}}
+		}
+		got := rawExchange(t, h.Frontend, h.Conn, 1,
+			&pgproto3.Parse{Name: "s1", Query: ins}, bind("s1", k1), &pgproto3.Execute{},
+			&pgproto3.Parse{Name: "s2", Query: ins}, bind("s2", dup), &pgproto3.Execute{},
+			&pgproto3.Parse{Name: "s3", Query: ins}, bind("s3", k1+1), &pgproto3.Execute{},
+			bind("s1", k3), &pgproto3.Execute{}, &pgproto3.Sync{})
+		got = append(got, rawExchange(t, h.Frontend, h.Conn, 1, bind("s3", k3), &pgproto3.Execute{}, &pgproto3.Sync{})...)
+		return append(got, rawExchange(t, h.Frontend, h.Conn, 1, bind("s1", k3), &pgproto3.Execute{}, &pgproto3.Sync{})...)
+	}
+	a, b := keysOn(t, 0, 430000, 4), keysOn(t, 1, 430000, 1)
+	takeKey(t, 0, a[1])
+	takeKey(t, 1, b[0])
+	want := run(env.Cluster.Shards[0].Primary.DSN("app"), a[0], a[1], a[2]) // all on one Postgres
+	got := run(env.AppDSN(), a[3], b[0], a[3]+1)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("through pgrouter %v\n          Postgres %v", got, want)
+	}
+	t.Logf("as Postgres: %v", got)
+}
