@@ -99,6 +99,22 @@ func TestPipelineWithFlushWithoutTwoPhaseCommit(t *testing.T) {
 	assertUsable(t, c, "the refusal")
 }
 
+// hijack connects to dsn and takes over the raw connection (closed at the
+// end of the test), for exchanges message by message.
+func hijack(t *testing.T, dsn string) *pgconn.HijackedConn {
+	t.Helper()
+	pc, err := pgconn.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := pc.Hijack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Conn.Close() })
+	return h
+}
+
 // rawExchange sends msgs on a hijacked connection and returns the kinds of
 // the messages received until n ReadyForQuery (or a timeout), with the
 // status byte of each ReadyForQuery ("Z:I").
@@ -138,17 +154,8 @@ func rawExchange(t *testing.T, fe *pgproto3.Frontend, conn net.Conn, n int, msgs
 // commits what the pipeline did so far and answers on its own, as one
 // Postgres does; the messages compare one by one with Postgres's.
 func TestQueryInsidePipelineOverShards(t *testing.T) {
-	ctx := context.Background()
 	run := func(dsn string, keys []int64) []string {
-		pc, err := pgconn.Connect(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h, err := pc.Hijack()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer h.Conn.Close()
+		h := hijack(t, dsn)
 		var got []string
 		var msgs []pgproto3.FrontendMessage
 		for _, k := range keys {
@@ -178,18 +185,9 @@ func TestQueryInsidePipelineOverShards(t *testing.T) {
 // Sync), those before it keep theirs (prepared statements outlive the
 // rolled-back transaction); messages compared with Postgres's.
 func TestBatchErrorSkipsTheRestLikePostgres(t *testing.T) {
-	ctx := context.Background()
 	ins := "insert into users (user_id, name) values ($1, 'e')"
 	run := func(dsn string, k1, dup, k3 int64) []string {
-		pc, err := pgconn.Connect(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h, err := pc.Hijack()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer h.Conn.Close()
+		h := hijack(t, dsn)
 		bind := func(stmt string, k int64) *pgproto3.Bind {
 			return &pgproto3.Bind{PreparedStatement: stmt, Parameters: [][]byte{[]byte(itoa(k))}}
 		}
