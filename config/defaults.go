@@ -15,6 +15,12 @@ const (
 	// concurrent assigners agree because the lookup is re-read after it.
 	DefaultDirectoryAssignQuery = "INSERT INTO pgrouter_directory (key, shard) VALUES ($1, $2) ON CONFLICT DO NOTHING"
 	defaultMaxLagBytes          = 16 << 20
+	// DefaultMaxMessageSize bounds one client message after login: large
+	// enough for any sane Bind or COPY row, small enough that a few hostile
+	// clients cannot exhaust memory (Postgres's own bound is 1 GB).
+	DefaultMaxMessageSize = 256 << 20
+	// MaxMessageSizeLimit is Postgres's MaxAllocSize: no backend accepts more.
+	MaxMessageSizeLimit = 1<<30 - 1
 )
 
 // ApplyDefaults fills in every setting left at its zero value. It is for
@@ -59,6 +65,9 @@ func (c *Config) setDefaults(ix *index) {
 	d.str("data_dir", &c.DataDir, filepath.Join(filepath.Dir(c.Path), "pgrouter-data"))
 	d.dur("log.slow_query", &c.Log.SlowQuery, time.Second)
 	c.Pool.setDefaults(d)
+	d.int("limits.max_message_size", &c.Limits.MaxMessageSize, DefaultMaxMessageSize)
+	d.int("limits.auth_failures", &c.Limits.AuthFailures, 20)
+	d.dur("limits.auth_failure_window", &c.Limits.AuthFailureWindow, time.Minute)
 	c.Replicas.setDefaults(d)
 	d.dur("health.interval", &c.Health.Interval, time.Second)
 	d.dur("health.timeout", &c.Health.Timeout, time.Second)

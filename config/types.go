@@ -15,6 +15,7 @@ type Config struct {
 	Users     []User     `yaml:"users"`     // who may log in
 	Shards    []Shard    `yaml:"shards"`    // ordered: shard i is hash REMAINDER i
 	Databases []Database `yaml:"databases"` // logical databases clients connect to
+	Limits    Limits     `yaml:"limits"`    // what one client may cost: message sizes, failed logins
 	// DataDir holds pgrouter's durable state: the two-phase commit decision
 	// log. Default: pgrouter-data next to the config file.
 	DataDir string `yaml:"data_dir"`
@@ -26,6 +27,16 @@ type Config struct {
 // Metrics configures the Prometheus /metrics HTTP endpoint.
 type Metrics struct {
 	Listen string `yaml:"listen"` // default 127.0.0.1:9930; "off" disables
+	PProf  bool   `yaml:"pprof"`  // serve /debug/pprof/ on the metrics listener, default false (no authentication there)
+}
+
+// Limits bounds what one client can make pgrouter spend. Messages before
+// login have fixed limits, as in Postgres (startup packet 10000 bytes,
+// authentication messages 65535 bytes).
+type Limits struct {
+	MaxMessageSize    int      `yaml:"max_message_size"`    // bytes of one client message after login, default 256 MiB
+	AuthFailures      int      `yaml:"auth_failures"`       // failed logins per source address and window before refusing it, default 20; 0 = off
+	AuthFailureWindow Duration `yaml:"auth_failure_window"` // the window, default 1m
 }
 
 // TLS holds the server certificate pgrouter presents to clients.

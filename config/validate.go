@@ -21,6 +21,7 @@ func (c *checker) validate(cfg *Config) {
 	c.oneOf("log.level", cfg.Log.Level, "debug", "info", "warn", "error")
 	c.nonNegative("log.slow_query", cfg.Log.SlowQuery)
 	c.validatePool(&cfg.Pool)
+	c.validateLimits(&cfg.Limits)
 	c.validateReplicas(&cfg.Replicas)
 	c.positive("health.interval", cfg.Health.Interval)
 	c.positive("health.timeout", cfg.Health.Timeout)
@@ -29,6 +30,16 @@ func (c *checker) validate(cfg *Config) {
 	c.validateUsers(cfg)
 	c.validateShards(cfg)
 	c.validateDatabases(cfg)
+}
+
+func (c *checker) validateLimits(l *Limits) {
+	if l.MaxMessageSize < 1024 || l.MaxMessageSize > MaxMessageSizeLimit {
+		c.errf("limits.max_message_size", "must be between 1024 and %d bytes (Postgres's limit), got %d", MaxMessageSizeLimit, l.MaxMessageSize)
+	}
+	c.atLeast("limits.auth_failures", l.AuthFailures, 0)
+	if l.AuthFailures > 0 {
+		c.positive("limits.auth_failure_window", l.AuthFailureWindow)
+	}
 }
 
 func (c *checker) validatePool(p *Pool) {

@@ -2,19 +2,27 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
+	"slices"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
-// maxMessageLen bounds a single protocol message from a client (Postgres's
-// own limit for most messages is 1 GB; we refuse absurd lengths early so a
-// corrupt or hostile stream cannot make us allocate gigabytes).
+// maxMessageLen bounds a single protocol message from a backend (Postgres's
+// own limit is 1 GB; we refuse absurd lengths early so a corrupt stream
+// cannot make us allocate gigabytes). Client messages have their own bound,
+// limits.max_message_size, and smaller ones before login (startup.go).
 const maxMessageLen = 256 << 20
+
+// shrinkAbove is the capacity beyond which a buffer grown for one large
+// message is dropped once that message has been handled: keeping 1 MiB saves
+// re-growing for common big rows, dropping more keeps idle clients cheap.
+const shrinkAbove = 1 << 20
 
 // frameReader reads whole protocol messages as raw bytes. The returned body
 // aliases the reader's buffer and is valid only until the next call: relaying
@@ -23,6 +31,7 @@ type frameReader struct {
 	r       *bufio.Reader
 	discard int    // bytes of the previous frame still in r's buffer
 	big     []byte // reused for messages larger than r's buffer
+	max     int    // longest body accepted; 0 = maxMessageLen
 }
 
 func newFrameReader(rd io.Reader, size int) *frameReader {
@@ -32,6 +41,24 @@ func newFrameReader(rd io.Reader, size int) *frameReader {
 func (f *frameReader) reset(rd io.Reader) {
 	f.r.Reset(rd)
 	f.discard = 0
+}
+
+// buffered is how many bytes the peer sent beyond the last message (the TLS
+// upgrade refuses any: they were not encrypted).
+func (f *frameReader) buffered() int { return f.r.Buffered() - f.discard }
+
+// errMessageTooLong is a length prefix beyond the reader's bound; the length
+// is checked before anything is allocated for the body.
+type errMessageTooLong struct {
+	typ byte // 0 for a startup packet
+	n   int
+}
+
+func (e errMessageTooLong) Error() string {
+	if e.typ == 0 {
+		return fmt.Sprintf("invalid length of startup packet (%d bytes)", e.n)
+	}
+	return fmt.Sprintf("invalid message length %d for message type %q", e.n, e.typ)
 }
 
 // next returns the next message's type and body.
@@ -45,27 +72,102 @@ func (f *frameReader) next() (typ byte, body []byte, err error) {
 		return 0, nil, err
 	}
 	typ = hdr[0]
-	n := int(binary.BigEndian.Uint32(hdr[1:])) - 4
-	if n < 0 || n > maxMessageLen {
-		return 0, nil, fmt.Errorf("invalid message length %d for message type %q", n+4, typ)
+	body, err = f.body(5, typ, int(binary.BigEndian.Uint32(hdr[1:]))-4)
+	return typ, body, err
+}
+
+// nextStartup returns the body of a startup-phase packet (no type byte: a
+// length, then a request code and its payload).
+func (f *frameReader) nextStartup() ([]byte, error) {
+	if f.discard > 0 {
+		f.r.Discard(f.discard)
+		f.discard = 0
 	}
-	if 5+n <= f.r.Size() {
-		b, err := f.r.Peek(5 + n)
+	hdr, err := f.r.Peek(4)
+	if err != nil {
+		return nil, err
+	}
+	n := int(binary.BigEndian.Uint32(hdr)) - 4
+	if n < 4 { // the request code at least
+		return nil, errMessageTooLong{0, n + 4}
+	}
+	return f.body(4, 0, n)
+}
+
+// body returns the n-byte body following a hdr-byte header (of a typ
+// message) at the front of the buffer.
+func (f *frameReader) body(hdr int, typ byte, n int) ([]byte, error) {
+	max := f.max
+	if max == 0 {
+		max = maxMessageLen
+	}
+	if n < 0 || n > max {
+		return nil, errMessageTooLong{typ, n + 4}
+	}
+	if hdr+n <= f.r.Size() {
+		b, err := f.r.Peek(hdr + n)
 		if err != nil {
-			return 0, nil, err
+			return nil, err
 		}
-		f.discard = 5 + n
-		return typ, b[5:], nil
+		f.discard = hdr + n
+		return b[hdr:], nil
 	}
-	f.r.Discard(5)
-	if cap(f.big) < n {
-		f.big = make([]byte, n)
+	f.r.Discard(hdr)
+	return f.readBig(n)
+}
+
+// readBig reads a body larger than the buffer into big. big grows as bytes
+// arrive, not to n at once: a header claiming a huge length costs memory
+// only for what the peer really sends.
+func (f *frameReader) readBig(n int) ([]byte, error) {
+	buf := f.big[:0]
+	for len(buf) < n {
+		step := min(n-len(buf), max(len(buf), 64<<10))
+		buf = slices.Grow(buf, step)
+		m := len(buf)
+		buf = buf[:m+step]
+		if _, err := io.ReadFull(f.r, buf[m:]); err != nil {
+			f.big = buf[:0]
+			return nil, err
+		}
 	}
-	body = f.big[:n]
-	if _, err := io.ReadFull(f.r, body); err != nil {
-		return 0, nil, err
+	f.big = buf
+	return buf, nil
+}
+
+// shrink drops a buffer grown for one large message. Call it between
+// messages, never while a body returned by next is still in use.
+func (f *frameReader) shrink() {
+	if cap(f.big) > shrinkAbove {
+		f.big = nil
 	}
-	return typ, body, nil
+}
+
+// pending returns a copy of the bytes read ahead of the last message (a
+// client may send its first messages in the same packet as its login).
+func (f *frameReader) pending() []byte {
+	if f.discard > 0 {
+		f.r.Discard(f.discard)
+		f.discard = 0
+	}
+	b, _ := f.r.Peek(f.r.Buffered())
+	return bytes.Clone(b)
+}
+
+// prefixReader reads pre, then r: a new reader over a connection that keeps
+// the bytes an earlier reader had buffered.
+type prefixReader struct {
+	pre []byte
+	r   io.Reader
+}
+
+func (p *prefixReader) Read(b []byte) (int, error) {
+	if len(p.pre) > 0 {
+		n := copy(b, p.pre)
+		p.pre = p.pre[n:]
+		return n, nil
+	}
+	return p.r.Read(b)
 }
 
 // appendFrame appends a raw message (type + length + body) to dst.

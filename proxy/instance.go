@@ -64,10 +64,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Instance
 		inst.MetricsAddr = mln.Addr().String()
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(srv.Metrics.Registry, promhttp.HandlerOpts{}))
-		// Profiles are served next to the metrics (same trusted listener): CPU
-		// per transaction is what decides a proxy's cost, so it must be observable.
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		if cfg.Metrics.PProf {
+			// Opt-in: the listener has no authentication, and profiles (heap,
+			// goroutines) show query text and cost CPU on demand.
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		}
 		inst.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go inst.metrics.Serve(mln)
 	}

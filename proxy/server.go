@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -40,6 +41,8 @@ type Server struct {
 	Metrics         *Metrics
 	dirs            dirRegistry  // directories of this and older configs still in use (INVALIDATE DIRECTORY)
 	coord           *coordinator // two-phase commit; nil when no database enables it
+	guard           guard        // failed-login throttling, accept errors, limit counters
+	mockSecret      [32]byte     // derives unknown users' mock SCRAM salts (stable for the process)
 }
 
 // cachedParams is a recent ParameterStatus set of the servers' defaults.
@@ -55,12 +58,16 @@ type serverState struct {
 	routers map[string]*router.Router       // by client-visible database name
 	dirs    map[string]*directory.Directory // directory-sharded tables' lookups, by database name
 	tls     *tls.Config
+	// mockMethod is how unknown users are challenged (see mockMethod).
+	mockMethod string
 }
 
 // New builds a server for cfg over topo.
 func New(cfg *config.Config, topo *topology.Topology, log *slog.Logger) (*Server, error) {
 	s := &Server{log: log, topo: topo, sessions: map[uint32]*session{}, Metrics: NewMetrics()}
 	s.stmts.init()
+	rand.Read(s.mockSecret[:])
+	s.guard.init(s.Metrics.Registry)
 	st, err := buildState(cfg, log)
 	if err != nil {
 		return nil, err
@@ -80,6 +87,7 @@ func buildState(cfg *config.Config, log *slog.Logger) (*serverState, error) {
 		}
 		st.users[cfg.Users[i].Name] = ua
 	}
+	st.mockMethod = mockMethod(st.users)
 	for i := range cfg.Databases {
 		db := &cfg.Databases[i]
 		dir, err := directory.New(cfg, db, log)
@@ -157,18 +165,25 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return nil
 	}
+	var backoff time.Duration // > 0 while accept errors last
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			if s.closing.Load() {
-				return nil
+			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
+				if s.closing.Load() {
+					return nil
+				}
+				return err
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			return err
+			// Out of file descriptors (EMFILE/ENFILE) or another transient
+			// error: wait for connections to close, never exit.
+			backoff = s.guard.acceptFailed(s.log, err, backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		if backoff > 0 {
+			s.guard.acceptRecovered(s.log)
+			backoff = 0
 		}
 		if tc, ok := c.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)

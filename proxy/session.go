@@ -88,11 +88,19 @@ type session struct {
 	shownTx     atomic.Uint32 // txStatus as of the last message handled, for the admin console
 }
 
-func newSession(srv *Server, st *serverState, c net.Conn, u *config.User) *session {
+// newSession starts a session on c; pending are bytes the client sent
+// behind its login, read ahead by the login reader.
+func newSession(srv *Server, st *serverState, c net.Conn, u *config.User, pending []byte) *session {
 	c = sockio.Wrap(c) // raw-syscall I/O on the hot path (see package sockio)
+	var src io.Reader = c
+	if len(pending) > 0 {
+		src = &prefixReader{pre: pending, r: c}
+	}
+	rd := newFrameReader(src, 16<<10)
+	rd.max = st.cfg.Limits.MaxMessageSize
 	return &session{
 		srv: srv, st: st, conn: c, user: u,
-		rd:          newFrameReader(c, 16<<10),
+		rd:          rd,
 		stmts:       map[string]*stmt{},
 		desired:     map[string]string{},
 		startup:     map[string]string{},
@@ -151,6 +159,9 @@ func (ss *session) run() {
 				// A broken frame, not a closed socket: say so before closing.
 				ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "08P01", Message: "invalid message from client: " + err.Error()}))
 				ss.srv.log.Info("client protocol error", "client_id", ss.pid, "err", err)
+				if errors.As(err, new(errMessageTooLong)) {
+					ss.srv.guard.refusedMessage()
+				}
 			}
 			return
 		}

@@ -14,12 +14,28 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
-
-	"github.com/pgrouter/pgrouter/config"
 )
 
 // AdminDatabase is the virtual database of the admin console.
 const AdminDatabase = "pgrouter"
+
+// Bounds of the messages a client sends before it is authenticated, as in
+// Postgres (MAX_STARTUP_PACKET_LENGTH, PG_MAX_AUTH_TOKEN_LENGTH): a header
+// claiming more is refused before anything is allocated for it.
+const (
+	maxStartupPacket = 10000
+	maxAuthMessage   = 65535
+	// loginBuffer is the read buffer of a connection until it has logged in:
+	// logins are small, and unauthenticated connections must be cheap.
+	loginBuffer = 1024
+)
+
+// Request codes of the startup phase.
+const (
+	cancelRequestCode = 80877102
+	sslRequestCode    = 80877103
+	gssEncRequestCode = 80877104
+)
 
 // handle runs one client connection from startup to close.
 func (s *Server) handle(c net.Conn) {
@@ -31,7 +47,7 @@ func (s *Server) handle(c net.Conn) {
 	}
 	c.SetDeadline(time.Now().Add(loginTimeout))
 
-	c, startup, err := s.readStartup(c, st)
+	c, rd, startup, err := s.readStartup(c, st)
 	if err != nil || startup == nil {
 		if err != nil {
 			s.log.Debug("startup failed", "addr", c.RemoteAddr().String(), "err", err)
@@ -47,21 +63,9 @@ func (s *Server) handle(c net.Conn) {
 	s.clients.Add(1)
 	defer s.clients.Add(-1)
 
-	ss, err := s.login(c, st, startup)
+	ss, err := s.login(c, rd, st, startup)
 	if err != nil {
-		var pe *pgconn.PgError
-		if !errors.As(err, &pe) {
-			// The client left mid-login (psql does, to ask for a password).
-			s.log.Debug("login abandoned", "user", startup.Parameters["user"], "db", startup.Parameters["database"],
-				"addr", c.RemoteAddr().String(), "err", err.Error())
-			return
-		}
-		pe.Severity = "FATAL"
-		c.Write(appendError(nil, pe))
-		// The user and database are what the client sent; the password never
-		// reaches a log (auth errors do not carry it).
-		s.log.Info("login refused", "user", startup.Parameters["user"], "db", startup.Parameters["database"],
-			"addr", c.RemoteAddr().String(), "sqlstate", pe.Code, "err", pe.Message)
+		s.loginFailed(c, st, startup, err)
 		return
 	}
 	c.SetDeadline(time.Time{})
@@ -75,55 +79,121 @@ func (s *Server) handle(c net.Conn) {
 		"duration_ms", time.Since(connected).Milliseconds(), "queries", ss.queries.Load())
 }
 
+// loginFailed answers and logs a login that did not succeed.
+func (s *Server) loginFailed(c net.Conn, st *serverState, startup *pgproto3.StartupMessage, err error) {
+	pe := loginError(err)
+	if pe == nil {
+		// The client left mid-login (psql does, to ask for a password).
+		s.log.Debug("login abandoned", "user", startup.Parameters["user"], "db", startup.Parameters["database"],
+			"addr", c.RemoteAddr().String(), "err", err.Error())
+		return
+	}
+	if pe.Code == "28P01" {
+		s.guard.failed(c.RemoteAddr(), st.cfg.Limits)
+	}
+	c.Write(appendError(nil, pe))
+	// The user and database are what the client sent; the password never
+	// reaches a log (auth errors do not carry it).
+	s.log.Info("login refused", "user", startup.Parameters["user"], "db", startup.Parameters["database"],
+		"addr", c.RemoteAddr().String(), "sqlstate", pe.Code, "err", pe.Message)
+}
+
+// loginError is the FATAL a failed login answers with; nil when the client
+// just went away. Errors may be shared values: they are copied, not changed.
+func loginError(err error) *pgconn.PgError {
+	var pe *pgconn.PgError
+	var long errMessageTooLong
+	switch {
+	case errors.As(err, &pe):
+		cp := *pe
+		cp.Severity = "FATAL"
+		return &cp
+	case errors.As(err, &long):
+		return &pgconn.PgError{Severity: "FATAL", Code: "08P01", Message: long.Error()}
+	}
+	return nil
+}
+
 // readStartup handles SSLRequest/GSSENCRequest/CancelRequest until a
 // StartupMessage arrives. A nil message with nil error means "done, close".
-func (s *Server) readStartup(c net.Conn, st *serverState) (net.Conn, *pgproto3.StartupMessage, error) {
-	be := pgproto3.NewBackend(c, c)
+// The reader returned holds whatever the client sent after the startup
+// message: it must be read next.
+func (s *Server) readStartup(c net.Conn, st *serverState) (net.Conn, *frameReader, *pgproto3.StartupMessage, error) {
+	rd := newLoginReader(c)
 	for {
-		msg, err := be.ReceiveStartupMessage()
+		body, err := rd.nextStartup()
 		if err != nil {
-			fatal(c, "08P01", "invalid startup packet", "")
-			return c, nil, err
+			if pe := loginError(err); pe != nil {
+				c.Write(appendError(nil, pe))
+				s.guard.refusedMessage()
+			}
+			return c, nil, nil, err
 		}
-		switch m := msg.(type) {
-		case *pgproto3.SSLRequest:
-			if st.tls == nil {
-				if _, err := c.Write([]byte{'N'}); err != nil {
-					return c, nil, err
-				}
-				continue
+		switch code := binary.BigEndian.Uint32(body); code {
+		case sslRequestCode:
+			tc, err := s.startTLS(c, rd, st)
+			if err != nil {
+				return c, nil, nil, err
 			}
-			if _, err := c.Write([]byte{'S'}); err != nil {
-				return c, nil, err
+			if tc != nil {
+				c, rd = tc, newLoginReader(tc)
 			}
-			tc := tls.Server(c, st.tls)
-			if err := tc.Handshake(); err != nil {
-				return c, nil, fmt.Errorf("tls handshake: %w", err)
-			}
-			c = tc
-			be = pgproto3.NewBackend(c, c)
-		case *pgproto3.GSSEncRequest:
+		case gssEncRequestCode:
 			if _, err := c.Write([]byte{'N'}); err != nil {
-				return c, nil, err
+				return c, nil, nil, err
 			}
-		case *pgproto3.CancelRequest:
-			s.cancel(m.ProcessID, m.SecretKey)
-			return c, nil, nil
-		case *pgproto3.StartupMessage:
-			if m.ProtocolVersion>>16 != 3 {
-				fatal(c, "0A000", fmt.Sprintf("unsupported frontend protocol %d.%d", m.ProtocolVersion>>16, m.ProtocolVersion&0xffff), "")
-				return c, nil, fmt.Errorf("protocol %x", m.ProtocolVersion)
+		case cancelRequestCode:
+			var m pgproto3.CancelRequest
+			if m.Decode(body) == nil {
+				s.cancel(m.ProcessID, m.SecretKey)
 			}
-			return c, m, nil
+			return c, nil, nil, nil
 		default:
-			fatal(c, "08P01", "unexpected startup message", "")
-			return c, nil, fmt.Errorf("unexpected %T", msg)
+			if code>>16 != 3 {
+				fatal(c, "0A000", fmt.Sprintf("unsupported frontend protocol %d.%d", code>>16, code&0xffff), "")
+				return c, nil, nil, fmt.Errorf("protocol %x", code)
+			}
+			var m pgproto3.StartupMessage
+			if err := m.Decode(body); err != nil {
+				fatal(c, "08P01", "invalid startup packet layout", "")
+				return c, nil, nil, err
+			}
+			return c, rd, &m, nil
 		}
 	}
 }
 
-// login authenticates the client and builds its session.
-func (s *Server) login(c net.Conn, st *serverState, m *pgproto3.StartupMessage) (*session, error) {
+func newLoginReader(c net.Conn) *frameReader {
+	rd := newFrameReader(c, loginBuffer)
+	rd.max = maxStartupPacket
+	return rd
+}
+
+// startTLS answers an SSLRequest; a nil conn without error means "continue
+// in plaintext". Bytes that came with the SSLRequest would be read as if
+// they had been encrypted, so they are refused, as Postgres does
+// (CVE-2021-23214).
+func (s *Server) startTLS(c net.Conn, rd *frameReader, st *serverState) (net.Conn, error) {
+	if st.tls == nil {
+		_, err := c.Write([]byte{'N'})
+		return nil, err
+	}
+	if rd.buffered() > 0 {
+		fatal(c, "08P01", "received unencrypted data after SSL request", "")
+		return nil, errors.New("unencrypted data after SSL request")
+	}
+	if _, err := c.Write([]byte{'S'}); err != nil {
+		return nil, err
+	}
+	tc := tls.Server(c, st.tls)
+	if err := tc.Handshake(); err != nil {
+		return nil, fmt.Errorf("tls handshake: %w", err)
+	}
+	return tc, nil
+}
+// login authenticates the client and builds its session. rd is the
+// connection's reader so far: what it has buffered goes to the session.
+func (s *Server) login(c net.Conn, rd *frameReader, st *serverState, m *pgproto3.StartupMessage) (*session, error) {
 	userName := m.Parameters["user"]
 	dbName := m.Parameters["database"]
 	if dbName == "" {
@@ -132,15 +202,15 @@ func (s *Server) login(c net.Conn, st *serverState, m *pgproto3.StartupMessage) 
 	if m.Parameters["replication"] != "" && m.Parameters["replication"] != "false" {
 		return nil, pgErr("0A000", "pgrouter does not support replication connections", "connect to a shard directly")
 	}
-	ua := st.users[userName]
-	if ua == nil {
-		return nil, pgErr("28P01", fmt.Sprintf("password authentication failed for user %q", userName), "")
+	if wait := s.guard.blocked(c.RemoteAddr(), st.cfg.Limits); wait > 0 {
+		return nil, pgErr("53300", "too many failed login attempts from this address",
+			fmt.Sprintf("retry in %s (pgrouter limits.auth_failures)", wait.Round(time.Second)))
 	}
-	be := pgproto3.NewBackend(c, c)
-	if err := authenticate(be, ua); err != nil {
+	ua := st.users[userName]
+	if err := s.authenticate(c, rd, st, userName, ua); err != nil {
 		return nil, err
 	}
-	ss := newSession(s, st, c, ua.user)
+	ss := newSession(s, st, c, ua.user, rd.pending())
 	ss.dbName = dbName
 	if dbName == AdminDatabase {
 		if !ua.user.Admin {
@@ -177,79 +247,6 @@ func (s *Server) login(c net.Conn, st *serverState, m *pgproto3.StartupMessage) 
 	return ss, nil
 }
 
-// authenticate runs the configured method's exchange.
-func authenticate(be *pgproto3.Backend, ua *userAuth) error {
-	fail := pgErr("28P01", fmt.Sprintf("password authentication failed for user %q", ua.user.Name), "")
-	switch ua.method {
-	case "trust":
-		return nil
-	case "md5":
-		var salt [4]byte
-		rand.Read(salt[:])
-		be.Send(&pgproto3.AuthenticationMD5Password{Salt: salt})
-		if err := be.Flush(); err != nil {
-			return err
-		}
-		if err := be.SetAuthType(pgproto3.AuthTypeMD5Password); err != nil {
-			return err
-		}
-		msg, err := be.Receive()
-		if err != nil {
-			return err
-		}
-		pm, ok := msg.(*pgproto3.PasswordMessage)
-		if !ok || !ua.md5Matches(pm.Password, salt) {
-			return fail
-		}
-		return nil
-	default:
-		return scramExchange(be, ua, fail)
-	}
-}
-
-func scramExchange(be *pgproto3.Backend, ua *userAuth, fail error) error {
-	conv, err := ua.scramConversation()
-	if err != nil {
-		return err
-	}
-	be.Send(&pgproto3.AuthenticationSASL{AuthMechanisms: []string{"SCRAM-SHA-256"}})
-	if err := be.Flush(); err != nil {
-		return err
-	}
-	be.SetAuthType(pgproto3.AuthTypeSASL)
-	msg, err := be.Receive()
-	if err != nil {
-		return err
-	}
-	init, ok := msg.(*pgproto3.SASLInitialResponse)
-	if !ok || init.AuthMechanism != "SCRAM-SHA-256" {
-		return fail
-	}
-	first, err := conv.Step(string(init.Data))
-	if err != nil {
-		return fail
-	}
-	be.Send(&pgproto3.AuthenticationSASLContinue{Data: []byte(first)})
-	if err := be.Flush(); err != nil {
-		return err
-	}
-	be.SetAuthType(pgproto3.AuthTypeSASLContinue)
-	msg, err = be.Receive()
-	if err != nil {
-		return err
-	}
-	resp, ok := msg.(*pgproto3.SASLResponse)
-	if !ok {
-		return fail
-	}
-	final, err := conv.Step(string(resp.Data))
-	if err != nil || !conv.Valid() {
-		return fail
-	}
-	be.Send(&pgproto3.AuthenticationSASLFinal{Data: []byte(final)})
-	return be.Flush()
-}
-
 // fatal writes a FATAL ErrorResponse (best effort; the connection closes next).
 func fatal(c net.Conn, code, msg, hint string) {
 	c.Write(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: code, Message: msg, Hint: hint}))
@@ -284,6 +281,3 @@ func parseOptions(opts string) map[string]string {
 	}
 	return out
 }
-
-var _ = binary.BigEndian
-var _ config.User

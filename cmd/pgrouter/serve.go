@@ -17,7 +17,7 @@ import (
 
 func newServeCmd() *cobra.Command {
 	var path string
-	var watch bool
+	var watch, pprof bool
 	cmd := &cobra.Command{
 		Use:   "serve --config FILE",
 		Short: "Run the proxy",
@@ -32,6 +32,7 @@ logged (every error with file:line) and the running config stays.`,
 				return err
 			}
 			log := buildLogger(cmd, cfg)
+			cfg.Metrics.PProf = cfg.Metrics.PProf || pprof
 			inst, err := proxy.Start(cmd.Context(), cfg, log)
 			if err != nil {
 				return err
@@ -47,6 +48,7 @@ logged (every error with file:line) and the running config stays.`,
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "pgrouter.yaml", "config file")
 	cmd.Flags().BoolVar(&watch, "watch-config", false, "reload when the config file's content changes (polled every second)")
+	cmd.Flags().BoolVar(&pprof, "pprof", false, "serve /debug/pprof/ on the metrics listener (as metrics.pprof: true; no authentication there)")
 	return cmd
 }
 
