@@ -139,7 +139,7 @@ func (ss *session) release() {
 	ss.be = nil
 	b.node.Released()
 	b.pool.Release(b.conn)
-	backendReaders.Put(b.rd)
+	putBackendReader(b.rd)
 }
 
 // discard closes a backend whose state is unknown.
@@ -153,7 +153,7 @@ func (ss *session) discard() {
 	ss.queue = ss.queue[:0]
 	b.node.Released()
 	b.pool.Discard(b.conn)
-	backendReaders.Put(b.rd)
+	putBackendReader(b.rd)
 }
 
 // dropMember removes b from a multi-shard transaction's backends.
@@ -338,6 +338,6 @@ func (ss *session) releaseAll(bs []*binding) {
 		} else {
 			b.pool.Discard(b.conn)
 		}
-		backendReaders.Put(b.rd)
+		putBackendReader(b.rd)
 	}
 }

@@ -143,6 +143,13 @@ func (f *frameReader) shrink() {
 	}
 }
 
+// putBackendReader returns a backend's reader to the pool without a buffer
+// grown for one large row.
+func putBackendReader(rd *frameReader) {
+	rd.shrink()
+	backendReaders.Put(rd)
+}
+
 // pending returns a copy of the bytes read ahead of the last message (a
 // client may send its first messages in the same packet as its login).
 func (f *frameReader) pending() []byte {

@@ -169,6 +169,9 @@ func (ss *session) run() {
 		err = ss.dispatch(typ, body)
 		ss.busy.Store(false)
 		ss.shownTx.Store(uint32(ss.txStatus))
+		if ss.batch.size() == 0 {
+			ss.shrinkBuffers()
+		}
 		if err != nil {
 			if !errors.Is(err, errClientGone) {
 				ss.srv.log.Info("session ended", "client_id", ss.pid, "err", err)
@@ -179,6 +182,22 @@ func (ss *session) run() {
 			ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "57P01", Message: "terminating connection: pgrouter is shutting down"}))
 			return
 		}
+	}
+}
+
+// shrinkBuffers drops buffers a large message grew, once the round trip
+// that needed them is over: a client that sent one 100 MB row must not keep
+// 100 MB for the rest of its life. Below shrinkAbove this is a few compares.
+func (ss *session) shrinkBuffers() {
+	ss.rd.shrink()
+	if cap(ss.out) > shrinkAbove && len(ss.out) == 0 {
+		ss.out = nil
+	}
+	if cap(ss.bout) > shrinkAbove { // scratch: every use starts with bout[:0]
+		ss.bout = nil
+	}
+	if cap(ss.batch.buf) > shrinkAbove {
+		ss.batch.buf = nil
 	}
 }
 
