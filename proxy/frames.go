@@ -135,12 +135,15 @@ func (f *frameReader) readBig(n int) ([]byte, error) {
 	return buf, nil
 }
 
-// shrink drops a buffer grown for one large message. Call it between
-// messages, never while a body returned by next is still in use.
-func (f *frameReader) shrink() {
+// shrink drops a buffer grown for one large message and reports whether it
+// did. Call it between messages, never while a body returned by next is
+// still in use.
+func (f *frameReader) shrink() bool {
 	if cap(f.big) > shrinkAbove {
 		f.big = nil
+		return true
 	}
+	return false
 }
 
 // putBackendReader returns a backend's reader to the pool without a buffer

@@ -189,7 +189,10 @@ func (ss *session) run() {
 // that needed them is over: a client that sent one 100 MB row must not keep
 // 100 MB for the rest of its life. Below shrinkAbove this is a few compares.
 func (ss *session) shrinkBuffers() {
-	ss.rd.shrink()
+	if ss.rd.shrink() {
+		// A large message was handled: drop what aliases it or grew with it.
+		ss.scratch, ss.args, ss.lastSQL = router.Scratch{}, router.Args{}, ""
+	}
 	if cap(ss.out) > shrinkAbove && len(ss.out) == 0 {
 		ss.out = nil
 	}
@@ -210,6 +213,9 @@ func (ss *session) dispatch(typ byte, body []byte) error {
 	case 'P', 'B', 'D', 'E', 'C':
 		ss.batch.add(typ, body)
 		if ss.batch.size() > 1<<20 {
+			// Sent before its Sync: the Flush makes the backend answer what it
+			// has (it holds answers until Sync/Flush, and the relay waits).
+			ss.batch.add('H', nil)
 			return ss.flushBatch(false)
 		}
 		return nil
