@@ -191,6 +191,7 @@ func (s *Server) startTLS(c net.Conn, rd *frameReader, st *serverState) (net.Con
 	}
 	return tc, nil
 }
+
 // login authenticates the client and builds its session. rd is the
 // connection's reader so far: what it has buffered goes to the session.
 func (s *Server) login(c net.Conn, rd *frameReader, st *serverState, m *pgproto3.StartupMessage) (*session, error) {
