@@ -49,8 +49,9 @@ func TestFileDescriptorExhaustion(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	var waitErr error
+	exited := make(chan struct{}) // closed when the process has exited
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-exited
@@ -67,9 +68,9 @@ func TestFileDescriptorExhaustion(t *testing.T) {
 	}
 	time.Sleep(500 * time.Millisecond) // let the accept loop hit EMFILE
 	select {
-	case err := <-exited:
+	case <-exited:
 		out, _ := os.ReadFile(path + ".log")
-		t.Fatalf("pgrouter exited with %d connections open: %v\n%s", len(conns), err, tail(out))
+		t.Fatalf("pgrouter exited with %d connections open: %v\n%s", len(conns), waitErr, tail(out))
 	default:
 	}
 	for _, c := range conns {
@@ -128,7 +129,7 @@ func scrapeCounter(t *testing.T, addr, name string) float64 {
 	return v
 }
 
-func waitListening(t *testing.T, addr string, exited chan error, path string) {
+func waitListening(t *testing.T, addr string, exited chan struct{}, path string) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -138,9 +139,9 @@ func waitListening(t *testing.T, addr string, exited chan error, path string) {
 			return
 		}
 		select {
-		case err := <-exited:
+		case <-exited:
 			out, _ := os.ReadFile(path + ".log")
-			t.Fatalf("pgrouter exited at start: %v\n%s", err, out)
+			t.Fatalf("pgrouter exited at start:\n%s", out)
 		default:
 		}
 		if time.Now().After(deadline) {
