@@ -67,6 +67,12 @@ func TestErrorClasses(t *testing.T) {
 		{"node without host", replace(minimal, "127.0.0.1:5432", ":5432"), 6, "shards[0].primary.addr", "host is missing"},
 		{"node without addr", replace(minimal, "    primary: 127.0.0.1:5432", "    primary: {name: p}"), 6, "shards[0].primary.addr", "address is required"},
 		{"same primary twice", replace(baseTwoShards, "127.0.0.1:5433", "127.0.0.1:5432"), 8, "shards[1].primary", `duplicate primary address "127.0.0.1:5432" (first at line 6)`},
+		// limits
+		{"max_message_size too small", "limits: {max_message_size: 100}\n" + minimal, 1, "limits.max_message_size", "must be between 1024 and 1073741823"},
+		{"max_message_size beyond Postgres", "limits: {max_message_size: 2147483647}\n" + minimal, 1, "limits.max_message_size", "Postgres's limit"},
+		{"auth_failures negative", "limits: {auth_failures: -1}\n" + minimal, 1, "limits.auth_failures", "must be"},
+		{"auth_failure_window zero", "limits: {auth_failure_window: 0s}\n" + minimal, 1, "limits.auth_failure_window", "must be a positive duration"},
+		{"pprof not a bool", "metrics: {pprof: sometimes}\n" + minimal, 1, "metrics.pprof", "want true or false"},
 		// duplicates
 		{"duplicate user", replace(minimal, "    password: pw", "    password: pw\n  - name: app\n    password: pw2"), 4, "users[1].name", `duplicate user name "app" (first at line 2)`},
 		{"duplicate shard", replace(baseTwoShards, "name: s1", "name: s0"), 7, "shards[1].name", `duplicate shard name "s0" (first at line 5)`},

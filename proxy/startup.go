@@ -65,7 +65,7 @@ func (s *Server) handle(c net.Conn) {
 
 	ss, err := s.login(c, rd, st, startup)
 	if err != nil {
-		s.loginFailed(c, st, startup, err)
+		s.loginFailed(c, startup, err)
 		return
 	}
 	c.SetDeadline(time.Time{})
@@ -80,16 +80,13 @@ func (s *Server) handle(c net.Conn) {
 }
 
 // loginFailed answers and logs a login that did not succeed.
-func (s *Server) loginFailed(c net.Conn, st *serverState, startup *pgproto3.StartupMessage, err error) {
+func (s *Server) loginFailed(c net.Conn, startup *pgproto3.StartupMessage, err error) {
 	pe := loginError(err)
 	if pe == nil {
 		// The client left mid-login (psql does, to ask for a password).
 		s.log.Debug("login abandoned", "user", startup.Parameters["user"], "db", startup.Parameters["database"],
 			"addr", c.RemoteAddr().String(), "err", err.Error())
 		return
-	}
-	if pe.Code == "28P01" {
-		s.guard.failed(c.RemoteAddr(), st.cfg.Limits)
 	}
 	c.Write(appendError(nil, pe))
 	// The user and database are what the client sent; the password never
@@ -209,6 +206,12 @@ func (s *Server) login(c net.Conn, rd *frameReader, st *serverState, m *pgproto3
 	}
 	ua := st.users[userName]
 	if err := s.authenticate(c, rd, st, userName, ua); err != nil {
+		// Only the client's own credentials count: a shard refusing
+		// pgrouter's server login later must not throttle its clients.
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "28P01" {
+			s.guard.failed(c.RemoteAddr(), st.cfg.Limits)
+		}
 		return nil, err
 	}
 	ss := newSession(s, st, c, ua.user, rd.pending())
