@@ -116,7 +116,7 @@ func TestBigMessageBuffersReleased(t *testing.T) {
 	}
 
 	after := liveHeap()
-	t.Logf("live heap: %d MiB before, %d MiB after three 8 MiB messages (connection open)", base/mib, after/mib)
+	t.Logf("live heap: %d MiB before, %d MiB after three %d MiB messages (connection open)", base/mib, after/mib, size/mib)
 	if after > base+4*mib {
 		t.Errorf("live heap grew by %d MiB and stayed: buffers of the big messages are still held", (after-base)/mib)
 	}
@@ -198,5 +198,34 @@ func assertServing(t *testing.T) {
 	var n int
 	if err := c.QueryRow(ctx, "select 1").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("select 1: %v %d", err, n)
+	}
+}
+
+// An idle logged-in client costs little (its reader, session maps and
+// goroutine), and an unauthenticated one less: the figures are logged, and
+// bounded generously so that a regression of the buffers shows.
+func TestIdleClientMemory(t *testing.T) {
+	const n = 200
+	base := liveHeap()
+	var conns []*rawConn
+	for i := 0; i < n; i++ {
+		conns = append(conns, loginTrust(t, env.Proxy.Addr))
+	}
+	perClient := int64(liveHeap()-base) / n
+	for i := 0; i < n; i++ {
+		r := dialRaw(t, env.Proxy.Addr)
+		r.send(t, startup("app", "app"))
+		if m := r.mustRecv(t); m.authCode() != authSASL {
+			t.Fatalf("want AuthenticationSASL, got %v", m)
+		}
+		conns = append(conns, r)
+	}
+	perLogin := (int64(liveHeap()-base) - perClient*n) / n
+	t.Logf("heap per idle client: %d KiB logged in, %d KiB waiting in SCRAM", perClient>>10, perLogin>>10)
+	if perClient > 64<<10 || perLogin > 16<<10 {
+		t.Errorf("idle clients cost %d / %d bytes each, want < 64 KiB / 16 KiB", perClient, perLogin)
+	}
+	for _, c := range conns {
+		c.Close()
 	}
 }
