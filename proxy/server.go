@@ -169,10 +169,10 @@ func (s *Server) Serve(ln net.Listener) error {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			if s.closing.Load() || errors.Is(err, net.ErrClosed) {
-				if s.closing.Load() {
-					return nil
-				}
+			if s.closing.Load() {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
 				return err
 			}
 			// Out of file descriptors (EMFILE/ENFILE) or another transient

@@ -88,6 +88,9 @@ func (s *Server) loginFailed(c net.Conn, startup *pgproto3.StartupMessage, err e
 			"addr", c.RemoteAddr().String(), "err", err.Error())
 		return
 	}
+	if errors.As(err, new(errMessageTooLong)) {
+		s.guard.refusedMessage()
+	}
 	c.Write(appendError(nil, pe))
 	// The user and database are what the client sent; the password never
 	// reaches a log (auth errors do not carry it).
