@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgrouter/pgrouter/test/testenv"
 )
 
 // Out of file descriptors, pgrouter keeps running: accept errors back off
@@ -25,8 +27,8 @@ func TestFileDescriptorExhaustion(t *testing.T) {
 	if err != nil {
 		t.Fatal("prlimit is needed: apt-get install -y util-linux")
 	}
-	bin := buildPgrouter(t)
-	addr, maddr := freeAddr(t), freeAddr(t)
+	bin := testenv.BuildPgrouter(t)
+	addr, maddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	dir := t.TempDir()
 	src, err := os.ReadFile(env.Path)
 	if err != nil {
@@ -149,26 +151,6 @@ func waitListening(t *testing.T, addr string, exited chan struct{}, path string)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func buildPgrouter(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "pgrouter")
-	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/pgrouter").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build pgrouter: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 func tail(b []byte) string {

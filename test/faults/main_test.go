@@ -7,7 +7,6 @@ package faults
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -235,17 +234,7 @@ func startInstance(t *testing.T, edit func(*config.Config)) *proxy.Instance {
 	}
 	cfg.DataDir = t.TempDir()
 	edit(cfg)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	inst, err := proxy.Start(context.Background(), cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		inst.Close(ctx)
-	})
-	return inst
+	return testenv.StartInstance(t, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 // counter reads a counter of reg by name (0 if absent).

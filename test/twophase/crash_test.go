@@ -13,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgrouter/pgrouter/test/testenv"
 )
 
 // pgrouterProc is a pgrouter process serving the test cluster's config
@@ -23,27 +25,6 @@ type pgrouterProc struct {
 	log  *os.File
 }
 
-// buildPgrouter compiles cmd/pgrouter once per test binary.
-func buildPgrouter(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "pgrouter")
-	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/pgrouter").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build pgrouter: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // startPgrouter runs bin on a copy of the test config: listen on a fresh
 // port, metrics off, state under dataDir; pause is PGROUTER_TEST_2PC_PAUSE.
 func startPgrouter(t *testing.T, bin, dataDir, pause string) *pgrouterProc {
@@ -52,7 +33,7 @@ func startPgrouter(t *testing.T, bin, dataDir, pause string) *pgrouterProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	cfg := strings.Replace(string(src), "listen: 127.0.0.1:0\n", "listen: "+addr+"\ndata_dir: "+dataDir+"\n", 1)
 	cfg = strings.Replace(cfg, "  listen: 127.0.0.1:0\n", "  listen: \"off\"\n", 1)
 	path := filepath.Join(dataDir, "..", fmt.Sprintf("pgrouter-%d.yaml", time.Now().UnixNano()))
@@ -116,7 +97,7 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 // was logged: on restart it is committed on every shard. Either way no
 // prepared transaction is left behind.
 func TestCrashBetweenPhases(t *testing.T) {
-	bin := buildPgrouter(t)
+	bin := testenv.BuildPgrouter(t)
 	cases := []struct {
 		pause     string
 		committed bool
@@ -183,7 +164,7 @@ func TestCrashBetweenPhases(t *testing.T) {
 // WARNING, the decision stays pending, and recovery commits it there.
 func TestShardLostAfterDecisionIsCommittedByRecovery(t *testing.T) {
 	ctx := context.Background()
-	bin := buildPgrouter(t)
+	bin := testenv.BuildPgrouter(t)
 	dataDir := filepath.Join(t.TempDir(), "state")
 	a, b := keysOn(t, 0, 130000, 1), keysOn(t, 1, 130000, 1)
 	p := startPgrouter(t, bin, dataDir, "after_decision:3s")
