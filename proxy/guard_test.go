@@ -79,3 +79,28 @@ func TestGuardThrottlesAnAddress(t *testing.T) {
 		t.Fatal("auth_failures 0 must turn throttling off")
 	}
 }
+
+// Unknown users are challenged like the configured ones: md5 only when no
+// password user uses SCRAM (trust users log in without a challenge).
+func TestMockMethod(t *testing.T) {
+	users := func(methods ...string) map[string]*userAuth {
+		m := map[string]*userAuth{}
+		for i, meth := range methods {
+			m[string(rune('a'+i))] = &userAuth{method: meth}
+		}
+		return m
+	}
+	for _, c := range []struct {
+		methods []string
+		want    string
+	}{
+		{[]string{"md5", "trust"}, "md5"},
+		{[]string{"md5", "scram-sha-256"}, "scram-sha-256"},
+		{[]string{"trust"}, "scram-sha-256"},
+		{[]string{"scram-sha-256"}, "scram-sha-256"},
+	} {
+		if got := mockMethod(users(c.methods...)); got != c.want {
+			t.Errorf("%v: %s, want %s", c.methods, got, c.want)
+		}
+	}
+}
