@@ -55,9 +55,14 @@ func (g *guard) init(reg *prometheus.Registry) {
 	reg.MustRegister(g.acceptErrors, g.authFailures, g.authThrottled, g.oversized)
 }
 
+// addrKey is the unit failed logins are counted by: the IPv4 address, or
+// the IPv6 /64 (one host usually holds a whole /64 and can pick any of it).
 func addrKey(a net.Addr) string {
 	if ta, ok := a.(*net.TCPAddr); ok {
-		return ta.IP.String()
+		if ip4 := ta.IP.To4(); ip4 != nil {
+			return ip4.String()
+		}
+		return ta.IP.Mask(net.CIDRMask(64, 128)).String()
 	}
 	host, _, err := net.SplitHostPort(a.String())
 	if err != nil {

@@ -71,6 +71,15 @@ func TestGuardThrottlesAnAddress(t *testing.T) {
 	if g.blocked(b, l) != 0 {
 		t.Fatal("another address is blocked")
 	}
+	v6a := &net.TCPAddr{IP: net.ParseIP("2001:db8::1")}
+	g.failed(v6a, l)
+	g.failed(&net.TCPAddr{IP: net.ParseIP("2001:db8::ffff:1")}, l) // same /64
+	if g.blocked(v6a, l) == 0 {
+		t.Fatal("an IPv6 /64 is not counted as one source")
+	}
+	if g.blocked(&net.TCPAddr{IP: net.ParseIP("2001:db8:0:1::1")}, l) != 0 {
+		t.Fatal("another /64 is blocked")
+	}
 	time.Sleep(60 * time.Millisecond)
 	if g.blocked(a, l) != 0 {
 		t.Fatal("still blocked after the window")

@@ -272,3 +272,31 @@ func TestPprofOptIn(t *testing.T) {
 		t.Errorf("pprof with metrics.pprof: HTTP %d, want 200", code)
 	}
 }
+
+// When every password user is md5, an unknown user gets an md5 challenge
+// (a SCRAM one would give the unknown names away) and the same 28P01.
+func TestUnknownUserMD5Challenge(t *testing.T) {
+	inst := startInstance(t, func(c *config.Config) {
+		c.Listen, c.Metrics.Listen = "127.0.0.1:0", "off"
+		var users []config.User
+		for _, u := range c.Users {
+			if u.Auth == "md5" || u.Auth == "trust" {
+				users = append(users, u)
+			}
+		}
+		c.Users = users
+	})
+	for _, user := range []string{"md5user", "nosuchuser"} {
+		r := dialRaw(t, inst.Addr)
+		r.send(t, startup(user, "app"))
+		if m := r.mustRecv(t); m.authCode() != 5 {
+			t.Fatalf("%s: want AuthenticationMD5Password, got %v", user, m)
+		}
+		pw, _ := (&pgproto3.PasswordMessage{Password: "md5" + strings.Repeat("0", 32)}).Encode(nil)
+		r.send(t, pw)
+		e := r.expectError(t, "28P01")
+		if want := fmt.Sprintf("password authentication failed for user %q", user); e.Message != want {
+			t.Errorf("%s: message %q, want %q", user, e.Message, want)
+		}
+	}
+}
