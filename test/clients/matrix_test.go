@@ -1,0 +1,253 @@
+package clients
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// workload is one driver's implementation of the common workload.
+// Exactly one of script and inproc is set: script returns the command that
+// runs it (its last two arguments are the DSN and the table suffix), inproc
+// runs it in this process.
+type workload struct {
+	name    string
+	need    func() error // nil when the driver is installed; else says how to install it
+	script  func(t *testing.T) []string
+	inproc  func(ctx context.Context, dsn, suffix string) string
+	options string // libpq-style session settings the workload sets itself (documentation only)
+}
+
+var workloads = []workload{
+	{name: "asyncpg", need: pyModule("asyncpg", "python3-asyncpg"), script: python("asyncpg_client.py")},
+	{name: "psycopg", need: pyModule("psycopg", "python3-psycopg"), script: python("psycopg_client.py")},
+	{name: "psycopg2", need: pyModule("psycopg2", "python3-psycopg2"), script: python("psycopg2_client.py")},
+	{name: "sqlalchemy", need: pyModule("sqlalchemy", "python3-sqlalchemy python3-psycopg2"), script: python("sqlalchemy_client.py")},
+	{name: "nodepg", need: nodeModule("pg"), script: node("pg_client.js")},
+	{name: "postgresjs", need: nodeModule("postgres"), script: node("postgresjs_client.js")},
+	{name: "jdbc", need: jdbcInstalled, script: jdbc},
+	{name: "pgx", inproc: pgxWorkload},
+}
+
+// schema is created fresh for every run, in the proxied database on every
+// shard and in the direct one, so both runs start from the same rows.
+const schema = `
+DROP TABLE IF EXISTS items_%[1]s, ref_%[1]s;
+CREATE TABLE items_%[1]s (id int PRIMARY KEY, name text, qty int, price numeric(10,2), at timestamptz, ok bool, tags text[]);
+CREATE TABLE ref_%[1]s (id int PRIMARY KEY, name text);
+INSERT INTO ref_%[1]s VALUES (1, 'one'), (2, 'two'), (3, 'three');
+`
+
+// checkTimeout bounds one check inside a workload (the scripts enforce it
+// themselves and print "TIMEOUT"); runTimeout bounds a whole run.
+const runTimeout = 150 * time.Second
+
+// directMustShow: checks whose direct (Postgres) result is known; it proves
+// the workload really produced the error it is about, so that a transcript
+// full of identical nonsense cannot pass.
+var directMustShow = map[string][]string{
+	"err_syntax": {"ERROR 42601"},
+	"err_unique": {"ERROR 23505"},
+	"err_div":    {"ERROR 22012"},
+	"cancel":     {"ERROR 57014", "timeout-cancelled"},
+}
+
+// minChecks: a direct transcript shorter than this means the script broke.
+const minChecks = 20
+
+func TestDriver(t *testing.T) {
+	for _, w := range workloads {
+		t.Run(w.name, func(t *testing.T) {
+			if w.need != nil {
+				if err := w.need(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, tp := range topos {
+				t.Run(tp.name, func(t *testing.T) { runWorkload(t, tp, w) })
+			}
+		})
+	}
+}
+
+func runWorkload(t *testing.T, tp *topo, w workload) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*runTimeout)
+	defer cancel()
+	createSchema(t, ctx, tp, w.name)
+	primary := tp.env.Cluster.Shards[0].Primary
+	direct := transcriptOf(t, ctx, w, primary.DSN(directDB))
+	proxied := transcriptOf(t, ctx, w, tp.env.DSN(userOf(w.name), userOf(w.name), "app"))
+	checkDirect(t, direct)
+	if diffs := compare(direct, proxied); len(diffs) > 0 {
+		t.Errorf("%s through pgrouter (%s) differs from Postgres in %d of %d checks:\n%s",
+			w.name, tp.name, len(diffs), len(direct.lines), strings.Join(diffs, "\n"))
+		if proxied.stderr != "" {
+			t.Logf("stderr through pgrouter:\n%s", proxied.stderr)
+		}
+		return
+	}
+	t.Logf("%s (%s): all %d checks match Postgres", w.name, tp.name, len(direct.lines))
+}
+
+func createSchema(t *testing.T, ctx context.Context, tp *topo, suffix string) {
+	t.Helper()
+	sql := fmt.Sprintf(schema, suffix)
+	if err := tp.env.ExecOnPrimaries(ctx, "app", sql); err != nil {
+		t.Fatal(err)
+	}
+	c, err := pgx.Connect(ctx, tp.env.Cluster.Shards[0].Primary.DSN(directDB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, sql, pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	// Reads through pgrouter may go to a replica: it must have the tables.
+	if err := tp.env.Cluster.WaitReplicated(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// transcript is a workload's output: "name: result" lines in order, and
+// whatever it wrote to stderr (error messages, for the report).
+type transcript struct {
+	lines  []check
+	stderr string
+}
+
+type check struct{ name, result string }
+
+func transcriptOf(t *testing.T, ctx context.Context, w workload, dsn string) transcript {
+	t.Helper()
+	if w.inproc != nil {
+		return parseTranscript(w.inproc(ctx, dsn, w.name), "")
+	}
+	ctx, cancel := context.WithTimeout(ctx, runTimeout)
+	defer cancel()
+	args := append(w.script(t), dsn, w.name)
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	tr := parseTranscript(stdout.String(), stderr.String())
+	if err != nil {
+		// A crashed or killed script still compares what it printed; the
+		// missing checks show up as differences.
+		tr.stderr += fmt.Sprintf("\n%s exited: %v", args[0], err)
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			tr.stderr += " (killed after " + runTimeout.String() + ")"
+		}
+	}
+	return tr
+}
+
+func parseTranscript(out, stderr string) transcript {
+	tr := transcript{stderr: stderr}
+	for _, l := range strings.Split(out, "\n") {
+		name, result, ok := strings.Cut(l, ": ")
+		if !ok || name == "" || strings.ContainsAny(name, " \t") {
+			continue
+		}
+		tr.lines = append(tr.lines, check{name, result})
+	}
+	return tr
+}
+
+// checkDirect rejects a direct run that cannot be a reference: too short,
+// a timeout against Postgres itself, or an error check without its error.
+func checkDirect(t *testing.T, d transcript) {
+	t.Helper()
+	if len(d.lines) < minChecks {
+		t.Fatalf("direct run printed %d checks (want >= %d); stderr:\n%s", len(d.lines), minChecks, d.stderr)
+	}
+	for _, c := range d.lines {
+		if strings.Contains(c.result, "TIMEOUT") {
+			t.Errorf("direct run: %s timed out against Postgres itself", c.name)
+		}
+		if want, ok := directMustShow[c.name]; ok && !oneOf(c.result, want) {
+			t.Errorf("direct run: %s = %q, want one of %q", c.name, c.result, want)
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("direct stderr:\n%s", d.stderr)
+	}
+}
+
+func oneOf(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// compare lists every check whose result through pgrouter differs.
+func compare(direct, proxied transcript) []string {
+	got := map[string]string{}
+	for _, c := range proxied.lines {
+		got[c.name] = c.result
+	}
+	var diffs []string
+	for _, c := range direct.lines {
+		p, ok := got[c.name]
+		switch {
+		case !ok:
+			diffs = append(diffs, fmt.Sprintf("  %s: missing through pgrouter (postgres: %s)", c.name, clip(c.result)))
+		case p != c.result:
+			diffs = append(diffs, fmt.Sprintf("  %s:\n      postgres: %s\n      pgrouter: %s", c.name, clip(c.result), clip(p)))
+		}
+		delete(got, c.name)
+	}
+	for _, c := range proxied.lines {
+		if _, extra := got[c.name]; extra {
+			diffs = append(diffs, fmt.Sprintf("  %s: only through pgrouter: %s", c.name, clip(c.result)))
+		}
+	}
+	return diffs
+}
+
+func clip(s string) string {
+	if len(s) > 400 {
+		return s[:400] + "…"
+	}
+	return s
+}
+
+func pyModule(module, pkgs string) func() error {
+	return func() error {
+		if out, err := exec.Command("/usr/bin/python3", "-c", "import "+module).CombinedOutput(); err != nil {
+			return fmt.Errorf("python module %s missing (install: apt-get install -y %s): %v\n%s", module, pkgs, err, out)
+		}
+		return nil
+	}
+}
+
+func python(file string) func(*testing.T) []string {
+	return func(*testing.T) []string { return []string{"/usr/bin/python3", file} }
+}
+
+func nodeModule(module string) func() error {
+	return func() error {
+		if _, err := exec.LookPath("node"); err != nil {
+			return fmt.Errorf("node missing (install: apt-get install -y nodejs npm): %v", err)
+		}
+		if _, err := os.Stat("node_modules/" + module); err != nil {
+			return fmt.Errorf("npm package %s missing (install: cd test/clients && npm install): %v", module, err)
+		}
+		return nil
+	}
+}
+
+func node(file string) func(*testing.T) []string {
+	return func(*testing.T) []string { return []string{"node", file} }
+}
