@@ -12,7 +12,7 @@ import asyncpg
 from clientlib import DSN, ITEMS, REF, TYPES_SQL, attempt_async, item_rows, run_async
 
 SETTINGS = {"application_name": "drv-asyncpg", "TimeZone": "America/New_York", "search_path": "public, pg_catalog"}
-INSERT = "insert into %s values ($1, $2, $3, $4, $5, $6, $7)" % ITEMS
+INSERT = "insert into %s (id, name, qty, price, at, ok, tags) values ($1, $2, $3, $4, $5, $6, $7)" % ITEMS
 
 
 async def connect():
@@ -123,7 +123,7 @@ async def savepoint(c):
 
 
 async def copy_in(c):
-    return await c.copy_records_to_table(ITEMS, records=item_rows(50, 59))
+    return await c.copy_records_to_table(ITEMS, records=item_rows(50, 59), columns=["id", "name", "qty", "price", "at", "ok", "tags"])
 
 
 async def copy_in_text(c):

@@ -10,7 +10,7 @@ const { pipeline } = require('stream/promises');
 const { Readable, Writable } = require('stream');
 const { DSN, ITEMS, REF, TYPES_SQL, attempt, runChecks, itemRows } = require('./clientlib');
 
-const INSERT = `insert into ${ITEMS} values ($1, $2, $3, $4, $5, $6, $7)`;
+const INSERT = `insert into ${ITEMS} (id, name, qty, price, at, ok, tags) values ($1, $2, $3, $4, $5, $6, $7)`;
 
 async function connect() {
   const c = new Client({ connectionString: DSN, options: '-c search_path=public,pg_catalog -c TimeZone=Pacific/Auckland' });

@@ -12,7 +12,7 @@ import psycopg2.extras
 
 from clientlib import DSN, ITEMS, REF, TYPES_SQL, attempt, item_rows, run_sync
 
-INSERT = "insert into %s values (%%s, %%s, %%s, %%s, %%s, %%s, %%s)" % ITEMS
+INSERT = "insert into %s (id, name, qty, price, at, ok, tags) values (%%s, %%s, %%s, %%s, %%s, %%s, %%s)" % ITEMS
 
 
 def connect():
@@ -69,7 +69,7 @@ def execute_batch(c):
 
 def execute_values(c):
     with c.cursor() as cur:
-        psycopg2.extras.execute_values(cur, "insert into %s values %%s" % ITEMS, item_rows(26, 30))
+        psycopg2.extras.execute_values(cur, "insert into %s (id, name, qty, price, at, ok, tags) values %%s" % ITEMS, item_rows(26, 30))
         n = cur.rowcount
     c.commit()
     return n

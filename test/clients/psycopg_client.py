@@ -10,7 +10,7 @@ import psycopg
 
 from clientlib import DSN, ITEMS, REF, TYPES_SQL, attempt, item_rows, run_sync
 
-INSERT = "insert into %s values (%%s, %%s, %%s, %%s, %%s, %%s, %%s)" % ITEMS
+INSERT = "insert into %s (id, name, qty, price, at, ok, tags) values (%%s, %%s, %%s, %%s, %%s, %%s, %%s)" % ITEMS
 
 
 def connect():
@@ -62,7 +62,7 @@ def pipeline_error(c):
             c.execute(INSERT, item_rows(32, 32)[0])
     except psycopg.Error as e:
         out.append("ERROR " + (e.sqlstate or ""))
-    return out + [c.execute("select array_agg(id order by id) from %s where id between 31 and 32" % ITEMS).fetchone()[0]]
+    return out + [c.execute("select id from %s where id between 31 and 32 order by id" % ITEMS).fetchall()]
 
 
 def prepared(c):

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from clientlib import DSN, ITEMS, REF, TYPES_SQL, attempt, item_rows, run_sync
 
 COLS = ("id", "name", "qty", "price", "at", "ok", "tags")
-INSERT = sa.text("insert into %s values (:id, :name, :qty, :price, :at, :ok, :tags)" % ITEMS)
+INSERT = sa.text("insert into %s (id, name, qty, price, at, ok, tags) values (:id, :name, :qty, :price, :at, :ok, :tags)" % ITEMS)
 
 
 def connect():
