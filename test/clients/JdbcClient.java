@@ -57,6 +57,12 @@ public class JdbcClient {
                 try { conn = ex.submit(JdbcClient::connect).get(CHECK_TIMEOUT_MS, TimeUnit.MILLISECONDS); } catch (Exception re) { System.err.println("reconnect: " + re); }
             } catch (ExecutionException ee) {
                 result = error(ee.getCause());
+                if (!e.getKey().startsWith("err_") && !e.getKey().startsWith("cancel")) {
+                    // A check not about an error failed: a fresh connection, so
+                    // that a transaction it left open cannot fail later checks.
+                    try { c.close(); } catch (Exception ignored) { }
+                    try { conn = ex.submit(JdbcClient::connect).get(CHECK_TIMEOUT_MS, TimeUnit.MILLISECONDS); } catch (Exception re) { System.err.println("reconnect: " + re); }
+                }
             } catch (InterruptedException | SQLException ie) {
                 result = "runner: " + ie;
             }

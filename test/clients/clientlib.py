@@ -4,7 +4,10 @@ Each check is a function of the connection returning a printable result;
 the runner prints "name: result" per check, "ERROR <SQLSTATE>" when it
 raised, and "TIMEOUT" when it did not finish in CHECK_TIMEOUT seconds (then
 the rest of the workload gets a fresh connection, so one hang does not hide
-the other checks). Error messages go to stderr, for the report only.
+the other checks). A check that is not about an error (its name does not
+start with "err_" or "cancel") and fails anyway also gets its successor a
+fresh connection, so that a transaction it left open cannot make every later
+check fail too. Error messages go to stderr, for the report only.
 """
 import asyncio
 import os
@@ -18,6 +21,10 @@ DSN = sys.argv[1]
 SUFFIX = sys.argv[2]
 ITEMS = "items_" + SUFFIX
 REF = "ref_" + SUFFIX
+
+
+def expects_error(name):
+    return name.startswith("err_") or name.startswith("cancel")
 
 
 def emit(name, result):
@@ -79,6 +86,10 @@ def run_sync(checks, connect):
             bounded(fresh)  # the stuck connection is left to its thread
         else:
             emit(name, val if ok else error_result(val))
+            if not ok and not expects_error(name):
+                old = state["conn"]
+                bounded(fresh)
+                bounded(lambda: old.close())
     sys.stdout.flush()
     os._exit(0)  # threads stuck in a hang must not keep the process alive
 
@@ -114,6 +125,12 @@ async def run_async(checks, connect, close):
                 print("reconnect failed: %r" % e, file=sys.stderr, flush=True)
         except Exception as e:  # noqa: BLE001
             emit(name, error_result(e))
+            if not expects_error(name):
+                close(conn)
+                try:
+                    conn = await asyncio.wait_for(connect(), CHECK_TIMEOUT)
+                except Exception as e2:  # noqa: BLE001
+                    print("reconnect failed: %r" % e2, file=sys.stderr, flush=True)
 
 
 def item_rows(first, last):

@@ -44,7 +44,7 @@ func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
 
-func runMain(m *testing.M) int {
+func runMain(m *testing.M) (code int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	opts := []struct {
@@ -67,8 +67,8 @@ func runMain(m *testing.M) int {
 	wg.Wait()
 	defer func() {
 		for _, t := range topos {
-			if t != nil {
-				t.env.Close()
+			if t != nil && !t.close() {
+				code = 1
 			}
 		}
 	}()
@@ -79,6 +79,28 @@ func runMain(m *testing.M) int {
 		}
 	}
 	return m.Run()
+}
+
+// close stops pgrouter, then the cluster. A pgrouter that does not shut
+// down in time (a session it cannot end) is a failure, reported; the
+// cluster is stopped anyway so that the package does not hang.
+func (t *topo) close() bool {
+	done := make(chan struct{})
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		t.env.Proxy.Close(ctx)
+		close(done)
+	}()
+	ok := true
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		fmt.Fprintf(os.Stderr, "FAIL: %s: pgrouter did not shut down within 15s of Close (5s deadline): a session it cannot end\n", t.name)
+		ok = false
+	}
+	t.env.Cluster.Close()
+	return ok
 }
 
 func startTopo(ctx context.Context, name string, o testenv.Options) (*topo, error) {

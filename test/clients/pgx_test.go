@@ -34,8 +34,13 @@ func pgxWorkload(ctx context.Context, dsn, suffix string) (string, string) {
 		} else {
 			cctx, cancel := context.WithTimeout(ctx, checkTimeout(ch.name))
 			res = ch.run(cctx, conn)
+			expectsErr := strings.HasPrefix(ch.name, "err_") || strings.HasPrefix(ch.name, "cancel")
 			if cctx.Err() != nil && !strings.HasPrefix(ch.name, "cancel") {
 				res = "TIMEOUT"
+			}
+			// As in the scripts (clientlib.py): after a timeout, or an error
+			// in a check not about one, the next check gets a fresh connection.
+			if res == "TIMEOUT" || (strings.HasPrefix(res, "ERROR") && !expectsErr) || conn.IsClosed() {
 				conn.Close(ctx)
 				conn, err = w.connect(ctx, "drv-pgx")
 			}
