@@ -269,10 +269,34 @@ func (ss *session) replyError(err error, ready bool) error {
 		if st == 'T' {
 			st = 'E'
 			ss.txStatus = 'E'
+			ss.abortRefusedTx()
 		}
 		ss.out = appendReady(ss.out, st)
 	}
 	return ss.flushClient()
+}
+
+// abortRefusedTxSQL fails a transaction on purpose (its answers are swallowed).
+const abortRefusedTxSQL = `DO $$BEGIN RAISE EXCEPTION 'pgrouter refused a statement of this transaction' USING ERRCODE = '25P02'; END$$`
+
+// abortRefusedTx makes a statement the proxy refused inside a transaction
+// fail that transaction on its backends too, as any error does on Postgres.
+// Without it the backends stay healthy: the client's next statements run
+// there and its COMMIT keeps what ran before the refusal (Postgres answers
+// 25P02, then ROLLBACK). Backends already failed are left alone.
+func (ss *session) abortRefusedTx() {
+	if ss.be == nil {
+		return
+	}
+	var live []*binding
+	for _, b := range ss.txBackends() {
+		if b.txStatus == 'T' {
+			live = append(live, b)
+		}
+	}
+	if len(live) > 0 {
+		execAll(live, abortRefusedTxSQL)
+	}
 }
 
 // sqlString views a NUL-terminated query body as a string without copying;

@@ -142,10 +142,11 @@ func shardedSection() string {
 	for _, w := range workloads {
 		fmt.Fprintf(&b, "      - {table: items_%s, column: id, type: int, function: hash}\n", w.name)
 	}
+	b.WriteString("      - {table: items_refusal, column: id, type: int, function: hash}\n") // refusal_test.go
 	b.WriteString("    reference_tables: [plans")
 	for _, w := range workloads {
 		fmt.Fprintf(&b, ", ref_%s", w.name)
 	}
-	b.WriteString("]\n")
+	b.WriteString(", ref_refusal]\n")
 	return b.String()
 }
