@@ -283,9 +283,12 @@ const abortRefusedTxSQL = `DO $$BEGIN RAISE EXCEPTION 'pgrouter refused a statem
 // fail that transaction on its backends too, as any error does on Postgres.
 // Without it the backends stay healthy: the client's next statements run
 // there and its COMMIT keeps what ran before the refusal (Postgres answers
-// 25P02, then ROLLBACK). Backends already failed are left alone.
+// 25P02, then ROLLBACK). Backends already failed are left alone. A
+// transaction whose BEGIN is still deferred is opened (on the first shard)
+// to be failed there: else the statements after the refusal would open it
+// afresh and COMMIT would keep them.
 func (ss *session) abortRefusedTx() {
-	if ss.be == nil {
+	if ss.be == nil && (ss.pendingBegin == "" || ss.openTx(0) != nil) {
 		return
 	}
 	var live []*binding
