@@ -13,11 +13,11 @@ const jdbcJar = "/usr/share/java/postgresql.jar"
 func jdbcInstalled() error {
 	for _, tool := range []string{"javac", "java"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			return fmt.Errorf("%s missing (install: apt-get install -y default-jdk-headless): %v", tool, err)
+			return fmt.Errorf("%s missing (install: make deps, or apt-get install -y default-jdk-headless): %v", tool, err)
 		}
 	}
 	if _, err := os.Stat(jdbcJar); err != nil {
-		return fmt.Errorf("pgJDBC missing (install: apt-get install -y libpostgresql-jdbc-java): %v", err)
+		return fmt.Errorf("pgJDBC missing (install: make deps, or apt-get install -y libpostgresql-jdbc-java): %v", err)
 	}
 	return nil
 }

@@ -6,8 +6,8 @@
 // transcript, one line per check ("name: result"); the transcripts of the
 // direct and the proxied run must be identical. Drivers come from Debian
 // (python3-asyncpg, python3-psycopg, python3-psycopg2, python3-sqlalchemy,
-// libpostgresql-jdbc-java, default-jdk-headless) and npm (npm install in this
-// directory); a missing one fails its test with the command that installs it.
+// libpostgresql-jdbc-java, default-jdk-headless) and npm (package.json here),
+// installed by make deps; a missing one fails its test saying so.
 package clients
 
 import (

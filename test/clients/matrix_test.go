@@ -263,7 +263,7 @@ func clip(s string) string {
 func pyModule(module, pkgs string) func() error {
 	return func() error {
 		if out, err := exec.Command("/usr/bin/python3", "-c", "import "+module).CombinedOutput(); err != nil {
-			return fmt.Errorf("python module %s missing (install: apt-get install -y %s): %v\n%s", module, pkgs, err, out)
+			return fmt.Errorf("python module %s missing (install: make deps, or apt-get install -y %s): %v\n%s", module, pkgs, err, out)
 		}
 		return nil
 	}
@@ -276,10 +276,10 @@ func python(file string) func(*testing.T) []string {
 func nodeModule(module string) func() error {
 	return func() error {
 		if _, err := exec.LookPath("node"); err != nil {
-			return fmt.Errorf("node missing (install: apt-get install -y nodejs npm): %v", err)
+			return fmt.Errorf("node missing (install: make deps, or apt-get install -y nodejs npm): %v", err)
 		}
 		if _, err := os.Stat("node_modules/" + module); err != nil {
-			return fmt.Errorf("npm package %s missing (install: cd test/clients && npm install): %v", module, err)
+			return fmt.Errorf("npm package %s missing (install: make deps, or cd test/clients && npm install): %v", module, err)
 		}
 		return nil
 	}
