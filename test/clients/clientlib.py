@@ -19,6 +19,9 @@ CHECK_TIMEOUT = 4.0
 
 DSN = sys.argv[1]
 SUFFIX = sys.argv[2]
+# TRUST_DSN logs in without SCRAM (see target in matrix_test.go): for the
+# checks that open hundreds of connections at once.
+TRUST_DSN = sys.argv[3] if len(sys.argv) > 3 else DSN
 ITEMS = "items_" + SUFFIX
 REF = "ref_" + SUFFIX
 

@@ -16,8 +16,8 @@ import (
 
 // workload is one driver's implementation of the common workload.
 // Exactly one of script and inproc is set: script returns the command that
-// runs it (its last two arguments are the DSN and the table suffix), inproc
-// runs it in this process.
+// runs it (it gets three more arguments: the DSN, the table suffix and the
+// DSN without SCRAM, see target), inproc runs it in this process.
 type workload struct {
 	name    string
 	need    func() error // nil when the driver is installed; else says how to install it
@@ -98,7 +98,7 @@ func runWorkload(t *testing.T, tp *topo, w workload) {
 	primary := tp.env.Cluster.Shards[0].Primary
 	direct := transcriptOf(t, ctx, w, target{
 		dsn:      primary.DSN(directDB),
-		trustDSN: fmt.Sprintf("host=%s port=%d user=postgres dbname=%s sslmode=disable", primary.Dir, primary.Port, directDB),
+		trustDSN: fmt.Sprintf("postgres://postgres@/%s?host=%s&port=%d&sslmode=disable", directDB, primary.Dir, primary.Port),
 	})
 	proxied := transcriptOf(t, ctx, w, target{
 		dsn:      tp.env.DSN(userOf(w.name), userOf(w.name), "app"),
@@ -159,7 +159,7 @@ func transcriptOf(t *testing.T, ctx context.Context, w workload, to target) tran
 	}
 	ctx, cancel := context.WithTimeout(ctx, runTimeout)
 	defer cancel()
-	args := append(w.script(t), dsn, w.name)
+	args := append(w.script(t), dsn, w.name, to.trustDSN)
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
