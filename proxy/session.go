@@ -276,30 +276,20 @@ func (ss *session) replyError(err error, ready bool) error {
 	return ss.flushClient()
 }
 
-// abortRefusedTxSQL fails a transaction on purpose (its answers are swallowed).
-const abortRefusedTxSQL = `DO $$BEGIN RAISE EXCEPTION 'pgrouter refused a statement of this transaction' USING ERRCODE = '25P02'; END$$`
-
 // abortRefusedTx makes a statement the proxy refused inside a transaction
-// fail that transaction on its backends too, as any error does on Postgres.
-// Without it the backends stay healthy: the client's next statements run
-// there and its COMMIT keeps what ran before the refusal (Postgres answers
-// 25P02, then ROLLBACK). Backends already failed are left alone. A
-// transaction whose BEGIN is still deferred is opened (on the first shard)
-// to be failed there: else the statements after the refusal would open it
-// afresh and COMMIT would keep them.
+// fail that transaction on its backend too (failTx), as any error does on
+// Postgres. Without it the backend stays healthy: the client's next
+// statements run there and its COMMIT keeps what ran before the refusal
+// (Postgres answers 25P02, then ROLLBACK). Statements for the transaction's
+// other shards get 25P02 from multiTxAllows. A transaction whose BEGIN is
+// still deferred is opened (on the first shard) to be failed there: else
+// the statements after the refusal would open it afresh and COMMIT would
+// keep them.
 func (ss *session) abortRefusedTx() {
 	if ss.be == nil && (ss.pendingBegin == "" || ss.openTx(0) != nil) {
 		return
 	}
-	var live []*binding
-	for _, b := range ss.txBackends() {
-		if b.txStatus == 'T' {
-			live = append(live, b)
-		}
-	}
-	if len(live) > 0 {
-		execAll(live, abortRefusedTxSQL)
-	}
+	ss.failTx()
 }
 
 // sqlString views a NUL-terminated query body as a string without copying;

@@ -21,10 +21,10 @@ func TestRefusalAbortsTransaction(t *testing.T) {
 	tp := topos[1]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	createSchema(t, ctx, tp, "refusal")
 	// The failing statement comes after a write (a backend is bound) or
 	// right after BEGIN (nothing sent anywhere yet).
 	for _, first := range []bool{false, true} {
+		createSchema(t, ctx, tp, "refusal")
 		steps := []string{"begin", "insert into items_refusal (id) values (1)", "FAIL",
 			"insert into items_refusal (id) values (2)", "commit", "select count(*) from items_refusal"}
 		if first {
