@@ -73,6 +73,7 @@ func (c *Config) setDefaults(ix *index) {
 	d.dur("health.timeout", &c.Health.Timeout, time.Second)
 	d.int("health.fail_threshold", &c.Health.FailThreshold, 2)
 	d.dur("health.ban_duration", &c.Health.BanDuration, 10*time.Second)
+	d.dur("health.breaker_cooldown", &c.Health.BreakerCooldown, time.Second)
 	for i := range c.Users {
 		u := &c.Users[i]
 		d.str("", &u.Auth, "scram-sha-256")

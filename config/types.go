@@ -84,7 +84,10 @@ type Health struct {
 	Interval      Duration `yaml:"interval"`       // default 1s
 	Timeout       Duration `yaml:"timeout"`        // default 1s
 	FailThreshold int      `yaml:"fail_threshold"` // consecutive failures before a ban, default 2
-	BanDuration   Duration `yaml:"ban_duration"`   // default 10s
+	BanDuration   Duration `yaml:"ban_duration"`   // longest breaker cool-down (a flapping node's), default 10s
+	// BreakerCooldown is how long a node's breaker stays open before a
+	// health check may close it; it doubles while the node keeps failing.
+	BreakerCooldown Duration `yaml:"breaker_cooldown"` // default 1s
 }
 
 // User is a login accepted by pgrouter.

@@ -27,6 +27,7 @@ func (c *checker) validate(cfg *Config) {
 	c.positive("health.timeout", cfg.Health.Timeout)
 	c.atLeast("health.fail_threshold", cfg.Health.FailThreshold, 1)
 	c.positive("health.ban_duration", cfg.Health.BanDuration)
+	c.positive("health.breaker_cooldown", cfg.Health.BreakerCooldown)
 	c.validateUsers(cfg)
 	c.validateShards(cfg)
 	c.validateDatabases(cfg)

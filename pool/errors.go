@@ -81,3 +81,12 @@ func IsClosed(err error) bool {
 	return errors.As(err, &pe) && pe.Code == CodeConnectionFailure &&
 		strings.HasPrefix(pe.Message, "pool ") && strings.HasSuffix(pe.Message, " is closed")
 }
+
+// IsDialFailure reports whether err is Acquire's "could not connect to
+// backend" error: the dial or login failed, so no client byte reached the
+// backend and the statement may safely go to another node.
+func IsDialFailure(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == CodeConnectFailed &&
+		strings.HasPrefix(pe.Message, "could not connect to backend ")
+}

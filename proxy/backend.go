@@ -47,38 +47,54 @@ func (ss *session) acquireBackend(shard int, primary bool) error {
 
 // bindShard picks a node of shard (its primary, or a replica fresh enough
 // for the session's read-your-writes floor) and checks out a backend there.
+// A replica that cannot be dialled (nothing was sent to it) has its breaker
+// opened and the read goes to the next eligible node, or the primary per
+// replicas.fallback; each node of the shard is tried at most once.
 func (ss *session) bindShard(snap *topology.Snapshot, shard int, primary bool) (*binding, string, error) {
-	var node *topology.Node
-	var err error
-	reason := "primary"
+	for attempt := 1; ; attempt++ {
+		node, reason, err := ss.pickNode(snap, shard, primary)
+		if err != nil {
+			return nil, "", err
+		}
+		b, err := ss.bindNode(node, shard, primary || reason != topology.ReasonReplica)
+		if err != nil && reason == topology.ReasonReplica && pool.IsDialFailure(err) &&
+			attempt < len(snap.Shards[shard].Nodes) {
+			ss.srv.topo.TripReplica(node, err)
+			continue
+		}
+		return b, reason, err
+	}
+}
+
+func (ss *session) pickNode(snap *topology.Snapshot, shard int, primary bool) (*topology.Node, string, error) {
 	if primary {
-		node, err = snap.Primary(shard)
-	} else {
-		node, reason, err = snap.Replica(shard, ss.floor[shard])
+		n, err := snap.Primary(shard)
+		return n, "primary", err
 	}
-	if err != nil {
-		return nil, "", err
-	}
-	primary = primary || reason != "replica"
+	return snap.Replica(shard, ss.floor[shard])
+}
+
+// bindNode checks out a backend of node.
+func (ss *session) bindNode(node *topology.Node, shard int, primary bool) (*binding, error) {
 	p := node.Pool(ss.user, ss.db)
 	if p == nil { // node removed by a reload between the snapshot load and now
-		return nil, "", pgErr("08006", fmt.Sprintf("node %s was removed from the topology", node.Name), "retry the statement")
+		return nil, pgErr("08006", fmt.Sprintf("node %s was removed from the topology", node.Name), "retry the statement")
 	}
 	start := time.Now()
 	c, err := p.Acquire(context.Background())
 	ss.srv.Metrics.poolWait(time.Since(start))
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if primary && node.Role() == topology.RoleReplica {
 		// A failover demoted the node while we waited: never write to it.
 		p.Release(c)
-		return nil, "", pgErr("57P03", fmt.Sprintf("node %s of shard %s is no longer the primary", node.Name, node.Shard), "retry: the new primary is being detected")
+		return nil, pgErr("57P03", fmt.Sprintf("node %s of shard %s is no longer the primary", node.Name, node.Shard), "retry: the new primary is being detected")
 	}
 	node.Acquired()
 	rd := backendReaders.Get().(*frameReader)
 	rd.reset(c.NetConn)
-	return &binding{conn: c, pool: p, node: node, shard: shard, primary: primary, rd: rd, txStatus: 'I'}, reason, nil
+	return &binding{conn: c, pool: p, node: node, shard: shard, primary: primary, rd: rd, txStatus: 'I'}, nil
 }
 
 // bindShards checks out one backend on every shard of set, in ascending

@@ -29,12 +29,14 @@ var (
 	descPoolSize = prometheus.NewDesc("pgrouter_pool_size", "Configured maximum backend connections of the pool (pool.size).", []string{"node", "pool"}, nil)
 	descTimeouts = prometheus.NewDesc("pgrouter_pool_acquire_timeouts_total", "Acquire timeouts (53300).", []string{"node", "pool"}, nil)
 	descActive   = prometheus.NewDesc("pgrouter_clients_active", "Clients holding a backend right now (in a statement or transaction).", nil, nil)
+	descBreaker  = prometheus.NewDesc("pgrouter_node_breaker_state", "Circuit breaker state of the node (1 for the labelled state: closed, open, half_open).", []string{"shard", "node", "state"}, nil)
+	descBrkTrans = prometheus.NewDesc("pgrouter_node_breaker_transitions_total", "Circuit breaker transitions of the node, by the state it went to (open, closed).", []string{"shard", "node", "to"}, nil)
 	descPinned   = prometheus.NewDesc("pgrouter_pinned_sessions", "Clients pinned to their backend right now because of session state.", nil, nil)
 )
 
 func (c *topoCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLagBytes, descLagSecs, descUp, descBanned, descInRot, descRole, descFailover,
-		descPool, descWaiting, descClActive, descPoolSize, descTimeouts, descActive, descPinned} {
+		descPool, descWaiting, descClActive, descPoolSize, descTimeouts, descActive, descPinned, descBreaker, descBrkTrans} {
 		ch <- d
 	}
 }
@@ -76,6 +78,10 @@ func (c *topoCollector) collectNode(ch chan<- prometheus.Metric, shard string, n
 	ch <- prometheus.MustNewConstMetric(descBanned, prometheus.GaugeValue, b2f(n.Banned()), shard, n.Name)
 	ch <- prometheus.MustNewConstMetric(descInRot, prometheus.GaugeValue, b2f(n.InRotation()), shard, n.Name)
 	ch <- prometheus.MustNewConstMetric(descRole, prometheus.GaugeValue, 1, shard, n.Name, n.Role().String())
+	ch <- prometheus.MustNewConstMetric(descBreaker, prometheus.GaugeValue, 1, shard, n.Name, n.BreakerState().String())
+	opened, closed := n.BreakerTransitions()
+	ch <- prometheus.MustNewConstMetric(descBrkTrans, prometheus.CounterValue, float64(opened), shard, n.Name, "open")
+	ch <- prometheus.MustNewConstMetric(descBrkTrans, prometheus.CounterValue, float64(closed), shard, n.Name, "closed")
 }
 
 // sessionCounts walks the session registry: clients holding a backend, per

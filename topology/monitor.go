@@ -55,8 +55,8 @@ type monitor struct {
 	walBlock, walSegment uint64 // from walGeometrySQL on connect
 }
 
-// run checks the node every settings.loop until ctx ends. The first check
-// already ran synchronously in Start.
+// run checks the node every settings.loop, and when its breaker's cool-down
+// ends, until ctx ends. The first check already ran synchronously in Start.
 func (m *monitor) run(ctx context.Context) {
 	defer m.closeConn()
 	for {
@@ -67,6 +67,8 @@ func (m *monitor) run(ctx context.Context) {
 			timer.Stop()
 			return
 		case <-timer.C:
+		case <-m.node.probe: // the breaker's cool-down ended: probe now
+			timer.Stop()
 		}
 		m.check(ctx, st, st.timeout)
 	}
@@ -230,19 +232,21 @@ func FormatLSN(lsn uint64) string {
 }
 
 // failed records a failed check: the node is down at once (replicas leave
-// rotation), and is banned when it refuses connections or failed
-// fail_threshold checks in a row. A ban is not extended by failures during
-// it; the first failure after it expires bans again.
+// rotation), and its breaker opens when it refuses connections or failed
+// fail_threshold checks in a row. A breaker in its cool-down is not
+// extended by failures; a failed check after it (the half-open probe)
+// reopens it with a longer cool-down.
 func (m *monitor) failed(st *settings, err error) {
 	n := m.node
 	fails := n.failures.Add(1)
 	wasUp := n.up.Swap(false)
 	n.lagKnown.Store(false) // unknown lag is unhealthy, never zero
 	refused := errors.Is(err, syscall.ECONNREFUSED)
-	if (refused || int(fails) >= st.failThreshold) && !n.Banned() {
-		n.Ban(st.banDuration)
-		m.t.log.Warn("node down and banned", "shard", n.Shard, "node", n.Name, "role", n.Role().String(),
-			"failures", fails, "refused", refused, "ban", st.banDuration.String(), "err", err.Error())
+	if refused || int(fails) >= st.failThreshold {
+		if cool, opened := n.trip(st.breakerCooldown, st.banDuration); opened {
+			m.t.log.Warn("node down: breaker open", "shard", n.Shard, "node", n.Name, "role", n.Role().String(),
+				"failures", fails, "refused", refused, "cooldown", cool.String(), "err", err.Error())
+		}
 	} else if wasUp {
 		m.t.log.Warn("node down: check failed", "shard", n.Shard, "node", n.Name, "role", n.Role().String(),
 			"failures", fails, "err", err.Error())
@@ -291,4 +295,7 @@ func (m *monitor) succeeded(st *settings, res checkResult) {
 	n.lastCheck.Store(time.Now().UnixNano())
 	n.up.Store(true)
 	n.checked.Store(true)
+	if n.probeSucceeded() {
+		m.t.log.Info("node recovered: breaker closed", "shard", n.Shard, "node", n.Name, "role", n.Role().String())
+	}
 }

@@ -39,11 +39,13 @@ type Node struct {
 	configured Role        // role in the configuration file
 	shard      *shardState // per-shard state shared by the shard's monitors (samples, election)
 
-	checked     atomic.Bool  // at least one check answered; until then the configured role is trusted
-	role        atomic.Int32 // detected Role
-	up          atomic.Bool  // last check succeeded
-	failures    atomic.Int32 // consecutive failed checks
-	bannedUntil atomic.Int64 // unix nanoseconds; 0 = not banned
+	checked     atomic.Bool   // at least one check answered; until then the configured role is trusted
+	role        atomic.Int32  // detected Role
+	up          atomic.Bool   // last check succeeded
+	failures    atomic.Int32  // consecutive failed checks
+	bannedUntil atomic.Int64  // unix nanoseconds; 0 = not banned (admin BAN)
+	brk         breaker       // opened by failures, closed by a successful probe
+	probe       chan struct{} // capacity 1: asks the monitor to check now (breaker cool-down over)
 	timeline    atomic.Uint32
 
 	lsn        atomic.Uint64 // primary: pg_current_wal_lsn(); replica: pg_last_wal_replay_lsn()
@@ -64,7 +66,7 @@ type Node struct {
 }
 
 func newNode(cn config.Node, shard string, role Role, st *shardState, cfg *config.Config) *Node {
-	n := &Node{Name: cn.Name, Addr: cn.Addr, Shard: shard, configured: role, shard: st}
+	n := &Node{Name: cn.Name, Addr: cn.Addr, Shard: shard, configured: role, shard: st, probe: make(chan struct{}, 1)}
 	n.role.Store(int32(role))
 	n.up.Store(true)
 	n.replayAge.Store(-1)
@@ -89,28 +91,38 @@ func (n *Node) Up() bool { return n.up.Load() }
 // Failures is the number of consecutive failed health checks.
 func (n *Node) Failures() int { return int(n.failures.Load()) }
 
-// Banned reports whether the node is banned now.
-func (n *Node) Banned() bool {
+// Banned reports whether the node is out of use now: banned by an admin,
+// or its circuit breaker is open (see BreakerState).
+func (n *Node) Banned() bool { return n.adminBanned() || n.breakerOpen() }
+
+func (n *Node) adminBanned() bool {
 	until := n.bannedUntil.Load()
 	return until != 0 && time.Now().UnixNano() < until
 }
 
-// BannedUntil is the end of the current ban (zero time when not banned).
+// BannedUntil is the end of the current admin ban or breaker cool-down,
+// whichever is later (zero time when not banned). An open breaker stays
+// open after its cool-down until a health check succeeds.
 func (n *Node) BannedUntil() time.Time {
-	until := n.bannedUntil.Load()
-	if until == 0 || time.Now().UnixNano() >= until {
-		return time.Time{}
+	var t time.Time
+	if n.adminBanned() {
+		t = time.Unix(0, n.bannedUntil.Load())
 	}
-	return time.Unix(0, until)
+	if b := n.breakerUntil(); b.After(t) {
+		t = b
+	}
+	return t
 }
 
-// Ban takes the node out of use for d (admin command or the health monitor).
+// Ban takes the node out of use for d (admin command); health failures open
+// the breaker instead, which a successful check closes.
 func (n *Node) Ban(d time.Duration) { n.bannedUntil.Store(time.Now().Add(d).UnixNano()) }
 
-// Unban lifts a ban and forgets past failures; a node still failing is banned
-// again by its next failed checks.
+// Unban lifts a ban, closes the breaker and forgets past failures; a node
+// still failing opens its breaker again on its next failed checks.
 func (n *Node) Unban() {
 	n.bannedUntil.Store(0)
+	n.closeBreaker()
 	n.failures.Store(0)
 }
 

@@ -12,7 +12,8 @@ type settings struct {
 	interval, timeout, lagInterval time.Duration
 	loop                           time.Duration // monitor period: min(interval, lagInterval)
 	failThreshold                  int
-	banDuration                    time.Duration
+	banDuration                    time.Duration // longest breaker cool-down
+	breakerCooldown                time.Duration // first breaker cool-down
 	maxLagBytes                    int64
 	maxLag                         time.Duration
 	fallbackError                  bool
@@ -27,18 +28,19 @@ type settings struct {
 func newSettings(cfg *config.Config) *settings {
 	h, r := cfg.Health, cfg.Replicas
 	st := &settings{
-		interval:       orDefault(h.Interval.D(), time.Second),
-		timeout:        orDefault(h.Timeout.D(), time.Second),
-		lagInterval:    orDefault(r.LagCheckInterval.D(), 500*time.Millisecond),
-		failThreshold:  max(h.FailThreshold, 1),
-		banDuration:    orDefault(h.BanDuration.D(), 10*time.Second),
-		maxLagBytes:    max(r.MaxLagBytes, 0),
-		maxLag:         max(r.MaxLag.D(), 0),
-		fallbackError:  r.Fallback == "error",
-		readYourWrites: r.ReadYourWrites == nil || *r.ReadYourWrites,
-		strategy:       r.Strategy,
-		monUser:        "postgres",
-		monDB:          "postgres",
+		interval:        orDefault(h.Interval.D(), time.Second),
+		timeout:         orDefault(h.Timeout.D(), time.Second),
+		lagInterval:     orDefault(r.LagCheckInterval.D(), 500*time.Millisecond),
+		failThreshold:   max(h.FailThreshold, 1),
+		banDuration:     orDefault(h.BanDuration.D(), 10*time.Second),
+		breakerCooldown: orDefault(h.BreakerCooldown.D(), time.Second),
+		maxLagBytes:     max(r.MaxLagBytes, 0),
+		maxLag:          max(r.MaxLag.D(), 0),
+		fallbackError:   r.Fallback == "error",
+		readYourWrites:  r.ReadYourWrites == nil || *r.ReadYourWrites,
+		strategy:        r.Strategy,
+		monUser:         "postgres",
+		monDB:           "postgres",
 	}
 	if h.FailThreshold == 0 {
 		st.failThreshold = 2

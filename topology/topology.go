@@ -158,3 +158,19 @@ func (t *Topology) Unban(name string) error {
 	n.shard.elect(t.settings().failThreshold)
 	return nil
 }
+
+// TripReplica opens the breaker of a replica the proxy could not connect to
+// (nothing was sent to it), so that reads go to other nodes until a health
+// check finds it serving again. Primaries are left to their health checks:
+// there is no other node to send writes to, and one failed dial under load
+// must not stop a shard's writes.
+func (t *Topology) TripReplica(n *Node, cause error) {
+	if n.Role() != RoleReplica {
+		return
+	}
+	st := t.settings()
+	if cool, opened := n.trip(st.breakerCooldown, st.banDuration); opened {
+		t.log.Warn("node unreachable: breaker open", "shard", n.Shard, "node", n.Name, "role", n.Role().String(),
+			"cooldown", cool.String(), "err", cause.Error())
+	}
+}
