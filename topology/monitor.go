@@ -242,7 +242,8 @@ func (m *monitor) failed(st *settings, err error) {
 	wasUp := n.up.Swap(false)
 	n.lagKnown.Store(false) // unknown lag is unhealthy, never zero
 	refused := errors.Is(err, syscall.ECONNREFUSED)
-	if refused || int(fails) >= st.failThreshold {
+	// A failed check while the breaker is open was its half-open probe: reopen.
+	if refused || int(fails) >= st.failThreshold || n.breakerOpen() {
 		if cool, opened := n.trip(st.breakerCooldown, st.banDuration); opened {
 			m.t.log.Warn("node down: breaker open", "shard", n.Shard, "node", n.Name, "role", n.Role().String(),
 				"failures", fails, "refused", refused, "cooldown", cool.String(), "err", err.Error())
