@@ -64,7 +64,11 @@ func TestMinimalExampleDefaults(t *testing.T) {
 		Log:      Log{Format: "json", Level: "info", SlowQuery: Duration(time.Second)},
 		Pool:     Pool{Mode: "transaction", Size: 20, AcquireTimeout: Duration(5 * time.Second), MaxWaiters: 10000, IdleTimeout: Duration(10 * time.Minute), MaxLifetime: Duration(time.Hour), HealthCheckIdle: Duration(30 * time.Second), ConnectTimeout: Duration(5 * time.Second), LoginTimeout: Duration(10 * time.Second), ShutdownTimeout: Duration(30 * time.Second), PreparedCache: 500},
 		Replicas: Replicas{Strategy: "round_robin", MaxLagBytes: 16 << 20, MaxLag: Duration(10 * time.Second), LagCheckInterval: Duration(500 * time.Millisecond), Fallback: "primary"},
-		Health:   Health{Interval: Duration(time.Second), Timeout: Duration(time.Second), FailThreshold: 2, BanDuration: Duration(10 * time.Second)},
+		Health:   Health{Interval: Duration(time.Second), Timeout: Duration(time.Second), FailThreshold: 2, BanDuration: Duration(10 * time.Second), BreakerCooldown: Duration(time.Second)},
+		Limits:   Limits{MaxMessageSize: DefaultMaxMessageSize, AuthFailures: 20, AuthFailureWindow: Duration(time.Minute), MaxClientsPerUser: 5000, MaxClientsPerDatabase: 10000, AdminReserved: 5, UserQueryBurst: 1, QueryRateWait: Duration(time.Second)},
+	}
+	if cfg.Limits != want.Limits {
+		t.Errorf("limits defaults: got %+v, want %+v", cfg.Limits, want.Limits)
 	}
 	if cfg.Listen != want.Listen || cfg.Metrics != want.Metrics || cfg.Log != want.Log || cfg.Pool != want.Pool || cfg.Health != want.Health {
 		t.Errorf("top-level defaults:\n got %+v %+v %+v %+v %+v\nwant %+v %+v %+v %+v %+v",

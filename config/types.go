@@ -15,7 +15,7 @@ type Config struct {
 	Users     []User     `yaml:"users"`     // who may log in
 	Shards    []Shard    `yaml:"shards"`    // ordered: shard i is hash REMAINDER i
 	Databases []Database `yaml:"databases"` // logical databases clients connect to
-	Limits    Limits     `yaml:"limits"`    // what one client may cost: message sizes, failed logins
+	Limits    Limits     `yaml:"limits"`    // what clients may cost: message sizes, failed logins, client and query rate limits
 	// DataDir holds pgrouter's durable state: the two-phase commit decision
 	// log. Default: pgrouter-data next to the config file.
 	DataDir string `yaml:"data_dir"`
@@ -30,13 +30,22 @@ type Metrics struct {
 	PProf  bool   `yaml:"pprof"`  // serve /debug/pprof/ on the metrics listener, default false (no authentication there)
 }
 
-// Limits bounds what one client can make pgrouter spend. Messages before
+// Limits bounds what clients can make pgrouter spend. Messages before
 // login have fixed limits, as in Postgres (startup packet 10000 bytes,
-// authentication messages 65535 bytes).
+// authentication messages 65535 bytes). The client and query rate limits
+// protect pgrouter and the shards from overload.
 type Limits struct {
 	MaxMessageSize    int      `yaml:"max_message_size"`    // bytes of one client message after login, default 256 MiB
 	AuthFailures      int      `yaml:"auth_failures"`       // failed logins per source address and window before refusing it, default 20; 0 = off
 	AuthFailureWindow Duration `yaml:"auth_failure_window"` // the window, default 1m
+
+	// Overload protection (proxy/limits.go); on but generous, 0 = off.
+	MaxClientsPerUser     int      `yaml:"max_clients_per_user"`     // logged-in clients per user, default 5000 → 53300
+	MaxClientsPerDatabase int      `yaml:"max_clients_per_database"` // logged-in clients per database, default 10000 → 53300
+	AdminReserved         int      `yaml:"admin_reserved"`           // admin console clients allowed beyond pool.max_clients, default 5
+	UserQueryRate         int      `yaml:"user_query_rate"`          // statements per second per user outside transactions, default 0 = off
+	UserQueryBurst        int      `yaml:"user_query_burst"`         // token bucket size, default = user_query_rate
+	QueryRateWait         Duration `yaml:"query_rate_wait"`          // longest delay before refusing with 53400, default 1s
 }
 
 // TLS holds the server certificate pgrouter presents to clients.

@@ -41,6 +41,12 @@ func (c *checker) validateLimits(l *Limits) {
 	if l.AuthFailures > 0 {
 		c.positive("limits.auth_failure_window", l.AuthFailureWindow)
 	}
+	c.atLeast("limits.max_clients_per_user", l.MaxClientsPerUser, 0)
+	c.atLeast("limits.max_clients_per_database", l.MaxClientsPerDatabase, 0)
+	c.atLeast("limits.admin_reserved", l.AdminReserved, 0)
+	c.atLeast("limits.user_query_rate", l.UserQueryRate, 0)
+	c.atLeast("limits.user_query_burst", l.UserQueryBurst, 1)
+	c.nonNegative("limits.query_rate_wait", l.QueryRateWait)
 }
 
 func (c *checker) validatePool(p *Pool) {

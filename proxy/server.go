@@ -29,6 +29,7 @@ type Server struct {
 	sessions map[uint32]*session // by synthetic backend PID, for cancel and admin
 	nextPID  uint32
 	clients  atomic.Int64
+	limits   *limits // per-user/database clients, query rates (limits.go)
 
 	listener net.Listener
 	closing  atomic.Bool
@@ -65,6 +66,7 @@ type serverState struct {
 // New builds a server for cfg over topo.
 func New(cfg *config.Config, topo *topology.Topology, log *slog.Logger) (*Server, error) {
 	s := &Server{log: log, topo: topo, sessions: map[uint32]*session{}, Metrics: NewMetrics()}
+	s.limits = newLimits(s.Metrics.Registry)
 	s.stmts.init()
 	rand.Read(s.mockSecret[:])
 	s.guard.init(s.Metrics.Registry)

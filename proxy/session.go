@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"golang.org/x/time/rate"
 	"io"
 	"net"
 	"strings"
@@ -35,6 +36,7 @@ type session struct {
 	db     *config.Database
 	router *router.Router
 	admin  bool
+	rate   *rate.Limiter // the user's limits.user_query_rate bucket; nil = off (limits.go)
 
 	rd  *frameReader
 	out []byte // pending bytes to the client, flushed once per round trip
@@ -209,6 +211,9 @@ var errClientGone = errors.New("client connection closed")
 func (ss *session) dispatch(typ byte, body []byte) error {
 	switch typ {
 	case 'Q':
+		if err := ss.throttle(); err != nil {
+			return ss.replyError(err, true)
+		}
 		return ss.simpleQuery(body)
 	case 'P', 'B', 'D', 'E', 'C':
 		ss.batch.add(typ, body)
@@ -220,6 +225,10 @@ func (ss *session) dispatch(typ byte, body []byte) error {
 		}
 		return nil
 	case 'S':
+		if err := ss.throttle(); err != nil {
+			ss.batch.reset() // the batch is skipped up to this Sync, as after any error
+			return ss.replyError(err, true)
+		}
 		ss.batch.add(typ, body)
 		return ss.flushBatch(true)
 	case 'H':

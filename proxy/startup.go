@@ -54,7 +54,8 @@ func (s *Server) handle(c net.Conn) {
 		}
 		return
 	}
-	if max := st.cfg.Pool.MaxClients; max > 0 && s.clients.Load() >= int64(max) {
+	if max := st.cfg.Pool.MaxClients; max > 0 && s.clients.Load() >= int64(clientLimit(st.cfg, startup)) {
+		s.limits.rejected.WithLabelValues(limitMaxClients).Inc()
 		fatal(c, "53300", "sorry, too many clients already", fmt.Sprintf("pgrouter pool.max_clients is %d", max))
 		s.log.Info("login refused", "user", startup.Parameters["user"], "db", startup.Parameters["database"],
 			"addr", c.RemoteAddr().String(), "sqlstate", "53300", "err", "too many clients (pool.max_clients)")
@@ -70,6 +71,9 @@ func (s *Server) handle(c net.Conn) {
 	}
 	c.SetDeadline(time.Time{})
 	defer s.unregister(ss)
+	if !ss.admin {
+		defer s.limits.leave(ss.user.Name, ss.dbName) // admitted by login
+	}
 	connected := time.Now()
 	_, overTLS := c.(*tls.Conn)
 	s.log.Info("client connected", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName,
@@ -237,6 +241,12 @@ func (s *Server) login(c net.Conn, rd *frameReader, st *serverState, m *pgproto3
 	if err != nil {
 		return nil, err
 	}
+	if !ss.admin { // Postgres checks connection limits after authentication too
+		if pe := s.limits.admit(&st.cfg.Limits, userName, dbName); pe != nil {
+			return nil, pe
+		}
+		ss.rate = s.limits.limiter(&st.cfg.Limits, userName)
+	}
 	out := appendMsg(nil, &pgproto3.AuthenticationOk{})
 	for k, v := range params {
 		out = appendMsg(out, &pgproto3.ParameterStatus{Name: k, Value: v})
@@ -249,6 +259,9 @@ func (s *Server) login(c net.Conn, rd *frameReader, st *serverState, m *pgproto3
 	out = appendReady(out, 'I')
 	if err := writeAll(c, out); err != nil {
 		s.unregister(ss)
+		if !ss.admin {
+			s.limits.leave(userName, dbName)
+		}
 		return nil, err
 	}
 	return ss, nil

@@ -13,7 +13,7 @@ type ConfigOptions struct {
 	Database      string // client-facing name, default "app"
 	Dbname        string // name on the shards, default Database
 	// Raw YAML bodies (already indented for their section) for sections the
-	// caller wants to set: "tls", "pool", "replicas", "health", "log", and "db" (extra
+	// caller wants to set: "tls", "pool", "replicas", "health", "limits", "log", and "db" (extra
 	// keys of the database entry, indented by 4 spaces).
 	Sections map[string]string
 }
