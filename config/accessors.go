@@ -142,3 +142,32 @@ func (c *Config) DirectoryUser(d *Directory) *User {
 	}
 	return &c.Users[0]
 }
+
+// BackendTLSFor is the backend TLS setting of shard: backend_tls with the
+// keys the shard's tls sets taken from there.
+func (c *Config) BackendTLSFor(shard string) BackendTLS {
+	out := c.BackendTLS
+	for i := range c.Shards {
+		if t := c.Shards[i].TLS; c.Shards[i].Name == shard && t != nil {
+			if t.SSLMode != "" {
+				out.SSLMode = t.SSLMode
+			}
+			if t.CAFile != "" {
+				out.CAFile = t.CAFile
+			}
+			if t.AllowCleartextPassword != nil {
+				out.AllowCleartextPassword = t.AllowCleartextPassword
+			}
+		}
+	}
+	if out.SSLMode == "" {
+		out.SSLMode = "disable"
+	}
+	return out
+}
+
+// CleartextAllowed reports whether a server may ask for the password in
+// clear text (default false).
+func (t BackendTLS) CleartextAllowed() bool {
+	return t.AllowCleartextPassword != nil && *t.AllowCleartextPassword
+}

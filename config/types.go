@@ -16,6 +16,9 @@ type Config struct {
 	Shards    []Shard    `yaml:"shards"`    // ordered: shard i is hash REMAINDER i
 	Databases []Database `yaml:"databases"` // logical databases clients connect to
 	Limits    Limits     `yaml:"limits"`    // what clients may cost: message sizes, failed logins, client and query rate limits
+	// BackendTLS secures pgrouter's own connections to the shards (pools
+	// and health checks); a shard's tls overrides it.
+	BackendTLS BackendTLS `yaml:"backend_tls"`
 	// DataDir holds pgrouter's durable state: the two-phase commit decision
 	// log. Default: pgrouter-data next to the config file.
 	DataDir string `yaml:"data_dir"`
@@ -99,6 +102,16 @@ type Health struct {
 	BreakerCooldown Duration `yaml:"breaker_cooldown"` // default 1s
 }
 
+// BackendTLS is how pgrouter connects to Postgres servers, with libpq's
+// sslmode vocabulary.
+type BackendTLS struct {
+	SSLMode string `yaml:"sslmode"` // disable (default) | require | verify-ca | verify-full
+	CAFile  string `yaml:"ca_file"` // PEM roots for verify-ca / verify-full (required there)
+	// AllowCleartextPassword lets a server ask for the password in clear
+	// text (auth method "password"); refused by default.
+	AllowCleartextPassword *bool `yaml:"allow_cleartext_password"`
+}
+
 // User is a login accepted by pgrouter.
 type User struct {
 	Name     string `yaml:"name"`
@@ -119,6 +132,9 @@ type Shard struct {
 	Primary  Node   `yaml:"primary"`
 	Replicas []Node `yaml:"replicas"`
 	Strategy string `yaml:"strategy"` // overrides replicas.strategy for this shard
+	// TLS overrides backend_tls for this shard's nodes (keys left out are
+	// taken from backend_tls).
+	TLS *BackendTLS `yaml:"tls"`
 }
 
 // Node is one Postgres server. In YAML it is either "host:port" or a mapping.

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -28,9 +29,29 @@ func (c *checker) validate(cfg *Config) {
 	c.atLeast("health.fail_threshold", cfg.Health.FailThreshold, 1)
 	c.positive("health.ban_duration", cfg.Health.BanDuration)
 	c.positive("health.breaker_cooldown", cfg.Health.BreakerCooldown)
+	c.validateBackendTLS("backend_tls", &cfg.BackendTLS)
+	for i := range cfg.Shards {
+		if t := cfg.Shards[i].TLS; t != nil {
+			c.validateBackendTLS(idx("shards", i)+".tls", t)
+		}
+		if t := cfg.BackendTLSFor(cfg.Shards[i].Name); strings.HasPrefix(t.SSLMode, "verify-") && t.CAFile == "" {
+			c.errf(idx("shards", i)+".tls.ca_file", "sslmode %s needs a ca_file (in backend_tls or the shard's tls)", t.SSLMode)
+		}
+	}
 	c.validateUsers(cfg)
 	c.validateShards(cfg)
 	c.validateDatabases(cfg)
+}
+
+func (c *checker) validateBackendTLS(key string, t *BackendTLS) {
+	if t.SSLMode != "" {
+		c.oneOf(key+".sslmode", t.SSLMode, "disable", "require", "verify-ca", "verify-full")
+	}
+	if t.CAFile != "" {
+		if _, err := os.Stat(t.CAFile); err != nil {
+			c.errf(key+".ca_file", "%v", err)
+		}
+	}
 }
 
 func (c *checker) validateLimits(l *Limits) {

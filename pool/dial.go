@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -96,15 +97,15 @@ func (p *Pool) connConfig() (*pgconn.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bad port in address %q: %w", p.cfg.Addr, err)
 	}
-	cc, err := pgconn.ParseConfig("sslmode=disable")
+	cc, err := ParseTLSConfig(host, p.cfg.SSLMode, p.cfg.SSLRootCert)
 	if err != nil {
-		return nil, fmt.Errorf("building connection config: %w", err)
+		return nil, err
 	}
 	cc.Host, cc.Port = host, uint16(port)
 	cc.User, cc.Password, cc.Database = p.cfg.User, p.cfg.Password, p.cfg.Database
-	cc.TLSConfig, cc.Fallbacks = nil, nil
+	cc.Fallbacks = nil
 	cc.SSLNegotiation, cc.SSLCertMode, cc.ChannelBinding = "", "", "disable"
-	cc.KerberosSrvName, cc.KerberosSpn, cc.RequireAuth = "", "", ""
+	cc.KerberosSrvName, cc.KerberosSpn, cc.RequireAuth = "", "", p.cfg.RequireAuth
 	cc.ValidateConnect, cc.AfterConnect = nil, nil
 	// Protocol 3.0 keeps cancel keys at 4 bytes, matching Conn.SecretKey.
 	cc.MinProtocolVersion, cc.MaxProtocolVersion = "3.0", "3.0"
@@ -113,5 +114,26 @@ func (p *Pool) connConfig() (*pgconn.Config, error) {
 	if cc.RuntimeParams == nil {
 		cc.RuntimeParams = make(map[string]string)
 	}
+	return cc, nil
+}
+
+// ParseTLSConfig is pgconn.ParseConfig for host with sslmode and CA file
+// only (empty sslmode = disable): pgconn builds the tls.Config, with the
+// server name verify-full checks. Environment variables (PGSSLMODE, …)
+// cannot weaken it: both keys are always given, and no fallback to
+// plaintext is kept.
+func ParseTLSConfig(host, sslmode, rootCert string) (*pgconn.Config, error) {
+	if sslmode == "" {
+		sslmode = "disable"
+	}
+	dsn := fmt.Sprintf("host='%s' sslmode=%s", strings.ReplaceAll(host, "'", ""), sslmode)
+	if rootCert != "" {
+		dsn += fmt.Sprintf(" sslrootcert='%s'", strings.NewReplacer(`\`, `\\`, "'", `\'`).Replace(rootCert))
+	}
+	cc, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("building connection config: %w", err)
+	}
+	cc.Fallbacks = nil
 	return cc, nil
 }

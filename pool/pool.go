@@ -31,6 +31,11 @@ type Config struct {
 	PreparedCache   int               // size of Conn.Prepared; default 500
 	RuntimeParams   map[string]string // startup parameters sent to the backend (e.g. application_name)
 
+	// SSLMode and SSLRootCert are libpq's sslmode (disable, require,
+	// verify-ca, verify-full; "" = disable) and CA file for the backend
+	// connection. RequireAuth is libpq's require_auth ("" = any method).
+	SSLMode, SSLRootCert, RequireAuth string
+
 	// Log receives backend lifecycle lines (connected, closed with the reason,
 	// dial failures); the caller puts shard/node/user/db on it. nil: no logs.
 	Log *slog.Logger

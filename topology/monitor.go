@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgrouter/pgrouter/pool"
 )
 
 // checkSQL is the one round trip a monitor makes per check. The CASEs keep
@@ -136,10 +138,18 @@ func (m *monitor) connect(ctx context.Context, st *settings) (*pgconn.PgConn, er
 	if err != nil {
 		return nil, fmt.Errorf("node %s: bad addr %q: %w", m.node.Name, m.node.Addr, err)
 	}
-	cfg, err := pgconn.ParseConfig(fmt.Sprintf("host='%s' port=%s sslmode=prefer", host, port))
+	// The monitor connects as the pools do (backend_tls / the shard's tls).
+	bt := m.node.poolCfg.Load().BackendTLSFor(m.node.Shard)
+	cfg, err := pool.ParseTLSConfig(host, bt.SSLMode, bt.CAFile)
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", m.node.Name, err)
 	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: bad port in %q", m.node.Name, m.node.Addr)
+	}
+	cfg.Port = uint16(p)
+	cfg.RequireAuth = requireAuth(bt)
 	cfg.User, cfg.Password, cfg.Database = st.monUser, st.monPassword, st.monDB
 	cfg.ConnectTimeout = st.timeout
 	cfg.RuntimeParams = map[string]string{"application_name": "pgrouter-monitor"}

@@ -62,7 +62,11 @@ func (n *Node) poolConfig(u *config.User, db *config.Database) pool.Config {
 		size = 20
 	}
 	user, password := backendCredentials(u)
+	bt := cfg.BackendTLSFor(n.Shard)
 	return pool.Config{
+		SSLMode:         bt.SSLMode,
+		SSLRootCert:     bt.CAFile,
+		RequireAuth:     requireAuth(bt),
 		Name:            n.Name + "/" + u.Name + "/" + db.Name,
 		Addr:            n.Addr,
 		User:            user,
@@ -120,4 +124,13 @@ func backendDatabase(db *config.Database) string {
 		return db.Dbname
 	}
 	return db.Name
+}
+
+// requireAuth is the pgconn require_auth value for t: everything but a
+// cleartext password unless allowed.
+func requireAuth(t config.BackendTLS) string {
+	if t.CleartextAllowed() {
+		return ""
+	}
+	return "!password"
 }
