@@ -1,6 +1,8 @@
 package pool
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -62,6 +64,11 @@ func dialReason(err error) string {
 		return "connection timed out"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused"
+	case strings.Contains(err.Error(), "server requested"):
+		// pgconn's require_auth refusal (backend_tls.allow_cleartext_password).
+		return "the server asked for an authentication method pgrouter does not allow (cleartext password?)"
+	case isTLSFailure(err):
+		return "TLS failed (server certificate not trusted, or the server does not offer TLS)"
 	}
 	return "network error"
 }
@@ -89,4 +96,15 @@ func IsDialFailure(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == CodeConnectFailed &&
 		strings.HasPrefix(pe.Message, "could not connect to backend ")
+}
+
+// isTLSFailure reports a certificate or handshake failure, or a server that
+// refused TLS (sslmode require and up never fall back to plaintext).
+func isTLSFailure(err error) bool {
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	var ve *tls.CertificateVerificationError
+	return errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci) || errors.As(err, &ve) ||
+		strings.Contains(err.Error(), "server refused TLS connection")
 }

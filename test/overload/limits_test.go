@@ -182,7 +182,7 @@ func queueShed(t *testing.T, e *testenv.Env) {
 		_, err := waiter.Exec(ctx, "select pg_sleep(0)")
 		waited <- err
 	}()
-	time.Sleep(300 * time.Millisecond) // the waiter is queued
+	time.Sleep(300 * time.Millisecond)   // the waiter is queued
 	shed := cs.must("app", "app", "app") // same pool (node, user, database)
 	_, err = shed.Exec(ctx, "select 2")
 	var pe *pgconn.PgError

@@ -44,3 +44,10 @@ func writeSelfSigned(dir string) (certPath, keyPath string, err error) {
 	}
 	return certPath, keyPath, os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
 }
+
+// WriteSelfSigned writes a throwaway certificate for 127.0.0.1/localhost
+// and its key into dir (tls.crt, tls.key), for tests that need a server or
+// CA certificate of their own.
+func WriteSelfSigned(dir string) (certPath, keyPath string, err error) {
+	return writeSelfSigned(dir)
+}

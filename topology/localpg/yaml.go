@@ -13,7 +13,7 @@ type ConfigOptions struct {
 	Database      string // client-facing name, default "app"
 	Dbname        string // name on the shards, default Database
 	// Raw YAML bodies (already indented for their section) for sections the
-	// caller wants to set: "tls", "pool", "replicas", "health", "limits", "log", and "db" (extra
+	// caller wants to set: "tls", "pool", "replicas", "health", "limits", "backend_tls", "log", and "db" (extra
 	// keys of the database entry, indented by 4 spaces).
 	Sections map[string]string
 }
@@ -41,7 +41,7 @@ func (c *Cluster) ConfigYAML(o ConfigOptions) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# generated for the local cluster in %s\nlisten: %s\nmetrics:\n  listen: %s\n", c.Dir, o.Listen, o.MetricsListen)
-	for _, sec := range []string{"log", "tls", "pool", "replicas", "health", "limits"} {
+	for _, sec := range []string{"log", "tls", "pool", "replicas", "health", "limits", "backend_tls"} {
 		if body := o.Sections[sec]; body != "" {
 			fmt.Fprintf(&b, "%s:\n%s\n", sec, strings.TrimRight(body, "\n"))
 		}
