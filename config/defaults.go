@@ -74,6 +74,7 @@ func (c *Config) setDefaults(ix *index) {
 	d.int("health.fail_threshold", &c.Health.FailThreshold, 2)
 	d.dur("health.ban_duration", &c.Health.BanDuration, 10*time.Second)
 	d.dur("health.breaker_cooldown", &c.Health.BreakerCooldown, time.Second)
+	d.str("tls.mode", &c.TLS.Mode, "allow")
 	d.str("backend_tls.sslmode", &c.BackendTLS.SSLMode, "disable")
 	d.int("limits.max_clients_per_user", &c.Limits.MaxClientsPerUser, 5000)
 	d.int("limits.max_clients_per_database", &c.Limits.MaxClientsPerDatabase, 10000)

@@ -55,6 +55,7 @@ type Limits struct {
 type TLS struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
+	Mode     string `yaml:"mode"` // allow (default): TLS when the client asks | require: refuse plaintext clients
 }
 
 // Log configures log/slog output.

@@ -29,6 +29,9 @@ func (c *checker) validate(cfg *Config) {
 	c.atLeast("health.fail_threshold", cfg.Health.FailThreshold, 1)
 	c.positive("health.ban_duration", cfg.Health.BanDuration)
 	c.positive("health.breaker_cooldown", cfg.Health.BreakerCooldown)
+	if cfg.TLS.Mode != "" && c.oneOf("tls.mode", cfg.TLS.Mode, "allow", "require") && cfg.TLS.Mode == "require" && cfg.TLS.CertFile == "" {
+		c.errf("tls.mode", "tls.mode require needs cert_file and key_file")
+	}
 	c.validateBackendTLS("backend_tls", &cfg.BackendTLS)
 	for i := range cfg.Shards {
 		if t := cfg.Shards[i].TLS; t != nil {

@@ -153,6 +153,11 @@ func (s *Server) readStartup(c net.Conn, st *serverState) (net.Conn, *frameReade
 			}
 			return c, nil, nil, nil
 		default:
+			if _, overTLS := c.(*tls.Conn); !overTLS && st.cfg.TLS.Mode == "require" {
+				// As a pg_hba.conf with only hostssl lines answers (28000).
+				fatal(c, "28000", "pgrouter requires TLS: connection without encryption refused", "connect with sslmode=require or stronger")
+				return c, nil, nil, errors.New("plaintext client refused (tls.mode require)")
+			}
 			if code>>16 != 3 {
 				fatal(c, "0A000", fmt.Sprintf("unsupported frontend protocol %d.%d", code>>16, code&0xffff), "")
 				return c, nil, nil, fmt.Errorf("protocol %x", code)

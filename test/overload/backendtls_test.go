@@ -125,3 +125,29 @@ func TestBackendTLSWrongCA(t *testing.T) {
 	}
 	t.Logf("refused: %s %s", pe.Code, pe.Message)
 }
+
+// TestClientTLSRequired: with tls.mode require a plaintext client is refused
+// with 28000 before it logs in; the same client over TLS gets in.
+func TestClientTLSRequired(t *testing.T) {
+	cert, key := serverCert(t, "client")
+	e := startEnv(t, testenv.Options{Sections: map[string]string{
+		"tls": "  cert_file: " + cert + "\n  key_file: " + key + "\n  mode: require",
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := pgx.Connect(ctx, e.AppDSN()) // sslmode=disable
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "28000" {
+		t.Fatalf("plaintext client: got %v, want 28000", err)
+	}
+	dsn := strings.Replace(e.AppDSN(), "sslmode=disable", "sslmode=require", 1)
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("TLS client: %v", err)
+	}
+	defer c.Close(ctx)
+	var one int
+	if err := c.QueryRow(ctx, "select 1").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("select 1 over TLS: %v, %d", err, one)
+	}
+}
