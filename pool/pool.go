@@ -53,6 +53,7 @@ type Config struct {
 type Stats struct {
 	Active, Idle, Total, Waiting int // Total includes dials in progress
 	AcquireTimeouts              uint64
+	QueueFull                    uint64 // acquires shed at once because MaxWaiters were waiting
 	Opened, Closed               uint64
 
 	MaxWait   time.Duration // how long the oldest current waiter has waited
@@ -105,6 +106,7 @@ type Pool struct {
 	closed    bool
 	zeroAct   chan struct{} // closed when active reaches 0 (for Drain)
 	timeouts  uint64
+	queueFull uint64
 	opened    uint64
 	closedN   uint64
 	waitCount uint64
@@ -175,6 +177,7 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 		}
 		if p.cfg.MaxWaiters > 0 && p.waitq.len() >= p.cfg.MaxWaiters {
 			n := p.waitq.len()
+			p.queueFull++
 			p.mu.Unlock()
 			return nil, p.errQueueFull(n)
 		}
@@ -313,7 +316,7 @@ func (p *Pool) Stats() Stats {
 	defer p.mu.Unlock()
 	s := Stats{
 		Active: p.active, Idle: len(p.idle), Total: p.total, Waiting: p.waitq.len(),
-		AcquireTimeouts: p.timeouts, Opened: p.opened, Closed: p.closedN,
+		AcquireTimeouts: p.timeouts, QueueFull: p.queueFull, Opened: p.opened, Closed: p.closedN,
 		WaitCount: p.waitCount, WaitTime: p.waitTime,
 	}
 	if w := p.waitq.front(); w != nil {

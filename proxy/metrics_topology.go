@@ -31,12 +31,14 @@ var (
 	descActive   = prometheus.NewDesc("pgrouter_clients_active", "Clients holding a backend right now (in a statement or transaction).", nil, nil)
 	descBreaker  = prometheus.NewDesc("pgrouter_node_breaker_state", "Circuit breaker state of the node (1 for the labelled state: closed, open, half_open).", []string{"shard", "node", "state"}, nil)
 	descBrkTrans = prometheus.NewDesc("pgrouter_node_breaker_transitions_total", "Circuit breaker transitions of the node, by the state it went to (open, closed).", []string{"shard", "node", "to"}, nil)
+	descRetries  = prometheus.NewDesc("pgrouter_node_dial_retries_total", "Reads sent to another node because this replica could not be dialled (nothing had reached it).", []string{"shard", "node"}, nil)
+	descQFull    = prometheus.NewDesc("pgrouter_pool_queue_full_total", "Acquires refused at once (53300) because pool.max_waiters clients were already waiting.", []string{"node", "pool"}, nil)
 	descPinned   = prometheus.NewDesc("pgrouter_pinned_sessions", "Clients pinned to their backend right now because of session state.", nil, nil)
 )
 
 func (c *topoCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLagBytes, descLagSecs, descUp, descBanned, descInRot, descRole, descFailover,
-		descPool, descWaiting, descClActive, descPoolSize, descTimeouts, descActive, descPinned, descBreaker, descBrkTrans} {
+		descPool, descWaiting, descClActive, descPoolSize, descTimeouts, descActive, descPinned, descBreaker, descBrkTrans, descRetries, descQFull} {
 		ch <- d
 	}
 }
@@ -60,6 +62,7 @@ func (c *topoCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(descClActive, prometheus.GaugeValue, float64(holding[p.Pool]), n.Name, name)
 				ch <- prometheus.MustNewConstMetric(descPoolSize, prometheus.GaugeValue, size, n.Name, name)
 				ch <- prometheus.MustNewConstMetric(descTimeouts, prometheus.CounterValue, float64(st.AcquireTimeouts), n.Name, name)
+				ch <- prometheus.MustNewConstMetric(descQFull, prometheus.CounterValue, float64(st.QueueFull), n.Name, name)
 			}
 		}
 	}
@@ -82,6 +85,7 @@ func (c *topoCollector) collectNode(ch chan<- prometheus.Metric, shard string, n
 	opened, closed := n.BreakerTransitions()
 	ch <- prometheus.MustNewConstMetric(descBrkTrans, prometheus.CounterValue, float64(opened), shard, n.Name, "open")
 	ch <- prometheus.MustNewConstMetric(descBrkTrans, prometheus.CounterValue, float64(closed), shard, n.Name, "closed")
+	ch <- prometheus.MustNewConstMetric(descRetries, prometheus.CounterValue, float64(n.DialRetries()), shard, n.Name)
 }
 
 // sessionCounts walks the session registry: clients holding a backend, per

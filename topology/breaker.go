@@ -41,6 +41,7 @@ type breaker struct {
 	closedAt atomic.Int64 // unix ns of the last close
 	opened   atomic.Uint64
 	closed   atomic.Uint64
+	retries  atomic.Uint64 // reads moved elsewhere after a failed dial here (TripReplica)
 }
 
 // BreakerState is the node's breaker state now (open turns half-open when
@@ -57,6 +58,10 @@ func (n *Node) BreakerState() BreakerState {
 func (n *Node) BreakerTransitions() (opened, closed uint64) {
 	return n.brk.opened.Load(), n.brk.closed.Load()
 }
+
+// DialRetries counts reads the proxy moved to another node because this
+// replica could not be dialled.
+func (n *Node) DialRetries() uint64 { return n.brk.retries.Load() }
 
 // breakerOpen reports whether the breaker keeps traffic off the node.
 func (n *Node) breakerOpen() bool { return n.brk.state.Load() != int32(BreakerClosed) }

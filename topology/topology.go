@@ -160,7 +160,7 @@ func (t *Topology) Unban(name string) error {
 }
 
 // TripReplica opens the breaker of a replica the proxy could not connect to
-// (nothing was sent to it), so that reads go to other nodes until a health
+// (nothing was sent to it) and counts the retry, so that reads go to other nodes until a health
 // check finds it serving again. Primaries are left to their health checks:
 // there is no other node to send writes to, and one failed dial under load
 // must not stop a shard's writes.
@@ -168,6 +168,7 @@ func (t *Topology) TripReplica(n *Node, cause error) {
 	if n.Role() != RoleReplica {
 		return
 	}
+	n.brk.retries.Add(1)
 	st := t.settings()
 	if cool, opened := n.trip(st.breakerCooldown, st.banDuration); opened {
 		t.log.Warn("node unreachable: breaker open", "shard", n.Shard, "node", n.Name, "role", n.Role().String(),

@@ -152,6 +152,17 @@ func TestReplicaDownReadsRetried(t *testing.T) {
 	if counts[r2.Port] == 0 {
 		t.Errorf("the load saw no read on r2 after it came back")
 	}
+	body := scrape(t, e)
+	// Exposition sorts labels by name.
+	node := `node="shard0-replica2",shard="shard0"`
+	retries := metric(t, body, "pgrouter_node_dial_retries_total{"+node+"}")
+	opened := metric(t, body, "pgrouter_node_breaker_transitions_total{"+node+`,to="open"}`)
+	closed := metric(t, body, "pgrouter_node_breaker_transitions_total{"+node+`,to="closed"}`)
+	state := metric(t, body, `pgrouter_node_breaker_state{node="shard0-replica2",shard="shard0",state="closed"}`)
+	t.Logf("metrics: %v dial retries, breaker opened %v, closed %v", retries, opened, closed)
+	if retries == 0 || opened == 0 || closed == 0 || state != 1 {
+		t.Errorf("metrics: dial retries %v, breaker opened %v, closed %v, closed state %v; want all > 0", retries, opened, closed, state)
+	}
 }
 
 // waitServing polls until a fresh client's reads reach the node on port and

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -195,23 +196,53 @@ func queueShed(t *testing.T, e *testenv.Env) {
 	}
 }
 
-// limitMetrics: the refusals above are counted per limit.
+// limitMetrics: the refusals above are counted per limit, and the shed
+// acquire per pool.
 func limitMetrics(t *testing.T, e *testenv.Env) {
+	body := scrape(t, e)
+	for _, limit := range []string{"user_clients", "database_clients", "max_clients", "query_rate"} {
+		if v := metric(t, body, `pgrouter_overload_rejected_total{limit="`+limit+`"}`); v == 0 {
+			t.Errorf("pgrouter_overload_rejected_total{limit=%q} is 0 after refusals", limit)
+		}
+	}
+	if v := metric(t, body, `pgrouter_pool_queue_full_total{node="shard0-primary",pool="app/app"}`); v == 0 {
+		t.Errorf("pgrouter_pool_queue_full_total is 0 after a shed acquire")
+	}
+}
+
+// scrape reads pgrouter's /metrics.
+func scrape(t *testing.T, e *testenv.Env) string {
+	t.Helper()
 	resp, err := http.Get("http://" + e.Proxy.MetricsAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, limit := range []string{"user_clients", "database_clients", "max_clients", "query_rate"} {
-		line := `pgrouter_overload_rejected_total{limit="` + limit + `"} `
-		i := strings.Index(string(body), line)
-		if i < 0 {
-			t.Errorf("metric %s missing", line)
-			continue
-		}
-		if v := strings.SplitN(string(body)[i+len(line):], "\n", 2)[0]; v == "0" {
-			t.Errorf("%s is 0 after refusals", line)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}
+
+// metric is the value of the sample written exactly as series (name and
+// labels in exposition order); a missing series fails the test.
+func metric(t *testing.T, body, series string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
 		}
 	}
+	for _, line := range strings.Split(body, "\n") {
+		if name, _, _ := strings.Cut(series, "{"); strings.HasPrefix(line, name) {
+			t.Log(line)
+		}
+	}
+	t.Fatalf("metric %s missing", series)
+	return 0
 }
