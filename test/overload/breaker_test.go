@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -234,16 +235,24 @@ func TestKilledReplicaBackAfterRestart(t *testing.T) {
 	res := <-done
 
 	errs, onR2 := 0, 0
+	kinds := map[string]int{}
 	for _, r := range res {
 		switch {
 		case r.err != nil:
 			errs++
+			kinds[sqlState(r.err)+" "+firstLine(r.err.Error())]++
 		case r.port == r2.Port && r.at.After(restarted):
 			onR2++
 		}
 	}
 	t.Logf("%d reads, %d errors (bound %d); r2 back %v after its restart; %d reads on r2 after it",
 		len(res), errs, clients+poolSize, back.Round(time.Millisecond), onR2)
+	for k, n := range kinds {
+		t.Logf("  %d× %s", n, k)
+		if strings.HasPrefix(k, "08001 ") {
+			t.Errorf("%d reads failed to dial the killed replica: nothing was sent, they must go to another node", n)
+		}
+	}
 	if back < 0 {
 		t.Fatalf("r2 did not serve again within a minute of its restart: its ban outlived its recovery")
 	}
@@ -253,4 +262,9 @@ func TestKilledReplicaBackAfterRestart(t *testing.T) {
 	if onR2 == 0 {
 		t.Errorf("the load saw no read on r2 after it came back")
 	}
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
 }
