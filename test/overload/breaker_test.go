@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgrouter/pgrouter/test/testenv"
+	"github.com/pgrouter/pgrouter/topology/localpg"
 )
 
 // startEnv starts an environment for one test and closes it at the end.
@@ -38,9 +39,34 @@ type readOutcome struct {
 	err  error
 }
 
-// readLoad runs reads (inet_server_port()) from n connected clients until
-// stop; a broken connection reconnects (and counts as an error).
-func readLoad(t *testing.T, dsn string, n int, stop <-chan struct{}) <-chan []readOutcome {
+// load is a read load of connected clients (see startLoad).
+type load struct {
+	stop chan struct{}
+	done chan []readOutcome
+	res  []readOutcome
+}
+
+// startLoad runs reads (inet_server_port()) from n connected clients until
+// finish (called at the latest when the test ends); a broken connection
+// reconnects (and counts as an error).
+func startLoad(t *testing.T, dsn string, n int) *load {
+	l := &load{stop: make(chan struct{}), done: make(chan []readOutcome, 1)}
+	t.Cleanup(func() { l.finish() })
+	go func() { l.done <- <-readLoad(dsn, n, l.stop) }()
+	return l
+}
+
+// finish stops the load and returns every read (idempotent).
+func (l *load) finish() []readOutcome {
+	if l.stop != nil {
+		close(l.stop)
+		l.stop = nil
+		l.res = <-l.done
+	}
+	return l.res
+}
+
+func readLoad(dsn string, n int, stop <-chan struct{}) <-chan []readOutcome {
 	out := make(chan []readOutcome, 1)
 	var mu sync.Mutex
 	var all []readOutcome
@@ -114,20 +140,11 @@ func TestReplicaDownReadsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	stop := make(chan struct{})
 	loadStart := time.Now()
-	done := readLoad(t, e.AppDSN(), 8, stop)
+	l := startLoad(t, e.AppDSN(), 8)
 	time.Sleep(2 * time.Second)
-	if err := r2.Start(ctx); err != nil {
-		close(stop)
-		<-done
-		t.Fatal(err)
-	}
-	restarted := time.Now()
-	back := waitServing(e, r2.Port, restarted)
-	time.Sleep(500 * time.Millisecond)
-	close(stop)
-	res := <-done
+	_, back := restartServing(ctx, t, e, r2)
+	res := l.finish()
 
 	counts := map[int]int{}
 	errs := 0
@@ -164,6 +181,19 @@ func TestReplicaDownReadsRetried(t *testing.T) {
 	if retries == 0 || opened == 0 || closed == 0 || state != 1 {
 		t.Errorf("metrics: dial retries %v, breaker opened %v, closed %v, closed state %v; want all > 0", retries, opened, closed, state)
 	}
+}
+
+// restartServing starts node again and waits until reads reach it (see
+// waitServing), then lets the load run on it a little.
+func restartServing(ctx context.Context, t *testing.T, e *testenv.Env, node *localpg.Node) (time.Time, time.Duration) {
+	t.Helper()
+	if err := node.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	restarted := time.Now()
+	back := waitServing(e, node.Port, restarted)
+	time.Sleep(500 * time.Millisecond)
+	return restarted, back
 }
 
 // waitServing polls until a fresh client's reads reach the node on port and
@@ -214,25 +244,14 @@ func TestKilledReplicaBackAfterRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	stop := make(chan struct{})
-	done := readLoad(t, e.AppDSN(), clients, stop)
+	l := startLoad(t, e.AppDSN(), clients)
 	time.Sleep(time.Second)
 	if err := r2.Kill(); err != nil {
-		close(stop)
-		<-done
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
-	if err := r2.Start(ctx); err != nil {
-		close(stop)
-		<-done
-		t.Fatal(err)
-	}
-	restarted := time.Now()
-	back := waitServing(e, r2.Port, restarted)
-	time.Sleep(500 * time.Millisecond)
-	close(stop)
-	res := <-done
+	restarted, back := restartServing(ctx, t, e, r2)
+	res := l.finish()
 
 	errs, onR2 := 0, 0
 	kinds := map[string]int{}
