@@ -42,7 +42,8 @@ func TestBreakerLifecycle(t *testing.T) {
 		t.Fatalf("probe after the cool-down: banned %v state %v, want closed", r1.Banned(), r1.BreakerState())
 	}
 	// Flapping: each reopening soon after a close doubles the cool-down.
-	for _, want := range []time.Duration{2 * base, maxCool, maxCool} // 4×base is over maxCool {
+	// 4×base is over maxCool.
+	for _, want := range []time.Duration{2 * base, maxCool, maxCool} {
 		cool, _ := r1.trip(base, maxCool)
 		if cool != want {
 			t.Errorf("reopened right after closing: cool-down %v, want %v", cool, want)
