@@ -123,6 +123,8 @@ type User struct {
 	ServerUser     string `yaml:"server_user"`
 	ServerPassword string `yaml:"server_password"`
 	PoolSize       int    `yaml:"pool_size"`    // overrides pool.size for this user's pools
+	MaxClients     int    `yaml:"max_clients"`  // overrides limits.max_clients_per_user (0 = that)
+	QueryRate      int    `yaml:"query_rate"`   // overrides limits.user_query_rate (0 = that)
 	Admin          bool   `yaml:"admin"`        // may use the admin console (database "pgrouter")
 	DefaultRole    string `yaml:"default_role"` // auto (default) | primary | replica
 }

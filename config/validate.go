@@ -117,6 +117,8 @@ func (c *checker) validateUsers(cfg *Config) {
 		}
 		c.oneOf(key+".auth", u.Auth, "scram-sha-256", "md5", "trust")
 		c.oneOf(key+".default_role", u.DefaultRole, "auto", "primary", "replica")
+		c.atLeast(key+".max_clients", u.MaxClients, 0)
+		c.atLeast(key+".query_rate", u.QueryRate, 0)
 		if u.PoolSize < 0 || (u.PoolSize > 0 && u.PoolSize < cfg.Pool.MinIdle) {
 			c.errf(key+".pool_size", "must be ≥ 1 and ≥ pool.min_idle (%d), or 0 to use pool.size; got %d", cfg.Pool.MinIdle, u.PoolSize)
 		}

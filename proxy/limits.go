@@ -51,13 +51,17 @@ func newLimits(reg *prometheus.Registry) *limits {
 // admit counts a logged-in client of user on db, or refuses it with the
 // error Postgres gives for a role's or database's connection limit. Every
 // nil return must be paired with leave.
-func (l *limits) admit(cfg *config.Limits, user, db string) *pgconn.PgError {
+func (l *limits) admit(cfg *config.Limits, u *config.User, db string) *pgconn.PgError {
+	user, max, key := u.Name, cfg.MaxClientsPerUser, "limits.max_clients_per_user"
+	if u.MaxClients > 0 {
+		max, key = u.MaxClients, "max_clients of the user"
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if max := cfg.MaxClientsPerUser; max > 0 && l.users[user] >= max {
+	if max > 0 && l.users[user] >= max {
 		l.rejected.WithLabelValues(limitUserClients).Inc()
 		return &pgconn.PgError{Severity: "FATAL", Code: "53300", Message: fmt.Sprintf("too many connections for role %q", user),
-			Hint: fmt.Sprintf("pgrouter limits.max_clients_per_user is %d", max)}
+			Hint: fmt.Sprintf("pgrouter %s is %d", key, max)}
 	}
 	if max := cfg.MaxClientsPerDatabase; max > 0 && l.dbs[db] >= max {
 		l.rejected.WithLabelValues(limitDatabaseClients).Inc()
@@ -83,22 +87,34 @@ func (l *limits) leave(user, db string) {
 
 // limiter is user's token bucket for cfg (nil when the rate is off). A
 // reload that changes the rate adjusts the existing bucket.
-func (l *limits) limiter(cfg *config.Limits, user string) *rate.Limiter {
-	if cfg.UserQueryRate <= 0 {
+func (l *limits) limiter(cfg *config.Limits, u *config.User) *rate.Limiter {
+	perSec, burst := queryRate(cfg, u)
+	if perSec <= 0 {
 		return nil
 	}
-	lim, burst := rate.Limit(cfg.UserQueryRate), max(cfg.UserQueryBurst, 1)
+	lim := rate.Limit(perSec)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := l.rates[user]
+	r := l.rates[u.Name]
 	if r == nil {
 		r = rate.NewLimiter(lim, burst)
-		l.rates[user] = r
+		l.rates[u.Name] = r
 	} else if r.Limit() != lim || r.Burst() != burst {
 		r.SetLimit(lim)
 		r.SetBurst(burst)
 	}
 	return r
+}
+
+// queryRate is u's statement rate (its query_rate, else
+// limits.user_query_rate) and bucket size (at least the rate when the user
+// raised it above the configured burst).
+func queryRate(cfg *config.Limits, u *config.User) (perSec, burst int) {
+	perSec, burst = cfg.UserQueryRate, max(cfg.UserQueryBurst, 1)
+	if u.QueryRate > 0 {
+		perSec, burst = u.QueryRate, max(burst, u.QueryRate)
+	}
+	return perSec, burst
 }
 
 // throttle applies the user's statement rate before a statement (or
@@ -119,10 +135,11 @@ func (ss *session) throttle() error {
 	if d := r.Delay(); d > cfg.QueryRateWait.D() {
 		r.Cancel()
 		ss.srv.limits.rejected.WithLabelValues(limitQueryRate).Inc()
+		perSec, burst := queryRate(cfg, ss.user)
 		return &pgconn.PgError{Severity: "ERROR", Code: "53400",
 			Message: fmt.Sprintf("query rate limit exceeded for role %q", ss.user.Name),
-			Hint: fmt.Sprintf("pgrouter limits.user_query_rate is %d statements per second (burst %d); retry later",
-				cfg.UserQueryRate, cfg.UserQueryBurst)}
+			Hint: fmt.Sprintf("pgrouter allows this user %d statements per second (burst %d, limits.user_query_rate or the user's query_rate); retry later",
+				perSec, burst)}
 	} else {
 		ss.srv.limits.delayed.Inc()
 		time.Sleep(d)

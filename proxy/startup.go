@@ -247,10 +247,10 @@ func (s *Server) login(c net.Conn, rd *frameReader, st *serverState, m *pgproto3
 		return nil, err
 	}
 	if !ss.admin { // Postgres checks connection limits after authentication too
-		if pe := s.limits.admit(&st.cfg.Limits, userName, dbName); pe != nil {
+		if pe := s.limits.admit(&st.cfg.Limits, ua.user, dbName); pe != nil {
 			return nil, pe
 		}
-		ss.rate = s.limits.limiter(&st.cfg.Limits, userName)
+		ss.rate = s.limits.limiter(&st.cfg.Limits, ua.user)
 	}
 	out := appendMsg(nil, &pgproto3.AuthenticationOk{})
 	for k, v := range params {

@@ -64,11 +64,19 @@ func wantRefused(t *testing.T, err error, code, message string) {
 }
 
 func TestOverloadLimits(t *testing.T) {
-	e := startEnv(t, testenv.Options{Sections: limitsSections})
+	users := testenv.DefaultUsers("postgres") // localpg's default superuser password
+	for i := range users {
+		if users[i].Name == "trusty" {
+			users[i].Extra = "    max_clients: 1" // overrides limits.max_clients_per_user
+		}
+	}
+	e := startEnv(t, testenv.Options{Sections: limitsSections, Users: users})
 	// Each part closes its clients when it ends; the pause lets pgrouter see
 	// those closes before the next part counts clients.
 	settle := func() { time.Sleep(300 * time.Millisecond) }
 	t.Run("per_user_and_database_clients", func(t *testing.T) { clientLimits(t, e) })
+	settle()
+	t.Run("user_max_clients", func(t *testing.T) { userOverride(t, e) })
 	settle()
 	t.Run("admin_console_priority", func(t *testing.T) { adminPriority(t, e) })
 	settle()
@@ -92,8 +100,16 @@ func clientLimits(t *testing.T, e *testenv.Env) {
 	cs.must("app", "app", "app")
 
 	cs.must("md5user", "md5pw", "app") // fourth client of database app
-	_, err = cs.open("trusty", "", "app")
+	_, err = cs.open("md5user", "md5pw", "app")
 	wantRefused(t, err, "53300", `too many connections for database "app"`)
+}
+
+// userOverride: a user's own max_clients (1) beats max_clients_per_user.
+func userOverride(t *testing.T, e *testenv.Env) {
+	cs := conns{t, e}
+	cs.must("trusty", "", "app")
+	_, err := cs.open("trusty", "", "app")
+	wantRefused(t, err, "53300", `too many connections for role "trusty"`)
 }
 
 // adminPriority: with pool.max_clients (5) reached, clients are refused but

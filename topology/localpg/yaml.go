@@ -23,6 +23,7 @@ type ConfigUser struct {
 	Name, Password, Auth       string
 	ServerUser, ServerPassword string
 	Admin                      bool
+	Extra                      string // more keys of the user entry, raw YAML indented by 4 spaces
 }
 
 // ConfigYAML renders a pgrouter config whose shards are this cluster's.
@@ -57,6 +58,9 @@ func (c *Cluster) ConfigYAML(o ConfigOptions) string {
 		}
 		if u.Admin {
 			b.WriteString("    admin: true\n")
+		}
+		if u.Extra != "" {
+			b.WriteString(strings.TrimRight(u.Extra, "\n") + "\n")
 		}
 	}
 	b.WriteString("shards:\n")
