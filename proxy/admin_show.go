@@ -166,7 +166,10 @@ func (ss *session) showConfig() {
 		{"replicas.max_lag_bytes", strconv.FormatInt(cfg.Replicas.MaxLagBytes, 10)}, {"replicas.max_lag", cfg.Replicas.MaxLag.D().String()},
 		{"replicas.lag_check_interval", cfg.Replicas.LagCheckInterval.D().String()}, {"replicas.fallback", cfg.Replicas.Fallback},
 		{"replicas.read_your_writes", onOff(cfg.Replicas.RYW())}, {"health.interval", cfg.Health.Interval.D().String()},
-		{"tls", onOff(cfg.TLS.CertFile != "")},
+		{"health.breaker_cooldown", cfg.Health.BreakerCooldown.D().String()}, {"health.ban_duration", cfg.Health.BanDuration.D().String()},
+		{"limits.max_clients_per_user", itoa(cfg.Limits.MaxClientsPerUser)}, {"limits.max_clients_per_database", itoa(cfg.Limits.MaxClientsPerDatabase)},
+		{"limits.admin_reserved", itoa(cfg.Limits.AdminReserved)}, {"limits.user_query_rate", itoa(cfg.Limits.UserQueryRate)},
+		{"tls", onOff(cfg.TLS.CertFile != "")}, {"tls.mode", cfg.TLS.Mode}, {"backend_tls.sslmode", cfg.BackendTLS.SSLMode},
 		{"shards", itoa(len(cfg.Shards))}, {"databases", itoa(len(cfg.Databases))}, {"users", itoa(len(cfg.Users))},
 	})
 }
