@@ -242,15 +242,18 @@ func (s *Server) login(c net.Conn, rd *frameReader, st *serverState, m *pgproto3
 	}
 	ss.setStartupParams(m.Parameters)
 
-	params, err := ss.loginParams(context.Background())
-	if err != nil {
-		return nil, err
-	}
 	if !ss.admin { // Postgres checks connection limits after authentication too
 		if pe := s.limits.admit(&st.cfg.Limits, ua.user, dbName); pe != nil {
 			return nil, pe
 		}
 		ss.rate = s.limits.limiter(&st.cfg.Limits, ua.user)
+	}
+	params, err := ss.loginParams(context.Background())
+	if err != nil {
+		if !ss.admin {
+			s.limits.leave(userName, dbName)
+		}
+		return nil, err
 	}
 	out := appendMsg(nil, &pgproto3.AuthenticationOk{})
 	for k, v := range params {
