@@ -101,6 +101,23 @@ func TestBackendTLSVerifyFull(t *testing.T) {
 		t.Fatalf("server asks for a cleartext password: got %v, want the login refused (08001)", err)
 	}
 	t.Logf("refused: %s", pe.Message)
+
+	// allow_cleartext_password: true (by a reload) lets a new pool log in.
+	b, err = os.ReadFile(e.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(b), "backend_tls:\n", "backend_tls:\n  allow_cleartext_password: true\n", 1)
+	if err := os.WriteFile(e.Path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Proxy.Reload(e.Path, false); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	tc := conns{t, e}.must("trusty", "", "app") // another new pool, made after the reload
+	if _, err := tc.Exec(ctx, "select 1"); err != nil {
+		t.Fatalf("with allow_cleartext_password: true: %v", err)
+	}
 }
 
 // TestBackendTLSWrongCA: a server certificate that does not chain to
