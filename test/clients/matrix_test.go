@@ -19,11 +19,10 @@ import (
 // runs it (it gets three more arguments: the DSN, the table suffix and the
 // DSN without SCRAM, see target), inproc runs it in this process.
 type workload struct {
-	name    string
-	need    func() error // nil when the driver is installed; else says how to install it
-	script  func(t *testing.T) []string
-	inproc  func(ctx context.Context, t target, suffix string) (transcript, stderr string)
-	options string // libpq-style session settings the workload sets itself (documentation only)
+	name   string
+	need   func() error // nil when the driver is installed; else says how to install it
+	script func(t *testing.T) []string
+	inproc func(ctx context.Context, t target, suffix string) (transcript, stderr string)
 }
 
 var workloads = []workload{
