@@ -127,10 +127,15 @@ type Deallocate struct {
 	All  bool
 }
 
-// Session carries per-client routing overrides (SET pgrouter.role / pgrouter.shard).
+// Session carries per-client routing overrides (SET pgrouter.role /
+// pgrouter.shard) and the session settings that change how text is lexed.
 type Session struct {
 	Role  string // "", auto, primary, replica
 	Shard string // "" or a shard name
+	// NonStandardStrings: the client's standard_conforming_strings is off, so
+	// the backend reads '…' literals with backslash escapes; the router must
+	// lex the text the same way (see backendText).
+	NonStandardStrings bool `yaml:"non_standard_strings"`
 }
 
 // Args are the Bind parameters of an extended-protocol execution.

@@ -14,6 +14,15 @@ func (r *Router) buildPlan(sql string) (p *Plan, parsed, dmlOnly bool) {
 	p = &Plan{a: a}
 	res, err := pg.Parse(sql)
 	if err != nil {
+		// A literal continued across a comment parses in Postgres 15, not in
+		// pg_query: plan the text without those comments.
+		if joined, jerr := backendText(sql, false); jerr == nil && joined != sql {
+			if res2, err2 := pg.Parse(joined); err2 == nil {
+				sql, res, err = joined, res2, nil
+			}
+		}
+	}
+	if err != nil {
 		if name, value, ok := localFallback(sql); ok {
 			return r.localFallbackPlan(p, name, value), true, false
 		}
@@ -75,6 +84,12 @@ func (r *Router) analyzeStmtOrCopy(p *Plan, n *pg.Node, c *stmtClass, f *treeFac
 
 func (r *Router) mergeClass(p *Plan, c *stmtClass, nstmts int) {
 	a := p.a
+	if c.tx == TxBegin && nstmts > 1 {
+		// The transaction this text opens may write in a later statement of
+		// the text or in a later query: on a replica that write would fail
+		// with a READ ONLY error the client never asked for.
+		c.primary("BEGIN in a multi-statement query: the transaction may write")
+	}
 	if c.role == RolePrimary && p.Role != RolePrimary {
 		p.Role = RolePrimary
 		a.roleWhy = c.why

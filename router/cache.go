@@ -22,12 +22,38 @@ func (r *Router) Prepare(sql string) (*Plan, error) {
 	return p, nil
 }
 
+// PrepareFor is Prepare for a statement text of session s: with
+// standard_conforming_strings off the text is planned as the backend will
+// lex it.
+func (r *Router) PrepareFor(sql string, s Session) (*Plan, error) {
+	if s.NonStandardStrings {
+		std, err := backendText(sql, true)
+		if err != nil {
+			return errorPlan(err), nil
+		}
+		sql = std
+	}
+	return r.Prepare(sql)
+}
+
+// errorPlan is a plan whose every route fails with err.
+func errorPlan(err error) *Plan {
+	return &Plan{Role: RolePrimary, a: &analysis{err: err, hintShard: -1}}
+}
+
 // RouteSimple plans (via the cache, with inline literals normalised) and
 // routes a simple-protocol query string, which may hold several statements.
 // sc is the session's scratch memory (nil allocates a fresh one).
 func (r *Router) RouteSimple(sql string, s Session, sc *Scratch) (*Plan, Route, error) {
 	if sc == nil {
 		sc = &Scratch{}
+	}
+	if s.NonStandardStrings {
+		std, err := backendText(sql, true)
+		if err != nil {
+			return errorPlan(err), Route{}, err
+		}
+		sql = std
 	}
 	if normalise(sql, sc) {
 		key := unsafe.String(unsafe.SliceData(sc.buf), len(sc.buf)) // not retained by Get

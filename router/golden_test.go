@@ -23,6 +23,8 @@ type goldenFile struct {
 	// Directory is the in-memory directory of function: directory tables:
 	// table → key text → shard name.
 	Directory map[string]map[string]string `yaml:"directory"`
+	// AllowShardHints is routing.allow_shard_hints (default true).
+	AllowShardHints *bool `yaml:"allow_shard_hints"`
 }
 
 type goldenCase struct {
@@ -92,7 +94,8 @@ func TestGolden(t *testing.T) {
 	total := 0
 	for _, f := range files {
 		g := loadGolden(t, f)
-		r, err := New(&g.Database, g.Shards, WithDirectory(newMemDirectory(&g.Database, g.Shards, g.Directory)))
+		r, err := New(&g.Database, g.Shards, WithDirectory(newMemDirectory(&g.Database, g.Shards, g.Directory)),
+			WithShardHints(g.AllowShardHints == nil || *g.AllowShardHints))
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
@@ -126,7 +129,7 @@ func runGolden(t *testing.T, r *Router, g *goldenFile, c *goldenCase) {
 				t.Errorf("simple: second route differs: %+v %v vs %+v %v", rt, err, rt2, err2)
 			}
 		} else {
-			p, _ = r.Prepare(c.SQL)
+			p, _ = r.PrepareFor(c.SQL, c.Session)
 			rt, err = r.Route(p, buildArgs(t, c), c.Session)
 		}
 		checkGolden(t, m, r, g, c, p, rt, err)

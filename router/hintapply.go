@@ -12,6 +12,10 @@ func (r *Router) applyHints(p *Plan, sql string, tables []*shardedTable) {
 		}
 		return
 	}
+	if (h.hasShard || h.hasKey) && !r.shardHints {
+		a.err = shardHintsOff("the /* pgrouter: shard=… */ and /* pgrouter: key=… */ hints are")
+		return
+	}
 	if h.role != "" {
 		a.hasRole = true
 		if h.role == "primary" {

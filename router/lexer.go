@@ -24,8 +24,13 @@ const (
 	tkBad             // unterminated literal or comment
 )
 
-// nextToken returns the kind and end offset of the token starting at i.
-func nextToken(s string, i int) (tokKind, int) {
+// nextToken returns the kind and end offset of the token starting at i,
+// lexed as Postgres does with standard_conforming_strings = on.
+func nextToken(s string, i int) (tokKind, int) { return nextTokenMode(s, i, false) }
+
+// nextTokenMode is nextToken; backslash lexes as standard_conforming_strings
+// = off does: plain '…' (and N'…') strings take backslash escapes like E'…'.
+func nextTokenMode(s string, i int, backslash bool) (tokKind, int) {
 	if i >= len(s) {
 		return tkEOF, i
 	}
@@ -45,6 +50,8 @@ func nextToken(s string, i int) (tokKind, int) {
 		return tkComment, j
 	case c == '/' && i+1 < len(s) && s[i+1] == '*':
 		return lexBlockComment(s, i)
+	case c == '\'' && backslash:
+		return lexEString(s, i)
 	case c == '\'':
 		return lexQuoted(s, i, '\'', tkString)
 	case c == '"':
@@ -54,7 +61,7 @@ func nextToken(s string, i int) (tokKind, int) {
 	case isDigit(c) || (c == '.' && i+1 < len(s) && isDigit(s[i+1])):
 		return tkNumber, lexNumber(s, i)
 	case isIdentStart(c):
-		return lexIdent(s, i)
+		return lexIdent(s, i, backslash)
 	}
 	return tkOp, i + 1
 }
@@ -79,7 +86,10 @@ func lexBlockComment(s string, i int) (tokKind, int) {
 	return tkBad, len(s)
 }
 
-// lexQuoted scans q…q where qq stands for one q.
+// lexQuoted scans q…q where qq stands for one q. A '…' literal followed
+// by whitespace holding a newline and another '…' is one literal to
+// Postgres ('a'<newline>'b' is 'ab'): the token spans both, and its kind
+// becomes tkXString so that it is kept verbatim, never lifted.
 func lexQuoted(s string, i int, q byte, kind tokKind) (tokKind, int) {
 	j := i + 1
 	for j < len(s) {
@@ -88,6 +98,12 @@ func lexQuoted(s string, i int, q byte, kind tokKind) (tokKind, int) {
 				j += 2
 				continue
 			}
+			if q == '\'' {
+				if c := stringContinues(s, j+1); c >= 0 {
+					j, kind = c+1, tkXString
+					continue
+				}
+			}
 			return kind, j + 1
 		}
 		j++
@@ -95,7 +111,8 @@ func lexQuoted(s string, i int, q byte, kind tokKind) (tokKind, int) {
 	return tkBad, len(s)
 }
 
-// lexEString scans E'…' where backslash escapes the next byte.
+// lexEString scans E'…' where backslash escapes the next byte (continued
+// segments, as in lexQuoted, keep the backslash rules).
 func lexEString(s string, i int) (tokKind, int) {
 	j := i + 1
 	for j < len(s) {
@@ -108,11 +125,43 @@ func lexEString(s string, i int) (tokKind, int) {
 				j += 2
 				continue
 			}
+			if c := stringContinues(s, j+1); c >= 0 {
+				j = c + 1
+				continue
+			}
 			return tkXString, j + 1
 		}
 		j++
 	}
 	return tkBad, len(s)
+}
+
+// stringContinues returns the offset of the quote that continues a string
+// literal ending at j, or -1. The rule is Postgres 15's (scan.l
+// quotecontinue): spaces and "--" comments, at least one newline, then the
+// quote. (pg_query's newer grammar no longer allows the comments; see
+// backendText.)
+func stringContinues(s string, j int) int {
+	k, newline := j, false
+	for k < len(s) {
+		switch c := s[k]; {
+		case c == '\n' || c == '\r':
+			newline = true
+			k++
+		case isSpaceByte(c):
+			k++
+		case c == '-' && k+1 < len(s) && s[k+1] == '-':
+			k += 2
+			for k < len(s) && s[k] != '\n' && s[k] != '\r' {
+				k++
+			}
+		case c == '\'' && newline:
+			return k
+		default:
+			return -1
+		}
+	}
+	return -1
 }
 
 func lexDollar(s string, i int) (tokKind, int) {
@@ -171,13 +220,18 @@ func lexNumber(s string, i int) int {
 	return j
 }
 
-func lexIdent(s string, i int) (tokKind, int) {
+func lexIdent(s string, i int, backslash bool) (tokKind, int) {
 	// String-literal prefixes: E'…', B'…', X'…', N'…', U&'…'.
 	if i+1 < len(s) && s[i+1] == '\'' {
 		switch s[i] | 0x20 {
 		case 'e':
 			return lexEString(s, i+1)
-		case 'b', 'x', 'n':
+		case 'n':
+			if backslash { // N'…' is NCHAR followed by a plain string
+				return lexEString(s, i+1)
+			}
+			return lexQuoted(s, i+1, '\'', tkXString)
+		case 'b', 'x':
 			k, j := lexQuoted(s, i+1, '\'', tkXString)
 			return k, j
 		}

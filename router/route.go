@@ -42,21 +42,30 @@ func (r *Router) route(p *Plan, args *Args, s Session) (Route, error) {
 	switch {
 	case a.hintShard >= 0:
 		rt.Shards, rt.Reason = Only(a.hintShard), a.hintReason
-		return rt, nil
+		return rt, r.checkOverride(p, args, rt.Shards, a.hintReason)
 	case s.Shard != "":
+		if !r.shardHints {
+			return Route{}, shardHintsOff("SET pgrouter.shard is")
+		}
 		i, ok := r.shardIdx[s.Shard]
 		if !ok {
 			return Route{}, pgError(codeInvalidParameter, fmt.Sprintf("pgrouter.shard names unknown shard %q", s.Shard), "")
 		}
 		rt.Shards, rt.Reason = Only(i), "SET pgrouter.shard"
-		return rt, nil
+		return rt, r.checkOverride(p, args, rt.Shards, "SET pgrouter.shard = "+s.Shard)
 	case a.hintKey && a.hintKeyDir != nil:
 		set, err := lookupText(a.hintKeyDir, a.hintKeyTxt)
 		rt.Shards, rt.Reason = set, a.hintReason
+		if err == nil {
+			err = r.checkOverride(p, args, set, a.hintReason)
+		}
 		return rt, err
 	case a.hintKey:
 		rt.Shards, rt.Reason = a.hintKeySet, a.hintReason
-		return rt, a.hintKeyErr
+		if a.hintKeyErr != nil {
+			return rt, a.hintKeyErr
+		}
+		return rt, r.checkOverride(p, args, rt.Shards, a.hintReason)
 	case r.trivial:
 		rt.Shards, rt.Any, rt.Reason = r.all, true, "single shard, no sharded tables"
 		return rt, nil

@@ -27,6 +27,7 @@ type Router struct {
 	refWrites  bool // reference_writes: best_effort, or two-phase commit makes them atomic
 	writeFuncs writeFuncSet
 	trivial    bool // one shard, no sharded tables: shard choice needs no parse
+	shardHints bool // clients may choose shards (hints shard=/key=, SET pgrouter.shard)
 	dir        sharding.Directory
 
 	plans   *lru.Cache[string, *Plan]
@@ -55,6 +56,11 @@ type Option func(*Router)
 // only the key → shard step of a directory table calls d.
 func WithDirectory(d sharding.Directory) Option { return func(r *Router) { r.dir = d } }
 
+// WithShardHints(false) refuses every shard choice made by a client — the
+// shard= and key= hints and SET pgrouter.shard (routing.allow_shard_hints).
+// Role hints stay. The default allows them.
+func WithShardHints(allow bool) Option { return func(r *Router) { r.shardHints = allow } }
+
 // New builds a router for db over the ordered shard names.
 func New(db *config.Database, shards []string, opts ...Option) (*Router, error) {
 	return NewSize(db, shards, DefaultCacheSize, opts...)
@@ -68,7 +74,7 @@ func NewSize(db *config.Database, shards []string, cacheSize int, opts ...Option
 	r := &Router{
 		dbName: db.Name, shardNames: append([]string(nil), shards...), shardIdx: map[string]int{},
 		all: AllShards(len(shards)), refWrites: strings.EqualFold(db.ReferenceWrites, "best_effort") || db.TwoPhaseCommit,
-		writeFuncs: newWriteFuncSet(db.WriteFunctions),
+		writeFuncs: newWriteFuncSet(db.WriteFunctions), shardHints: true,
 	}
 	for _, o := range opts {
 		o(r)

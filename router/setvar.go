@@ -180,6 +180,10 @@ func (r *Router) localSet(s *pg.VariableSetStmt, name string, c *stmtClass) {
 		}
 		cmd.Value = v
 	case "shard":
+		if val != "" && !strings.EqualFold(val, "default") && !r.shardHints {
+			c.err = shardHintsOff("SET pgrouter.shard is")
+			return
+		}
 		if val != "" && !strings.EqualFold(val, "default") {
 			if _, ok := r.shardIdx[val]; !ok {
 				c.err = pgError(codeInvalidParameter, fmt.Sprintf("invalid value for parameter \"pgrouter.shard\": %q", val),

@@ -14,6 +14,13 @@ import (
 // renumbered $1..$n per part. For a simple-protocol query pass Args{}.
 func (r *Router) SplitInsert(sql string, args Args, s Session) ([]InsertPart, error) {
 	notSplittable := pgError(codeFeatureNotSupported, "statement is not a single multi-row INSERT … VALUES", "")
+	if s.NonStandardStrings { // cut the rows as the backend lexes them; the parts read the same in both modes
+		std, err := backendText(sql, true)
+		if err != nil {
+			return nil, err
+		}
+		sql = std
+	}
 	res, err := pg.Parse(sql)
 	if err != nil || len(res.Stmts) != 1 || res.Stmts[0].Stmt.GetInsertStmt() == nil {
 		return nil, notSplittable
