@@ -54,6 +54,9 @@ func (c *Config) PoolSize(u *User) int {
 	return c.Pool.Size
 }
 
+// ShardHints reports whether clients may choose shards (the default).
+func (r *Routing) ShardHints() bool { return r.AllowShardHints == nil || *r.AllowShardHints }
+
 // RYW reports whether read-your-writes is on (the default).
 func (r *Replicas) RYW() bool { return r.ReadYourWrites == nil || *r.ReadYourWrites }
 

@@ -68,6 +68,11 @@ func (c *Config) setDefaults(ix *index) {
 	d.int("limits.max_message_size", &c.Limits.MaxMessageSize, DefaultMaxMessageSize)
 	d.int("limits.auth_failures", &c.Limits.AuthFailures, 20)
 	d.dur("limits.auth_failure_window", &c.Limits.AuthFailureWindow, time.Minute)
+	d.dur("timeouts.idle_in_transaction", &c.Timeouts.IdleInTransaction, 10*time.Minute)
+	if c.Routing.AllowShardHints == nil {
+		t := true
+		c.Routing.AllowShardHints = &t
+	}
 	c.Replicas.setDefaults(d)
 	d.dur("health.interval", &c.Health.Interval, time.Second)
 	d.dur("health.timeout", &c.Health.Timeout, time.Second)

@@ -23,8 +23,30 @@ type Config struct {
 	// log. Default: pgrouter-data next to the config file.
 	DataDir string `yaml:"data_dir"`
 
+	// Routing and Timeouts: the hardening of issue 12 (hints, server-side timeouts).
+	Routing  Routing  `yaml:"routing"`  // what clients may decide about routing
+	Timeouts Timeouts `yaml:"timeouts"` // server-side limits on a client session
+
 	// Path is the file this config was read from ("" when built in code).
 	Path string `yaml:"-"`
+}
+
+// Routing configures what clients may decide about routing.
+type Routing struct {
+	// AllowShardHints lets clients choose a shard (/* pgrouter: shard=… */,
+	// /* pgrouter: key=… */, SET pgrouter.shard) for statements without a
+	// shard key; a choice that contradicts a write's key is refused anyway.
+	AllowShardHints *bool `yaml:"allow_shard_hints"` // default true
+}
+
+// Timeouts are server-side limits on a client session (0 = off).
+type Timeouts struct {
+	// IdleInTransaction ends a client idle inside a transaction longer than
+	// this (FATAL 25P03), like Postgres's idle_in_transaction_session_timeout.
+	IdleInTransaction Duration `yaml:"idle_in_transaction"` // default 10m
+	// Query bounds how long a backend may stay silent while a statement is in
+	// flight; the client gets 57014 and the backend is discarded.
+	Query Duration `yaml:"query"` // default 0 (off)
 }
 
 // Metrics configures the Prometheus /metrics HTTP endpoint.

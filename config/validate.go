@@ -23,6 +23,8 @@ func (c *checker) validate(cfg *Config) {
 	c.nonNegative("log.slow_query", cfg.Log.SlowQuery)
 	c.validatePool(&cfg.Pool)
 	c.validateLimits(&cfg.Limits)
+	c.nonNegative("timeouts.idle_in_transaction", cfg.Timeouts.IdleInTransaction)
+	c.nonNegative("timeouts.query", cfg.Timeouts.Query)
 	c.validateReplicas(&cfg.Replicas)
 	c.positive("health.interval", cfg.Health.Interval)
 	c.positive("health.timeout", cfg.Health.Timeout)

@@ -268,6 +268,9 @@ func (ss *session) noteParameterStatus(body []byte) {
 	if err != nil {
 		return
 	}
+	if name == "standard_conforming_strings" { // the router must lex as the backend does
+		ss.hints.NonStandardStrings = val == "off"
+	}
 	if ss.be.conn.ServerParams != nil && ss.be.conn.ServerParams[name] != val {
 		ss.be.conn.ServerParams[name] = val
 	}

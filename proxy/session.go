@@ -136,8 +136,14 @@ func setConfigSQL(name, value string) string {
 	return "SELECT pg_catalog.set_config(" + quoteLiteral(name) + ", " + quoteLiteral(value) + ", false)"
 }
 
+// quoteLiteral reads the same whatever standard_conforming_strings the
+// backend has when the statement runs: E'…' when s holds a backslash.
 func quoteLiteral(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+	q := strings.ReplaceAll(s, "'", "''")
+	if strings.Contains(q, `\`) {
+		return "E'" + strings.ReplaceAll(q, `\`, `\\`) + "'"
+	}
+	return "'" + q + "'"
 }
 
 // run is the session's main loop.

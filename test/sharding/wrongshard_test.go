@@ -1,0 +1,154 @@
+package sharding
+
+// Issue 12 item 1: no hint, comment or session setting may put a write on a
+// shard other than its key's. The range table events places ids by config
+// alone: < 1000 on shard0, 1000–1999 on shard1, ≥ 2000 on shard2. Every test
+// checks each shard directly for where its rows are.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// connectSimple opens a client through pgrouter that sends every statement
+// as one simple Query, exactly as written; params are extra startup GUCs.
+func connectSimple(t *testing.T, params map[string]string) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(env.AppDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	for k, v := range params {
+		cfg.RuntimeParams[k] = v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+// rawExec sends sql as one Query message and returns the first error.
+func rawExec(c *pgx.Conn, sql string) error {
+	_, err := c.PgConn().Exec(context.Background(), sql).ReadAll()
+	return err
+}
+
+// eventHomes lists the shards whose primary holds events row id.
+func eventHomes(t *testing.T, id int) []int {
+	t.Helper()
+	var homes []int
+	for i := range env.Cluster.Shards {
+		if len(shardInts(t, i, fmt.Sprintf("SELECT id FROM events WHERE id = %d", id))) > 0 {
+			homes = append(homes, i)
+		}
+	}
+	return homes
+}
+
+// wantOnlyOn fails unless row id exists exactly on shard want (-1: nowhere).
+func wantOnlyOn(t *testing.T, id, want int) {
+	t.Helper()
+	homes := eventHomes(t, id)
+	if (want < 0 && len(homes) > 0) || (want >= 0 && (len(homes) != 1 || homes[0] != want)) {
+		t.Fatalf("events row %d is on shards %v, want only shard%d", id, homes, want)
+	}
+}
+
+func cleanEvents(t *testing.T, ids ...int) {
+	t.Helper()
+	for i := range env.Cluster.Shards {
+		for _, id := range ids {
+			onShard(t, i, fmt.Sprintf("DELETE FROM events WHERE id = %d", id))
+		}
+	}
+}
+
+func TestShardHintNeverOverridesTheKeyOfAWrite(t *testing.T) {
+	ctx := context.Background()
+	cleanEvents(t, 1501, 1502, 1503)
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+		c := connectSimple(t, nil)
+		_, err := c.Exec(ctx, "/* pgrouter: shard=shard0 */ INSERT INTO events (id, what) VALUES ($1, 'hint')", mode, 1501)
+		pe := wantPgError(t, err, "22023")
+		if !strings.Contains(pe.Message, "shard shard0") || !strings.Contains(pe.Message, "shard shard1") || pe.Hint == "" {
+			t.Fatalf("mode %v: error must name the hinted and the key's shard and give a hint: %+v", mode, pe)
+		}
+	}
+	c := connectSimple(t, nil)
+	if _, err := c.Exec(ctx, "/* pgrouter: shard=shard1 */ INSERT INTO events (id, what) VALUES (1501, 'hint')"); err != nil {
+		t.Fatalf("a hint that agrees with the key: %v", err)
+	}
+	_, err := c.Exec(ctx, "/* pgrouter: key=5 */ INSERT INTO events (id, what) VALUES (1502, 'hint')")
+	wantPgError(t, err, "22023")
+	if _, err := c.Exec(ctx, "SET pgrouter.shard = shard2"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Exec(ctx, "INSERT INTO events (id, what) VALUES (1503, 'session shard')")
+	wantPgError(t, err, "22023")
+	wantOnlyOn(t, 1501, 1)
+	wantOnlyOn(t, 1502, -1)
+	wantOnlyOn(t, 1503, -1)
+}
+
+// attack is the issue's reproduction: with standard_conforming_strings off
+// the backend reads 'x\'' as an unterminated literal's start… and runs the
+// INSERT; a router lexing with the setting on sees one SELECT.
+func attack(id int) string {
+	return fmt.Sprintf(`/* pgrouter: role=primary */ select 'x\''; insert into events (id, what) values (%d,$$p$$,1); --'`, id)
+}
+
+// attackOn is the mirror for a session whose strings are standard again:
+// the backend runs the INSERT, a router still lexing backslashes would not.
+func attackOn(id int) string {
+	return fmt.Sprintf(`/* pgrouter: role=primary */ select 'x\'; insert into events (id, what) values (%d,$$p$$); --'`, id)
+}
+
+func TestNonStandardStringsAreLexedAsTheBackendDoes(t *testing.T) {
+	ids := []int{1601, 1602, 1603, 1604, 1605}
+	cleanEvents(t, ids...)
+	// The issue's statement has a third value: fix the attack to the table's two columns.
+	att := func(id int) string { return strings.Replace(attack(id), ",$$p$$,1)", ",$$p$$)", 1) }
+
+	c := connectSimple(t, nil)
+	run := func(sql string) {
+		t.Helper()
+		if err := rawExec(c, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	run("SET standard_conforming_strings = off")
+	run(att(1601))
+	wantOnlyOn(t, 1601, 1)
+
+	// SET LOCAL inside a transaction on shard2: the router sees the INSERT
+	// of shard1's row and refuses to move the transaction (a router still
+	// lexing backslashes would see a SELECT and run the INSERT on shard2).
+	run("BEGIN")
+	run("INSERT INTO events (id, what) VALUES (2606, 'tx')")
+	run("SET LOCAL standard_conforming_strings = on")
+	wantPgError(t, rawExec(c, attackOn(1602)), "0A000")
+	run("ROLLBACK")
+	wantOnlyOn(t, 1602, -1)
+	run(att(1603)) // the transaction ended: back to the session's off
+	wantOnlyOn(t, 1603, 1)
+	run("RESET standard_conforming_strings")
+	run(attackOn(1604))
+	wantOnlyOn(t, 1604, 1)
+
+	// From the startup packet.
+	s := connectSimple(t, map[string]string{"standard_conforming_strings": "off"})
+	if err := rawExec(s, att(1605)); err != nil {
+		t.Fatal(err)
+	}
+	wantOnlyOn(t, 1605, 1)
+}
