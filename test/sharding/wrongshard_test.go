@@ -101,7 +101,7 @@ func TestShardHintNeverOverridesTheKeyOfAWrite(t *testing.T) {
 }
 
 // attack is the issue's reproduction: with standard_conforming_strings off
-// the backend reads 'x\'' as an unterminated literal's start… and runs the
+// the backend reads 'x\” as an unterminated literal's start… and runs the
 // INSERT; a router lexing with the setting on sees one SELECT.
 func attack(id int) string {
 	return fmt.Sprintf(`/* pgrouter: role=primary */ select 'x\''; insert into events (id, what) values (%d,$$p$$,1); --'`, id)
