@@ -101,8 +101,9 @@ func TestShardHintNeverOverridesTheKeyOfAWrite(t *testing.T) {
 }
 
 // attack is the issue's reproduction: with standard_conforming_strings off
-// the backend reads 'x\” as an unterminated literal's start… and runs the
-// INSERT; a router lexing with the setting on sees one SELECT.
+// the backend reads the backslash as escaping the quote after it, so the
+// literal closes one quote later and the INSERT runs; a router lexing with
+// the setting on sees one SELECT (and the INSERT inside a literal).
 func attack(id int) string {
 	return fmt.Sprintf(`/* pgrouter: role=primary */ select 'x\''; insert into events (id, what) values (%d,$$p$$,1); --'`, id)
 }
