@@ -55,7 +55,10 @@ func (c *coordinator) run(ctx context.Context) {
 
 // recover commits every decided transaction on the shards that still hold
 // it prepared, and rolls back this instance's prepared transactions that
-// were never decided (presumed abort). It returns how many it resolved.
+// were never decided (presumed abort). It returns how many transactions it
+// finished itself, and logs only what it did: a transaction that its own
+// session finished between the listing and now (a live commit) was
+// neither committed nor rolled back by recovery.
 func (c *coordinator) recover() int {
 	cfg := c.srv.state.Load().cfg
 	snap := c.srv.topo.Snapshot()
@@ -64,12 +67,17 @@ func (c *coordinator) recover() int {
 		if c.isInflight(d.GID) {
 			continue
 		}
-		if err := c.resolve(cfg, snap, d.GID, d.Shards, true); err != nil {
+		acted, err := c.resolve(cfg, snap, d.GID, d.Shards, true)
+		if err != nil {
 			c.srv.log.Warn("in-doubt transaction not committed yet; will retry", "gid", d.GID, "err", err)
 			continue
 		}
 		c.log.Done(d.GID)
-		c.srv.log.Info("in-doubt transaction committed on every shard", "gid", d.GID, "shard", strings.Join(d.Shards, ","))
+		if len(acted) == 0 {
+			c.srv.log.Debug("decided transaction was already committed on every shard", "gid", d.GID)
+			continue
+		}
+		c.srv.log.Info("in-doubt transaction committed by recovery", "gid", d.GID, "shard", strings.Join(acted, ","))
 		n++
 	}
 	for _, p := range c.orphans(cfg, snap) {
@@ -79,11 +87,16 @@ func (c *coordinator) recover() int {
 		if _, decided := c.log.Decided(p.gid); decided {
 			continue
 		}
-		if err := c.resolve(cfg, snap, p.gid, []string{p.shard}, false); err != nil {
+		acted, err := c.resolve(cfg, snap, p.gid, []string{p.shard}, false)
+		if err != nil {
 			c.srv.log.Warn("undecided prepared transaction not rolled back yet; will retry", "gid", p.gid, "shard", p.shard, "err", err)
 			continue
 		}
-		c.srv.log.Info("undecided prepared transaction rolled back", "gid", p.gid, "shard", p.shard)
+		if len(acted) == 0 {
+			c.srv.log.Debug("prepared transaction was finished by its session meanwhile", "gid", p.gid, "shard", p.shard)
+			continue
+		}
+		c.srv.log.Info("undecided prepared transaction rolled back by recovery", "gid", p.gid, "shard", p.shard)
 		n++
 	}
 	return n
@@ -116,8 +129,10 @@ func (c *coordinator) isInflight(gid string) bool {
 }
 
 // resolve runs COMMIT PREPARED (or ROLLBACK PREPARED) for gid on the
-// primaries of shards; a shard that no longer has it is done already.
-func (c *coordinator) resolve(cfg *config.Config, snap *topology.Snapshot, gid string, shards []string, commit bool) error {
+// primaries of shards and returns the shards where it did so; a shard that
+// no longer has gid prepared (its session or another recovery pass finished
+// it) is not among them.
+func (c *coordinator) resolve(cfg *config.Config, snap *topology.Snapshot, gid string, shards []string, commit bool) (acted []string, err error) {
 	verb := "ROLLBACK PREPARED "
 	if commit {
 		verb = "COMMIT PREPARED "
@@ -126,21 +141,26 @@ func (c *coordinator) resolve(cfg *config.Config, snap *topology.Snapshot, gid s
 		p, ok := c.findPrepared(cfg, snap, name, gid)
 		if !ok.found {
 			if ok.err != nil {
-				return ok.err
+				return acted, ok.err
 			}
 			continue // not prepared there (any more)
 		}
+		done := false
 		if err := c.onPrimary(cfg, snap, p, func(b *binding) error {
 			r := execOne(b, verb+quoteLiteral(gid))
-			if r.err != nil && r.err.Code != "42704" { // 42704: already finished
+			if r.err != nil && r.err.Code != "42704" { // 42704: finished since the lookup
 				return fmt.Errorf("shard %s: %s", name, r.err.Message)
 			}
+			done = r.err == nil
 			return nil
 		}); err != nil {
-			return err
+			return acted, err
+		}
+		if done {
+			acted = append(acted, name)
 		}
 	}
-	return nil
+	return acted, nil
 }
 
 // preparedXact is a prepared transaction of this instance on one shard.
