@@ -130,12 +130,15 @@ func (ss *session) bindFor(route router.Route) error {
 	if route.Multi || route.Split || route.Shards.Len() > 1 && !route.Any {
 		return route.MultiShardError()
 	}
+	primary := route.Role == router.RolePrimary || (ss.pendingBegin != "" && !ss.pendingReadOnly) ||
+		ss.st.cfg.Pool.Mode == "session" // a session-long backend must be able to write
 	shard := route.Shards.First()
+	if route.Any && !primary { // a read any shard can serve: spread over every shard's replicas
+		shard = ss.srv.topo.Snapshot().SpreadShard(uint64(route.Shards), ss.floor)
+	}
 	if shard < 0 {
 		shard = 0
 	}
-	primary := route.Role == router.RolePrimary || (ss.pendingBegin != "" && !ss.pendingReadOnly) ||
-		ss.st.cfg.Pool.Mode == "session" // a session-long backend must be able to write
 	return ss.acquireBackend(shard, primary)
 }
 

@@ -152,7 +152,8 @@ type Route struct {
 	Role   Role
 	// Any: the statement touches no sharded data (reference-table read,
 	// catalog, SET, BEGIN, SELECT 1…): any one shard of Shards will do — the
-	// proxy picks (stay on the shard of an open transaction, else Shards.First()).
+	// proxy picks (stay on the shard of an open transaction; else reads are
+	// spread over every shard's replicas, writes take Shards.First()).
 	Any bool
 	// Multi: the statement must run on every shard in Shards (no shard key, keys
 	// spanning shards, DDL, reference-table writes). See MultiShardError.

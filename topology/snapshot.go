@@ -3,6 +3,7 @@ package topology
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgrouter/pgrouter/config"
@@ -18,6 +19,7 @@ type Snapshot struct {
 	settings *settings
 	nodes    []*Node
 	byName   map[string]*Node
+	spread   atomic.Uint64 // rotation of SpreadShard
 }
 
 // Shard is one primary with its replicas, as configured.
