@@ -321,6 +321,7 @@ func (ss *session) backendLost(err error) error {
 		ss.backendFatal = nil
 		pe.Code, pe.Message = f.Code, fmt.Sprintf("backend %s: %s", node, f.Message)
 	}
+	ss.queryTimedOut(err, node, pe)
 	ss.srv.Metrics.errors(pe.Code)
 	if inTx {
 		pe.Severity = "FATAL"

@@ -43,6 +43,7 @@ func (ss *session) roundTrip() error {
 	if err := ss.relay(); err != nil {
 		return err
 	}
+	ss.disarmQueryTimeout(b)
 	ss.observe(b, time.Since(start))
 	ss.afterRoundTrip()
 	return ss.flushClient()
@@ -94,6 +95,7 @@ func (ss *session) relay() error {
 		if len(ss.queue) == 0 {
 			return nil
 		}
+		ss.armQueryTimeout(b)
 		typ, body, err := b.rd.next()
 		if err != nil {
 			return ss.backendLost(err)

@@ -155,9 +155,16 @@ func (ss *session) run() {
 	}
 	for {
 		ss.startIdleWatch()
+		idleTx := ss.armIdleInTx()
 		typ, body, err := ss.rd.next()
 		ss.stopIdleWatch()
+		if idleTx {
+			ss.conn.SetReadDeadline(time.Time{})
+		}
 		if err != nil {
+			if idleTx && ss.idleInTxExpired(err) {
+				return
+			}
 			if ss.closing.Load() {
 				ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "57P01", Message: "terminating connection: pgrouter is shutting down"}))
 				return

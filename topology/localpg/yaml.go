@@ -42,7 +42,7 @@ func (c *Cluster) ConfigYAML(o ConfigOptions) string {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# generated for the local cluster in %s\nlisten: %s\nmetrics:\n  listen: %s\n", c.Dir, o.Listen, o.MetricsListen)
-	for _, sec := range []string{"log", "tls", "pool", "replicas", "health", "limits", "backend_tls"} {
+	for _, sec := range []string{"log", "tls", "pool", "replicas", "health", "limits", "backend_tls", "routing", "timeouts"} {
 		if body := o.Sections[sec]; body != "" {
 			fmt.Fprintf(&b, "%s:\n%s\n", sec, strings.TrimRight(body, "\n"))
 		}

@@ -1,0 +1,82 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Server-side timeouts (config section timeouts). Both are read deadlines
+// armed only while the session waits for one peer, so a session that is
+// not waiting pays nothing:
+//
+//   - idle_in_transaction: while the client is inside a transaction and the
+//     session waits for its next message. When it passes the client gets
+//     FATAL 25P03 (as from Postgres's idle_in_transaction_session_timeout)
+//     and the session's cleanup rolls its backends back.
+//   - query: while the session waits for a backend's answer; refreshed
+//     before every socket read, so it bounds silence, not a long result.
+//     When it passes the backend is discarded and the client gets 57014.
+
+// armIdleInTx sets the client read deadline when the client waits inside a
+// transaction; it reports whether it did (disarm after the read).
+func (ss *session) armIdleInTx() bool {
+	d := ss.st.cfg.Timeouts.IdleInTransaction.D()
+	if d <= 0 || ss.txStatus == 'I' || ss.rd.buffered() > 0 {
+		return false
+	}
+	ss.conn.SetReadDeadline(time.Now().Add(d))
+	if ss.closing.Load() { // shutdown's wake-up must not be overwritten
+		ss.conn.SetReadDeadline(time.Now())
+	}
+	return true
+}
+
+// idleInTxExpired handles a client read error after armIdleInTx: when the
+// deadline passed it tells the client why it is disconnected.
+func (ss *session) idleInTxExpired(err error) bool {
+	if ss.closing.Load() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	d := ss.st.cfg.Timeouts.IdleInTransaction.D()
+	ss.srv.Metrics.errors("25P03")
+	ss.srv.log.Info("client idle in transaction too long; disconnected", "client_id", ss.pid, "user", ss.user.Name,
+		"db", ss.dbName, "timeout", d.String())
+	ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "25P03",
+		Message: "terminating connection due to idle-in-transaction timeout",
+		Detail:  fmt.Sprintf("The client was idle inside a transaction for more than %s (pgrouter timeouts.idle_in_transaction); the transaction is rolled back.", d)}))
+	return true
+}
+
+// armQueryTimeout (re)starts the backend's read deadline before a read that
+// may block; a no-op when timeouts.query is off or a message is buffered.
+func (ss *session) armQueryTimeout(b *binding) {
+	if d := ss.st.cfg.Timeouts.Query.D(); d > 0 && b.rd.buffered() == 0 {
+		b.conn.NetConn.SetReadDeadline(time.Now().Add(d))
+	}
+}
+
+// disarmQueryTimeout clears the deadline once every answer arrived, before
+// the backend is idle again (pool checks and the idle watch read it too).
+func (ss *session) disarmQueryTimeout(b *binding) {
+	if ss.st.cfg.Timeouts.Query.D() > 0 {
+		b.conn.NetConn.SetReadDeadline(time.Time{})
+	}
+}
+
+// queryTimedOut turns a backend read that hit timeouts.query into the
+// client's error (the caller discards the backend).
+func (ss *session) queryTimedOut(err error, node string, pe *pgconn.PgError) {
+	d := ss.st.cfg.Timeouts.Query.D()
+	var ne net.Error
+	if d <= 0 || !errors.As(err, &ne) || !ne.Timeout() {
+		return
+	}
+	pe.Code = "57014"
+	pe.Message = fmt.Sprintf("canceling statement due to query timeout: backend %s did not answer for %s", node, d)
+	pe.Hint = "pgrouter closed the backend connection (timeouts.query); the statement may or may not have been executed"
+}
