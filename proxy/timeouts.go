@@ -30,7 +30,7 @@ func (ss *session) armIdleInTx() bool {
 		return false
 	}
 	ss.conn.SetReadDeadline(time.Now().Add(d))
-	if ss.closing.Load() { // shutdown's wake-up must not be overwritten
+	if ss.closing.Load() && ss.running.Load() == nil { // keep shutdown's wake-up (see shutdownRequested)
 		ss.conn.SetReadDeadline(time.Now())
 	}
 	return true
