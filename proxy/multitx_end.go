@@ -17,7 +17,7 @@ import (
 // multiTxControl answers COMMIT / ROLLBACK of a transaction spread over
 // shards; ext is the batch for the extended protocol, nil for a query.
 func (ss *session) multiTxControl(plan *router.Plan, sql string, ext *batch) (bool, error) {
-	if len(ss.members) == 0 || plan == nil || !singleStatement(sql) || plan.Role == router.RolePrimary {
+	if len(ss.members) == 0 || plan == nil || plan.Stmts != 1 || plan.Role == router.RolePrimary {
 		return false, nil // COMMIT PREPARED and the like are refused by multiTxAllows
 	}
 	var out commitOutcome

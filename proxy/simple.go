@@ -96,7 +96,7 @@ func (ss *session) deferTxControl(plan *router.Plan, sql string, ext *batch) (bo
 	var tag string
 	var status byte
 	switch {
-	case (plan.Tx == router.TxBegin || plan.Tx == router.TxBeginReadOnly) && ss.pendingBegin == "" && singleStatement(sql):
+	case (plan.Tx == router.TxBegin || plan.Tx == router.TxBeginReadOnly) && ss.pendingBegin == "" && plan.Stmts == 1:
 		ss.pendingBegin = strings.Clone(sql)
 		ss.pendingReadOnly = plan.Tx == router.TxBeginReadOnly
 		tag, status = "BEGIN", 'T'
@@ -117,12 +117,6 @@ func (ss *session) deferTxControl(plan *router.Plan, sql string, ext *batch) (bo
 	ss.out = appendReady(ss.out, status)
 	ss.txStatus = status
 	return true, ss.flushClient()
-}
-
-// singleStatement reports whether sql holds one statement (a trailing ';' allowed).
-func singleStatement(sql string) bool {
-	s := strings.TrimRight(strings.TrimSpace(sql), ";")
-	return !strings.Contains(s, ";")
 }
 
 // bindFor acquires a backend for the first statement of a transaction.

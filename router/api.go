@@ -83,6 +83,10 @@ type Plan struct {
 	// Deallocate is set for a lone DEALLOCATE [PREPARE] name|ALL: the proxy
 	// answers it for protocol-level statements, which it renames.
 	Deallocate *Deallocate
+	// Stmts is the number of statements in the text as Postgres splits it
+	// (semicolons inside comments or literals do not count); 0 when the
+	// parser rejected the text.
+	Stmts int
 	// Select is true when the text is exactly one SELECT (VALUES, WITH … SELECT
 	// included): a multi-shard one needs a merge, never a plain broadcast.
 	Select bool

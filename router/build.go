@@ -53,6 +53,7 @@ func (r *Router) buildPlan(sql string) (p *Plan, parsed, dmlOnly bool) {
 	if len(a.stmts) == 0 {
 		a.stmts = []*stmtPlan{{kind: spAny, onlyShard: -1, reason: "empty query"}}
 	}
+	p.Stmts = len(res.Stmts)
 	if len(res.Stmts) == 1 {
 		_, p.Select = res.Stmts[0].Stmt.Node.(*pg.Node_SelectStmt)
 	}
@@ -263,6 +264,7 @@ func (r *Router) localFallbackPlan(p *Plan, name, value string) *Plan {
 		Args: []*pg.Node{pg.MakeAConstStrNode(value, 0)}}
 	r.localSet(set, name, &c)
 	r.mergeClass(p, &c, 1)
+	p.Stmts = 1
 	p.a.stmts = []*stmtPlan{{kind: spAny, onlyShard: -1, reason: "pgrouter command"}}
 	return p
 }

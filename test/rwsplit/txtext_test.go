@@ -41,3 +41,22 @@ func TestTransactionOpenedInOneQueryRunsOnPrimary(t *testing.T) {
 		}
 	}
 }
+
+// TestLoneBeginWithASemicolonInAComment: "BEGIN /* ; */" is one statement,
+// deferred like any lone BEGIN; counting semicolons in the text took it for
+// several and sent it to a replica, where the transaction's write failed.
+func TestLoneBeginWithASemicolonInAComment(t *testing.T) {
+	ctx := testCtx(t, time.Minute)
+	for _, begin := range []string{"BEGIN /* a; b */", "begin -- why; not\n", "BEGIN ISOLATION LEVEL SERIALIZABLE; -- ;"} {
+		c := connect(t, env)
+		if _, err := c.PgConn().Exec(ctx, begin).ReadAll(); err != nil {
+			t.Fatalf("%q: %v", begin, err)
+		}
+		if _, err := c.PgConn().Exec(ctx, "insert into items (v) values ('after a lone begin')").ReadAll(); err != nil {
+			t.Errorf("%q: write in the transaction: %v", begin, err)
+		}
+		if _, err := c.PgConn().Exec(ctx, "rollback").ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
