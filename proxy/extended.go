@@ -251,6 +251,7 @@ func (ss *session) registerStmt(pm parseMsg) (*stmt, error) {
 		}
 	}
 	st := &stmt{query: pm.query, oids: pm.oids, parse: append([]byte(nil), pm.rest...)}
+	ss.escapeParse(st)
 	st.server = ss.srv.stmts.name(st.parse)
 	st.plan, st.planErr = ss.router.PrepareFor(pm.query, ss.hints)
 	ss.stmts[pm.name] = st

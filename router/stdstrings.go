@@ -79,3 +79,10 @@ func writeJoined(b *strings.Builder, lit string, escapes bool) {
 	}
 	b.WriteString(lit[start:])
 }
+
+// EscapedText returns sql rewritten for a session whose
+// standard_conforming_strings is off into text that reads the same whatever
+// the setting: plain literals become E'…'. The proxy Parses this text, so
+// that a backend — or a statement prepared there under the other setting —
+// reads it exactly as the router planned it.
+func EscapedText(sql string) (string, error) { return backendText(sql, true) }

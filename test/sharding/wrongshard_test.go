@@ -153,3 +153,33 @@ func TestNonStandardStringsAreLexedAsTheBackendDoes(t *testing.T) {
 	}
 	wantOnlyOn(t, 1605, 1)
 }
+
+// TestNonStandardStringsPreparedStatements: a statement text prepared on a
+// backend while standard_conforming_strings was on must not be reused for
+// the same text Parsed after the client turned it off: the backend would
+// run the old reading, not the one the router planned.
+func TestNonStandardStringsPreparedStatements(t *testing.T) {
+	ctx := context.Background()
+	const sql = `SELECT $1::int, 'k\e' AS v`
+	c := connectSimple(t, nil)
+	read := func() string {
+		t.Helper()
+		var got string
+		for i := 0; i < 6; i++ { // unnamed Parse each time; spread over the shards' backends
+			var n int
+			if err := c.QueryRow(ctx, sql, pgx.QueryExecModeExec, i).Scan(&n, &got); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return got
+	}
+	if got := read(); got != `k\e` {
+		t.Fatalf("standard strings: %q", got)
+	}
+	if err := rawExec(c, "SET standard_conforming_strings = off"); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); got != "ke" {
+		t.Fatalf("after SET standard_conforming_strings = off the literal reads %q, want %q", got, "ke")
+	}
+}
