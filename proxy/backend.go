@@ -231,7 +231,7 @@ func (ss *session) rollback(ctx context.Context, b *binding) bool {
 // appendStateSync makes the backend's session GUCs match the client's, as a
 // pipelined query whose answers are swallowed (no extra round trip).
 func (ss *session) appendStateSync() {
-	if q := ss.syncSQL(ss.be.conn.Settings); q != "" {
+	if q := ss.syncSQL(ss.be.conn.Settings) + ss.stringsSync(); q != "" {
 		ss.bout = appendQuery(ss.bout, q)
 		ss.push(expect{kind: 'Q', swallow: true})
 	}

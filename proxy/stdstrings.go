@@ -19,3 +19,20 @@ func (ss *session) escapeParse(st *stmt) {
 	tail := st.parse[len(st.query)+1:] // after the query's NUL: parameter types
 	st.parse = append(append([]byte(text), 0), tail...)
 }
+
+// stringsSync returns the SET that gives the backend the client's
+// standard_conforming_strings when the two differ, else "". They can differ
+// without the client changing anything: after ALTER DATABASE/ROLE … SET,
+// new backends start with the new default while a logged-in client keeps
+// its own, as a Postgres session does — and the router lexes the client's
+// text with the client's setting.
+func (ss *session) stringsSync() string {
+	want := "on"
+	if ss.hints.NonStandardStrings {
+		want = "off"
+	}
+	if have := ss.be.conn.ServerParams["standard_conforming_strings"]; have == "" || have == want {
+		return ""
+	}
+	return "SET standard_conforming_strings = " + want + ";"
+}
