@@ -74,8 +74,9 @@ func (ss *session) copySplit(sql string, plan *router.Plan) error {
 		ss.copyAbort(ts, "pgrouter: client connection lost")
 		return err
 	}
-	// Keys pick the shard unless every row goes everywhere: a reference
-	// table, or a route narrowed to one shard by SET pgrouter.shard.
+	// Keys pick the shard unless every row goes everywhere (a reference
+	// table); a route narrowed by a hint or SET pgrouter.shard refuses rows
+	// of other shards.
 	byKey := route.Copy && !plan.Copy.Reference
 	return ss.copyStream(ts, newCopyRows(plan.Copy), byKey, fail)
 }
@@ -277,10 +278,11 @@ func (ss *session) copyRoute(ts []*copyTarget, rows *copyRows, byKey bool, final
 			if err != nil {
 				return copyLineError(cp, rows.line, err)
 			}
-			if shard < 0 || shard >= len(ts) || ts[shard].b.shard != shard {
-				return pgErr("XX000", fmt.Sprintf("COPY %s: shard %d is not among the COPY's shards", cp.Table, shard), "")
+			t := copyTargetOf(ts, shard)
+			if t == nil { // the COPY was narrowed to other shards by a hint or SET pgrouter.shard
+				return copyLineError(cp, rows.line, ss.copyElsewhere(ts, shard))
 			}
-			ts[shard].add(row) // byKey: ts holds every shard, in order
+			t.add(row)
 		}
 		for _, t := range ts {
 			if len(t.out) >= copyFlushAt {
@@ -467,4 +469,29 @@ func containsTarget(ts []*copyTarget, t *copyTarget) bool {
 		}
 	}
 	return false
+}
+
+// copyTargetOf is the target of shard (ts is in shard order), nil if none.
+func copyTargetOf(ts []*copyTarget, shard int) *copyTarget {
+	if shard >= 0 && shard < len(ts) && ts[shard].b.shard == shard {
+		return ts[shard] // every shard: the usual case
+	}
+	for _, t := range ts {
+		if t.b.shard == shard {
+			return t
+		}
+	}
+	return nil
+}
+
+// copyElsewhere refuses a row whose key belongs to a shard the COPY was not
+// sent to: a hint never puts a row on another shard than its key's.
+func (ss *session) copyElsewhere(ts []*copyTarget, shard int) *pgconn.PgError {
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = ss.st.cfg.Shards[t.b.shard].Name
+	}
+	return pgErr("22023", fmt.Sprintf("row belongs to shard %s by its shard key, but pgrouter hint or SET pgrouter.shard sent this COPY to shard %s",
+		ss.st.cfg.Shards[shard].Name, strings.Join(names, ", ")),
+		"copy only the rows of that shard, or remove the hint; the COPY was rolled back on every shard")
 }

@@ -61,7 +61,7 @@ func (r *Router) buildPlan(sql string) (p *Plan, parsed, dmlOnly bool) {
 		p.Set = &p.Sets[0]
 	}
 	r.applyHints(p, sql, tables)
-	if a.hintShard >= 0 || a.hintKey {
+	if (a.hintShard >= 0 || a.hintKey) && p.Copy != nil && p.Copy.Reference {
 		p.Copy = nil // the hint sends the whole COPY to one shard: a plain relay
 	}
 	return p, true, dmlOnly

@@ -39,6 +39,10 @@ func (r *Router) route(p *Plan, args *Args, s Session) (Route, error) {
 	if a.hasRole && (a.hintRole == RolePrimary || p.Role == RoleReplica) {
 		rt.Role = a.hintRole
 	}
+	// COPY into a sharded table under a shard choice still goes row by row:
+	// the proxy refuses rows whose key belongs to another shard.
+	rt.Copy = p.Copy != nil && !p.Copy.Reference
+	rt.Multi = rt.Copy // outside explicit transactions only, like every split COPY
 	switch {
 	case a.hintShard >= 0:
 		rt.Shards, rt.Reason = Only(a.hintShard), a.hintReason

@@ -410,8 +410,10 @@ func TestCopyClientFailAndRefusals(t *testing.T) {
 	}
 }
 
-// SET pgrouter.shard sends the whole COPY to that shard (admin work: no
-// key checks); the extended protocol is refused, never left hanging.
+// SET pgrouter.shard narrows a COPY to that shard, but each row still goes
+// by its key: rows of another shard are refused (nothing is written), rows
+// of that shard are copied; the extended protocol is refused, never left
+// hanging.
 func TestCopySessionShardAndExtendedProtocol(t *testing.T) {
 	truncateCopyTables(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -421,19 +423,35 @@ func TestCopySessionShardAndExtendedProtocol(t *testing.T) {
 		t.Fatal(err)
 	}
 	data, _ := textCopyData(500, 1)
-	tag, err := c.PgConn().CopyFrom(ctx, newChunkReader(data), "COPY copy_users (user_id, note) FROM STDIN")
-	if err != nil || tag.RowsAffected() != 500 {
-		t.Fatalf("COPY with pgrouter.shard: %v %v", tag, err)
+	_, err := c.PgConn().CopyFrom(ctx, newChunkReader(data), "COPY copy_users (user_id, note) FROM STDIN")
+	pe := wantPgError(t, err, "22023")
+	if !strings.Contains(pe.Message, "sent this COPY to shard shard1") {
+		t.Errorf("message = %q", pe.Message)
+	}
+	if n := countOnShards(t, "copy_users"); n != 0 {
+		t.Fatalf("a refused COPY left %d rows", n)
+	}
+	r := newRouter(t)
+	var own strings.Builder
+	for k := 1; own.Len() < 2000; k++ {
+		if s, _ := r.ShardOfKey("copy_users", []byte(strconv.Itoa(k))); s == 1 {
+			fmt.Fprintf(&own, "%d\tmine\n", k)
+		}
+	}
+	tag, err := c.PgConn().CopyFrom(ctx, strings.NewReader(own.String()), "COPY copy_users (user_id, note) FROM STDIN")
+	rows := int64(strings.Count(own.String(), "\n"))
+	if err != nil || tag.RowsAffected() != rows {
+		t.Fatalf("COPY of shard1's rows with pgrouter.shard: %v %v", tag, err)
 	}
 	for i, s := range env.Cluster.Shards {
 		pc, err := s.Primary.Connect(ctx, "app")
 		if err != nil {
 			t.Fatal(err)
 		}
-		var n int
+		var n int64
 		err = pc.QueryRow(ctx, "SELECT count(*) FROM copy_users").Scan(&n)
 		pc.Close(ctx)
-		if want := map[bool]int{true: 500, false: 0}[i == 1]; err != nil || n != want {
+		if want := map[bool]int64{true: rows, false: 0}[i == 1]; err != nil || n != want {
 			t.Fatalf("%s: %d rows (%v), want %d", s.Name, n, err, want)
 		}
 	}
@@ -445,7 +463,7 @@ func TestCopySessionShardAndExtendedProtocol(t *testing.T) {
 	// to send. ExecParams shows what pgrouter answers to Parse/Bind/Execute.)
 	ext := connect(t, pgx.QueryExecModeCacheStatement)
 	err = ext.PgConn().ExecParams(ctx, "COPY copy_users (user_id, note) FROM STDIN", nil, nil, nil, nil).Read().Err
-	pe := wantPgError(t, err, "0A000")
+	pe = wantPgError(t, err, "0A000")
 	if !strings.Contains(pe.Message, "extended query protocol") {
 		t.Errorf("message = %q", pe.Message)
 	}

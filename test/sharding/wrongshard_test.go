@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgrouter/pgrouter/router"
 )
 
 // connectSimple opens a client through pgrouter that sends every statement
@@ -182,4 +184,42 @@ func TestNonStandardStringsPreparedStatements(t *testing.T) {
 	if got := read(); got != "ke" {
 		t.Fatalf("after SET standard_conforming_strings = off the literal reads %q, want %q", got, "ke")
 	}
+}
+
+// newRouter is a router over the environment's config, to compute where
+// keys belong (its hash is tested against Postgres's in placement_test.go).
+func newRouter(t *testing.T) *router.Router {
+	t.Helper()
+	names := make([]string, len(env.Config.Shards))
+	for i, s := range env.Config.Shards {
+		names[i] = s.Name
+	}
+	r, err := router.New(&env.Config.Databases[0], names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestShardHintOnCopyChecksEveryRow: a hinted COPY into a sharded table is
+// refused as a whole when a row's key belongs to another shard.
+func TestShardHintOnCopyChecksEveryRow(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cleanEvents(t, 11, 12, 1511)
+	c := connectSimple(t, nil)
+	const copySQL = "/* pgrouter: shard=shard0 */ COPY events (id, what) FROM STDIN"
+	_, err := c.PgConn().CopyFrom(ctx, strings.NewReader("11\ta\n1511\tb\n"), copySQL)
+	pe := wantPgError(t, err, "22023")
+	if !strings.Contains(pe.Message, "shard shard1") || !strings.Contains(pe.Message, "shard shard0") {
+		t.Fatalf("message must name both shards: %q", pe.Message)
+	}
+	wantOnlyOn(t, 11, -1)
+	wantOnlyOn(t, 1511, -1)
+	tag, err := c.PgConn().CopyFrom(ctx, strings.NewReader("11\ta\n12\tb\n"), copySQL)
+	if err != nil || tag.RowsAffected() != 2 {
+		t.Fatalf("COPY of shard0's own rows under the hint: %v %v", tag, err)
+	}
+	wantOnlyOn(t, 11, 0)
+	wantOnlyOn(t, 12, 0)
 }
