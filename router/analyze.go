@@ -32,6 +32,7 @@ type builder struct {
 	writeTable     string
 	updOcc         int32
 	multiInsertCTE bool
+	keyFail        bool // fail is about keys of rows written into a sharded table (see failKey)
 }
 
 type level struct {
@@ -52,6 +53,16 @@ func (b *builder) failHint(code, hint, format string, args ...any) {
 	if b.fail == nil {
 		b.fail = pgError(code, fmt.Sprintf(format, args...), hint)
 	}
+}
+
+// failKey fails a write whose rows' shard keys pgrouter cannot determine:
+// no shard choice by the client (hint, SET pgrouter.shard) may route it
+// either, since the rows could belong to any shard.
+func (b *builder) failKey(code, hint, format string, args ...any) {
+	if b.fail == nil {
+		b.keyFail = true
+	}
+	b.failHint(code, hint, format, args...)
 }
 
 func (b *builder) newLevel(parent int32, positive bool) int32 {

@@ -125,6 +125,12 @@ func (r *Router) mergeClass(p *Plan, c *stmtClass, nstmts int) {
 // analyzeStmt builds the routing template of one statement.
 func (r *Router) analyzeStmt(n *pg.Node, c *stmtClass, f *treeFacts) *stmtPlan {
 	sp := &stmtPlan{onlyShard: -1, updVal: -1}
+	if ps := n.GetPrepareStmt(); ps != nil {
+		if t := r.firstSharded(f.rangeVars); t != nil {
+			r.refusePrepare(sp, ps, t)
+			return sp
+		}
+	}
 	switch {
 	case c.anyDst:
 		sp.kind, sp.reason = spAny, "touches no table data"
@@ -175,7 +181,7 @@ func (r *Router) analyzeDML(n *pg.Node, sp *stmtPlan, f *treeFacts) {
 	}
 	switch {
 	case b.fail != nil:
-		sp.kind, sp.err = spErr, b.fail
+		sp.kind, sp.err, sp.keyUnsure = spErr, b.fail, b.keyFail
 	case b.refWrite != "" && len(sp.occs) > 0:
 		sp.kind, sp.err = spErr, pgError(codeFeatureNotSupported,
 			fmt.Sprintf("statement writes reference table %q and reads sharded tables", b.refWrite),
@@ -267,4 +273,30 @@ func (r *Router) localFallbackPlan(p *Plan, name, value string) *Plan {
 	p.Stmts = 1
 	p.a.stmts = []*stmtPlan{{kind: spAny, onlyShard: -1, reason: "pgrouter command"}}
 	return p
+}
+
+// firstSharded is the first sharded table among rvs, or nil.
+func (r *Router) firstSharded(rvs []*pg.RangeVar) *shardedTable {
+	for _, rv := range rvs {
+		if t := r.shardedTableFor(rv); t != nil {
+			return t
+		}
+	}
+	return nil
+}
+
+// refusePrepare: an SQL-level PREPARE runs on one shard (the session is
+// pinned there) and every EXECUTE follows it whatever its parameters, so a
+// statement on a sharded table would read or write rows of other shards'
+// keys there. Refused; a shard hint may still route a read (the client
+// chose the shard), never a write, whose rows' keys are unknown until
+// EXECUTE.
+func (r *Router) refusePrepare(sp *stmtPlan, ps *pg.PrepareStmt, t *shardedTable) {
+	sp.kind = spErr
+	sp.err = pgError(codeFeatureNotSupported,
+		fmt.Sprintf("SQL PREPARE of a statement on sharded table %q is not supported: its EXECUTEs would all run on one shard whatever their parameters", t.display),
+		"use the driver's prepared statements (the extended query protocol), which pgrouter routes at every execution")
+	inner := r.classify(ps.Query, "")
+	r.scanTree(ps.Query, &inner)
+	sp.keyUnsure = inner.role == RolePrimary // writes (data-modifying CTEs and locking reads too)
 }

@@ -22,7 +22,7 @@ func (b *builder) insertStmt(s *pg.InsertStmt, parent int32, positive bool) {
 	}
 	t := b.sp.occs[o].t
 	if s.OnConflictClause != nil && setsColumn(s.OnConflictClause.TargetList, t.column) {
-		b.failf(codeFeatureNotSupported, "ON CONFLICT DO UPDATE cannot change shard key %q of table %q", t.column, t.display)
+		b.failKey(codeFeatureNotSupported, "", "ON CONFLICT DO UPDATE cannot change shard key %q of table %q", t.column, t.display)
 	}
 	pos := -1
 	for i, c := range s.Cols {
@@ -32,15 +32,15 @@ func (b *builder) insertStmt(s *pg.InsertStmt, parent int32, positive bool) {
 	}
 	switch {
 	case len(s.Cols) == 0:
-		b.failHint(codeFeatureNotSupported, "list the columns: INSERT INTO t (col, …) VALUES …",
+		b.failKey(codeFeatureNotSupported, "list the columns: INSERT INTO t (col, …) VALUES …",
 			"INSERT into sharded table %q must name its columns so pgrouter can find shard key %q", t.display, t.column)
 		return
 	case pos < 0:
-		b.failHint(codeFeatureNotSupported, "include the shard key column in the INSERT",
+		b.failKey(codeFeatureNotSupported, "include the shard key column in the INSERT",
 			"INSERT into sharded table %q does not set shard key column %q", t.display, t.column)
 		return
 	case sel == nil:
-		b.failf(codeFeatureNotSupported, "INSERT … DEFAULT VALUES into sharded table %q has no shard key", t.display)
+		b.failKey(codeFeatureNotSupported, "", "INSERT … DEFAULT VALUES into sharded table %q has no shard key", t.display)
 		return
 	}
 	if len(sel.ValuesLists) > 0 && sel.Op == pg.SetOperation_SETOP_NONE {
@@ -57,11 +57,11 @@ func (b *builder) insertValues(o int32, sel *pg.SelectStmt, pos int, lvl int32) 
 	for i, row := range sel.ValuesLists {
 		cells := row.GetList().GetItems()
 		if pos >= len(cells) {
-			b.failf(codeFeatureNotSupported, "INSERT row %d has no value for shard key %q", i+1, t.column)
+			b.failKey(codeFeatureNotSupported, "", "INSERT row %d has no value for shard key %q", i+1, t.column)
 			return
 		}
 		if _, ok := b.value(cells[pos], t); !ok {
-			b.failHint(codeFeatureNotSupported, "use a constant or a parameter for the shard key",
+			b.failKey(codeFeatureNotSupported, "use a constant or a parameter for the shard key",
 				"cannot determine the shard of INSERT row %d: shard key %q is not a constant or parameter", i+1, t.column)
 			return
 		}
@@ -80,7 +80,7 @@ func (b *builder) insertSelect(o int32, sel *pg.SelectStmt, pos int, lvl int32, 
 	t := b.sp.occs[o].t
 	child := b.selectStmt(sel, lvl, positive)
 	refuse := func() {
-		b.failHint(codeFeatureNotSupported, "insert the rows with VALUES, or select the key column of a co-located table",
+		b.failKey(codeFeatureNotSupported, "insert the rows with VALUES, or select the key column of a co-located table",
 			"INSERT … SELECT into sharded table %q: cannot prove which shard each row goes to", t.display)
 	}
 	if sel.Op != pg.SetOperation_SETOP_NONE || pos >= len(sel.TargetList) {
@@ -150,7 +150,7 @@ func (b *builder) updateKey(o int32, v *pg.Node) {
 			return
 		}
 	}
-	b.failHint(codeFeatureNotSupported, "delete the row and insert it with the new key",
+	b.failKey(codeFeatureNotSupported, "delete the row and insert it with the new key",
 		"UPDATE cannot change shard key %q of table %q to a value pgrouter cannot place", t.column, t.display)
 }
 
@@ -176,14 +176,15 @@ func (b *builder) deleteStmt(s *pg.DeleteStmt, parent int32, positive bool) {
 	b.sublinks(s.ReturningList, lvl)
 }
 
-// mergeStmt: MERGE into a sharded table could insert on every shard it is
-// sent to, so it needs a hint; into other tables it routes by its sources.
+// mergeStmt: MERGE into a sharded table may insert rows of any shard on the
+// shard it runs on, so it is refused (a hint would not make its rows'
+// placement right); into other tables it routes by its sources.
 func (b *builder) mergeStmt(s *pg.MergeStmt, parent int32) {
 	lvl := b.newLevel(parent, true)
 	b.with(s.WithClause, lvl, true)
 	if o := b.addRel(s.Relation, lvl, true); o >= 0 {
-		b.failHint(codeFeatureNotSupported, "route it with /* pgrouter: shard=NAME */",
-			"MERGE into sharded table %q is not supported", b.sp.occs[o].t.display)
+		b.failKey(codeFeatureNotSupported, "use INSERT … ON CONFLICT with the shard key, or run the MERGE on each shard directly",
+			"MERGE into sharded table %q is not supported: it may insert rows that belong to other shards", b.sp.occs[o].t.display)
 		return
 	}
 	b.from(s.SourceRelation, lvl, false, true)

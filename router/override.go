@@ -18,6 +18,9 @@ func (r *Router) checkOverride(p *Plan, args *Args, chosen ShardSet, by string) 
 		return nil // a read on the chosen shard changes nothing
 	}
 	for _, sp := range p.a.stmts {
+		if sp.kind == spErr && sp.keyUnsure {
+			return sp.err // the hint cannot place rows whose keys are unknown
+		}
 		own, what := r.ownShards(sp, args)
 		if own != 0 && own != chosen {
 			return pgError(codeInvalidParameter,
@@ -54,6 +57,15 @@ func (r *Router) ownShards(sp *stmtPlan, args *Args) (ShardSet, string) {
 	}
 	if sp.onlyShard >= 0 && own != 0 {
 		own |= Only(sp.onlyShard)
+	}
+	if sp.updVal >= 0 { // UPDATE … SET key = v: the rows' new shard
+		g := &sp.groups[sp.updGroup]
+		if set, err := r.valSet(&sp.vals[sp.updVal], g.t, args); err == nil && set != 0 {
+			own |= set
+			if what == "" {
+				what = "its new shard key " + g.t.display + "." + g.t.column
+			}
+		}
 	}
 	return own, what
 }

@@ -34,6 +34,7 @@ const (
 type stmtPlan struct {
 	kind          spKind
 	err           error
+	keyUnsure     bool     // spErr: the write's rows could belong to any shard (no shard choice may route it)
 	set           ShardSet // spFixed
 	multi         bool     // spFixed: run on every shard of set
 	reason        string

@@ -223,3 +223,20 @@ func TestShardHintOnCopyChecksEveryRow(t *testing.T) {
 	wantOnlyOn(t, 11, 0)
 	wantOnlyOn(t, 12, 0)
 }
+
+// TestSQLPrepareOnShardedTableIsRefused: an SQL-level PREPARE pins the
+// session to the shard it ran on, and every EXECUTE runs there whatever its
+// parameters: a row of another shard would be written there.
+func TestSQLPrepareOnShardedTableIsRefused(t *testing.T) {
+	cleanEvents(t, 1701)
+	c := connectSimple(t, nil)
+	err := rawExec(c, "PREPARE ins AS INSERT INTO events (id, what) VALUES ($1, 'prepared')")
+	wantPgError(t, err, "0A000")
+	if err := rawExec(c, "EXECUTE ins(1701)"); err == nil {
+		t.Error("EXECUTE of a refused PREPARE succeeded")
+	}
+	wantOnlyOn(t, 1701, -1)
+	if err := rawExec(c, "PREPARE one AS SELECT 1"); err != nil {
+		t.Fatalf("PREPARE without sharded tables: %v", err)
+	}
+}
