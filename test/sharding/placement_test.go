@@ -15,11 +15,21 @@ import (
 
 func connect(t *testing.T, mode pgx.QueryExecMode) *pgx.Conn {
 	t.Helper()
+	return connectWith(t, mode, nil)
+}
+
+// connectWith opens a client through pgrouter in the given mode with extra
+// startup parameters, closed at cleanup.
+func connectWith(t *testing.T, mode pgx.QueryExecMode, params map[string]string) *pgx.Conn {
+	t.Helper()
 	cfg, err := pgx.ParseConfig(env.AppDSN())
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.DefaultQueryExecMode = mode
+	for k, v := range params {
+		cfg.RuntimeParams[k] = v
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c, err := pgx.ConnectConfig(ctx, cfg)

@@ -15,28 +15,14 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pgrouter/pgrouter/router"
+	"github.com/pgrouter/pgrouter/test/testenv"
 )
 
 // connectSimple opens a client through pgrouter that sends every statement
 // as one simple Query, exactly as written; params are extra startup GUCs.
 func connectSimple(t *testing.T, params map[string]string) *pgx.Conn {
 	t.Helper()
-	cfg, err := pgx.ParseConfig(env.AppDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-	for k, v := range params {
-		cfg.RuntimeParams[k] = v
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(context.Background()) })
-	return c
+	return connectWith(t, pgx.QueryExecModeSimpleProtocol, params)
 }
 
 // rawExec sends sql as one Query message and returns the first error.
@@ -45,12 +31,23 @@ func rawExec(c *pgx.Conn, sql string) error {
 	return err
 }
 
-// eventHomes lists the shards whose primary holds events row id.
-func eventHomes(t *testing.T, id int) []int {
+// eventHomes lists the shards of e whose primary holds events row id.
+func eventHomes(t *testing.T, e *testenv.Env, id int) []int {
 	t.Helper()
+	ctx := context.Background()
 	var homes []int
-	for i := range env.Cluster.Shards {
-		if len(shardInts(t, i, fmt.Sprintf("SELECT id FROM events WHERE id = %d", id))) > 0 {
+	for i, s := range e.Cluster.Shards {
+		c, err := s.Primary.Connect(ctx, "app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int
+		err = c.QueryRow(ctx, "SELECT count(*) FROM events WHERE id = $1", id).Scan(&n)
+		c.Close(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", s.Name, err)
+		}
+		if n > 0 {
 			homes = append(homes, i)
 		}
 	}
@@ -60,7 +57,7 @@ func eventHomes(t *testing.T, id int) []int {
 // wantOnlyOn fails unless row id exists exactly on shard want (-1: nowhere).
 func wantOnlyOn(t *testing.T, id, want int) {
 	t.Helper()
-	homes := eventHomes(t, id)
+	homes := eventHomes(t, env, id)
 	if (want < 0 && len(homes) > 0) || (want >= 0 && (len(homes) != 1 || homes[0] != want)) {
 		t.Fatalf("events row %d is on shards %v, want only shard%d", id, homes, want)
 	}
@@ -190,11 +187,7 @@ func TestNonStandardStringsPreparedStatements(t *testing.T) {
 // keys belong (its hash is tested against Postgres's in placement_test.go).
 func newRouter(t *testing.T) *router.Router {
 	t.Helper()
-	names := make([]string, len(env.Config.Shards))
-	for i, s := range env.Config.Shards {
-		names[i] = s.Name
-	}
-	r, err := router.New(&env.Config.Databases[0], names)
+	r, err := env.Router()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pgrouter/pgrouter/config"
 	"github.com/pgrouter/pgrouter/proxy"
+	"github.com/pgrouter/pgrouter/router"
 	"github.com/pgrouter/pgrouter/topology/localpg"
 )
 
@@ -141,6 +142,12 @@ func (e *Env) ExecOnPrimaries(ctx context.Context, db, sql string, extra ...stri
 // DSN is a client DSN through pgrouter.
 func (e *Env) DSN(user, password, db string) string {
 	return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", user, password, e.Proxy.Addr, db)
+}
+
+// Router is a router over database app of the environment's config: where
+// keys belong, computed as pgrouter computes it.
+func (e *Env) Router() (*router.Router, error) {
+	return router.New(&e.Config.Databases[0], e.Config.ShardNames())
 }
 
 // AppDSN is the DSN of user app on database app.

@@ -13,7 +13,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/pgrouter/pgrouter/router"
 	"github.com/pgrouter/pgrouter/test/testenv"
 )
 
@@ -61,11 +60,7 @@ func createSchema(e *testenv.Env) error {
 // keysOn returns n user ids of shard i that no other test uses (from base up).
 func keysOn(t *testing.T, shard int, base int64, n int) []int64 {
 	t.Helper()
-	names := make([]string, len(env.Config.Shards))
-	for i, s := range env.Config.Shards {
-		names[i] = s.Name
-	}
-	r, err := router.New(&env.Config.Databases[0], names)
+	r, err := env.Router()
 	if err != nil {
 		t.Fatal(err)
 	}
