@@ -84,6 +84,8 @@ type session struct {
 	multiStart   time.Time  // when that statement started
 	closing      atomic.Bool
 
+	idleSince   time.Time // when the session began waiting for the client (timeouts.idle_in_transaction)
+	idleArmed   time.Time // the client read deadline set for it; zero = none
 	connectedAt time.Time
 	queries     atomic.Uint64
 	busy        atomic.Bool   // handling a client message now (admin console: active vs idle)
@@ -155,14 +157,14 @@ func (ss *session) run() {
 	}
 	for {
 		ss.startIdleWatch()
-		idleTx := ss.armIdleInTx()
+		ss.idleStart()
 		typ, body, err := ss.rd.next()
 		ss.stopIdleWatch()
-		if idleTx {
-			ss.conn.SetReadDeadline(time.Time{})
-		}
 		if err != nil {
-			if idleTx && ss.idleInTxExpired(err) {
+			switch ss.idleTimeout(err) {
+			case idleSpurious:
+				continue
+			case idleExpired:
 				return
 			}
 			if ss.closing.Load() {

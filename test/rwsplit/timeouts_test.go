@@ -64,6 +64,24 @@ func idleInTransaction(t *testing.T, e *testenv.Env) {
 	if err := other.QueryRow(lctx, "update t set v = v + 1 where id = 1 returning v").Scan(&v); err != nil || v != 1 {
 		t.Fatalf("row after the idle client was dropped: v=%d err=%v (want the update rolled back and the lock free)", v, err)
 	}
+	// A transaction that lasts longer than the timeout but is never idle
+	// that long (pauses of 300ms, a statement of 700ms) is left alone.
+	busy := connectMode(t, e, pgx.QueryExecModeSimpleProtocol)
+	if _, err := busy.Exec(ctx, "begin"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 4; i++ {
+		time.Sleep(300 * time.Millisecond)
+		if _, err := busy.Exec(ctx, "select pg_sleep(0.2)"); err != nil {
+			t.Fatalf("busy transaction, statement %d: %v", i, err)
+		}
+	}
+	if _, err := busy.Exec(ctx, "select pg_sleep(0.7)"); err != nil {
+		t.Fatalf("busy transaction, long statement: %v", err)
+	}
+	if _, err := busy.Exec(ctx, "commit"); err != nil {
+		t.Fatalf("busy transaction, commit: %v", err)
+	}
 	// A client idle outside a transaction is left alone.
 	idle := connect(t, e)
 	time.Sleep(1200 * time.Millisecond)
