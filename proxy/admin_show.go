@@ -170,6 +170,8 @@ func (ss *session) showConfig() {
 		{"limits.max_clients_per_user", itoa(cfg.Limits.MaxClientsPerUser)}, {"limits.max_clients_per_database", itoa(cfg.Limits.MaxClientsPerDatabase)},
 		{"limits.admin_reserved", itoa(cfg.Limits.AdminReserved)}, {"limits.user_query_rate", itoa(cfg.Limits.UserQueryRate)},
 		{"tls", onOff(cfg.TLS.CertFile != "")}, {"tls.mode", cfg.TLS.Mode}, {"backend_tls.sslmode", cfg.BackendTLS.SSLMode},
+		{"routing.allow_shard_hints", onOff(cfg.Routing.ShardHints())},
+		{"timeouts.idle_in_transaction", cfg.Timeouts.IdleInTransaction.D().String()}, {"timeouts.query", cfg.Timeouts.Query.D().String()},
 		{"shards", itoa(len(cfg.Shards))}, {"databases", itoa(len(cfg.Databases))}, {"users", itoa(len(cfg.Users))},
 	})
 }
