@@ -210,6 +210,7 @@ func appendError(dst []byte, e *pgconn.PgError) []byte {
 		Message:             e.Message,
 		Detail:              e.Detail,
 		Hint:                e.Hint,
+		Position:            e.Position,
 	})
 }
 

@@ -1,9 +1,11 @@
 package router
 
 import (
+	"errors"
 	"fmt"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
+	pgparser "github.com/pganalyze/pg_query_go/v6/parser"
 )
 
 // buildPlan analyses a statement text. parsed is false when the parser
@@ -28,6 +30,9 @@ func (r *Router) buildPlan(sql string) (p *Plan, parsed, dmlOnly bool) {
 		}
 		p.Role, p.Unparsed = RolePrimary, true
 		a.stmts = []*stmtPlan{{kind: spAny, onlyShard: -1, reason: "unparseable: sent to a primary, which reports the error"}}
+		if r.all.Len() > 1 && countStatements(sql) > 1 {
+			a.err = unparsedError(err)
+		}
 		return p, false, false
 	}
 	dmlOnly = true
@@ -299,4 +304,45 @@ func (r *Router) refusePrepare(sp *stmtPlan, ps *pg.PrepareStmt, t *shardedTable
 	inner := r.classify(ps.Query, "")
 	r.scanTree(ps.Query, &inner)
 	sp.keyUnsure = inner.role == RolePrimary // writes (data-modifying CTEs and locking reads too)
+}
+
+// unparsedError refuses a multi-statement text the parser rejected. Sent to
+// one shard's primary as a whole, a text Postgres accepts after all (its
+// grammar differs from pg_query's in places, e.g. words reserved since 16)
+// would run there, writes of other shards' rows included. Postgres parses a
+// whole Query before running any of it, so for a real syntax error nothing
+// is lost: the client gets the parser's error, with its position.
+func unparsedError(err error) error {
+	e := pgError("42601", err.Error(),
+		"pgrouter could not parse this multi-statement query, so it cannot tell where its statements must run; nothing was executed")
+	var pe *pgparser.Error
+	if errors.As(err, &pe) {
+		e.Message, e.Position = pe.Message, int32(pe.Cursorpos)
+	}
+	return e
+}
+
+// countStatements counts the non-empty statements of sql as split by
+// top-level semicolons (the lexer skips those in literals and comments).
+func countStatements(sql string) int {
+	n, empty := 0, true
+	for i := 0; i < len(sql); {
+		kind, j := nextToken(sql, i)
+		switch {
+		case kind == tkEOF:
+			j = len(sql)
+		case kind == tkOp && sql[i] == ';':
+			if !empty {
+				n++
+			}
+			empty = true
+		case kind != tkSpace && kind != tkComment:
+			empty = false
+		}
+		i = j
+	}
+	if !empty {
+		n++
+	}
+	return n
 }

@@ -233,3 +233,18 @@ func TestSQLPrepareOnShardedTableIsRefused(t *testing.T) {
 		t.Fatalf("PREPARE without sharded tables: %v", err)
 	}
 }
+
+// TestUnparseableTextNeverRunsOnAGuessedShard: a text pg_query (PostgreSQL 17
+// grammar) rejects but PostgreSQL 15 runs — system_user became a reserved
+// word in 16 — used to go whole to the first shard's primary, with the
+// INSERT of another shard's row in it.
+func TestUnparseableTextNeverRunsOnAGuessedShard(t *testing.T) {
+	cleanEvents(t, 1801)
+	c := connectSimple(t, nil)
+	const sql = "INSERT INTO events (id, what) VALUES (1801, 'x'); CREATE TEMP TABLE system_user (id int)"
+	pe := wantPgError(t, rawExec(c, sql), "42601")
+	if want := int32(strings.Index(sql, "system_user") + 1); pe.Position != want {
+		t.Errorf("syntax error at position %d, want %d (1-based, like Postgres): %+v", pe.Position, want, pe)
+	}
+	wantOnlyOn(t, 1801, -1)
+}
