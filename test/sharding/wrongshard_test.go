@@ -114,7 +114,7 @@ func attackOn(id int) string {
 }
 
 func TestNonStandardStringsAreLexedAsTheBackendDoes(t *testing.T) {
-	ids := []int{1601, 1602, 1603, 1604, 1605}
+	ids := []int{1601, 1602, 1603, 1604, 1605, 1606}
 	cleanEvents(t, ids...)
 	// The statement has a third value: fix the attack to the table's two columns.
 	att := func(id int) string { return strings.Replace(attack(id), ",$$p$$,1)", ",$$p$$)", 1) }
@@ -145,12 +145,17 @@ func TestNonStandardStringsAreLexedAsTheBackendDoes(t *testing.T) {
 	run(attackOn(1604))
 	wantOnlyOn(t, 1604, 1)
 
-	// From the startup packet.
+	// From the startup packet: as a parameter, and inside options.
 	s := connectSimple(t, map[string]string{"standard_conforming_strings": "off"})
 	if err := rawExec(s, att(1605)); err != nil {
 		t.Fatal(err)
 	}
 	wantOnlyOn(t, 1605, 1)
+	o := connectSimple(t, map[string]string{"options": "-c standard_conforming_strings=off"})
+	if err := rawExec(o, att(1606)); err != nil {
+		t.Fatal(err)
+	}
+	wantOnlyOn(t, 1606, 1)
 }
 
 // TestNonStandardStringsPreparedStatements: a statement text prepared on a
