@@ -27,6 +27,9 @@ func (ss *session) escapeParse(st *stmt) {
 // its own, as a Postgres session does — and the router lexes the client's
 // text with the client's setting.
 func (ss *session) stringsSync() string {
+	if !ss.stringsKnown {
+		return "" // logging in: the backend's value (with the startup GUCs) becomes the client's
+	}
 	want := "on"
 	if ss.hints.NonStandardStrings {
 		want = "off"
