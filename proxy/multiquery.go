@@ -25,7 +25,7 @@ type piece struct {
 // done is false when it holds one statement after all (a ';' in a
 // literal), for the caller to handle.
 func (ss *session) spanSimple(sql string) (done bool, err error) {
-	texts, perr := router.SplitStatements(sql)
+	texts, perr := router.SplitStatementsFor(sql, ss.hints)
 	if perr != nil || len(texts) < 2 {
 		return false, nil
 	}

@@ -119,6 +119,12 @@ func (ss *session) deferTxControl(plan *router.Plan, sql string, ext *batch) (bo
 	return true, ss.flushClient()
 }
 
+// singleStatement reports whether sql holds one statement (a trailing ';' allowed).
+func singleStatement(sql string) bool {
+	s := strings.TrimRight(strings.TrimSpace(sql), ";")
+	return !strings.Contains(s, ";")
+}
+
 // bindFor acquires a backend for the first statement of a transaction.
 func (ss *session) bindFor(route router.Route) error {
 	if route.Multi || route.Split || route.Shards.Len() > 1 && !route.Any {

@@ -177,3 +177,18 @@ func renumber(text string, args *Args) InsertPart {
 func SplitStatements(sql string) ([]string, error) {
 	return pg.SplitWithParser(sql, true)
 }
+
+// SplitStatementsFor is SplitStatements for a text of session s: with
+// standard_conforming_strings off the text is cut where the backend cuts it
+// (a ';' after 'a\' is inside a literal), and the pieces are returned in a
+// form that reads the same with the setting on or off (see EscapedText).
+func SplitStatementsFor(sql string, s Session) ([]string, error) {
+	if s.NonStandardStrings {
+		std, err := backendText(sql, true)
+		if err != nil {
+			return nil, err
+		}
+		sql = std
+	}
+	return SplitStatements(sql)
+}

@@ -253,3 +253,28 @@ func TestUnparseableTextNeverRunsOnAGuessedShard(t *testing.T) {
 	}
 	wantOnlyOn(t, 1801, -1)
 }
+
+// TestNonStandardStringsMultiStatementSpan: a multi-statement text over
+// shards is cut into statements and run piece by piece; with
+// standard_conforming_strings off it must be cut where the backend would
+// cut it (cut with the setting on, the piece holding 'a\' failed on the
+// backend; had it not, the INSERT that is only literal text to Postgres
+// would have run).
+func TestNonStandardStringsMultiStatementSpan(t *testing.T) {
+	cleanEvents(t, 1901)
+	c := connectSimple(t, nil)
+	if err := rawExec(c, "SET standard_conforming_strings = off"); err != nil {
+		t.Fatal(err)
+	}
+	// Postgres reads two statements: the count, and SELECT of one literal
+	// (from 'a up to the quote in the comment, which is text to it) and 2.
+	text := "SELECT count(*) FROM events; SELECT 'a\\'; INSERT INTO events (id, what) VALUES (1901, $$x$$); SELECT 1 -- '\n, 2"
+	res, err := c.PgConn().Exec(context.Background(), text).ReadAll()
+	if err != nil {
+		t.Fatalf("%s: %v", text, err)
+	}
+	if len(res) != 2 {
+		t.Errorf("%d results, want 2 (the count and one literal), as from Postgres", len(res))
+	}
+	wantOnlyOn(t, 1901, -1)
+}
