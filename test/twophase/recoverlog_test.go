@@ -23,7 +23,12 @@ func TestRecoveryLeavesLiveCommitsAlone(t *testing.T) {
 	errs := make(chan error, clients)
 	keys := make([][2][]int64, clients)
 	for i := range keys {
-		keys[i] = [2][]int64{keysOn(t, 0, int64(500000+i*10000), perClient), keysOn(t, 1, int64(500000+i*10000), perClient)}
+		keys[i] = [2][]int64{keysOn(t, 0, int64(9_000_000+i*10000), perClient), keysOn(t, 1, int64(9_000_000+i*10000), perClient)}
+		for s := range keys[i] { // left by an earlier run
+			if _, err := direct(t, s).Exec(ctx, "delete from users where user_id = any($1)", keys[i][s]); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	done := make(chan struct{})
 	for i := 0; i < clients; i++ {
