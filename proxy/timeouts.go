@@ -85,7 +85,7 @@ func (ss *session) idleTimeout(err error) idleVerdict {
 // armQueryTimeout (re)starts the backend's read deadline before a read that
 // may block; a no-op when timeouts.query is off or a message is buffered.
 func (ss *session) armQueryTimeout(b *binding) {
-	if d := ss.st.cfg.Timeouts.Query.D(); d > 0 && b.rd.pending() == 0 {
+	if d := ss.st.cfg.Timeouts.Query.D(); d > 0 && b.rd.readAhead() == 0 {
 		b.conn.NetConn.SetReadDeadline(time.Now().Add(d))
 	}
 }
@@ -111,6 +111,6 @@ func (ss *session) queryTimedOut(err error, node string, pe *pgconn.PgError) {
 	pe.Hint = "pgrouter closed the backend connection (timeouts.query); the statement may or may not have been executed"
 }
 
-// pending is how many bytes of the next message(s) the reader holds already:
-// reading them does not wait on the network.
-func (f *frameReader) pending() int { return f.r.Buffered() - f.discard }
+// readAhead is how many bytes of the next message(s) the reader holds
+// already: reading them does not wait on the network.
+func (f *frameReader) readAhead() int { return f.r.Buffered() - f.discard }
