@@ -94,6 +94,7 @@ func (ss *session) bindNode(node *topology.Node, shard int, primary bool) (*bind
 	node.Acquired()
 	rd := backendReaders.Get().(*frameReader)
 	rd.reset(c.NetConn)
+	rd.params = c.ServerParams // kept current by every read (see frameReader.params)
 	return &binding{conn: c, pool: p, node: node, shard: shard, primary: primary, rd: rd, txStatus: 'I'}, nil
 }
 

@@ -32,6 +32,10 @@ type frameReader struct {
 	discard int    // bytes of the previous frame still in r's buffer
 	big     []byte // reused for messages larger than r's buffer
 	max     int    // longest body accepted; 0 = maxMessageLen
+	// params, on a backend's reader, receives every ParameterStatus it reads,
+	// whichever code reads it: the proxy's own statements too (a SET LOCAL
+	// undone by an error raised there is reported in their answers).
+	params map[string]string
 }
 
 func newFrameReader(rd io.Reader, size int) *frameReader {
@@ -73,6 +77,9 @@ func (f *frameReader) next() (typ byte, body []byte, err error) {
 	}
 	typ = hdr[0]
 	body, err = f.body(5, typ, int(binary.BigEndian.Uint32(hdr[1:]))-4)
+	if typ == 'S' && f.params != nil && err == nil {
+		noteParam(f.params, body)
+	}
 	return typ, body, err
 }
 

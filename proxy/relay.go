@@ -227,6 +227,7 @@ func (ss *session) readyForQuery(status byte) {
 	if status != 'I' {
 		return
 	}
+	ss.stringsEnded()
 	ss.txBegin, ss.txSavepoint, ss.txSetLocal, ss.savepoints = "", false, false, ss.savepoints[:0]
 	if len(ss.txSets) > 0 {
 		if !tagIs(ss.lastTag, "ROLLBACK") {
@@ -269,9 +270,6 @@ func (ss *session) noteParameterStatus(body []byte) {
 	val, _, err := cstring(rest)
 	if err != nil {
 		return
-	}
-	if name == "standard_conforming_strings" { // the router must lex as the backend does
-		ss.hints.NonStandardStrings = val == "off"
 	}
 	if ss.be.conn.ServerParams != nil && ss.be.conn.ServerParams[name] != val {
 		ss.be.conn.ServerParams[name] = val

@@ -84,13 +84,14 @@ type session struct {
 	multiStart   time.Time  // when that statement started
 	closing      atomic.Bool
 
-	stringsKnown bool      // hints.NonStandardStrings is the client's (login done): see stringsSync
-	idleSince    time.Time // when the session began waiting for the client (timeouts.idle_in_transaction)
-	idleArmed    time.Time // the client read deadline set for it; zero = none
-	connectedAt  time.Time
-	queries      atomic.Uint64
-	busy         atomic.Bool   // handling a client message now (admin console: active vs idle)
-	shownTx      atomic.Uint32 // txStatus as of the last message handled, for the admin console
+	stringsKnown   bool      // hints.NonStandardStrings is the client's (login done): see stringsSync
+	stringsSession bool      // standard_conforming_strings is off outside transactions (see stringsNow)
+	idleSince      time.Time // when the session began waiting for the client (timeouts.idle_in_transaction)
+	idleArmed      time.Time // the client read deadline set for it; zero = none
+	connectedAt    time.Time
+	queries        atomic.Uint64
+	busy           atomic.Bool   // handling a client message now (admin console: active vs idle)
+	shownTx        atomic.Uint32 // txStatus as of the last message handled, for the admin console
 }
 
 // newSession starts a session on c; pending are bytes the client sent
@@ -184,6 +185,7 @@ func (ss *session) run() {
 			return
 		}
 		ss.busy.Store(true)
+		ss.stringsNow()
 		err = ss.dispatch(typ, body)
 		ss.busy.Store(false)
 		ss.shownTx.Store(uint32(ss.txStatus))

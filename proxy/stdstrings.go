@@ -39,3 +39,47 @@ func (ss *session) stringsSync() string {
 	}
 	return "SET standard_conforming_strings = " + want + ";"
 }
+
+// The router lexes a statement with the standard_conforming_strings the
+// backend will apply. Inside a transaction (or on a pinned backend) that is
+// the bound backend's current value, which its reader keeps current from
+// every ParameterStatus (SET, SET LOCAL, set_config, and the undoing of SET
+// LOCAL — reported in whatever answer follows, the proxy's own statements'
+// included). Between transactions it is the session's own value, to which
+// every backend it checks out is synced (stringsSync).
+
+// stringsNow sets the value the router uses for the client's next message.
+func (ss *session) stringsNow() {
+	if !ss.stringsKnown {
+		return
+	}
+	if ss.be != nil {
+		if v := ss.be.conn.ServerParams["standard_conforming_strings"]; v != "" {
+			ss.hints.NonStandardStrings = v == "off"
+			return
+		}
+	}
+	ss.hints.NonStandardStrings = ss.stringsSession
+}
+
+// stringsEnded records the session's value when a transaction (or an
+// autocommit statement) ended: SET took effect, SET LOCAL did not.
+func (ss *session) stringsEnded() {
+	if ss.stringsKnown && ss.be != nil {
+		if v := ss.be.conn.ServerParams["standard_conforming_strings"]; v != "" {
+			ss.stringsSession = v == "off"
+		}
+	}
+	ss.hints.NonStandardStrings = ss.stringsSession
+}
+
+// noteParam stores one ParameterStatus body (name, value) in params.
+func noteParam(params map[string]string, body []byte) {
+	name, rest, err := cstring(body)
+	if err != nil {
+		return
+	}
+	if val, _, err := cstring(rest); err == nil && params[name] != val {
+		params[name] = val
+	}
+}

@@ -85,7 +85,7 @@ func (ss *session) idleTimeout(err error) idleVerdict {
 // armQueryTimeout (re)starts the backend's read deadline before a read that
 // may block; a no-op when timeouts.query is off or a message is buffered.
 func (ss *session) armQueryTimeout(b *binding) {
-	if d := ss.st.cfg.Timeouts.Query.D(); d > 0 && b.rd.readAhead() == 0 {
+	if d := ss.st.cfg.Timeouts.Query.D(); d > 0 && b.rd.buffered() == 0 {
 		b.conn.NetConn.SetReadDeadline(time.Now().Add(d))
 	}
 }
@@ -110,7 +110,3 @@ func (ss *session) queryTimedOut(err error, node string, pe *pgconn.PgError) {
 	pe.Message = fmt.Sprintf("canceling statement due to query timeout: backend %s did not answer for %s", node, d)
 	pe.Hint = "pgrouter closed the backend connection (timeouts.query); the statement may or may not have been executed"
 }
-
-// readAhead is how many bytes of the next message(s) the reader holds
-// already: reading them does not wait on the network.
-func (f *frameReader) readAhead() int { return f.r.Buffered() - f.discard }
