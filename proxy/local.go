@@ -81,9 +81,8 @@ func (ss *session) loginParams(ctx context.Context) (map[string]string, error) {
 	// A client without startup GUCs sees the servers' defaults: reuse the set
 	// from a recent such login instead of taking a backend for every login.
 	plain := len(ss.desired) == 0
-	key := ss.user.Name + "\x00" + ss.dbName
-	if v, ok := ss.srv.defaultParams.Load(key); plain && ok && time.Since(v.(*cachedParams).at) < time.Minute {
-		return maps.Clone(v.(*cachedParams).params), nil
+	if c := ss.srv.defaultParams.Load(); plain && c != nil && time.Since(c.at) < time.Minute {
+		return maps.Clone(c.params), nil
 	}
 	if err := ss.acquireBackend(0, false); err != nil {
 		if err2 := ss.acquireBackend(0, true); err2 != nil {
@@ -101,7 +100,7 @@ func (ss *session) loginParams(ctx context.Context) (map[string]string, error) {
 	params := maps.Clone(ss.be.conn.ServerParams)
 	ss.release()
 	if plain {
-		ss.srv.defaultParams.Store(key, &cachedParams{params: maps.Clone(params), at: time.Now()})
+		ss.srv.defaultParams.Store(&cachedParams{params: maps.Clone(params), at: time.Now()})
 	}
 	return params, nil
 }

@@ -35,7 +35,7 @@ type Server struct {
 	closing  atomic.Bool
 	wg       sync.WaitGroup
 
-	defaultParams   sync.Map // user + "\x00" + database → *cachedParams: ParameterStatus set of a login without startup GUCs
+	defaultParams   atomic.Pointer[cachedParams] // ParameterStatus set of a login without startup GUCs
 	pause           pauser
 	version         atomic.Pointer[string]
 	finishedQueries atomic.Uint64 // queries of sessions that have ended
@@ -46,8 +46,7 @@ type Server struct {
 	mockSecret      [32]byte     // derives unknown users' mock SCRAM salts (stable for the process)
 }
 
-// cachedParams is a recent ParameterStatus set of the servers' defaults for
-// one user and database (roles and databases have defaults of their own).
+// cachedParams is a recent ParameterStatus set of the servers' defaults.
 type cachedParams struct {
 	params map[string]string
 	at     time.Time
@@ -97,7 +96,7 @@ func buildState(cfg *config.Config, log *slog.Logger) (*serverState, error) {
 		if err != nil {
 			return nil, fmt.Errorf("database %s: %w", db.Name, err)
 		}
-		r, err := router.New(db, cfg.ShardNames(), router.WithDirectory(dir), router.WithShardHints(cfg.Routing.ShardHints()))
+		r, err := router.New(db, cfg.ShardNames(), router.WithDirectory(dir))
 		if err != nil {
 			return nil, fmt.Errorf("database %s: %w", db.Name, err)
 		}
