@@ -21,6 +21,7 @@ func TestServerSideTimeouts(t *testing.T) {
 	ctx := testCtx(t, 2*time.Minute)
 	e, err := testenv.Start(ctx, testenv.Options{Shards: 1, Sections: map[string]string{
 		"timeouts": "  idle_in_transaction: 500ms\n  query: 1s",
+		"routing":  "  allow_shard_hints: false",
 		"pool":     "  size: 4",
 	}})
 	if err != nil {
@@ -33,6 +34,22 @@ func TestServerSideTimeouts(t *testing.T) {
 	t.Run("idle in transaction", func(t *testing.T) { idleInTransaction(t, e) })
 	t.Run("silent backend outside a transaction", func(t *testing.T) { silentBackend(t, e) })
 	t.Run("stopped backend inside a transaction", func(t *testing.T) { stoppedBackend(t, e) })
+	t.Run("shard hints disabled", func(t *testing.T) { shardHintsDisabled(t, e) })
+}
+
+// shardHintsDisabled: routing.allow_shard_hints: false (this environment's
+// config) refuses shard choices by clients; role hints still work.
+func shardHintsDisabled(t *testing.T, e *testenv.Env) {
+	ctx := testCtx(t, 30*time.Second)
+	c := connectMode(t, e, pgx.QueryExecModeSimpleProtocol)
+	for _, sql := range []string{"/* pgrouter: shard=shard0 */ select 1", "SET pgrouter.shard = shard0"} {
+		if _, err := c.Exec(ctx, sql); pgCode(err) != "0A000" || !strings.Contains(err.Error(), "disabled") {
+			t.Errorf("%s: %v, want 0A000 (shard hints disabled)", sql, err)
+		}
+	}
+	if _, err := c.Exec(ctx, "/* pgrouter: role=primary */ select 1"); err != nil {
+		t.Errorf("role hint: %v", err)
+	}
 }
 
 func pgCode(err error) string {
