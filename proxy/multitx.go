@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/pgrouter/pgrouter/router"
 )
 
@@ -148,8 +150,9 @@ func (ss *session) joinShard(shard int) error {
 		return nil
 	}
 	if ss.txBegin == "" {
-		return pgErr("0A000", "this transaction began inside a multi-statement query; pgrouter cannot open it on another shard",
-			"send BEGIN as a statement of its own")
+		if perr := ss.recoverBegin(); perr != nil {
+			return perr
+		}
 	}
 	b, reason, err := ss.bindShard(ss.srv.topo.Snapshot(), shard, ss.be.primary)
 	if err != nil {
@@ -166,6 +169,28 @@ func (ss *session) joinShard(shard int) error {
 	}
 	ss.members = append(ss.members, b)
 	ss.switchTo(b)
+	return nil
+}
+
+// recoverBegin learns the BEGIN of a transaction the client opened in the
+// same batch or query as its first statements (JDBC with autocommit off,
+// "BEGIN; INSERT …"): it went to the first shard as it was, so the proxy
+// asks that backend for the transaction's characteristics and replays them
+// as one BEGIN on the shards the transaction moves to.
+func (ss *session) recoverBegin() *pgconn.PgError {
+	r := execOne(ss.be, "SELECT current_setting('transaction_isolation'), current_setting('transaction_read_only'), current_setting('transaction_deferrable')")
+	if r.err != nil || len(r.rows) != 1 || len(r.rows[0]) != 3 {
+		return r.failure(ss.st.cfg.Shards[ss.be.shard].Name, "reading the transaction's characteristics")
+	}
+	row := r.rows[0]
+	begin := "BEGIN ISOLATION LEVEL " + strings.ToUpper(row[0])
+	if row[1] == "on" {
+		begin += " READ ONLY"
+	}
+	if row[2] == "on" {
+		begin += " DEFERRABLE"
+	}
+	ss.txBegin = begin
 	return nil
 }
 

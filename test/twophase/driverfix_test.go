@@ -1,0 +1,175 @@
+package twophase
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// Shapes real drivers send (issue #11): each compared with one Postgres.
+
+// insertDirect inserts keys into users on shard i's Postgres itself (the
+// reference run: one Postgres holding every row).
+func insertDirect(t *testing.T, i int, keys []int64) {
+	t.Helper()
+	for _, k := range keys {
+		takeKey(t, i, k)
+	}
+}
+
+// kinds drops row values from a rawExchange transcript ("D:7" → "D"), for
+// comparing runs over different keys.
+func kinds(got []string) []string {
+	out := make([]string, len(got))
+	for i, g := range got {
+		if strings.HasPrefix(g, "D:") {
+			g = "D"
+		}
+		out[i] = g
+	}
+	return out
+}
+
+func rowValues(got []string) []string {
+	var out []string
+	for _, g := range got {
+		if strings.HasPrefix(g, "D:") {
+			out = append(out, g[2:])
+		}
+	}
+	return out
+}
+
+// asyncpg's copy_records_to_table: Parse/Describe of its introspection
+// query, Flush, then a simple Query COPY … FROM STDIN. Postgres runs the
+// COPY (the open extended batch does not make it a transaction block).
+func TestCopyAfterFlushedDescribe(t *testing.T) {
+	run := func(dsn string, keys []int64) []string {
+		h := hijack(t, dsn)
+		got := rawExchange(t, h.Frontend, h.Conn, 0,
+			&pgproto3.Parse{Query: "select user_id, name from users limit 0"}, &pgproto3.Describe{ObjectType: 'S'}, &pgproto3.Flush{})
+		// ParseComplete, ParameterDescription, RowDescription: read them.
+		for range 3 {
+			m, err := h.Frontend.Receive()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprintf("%T", m)[len("*pgproto3."):])
+		}
+		h.Frontend.Send(&pgproto3.Query{String: "copy users (user_id, name) from stdin"})
+		if err := h.Frontend.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		m, err := h.Frontend.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%T", m)[len("*pgproto3."):])
+		if e, ok := m.(*pgproto3.ErrorResponse); ok {
+			return append(got, e.Code+" "+e.Message)
+		}
+		var data []byte
+		for _, k := range keys {
+			data = fmt.Appendf(data, "%d\tcopy\n", k)
+		}
+		return append(got, rawExchange(t, h.Frontend, h.Conn, 1, &pgproto3.CopyData{Data: data}, &pgproto3.CopyDone{})...)
+	}
+	a, b := keysOn(t, 0, 470000, 3), keysOn(t, 1, 470000, 1)
+	want := run(env.Cluster.Shards[0].Primary.DSN("app"), a[:2])
+	got := run(env.AppDSN(), []int64{a[2], b[0]})
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("through pgrouter %v\n          Postgres %v", got, want)
+	}
+	if n0, n1 := countOn(t, 0, "users", a[2:]), countOn(t, 1, "users", b); n0+n1 != 2 {
+		t.Fatalf("rows copied: shard0 %d, shard1 %d", n0, n1)
+	}
+}
+
+// JDBC with a fetch size in a transaction: Bind a named portal of a
+// multi-shard SELECT, Execute it with a row limit, Sync, then Execute it
+// again: Postgres keeps the portal until the transaction ends.
+func TestSuspendedPortalAcrossSync(t *testing.T) {
+	run := func(dsn string, lo, hi int64) []string {
+		h := hijack(t, dsn)
+		q := fmt.Sprintf("select user_id from users where user_id between %d and %d order by user_id", lo, hi)
+		got := rawExchange(t, h.Frontend, h.Conn, 1, &pgproto3.Query{String: "begin"})
+		got = append(got, rawExchange(t, h.Frontend, h.Conn, 1,
+			&pgproto3.Parse{Name: "S_1", Query: q}, &pgproto3.Bind{PreparedStatement: "S_1", DestinationPortal: "C_1"},
+			&pgproto3.Describe{ObjectType: 'P', Name: "C_1"}, &pgproto3.Execute{Portal: "C_1", MaxRows: 2}, &pgproto3.Sync{})...)
+		for range 2 {
+			got = append(got, rawExchange(t, h.Frontend, h.Conn, 1, &pgproto3.Execute{Portal: "C_1", MaxRows: 2}, &pgproto3.Sync{})...)
+		}
+		got = append(got, rawExchange(t, h.Frontend, h.Conn, 1, &pgproto3.Execute{Portal: "C_1", MaxRows: 2},
+			&pgproto3.Close{ObjectType: 'P', Name: "C_1"}, &pgproto3.Sync{})...)
+		got = append(got, rawExchange(t, h.Frontend, h.Conn, 1, &pgproto3.Query{String: "commit"})...)
+		// After the transaction the portal is gone.
+		return append(got, rawExchange(t, h.Frontend, h.Conn, 1, &pgproto3.Execute{Portal: "C_1"}, &pgproto3.Sync{})...)
+	}
+	a, b := keysOn(t, 0, 480000, 3), keysOn(t, 1, 480000, 2)
+	keys := append(append([]int64{}, a...), b...)
+	for _, k := range keys {
+		if _, err := connect(t, pgx.QueryExecModeExec).Exec(context.Background(), "insert into users (user_id, name) values ($1, 'c')", k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insertDirect(t, 0, []int64{490001, 490002, 490003, 490004, 490005})
+	want := run(env.Cluster.Shards[0].Primary.DSN("app"), 490001, 490005)
+	got := run(env.AppDSN(), 480000, 480000+1000)
+	if fmt.Sprint(kinds(got)) != fmt.Sprint(kinds(want)) {
+		t.Fatalf("through pgrouter %v\n          Postgres %v", got, want)
+	}
+	lo, hi := keys[0], keys[0]
+	for _, k := range keys {
+		lo, hi = min(lo, k), max(hi, k)
+	}
+	var sorted []string
+	for k := lo; k <= hi; k++ {
+		for _, x := range keys {
+			if x == k {
+				sorted = append(sorted, itoa(k))
+			}
+		}
+	}
+	if fmt.Sprint(rowValues(got)) != fmt.Sprint(sorted) {
+		t.Fatalf("rows through pgrouter %v, want %v", rowValues(got), sorted)
+	}
+}
+
+// JDBC with autocommit off: BEGIN in the same batch as the first
+// statement (one shard), then statements on another shard: the
+// transaction moves there with two-phase commit on.
+func TestBeginInBatchThenOtherShard(t *testing.T) {
+	ctx := context.Background()
+	a, b := keysOn(t, 0, 500000, 1), keysOn(t, 1, 500000, 1)
+	for _, first := range [][]int64{{a[0], b[0]}, {b[0] + 10000000, a[0] + 10000000}} {
+		first := first
+		if first[0] != a[0] {
+			first = []int64{keysOn(t, 1, 510000, 1)[0], keysOn(t, 0, 510000, 1)[0]}
+		}
+		c := connect(t, pgx.QueryExecModeExec)
+		batch := &pgx.Batch{}
+		batch.Queue("begin isolation level repeatable read")
+		batch.Queue("insert into users (user_id, name) values ($1, 'jdbc')", first[0])
+		if err := c.SendBatch(ctx, batch).Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Exec(ctx, "insert into users (user_id, name) values ($1, 'jdbc')", first[1]); err != nil {
+			t.Fatalf("second shard after BEGIN in a batch: %v", err)
+		}
+		var iso string
+		if err := c.QueryRow(ctx, "select current_setting('transaction_isolation') from users where user_id = $1", first[1]).Scan(&iso); err != nil || iso != "repeatable read" {
+			t.Fatalf("isolation on the second shard: %q %v", iso, err)
+		}
+		if _, err := c.Exec(ctx, "commit"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n0, n1 := countOn(t, 0, "users", a), countOn(t, 1, "users", b); n0 != 1 || n1 != 1 {
+		t.Fatalf("after commit shard0 has %d/1, shard1 %d/1", n0, n1)
+	}
+	assertNoPrepared(t)
+}
