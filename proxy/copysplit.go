@@ -81,6 +81,29 @@ func (ss *session) copySplit(sql string, plan *router.Plan) error {
 	return ss.copyStream(ts, newCopyRows(plan.Copy), byKey, fail)
 }
 
+// closeOpenBatch ends, with a Sync of the proxy's own, an extended batch
+// left open (Flush, no Sync) outside a transaction block before a COPY
+// over shards, which runs on backends of its own: asyncpg's
+// copy_records_to_table describes its introspection query that way first.
+// Postgres runs that COPY in the batch's implicit transaction; the batch
+// here commits just before it instead. answered says the backend was lost
+// (the client has its error).
+func (ss *session) closeOpenBatch() (answered bool, err error) {
+	if !ss.openBatch || ss.be == nil || ss.failed || ss.txStatus != 'I' || ss.pendingBegin != "" || len(ss.members) > 0 {
+		return false, nil
+	}
+	b := ss.be
+	if err := writeAll(b.conn.NetConn, []byte{'S', 0, 0, 0, 4}); err != nil {
+		return true, ss.backendLost(err)
+	}
+	if _, lost := b.readUntilReady(nil); lost != nil {
+		return true, ss.backendLost(lost)
+	}
+	ss.openBatch = false
+	ss.afterRoundTrip()
+	return false, nil
+}
+
 // copyAcquire binds the primary of every shard (see bindShards).
 func (ss *session) copyAcquire(shards router.ShardSet) ([]*copyTarget, *pgconn.PgError) {
 	bs, perr := ss.bindShards(shards, true)

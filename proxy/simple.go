@@ -28,6 +28,11 @@ func (ss *session) simpleQuery(body []byte) error {
 	if plan.Local {
 		return ss.localStatement(plan)
 	}
+	if plan.Copy != nil && multiShardRoute(route) {
+		if answered, err := ss.closeOpenBatch(); answered {
+			return err
+		}
+	}
 	if plan.Copy != nil && ss.be == nil && ss.pendingBegin == "" {
 		return ss.copySplit(sql, plan)
 	}
