@@ -50,6 +50,9 @@ func (b *batch) executions() int {
 func (ss *session) flushBatch(sync bool) error {
 	defer ss.batch.reset()
 	b := &ss.batch
+	if done, err := ss.keptBatch(sync); done {
+		return err
+	}
 	route, txStmt, err := ss.routeBatch()
 	if err != nil {
 		return ss.refuseBatch(err, sync)

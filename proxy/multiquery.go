@@ -78,7 +78,7 @@ func (ss *session) runPiece(p piece) error {
 		ss.out = appendRowDesc(ss.out, results, false)
 		ss.out = appendSplitRows(ss.out, results)
 	case ss.multiRead(p.plan, p.route):
-		n, _, perr := ss.scatterRead(p.sql, p.plan, nil, router.Args{}, nil, p.route, 0, func(desc []byte) {
+		n, _, perr := ss.scatterRead(p.sql, p.plan, nil, router.Args{}, nil, p.route, 0, nil, func(desc []byte) {
 			ss.out = appendFrame(ss.out, 'T', desc)
 		})
 		if perr != nil {

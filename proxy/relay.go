@@ -229,6 +229,7 @@ func (ss *session) readyForQuery(status byte) {
 	}
 	ss.stringsEnded()
 	ss.txBegin, ss.txSavepoint, ss.txSetLocal, ss.savepoints = "", false, false, ss.savepoints[:0]
+	ss.kept = nil // portals end with the transaction
 	if len(ss.txSets) > 0 {
 		if !tagIs(ss.lastTag, "ROLLBACK") {
 			for _, v := range ss.txSets {

@@ -23,7 +23,9 @@ import (
 // the client's RowDescription first, to write what precedes the rows.
 //
 // maxRows > 0 is an Execute row limit: after that many rows the read stops
-// and suspended is true (the client gets PortalSuspended, as from Postgres).
+// and suspended is true (the client gets PortalSuspended, as from Postgres);
+// with rest non-nil the rows past the limit are collected there instead
+// (a portal kept until the transaction ends, scatter_portal.go).
 //
 // st is the client's prepared statement in the extended protocol: the shard
 // statement is then prepared on each backend under a shared server-side
@@ -32,7 +34,7 @@ import (
 // protocol (st nil) sends it unnamed: its texts carry literals, and naming
 // each distinct one would grow the statement registry without bound.
 func (ss *session) scatterRead(sql string, plan *router.Plan, st *stmt, args router.Args, resultFormats []int16, route router.Route, maxRows int64,
-	head func(desc []byte)) (n int64, suspended bool, perr *pgconn.PgError) {
+	rest *[][]byte, head func(desc []byte)) (n int64, suspended bool, perr *pgconn.PgError) {
 	mp, err := mergePlan(plan, sql)
 	if err != nil {
 		return 0, false, toPgError(err)
@@ -82,11 +84,19 @@ func (ss *session) scatterRead(sql string, plan *router.Plan, st *stmt, args rou
 	}
 	if firstErr == nil {
 		var rerr error
-		sent := int64(0)
+		sent, keptBytes := int64(0), 0
 		_, n, rerr = mp.RunWith(ss.mergeOptions(), descs, resultFormats, srcs, func(row []byte) error {
+			if maxRows > 0 && sent == maxRows { // rest != nil: kept for the next Execute
+				if keptBytes += len(row); keptBytes > keptPortalMax {
+					return pgErr("54000", fmt.Sprintf("a multi-shard portal suspended inside a transaction keeps at most %d MiB of rows in pgrouter", keptPortalMax>>20),
+						"fetch it without a row limit, or restrict it to one shard")
+				}
+				*rest = append(*rest, bytes.Clone(row))
+				return nil
+			}
 			sent++
 			ss.out = appendFrame(ss.out, 'D', row)
-			if maxRows > 0 && sent == maxRows {
+			if maxRows > 0 && sent == maxRows && rest == nil {
 				// Postgres suspends the portal once the limit is reached,
 				// whether or not rows are left.
 				return errPortalSuspended
@@ -97,7 +107,7 @@ func (ss *session) scatterRead(sql string, plan *router.Plan, st *stmt, args rou
 			return nil
 		})
 		switch {
-		case errors.Is(rerr, errPortalSuspended):
+		case errors.Is(rerr, errPortalSuspended), rerr == nil && maxRows > 0 && sent == maxRows:
 			n, suspended = sent, true
 		case rerr != nil:
 			firstErr = toPgError(rerr)
@@ -300,7 +310,7 @@ func (s *shardSource) drain() *pgconn.PgError {
 
 // scatterSimple answers a simple-protocol multi-shard SELECT.
 func (ss *session) scatterSimple(sql string, plan *router.Plan, route router.Route) error {
-	n, _, perr := ss.scatterRead(sql, plan, nil, router.Args{}, nil, route, 0, func(desc []byte) {
+	n, _, perr := ss.scatterRead(sql, plan, nil, router.Args{}, nil, route, 0, nil, func(desc []byte) {
 		ss.out = appendFrame(ss.out, 'T', desc)
 	})
 	if perr != nil {
@@ -347,7 +357,13 @@ func (ss *session) scatterExec(from, to int, st *stmt, args router.Args, resultF
 	if !ok {
 		return false, nil
 	}
-	n, suspended, perr := ss.scatterRead(st.query, st.plan, st, args, resultFormats, route, maxRows, func(desc []byte) {
+	var rest *[][]byte
+	if maxRows > 0 && ss.keepsPortal() {
+		rest = new([][]byte)
+	}
+	var clientDesc []byte
+	n, suspended, perr := ss.scatterRead(st.query, st.plan, st, args, resultFormats, route, maxRows, rest, func(desc []byte) {
+		clientDesc = desc
 		for _, m := range b.msgs[from:exec] {
 			switch m.typ {
 			case 'P':
@@ -364,8 +380,12 @@ func (ss *session) scatterExec(from, to int, st *stmt, args router.Args, resultF
 	if perr != nil {
 		return true, perr
 	}
+	if suspended && rest != nil {
+		portal, _, _ := cstring(b.body(exec))
+		ss.keepPortal(portal, bytes.Clone(clientDesc), *rest)
+	}
 	if suspended {
-		ss.out = append(ss.out, 's', 0, 0, 0, 4) // PortalSuspended; the Sync closes the portal
+		ss.out = append(ss.out, 's', 0, 0, 0, 4) // PortalSuspended; the Sync closes the portal unless kept
 	} else {
 		ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(n, 10))})
 	}

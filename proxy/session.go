@@ -92,6 +92,9 @@ type session struct {
 	queries        atomic.Uint64
 	busy           atomic.Bool   // handling a client message now (admin console: active vs idle)
 	shownTx        atomic.Uint32 // txStatus as of the last message handled, for the admin console
+
+	// Suspended multi-shard portals of the open transaction (scatter_portal.go).
+	kept map[string]*keptPortal
 }
 
 // newSession starts a session on c; pending are bytes the client sent
