@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgrouter/pgrouter/router"
+	"github.com/pgrouter/pgrouter/router/sharding"
 )
 
 // COPY … FROM STDIN into a sharded table (router.Plan.Copy), outside an
@@ -52,7 +53,11 @@ type copyTarget struct {
 // copySplit executes a Plan.Copy statement; sql is the client's text.
 func (ss *session) copySplit(sql string, plan *router.Plan) error {
 	// (Route refuses Plan.Copy: that is the extended protocol's entry.)
-	_, route, err := ss.router.RouteSimple(sql, ss.hints, &ss.scratch)
+	rsql, perr := ss.routerText(sql)
+	if perr != nil {
+		return ss.replyError(perr, true)
+	}
+	_, route, err := ss.router.RouteSimple(rsql, ss.hints, &ss.scratch)
 	if err != nil {
 		return ss.replyError(err, true)
 	}
@@ -294,6 +299,9 @@ func (ss *session) copyRoute(ts []*copyTarget, rows *copyRows, byKey bool, final
 			}
 		} else {
 			key, err := rows.key(row)
+			if err == nil && cp.KeyType == sharding.TypeText && !cp.UTF8Data {
+				key, err = ss.keyToUTF8(key) // hashed as the shard hashes it
+			}
 			if err != nil {
 				return copyLineError(cp, rows.line, err)
 			}

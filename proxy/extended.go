@@ -190,7 +190,11 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 			ss.lastSQL = st.query
 			ss.queries.Add(1)
 			ss.args.ParamOIDs = st.oids
-			r, err := ss.router.Route(st.plan, ss.args, ss.hints)
+			args, perr := ss.routerArgs(ss.args)
+			if perr != nil {
+				return out, nil, perr
+			}
+			r, err := ss.router.Route(st.plan, args, ss.hints)
 			if err != nil {
 				return out, nil, err
 			}
@@ -256,7 +260,11 @@ func (ss *session) registerStmt(pm parseMsg) (*stmt, error) {
 	st := &stmt{query: pm.query, oids: pm.oids, parse: append([]byte(nil), pm.rest...)}
 	ss.escapeParse(st)
 	st.server = ss.srv.stmts.name(st.parse)
-	st.plan, st.planErr = ss.router.PrepareFor(pm.query, ss.hints)
+	if text, perr := ss.routerText(pm.query); perr != nil {
+		st.planErr = perr
+	} else {
+		st.plan, st.planErr = ss.router.PrepareFor(text, ss.hints)
+	}
 	ss.stmts[pm.name] = st
 	return st, nil
 }

@@ -196,7 +196,11 @@ func (ss *session) segments() ([]segment, error) {
 				return nil, err
 			}
 			args.ParamOIDs = m.st.oids
-			r, err := ss.router.Route(m.st.plan, args, ss.hints)
+			rargs, perr := ss.routerArgs(args)
+			if perr != nil {
+				return nil, perr
+			}
+			r, err := ss.router.Route(m.st.plan, rargs, ss.hints)
 			if err != nil {
 				return nil, err
 			}

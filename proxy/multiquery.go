@@ -25,7 +25,11 @@ type piece struct {
 // done is false when it holds one statement after all (a ';' in a
 // literal), for the caller to handle.
 func (ss *session) spanSimple(sql string) (done bool, err error) {
-	texts, perr := router.SplitStatementsFor(sql, ss.hints)
+	rsql, cerr := ss.routerText(sql)
+	if cerr != nil {
+		return false, nil // the caller refuses it
+	}
+	texts, perr := router.SplitStatementsFor(rsql, ss.hints)
 	if perr != nil || len(texts) < 2 {
 		return false, nil
 	}
@@ -33,7 +37,7 @@ func (ss *session) spanSimple(sql string) (done bool, err error) {
 	steps := make([]spanStep, len(texts))
 	for i, text := range texts {
 		p := &pieces[i]
-		p.sql = text
+		p.sql = ss.clientText(text) // the backends speak the client's encoding
 		p.plan, p.route, p.err = ss.router.RouteSimple(text, ss.hints, &ss.scratch)
 		steps[i] = spanStep{plan: p.plan, route: p.route, executes: true}
 		if p.err != nil {

@@ -35,17 +35,22 @@ import (
 // each distinct one would grow the statement registry without bound.
 func (ss *session) scatterRead(sql string, plan *router.Plan, st *stmt, args router.Args, resultFormats []int16, route router.Route, maxRows int64,
 	rest *[][]byte, head func(desc []byte)) (n int64, suspended bool, perr *pgconn.PgError) {
-	mp, err := mergePlan(plan, sql)
+	rsql, perr := ss.routerText(sql)
+	if perr != nil {
+		return 0, false, perr
+	}
+	mp, err := mergePlan(plan, rsql)
 	if err != nil {
 		return 0, false, toPgError(err)
 	}
+	shardSQL := ss.clientText(mp.ShardSQL) // mp is shared: not changed
 	bs, done, perr := ss.scatterBackends(route.Shards, plan)
 	if perr != nil {
 		return 0, false, perr
 	}
 	defer done()
-	part := router.InsertPart{SQL: mp.ShardSQL, Params: args.Params, Formats: args.Formats, ParamOIDs: args.ParamOIDs}
-	named := ss.shardStatement(st, mp.ShardSQL)
+	part := router.InsertPart{SQL: shardSQL, Params: args.Params, Formats: args.Formats, ParamOIDs: args.ParamOIDs}
+	named := ss.shardStatement(st, shardSQL)
 	srcs := make([]merge.Source, len(bs))
 	descs := make([][]byte, len(bs))
 	var msg []byte

@@ -16,7 +16,11 @@ func (ss *session) simpleQuery(body []byte) error {
 	sql := sqlString(body)
 	ss.lastSQL = sql
 	ss.queries.Add(1)
-	plan, route, err := ss.router.RouteSimple(sql, ss.hints, &ss.scratch)
+	rsql, perr := ss.routerText(sql)
+	if perr != nil {
+		return ss.replyError(perr, true)
+	}
+	plan, route, err := ss.router.RouteSimple(rsql, ss.hints, &ss.scratch)
 	if (err != nil || multiShardRoute(route)) && !singleStatement(sql) {
 		if done, err := ss.spanSimple(sql); done {
 			return err

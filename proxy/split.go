@@ -289,7 +289,7 @@ func (ss *session) runMulti(sql string, args router.Args, resultFormats []int16,
 	parts := broadcastParts(sql, args, route)
 	if route.Split {
 		var err error
-		if parts, err = ss.router.SplitInsert(sql, args, ss.hints); err != nil {
+		if parts, err = ss.splitInsert(sql, args); err != nil {
 			return nil, toPgError(err)
 		}
 	}

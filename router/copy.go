@@ -41,6 +41,7 @@ type CopyPlan struct {
 	KeyIndex  int           // 0-based position of the key in the column list; -1 for a reference table
 	Columns   int           // number of columns in the column list (0: none given)
 	Reference bool          // every row goes to every shard
+	UTF8Data  bool          // an ENCODING option says the data is UTF-8 whatever client_encoding says
 
 	Format    CopyFormat
 	Delimiter byte   // text: '\t', CSV: ','
@@ -196,6 +197,7 @@ func parseCopyOptions(opts []*pg.Node, cp *CopyPlan) error {
 		case "force_not_null":
 			cp.ForceNotNull = namesColumn(d, cp.Column)
 		case "encoding":
+			cp.UTF8Data = true // any other encoding is refused below for text keys
 			if e := strings.ToLower(strings.ReplaceAll(defString(d), "-", "")); e != "utf8" && e != "unicode" && cp.KeyType == sharding.TypeText {
 				return pgError(codeFeatureNotSupported,
 					fmt.Sprintf("COPY into sharded table %q with ENCODING %q is not supported: text keys are hashed as UTF-8", cp.Table, defString(d)), "send UTF-8 data")

@@ -18,6 +18,7 @@ const dbSection = `    sharded_tables:
       - {table: orders, column: user_id, type: int, function: hash}
       - {table: accounts, column: id, type: uuid, function: hash}
       - {table: tags, column: name, type: text, function: hash}
+      - {table: latin_tags, column: name, type: text, function: hash}
       - {table: copy_users, column: user_id, type: int, function: hash}
       - {table: copy_tags, column: name, type: text, function: hash}
       - {table: copy_partial, column: id, type: int, function: hash}
@@ -68,6 +69,7 @@ CREATE TABLE users (user_id bigint PRIMARY KEY, name text);
 CREATE TABLE orders (user_id bigint, order_id int, amount int, PRIMARY KEY (user_id, order_id));
 CREATE TABLE accounts (id uuid PRIMARY KEY, v int);
 CREATE TABLE tags (name text PRIMARY KEY, n int);
+CREATE TABLE latin_tags (name text PRIMARY KEY, n int);
 CREATE TABLE events (id bigint PRIMARY KEY, what text);
 CREATE TABLE plans (id int PRIMARY KEY, name text);
 CREATE TABLE copy_users (user_id bigint PRIMARY KEY, note text);
