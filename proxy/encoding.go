@@ -49,7 +49,7 @@ var clientEncodings = map[string]encoding.Encoding{
 	"win1254": charmap.Windows1254, "win1255": charmap.Windows1255,
 	"win1256": charmap.Windows1256, "win1257": charmap.Windows1257,
 	"win1258": charmap.Windows1258,
-	"koi8r": charmap.KOI8R, "koi8": charmap.KOI8R, "koi8u": charmap.KOI8U,
+	"koi8r":   charmap.KOI8R, "koi8": charmap.KOI8R, "koi8u": charmap.KOI8U,
 	"eucjp": japanese.EUCJP, "sjis": japanese.ShiftJIS, "shiftjis": japanese.ShiftJIS,
 	"euckr": korean.EUCKR, "uhc": korean.EUCKR,
 	"gbk": simplifiedchinese.GBK, "cp936": simplifiedchinese.GBK, "gb18030": simplifiedchinese.GB18030,
