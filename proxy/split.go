@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
@@ -312,7 +313,61 @@ func (ss *session) runMulti(sql string, args router.Args, resultFormats []int16,
 	if perr == nil && route.Reference {
 		results = results[:1] // every shard said the same: say it once
 	}
+	if perr == nil && route.Split {
+		valuesOrder(parts, results)
+	}
 	return results, perr
+}
+
+// valuesOrder puts the RETURNING rows of a split INSERT back in the order
+// of its VALUES list, as one Postgres returns them (ORMs match returned
+// keys to their objects by position): all rows then sit in results[0].
+// It needs one returned row per inserted row; when a part returned fewer
+// (ON CONFLICT DO NOTHING, a trigger that skipped a row) which rows are
+// missing is unknown, and the rows stay grouped by shard.
+func valuesOrder(parts []router.InsertPart, results []splitResult) {
+	if len(results) < 2 || len(results) != len(parts) || results[0].rowDesc == nil {
+		return
+	}
+	total := 0
+	for i, r := range results {
+		if r.count != int64(len(parts[i].Rows)) || len(r.prev) > 0 {
+			return
+		}
+		total += len(parts[i].Rows)
+	}
+	ordered := make([][]byte, total)
+	for i, r := range results {
+		frames := r.rows
+		for _, pos := range parts[i].Rows {
+			if len(frames) < 5 || frames[0] != 'D' || pos >= total {
+				return
+			}
+			n := 1 + int(binary.BigEndian.Uint32(frames[1:5]))
+			if n > len(frames) {
+				return
+			}
+			ordered[pos], frames = frames[:n], frames[n:]
+		}
+		if len(frames) > 0 {
+			return
+		}
+	}
+	size := 0
+	for _, r := range results {
+		size += len(r.rows)
+	}
+	all := make([]byte, 0, size)
+	for _, f := range ordered {
+		if f == nil {
+			return
+		}
+		all = append(all, f...)
+	}
+	for i := range results {
+		results[i].rows = nil
+	}
+	results[0].rows = all
 }
 
 // sameEverywhere requires the shards' answers to a reference-table write

@@ -195,4 +195,5 @@ type InsertPart struct {
 	Params    [][]byte
 	Formats   []int16
 	ParamOIDs []uint32
+	Rows      []int // SplitInsert: each row's position in the statement's VALUES list
 }

@@ -43,17 +43,19 @@ func (r *Router) SplitInsert(sql string, args Args, s Session) ([]InsertPart, er
 	}
 	t := sp.occs[leaf.occ].t
 	byShard := map[int][]string{}
+	positions := map[int][]int{}
 	for i, row := range rows {
 		set, err := r.valSet(&sp.vals[leaf.first+int32(i)], t, &args)
 		if err != nil {
 			return nil, err
 		}
 		byShard[set.First()] = append(byShard[set.First()], row)
+		positions[set.First()] = append(positions[set.First()], i)
 	}
 	parts := make([]InsertPart, 0, len(byShard))
 	for shard, rs := range byShard {
 		part := renumber(prefix+strings.Join(rs, ", ")+suffix, &args)
-		part.Shard = shard
+		part.Shard, part.Rows = shard, positions[shard]
 		parts = append(parts, part)
 	}
 	sort.Slice(parts, func(i, j int) bool { return parts[i].Shard < parts[j].Shard })

@@ -173,3 +173,53 @@ func TestBeginInBatchThenOtherShard(t *testing.T) {
 	}
 	assertNoPrepared(t)
 }
+
+// INSERT … RETURNING over shards returns its rows in VALUES order, as
+// Postgres does (ORMs match returned ids to their objects by position):
+// in both protocols, inside a transaction and in a batch over shards.
+func TestSplitInsertReturningKeepsValuesOrder(t *testing.T) {
+	ctx := context.Background()
+	a, b := keysOn(t, 0, 520000, 8), keysOn(t, 1, 520000, 8)
+	order := func(i int) []int64 { return []int64{b[2*i], a[2*i], a[2*i+1], b[2*i+1]} }
+	sql := func(keys []int64) string {
+		var vals []string
+		for _, k := range keys {
+			vals = append(vals, fmt.Sprintf("(%d, 'r')", k))
+		}
+		return "insert into users (user_id, name) values " + strings.Join(vals, ", ") + " returning user_id"
+	}
+	check := func(what string, rows pgx.Rows, want []int64) {
+		t.Helper()
+		got, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: returned %v (%v), want %v", what, got, err, want)
+		}
+	}
+	simple := connect(t, pgx.QueryExecModeSimpleProtocol)
+	rows, _ := simple.Query(ctx, sql(order(0)))
+	check("simple protocol", rows, order(0))
+	ext := connect(t, pgx.QueryExecModeExec)
+	rows, _ = ext.Query(ctx, "insert into users (user_id, name) values ($1, 'r'), ($2, 'r'), ($3, 'r'), ($4, 'r') returning user_id", order(1)[0], order(1)[1], order(1)[2], order(1)[3])
+	check("extended protocol", rows, order(1))
+	tx, err := ext.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, _ = tx.Query(ctx, sql(order(2)))
+	check("inside a transaction", rows, order(2))
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	batch := &pgx.Batch{}
+	batch.Queue("insert into users (user_id, name) values (1000000, 'r') on conflict do nothing")
+	batch.Queue(sql(order(3)))
+	br := ext.SendBatch(ctx, batch)
+	if _, err := br.Exec(); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ = br.Query()
+	check("in a batch", rows, order(3))
+	if err := br.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
