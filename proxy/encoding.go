@@ -27,7 +27,8 @@ import (
 // encoding. ASCII needs no conversion in any encoding Postgres offers.
 
 // clientEncodings maps Postgres's encoding names (lower case, without
-// '_' and '-') to their converters; nil means no conversion.
+// '_', '-', quotes and spaces: asyncpg sends 'utf-8') to their
+// converters; nil means no conversion.
 var clientEncodings = map[string]encoding.Encoding{
 	"utf8": nil, "unicode": nil, "sqlascii": nil,
 	"latin1": charmap.ISO8859_1, "iso88591": charmap.ISO8859_1,
@@ -65,7 +66,7 @@ func (ss *session) clientCodec() (enc encoding.Encoding, name string, ok bool) {
 		return nil, "UTF8", true
 	}
 	key := strings.Map(func(r rune) rune {
-		if r == '_' || r == '-' {
+		if r == '_' || r == '-' || r == '\'' || r == ' ' {
 			return -1
 		}
 		return r
