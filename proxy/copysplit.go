@@ -97,16 +97,25 @@ func (ss *session) closeOpenBatch() (answered bool, err error) {
 	if !ss.openBatch || ss.be == nil || ss.failed || ss.txStatus != 'I' || ss.pendingBegin != "" || len(ss.members) > 0 {
 		return false, nil
 	}
-	b := ss.be
-	if err := writeAll(b.conn.NetConn, []byte{'S', 0, 0, 0, 4}); err != nil {
+	if err := ss.endOpenBatch(); err != nil {
 		return true, ss.backendLost(err)
 	}
+	return false, nil
+}
+
+// endOpenBatch ends the backend's open extended batch with a Sync of the
+// proxy's own and gives the backend back if nothing holds it any more.
+func (ss *session) endOpenBatch() error {
+	b := ss.be
+	if err := writeAll(b.conn.NetConn, []byte{'S', 0, 0, 0, 4}); err != nil {
+		return err
+	}
 	if _, lost := b.readUntilReady(nil); lost != nil {
-		return true, ss.backendLost(lost)
+		return lost
 	}
 	ss.openBatch = false
 	ss.afterRoundTrip()
-	return false, nil
+	return nil
 }
 
 // copyAcquire binds the primary of every shard (see bindShards).

@@ -130,6 +130,16 @@ func (ss *session) beginInSpan(segs []segment) []segment {
 // without ending its transaction.
 func (ss *session) adoptOpenBatch() error {
 	b := ss.be
+	if ss.pendingBegin != "" {
+		// The open batch only parsed and described (postgres.js before
+		// its first Bind in sql.begin): the client's deferred BEGIN is not
+		// on b, which leaves; the span opens the transaction where its
+		// statements run.
+		if err := ss.endOpenBatch(); err != nil {
+			return ss.backendLost(err)
+		}
+		return nil
+	}
 	implicit := ss.txBegin == "" && ss.txStatus == 'I'
 	var msg []byte
 	answers := 1 // the Sync's

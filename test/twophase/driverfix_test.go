@@ -223,3 +223,50 @@ func TestSplitInsertReturningKeepsValuesOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// postgres.js in sql.begin(): "begin" as a Query, then each statement
+// Parsed and Described (with a Flush when it has parameters, to learn
+// their types: nothing executed yet) before its Bind/Execute/Sync, COMMIT
+// the same way; the transaction moves between shards.
+func TestPostgresJSTransactionOverShards(t *testing.T) {
+	run := func(dsn string, k1, k2, dup, k3 int64) []string {
+		h := hijack(t, dsn)
+		ex := func(n int, msgs ...pgproto3.FrontendMessage) []string {
+			return rawExchange(t, h.Frontend, h.Conn, n, msgs...)
+		}
+		ins := "insert into users (user_id, name) values ($1, 'js')"
+		got := ex(1, &pgproto3.Query{String: "begin "})
+		got = append(got, ex(0, &pgproto3.Parse{Name: "a2", Query: ins, ParameterOIDs: []uint32{0}}, &pgproto3.Describe{ObjectType: 'S', Name: "a2"}, &pgproto3.Flush{})...)
+		for range 3 { // ParseComplete, ParameterDescription, NoData
+			m, err := h.Frontend.Receive()
+			if err != nil {
+				t.Fatalf("%v after %v", err, got)
+			}
+			got = append(got, fmt.Sprintf("%T", m)[len("*pgproto3."):])
+		}
+		got = append(got, ex(1, &pgproto3.Bind{PreparedStatement: "a2", Parameters: [][]byte{[]byte(itoa(k1))}}, &pgproto3.Execute{}, &pgproto3.Sync{})...)
+		got = append(got, ex(1, &pgproto3.Parse{Name: "a1", Query: fmt.Sprintf("insert into users (user_id, name) values (%d, 'js')", k2)},
+			&pgproto3.Describe{ObjectType: 'S', Name: "a1"}, &pgproto3.Bind{PreparedStatement: "a1"}, &pgproto3.Execute{}, &pgproto3.Sync{})...)
+		got = append(got, ex(1, &pgproto3.Query{String: "savepoint s1"})...)
+		got = append(got, ex(1, &pgproto3.Bind{PreparedStatement: "a2", Parameters: [][]byte{[]byte(itoa(dup))}}, &pgproto3.Execute{}, &pgproto3.Sync{})...)
+		got = append(got, ex(1, &pgproto3.Query{String: "rollback to savepoint s1"})...)
+		got = append(got, ex(1, &pgproto3.Bind{PreparedStatement: "a2", Parameters: [][]byte{[]byte(itoa(k3))}}, &pgproto3.Execute{}, &pgproto3.Sync{})...)
+		return append(got, ex(1, &pgproto3.Parse{Name: "a3", Query: "commit"}, &pgproto3.Describe{ObjectType: 'S', Name: "a3"},
+			&pgproto3.Bind{PreparedStatement: "a3"}, &pgproto3.Execute{}, &pgproto3.Sync{})...)
+	}
+	a, b := keysOn(t, 0, 530000, 6), keysOn(t, 1, 530000, 6)
+	takeKey(t, 0, a[5])
+	takeKey(t, 1, b[5])
+	want := run(env.Cluster.Shards[0].Primary.DSN("app"), 530000000, 530000001, a[5], 530000002)
+	// The first Bind on either shard (the Describe's backend may be either).
+	for _, keys := range [][]int64{{a[0], b[0], b[5], a[1]}, {b[1], a[2], a[5], b[2]}} {
+		got := run(env.AppDSN(), keys[0], keys[1], keys[2], keys[3])
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("through pgrouter %v\n          Postgres %v", got, want)
+		}
+	}
+	if n0, n1 := countOn(t, 0, "users", []int64{a[0], a[1], a[2]}), countOn(t, 1, "users", []int64{b[0], b[1], b[2]}); n0 != 3 || n1 != 3 {
+		t.Fatalf("committed: shard0 %d/3, shard1 %d/3", n0, n1)
+	}
+	assertNoPrepared(t)
+}
