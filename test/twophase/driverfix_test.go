@@ -78,7 +78,7 @@ func TestCopyAfterFlushedDescribe(t *testing.T) {
 		}
 		return append(got, rawExchange(t, h.Frontend, h.Conn, 1, &pgproto3.CopyData{Data: data}, &pgproto3.CopyDone{})...)
 	}
-	a, b := keysOn(t, 0, 470000, 3), keysOn(t, 1, 470000, 1)
+	a, b := keysOn(t, 0, 800000, 3), keysOn(t, 1, 800000, 1)
 	want := run(env.Cluster.Shards[0].Primary.DSN("app"), a[:2])
 	got := run(env.AppDSN(), []int64{a[2], b[0]})
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -109,16 +109,16 @@ func TestSuspendedPortalAcrossSync(t *testing.T) {
 		// After the transaction the portal is gone.
 		return append(got, rawExchange(t, h.Frontend, h.Conn, 1, &pgproto3.Execute{Portal: "C_1"}, &pgproto3.Sync{})...)
 	}
-	a, b := keysOn(t, 0, 480000, 3), keysOn(t, 1, 480000, 2)
+	a, b := keysOn(t, 0, 810000, 3), keysOn(t, 1, 810000, 2)
 	keys := append(append([]int64{}, a...), b...)
 	for _, k := range keys {
 		if _, err := connect(t, pgx.QueryExecModeExec).Exec(context.Background(), "insert into users (user_id, name) values ($1, 'c')", k); err != nil {
 			t.Fatal(err)
 		}
 	}
-	insertDirect(t, 0, []int64{490001, 490002, 490003, 490004, 490005})
-	want := run(env.Cluster.Shards[0].Primary.DSN("app"), 490001, 490005)
-	got := run(env.AppDSN(), 480000, 480000+1000)
+	insertDirect(t, 0, []int64{819001, 819002, 819003, 819004, 819005})
+	want := run(env.Cluster.Shards[0].Primary.DSN("app"), 819001, 819005)
+	got := run(env.AppDSN(), 810000, 810000+1000)
 	if fmt.Sprint(kinds(got)) != fmt.Sprint(kinds(want)) {
 		t.Fatalf("through pgrouter %v\n          Postgres %v", got, want)
 	}
@@ -144,12 +144,9 @@ func TestSuspendedPortalAcrossSync(t *testing.T) {
 // transaction moves there with two-phase commit on.
 func TestBeginInBatchThenOtherShard(t *testing.T) {
 	ctx := context.Background()
-	a, b := keysOn(t, 0, 500000, 1), keysOn(t, 1, 500000, 1)
-	for _, first := range [][]int64{{a[0], b[0]}, {b[0] + 10000000, a[0] + 10000000}} {
-		first := first
-		if first[0] != a[0] {
-			first = []int64{keysOn(t, 1, 510000, 1)[0], keysOn(t, 0, 510000, 1)[0]}
-		}
+	a, b := keysOn(t, 0, 820000, 2), keysOn(t, 1, 820000, 2)
+	// Starting on shard0, then on shard1.
+	for _, first := range [][]int64{{a[0], b[0]}, {b[1], a[1]}} {
 		c := connect(t, pgx.QueryExecModeExec)
 		batch := &pgx.Batch{}
 		batch.Queue("begin isolation level repeatable read")
@@ -168,8 +165,8 @@ func TestBeginInBatchThenOtherShard(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n0, n1 := countOn(t, 0, "users", a), countOn(t, 1, "users", b); n0 != 1 || n1 != 1 {
-		t.Fatalf("after commit shard0 has %d/1, shard1 %d/1", n0, n1)
+	if n0, n1 := countOn(t, 0, "users", a), countOn(t, 1, "users", b); n0 != 2 || n1 != 2 {
+		t.Fatalf("after commit shard0 has %d/2, shard1 %d/2", n0, n1)
 	}
 	assertNoPrepared(t)
 }
@@ -179,7 +176,7 @@ func TestBeginInBatchThenOtherShard(t *testing.T) {
 // in both protocols, inside a transaction and in a batch over shards.
 func TestSplitInsertReturningKeepsValuesOrder(t *testing.T) {
 	ctx := context.Background()
-	a, b := keysOn(t, 0, 520000, 8), keysOn(t, 1, 520000, 8)
+	a, b := keysOn(t, 0, 840000, 8), keysOn(t, 1, 840000, 8)
 	order := func(i int) []int64 { return []int64{b[2*i], a[2*i], a[2*i+1], b[2*i+1]} }
 	sql := func(keys []int64) string {
 		var vals []string
@@ -254,10 +251,10 @@ func TestPostgresJSTransactionOverShards(t *testing.T) {
 		return append(got, ex(1, &pgproto3.Parse{Name: "a3", Query: "commit"}, &pgproto3.Describe{ObjectType: 'S', Name: "a3"},
 			&pgproto3.Bind{PreparedStatement: "a3"}, &pgproto3.Execute{}, &pgproto3.Sync{})...)
 	}
-	a, b := keysOn(t, 0, 530000, 6), keysOn(t, 1, 530000, 6)
+	a, b := keysOn(t, 0, 850000, 6), keysOn(t, 1, 850000, 6)
 	takeKey(t, 0, a[5])
 	takeKey(t, 1, b[5])
-	want := run(env.Cluster.Shards[0].Primary.DSN("app"), 530000000, 530000001, a[5], 530000002)
+	want := run(env.Cluster.Shards[0].Primary.DSN("app"), 850000000, 850000001, a[5], 850000002)
 	// The first Bind on either shard (the Describe's backend may be either).
 	for _, keys := range [][]int64{{a[0], b[0], b[5], a[1]}, {b[1], a[2], a[5], b[2]}} {
 		got := run(env.AppDSN(), keys[0], keys[1], keys[2], keys[3])
