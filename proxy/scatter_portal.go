@@ -41,6 +41,10 @@ func (ss *session) keptBatch(sync bool) (done bool, err error) {
 	if len(ss.kept) == 0 {
 		return false, nil
 	}
+	if ss.txStatus == 'I' && ss.pendingBegin == "" { // ended without readyForQuery (a lost backend)
+		ss.kept = nil
+		return false, nil
+	}
 	b := &ss.batch
 	only := true
 	for i, m := range b.msgs {
