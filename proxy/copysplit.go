@@ -48,6 +48,7 @@ type copyTarget struct {
 	count  int64           // rows the shard's COPY reported
 	err    *pgconn.PgError // the shard's error
 	lost   error           // the connection failed
+	member bool            // a backend of the client's transaction (copytx.go): not ended or released here
 }
 
 // copySplit executes a Plan.Copy statement; sql is the client's text.
@@ -61,7 +62,12 @@ func (ss *session) copySplit(sql string, plan *router.Plan) error {
 	if err != nil {
 		return ss.replyError(err, true)
 	}
-	ts, perr := ss.copyAcquire(route.Shards)
+	var ts []*copyTarget
+	if ss.be != nil || ss.pendingBegin != "" {
+		ts, perr = ss.copyJoin(route.Shards, plan)
+	} else {
+		ts, perr = ss.copyAcquire(route.Shards)
+	}
 	defer ss.copyRelease(ts)
 	if perr != nil {
 		return ss.replyError(perr, true)
@@ -142,6 +148,10 @@ func (ss *session) copyAcquire(shards router.ShardSet) ([]*copyTarget, *pgconn.P
 
 // copyRelease gives the backends back (clean ones to their pools).
 func (ss *session) copyRelease(ts []*copyTarget) {
+	if len(ts) > 0 && ts[0].member {
+		ss.copyLeaveTx(ts)
+		return
+	}
 	ss.cancelMu.Lock()
 	ss.running.Store(nil)
 	ss.cancelMu.Unlock()
@@ -159,7 +169,11 @@ func (ss *session) copyRelease(ts []*copyTarget) {
 func (ss *session) copyStart(ts []*copyTarget, sql string) *pgconn.PgError {
 	for _, t := range ts {
 		var msg []byte
-		msg, t.pre = ss.appendPreambleFor(nil, t.b, "BEGIN")
+		begin := "BEGIN"
+		if t.member {
+			begin = "" // already inside the client's transaction
+		}
+		msg, t.pre = ss.appendPreambleFor(nil, t.b, begin)
 		msg = appendQuery(msg, sql)
 		t.b.txStatus = 'T' // until a ReadyForQuery says otherwise
 		if err := writeAll(t.b.conn.NetConn, msg); err != nil {
@@ -408,6 +422,9 @@ func (ss *session) copyEnd(ts []*copyTarget, cmd string) (failed []*copyTarget) 
 	q := appendQuery(nil, cmd)
 	var sent []*copyTarget
 	for _, t := range ts {
+		if t.member {
+			continue // the client's COMMIT or ROLLBACK ends it
+		}
 		if t.lost == nil && t.b.txStatus != 'I' {
 			if err := writeAll(t.b.conn.NetConn, q); err != nil {
 				t.lost = err
@@ -459,6 +476,11 @@ func (ss *session) copyFinish(ts []*copyTarget) error {
 	if cause != nil {
 		ss.copyEnd(ts, "ROLLBACK")
 		return ss.replyError(cause, true)
+	}
+	if ts[0].member { // the rows commit with the client's transaction
+		ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("COPY " + strconv.FormatInt(total, 10))})
+		ss.out = appendReady(ss.out, ss.txStatus)
+		return ss.flushClient()
 	}
 	if len(ts) > 1 && ss.twoPhase() {
 		bs := make([]*binding, len(ts))

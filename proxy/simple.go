@@ -37,7 +37,7 @@ func (ss *session) simpleQuery(body []byte) error {
 			return err
 		}
 	}
-	if plan.Copy != nil && ss.be == nil && ss.pendingBegin == "" {
+	if plan.Copy != nil && ss.copySplits(route) {
 		return ss.copySplit(sql, plan)
 	}
 	if d := plan.Deallocate; d != nil && ss.pinned == "" {

@@ -21,8 +21,8 @@ func pgError(code, msg, hint string) *pgconn.PgError {
 func multiShardError(rt *Route) *pgconn.PgError {
 	if rt.Copy {
 		return pgError(codeFeatureNotSupported,
-			fmt.Sprintf("COPY FROM STDIN into table %q runs on %d shards; pgrouter executes it only outside an explicit transaction", rt.Table, rt.Shards.Len()),
-			"run the COPY on its own (autocommit), or route it to one shard with /* pgrouter: shard=NAME */")
+			fmt.Sprintf("COPY FROM STDIN into table %q runs on %d shards; pgrouter cannot run it in this transaction", rt.Table, rt.Shards.Len()),
+			"run the COPY on its own (autocommit) or in a transaction of a session that is not pinned (pool mode transaction), or route it to one shard with /* pgrouter: shard=NAME */")
 	}
 	if rt.Table == "" {
 		return pgError(codeFeatureNotSupported,

@@ -68,8 +68,6 @@ var directMustShow = map[string][]string{
 var knownLimits = map[string]struct{ result, why string }{
 	"2shards/sqlalchemy/stream": {"ERROR 0A000",
 		"DECLARE … CURSOR over several shards is refused (docs/CROSS_SHARD.md)"},
-	"2shards/psycopg2/copy_in_tx": {"ERROR 0A000",
-		"COPY FROM STDIN into several shards runs only outside a transaction (docs/ARCHITECTURE.md)"},
 }
 
 // minChecks: a direct transcript shorter than this means the script broke.

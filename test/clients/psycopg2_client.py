@@ -121,8 +121,8 @@ def copy_in(c):
 
 
 def copy_in_tx(c):
-    """COPY in psycopg2's default transaction, rolled back: on two shards
-    pgrouter refuses it (a known limit, see matrix_test.go)."""
+    """COPY in psycopg2's default transaction, rolled back (on two shards it
+    runs on the transaction's backends, with two_phase_commit)."""
     data = "".join("%d\tcopied %d\t%d\n" % (i, i, i) for i in range(70, 73))
     try:
         with c.cursor() as cur:

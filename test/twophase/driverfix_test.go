@@ -267,3 +267,85 @@ func TestPostgresJSTransactionOverShards(t *testing.T) {
 	}
 	assertNoPrepared(t)
 }
+
+// COPY FROM STDIN into several shards inside a transaction (psycopg2
+// copy_expert, asyncpg copy_records_to_table in a transaction) runs on the
+// transaction's backends: its rows commit or roll back with it, and a
+// failing COPY fails the transaction, as on Postgres. Without two-phase
+// commit writing two shards is refused (25000) and fails the transaction.
+func TestCopyInsideTransactionOverShards(t *testing.T) {
+	ctx := context.Background()
+	a, b := keysOn(t, 0, 860000, 4), keysOn(t, 1, 860000, 4)
+	copyKeys := func(c *pgx.Conn, keys ...int64) error {
+		var data []byte
+		for _, k := range keys {
+			data = fmt.Appendf(data, "%d\tcopy-tx\n", k)
+		}
+		_, err := c.PgConn().CopyFrom(ctx, strings.NewReader(string(data)), "copy users (user_id, name) from stdin")
+		return err
+	}
+	c := connect(t, pgx.QueryExecModeExec)
+	steps := func(end string, keys ...int64) error {
+		if _, err := c.Exec(ctx, "begin"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Exec(ctx, "insert into users (user_id, name) values ($1, 'before')", keys[0]); err != nil {
+			t.Fatal(err)
+		}
+		err := copyKeys(c, keys[1:]...)
+		if err == nil {
+			var n int
+			if qerr := c.QueryRow(ctx, "select count(*) from users where user_id = any($1)", keys).Scan(&n); qerr != nil || n != len(keys) {
+				t.Errorf("inside the transaction after COPY: %d of %d rows (%v)", n, len(keys), qerr)
+			}
+		}
+		if _, eerr := c.Exec(ctx, end); eerr != nil {
+			t.Fatal(eerr)
+		}
+		return err
+	}
+	if err := steps("rollback", a[0], a[1], b[0]); err != nil {
+		t.Fatalf("COPY over two shards in a transaction: %v", err)
+	}
+	if n := countOn(t, 0, "users", a[:2]) + countOn(t, 1, "users", b[:1]); n != 0 {
+		t.Fatalf("rolled back, yet %d rows stayed", n)
+	}
+	if err := steps("commit", a[0], a[1], b[0], b[1]); err != nil {
+		t.Fatalf("COPY over two shards in a transaction: %v", err)
+	}
+	if n0, n1 := countOn(t, 0, "users", a[:2]), countOn(t, 1, "users", b[:2]); n0 != 2 || n1 != 2 {
+		t.Fatalf("committed: shard0 %d/2, shard1 %d/2", n0, n1)
+	}
+	// A duplicate on one shard fails the COPY and the transaction.
+	if _, err := c.Exec(ctx, "begin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyKeys(c, a[2], b[1]); sqlState(err) != "23505" {
+		t.Fatalf("COPY with a duplicate: %v, want 23505", err)
+	}
+	if _, err := c.Exec(ctx, "select 1"); sqlState(err) != "25P02" {
+		t.Fatalf("after the failed COPY: %v, want 25P02", err)
+	}
+	if tag, err := c.Exec(ctx, "commit"); err != nil || tag.String() != "ROLLBACK" {
+		t.Fatalf("COMMIT after the failed COPY: %v %v, want ROLLBACK", tag, err)
+	}
+	if n := countOn(t, 0, "users", a[2:3]); n != 0 {
+		t.Fatalf("the failed COPY left its row on shard0")
+	}
+	// Without two-phase commit.
+	p := connectTo(t, env.DSN("app", "app", "plain"), pgx.QueryExecModeExec)
+	if _, err := p.Exec(ctx, "begin"); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyKeys(p, a[3], b[3]); sqlState(err) != "25000" {
+		t.Fatalf("COPY over two shards without 2PC: %v, want 25000", err)
+	}
+	if _, err := p.Exec(ctx, "select 1"); sqlState(err) != "25P02" {
+		t.Fatalf("after the refused COPY: %v, want 25P02", err)
+	}
+	if _, err := p.Exec(ctx, "rollback"); err != nil {
+		t.Fatal(err)
+	}
+	assertNoPrepared(t)
+	assertUsable(t, c, "COPY in transactions")
+}
