@@ -24,8 +24,9 @@ import (
 //
 // maxRows > 0 is an Execute row limit: after that many rows the read stops
 // and suspended is true (the client gets PortalSuspended, as from Postgres);
-// with rest non-nil the rows past the limit are collected there instead
-// (a portal kept until the transaction ends, scatter_portal.go).
+// with rest non-nil the rows past the limit (all of them with maxRows 0)
+// are collected there instead (a portal kept until the transaction ends,
+// scatter_portal.go).
 //
 // st is the client's prepared statement in the extended protocol: the shard
 // statement is then prepared on each backend under a shared server-side
@@ -91,7 +92,7 @@ func (ss *session) scatterRead(sql string, plan *router.Plan, st *stmt, args rou
 		var rerr error
 		sent, keptBytes := int64(0), 0
 		_, n, rerr = mp.RunWith(ss.mergeOptions(), descs, resultFormats, srcs, func(row []byte) error {
-			if maxRows > 0 && sent == maxRows { // rest != nil: kept for the next Execute
+			if rest != nil && sent == maxRows { // kept for the next Execute or FETCH
 				if keptBytes += len(row); keptBytes > keptPortalMax {
 					return pgErr("54000", fmt.Sprintf("a multi-shard portal suspended inside a transaction keeps at most %d MiB of rows in pgrouter", keptPortalMax>>20),
 						"fetch it without a row limit, or restrict it to one shard")

@@ -56,6 +56,9 @@ func (ss *session) simpleQuery(body []byte) error {
 			return err
 		}
 	}
+	if done, err := ss.sqlCursor(sql, route); done {
+		return err
+	}
 	if ss.multiWrite(plan, route) {
 		return ss.multiSimple(sql, route)
 	}

@@ -65,10 +65,7 @@ var directMustShow = map[string][]string{
 // knownLimits are checks where pgrouter cannot give Postgres's answer and
 // must refuse with exactly this result instead (topology/workload/check).
 // Everything else must match Postgres.
-var knownLimits = map[string]struct{ result, why string }{
-	"2shards/sqlalchemy/stream": {"ERROR 0A000",
-		"DECLARE … CURSOR over several shards is refused (docs/CROSS_SHARD.md)"},
-}
+var knownLimits = map[string]struct{ result, why string }{}
 
 // minChecks: a direct transcript shorter than this means the script broke.
 const minChecks = 20

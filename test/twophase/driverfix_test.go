@@ -349,3 +349,48 @@ func TestCopyInsideTransactionOverShards(t *testing.T) {
 	assertNoPrepared(t)
 	assertUsable(t, c, "COPY in transactions")
 }
+
+// A SQL cursor over a multi-shard SELECT (SQLAlchemy stream_results,
+// psycopg2 named cursors): DECLARE, FETCH FORWARD n, MOVE, FETCH ALL,
+// CLOSE inside a transaction, compared with one Postgres holding the rows.
+func TestCursorOverShards(t *testing.T) {
+	run := func(dsn string, lo, hi int64) []string {
+		h := hijack(t, dsn)
+		var got []string
+		for _, q := range []string{"begin",
+			fmt.Sprintf(`declare "c_1" no scroll cursor without hold for select user_id from users where user_id between %d and %d order by user_id`, lo, hi),
+			`fetch forward 2 from "c_1"`, "move 1 in c_1", "fetch all from c_1", "fetch next from c_1", "close c_1", "commit",
+			"begin", fmt.Sprintf("declare c2 cursor for select user_id from users where user_id between %d and %d order by user_id", lo, hi),
+			"fetch 2 from c2", "fetch backward 1 from c2", "rollback"} {
+			got = append(got, rawExchange(t, h.Frontend, h.Conn, 1, &pgproto3.Query{String: q})...)
+		}
+		return got
+	}
+	a, b := keysOn(t, 0, 870000, 3), keysOn(t, 1, 870000, 3)
+	keys := append(append([]int64{}, a...), b...)
+	for _, k := range keys {
+		if _, err := connect(t, pgx.QueryExecModeExec).Exec(context.Background(), "insert into users (user_id, name) values ($1, 'cur')", k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	insertDirect(t, 0, []int64{879001, 879002, 879003, 879004, 879005, 879006})
+	want := run(env.Cluster.Shards[0].Primary.DSN("app"), 879001, 879006)
+	got := run(env.AppDSN(), 870000, 870000+1000)
+	// Postgres moves backward (rows D); a merged cursor refuses it (0A000).
+	wantKinds := strings.Replace(fmt.Sprint(kinds(want)), "RowDescription D C:FETCH 1 Z:T C:ROLLBACK", "E:0A000 Z:E C:ROLLBACK", 1)
+	if fmt.Sprint(kinds(got)) != wantKinds {
+		t.Fatalf("through pgrouter %v\n          Postgres %v", got, want)
+	}
+	var sorted []string
+	for k := int64(870000); k <= 871000; k++ {
+		for _, x := range keys {
+			if x == k {
+				sorted = append(sorted, itoa(k))
+			}
+		}
+	}
+	wantRows := append(append(append([]string{}, sorted[:2]...), sorted[3:]...), sorted[:2]...)
+	if fmt.Sprint(rowValues(got)) != fmt.Sprint(wantRows) {
+		t.Fatalf("rows through pgrouter %v, want %v", rowValues(got), wantRows)
+	}
+}

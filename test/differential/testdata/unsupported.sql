@@ -115,6 +115,7 @@ select max(created_at - timestamp '2025-01-01') from users;
 declare c_hold cursor with hold for select id from users order by id;
 -- @error does not restrict shard key
 explain select count(*) from users;
+-- (a forward-only cursor in a transaction is merged in the simple protocol: proxy/cursor.go)
 -- @tx
 -- @error does not restrict shard key
-declare c cursor for select id from users;
+declare c scroll cursor for select id from users;
