@@ -9,7 +9,7 @@ TEST_LOG  := bin/test.log
 # -p 1: packages that start Postgres clusters run one at a time (two cores).
 TESTFLAGS ?= -race -count=1 -p 1 -timeout 15m
 
-.PHONY: all help deps build test lint vet staticcheck fmt demo bench clean
+.PHONY: all help deps build test lint vet staticcheck fmt demo bench soak clean
 
 all: build
 
@@ -20,6 +20,7 @@ help:
 	@echo "make lint    - gofmt must report nothing, go vet, staticcheck (pinned in go.mod)"
 	@echo "make demo    - start a local sharded cluster and pgrouter in front of it"
 	@echo "make bench   - proxy vs direct vs PgBouncer measurements"
+	@echo "make soak    - thousands of clients for minutes; goroutines/fds/RSS must stay flat (SOAK_CLIENTS=2000 SOAK_DURATION=2m SOAK_THINK=1s)"
 
 # The package list lives in scripts/deps.sh only.
 deps:
@@ -55,6 +56,12 @@ test: deps
 
 vet:
 	$(GO) vet $(PKGS)
+
+# Not part of `make test`: the soak test builds only with the soak tag. It
+# prints a table of pgrouter's goroutines, fds and RSS every 10 s.
+# Example: make soak SOAK_CLIENTS=10000 SOAK_DURATION=10m
+soak:
+	$(GO) test -tags soak -count=1 -v -timeout 0 ./test/soak/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './vendor/*')); \
