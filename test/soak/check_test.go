@@ -9,36 +9,40 @@ import (
 	"time"
 )
 
-// After the clients leave, goroutines and fds must come back to the
-// baseline within these margins (the idle backends close after
-// pool.idle_timeout, 5 s here).
+// After the clients leave, goroutines, fds, the live heap and RSS must come
+// back to the baseline within these margins (the idle backends close after
+// pool.idle_timeout, 5 s here; each sample's forced GC lets the runtime
+// return freed pages).
 const (
 	goroutineMargin = 10
 	fdMargin        = 5
+	heapMarginKiB   = 4 << 10
+	rssMarginKiB    = 32 << 10
 	settleWithin    = 90 * time.Second
 )
 
-// waitSettled samples every 2 s until goroutines and fds are back near
-// base, or settleWithin passed; it returns the last sample.
+func settled(base, s sample) bool {
+	return s.goroutines <= base.goroutines+goroutineMargin && s.fds <= base.fds+fdMargin &&
+		s.heapKiB <= base.heapKiB+heapMarginKiB && s.rssKiB <= base.rssKiB+rssMarginKiB
+}
+
+// waitSettled samples every 2 s until every figure is back near base, or
+// settleWithin passed; it returns the last sample.
 func waitSettled(t *testing.T, base sample, take func() sample) sample {
 	t.Helper()
 	deadline := time.Now().Add(settleWithin)
 	for {
 		s := take()
-		if s.goroutines <= base.goroutines+goroutineMargin && s.fds <= base.fds+fdMargin {
-			return s
-		}
-		if time.Now().After(deadline) {
+		if settled(base, s) || time.Now().After(deadline) {
 			return s
 		}
 		time.Sleep(2 * time.Second)
 	}
 }
 
-// checkFlat asserts the figures: goroutines and fds back at the baseline
-// after the clients left; under load, RSS and goroutines do not keep
-// growing from the first sample to the last; RSS after the load gave back
-// at least half of what the load took (or is within 64 MiB of the baseline).
+// checkFlat asserts the figures: goroutines, fds, live heap and RSS back at
+// the baseline after the clients left; under load, RSS, live heap and
+// goroutines do not keep growing from the first sample to the last.
 func checkFlat(t *testing.T, base, after sample, load []sample) {
 	t.Helper()
 	if after.goroutines > base.goroutines+goroutineMargin {
@@ -47,32 +51,35 @@ func checkFlat(t *testing.T, base, after sample, load []sample) {
 	if after.fds > base.fds+fdMargin {
 		t.Errorf("open fds %d %v after the clients left, baseline %d (+%d allowed)", after.fds, settleWithin, base.fds, fdMargin)
 	}
+	if after.heapKiB > base.heapKiB+heapMarginKiB {
+		t.Errorf("live heap %d KiB after the clients left, baseline %d KiB (+%d allowed)", after.heapKiB, base.heapKiB, heapMarginKiB)
+	}
+	if after.rssKiB > base.rssKiB+rssMarginKiB {
+		t.Errorf("RSS %d KiB after the clients left, baseline %d KiB (+%d allowed)", after.rssKiB, base.rssKiB, rssMarginKiB)
+	}
 	if len(load) < 2 {
 		t.Errorf("only %d samples under load: run for at least 30s", len(load))
 		return
 	}
 	first, last := load[0], load[len(load)-1]
-	peak := first.rssKiB
-	for _, s := range load {
-		peak = max(peak, s.rssKiB)
-	}
 	if last.rssKiB > first.rssKiB*5/4+32<<10 {
 		t.Errorf("RSS grew under steady load: %d KiB at %v, %d KiB at %v", first.rssKiB, first.at, last.rssKiB, last.at)
 	}
 	if last.goroutines > first.goroutines*21/20+50 {
 		t.Errorf("goroutines grew under steady load: %d at %v, %d at %v", first.goroutines, first.at, last.goroutines, last.at)
 	}
-	if kept := after.rssKiB - base.rssKiB; kept > 64<<10 && kept > (peak-base.rssKiB)/2 {
-		t.Errorf("RSS %d KiB after the clients left: baseline %d KiB, peak %d KiB", after.rssKiB, base.rssKiB, peak)
+	if last.heapKiB > first.heapKiB*5/4+16<<10 {
+		t.Errorf("live heap grew under steady load: %d KiB at %v, %d KiB at %v", first.heapKiB, first.at, last.heapKiB, last.at)
 	}
 }
 
 // printTable prints every sample, so a run's log is its report.
 func printTable(t *testing.T, table []sample) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%-9s %7s %8s %10s %7s %8s %10s %7s\n", "phase", "at", "clients", "goroutines", "fds", "rss_MiB", "statements", "errors")
+	fmt.Fprintf(&b, "\n%-9s %7s %8s %10s %7s %8s %9s %10s %7s\n", "phase", "at", "clients", "goroutines", "fds", "rss_MiB", "heap_MiB", "statements", "errors")
 	for _, s := range table {
-		fmt.Fprintf(&b, "%-9s %7v %8d %10d %7d %8.1f %10d %7d\n", s.phase, s.at, s.clients, s.goroutines, s.fds, float64(s.rssKiB)/1024, s.queries, s.errors)
+		fmt.Fprintf(&b, "%-9s %7v %8d %10d %7d %8.1f %9.1f %10d %7d\n", s.phase, s.at, s.clients, s.goroutines, s.fds,
+			float64(s.rssKiB)/1024, float64(s.heapKiB)/1024, s.queries, s.errors)
 	}
 	t.Log(b.String())
 }

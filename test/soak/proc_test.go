@@ -139,29 +139,27 @@ type sample struct {
 	at               time.Duration
 	phase            string
 	goroutines, fds  int
-	rssKiB           int64
+	rssKiB, heapKiB  int64
 	clients, queries int64
 	errors           int64
 }
 
-var goroutineTotal = regexp.MustCompile(`goroutine profile: total (\d+)`)
+var (
+	goroutineTotal = regexp.MustCompile(`goroutine profile: total (\d+)`)
+	heapAlloc      = regexp.MustCompile(`(?m)^# HeapAlloc = (\d+)$`)
+)
 
-// sample reads goroutines (pprof), open fds and RSS of the process.
+// sample reads goroutines and the live heap (pprof; the heap profile runs
+// a GC first, which also lets the runtime return freed memory), open fds and
+// RSS of the process.
 func (r *router) sample(t *testing.T) sample {
 	t.Helper()
 	r.checkAlive(t)
 	var s sample
-	resp, err := r.client.Get("http://" + r.metrics + "/debug/pprof/goroutine?debug=1")
-	if err != nil {
-		t.Fatalf("goroutine profile: %v", err)
-	}
-	head, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
-	resp.Body.Close()
-	m := goroutineTotal.FindSubmatch(head)
-	if m == nil {
-		t.Fatalf("goroutine profile: unexpected %q", head)
-	}
-	s.goroutines, _ = strconv.Atoi(string(m[1]))
+	n, _ := strconv.Atoi(r.pprof(t, "goroutine?debug=1", goroutineTotal))
+	s.goroutines = n
+	heap, _ := strconv.ParseInt(r.pprof(t, "heap?gc=1&debug=1", heapAlloc), 10, 64)
+	s.heapKiB = heap >> 10
 	pid := r.cmd.Process.Pid
 	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
@@ -170,6 +168,22 @@ func (r *router) sample(t *testing.T) sample {
 	s.fds = len(fds)
 	s.rssKiB = rssKiB(t, pid)
 	return s
+}
+
+// pprof fetches /debug/pprof/<path> and returns re's first group in it.
+func (r *router) pprof(t *testing.T, path string, re *regexp.Regexp) string {
+	t.Helper()
+	resp, err := r.client.Get("http://" + r.metrics + "/debug/pprof/" + path)
+	if err != nil {
+		t.Fatalf("pprof %s: %v", path, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := re.FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("pprof %s: no %v in %.300q", path, re, body)
+	}
+	return string(m[1])
 }
 
 func rssKiB(t *testing.T, pid int) int64 {

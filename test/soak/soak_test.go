@@ -87,8 +87,8 @@ func TestSoak(t *testing.T) {
 		s.at, s.phase, s.clients = time.Since(start).Round(time.Second), phase, int64(clients)
 		s.queries, s.errors = res.queries.Load(), res.errors.Load()
 		table = append(table, s)
-		t.Logf("%-8s %6v goroutines %6d fds %6d rss %7d KiB clients %6d queries %9d errors %d",
-			s.phase, s.at, s.goroutines, s.fds, s.rssKiB, s.clients, s.queries, s.errors)
+		t.Logf("%-8s %6v clients %6d goroutines %6d fds %6d rss %7d KiB live heap %7d KiB statements %9d errors %d",
+			s.phase, s.at, s.clients, s.goroutines, s.fds, s.rssKiB, s.heapKiB, s.queries, s.errors)
 		return s
 	}
 	defer func() { printTable(t, table) }()
@@ -102,8 +102,9 @@ func TestSoak(t *testing.T) {
 	conns := connectAll(t, dsn, set.clients)
 	time.Sleep(5 * time.Second)
 	idle := take("idle", len(conns))
-	t.Logf("%d idle logged-in clients: RSS +%d KiB (%.1f KiB per client), goroutines +%d, fds +%d",
+	t.Logf("%d idle logged-in clients: RSS +%d KiB (%.1f KiB per client), live heap +%d KiB (%.1f KiB per client), goroutines +%d, fds +%d",
 		len(conns), idle.rssKiB-base.rssKiB, float64(idle.rssKiB-base.rssKiB)/float64(len(conns)),
+		idle.heapKiB-base.heapKiB, float64(idle.heapKiB-base.heapKiB)/float64(len(conns)),
 		idle.goroutines-base.goroutines, idle.fds-base.fds)
 
 	loadSamples := runLoad(t, conns, set, res, func() sample { return take("load", len(conns)) })
