@@ -17,7 +17,7 @@ import (
 
 // TestPoolExhaustion: with pool.size 2, two clients hold a transaction
 // each; six more clients' statements fail with 53300 after
-// acquire_timeout (1s), not before and not much later. When the holders
+// acquire_timeout (1s), not before, and within the clients' 5 s deadline. When the holders
 // leave — one commits, one drops its connection mid-transaction — the pool
 // serves again and SHOW POOLS shows no backend left active (the dropped
 // transaction's backend was rolled back, not leaked).
@@ -54,7 +54,7 @@ func TestPoolExhaustion(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			start := time.Now()
-			errs[i] = selectOneAt(ctx, dsn)
+			errs[i] = selectOne(dsn)
 			took[i] = time.Since(start)
 		}()
 	}
@@ -65,8 +65,8 @@ func TestPoolExhaustion(t *testing.T) {
 		if !errors.As(err, &pe) || pe.Code != "53300" {
 			t.Errorf("client %d with the pool exhausted: %v, want 53300", i, err)
 		}
-		if took[i] < timeout-50*time.Millisecond || took[i] > 30*time.Second {
-			t.Errorf("client %d failed after %v, want after acquire_timeout (%v) and within 30s", i, took[i], timeout)
+		if took[i] < timeout-50*time.Millisecond {
+			t.Errorf("client %d failed after %v, before acquire_timeout (%v)", i, took[i], timeout)
 		}
 		slowest = max(slowest, took[i])
 	}
@@ -79,7 +79,7 @@ func TestPoolExhaustion(t *testing.T) {
 	holders[1].PgConn().Conn().Close()
 	left := time.Now()
 	for i := 0; i < 2*size; i++ {
-		if err := selectOneAt(ctx, dsn); err != nil {
+		if err := selectOne(dsn); err != nil {
 			t.Fatalf("after the holders left: %v", err)
 		}
 	}
@@ -103,16 +103,6 @@ func TestPoolExhaustion(t *testing.T) {
 	if idleInTx != 0 {
 		t.Errorf("%d backends idle in transaction after the holders left", idleInTx)
 	}
-}
-
-func selectOneAt(ctx context.Context, dsn string) error {
-	c, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		return err
-	}
-	defer c.Close(ctx)
-	var n int
-	return c.QueryRow(ctx, "select 1").Scan(&n)
 }
 
 // poolColumn sums one SHOW POOLS column over the app user's pools, asked
