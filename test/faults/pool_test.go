@@ -16,10 +16,10 @@ import (
 )
 
 // TestPoolExhaustion: with pool.size 2, two clients hold a transaction
-// each; six more clients' statements fail with 53300 after
-// acquire_timeout (1s), not before, and within the clients' 5 s deadline. When the holders
-// leave — one commits, one drops its connection mid-transaction — the pool
-// serves again and SHOW POOLS shows no backend left active (the dropped
+// each; six more clients' statements fail with 53300 after acquire_timeout
+// (1s), not before, and within the clients' 5 s deadline. When the
+// holders leave — one commits, one drops its connection mid-transaction —
+// the pool serves again and SHOW POOLS shows no backend left active (the dropped
 // transaction's backend was rolled back, not leaked).
 func TestPoolExhaustion(t *testing.T) {
 	const size, waiters, timeout = 2, 6, time.Second
