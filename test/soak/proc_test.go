@@ -186,6 +186,23 @@ func (r *router) pprof(t *testing.T, path string, re *regexp.Regexp) string {
 	return string(m[1])
 }
 
+// saveHeapProfile writes pgrouter's heap profile (after a GC) to path.
+func (r *router) saveHeapProfile(t *testing.T, path string) {
+	t.Helper()
+	resp, err := r.client.Get("http://" + r.metrics + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		t.Errorf("heap profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		t.Errorf("heap profile: %v", err)
+		return
+	}
+	t.Logf("heap profile of pgrouter after the clients left: go tool pprof -top -inuse_space %s", path)
+}
+
 func rssKiB(t *testing.T, pid int) int64 {
 	t.Helper()
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -111,9 +112,18 @@ func TestSoak(t *testing.T) {
 	for _, c := range conns {
 		c.Close(context.Background())
 	}
-	after := waitSettled(t, base, func() sample { return take("after", 0) })
+	peak := idle.goroutines
+	for _, s := range loadSamples {
+		peak = max(peak, s.goroutines)
+	}
+	after := waitSettled(t, base, peak, func() sample { return take("after", 0) })
 
-	checkFlat(t, base, after, loadSamples)
+	if !settled(base, after, peak) {
+		profile, _ := filepath.Abs("../../bin/soak-heap.pprof")
+		os.MkdirAll(filepath.Dir(profile), 0o755)
+		r.saveHeapProfile(t, profile)
+	}
+	checkFlat(t, base, after, loadSamples, peak)
 	if n := res.errors.Load(); n > 0 {
 		t.Errorf("%d of %d statements failed: %v, e.g. %v", n, res.queries.Load()+n, res.byCode, res.first)
 	}
