@@ -164,14 +164,16 @@ type load struct {
 	wg      sync.WaitGroup
 }
 
-func startLoad(e *testenv.Env, perWrite time.Duration) *load {
+// startLoad starts the writers on dsn; keys of different loads differ by
+// offset (< 100,000,000).
+func startLoad(dsn string, offset int64, perWrite time.Duration) *load {
 	l := &load{stop: make(chan struct{})}
 	for s := range l.writers {
 		for i := 0; i < 2; i++ {
-			w := &kvWriter{base: int64(s)*shardSplit + int64(i)*100_000_000 + 1}
+			w := &kvWriter{base: int64(s)*shardSplit + int64(i)*200_000_000 + offset + 1}
 			l.writers[s] = append(l.writers[s], w)
 			l.wg.Add(1)
-			go func() { defer l.wg.Done(); w.run(e.AppDSN(), l.stop, perWrite) }()
+			go func() { defer l.wg.Done(); w.run(dsn, l.stop, perWrite) }()
 		}
 	}
 	return l
@@ -240,32 +242,39 @@ func (l *load) waitAcked(t *testing.T, s int, since time.Time, n int, within tim
 	}
 }
 
-// TestPrimaryFaultsUnderWrites: four pgx clients write keyed rows, two per
-// shard. (1) shard0's primary is SIGSTOPped (postmaster and backends) for 3 s:
-// shard1's writers go on, shard0's writers fail or wait, and shard0 serves
-// again after SIGCONT; no write outlives the stall by more than the
-// liveness bound. (2) shard1's primary is killed with SIGKILL and its
-// replica promoted: writes succeed again through the same pgrouter and no
-// acknowledged write of either shard is lost.
+// TestPrimaryFaultsUnderWrites: pgx clients write keyed rows, two per
+// shard, through pgrouter (load l) and through a second pgrouter with
+// timeouts.query 1s (load lq). (1) shard0's primary is SIGSTOPped
+// (postmaster and backends) for 5 s: shard1's writers go on; l's shard0
+// writes wait for SIGCONT (no timeout) while lq's fail before SIGCONT
+// (57014, or a dial bounded by connect_timeout); shard0 serves again after SIGCONT. (2) shard1's primary
+// is killed with SIGKILL and its replica promoted: writes succeed again
+// through the same pgrouters and no acknowledged write of either shard is
+// lost.
 func TestPrimaryFaultsUnderWrites(t *testing.T) {
 	e := startPrimaryEnv(t)
 	const perWrite = 30 * time.Second // liveness bound, not a speed figure
-	l := startLoad(e, perWrite)
+	l := startLoad(e.AppDSN(), 0, perWrite)
 	t.Cleanup(l.halt)
+	lq := startLoad(queryTimeoutDSN(t, e, queryTimeout), 100_000_000, perWrite)
+	t.Cleanup(lq.halt)
 	t0 := time.Now()
-	l.waitAcked(t, 0, t0, 50, 30*time.Second, "warm-up")
-	l.waitAcked(t, 1, t0, 50, 30*time.Second, "warm-up")
+	for _, ld := range []*load{l, lq} {
+		ld.waitAcked(t, 0, t0, 50, 30*time.Second, "warm-up")
+		ld.waitAcked(t, 1, t0, 50, 30*time.Second, "warm-up")
+	}
 
-	stallPrimary(t, e, l, 3*time.Second)
+	stallPrimary(t, e, l, lq, 5*time.Second)
 	killAndPromote(t, e, l)
 
 	l.halt()
+	lq.halt()
 	for s, shard := range e.Cluster.Shards {
 		node := shard.Primary
 		if s == 1 {
 			node = shard.Replicas[0]
 		}
-		lost := lostWrites(t, node, l.writers[s])
+		lost := lostWrites(t, node, append(l.writers[s], lq.writers[s]...))
 		a, f, codes, _ := l.shardStats(s, t0, time.Now())
 		t.Logf("shard%d: %d writes acknowledged, %d failed %v, acknowledged writes lost: %d", s, a, f, codes, lost)
 		if lost != 0 {
@@ -274,15 +283,17 @@ func TestPrimaryFaultsUnderWrites(t *testing.T) {
 	}
 }
 
-// signalTree sends sig to the postmaster pid, then to each of its children
+// signalTree sends sig to the postmaster pid and each of its children
 // (backends, walsender, checkpointer…: each backend is a process group of
 // its own, so signalling the postmaster's group would miss them), and
-// returns the pids signalled.
+// returns the pids signalled. The postmaster is stopped first so that it
+// forks no child while the children are listed.
 func signalTree(t *testing.T, pid int, sig syscall.Signal) []int {
 	t.Helper()
-	if err := syscall.Kill(pid, sig); err != nil {
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	defer syscall.Kill(pid, sig)
 	pids := []int{pid}
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
@@ -316,11 +327,12 @@ func signalPids(pids []int, sig syscall.Signal) {
 
 // stallPrimary SIGSTOPs shard0's primary (postmaster and every child) for
 // d, then SIGCONTs it.
-func stallPrimary(t *testing.T, e *testenv.Env, l *load, d time.Duration) {
+func stallPrimary(t *testing.T, e *testenv.Env, l, lq *load, d time.Duration) {
 	p := e.Cluster.Shards[0].Primary
 	stopAt := time.Now()
 	stopped := signalTree(t, p.Pid(), syscall.SIGSTOP)
 	t.Cleanup(func() { signalPids(stopped, syscall.SIGCONT) })
+	frozen := time.Now() // every process of the primary is stopped from here
 	time.Sleep(d)
 	signalPids(stopped, syscall.SIGCONT)
 	contAt := time.Now()
@@ -345,6 +357,7 @@ func stallPrimary(t *testing.T, e *testenv.Env, l *load, d time.Duration) {
 	if longest > d+15*time.Second {
 		t.Errorf("a shard0 write took %v with a %v stall: not bounded by SIGCONT", longest, d)
 	}
+	checkQueryTimeout(t, lq, frozen, contAt)
 }
 
 // killAndPromote SIGKILLs shard1's primary and promotes its replica.
@@ -352,7 +365,10 @@ func killAndPromote(t *testing.T, e *testenv.Env, l *load) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	shard := e.Cluster.Shards[1]
-	killAt := time.Now()
+	// The whole tree: backends are process groups of their own and would
+	// serve on for a moment after a SIGKILL of the postmaster's group alone.
+	signalTree(t, shard.Primary.Pid(), syscall.SIGKILL)
+	killAt := time.Now() // no process of the old primary runs from here
 	if err := shard.Primary.Kill(); err != nil {
 		t.Fatal(err)
 	}
