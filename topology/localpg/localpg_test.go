@@ -120,11 +120,23 @@ func testPauseReplay(ctx context.Context, t *testing.T, s *Shard) {
 func testKillRestart(ctx context.Context, t *testing.T, s *Shard) {
 	p := s.Primary
 	port := p.Port
+	// A backend busy in a long computation never checks whether its
+	// postmaster is alive: Kill must end it too.
+	busy, err := p.Connect(ctx, "postgres")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close(context.Background())
+	go busy.Exec(ctx, "SELECT count(*) FROM generate_series(1, 1e10)")
+	time.Sleep(200 * time.Millisecond)
 	if err := p.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	if p.Running() {
 		t.Fatal("primary still running after Kill")
+	}
+	if left := processesIn(p.DataDir); len(left) > 0 {
+		t.Fatalf("processes %v still run in %s after Kill (backends outlived the postmaster)", left, p.DataDir)
 	}
 	if err := p.Exec(ctx, "SELECT 1"); err == nil {
 		t.Fatal("killed primary still accepts connections")
@@ -409,4 +421,27 @@ func assertRecovery(ctx context.Context, t *testing.T, n *Node, want bool) {
 	if got != want {
 		t.Errorf("%s: pg_is_in_recovery() = %v, want %v", n, got, want)
 	}
+}
+
+// processesIn lists live processes whose working directory is dir: every
+// Postgres process chdirs to its data directory, whatever its process group.
+func processesIn(dir string) []int {
+	want, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd")); err == nil && cwd == want {
+			if st, ok := procStat(pid); ok && st.state != "Z" {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
 }

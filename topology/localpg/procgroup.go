@@ -6,29 +6,51 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
-// waitGroupGone waits until no live (non-zombie) process is left in process
-// group pgid. After a SIGKILL the postmaster is reaped first while its
-// backends may still be tearing down; until they are gone they hold the
-// shared memory segment and a restart fails with "pre-existing shared
-// memory block is still in use". Zombies have already let go of it.
-func waitGroupGone(pgid int, timeout time.Duration) error {
+// killTree SIGKILLs a postmaster and all of its children: a crash. Every
+// Postgres child calls setsid(), so the backends are not in the
+// postmaster's process group; a group kill leaves them running (serving
+// queries, holding the shared memory segment) until they notice their
+// parent died. They are found by parent pid while the postmaster is
+// stopped, so it cannot fork a new one in between; once it is dead they
+// would belong to init and could no longer be told apart.
+func killTree(pid int) []int {
+	_ = syscall.Kill(pid, syscall.SIGSTOP)
+	pids := append(childrenOf(pid), pid)
+	for _, p := range pids {
+		_ = syscall.Kill(p, syscall.SIGKILL)
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL) // anything else the spawner put in its group
+	return pids
+}
+
+// waitGone waits until none of pids is a live (non-zombie) process. Until
+// the backends are gone they hold the shared memory segment and a restart
+// fails with "pre-existing shared memory block is still in use"; zombies
+// have already let go of it.
+func waitGone(pids []int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		left := liveGroupMembers(pgid)
+		var left []int
+		for _, p := range pids {
+			if st, ok := procStat(p); ok && st.state != "Z" && st.state != "X" {
+				left = append(left, p)
+			}
+		}
 		if len(left) == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("localpg: processes %v of group %d survived SIGKILL", left, pgid)
+			return fmt.Errorf("localpg: processes %v survived SIGKILL", left)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 }
 
-func liveGroupMembers(pgid int) []int {
+func childrenOf(parent int) []int {
 	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -36,29 +58,33 @@ func liveGroupMembers(pgid int) []int {
 		if err != nil {
 			continue
 		}
-		state, group, ok := procStat(pid)
-		if ok && group == pgid && state != "Z" && state != "X" {
+		if st, ok := procStat(pid); ok && st.ppid == parent {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
 }
 
-// procStat reads the state and process group from /proc/PID/stat.
-func procStat(pid int) (state string, pgrp int, ok bool) {
+type procState struct {
+	state string
+	ppid  int
+}
+
+// procStat reads the state and parent pid from /proc/PID/stat.
+func procStat(pid int) (procState, bool) {
 	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 	if err != nil {
-		return "", 0, false
+		return procState{}, false
 	}
 	// "pid (comm) state ppid pgrp …"; comm may contain spaces and parens.
 	i := strings.LastIndexByte(string(data), ')')
 	if i < 0 {
-		return "", 0, false
+		return procState{}, false
 	}
 	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 3 {
-		return "", 0, false
+	if len(f) < 2 {
+		return procState{}, false
 	}
-	pgrp, err = strconv.Atoi(f[2])
-	return f[0], pgrp, err == nil
+	ppid, err := strconv.Atoi(f[1])
+	return procState{state: f[0], ppid: ppid}, err == nil
 }

@@ -177,8 +177,8 @@ func (n *Node) Stop(ctx context.Context) error {
 	}
 }
 
-// Kill SIGKILLs the postmaster and every process in its group (its
-// backends): a crash. Start brings the node back through crash recovery.
+// Kill SIGKILLs the postmaster and every one of its children (see
+// killTree): a crash. Start brings the node back through crash recovery.
 func (n *Node) Kill() error {
 	n.mu.Lock()
 	p := n.proc
@@ -186,44 +186,41 @@ func (n *Node) Kill() error {
 	if p == nil {
 		return fmt.Errorf("localpg: %s is not running", n)
 	}
-	_ = syscall.Kill(-p.pid(), syscall.SIGKILL)
+	pids := killTree(p.pid())
 	select {
 	case <-p.exited:
 	case <-time.After(killTimeout):
 		return fmt.Errorf("localpg: %s (pid %d) survived SIGKILL", n.Name, p.pid())
 	}
 	n.forget(p)
-	return waitGroupGone(p.pid(), killTimeout)
+	return waitGone(pids, killTimeout)
 }
 
 // stopProc stops p for Close and failed starts: fast shutdown (skipped if
-// fast is 0), then immediate shutdown, then SIGKILL of the process group.
+// fast is 0), then immediate shutdown, then SIGKILL of the process tree.
 func (n *Node) stopProc(p *serverProc, fast time.Duration) error {
 	steps := []struct {
 		sig     syscall.Signal
-		group   bool
 		timeout time.Duration
 	}{
-		{syscall.SIGINT, false, fast},
-		{syscall.SIGQUIT, false, immediateStopTimeout},
-		{syscall.SIGKILL, true, killTimeout},
+		{syscall.SIGINT, fast},
+		{syscall.SIGQUIT, immediateStopTimeout},
+		{syscall.SIGKILL, killTimeout},
 	}
 	for _, s := range steps {
 		if s.timeout == 0 {
 			continue
 		}
-		if s.group {
-			_ = syscall.Kill(-p.pid(), s.sig)
+		var tree []int
+		if s.sig == syscall.SIGKILL {
+			tree = killTree(p.pid())
 		} else {
 			_ = p.cmd.Process.Signal(s.sig)
 		}
 		select {
 		case <-p.exited:
 			n.forget(p)
-			if s.group {
-				return waitGroupGone(p.pid(), killTimeout)
-			}
-			return nil
+			return waitGone(tree, killTimeout)
 		case <-time.After(s.timeout):
 		}
 	}
