@@ -30,7 +30,7 @@ import (
 // Seeds: testdata/fuzz/FuzzSessionLiveness (op, argument byte pairs; the
 // op indexes fuzzVocab). WIRE_FUZZ_AVOID_KNOWN=1 rewrites inputs away from divergences already
 // marked "# bug:" in testdata (Flush, a Query inside an open extended
-// batch), so a long run explores past them; make test runs without it.
+// batch, CopyData outside COPY), so a long run explores past them; make test runs without it.
 func FuzzSessionLiveness(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ops := decodeOps(data, os.Getenv("WIRE_FUZZ_AVOID_KNOWN") != "")
@@ -38,6 +38,7 @@ func FuzzSessionLiveness(f *testing.F) {
 			return
 		}
 		inst := fuzzInstance(t)
+		defer retireFuzzInstance(t)
 		ref := playOps(t, env.Cluster.Shards[0].Primary.DSN("app"), ops, refTimeout)
 		if ref.err != "" {
 			t.Fatalf("Postgres itself: %s\nops: %s", ref.err, opNames(ops))
@@ -103,7 +104,9 @@ var fuzzVocab = []func(arg byte) fuzzOp{
 		s := qs[int(a)%len(qs)]
 		return fuzzOp{fmt.Sprintf("Query(%q)", s), []pgproto3.FrontendMessage{q(s)}}
 	},
-	func(a byte) fuzzOp { return fuzzOp{"Query(copy in)", []pgproto3.FrontendMessage{q("copy t from stdin")}} },
+	func(a byte) fuzzOp {
+		return fuzzOp{"Query(copy in)", []pgproto3.FrontendMessage{q("copy t from stdin")}}
+	},
 	func(a byte) fuzzOp {
 		return fuzzOp{"CopyData", []pgproto3.FrontendMessage{&pgproto3.CopyData{Data: []byte(fmt.Sprintf("%d\n", a))}}}
 	},
@@ -111,7 +114,9 @@ var fuzzVocab = []func(arg byte) fuzzOp{
 	func(a byte) fuzzOp {
 		return fuzzOp{"CopyFail", []pgproto3.FrontendMessage{&pgproto3.CopyFail{Message: "fuzz"}}}
 	},
-	func(a byte) fuzzOp { return fuzzOp{"Query(copy out)", []pgproto3.FrontendMessage{q("copy (select 1) to stdout")}} },
+	func(a byte) fuzzOp {
+		return fuzzOp{"Query(copy out)", []pgproto3.FrontendMessage{q("copy (select 1) to stdout")}}
+	},
 	func(a byte) fuzzOp {
 		sql := []string{"begin", "commit", "rollback", "select 1/0", "insert into t values (2) returning a", "select generate_series(1, 4)"}[a%6]
 		return fuzzOp{fmt.Sprintf("PBE(%q)", sql), []pgproto3.FrontendMessage{
@@ -123,16 +128,22 @@ var fuzzVocab = []func(arg byte) fuzzOp{
 const maxFuzzOps = 40
 
 // decodeOps reads (op, argument) byte pairs. A Terminate ends the sequence.
-// avoidKnown drops Flush and syncs an open batch before a Query.
+// avoidKnown drops Flush, CopyData/CopyDone outside a COPY and syncs an
+// open batch before a Query.
 func decodeOps(data []byte, avoidKnown bool) []fuzzOp {
 	var ops []fuzzOp
-	open := false
+	open, copying := false, false
 	for i := 0; i+1 < len(data) && len(ops) < maxFuzzOps; i += 2 {
 		op := fuzzVocab[int(data[i])%len(fuzzVocab)](data[i+1])
 		first := op.msgs[0]
 		if avoidKnown {
-			if _, ok := first.(*pgproto3.Flush); ok {
+			switch first.(type) {
+			case *pgproto3.Flush:
 				continue
+			case *pgproto3.CopyData, *pgproto3.CopyDone:
+				if !copying {
+					continue
+				}
 			}
 			if _, ok := first.(*pgproto3.Query); ok && open {
 				ops = append(ops, fuzzVocab[9](0))
@@ -144,6 +155,7 @@ func decodeOps(data []byte, avoidKnown bool) []fuzzOp {
 		case *pgproto3.Sync:
 			open = false
 		}
+		copying = op.name == "Query(copy in)" || copying && op.name == "CopyData"
 		ops = append(ops, op)
 		if op.name == "Terminate" {
 			break
@@ -226,30 +238,48 @@ var fuzzProfile = profile{"fuzz", "wire_fuzz", map[string]string{
 	"search_path": "wire_fuzz", "application_name": "wire-fuzz", "TimeZone": "Europe/Paris"}}
 
 var fuzzInst struct {
-	sync.Once
+	sync.Mutex
 	inst *proxy.Instance
-	err  error
 }
 
-// fuzzInstance is a pgrouter with pools of 2, shared by every input of this
-// process (a leak shows up as held backends, then as exhaustion), and the
-// fuzz schema with its table.
-func fuzzInstance(t *testing.T) *proxy.Instance {
-	fuzzInst.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if fuzzInst.err = resetSchema(ctx, fuzzProfile.schema); fuzzInst.err != nil {
-			return
-		}
-		admin.Lock()
-		_, fuzzInst.err = admin.conn.Exec(ctx, "create table wire_fuzz.t (a int)")
-		admin.Unlock()
-		if fuzzInst.err == nil {
-			fuzzInst.inst, fuzzInst.err = proxy.Start(ctx, coldConfig, discardLog())
-		}
-	})
-	if fuzzInst.err != nil {
-		t.Fatal(fuzzInst.err)
+// retireFuzzInstance drops the instance after a failure: the minimizer then
+// replays candidates on a fresh pgrouter, not on one a bug already broke.
+func retireFuzzInstance(t *testing.T) {
+	if !t.Failed() {
+		return
 	}
-	return fuzzInst.inst
+	fuzzInst.Lock()
+	defer fuzzInst.Unlock()
+	if fuzzInst.inst != nil {
+		go closeInstance(fuzzInst.inst)
+		fuzzInst.inst = nil
+	}
+}
+
+// fuzzInstance is a pgrouter with pools of 2, shared by the inputs of this
+// process until one fails (a leak shows up as held backends, then as
+// exhaustion); the first call creates the fuzz schema and its table.
+func fuzzInstance(t *testing.T) *proxy.Instance {
+	fuzzInst.Lock()
+	defer fuzzInst.Unlock()
+	if fuzzInst.inst != nil {
+		return fuzzInst.inst
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := resetSchema(ctx, fuzzProfile.schema); err != nil {
+		t.Fatal(err)
+	}
+	admin.Lock()
+	_, err := admin.conn.Exec(ctx, "create table wire_fuzz.t (a int)")
+	admin.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := proxy.Start(ctx, coldConfig, discardLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fuzzInst.inst = inst
+	return inst
 }

@@ -15,7 +15,7 @@ import (
 
 // minScripts guards against scripts silently dropping out; raised as the
 // corpus grows (the issue asks for at least 150).
-const minScripts = 27
+const minScripts = 150
 
 // probe follows every script that leaves the connection open: a session
 // that lost its place in the stream (or hangs) fails it even when the
@@ -43,7 +43,7 @@ func TestWireScripts(t *testing.T) {
 		t.Errorf("%d scripts, the issue asks for at least %d", len(scripts), minScripts)
 	}
 	var mu sync.Mutex
-	var matched, stale, failed, known []string
+	var matched, stale, failed, known, hidden []string
 	for i, s := range scripts {
 		t.Run(s.name, func(t *testing.T) {
 			diffs := runScript(t, i, s)
@@ -52,6 +52,9 @@ func TestWireScripts(t *testing.T) {
 			switch {
 			case len(diffs) == 0 && s.bug == "":
 				matched = append(matched, s.name)
+			case len(diffs) == 0 && s.intermittent != "":
+				hidden = append(hidden, s.name)
+				t.Logf("intermittent bug (%s) did not show in this run", s.bug)
 			case len(diffs) == 0:
 				stale = append(stale, s.name)
 				t.Errorf("marked \"# bug: %s\" but now matches Postgres in every mode: remove the mark", s.bug)
@@ -64,8 +67,12 @@ func TestWireScripts(t *testing.T) {
 			}
 		})
 	}
-	t.Logf("%d scripts: %d match, %d known bugs (%s), %d unmarked divergences (%s), %d stale bug marks (%s)",
-		len(scripts), len(matched), len(known), strings.Join(known, " "), len(failed), strings.Join(failed, " "),
+	t.Logf("warm instance retired %d times after a divergence", warm.retired)
+	retireWarm()
+	ran := len(matched) + len(known) + len(hidden) + len(failed) + len(stale)
+	t.Logf("%d of %d scripts ran: %d match, %d known bugs (%s), %d intermittent bugs not seen this run (%s), "+
+		"%d unmarked divergences (%s), %d stale bug marks (%s)", ran, len(scripts), len(matched), len(known),
+		strings.Join(known, " "), len(hidden), strings.Join(hidden, " "), len(failed), strings.Join(failed, " "),
 		len(stale), strings.Join(stale, " "))
 }
 
@@ -111,9 +118,10 @@ func runScript(t *testing.T, idx int, s *script) []string {
 	}
 	warm := func() []string {
 		k := (idx + 1) % len(profiles)
-		before := checkedOut(env.Proxy)
-		diffs := appendDiff(nil, s, "warm/"+profiles[k].name, ref[k], runOn(ctx, t, env.AppDSN(), profiles[k], s, proxyTimeout))
-		return appendIf(diffs, heldBackends("warm instance", env.Proxy, before))
+		inst := warmInstance(t)
+		before := checkedOut(inst)
+		diffs := appendDiff(nil, s, "warm/"+profiles[k].name, ref[k], runOn(ctx, t, proxyDSN(inst.Addr), profiles[k], s, proxyTimeout))
+		return appendIf(diffs, heldBackends("warm instance", inst, before))
 	}
 	var diffs []string
 	for _, mode := range []func() []string{cold, concurrent, warm} {
@@ -121,7 +129,38 @@ func runScript(t *testing.T, idx int, s *script) []string {
 			break
 		}
 	}
+	if len(diffs) > 0 {
+		retireWarm()
+	}
 	return diffs
+}
+
+// warm is the long-lived instance of the warm mode: it has served every
+// earlier script that matched Postgres. After a divergence it is retired
+// (its pools may hold a stuck session or broken state, already reported)
+// so that one bug does not fail every later script.
+var warm struct {
+	inst    *proxy.Instance
+	retired int
+}
+
+func warmInstance(t *testing.T) *proxy.Instance {
+	if warm.inst == nil {
+		inst, err := proxy.Start(context.Background(), env.Config, discardLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		warm.inst = inst
+	}
+	return warm.inst
+}
+
+func retireWarm() {
+	if warm.inst != nil && warm.inst != env.Proxy {
+		go closeInstance(warm.inst)
+		warm.retired++
+	}
+	warm.inst = nil
 }
 
 func withProbe(s *script) *script {

@@ -13,11 +13,14 @@ import (
 
 // script is one parsed testdata/*.pgt file.
 type script struct {
-	name    string
-	bug     string   // "# bug:" text: a known divergence through pgrouter
-	differs []string // "# differs:" lines: why an ignore= is needed
-	blocks  []block
-	closes  bool // the script ends the connection itself (Terminate/EOF)
+	name string
+	bug  string // "# bug:" text: a known divergence through pgrouter
+	// "# intermittent:" text: the bug shows only in some runs (a race), so
+	// a run where the script matches is logged, not failed as a stale mark.
+	intermittent string
+	differs      []string // "# differs:" lines: why an ignore= is needed
+	blocks       []block
+	closes       bool // the script ends the connection itself (Terminate/EOF)
 }
 
 // block is a send (frontend messages, written in one write) or an until
@@ -61,6 +64,8 @@ func parseScript(name, text string) (*script, error) {
 			c := strings.TrimSpace(strings.TrimPrefix(line, "#"))
 			if v, ok := strings.CutPrefix(c, "bug:"); ok {
 				s.bug = strings.TrimSpace(v)
+			} else if v, ok := strings.CutPrefix(c, "intermittent:"); ok {
+				s.intermittent = strings.TrimSpace(v)
 			} else if v, ok := strings.CutPrefix(c, "differs:"); ok {
 				s.differs = append(s.differs, strings.TrimSpace(v))
 			}
@@ -117,6 +122,9 @@ func (s *script) check() error {
 				s.closes = true
 			}
 		}
+	}
+	if s.intermittent != "" && s.bug == "" {
+		return fmt.Errorf("\"# intermittent:\" without a \"# bug:\" line")
 	}
 	if ignores && len(s.differs) == 0 {
 		return fmt.Errorf("ignore= without a \"# differs:\" line saying why")
