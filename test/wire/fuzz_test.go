@@ -2,7 +2,9 @@ package wire
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -21,7 +23,8 @@ import (
 //     same status bytes, within proxyTimeout each (no hang);
 //   - the stream stays in sync: a probe query after the sequence gets its
 //     own answer next;
-//   - a Terminate gets a clean close;
+//   - pgrouter closes the connection where Postgres does (Terminate, or a
+//     protocol violation during COPY), and only there;
 //   - once the client has gone, no backend stays checked out.
 //
 // The sequence always ends CopyFail, Sync, probe: those end any COPY or
@@ -47,8 +50,9 @@ func FuzzSessionLiveness(f *testing.F) {
 		if got.err != "" {
 			t.Fatalf("pgrouter: %s\nops: %s\npostgres answered: %s", got.err, opNames(ops), ref.status)
 		}
-		if got.status != ref.status {
-			t.Fatalf("ReadyForQuery statuses differ\nops: %s\npostgres: %s\npgrouter: %s", opNames(ops), ref.status, got.status)
+		if got.status != ref.status || got.closed != ref.closed {
+			t.Fatalf("answers differ\nops: %s\npostgres: statuses %q, closed %v\npgrouter: statuses %q, closed %v",
+				opNames(ops), ref.status, ref.closed, got.status, got.closed)
 		}
 		if d := heldBackends("fuzz instance", inst, 0); d != "" {
 			t.Fatalf("%s\nops: %s", d, opNames(ops))
@@ -172,9 +176,12 @@ func opNames(ops []fuzzOp) string {
 	return strings.Join(names, ", ")
 }
 
-// played: the ReadyForQuery status bytes seen, or what went wrong.
+// played: the ReadyForQuery status bytes seen, whether the server closed
+// the connection (after a Terminate, or a protocol violation Postgres
+// treats as fatal), or what went wrong (a read timeout: a hang).
 type played struct {
 	status string
+	closed bool
 	err    string
 }
 
@@ -202,22 +209,23 @@ func playOps(t *testing.T, dsn string, ops []fuzzOp, timeout time.Duration) play
 	if err := c.fe.Flush(); err != nil {
 		return played{err: "send: " + err.Error()}
 	}
-	return c.readPlayed(terminates)
+	return c.readPlayed()
 }
 
 // readPlayed collects ReadyForQuery statuses until the probe's own
-// ReadyForQuery (or, after a Terminate, the server's close).
-func (c *client) readPlayed(terminates bool) played {
+// ReadyForQuery or the server's close.
+func (c *client) readPlayed() played {
 	var p played
 	sawProbe := false
 	for {
 		c.conn.SetReadDeadline(time.Now().Add(c.timeout))
 		m, err := c.fe.Receive()
 		if err != nil {
-			if terminates {
-				return p
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				p.err = fmt.Sprintf("no answer within %s after ReadyForQuery statuses %q", c.timeout, p.status)
 			}
-			p.err = fmt.Sprintf("after ReadyForQuery statuses %q: %v", p.status, err)
+			p.closed = true
 			return p
 		}
 		switch m := m.(type) {
