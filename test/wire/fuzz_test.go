@@ -33,7 +33,7 @@ import (
 // Seeds: testdata/fuzz/FuzzSessionLiveness (op, argument byte pairs; the
 // op indexes fuzzVocab). WIRE_FUZZ_AVOID_KNOWN=1 rewrites inputs away from divergences already
 // marked "# bug:" in testdata (Flush, a Query inside an open extended
-// batch, CopyData outside COPY), so a long run explores past them; make test runs without it.
+// batch, CopyData outside COPY, other messages during COPY IN), so a long run explores past them; make test runs without it.
 func FuzzSessionLiveness(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ops := decodeOps(data, os.Getenv("WIRE_FUZZ_AVOID_KNOWN") != "")
@@ -132,8 +132,8 @@ var fuzzVocab = []func(arg byte) fuzzOp{
 const maxFuzzOps = 40
 
 // decodeOps reads (op, argument) byte pairs. A Terminate ends the sequence.
-// avoidKnown drops Flush, CopyData/CopyDone outside a COPY and syncs an
-// open batch before a Query.
+// avoidKnown drops Flush and CopyData/CopyDone outside a COPY, ends a COPY
+// IN before any other message, and syncs an open batch before a Query.
 func decodeOps(data []byte, avoidKnown bool) []fuzzOp {
 	var ops []fuzzOp
 	open, copying := false, false
@@ -147,6 +147,12 @@ func decodeOps(data []byte, avoidKnown bool) []fuzzOp {
 			case *pgproto3.CopyData, *pgproto3.CopyDone:
 				if !copying {
 					continue
+				}
+			case *pgproto3.CopyFail:
+			default:
+				if copying { // any other message during COPY IN: end it first
+					ops = append(ops, fuzzVocab[13](0))
+					copying = false
 				}
 			}
 			if _, ok := first.(*pgproto3.Query); ok && open {
