@@ -52,6 +52,9 @@ func TestMain(m *testing.M) {
 	env = e
 	code := m.Run()
 	teardown(e)
+	if sharded.env != nil {
+		teardown(sharded.env)
+	}
 	os.Exit(code)
 }
 

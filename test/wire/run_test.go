@@ -187,6 +187,11 @@ func runOn(ctx context.Context, t *testing.T, dsn string, p profile, s *script, 
 		t.Errorf("reset schema %s: %v", p.schema, err)
 		return transcript{{"<schema reset failed>"}}
 	}
+	return play(ctx, dsn, p, s, timeout)
+}
+
+// play connects with the profile's startup parameters and runs the script.
+func play(ctx context.Context, dsn string, p profile, s *script, timeout time.Duration) transcript {
 	dctx, cancel := context.WithTimeout(ctx, refTimeout)
 	defer cancel()
 	c, err := dial(dctx, dsn, p, timeout)
