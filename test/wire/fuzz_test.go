@@ -33,7 +33,8 @@ import (
 // Seeds: testdata/fuzz/FuzzSessionLiveness (op, argument byte pairs; the
 // op indexes fuzzVocab). WIRE_FUZZ_AVOID_KNOWN=1 rewrites inputs away from divergences already
 // marked "# bug:" in testdata (Flush, a Query inside an open extended
-// batch, CopyData outside COPY, other messages during COPY IN), so a long run explores past them; make test runs without it.
+// batch, CopyData outside COPY, other messages during COPY IN, a duplicate
+// statement name), so a long run explores past them; make test runs without it.
 func FuzzSessionLiveness(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ops := decodeOps(data, os.Getenv("WIRE_FUZZ_AVOID_KNOWN") != "")
@@ -132,11 +133,13 @@ var fuzzVocab = []func(arg byte) fuzzOp{
 const maxFuzzOps = 40
 
 // decodeOps reads (op, argument) byte pairs. A Terminate ends the sequence.
-// avoidKnown drops Flush and CopyData/CopyDone outside a COPY, ends a COPY
-// IN before any other message, and syncs an open batch before a Query.
+// avoidKnown drops Flush, CopyData/CopyDone outside a COPY and a second
+// Parse of a name, ends a COPY IN before any other message, and syncs an
+// open batch before a Query.
 func decodeOps(data []byte, avoidKnown bool) []fuzzOp {
 	var ops []fuzzOp
 	open, copying := false, false
+	parsed := map[string]bool{}
 	for i := 0; i+1 < len(data) && len(ops) < maxFuzzOps; i += 2 {
 		op := fuzzVocab[int(data[i])%len(fuzzVocab)](data[i+1])
 		first := op.msgs[0]
@@ -146,6 +149,10 @@ func decodeOps(data []byte, avoidKnown bool) []fuzzOp {
 				continue
 			case *pgproto3.CopyData, *pgproto3.CopyDone:
 				if !copying {
+					continue
+				}
+			case *pgproto3.Parse:
+				if n := first.(*pgproto3.Parse).Name; n != "" && parsed[n] {
 					continue
 				}
 			case *pgproto3.CopyFail:
@@ -164,6 +171,9 @@ func decodeOps(data []byte, avoidKnown bool) []fuzzOp {
 			open = true
 		case *pgproto3.Sync:
 			open = false
+		}
+		if p, ok := first.(*pgproto3.Parse); ok {
+			parsed[p.Name] = true
 		}
 		copying = op.name == "Query(copy in)" || copying && op.name == "CopyData"
 		ops = append(ops, op)
@@ -191,7 +201,9 @@ type played struct {
 	err    string
 }
 
-const probeSQL = "select 'fuzz probe' as probe"
+// probeSQL ends whatever transaction the sequence left (a failed one would
+// refuse the probe) and then answers a row the reader waits for.
+const probeSQL = "rollback; select 'fuzz probe' as probe"
 
 func playOps(t *testing.T, dsn string, ops []fuzzOp, timeout time.Duration) played {
 	ctx, cancel := context.WithTimeout(context.Background(), refTimeout)
