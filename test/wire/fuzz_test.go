@@ -133,55 +133,73 @@ var fuzzVocab = []func(arg byte) fuzzOp{
 const maxFuzzOps = 40
 
 // decodeOps reads (op, argument) byte pairs. A Terminate ends the sequence.
-// avoidKnown drops Flush, CopyData/CopyDone outside a COPY and a second
-// Parse of a name, ends a COPY IN before any other message, and syncs an
-// open batch before a Query.
 func decodeOps(data []byte, avoidKnown bool) []fuzzOp {
 	var ops []fuzzOp
-	open, copying := false, false
-	parsed := map[string]bool{}
+	var st seqState
+	st.parsed = map[string]bool{}
 	for i := 0; i+1 < len(data) && len(ops) < maxFuzzOps; i += 2 {
 		op := fuzzVocab[int(data[i])%len(fuzzVocab)](data[i+1])
 		first := op.msgs[0]
 		if avoidKnown {
-			switch first.(type) {
-			case *pgproto3.Flush:
+			var keep bool
+			if ops, keep = st.avoidKnown(ops, first); !keep {
 				continue
-			case *pgproto3.CopyData, *pgproto3.CopyDone:
-				if !copying {
-					continue
-				}
-			case *pgproto3.Parse:
-				if n := first.(*pgproto3.Parse).Name; n != "" && parsed[n] {
-					continue
-				}
-			case *pgproto3.CopyFail:
-			default:
-				if copying { // any other message during COPY IN: end it first
-					ops = append(ops, fuzzVocab[13](0))
-					copying = false
-				}
-			}
-			if _, ok := first.(*pgproto3.Query); ok && open {
-				ops = append(ops, fuzzVocab[9](0))
 			}
 		}
-		switch first.(type) {
-		case *pgproto3.Parse, *pgproto3.Bind, *pgproto3.Describe, *pgproto3.Execute, *pgproto3.Close:
-			open = true
-		case *pgproto3.Sync:
-			open = false
-		}
-		if p, ok := first.(*pgproto3.Parse); ok {
-			parsed[p.Name] = true
-		}
-		copying = op.name == "Query(copy in)" || copying && op.name == "CopyData"
+		st.track(op)
 		ops = append(ops, op)
 		if op.name == "Terminate" {
 			break
 		}
 	}
 	return ops
+}
+
+// seqState is what the decoder knows of the session at a point.
+type seqState struct {
+	open    bool // an extended batch not yet synced
+	copying bool // inside COPY FROM STDIN
+	parsed  map[string]bool
+}
+
+func (st *seqState) track(op fuzzOp) {
+	switch m := op.msgs[0].(type) {
+	case *pgproto3.Parse:
+		st.open = true
+		st.parsed[m.Name] = true
+	case *pgproto3.Bind, *pgproto3.Describe, *pgproto3.Execute, *pgproto3.Close:
+		st.open = true
+	case *pgproto3.Sync:
+		st.open = false
+	}
+	st.copying = op.name == "Query(copy in)" || st.copying && op.name == "CopyData"
+}
+
+// avoidKnown drops Flush, CopyData/CopyDone outside a COPY and a second
+// Parse of a name; it ends a COPY IN before any other message and syncs an
+// open batch before a Query. keep is false when m is dropped.
+func (st *seqState) avoidKnown(ops []fuzzOp, m pgproto3.FrontendMessage) (out []fuzzOp, keep bool) {
+	switch m := m.(type) {
+	case *pgproto3.Flush:
+		return ops, false
+	case *pgproto3.CopyData, *pgproto3.CopyDone:
+		return ops, st.copying
+	case *pgproto3.CopyFail:
+		return ops, true
+	case *pgproto3.Parse:
+		if m.Name != "" && st.parsed[m.Name] {
+			return ops, false
+		}
+	}
+	if st.copying {
+		ops = append(ops, fuzzVocab[13](0)) // CopyDone
+		st.copying = false
+	}
+	if _, ok := m.(*pgproto3.Query); ok && st.open {
+		ops = append(ops, fuzzVocab[9](0)) // Sync
+		st.open = false
+	}
+	return ops, true
 }
 
 func opNames(ops []fuzzOp) string {
