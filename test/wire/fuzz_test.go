@@ -327,3 +327,22 @@ func fuzzInstance(t *testing.T) *proxy.Instance {
 	fuzzInst.inst = inst
 	return inst
 }
+
+// TestDecodeOpsAvoidKnown pins the avoid-known rewrite: a Parse during
+// COPY IN gets a CopyDone first, Flush and a duplicate name are dropped, a
+// Query after an open batch gets a Sync first.
+func TestDecodeOpsAvoidKnown(t *testing.T) {
+	for _, c := range []struct {
+		in   []byte
+		want string
+	}{
+		{[]byte{11, 0, 1, 0}, "Query(copy in), CopyDone, ParseBad()"},
+		{[]byte{0, 1, 8, 0, 0, 1, 9, 0}, "Parse(f1), Sync"},
+		{[]byte{0, 0, 10, 0}, `Parse(), Sync, Query("select 1")`},
+		{[]byte{12, 0, 13, 0, 14, 0}, "CopyFail"},
+	} {
+		if got := opNames(decodeOps(c.in, true)); got != c.want {
+			t.Errorf("%v: got %s, want %s", c.in, got, c.want)
+		}
+	}
+}
