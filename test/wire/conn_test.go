@@ -121,19 +121,25 @@ func (c *client) send(lines []string, schema string) error {
 	return c.fe.Flush()
 }
 
+// receive reads one backend message within c.timeout; timedOut tells a
+// hang (the server said nothing) from a close.
+func (c *client) receive() (m pgproto3.BackendMessage, timedOut bool, err error) {
+	c.conn.SetReadDeadline(time.Now().Add(c.timeout))
+	m, err = c.fe.Receive()
+	var ne net.Error
+	return m, errors.As(err, &ne) && ne.Timeout(), err
+}
+
 // until reads up to and including each target type in turn.
 func (c *client) until(b block) ([]string, bool) {
 	var msgs []string
 	for _, target := range b.until {
 		for {
-			c.conn.SetReadDeadline(time.Now().Add(c.timeout))
-			m, err := c.fe.Receive()
-			if err != nil {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					return append(msgs, fmt.Sprintf("<no answer within %s>", c.timeout)), false
-				}
-				// A server close is the same event whatever the error text.
+			m, timedOut, err := c.receive()
+			if timedOut {
+				return append(msgs, fmt.Sprintf("<no answer within %s>", c.timeout)), false
+			}
+			if err != nil { // a server close is the same event whatever the error text
 				return append(msgs, "<closed>"), target == "EOF"
 			}
 			typ := typeName(m)

@@ -2,9 +2,7 @@ package wire
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -254,13 +252,11 @@ func (c *client) readPlayed() played {
 	var p played
 	sawProbe := false
 	for {
-		c.conn.SetReadDeadline(time.Now().Add(c.timeout))
-		m, err := c.fe.Receive()
+		m, timedOut, err := c.receive()
+		if timedOut {
+			p.err = fmt.Sprintf("no answer within %s after ReadyForQuery statuses %q", c.timeout, p.status)
+		}
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				p.err = fmt.Sprintf("no answer within %s after ReadyForQuery statuses %q", c.timeout, p.status)
-			}
 			p.closed = true
 			return p
 		}
