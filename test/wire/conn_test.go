@@ -9,6 +9,8 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -102,6 +104,9 @@ func (c *client) run(s *script, schema string) transcript {
 			continue
 		}
 		msgs, ok := c.until(b)
+		if b.unordered {
+			sortDataRowRuns(msgs)
+		}
 		out = append(out, msgs)
 		if !ok {
 			return out
@@ -211,4 +216,17 @@ func normalise(m pgproto3.BackendMessage, ignore map[string][]string) string {
 	}
 	out, _ := json.Marshal(mp)
 	return string(out)
+}
+
+// sortDataRowRuns sorts each run of consecutive DataRows in place.
+func sortDataRowRuns(msgs []string) {
+	isRow := func(m string) bool { return strings.Contains(m, `"Type":"DataRow"`) }
+	for i := 0; i < len(msgs); {
+		j := i
+		for j < len(msgs) && isRow(msgs[j]) {
+			j++
+		}
+		sort.Strings(msgs[i:j])
+		i = max(j, i+1)
+	}
 }

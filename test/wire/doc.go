@@ -19,13 +19,14 @@
 //	Bind {"PreparedStatement":"s1","Parameters":[{"text":"1"}]}
 //	Execute {}
 //	Sync
-//	until [ignore=Type.Field,Type…]
+//	until [unordered] [ignore=Type.Field,Type…]
 //	ReadyForQuery
 //
 // Message bodies are pgproto3's JSON (field names of its structs); CopyData
 // also takes {"Text":"…"} and FunctionCall {"Function":oid,"Args":["…"]}.
 // Each "until" line reads backend messages up to and including one of that
-// type; "EOF" reads until the server closes the connection. $SCHEMA in a
+// type; "EOF" reads until the server closes the connection. "unordered"
+// compares each run of DataRows as a set (where SQL leaves the order open). $SCHEMA in a
 // script is the client's private schema (also its search_path).
 //
 // FuzzSessionLiveness (fuzz_test.go) drives pgrouter with random sequences

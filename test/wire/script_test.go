@@ -31,6 +31,9 @@ type block struct {
 	until   []string
 	ignore  map[string][]string // message type → fields to drop ("" = whole body)
 	isUntil bool
+	// unordered: runs of DataRows compare as sets (SQL leaves the order of
+	// e.g. UPDATE … RETURNING over several shards undefined)
+	unordered bool
 }
 
 func loadScripts(dir string) ([]*script, error) {
@@ -75,6 +78,10 @@ func parseScript(name, text string) (*script, error) {
 		case line == "until" || strings.HasPrefix(line, "until "):
 			b := block{line: i + 1, isUntil: true, ignore: map[string][]string{}}
 			for _, opt := range strings.Fields(line)[1:] {
+				if opt == "unordered" {
+					b.unordered = true
+					continue
+				}
 				v, ok := strings.CutPrefix(opt, "ignore=")
 				if !ok {
 					return nil, fmt.Errorf("line %d: unknown until option %q", i+1, opt)
