@@ -201,6 +201,10 @@ func (st *seqState) avoidKnown(ops []fuzzOp, m pgproto3.FrontendMessage) (out []
 		ops = append(ops, fuzzVocab[13](0)) // CopyDone
 		st.copying = false
 	}
+	if p, ok := m.(*pgproto3.Parse); ok && st.open && isTxControl(p.Query) {
+		ops = append(ops, fuzzVocab[9](0)) // Sync: an extended BEGIN after an error is applied (known)
+		st.open = false
+	}
 	if _, ok := m.(*pgproto3.Query); ok && st.open {
 		ops = append(ops, fuzzVocab[9](0)) // Sync
 		st.open = false
@@ -348,9 +352,12 @@ func TestDecodeOpsAvoidKnown(t *testing.T) {
 		{[]byte{0, 0, 10, 0}, `Parse(), Sync, Query("select 1")`},
 		{[]byte{12, 0, 13, 0, 14, 0}, "CopyFail"},
 		{[]byte{16, 0, 1, 0}, `PBE("begin"), Sync, Query("select 1"), ParseBad()`},
+		{[]byte{0, 1, 16, 1}, `Parse(f1), Sync, PBE("commit")`},
 	} {
 		if got := opNames(decodeOps(c.in, true)); got != c.want {
 			t.Errorf("%v: got %s, want %s", c.in, got, c.want)
 		}
 	}
 }
+
+func isTxControl(sql string) bool { return sql == "begin" || sql == "commit" || sql == "rollback" }
