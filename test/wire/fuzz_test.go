@@ -30,10 +30,13 @@ import (
 // ignored by Postgres).
 //
 // Seeds: testdata/fuzz/FuzzSessionLiveness (op, argument byte pairs; the
-// op indexes fuzzVocab). WIRE_FUZZ_AVOID_KNOWN=1 rewrites inputs away from divergences already
+// op indexes fuzzVocab).
+//
+// WIRE_FUZZ_AVOID_KNOWN=1 rewrites inputs away from divergences already
 // marked "# bug:" in testdata (Flush, a Query inside an open extended
 // batch, CopyData outside COPY, other messages during COPY IN, a duplicate
-// statement name), so a long run explores past them; make test runs without it.
+// statement name, a Bind of a missing statement, BEGIN answered locally),
+// so a long run explores past them; make test runs without it.
 func FuzzSessionLiveness(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ops := decodeOps(data, os.Getenv("WIRE_FUZZ_AVOID_KNOWN") != "")
@@ -171,8 +174,18 @@ func (st *seqState) track(op fuzzOp) {
 	switch m := op.msgs[0].(type) {
 	case *pgproto3.Parse:
 		st.open = true
-		st.parsed[m.Name] = true
-	case *pgproto3.Bind, *pgproto3.Describe, *pgproto3.Execute, *pgproto3.Close:
+		st.parsed[m.Name] = !strings.HasPrefix(op.name, "ParseBad")
+	case *pgproto3.Query:
+		delete(st.parsed, "") // a simple Query drops the unnamed statement
+		if m.String == "deallocate all" {
+			clear(st.parsed)
+		}
+	case *pgproto3.Close:
+		st.open = true
+		if m.ObjectType == 'S' {
+			delete(st.parsed, m.Name)
+		}
+	case *pgproto3.Bind, *pgproto3.Describe, *pgproto3.Execute:
 		st.open = true
 	case *pgproto3.Sync:
 		st.open = false
@@ -180,8 +193,8 @@ func (st *seqState) track(op fuzzOp) {
 	st.copying = op.name == "Query(copy in)" || st.copying && op.name == "CopyData"
 }
 
-// avoidKnown drops Flush, CopyData/CopyDone outside a COPY and a second
-// Parse of a name; it ends a COPY IN before any other message and syncs an
+// avoidKnown drops Flush, CopyData/CopyDone outside a COPY, a second Parse
+// of a name and a Bind or Describe of a statement not parsed; it ends a COPY IN before any other message and syncs an
 // open batch before a Query. keep is false when m is dropped. (decodeOps
 // also follows each BEGIN with a statement.)
 func (st *seqState) avoidKnown(ops []fuzzOp, m pgproto3.FrontendMessage) (out []fuzzOp, keep bool) {
@@ -194,6 +207,14 @@ func (st *seqState) avoidKnown(ops []fuzzOp, m pgproto3.FrontendMessage) (out []
 		return ops, true
 	case *pgproto3.Parse:
 		if m.Name != "" && st.parsed[m.Name] {
+			return ops, false
+		}
+	case *pgproto3.Bind: // pgrouter answers a missing statement itself (known)
+		if !st.parsed[m.PreparedStatement] {
+			return ops, false
+		}
+	case *pgproto3.Describe:
+		if m.ObjectType == 'S' && !st.parsed[m.Name] {
 			return ops, false
 		}
 	}
