@@ -156,8 +156,10 @@ func decodeOps(data []byte, avoidKnown bool) []fuzzOp {
 		if avoidKnown && strings.Contains(op.name, `"begin"`) {
 			// a BEGIN answered locally misreports later errors (known):
 			// give the transaction a statement at once
-			ops, _ = st.avoidKnown(ops, q("select 1"))
-			ops = append(ops, fuzzVocab[10](0))
+			stmt := fuzzVocab[10](0) // Query("select 1")
+			ops, _ = st.avoidKnown(ops, stmt.msgs[0])
+			st.track(stmt)
+			ops = append(ops, stmt)
 		}
 	}
 	return ops
@@ -374,6 +376,7 @@ func TestDecodeOpsAvoidKnown(t *testing.T) {
 		{[]byte{12, 0, 13, 0, 14, 0}, "CopyFail"},
 		{[]byte{16, 0, 1, 0}, `PBE("begin"), Sync, Query("select 1"), ParseBad()`},
 		{[]byte{0, 1, 16, 1}, `Parse(f1), Sync, PBE("commit")`},
+		{[]byte{16, 0, 4, 0}, `PBE("begin"), Sync, Query("select 1")`}, // the Query dropped the unnamed statement
 	} {
 		if got := opNames(decodeOps(c.in, true)); got != c.want {
 			t.Errorf("%v: got %s, want %s", c.in, got, c.want)
