@@ -35,7 +35,8 @@ import (
 // WIRE_FUZZ_AVOID_KNOWN=1 rewrites inputs away from divergences already
 // marked "# bug:" in testdata (a Query inside an open extended
 // batch, CopyData outside COPY, other messages during COPY IN, a duplicate
-// statement name, a Bind of a missing statement, explicit transactions),
+// statement name, a Bind of a missing statement, explicit transactions,
+// more of a batch after its Flush),
 // so a long run explores past them; make test runs without it.
 func FuzzSessionLiveness(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -160,6 +161,7 @@ func decodeOps(data []byte, avoidKnown bool) []fuzzOp {
 // seqState is what the decoder knows of the session at a point.
 type seqState struct {
 	open    bool // an extended batch not yet synced
+	flushed bool // a Flush was sent in the open batch
 	copying bool // inside COPY FROM STDIN
 	parsed  map[string]bool
 }
@@ -182,7 +184,9 @@ func (st *seqState) track(op fuzzOp) {
 	case *pgproto3.Bind, *pgproto3.Describe, *pgproto3.Execute:
 		st.open = true
 	case *pgproto3.Sync:
-		st.open = false
+		st.open, st.flushed = false, false
+	case *pgproto3.Flush:
+		st.flushed = st.open
 	}
 	st.copying = op.name == "Query(copy in)" || st.copying && op.name == "CopyData"
 }
@@ -192,8 +196,8 @@ func (st *seqState) track(op fuzzOp) {
 // explicit transaction meets several known bugs at once: BEGIN answered
 // locally misreports the status of later errors, locally answered errors
 // do not abort the backend's transaction); it ends a COPY IN before any
-// other message and syncs an open batch before a Query. keep is false when
-// m is dropped.
+// other message, syncs an open batch before a Query and a flushed batch
+// before more extended messages. keep is false when m is dropped.
 func (st *seqState) avoidKnown(ops []fuzzOp, m pgproto3.FrontendMessage) (out []fuzzOp, keep bool) {
 	switch m := m.(type) {
 	case *pgproto3.Query:
@@ -224,6 +228,13 @@ func (st *seqState) avoidKnown(ops []fuzzOp, m pgproto3.FrontendMessage) (out []
 	if p, ok := m.(*pgproto3.Parse); ok && st.open && isTxControl(p.Query) {
 		ops = append(ops, fuzzVocab[9](0)) // Sync: an extended BEGIN after an error is applied (known)
 		st.open = false
+	}
+	switch m.(type) {
+	case *pgproto3.Parse, *pgproto3.Bind, *pgproto3.Describe, *pgproto3.Execute, *pgproto3.Close:
+		if st.flushed { // more of a batch after an error answered on Flush hangs (known)
+			ops = append(ops, fuzzVocab[9](0))
+			st.open, st.flushed = false, false
+		}
 	}
 	if _, ok := m.(*pgproto3.Query); ok && st.open {
 		ops = append(ops, fuzzVocab[9](0)) // Sync
@@ -371,6 +382,7 @@ func TestDecodeOpsAvoidKnown(t *testing.T) {
 	}{
 		{[]byte{11, 0, 1, 0}, "Query(copy in), CopyDone, ParseBad()"},
 		{[]byte{0, 1, 8, 0, 0, 1, 9, 0}, "Parse(f1), Flush, Sync"},
+		{[]byte{1, 0, 8, 0, 1, 0}, "ParseBad(), Flush, Sync, ParseBad()"},
 		{[]byte{0, 0, 10, 0}, `Parse(), Sync, Query("select 1")`},
 		{[]byte{12, 0, 13, 0, 14, 0}, "CopyFail"},
 		{[]byte{16, 0, 1, 0, 10, 5}, `ParseBad()`},
