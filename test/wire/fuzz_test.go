@@ -46,6 +46,7 @@ func FuzzSessionLiveness(f *testing.F) {
 		}
 		inst := fuzzInstance(t)
 		defer retireFuzzInstance(t)
+		remember(ops)
 		ref := playOps(t, env.Cluster.Shards[0].Primary.DSN("app"), ops, refTimeout)
 		if ref.err != "" {
 			t.Fatalf("Postgres itself: %s\nops: %s", ref.err, opNames(ops))
@@ -325,7 +326,21 @@ var fuzzProfile = profile{"fuzz", "wire_fuzz", map[string]string{
 
 var fuzzInst struct {
 	sync.Mutex
-	inst *proxy.Instance
+	inst    *proxy.Instance
+	history []string // the inputs this instance served, oldest first (capped)
+}
+
+const maxHistory = 200
+
+// remember records an input played on the instance; a failure prints the
+// history, since a session can fail because of what earlier clients did.
+func remember(ops []fuzzOp) {
+	fuzzInst.Lock()
+	defer fuzzInst.Unlock()
+	if len(fuzzInst.history) == maxHistory {
+		fuzzInst.history = fuzzInst.history[1:]
+	}
+	fuzzInst.history = append(fuzzInst.history, opNames(ops))
 }
 
 // retireFuzzInstance drops the instance after a failure: the minimizer then
@@ -336,6 +351,9 @@ func retireFuzzInstance(t *testing.T) {
 	}
 	fuzzInst.Lock()
 	defer fuzzInst.Unlock()
+	t.Logf("earlier clients of this pgrouter instance (oldest first, the failing one last):\n  %s",
+		strings.Join(fuzzInst.history, "\n  "))
+	fuzzInst.history = nil
 	if fuzzInst.inst != nil {
 		go closeInstance(fuzzInst.inst)
 		fuzzInst.inst = nil
