@@ -46,7 +46,7 @@ func FuzzSessionLiveness(f *testing.F) {
 		}
 		inst := fuzzInstance(t)
 		defer retireFuzzInstance(t)
-		remember(ops)
+		remember(data, ops)
 		ref := playOps(t, env.Cluster.Shards[0].Primary.DSN("app"), ops, refTimeout)
 		if ref.err != "" {
 			t.Fatalf("Postgres itself: %s\nops: %s", ref.err, opNames(ops))
@@ -330,17 +330,19 @@ var fuzzInst struct {
 	history []string // the inputs this instance served, oldest first (capped)
 }
 
-const maxHistory = 200
+// maxHistory: enough to replay what led to a failure (as seeds, which run
+// in name order on one instance), without flooding the log.
+const maxHistory = 20
 
 // remember records an input played on the instance; a failure prints the
 // history, since a session can fail because of what earlier clients did.
-func remember(ops []fuzzOp) {
+func remember(data []byte, ops []fuzzOp) {
 	fuzzInst.Lock()
 	defer fuzzInst.Unlock()
 	if len(fuzzInst.history) == maxHistory {
 		fuzzInst.history = fuzzInst.history[1:]
 	}
-	fuzzInst.history = append(fuzzInst.history, opNames(ops))
+	fuzzInst.history = append(fuzzInst.history, fmt.Sprintf("%q: %s", data, opNames(ops)))
 }
 
 // retireFuzzInstance drops the instance after a failure: the minimizer then
