@@ -38,6 +38,9 @@ import (
 // statement name, a Bind of a missing statement, explicit transactions,
 // more of a batch after its Flush),
 // so a long run explores past them; make test runs without it.
+// WIRE_FUZZ_FRESH=1 gives every input a fresh pgrouter: single-session
+// liveness only (the shared instance also catches what one client leaves
+// to the next, but a failure then depends on history the minimizer loses).
 func FuzzSessionLiveness(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ops := decodeOps(data, os.Getenv("WIRE_FUZZ_AVOID_KNOWN") == "1")
@@ -349,6 +352,9 @@ func remember(data []byte, ops []fuzzOp) {
 // replays candidates on a fresh pgrouter, not on one a bug already broke.
 func retireFuzzInstance(t *testing.T) {
 	if !t.Failed() {
+		if os.Getenv("WIRE_FUZZ_FRESH") == "1" {
+			retire()
+		}
 		return
 	}
 	fuzzInst.Lock()
@@ -356,6 +362,14 @@ func retireFuzzInstance(t *testing.T) {
 	t.Logf("earlier clients of this pgrouter instance (oldest first, the failing one last):\n  %s",
 		strings.Join(fuzzInst.history, "\n  "))
 	fuzzInst.history = nil
+	fuzzInst.Unlock()
+	retire()
+	fuzzInst.Lock()
+}
+
+func retire() {
+	fuzzInst.Lock()
+	defer fuzzInst.Unlock()
 	if fuzzInst.inst != nil {
 		go closeInstance(fuzzInst.inst)
 		fuzzInst.inst = nil
