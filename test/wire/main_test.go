@@ -1,0 +1,103 @@
+package wire
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pgrouter/pgrouter/config"
+	"github.com/pgrouter/pgrouter/test/testenv"
+	"github.com/pgrouter/pgrouter/topology/localpg"
+)
+
+// env: one shard (primary + replica) and the shared, long-lived ("warm")
+// pgrouter, whose pool of 10 keeps a backend leaked by one buggy script from
+// starving every later script (contention is the concurrent mode's job).
+// Scripts also run on fresh instances from coldConfig.
+var (
+	env        *testenv.Env
+	coldConfig *config.Config
+)
+
+// poolSection: small pools so concurrent clients really share backends; a
+// short acquire timeout and shutdown so a held backend shows up as an error
+// in seconds instead of stalling the package.
+const poolSection = "  size: %d\n  acquire_timeout: 5s\n  shutdown_timeout: 2s"
+
+func TestMain(m *testing.M) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	e, err := testenv.Start(ctx, testenv.Options{
+		Shards: 1, Replicas: 1,
+		Sections: map[string]string{
+			"pool":     fmt.Sprintf(poolSection, 10),
+			"replicas": "  lag_check_interval: 100ms",
+			"health":   "  interval: 200ms",
+		},
+	})
+	cancel()
+	if err == nil {
+		if err = setup(e); err != nil {
+			e.Close()
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "test environment:", err)
+		os.Exit(1)
+	}
+	env = e
+	code := m.Run()
+	teardown(e)
+	if sharded.env != nil {
+		teardown(sharded.env)
+	}
+	os.Exit(code)
+}
+
+// teardown does not wait on pgrouter's shutdown for ever: a session stuck
+// on its backend (a bug the scripts report) would hang the package. The
+// cluster stops next, which ends such sessions.
+func teardown(e *testenv.Env) {
+	done := make(chan struct{})
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		e.Proxy.Close(ctx)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		fmt.Fprintln(os.Stderr, "wire: pgrouter shutdown did not finish in 5s (a session holds its backend); stopping the cluster")
+	}
+	e.Cluster.Close()
+}
+
+// setup writes the config of the per-script ("cold") instances: pool size 2
+// for three concurrent clients.
+func setup(e *testenv.Env) error {
+	yaml := e.Cluster.ConfigYAML(localpg.ConfigOptions{
+		Listen: "127.0.0.1:0", Users: testenv.DefaultUsers(e.Cluster.Password),
+		Sections: map[string]string{"pool": fmt.Sprintf(poolSection, 2), "replicas": "  lag_check_interval: 100ms"},
+	})
+	path := filepath.Join(e.Cluster.Dir, "pgrouter-cold.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		return err
+	}
+	var err error
+	coldConfig, err = config.Load(path)
+	return err
+}
+
+// discardLog is the cold instances' logger (PGROUTER_TEST_LOG=1: stderr).
+func discardLog() *slog.Logger {
+	var w io.Writer = io.Discard
+	if os.Getenv("PGROUTER_TEST_LOG") != "" {
+		w = os.Stderr
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
