@@ -40,7 +40,10 @@ func (ss *session) acquireBackend(shard int, primary bool) error {
 		return err
 	}
 	ss.be = b
+	ss.cancelMu.Lock()
 	ss.running.Store(b)
+	ss.runningMulti = nil // a cancel now targets this backend alone
+	ss.cancelMu.Unlock()
 	ss.srv.Metrics.routed(ss.st.cfg.Shards[shard].Name, roleName(b.primary), "single", reason)
 	return nil
 }
@@ -202,6 +205,20 @@ func (ss *session) cancelRunning() {
 	}
 }
 
+// interruptBackends makes a session blocked reading its backends give up
+// (forced shutdown): the read fails and the backends are discarded.
+func (ss *session) interruptBackends() {
+	ss.cancelMu.Lock()
+	defer ss.cancelMu.Unlock()
+	targets := ss.runningMulti
+	if b := ss.running.Load(); b != nil && targets == nil {
+		targets = []*binding{b}
+	}
+	for _, b := range targets {
+		b.conn.NetConn.SetDeadline(time.Now())
+	}
+}
+
 // rollback ends an abandoned transaction so the backend can be reused.
 // It reports whether the backend is clean afterwards.
 func (ss *session) rollback(ctx context.Context, b *binding) bool {
@@ -286,9 +303,9 @@ func (ss *session) applySet(v router.SetVar) {
 			ss.desired[k] = sql
 		}
 		if have != nil {
+			// RESET ALL and DISCARD ALL alike; the statements DISCARD ALL
+			// drops are handled by statementDone (RESET ALL keeps them).
 			clear(have)
-			// DISCARD ALL also drops the backend's prepared statements.
-			ss.be.conn.Prepared.Purge()
 		}
 	case v.Reset:
 		if sql, ok := ss.startup[v.Name]; ok {
@@ -339,7 +356,10 @@ func (ss *session) backendLost(err error) error {
 // releaseAll gives back the backends of a multi-shard execution: clean ones
 // to their pools, the others closed.
 func (ss *session) releaseAll(bs []*binding) {
-	if ss.runningMulti != nil && len(bs) > 0 && &ss.runningMulti[0] == &bs[0] {
+	// The running set is the same backends, not necessarily the same slice
+	// (COPY builds its own): a stale set would aim the client's next cancel
+	// at backends other clients use by then.
+	if ss.runningMulti != nil && len(bs) > 0 && ss.runningMulti[0] == bs[0] {
 		d := time.Since(ss.multiStart)
 		ss.cancelMu.Lock()
 		ss.running.Store(nil)

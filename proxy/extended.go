@@ -21,6 +21,8 @@ type batchMsg struct {
 	typ    byte
 	off, n int
 	st     *stmt // statement a P, B or D-statement refers to, resolved in order
+	local  bool  // B, D-portal, E of a DEALLOCATE the proxy answers (see deallocateLocally)
+	raw    bool  // B, D-statement of a name the client did not prepare through the protocol, sent as is
 }
 
 func (b *batch) add(typ byte, body []byte) {
@@ -31,6 +33,35 @@ func (b *batch) add(typ byte, body []byte) {
 func (b *batch) body(i int) []byte { m := b.msgs[i]; return b.buf[m.off : m.off+m.n] }
 func (b *batch) size() int         { return len(b.buf) }
 func (b *batch) reset()            { b.buf, b.msgs = b.buf[:0], b.msgs[:0] }
+
+// parsesClean reports whether the batch cannot fail on Postgres before
+// its statement: every Parse holds text the router parsed and every
+// portal described or executed was bound in the batch. Only then may it
+// be answered without Postgres (otherwise it fails there, as it must).
+func (b *batch) parsesClean() bool {
+	bound := false
+	for i, m := range b.msgs {
+		switch {
+		case m.typ == 'P' && (m.st == nil || m.st.plan == nil || m.st.plan.Unparsed):
+			return false
+		case m.typ == 'B':
+			bound = true
+		case !bound && (m.typ == 'E' || m.typ == 'D' && len(b.body(i)) > 0 && b.body(i)[0] == 'P'):
+			return false
+		}
+	}
+	return true
+}
+
+// binds reports whether the batch creates a portal (has a Bind).
+func (b *batch) binds() bool {
+	for _, m := range b.msgs {
+		if m.typ == 'B' {
+			return true
+		}
+	}
+	return false
+}
 
 // executes reports whether the batch runs a statement (has an Execute).
 func (b *batch) executes() bool { return b.executions() > 0 }
@@ -48,14 +79,19 @@ func (b *batch) executions() int {
 
 // flushBatch routes and sends the buffered batch. sync says it ends in Sync.
 func (ss *session) flushBatch(sync bool) error {
-	defer ss.batch.reset()
+	defer ss.endBatch()
 	b := &ss.batch
 	if done, err := ss.keptBatch(sync); done {
 		return err
 	}
 	route, txStmt, err := ss.routeBatch()
+	if ss.txFailed {
+		return ss.failedTxBatch(txStmt, sync)
+	}
 	if err != nil {
-		return ss.refuseBatch(err, sync)
+		if route, err = ss.refuseAt(route, err, sync); err != nil {
+			return ss.refuseBatch(err, sync)
+		}
 	}
 	if ss.spansShards(route) {
 		return ss.spanExtended(sync)
@@ -67,6 +103,12 @@ func (ss *session) flushBatch(sync bool) error {
 	}
 	if sync && ss.lastBound != nil && b.executions() == 1 {
 		if done, err := ss.spanSavepoint(ss.lastBound.plan, b); done {
+			return err
+		}
+	}
+	if sync && ss.lastBound != nil && b.executions() == 1 && (ss.multiWrite(ss.lastBound.plan, route) || ss.multiRead(ss.lastBound.plan, route)) {
+		// The shards answer Describe(statement) alike: one of them does.
+		if done, err := ss.describeOnOneShard(route.Shards.First()); done {
 			return err
 		}
 	}
@@ -85,9 +127,9 @@ func (ss *session) flushBatch(sync bool) error {
 			ss.pendingReadOnly = true
 		}
 		if ss.prepareOnly() {
-			return ss.answerPrepareLocally()
+			return ss.answerPrepareLocally(sync)
 		}
-		if txStmt != nil && sync {
+		if txStmt != nil && sync && b.parsesClean() {
 			if done, err := ss.deferTxControl(txStmt.plan, txStmt.query, b); done {
 				return err
 			}
@@ -101,8 +143,10 @@ func (ss *session) flushBatch(sync bool) error {
 	if route.Role == router.RolePrimary && b.executes() {
 		ss.be.wrote = true
 	}
+	wasOpen := ss.openBatch
 	ss.bout = ss.bout[:0]
-	ss.appendPreamble(ss.batch.executes())
+	// A Bind creates a portal: it belongs to the client's transaction.
+	ss.appendPreamble(b.executes() || b.binds())
 	for i, m := range b.msgs {
 		if err := ss.translate(m, b.body(i)); err != nil {
 			// Only malformed messages get here: the stream cannot be trusted.
@@ -111,7 +155,16 @@ func (ss *session) flushBatch(sync bool) error {
 		}
 	}
 	ss.openBatch = !sync
+	if !sync && !wasOpen && ss.be.txStatus == 'I' && !b.binds() {
+		ss.appendOwnSync()
+	}
 	return ss.roundTrip()
+}
+
+// endBatch forgets the batch once it is handled.
+func (ss *session) endBatch() {
+	ss.batch.reset()
+	ss.refusal = ss.refusal[:0]
 }
 
 // lastBoundPlan is the plan of the batch's last Bind (nil without one).
@@ -133,11 +186,9 @@ func (ss *session) refuseBatch(err error, sync bool) error {
 	if ss.span != nil { // a batch over shards: it fails here, up to Sync
 		return ss.spanRefused(toPgError(err), sync)
 	}
-	if ss.be != nil && !sync {
-		// The backend is mid-batch; make it skip to Sync like us.
-		ss.out = appendError(ss.out, toPgError(err))
-		return ss.flushClient()
-	}
+	// Without Sync, the client's next messages are skipped until its Sync,
+	// as Postgres would (the backend, if mid-batch, gets that Sync).
+	ss.skipping = !sync
 	return ss.replyError(err, sync)
 }
 
@@ -157,10 +208,12 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 	executes := 0
 	ss.lastBound = nil
 	var lastBound *stmt
+	localPortal := false // the last Bind was answered locally (DEALLOCATE)
 	b := &ss.batch
 	for i := range b.msgs {
 		m := &b.msgs[i]
 		body := b.body(i)
+		ss.refuseIdx = i // where an error returned now stands
 		switch m.typ {
 		case 'P':
 			pm, err := decodeParse(body)
@@ -180,8 +233,15 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 				return out, nil, err
 			}
 			st := ss.stmts[bm.stmt]
+			if st == nil && ss.pinned != "" && ss.be != nil {
+				// Maybe an SQL PREPAREd statement of the pinned backend:
+				// it names it itself (or reports that it does not exist).
+				m.raw, localPortal, lastBound, ss.lastBound = true, false, nil, nil
+				ss.queries.Add(1)
+				continue
+			}
 			if st == nil {
-				return out, nil, pgErr("26000", fmt.Sprintf("prepared statement %q does not exist", bm.stmt), "")
+				return out, nil, errNoStatement(bm.stmt)
 			}
 			if st.plan == nil {
 				return out, nil, st.planErr
@@ -201,13 +261,23 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 			out = mergeRoutes(out, r)
 			lastBound = st
 			ss.lastBound = st
+			d := st.plan.Deallocate
+			localPortal = d != nil && (d.All && ss.pinned == "" || !d.All && ss.stmts[d.Name] != nil)
+			m.local = localPortal
 		case 'E':
 			executes++
+			if m.local = localPortal; localPortal {
+				m.st = lastBound
+				ss.deallocateLocally(lastBound.plan.Deallocate) // in order: later messages see it
+			}
 		case 'D':
+			m.local = localPortal && len(body) > 0 && body[0] == 'P'
 			if len(body) > 0 && body[0] == 'S' {
 				name, _, _ := cstring(body[1:])
-				if m.st = ss.stmts[name]; m.st == nil {
-					return out, nil, pgErr("26000", fmt.Sprintf("prepared statement %q does not exist", name), "")
+				if m.st = ss.stmts[name]; m.st == nil && ss.pinned != "" && ss.be != nil {
+					m.raw = true // see Bind
+				} else if m.st == nil {
+					return out, nil, errNoStatement(name)
 				}
 			}
 		case 'C':
@@ -222,6 +292,14 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 		txStmt = lastBound
 	}
 	return out, txStmt, nil
+}
+
+// errNoStatement is Postgres's error for a statement name it does not know.
+func errNoStatement(name string) error {
+	if name == "" {
+		return pgErr("26000", "unnamed prepared statement does not exist", "")
+	}
+	return pgErr("26000", fmt.Sprintf("prepared statement %q does not exist", name), "")
 }
 
 // mergeRoutes combines the routes of the statements of one batch: the
@@ -273,6 +351,18 @@ func (ss *session) registerStmt(pm parseMsg) (*stmt, error) {
 // names, re-Parsing statements this backend lacks, and queues its answers.
 func (ss *session) translate(m batchMsg, body []byte) error {
 	typ, st := m.typ, m.st
+	if m.local {
+		ss.answerDeallocate(m)
+		return nil
+	}
+	if m.raw {
+		ss.bout = appendFrame(ss.bout, typ, body)
+		ss.push(expect{kind: typ})
+		if typ == 'B' {
+			ss.boundPlan = nil
+		}
+		return nil
+	}
 	switch typ {
 	case 'P':
 		client, _, _ := cstring(body)
@@ -289,7 +379,7 @@ func (ss *session) translate(m batchMsg, body []byte) error {
 		if err != nil {
 			return err
 		}
-		_, rest, err = cstring(rest)
+		name, rest, err := cstring(rest)
 		if err != nil {
 			return err
 		}
@@ -302,7 +392,7 @@ func (ss *session) translate(m batchMsg, body []byte) error {
 		ss.bout = append(ss.bout, 0)
 		ss.bout = append(ss.bout, rest...)
 		binary.BigEndian.PutUint32(ss.bout[start+1:], uint32(len(ss.bout)-start-1))
-		ss.push(expect{kind: 'B'})
+		ss.push(expect{kind: 'B', stmt: st.server, client: name})
 		ss.boundPlan = st.plan
 	case 'D':
 		if len(body) > 0 && body[0] == 'S' {
@@ -331,6 +421,8 @@ func (ss *session) translate(m batchMsg, body []byte) error {
 		ss.push(expect{kind: 'S'})
 	case 'H':
 		ss.bout = appendFrame(ss.bout, typ, body)
+	case msgRefused:
+		ss.appendRefusal()
 	}
 	return nil
 }
@@ -374,7 +466,7 @@ func (ss *session) prepareOnly() bool {
 			if m.st == nil || m.st.plan == nil || m.st.plan.Unparsed {
 				return false
 			}
-		case 'C', 'S', 'H':
+		case 'C', 'S', 'H', msgRefused:
 		default:
 			return false
 		}
@@ -382,13 +474,19 @@ func (ss *session) prepareOnly() bool {
 	return true
 }
 
-func (ss *session) answerPrepareLocally() error {
+func (ss *session) answerPrepareLocally(sync bool) error {
 	for _, m := range ss.batch.msgs {
 		switch m.typ {
 		case 'P':
 			ss.out = append(ss.out, msgParseComplete...)
 		case 'C':
 			ss.out = append(ss.out, msgCloseComplete...)
+		case msgRefused:
+			ss.out = append(ss.out, ss.refusal...)
+			ss.skipping = !sync
+			if ss.txStatus == 'T' {
+				ss.abortDeferredTx()
+			}
 		case 'S':
 			ss.out = appendReady(ss.out, ss.txStatus)
 		}

@@ -80,7 +80,7 @@ func (ss *session) loginParams(ctx context.Context) (map[string]string, error) {
 	}
 	// A client without startup GUCs sees the servers' defaults: reuse the set
 	// from a recent such login instead of taking a backend for every login.
-	plain := len(ss.desired) == 0
+	plain := ss.defaultsOnly()
 	if c := ss.srv.defaultParams.Load(); plain && c != nil && time.Since(c.at) < time.Minute {
 		return maps.Clone(c.params), nil
 	}
@@ -98,6 +98,11 @@ func (ss *session) loginParams(ctx context.Context) (map[string]string, error) {
 		}
 	}
 	params := maps.Clone(ss.be.conn.ServerParams)
+	if _, ok := params["in_hot_standby"]; ok {
+		// The set may come from a replica, but pgrouter accepts writes:
+		// libpq's target_session_attrs=read-write reads this.
+		params["in_hot_standby"] = "off"
+	}
 	ss.release()
 	if plain {
 		ss.srv.defaultParams.Store(&cachedParams{params: maps.Clone(params), at: time.Now()})

@@ -20,6 +20,7 @@ type expect struct {
 	client  string       // 'P' from the client: its statement name, forgotten too
 	parsed  *stmt        // 'P' from the client: the statement registered under client
 	plan    *router.Plan // the statement's plan, for SET/pin bookkeeping
+	errOut  []byte       // the proxy's ErrorResponse, sent in place of the backend's (see refuseAt)
 }
 
 var (
@@ -38,7 +39,7 @@ func (ss *session) roundTrip() error {
 	if err := writeAll(ss.be.conn.NetConn, ss.bout); err != nil {
 		return ss.backendLost(err)
 	}
-	ss.failed = false
+	ss.failed, ss.copyBroken = false, false
 	b := ss.be
 	if err := ss.relay(); err != nil {
 		return err
@@ -97,8 +98,22 @@ func (ss *session) relay() error {
 		}
 		ss.armQueryTimeout(b)
 		typ, body, err := b.rd.next()
+		if err != nil && ss.copyBroken { // it closed after answering the client's broken COPY
+			ss.flushClient()
+			ss.discard()
+			return errClientGone
+		}
 		if err != nil {
 			return ss.backendLost(err)
+		}
+		if typ == 'E' && isFatal(body) && ss.copyBroken {
+			// The client broke its COPY with a foreign message: Postgres
+			// ends the client's connection, and so do we.
+			ss.copyBroken = false
+			ss.out = appendFrame(ss.out, typ, body)
+			ss.flushClient()
+			ss.discard()
+			return errClientGone
 		}
 		if typ == 'E' && isFatal(body) {
 			// The backend is going away (shutdown, pg_terminate_backend): that
@@ -110,7 +125,12 @@ func (ss *session) relay() error {
 		head := ss.queue[0]
 		// The proxy's own requests are answered to it alone, except an error of
 		// a re-Parse: the client's Bind fails because of it and must say why.
-		if !head.swallow || (typ == 'E' && head.kind == 'P') {
+		switch {
+		case typ == 'E' && head.errOut != nil:
+			ss.out = append(ss.out, head.errOut...) // the proxy's refusal, in the backend's error's place
+		case typ == 'E' && head.kind == 'B' && head.stmt != "":
+			ss.out = appendRenamedError(ss.out, body, head.stmt, head.client)
+		case !head.swallow || (typ == 'E' && head.kind == 'P'):
 			ss.out = appendFrame(ss.out, typ, body)
 		}
 		switch typ {
@@ -122,6 +142,9 @@ func (ss *session) relay() error {
 			}
 		case 'C':
 			ss.lastTag = append(ss.lastTag[:0], body...)
+			if tagIs(body, "DEALLOCATE ALL") || tagIs(body, "DISCARD ALL") {
+				ss.statementsDropped()
+			}
 			if head.kind == 'E' {
 				ss.statementDone(head.plan)
 				ss.pop()
@@ -138,9 +161,14 @@ func (ss *session) relay() error {
 			}
 			if head.kind != 'Q' && head.kind != 'F' {
 				ss.skipToSync()
+				// No Sync of the client's left: it must skip to its next one too.
+				ss.skipping = ss.skipping || len(ss.queue) == 0 || ss.queue[0].swallow
 			}
 		case 'Z':
 			b.txStatus = body[0]
+			if head.kind != 'Q' || !head.swallow {
+				ss.openBatch = false // Sync, Query and FunctionCall end the extended batch
+			}
 			if head.kind == 'Q' && !head.swallow && !ss.failed {
 				ss.statementDone(head.plan)
 			}
@@ -152,12 +180,20 @@ func (ss *session) relay() error {
 					// round trip just described statements): it must keep
 					// seeing itself inside it.
 					status = 'T'
+					if ss.failed { // and now it failed, as in Postgres
+						ss.abortDeferredTx()
+						status = 'E'
+					}
 					ss.out[len(ss.out)-1] = status
 				}
 				ss.readyForQuery(status)
 			}
 		case 'G':
-			if err := ss.copyIn(); err != nil {
+			extended := head.kind == 'E'
+			if extended {
+				ss.dropCopySyncs()
+			}
+			if err := ss.copyIn(extended); err != nil {
 				return err
 			}
 		case 'S':
@@ -203,11 +239,6 @@ func (ss *session) statementDone(p *router.Plan) {
 	ss.txSets = append(ss.txSets, p.Sets...)
 	ss.noteSavepoint(p)
 	ss.txSetLocal = ss.txSetLocal || p.SetLocal
-	if p.Unpin && len(p.Sets) > 0 && p.Sets[len(p.Sets)-1].All {
-		// DISCARD ALL deallocated every prepared statement of the session,
-		// the client's protocol-level ones included: their names are free again.
-		clear(ss.stmts)
-	}
 	if p.Unpin && ss.pinned != "" {
 		ss.srv.log.Info("client unpinned", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName, "reason", ss.pinned)
 		ss.pinned = ""
@@ -219,6 +250,16 @@ func (ss *session) statementDone(p *router.Plan) {
 		ss.srv.Metrics.pinned()
 		ss.srv.log.Info("client pinned to its backend", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName, "reason", p.Pin, "shard", ss.be.node.Shard, "node", ss.be.node.Name)
 	}
+}
+
+// statementsDropped follows a DISCARD ALL or DEALLOCATE ALL the backend
+// ran (alone or inside a longer text): every prepared statement of the
+// backend is gone, the client's protocol-level ones included. Their names
+// are free again, as in Postgres, and the backend's shared server-side
+// names must be parsed again before use.
+func (ss *session) statementsDropped() {
+	clear(ss.stmts)
+	ss.be.conn.Prepared.Purge()
 }
 
 // readyForQuery settles transaction-scoped bookkeeping at the end of a round trip.
@@ -277,31 +318,62 @@ func (ss *session) noteParameterStatus(body []byte) {
 	}
 }
 
-// copyIn streams the client's COPY data to the backend until CopyDone or CopyFail.
-func (ss *session) copyIn() error {
+// dropCopySyncs forgets the Syncs queued behind an Execute that started
+// COPY FROM STDIN: the backend reads them in copy mode, where Postgres
+// ignores Sync and Flush, so they get no answer. The client's Sync after
+// CopyDone ends the batch instead (it stays open until then).
+func (ss *session) dropCopySyncs() {
+	for len(ss.queue) > 1 && ss.queue[1].kind == 'S' && !ss.queue[1].swallow {
+		ss.queue = append(ss.queue[:1], ss.queue[2:]...)
+		ss.openBatch = true
+	}
+}
+
+// copyIn streams the client's COPY data to the backend until CopyDone or
+// CopyFail. In the extended protocol a Flush follows them: the backend
+// would hold its answer until the client's next Sync, which the proxy
+// reads only after that answer.
+func (ss *session) copyIn(extended bool) error {
 	if err := ss.flushClient(); err != nil {
 		return err
 	}
-	buf := ss.bout[:0]
-	for {
+	buf := append(ss.bout[:0], ss.copyHead...) // copy data that came before the COPY started
+	done := len(ss.copyHead) > 0 && (ss.copyHead[0] == 'c' || ss.copyHead[0] == 'f')
+	ss.copyHead = ss.copyHead[:0]
+	for !done {
 		typ, body, err := ss.rd.next()
 		if err != nil {
 			return errClientGone
 		}
 		buf = appendFrame(buf, typ, body)
-		done := typ == 'c' || typ == 'f'
-		if done || len(buf) >= 64<<10 {
+		switch typ {
+		case 'd', 'H', 'S': // data; Postgres ignores Flush and Sync in COPY
+		case 'c', 'f':
+			done = true
+		default:
+			// Any other message fails the COPY on the backend (Terminate
+			// too, whose error Postgres sends before closing): relay
+			// what the backend says, then end the client's connection
+			// if the backend ends its own.
+			done, ss.copyBroken = true, true
+		}
+		if !done && len(buf) >= 64<<10 {
 			if err := writeAll(ss.be.conn.NetConn, buf); err != nil {
 				ss.bout = buf
 				return ss.backendLost(err)
 			}
 			buf = buf[:0]
 		}
-		if done {
-			ss.bout = buf
-			return nil
-		}
 	}
+	if extended {
+		buf = append(buf, 'H', 0, 0, 0, 4)
+	}
+	if err := writeAll(ss.be.conn.NetConn, buf); err != nil {
+		ss.bout = buf
+		return ss.backendLost(err)
+	}
+	ss.bout = buf[:0]
+	return nil
 }
 
 // isFatal reports whether an ErrorResponse body has severity FATAL or PANIC

@@ -219,6 +219,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 		s.mu.Lock()
 		for _, ss := range s.sessions {
 			ss.conn.Close()
+			ss.interruptBackends() // a session waiting on its backend would never see the closed client
 		}
 		s.mu.Unlock()
 		<-done

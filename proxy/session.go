@@ -57,6 +57,8 @@ type session struct {
 	span            *spanBatch // a batch running over several shards, until its Sync (multibatch.go)
 	txSetLocal      bool       // the transaction ran SET LOCAL / SET TRANSACTION: it may not move either
 	openBatch       bool       // the backend is inside an extended batch not yet ended by Sync
+	skipping        bool       // an extended message failed: like Postgres, ignore the client's messages until Sync
+	txFailed        bool       // a deferred transaction (pendingBegin) failed before reaching a backend
 	watch           *idleWatch // relays a pinned backend's notifications while the client is idle
 	pinned          string     // why the client is pinned to its backend ("" = not pinned)
 	pendingBegin    string     // BEGIN answered locally, sent with the first real statement
@@ -64,6 +66,10 @@ type session struct {
 	txStatus        byte       // what the client last saw in ReadyForQuery
 
 	batch         batch       // extended-protocol messages waiting for Sync/Flush
+	refuseIdx     int         // routeBatch: index of the message an error refers to
+	refusal       []byte      // the ErrorResponse standing in the batch at msgRefused
+	copyHead      []byte      // COPY data sent right behind an unflushed Execute (see dispatch)
+	copyBroken    bool        // a foreign message ended the client's COPY (see copyIn)
 	args          router.Args // scratch for Bind parameters
 	scratch       router.Scratch
 	boundPlan     *router.Plan    // plan of the statement bound by the last Bind
@@ -132,9 +138,22 @@ func (ss *session) setStartupParams(p map[string]string) {
 	for k, v := range parseOptions(p["options"]) {
 		ss.startup[k] = setConfigSQL(k, v)
 	}
+	if _, ok := ss.startup["application_name"]; !ok {
+		ss.startup["application_name"] = defaultAppName
+	}
 	for k, v := range ss.startup {
 		ss.desired[k] = v
 	}
+}
+
+// defaultAppName is application_name for a client that did not set it:
+// empty, as in Postgres (backends log in as "pgrouter", which the client
+// must not see).
+var defaultAppName = "SET application_name TO ''"
+
+// defaultsOnly reports whether the client set no startup GUCs.
+func (ss *session) defaultsOnly() bool {
+	return len(ss.desired) == 1 && ss.desired["application_name"] == defaultAppName
 }
 
 // setConfigSQL is how a startup parameter is replayed: set_config parses the
@@ -230,36 +249,59 @@ func (ss *session) shrinkBuffers() {
 var errClientGone = errors.New("client connection closed")
 
 func (ss *session) dispatch(typ byte, body []byte) error {
+	// (A batch over several shards keeps its own skip state: ss.span.)
+	if ss.skipping && ss.span == nil && typ != 'S' && typ != 'X' {
+		return nil // after an error Postgres discards everything until Sync, Query and FunctionCall too
+	}
 	switch typ {
-	case 'Q':
+	case 'Q', 'F':
+		// A Query inside an extended batch is answered after the batch's
+		// earlier messages: send those first (with a Flush of our own).
+		if len(ss.batch.msgs) > 0 {
+			if err := ss.flushPending(); err != nil || ss.skipping {
+				return err
+			}
+		}
+		if typ == 'F' {
+			return ss.functionCall(body)
+		}
 		if err := ss.throttle(); err != nil {
 			return ss.replyError(err, true)
 		}
 		return ss.simpleQuery(body)
 	case 'P', 'B', 'D', 'E', 'C':
 		ss.batch.add(typ, body)
-		if ss.batch.size() > 1<<20 {
-			// Sent before its Sync: the Flush makes the backend answer what it
-			// has (it holds answers until Sync/Flush, and the relay waits).
-			ss.batch.add('H', nil)
-			return ss.flushBatch(false)
+		if ss.batch.size() > 1<<20 || typ == 'E' && ss.executesCopy() {
+			// (Postgres sends CopyInResponse at once, without Sync or Flush.)
+			return ss.flushPending()
 		}
 		return nil
 	case 'S':
+		if ss.skipping && ss.span == nil {
+			return ss.endSkip()
+		}
 		if err := ss.throttle(); err != nil {
 			ss.batch.reset() // the batch is skipped up to this Sync, as after any error
 			return ss.replyError(err, true)
 		}
 		ss.batch.add(typ, body)
-		return ss.flushBatch(true)
+		err := ss.flushBatch(true)
+		ss.skipping = false // a Sync ends any skip, whichever path answered it
+		return err
 	case 'H':
 		ss.batch.add(typ, body)
 		return ss.flushBatch(false)
-	case 'F':
-		return ss.functionCall(body)
 	case 'X':
 		return errClientGone
 	case 'd', 'c', 'f':
+		if len(ss.batch.msgs) > 0 {
+			// COPY data right behind Parse/Bind/Execute with no Sync or
+			// Flush: the batch starts a COPY, whose data this is.
+			ss.copyHead = appendFrame(ss.copyHead[:0], typ, body)
+			err := ss.flushPending()
+			ss.copyHead = ss.copyHead[:0]
+			return err
+		}
 		return nil // copy messages outside COPY are ignored, as Postgres does
 	default:
 		ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "08P01", Message: "invalid frontend message type " + string(rune(typ))}))
@@ -300,6 +342,9 @@ func (ss *session) replyError(err error, ready bool) error {
 			st = 'E'
 			ss.txStatus = 'E'
 			ss.abortRefusedTx()
+			if ss.be == nil && ss.pendingBegin != "" { // it could not be opened to fail there
+				ss.abortDeferredTx()
+			}
 		}
 		ss.out = appendReady(ss.out, st)
 	}
@@ -356,7 +401,7 @@ func (ss *session) cleanup() {
 		ss.discard() // its session state must not reach another client
 		return
 	}
-	if b.txStatus != 'I' || len(ss.queue) > 0 {
+	if b.txStatus != 'I' || len(ss.queue) > 0 || ss.openBatch {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if !ss.rollback(ctx, b) {

@@ -15,12 +15,16 @@ func (ss *session) simpleQuery(body []byte) error {
 	}
 	sql := sqlString(body)
 	ss.lastSQL = sql
+	delete(ss.stmts, "") // a Query destroys the unnamed statement, as in Postgres
 	ss.queries.Add(1)
 	rsql, perr := ss.routerText(sql)
 	if perr != nil {
 		return ss.replyError(perr, true)
 	}
 	plan, route, err := ss.router.RouteSimple(rsql, ss.hints, &ss.scratch)
+	if ss.txFailed {
+		return ss.failedTxQuery(plan)
+	}
 	if (err != nil || multiShardRoute(route)) && !singleStatement(sql) {
 		if done, err := ss.spanSimple(sql); done {
 			return err
@@ -40,7 +44,7 @@ func (ss *session) simpleQuery(body []byte) error {
 	if plan.Copy != nil && ss.copySplits(route) {
 		return ss.copySplit(sql, plan)
 	}
-	if d := plan.Deallocate; d != nil && ss.pinned == "" {
+	if d := plan.Deallocate; d != nil {
 		if done, err := ss.deallocate(d); done {
 			return err
 		}
@@ -111,11 +115,11 @@ func (ss *session) deferTxControl(plan *router.Plan, sql string, ext *batch) (bo
 	case (plan.Tx == router.TxBegin || plan.Tx == router.TxBeginReadOnly) && ss.pendingBegin == "" && plan.Stmts == 1:
 		ss.pendingBegin = strings.Clone(sql)
 		ss.pendingReadOnly = plan.Tx == router.TxBeginReadOnly
-		tag, status = "BEGIN", 'T'
-	case ss.pendingBegin != "" && plan.Tx == router.TxCommit:
+		tag, status = beginTag(sql), 'T'
+	case ss.pendingBegin != "" && plan.Tx == router.TxCommit && singleStatement(sql):
 		ss.pendingBegin = ""
 		tag, status = "COMMIT", 'I'
-	case ss.pendingBegin != "" && plan.Tx == router.TxRollback:
+	case ss.pendingBegin != "" && plan.Tx == router.TxRollback && singleStatement(sql):
 		ss.pendingBegin = ""
 		tag, status = "ROLLBACK", 'I'
 	default:
@@ -129,6 +133,15 @@ func (ss *session) deferTxControl(plan *router.Plan, sql string, ext *batch) (bo
 	ss.out = appendReady(ss.out, status)
 	ss.txStatus = status
 	return true, ss.flushClient()
+}
+
+// beginTag is the command tag Postgres gives the statement that opened a
+// transaction block.
+func beginTag(sql string) string {
+	if f := strings.Fields(sql); len(f) > 0 && strings.EqualFold(strings.TrimRight(f[0], ";"), "start") {
+		return "START TRANSACTION"
+	}
+	return "BEGIN"
 }
 
 // singleStatement reports whether sql holds one statement (a trailing ';' allowed).
@@ -156,20 +169,33 @@ func (ss *session) bindFor(route router.Route) error {
 
 // deallocate answers DEALLOCATE of protocol-level statements locally: their
 // server-side names are shared and managed by pgrouter, and the backend in
-// use next may not be the one that prepared them. (A pinned session, which
-// may hold SQL-level PREPAREd statements, sends DEALLOCATE to its backend.)
+// use next may not be the one that prepared them.
 func (ss *session) deallocate(d *router.Deallocate) (bool, error) {
-	tag := "DEALLOCATE ALL"
-	if d.All {
-		clear(ss.stmts)
-	} else {
-		if _, ok := ss.stmts[d.Name]; !ok {
-			return false, nil // let Postgres report it does not exist
-		}
-		delete(ss.stmts, d.Name)
-		tag = "DEALLOCATE"
+	tag, ok := ss.deallocateLocally(d)
+	if !ok {
+		return false, nil
 	}
 	ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte(tag)})
 	ss.out = appendReady(ss.out, ss.txStatus)
 	return true, ss.flushClient()
+}
+
+// deallocateLocally drops the client's statements a DEALLOCATE names and
+// returns its command tag; ok is false when the backend must run it: a
+// name the client did not prepare through the protocol (Postgres reports
+// it, or it is a pinned session's SQL-level statement), or DEALLOCATE ALL
+// in a pinned session (statementDone then forgets the client's statements).
+func (ss *session) deallocateLocally(d *router.Deallocate) (tag string, ok bool) {
+	switch {
+	case d.All && ss.pinned != "":
+		return "", false
+	case d.All:
+		clear(ss.stmts)
+		return "DEALLOCATE ALL", true
+	}
+	if _, ok := ss.stmts[d.Name]; !ok {
+		return "", false
+	}
+	delete(ss.stmts, d.Name)
+	return "DEALLOCATE", true
 }

@@ -12,11 +12,7 @@ import (
 // knownParamBugs: login parameters where pgrouter is known to differ (the
 // "# bug:" of this test). The test fails on any other difference, and on a
 // known one that no longer shows (remove it then).
-var knownParamBugs = map[string]string{
-	"application_name": "a client that sent none is told 'pgrouter' (Postgres: empty) — issue 11 item 7",
-	"in_hot_standby": "login parameters are taken from a replica backend: in_hot_standby=on although the client's " +
-		"writes go to the primary (libpq target_session_attrs=read-write would refuse the connection)",
-}
+var knownParamBugs = map[string]string{}
 
 // TestStartupParameterStatus compares the ParameterStatus set a client
 // receives at login, directly and through pgrouter (cold and warm), for
