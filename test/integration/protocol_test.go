@@ -393,7 +393,9 @@ func TestShutdownInterruptsBackendWait(t *testing.T) {
 	}
 	dsn := fmt.Sprintf("postgres://app:app@%s/app?sslmode=disable", inst.Addr)
 	c := connect(t, dsn)
-	go c.Exec(ctx, "select pg_sleep(30)")
+	queryDone := make(chan struct{})
+	go func() { c.Exec(ctx, "select pg_sleep(30)"); close(queryDone) }()
+	defer func() { <-queryDone }() // before the connection's cleanup closes it
 	time.Sleep(300 * time.Millisecond)
 	closed := make(chan struct{})
 	go func() {
