@@ -29,6 +29,11 @@ var (
 // in seconds instead of stalling the package.
 const poolSection = "  size: %d\n  acquire_timeout: 5s\n  shutdown_timeout: 2s"
 
+// healthSection: tests share two cores with Postgres and the race detector;
+// a health check that misses the 1s default must not ban the primary and
+// turn a script's answer into 57P03 (seen once under -race).
+const healthSection = "  interval: 200ms\n  timeout: 5s\n  fail_threshold: 5"
+
 func TestMain(m *testing.M) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	e, err := testenv.Start(ctx, testenv.Options{
@@ -36,7 +41,7 @@ func TestMain(m *testing.M) {
 		Sections: map[string]string{
 			"pool":     fmt.Sprintf(poolSection, 10),
 			"replicas": "  lag_check_interval: 100ms",
-			"health":   "  interval: 200ms",
+			"health":   healthSection,
 		},
 	})
 	cancel()
@@ -82,7 +87,8 @@ func teardown(e *testenv.Env) {
 func setup(e *testenv.Env) error {
 	yaml := e.Cluster.ConfigYAML(localpg.ConfigOptions{
 		Listen: "127.0.0.1:0", Users: testenv.DefaultUsers(e.Cluster.Password),
-		Sections: map[string]string{"pool": fmt.Sprintf(poolSection, 2), "replicas": "  lag_check_interval: 100ms"},
+		Sections: map[string]string{"pool": fmt.Sprintf(poolSection, 2), "replicas": "  lag_check_interval: 100ms",
+			"health": healthSection},
 	})
 	path := filepath.Join(e.Cluster.Dir, "pgrouter-cold.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {

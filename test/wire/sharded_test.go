@@ -45,7 +45,7 @@ func shardedEnv(t *testing.T) *testenv.Env {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		e, err := testenv.Start(ctx, testenv.Options{Shards: 2, Sections: map[string]string{
-			"db": shardedDB, "pool": fmt.Sprintf(poolSection, 3)}})
+			"db": shardedDB, "pool": fmt.Sprintf(poolSection, 3), "health": healthSection}})
 		if err != nil {
 			sharded.err = err
 			return
