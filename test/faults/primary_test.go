@@ -4,11 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -283,58 +279,19 @@ func TestPrimaryFaultsUnderWrites(t *testing.T) {
 	}
 }
 
-// signalTree sends sig to the postmaster pid and each of its children
-// (backends, walsender, checkpointer…: each backend is a process group of
-// its own, so signalling the postmaster's group would miss them), and
-// returns the pids signalled. The postmaster is stopped first so that it
-// forks no child while the children are listed.
-func signalTree(t *testing.T, pid int, sig syscall.Signal) []int {
-	t.Helper()
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Kill(pid, sig)
-	pids := []int{pid}
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, en := range entries {
-		child, err := strconv.Atoi(en.Name())
-		if err != nil {
-			continue
-		}
-		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid …; comm may hold spaces, so parse after ')'.
-		f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			if syscall.Kill(child, sig) == nil {
-				pids = append(pids, child)
-			}
-		}
-	}
-	return pids
-}
-
-func signalPids(pids []int, sig syscall.Signal) {
-	for _, p := range pids {
-		syscall.Kill(p, sig)
-	}
-}
-
 // stallPrimary SIGSTOPs shard0's primary (postmaster and every child) for
 // d, then SIGCONTs it.
 func stallPrimary(t *testing.T, e *testenv.Env, l, lq *load, d time.Duration) {
 	p := e.Cluster.Shards[0].Primary
 	stopAt := time.Now()
-	stopped := signalTree(t, p.Pid(), syscall.SIGSTOP)
-	t.Cleanup(func() { signalPids(stopped, syscall.SIGCONT) })
+	resume, err := p.Freeze()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(resume)
 	frozen := time.Now() // every process of the primary is stopped from here
 	time.Sleep(d)
-	signalPids(stopped, syscall.SIGCONT)
+	resume()
 	contAt := time.Now()
 	// Writes on shard1 went on during the stall.
 	if a, _, _, _ := l.shardStats(1, stopAt, contAt); a < 10 {
@@ -365,13 +322,11 @@ func killAndPromote(t *testing.T, e *testenv.Env, l *load) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	shard := e.Cluster.Shards[1]
-	// The whole tree: backends are process groups of their own and would
-	// serve on for a moment after a SIGKILL of the postmaster's group alone.
-	signalTree(t, shard.Primary.Pid(), syscall.SIGKILL)
-	killAt := time.Now() // no process of the old primary runs from here
+	// Kill ends the whole tree (postmaster and backends) before it returns.
 	if err := shard.Primary.Kill(); err != nil {
 		t.Fatal(err)
 	}
+	killAt := time.Now()    // no process of the old primary runs from here
 	time.Sleep(time.Second) // writes meet the dead primary, not just the promotion
 	if err := shard.Replicas[0].Promote(ctx); err != nil {
 		t.Fatal(err)

@@ -10,19 +10,25 @@ import (
 	"time"
 )
 
-// killTree SIGKILLs a postmaster and all of its children: a crash. Every
-// Postgres child calls setsid(), so the backends are not in the
-// postmaster's process group; a group kill leaves them running (serving
-// queries, holding the shared memory segment) until they notice their
-// parent died. They are found by parent pid while the postmaster is
-// stopped, so it cannot fork a new one in between; once it is dead they
-// would belong to init and could no longer be told apart.
-func killTree(pid int) []int {
+// signalTree sends sig to a postmaster and all of its children and
+// returns their pids. Every Postgres child calls setsid(), so the backends
+// are not in the postmaster's process group: a group signal misses them
+// (a group kill leaves them serving queries and holding the shared memory
+// segment until they notice their parent died). They are found by parent
+// pid while the postmaster is stopped, so it cannot fork a new one in
+// between; once it is dead they would belong to init.
+func signalTree(pid int, sig syscall.Signal) []int {
 	_ = syscall.Kill(pid, syscall.SIGSTOP)
 	pids := append(childrenOf(pid), pid)
 	for _, p := range pids {
-		_ = syscall.Kill(p, syscall.SIGKILL)
+		_ = syscall.Kill(p, sig)
 	}
+	return pids
+}
+
+// killTree SIGKILLs a postmaster and its children: a crash.
+func killTree(pid int) []int {
+	pids := signalTree(pid, syscall.SIGKILL)
 	_ = syscall.Kill(-pid, syscall.SIGKILL) // anything else the spawner put in its group
 	return pids
 }

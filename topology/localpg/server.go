@@ -153,6 +153,21 @@ func (n *Node) Pid() int {
 	return n.proc.pid()
 }
 
+// Freeze SIGSTOPs the postmaster and every one of its children: a node
+// that hangs with its connections open. resume SIGCONTs them all.
+func (n *Node) Freeze() (resume func(), err error) {
+	pid := n.Pid()
+	if pid == 0 {
+		return nil, fmt.Errorf("localpg: %s is not running", n)
+	}
+	pids := signalTree(pid, syscall.SIGSTOP)
+	return func() {
+		for _, p := range pids {
+			_ = syscall.Kill(p, syscall.SIGCONT)
+		}
+	}, nil
+}
+
 // Stop shuts the node down like `pg_ctl stop -m fast` (SIGINT to the
 // postmaster) and waits for it. If ctx ends first it escalates to an
 // immediate shutdown and then SIGKILL, and returns ctx's error. A stopped
