@@ -21,6 +21,7 @@ type expect struct {
 	parsed  *stmt        // 'P' from the client: the statement registered under client
 	plan    *router.Plan // the statement's plan, for SET/pin bookkeeping
 	errOut  []byte       // the proxy's ErrorResponse, sent in place of the backend's (see refuseAt)
+	replay  []string     // 'Q' swallowed: the startup settings it set again after a RESET (reported.go)
 }
 
 var (
@@ -130,6 +131,8 @@ func (ss *session) relay() error {
 			ss.out = append(ss.out, head.errOut...) // the proxy's refusal, in the backend's error's place
 		case typ == 'E' && head.kind == 'B' && head.stmt != "":
 			ss.out = appendRenamedError(ss.out, body, head.stmt, head.client)
+		case typ == 'S' && !head.swallow:
+			ss.params.backend(body) // sent before the ReadyForQuery (reported.go)
 		case !head.swallow || (typ == 'E' && head.kind == 'P'):
 			ss.out = appendFrame(ss.out, typ, body)
 		}
@@ -155,7 +158,9 @@ func (ss *session) relay() error {
 			}
 		case 'E':
 			ss.failed = true
-			if head.swallow && head.kind == 'Q' {
+			// A replay fails only in an aborted transaction, which its
+			// ROLLBACK undoes together with the RESET: Settings stay right.
+			if head.swallow && head.kind == 'Q' && head.replay == nil {
 				ss.srv.log.Warn("session state sync failed", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName, "shard", b.node.Shard, "node", b.node.Name)
 				clear(b.conn.Settings) // resync everything next time
 			}
@@ -166,6 +171,7 @@ func (ss *session) relay() error {
 			}
 		case 'Z':
 			b.txStatus = body[0]
+			ss.replayed(head.replay, body[0])
 			if head.kind != 'Q' || !head.swallow {
 				ss.openBatch = false // Sync, Query and FunctionCall end the extended batch
 			}
@@ -186,6 +192,7 @@ func (ss *session) relay() error {
 					}
 					ss.out[len(ss.out)-1] = status
 				}
+				ss.out = ss.params.appendBefore(ss.out, ss.startup)
 				ss.readyForQuery(status)
 			}
 		case 'G':
@@ -237,6 +244,7 @@ func (ss *session) statementDone(p *router.Plan) {
 		return
 	}
 	ss.txSets = append(ss.txSets, p.Sets...)
+	ss.params.note(p)
 	ss.noteSavepoint(p)
 	ss.txSetLocal = ss.txSetLocal || p.SetLocal
 	if p.Unpin && ss.pinned != "" {

@@ -44,6 +44,7 @@ type session struct {
 	startup map[string]string // GUCs from the startup packet: name → apply SQL
 	desired map[string]string // GUCs the client has now: name → apply SQL
 	txSets  []router.SetVar   // SETs inside the open transaction, applied on COMMIT
+	params  paramReport       // the ParameterStatus values the client has seen
 
 	stmts map[string]*stmt // client statement name → statement
 	hints router.Session

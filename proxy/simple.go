@@ -86,6 +86,7 @@ func (ss *session) simpleQuery(body []byte) error {
 	ss.appendPreamble(true)
 	ss.bout = appendFrame(ss.bout, 'Q', body)
 	ss.push(expect{kind: 'Q', plan: plan})
+	ss.appendResetReplay(plan)
 	return ss.roundTrip()
 }
 

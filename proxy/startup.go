@@ -258,6 +258,7 @@ func (s *Server) login(c net.Conn, rd *frameReader, st *serverState, m *pgproto3
 	ss.hints.NonStandardStrings = params["standard_conforming_strings"] == "off"
 	ss.stringsSession = ss.hints.NonStandardStrings
 	ss.stringsKnown = true // from now on backends are synced to it (stringsSync)
+	ss.params.start(params)
 	out := appendMsg(nil, &pgproto3.AuthenticationOk{})
 	for k, v := range params {
 		out = appendMsg(out, &pgproto3.ParameterStatus{Name: k, Value: v})
