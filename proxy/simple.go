@@ -69,6 +69,9 @@ func (ss *session) simpleQuery(body []byte) error {
 	if ss.multiRead(plan, route) {
 		return ss.scatterSimple(sql, plan, route)
 	}
+	if err := ss.leaveReplicaBatch(route); err != nil {
+		return err
+	}
 	if ss.be == nil {
 		if ss.pendingBegin != "" && plan.Tx == router.TxSetReadOnly {
 			ss.pendingReadOnly = true // the transaction may run on a replica
@@ -199,4 +202,20 @@ func (ss *session) deallocateLocally(d *router.Deallocate) (tag string, ok bool)
 	}
 	delete(ss.stmts, d.Name)
 	return "DEALLOCATE", true
+}
+
+// leaveReplicaBatch ends an extended batch the client left open (Flush, no
+// Sync) on a replica before a Query that must run on the primary. Postgres
+// runs such a Query in the batch's implicit transaction and commits it at
+// the Query's end, portals dropped: ending that read-only transaction first
+// with a Sync of the proxy's own shows the client nothing different.
+func (ss *session) leaveReplicaBatch(route router.Route) error {
+	b := ss.be
+	if b == nil || b.primary || !ss.openBatch || route.Role != router.RolePrimary ||
+		ss.txStatus != 'I' || ss.pendingBegin != "" || len(ss.members) > 0 {
+		return nil
+	}
+	ss.bout = ss.bout[:0]
+	ss.appendOwnSync()
+	return ss.roundTrip() // and gives the replica back (afterRoundTrip)
 }
