@@ -235,6 +235,7 @@ type spanStep struct {
 	plan     *router.Plan
 	route    router.Route
 	executes bool
+	local    bool // a DEALLOCATE of a simple Query's span, answered by the proxy (runPiece)
 }
 
 // spanAllowed refuses, before anything runs, a batch over shards that
@@ -256,7 +257,7 @@ func (ss *session) spanAllowed(steps []spanStep) *pgconn.PgError {
 		}
 	}
 	for _, s := range steps {
-		if what := spanForbids(s.plan); what != "" {
+		if what := spanForbids(s.plan); what != "" && !s.local {
 			return pgErr("0A000", what+" is not supported in a batch whose statements run on different shards",
 				"send it as a statement of its own")
 		}

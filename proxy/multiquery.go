@@ -40,6 +40,7 @@ func (ss *session) spanSimple(sql string) (done bool, err error) {
 		p.sql = ss.clientText(text) // the backends speak the client's encoding
 		p.plan, p.route, p.err = ss.router.RouteSimple(text, ss.hints, &ss.scratch)
 		steps[i] = spanStep{plan: p.plan, route: p.route, executes: true}
+		steps[i].local = p.plan != nil && p.plan.Deallocate != nil
 		if p.err != nil {
 			steps[i].plan = nil
 		}
@@ -73,6 +74,7 @@ func (ss *session) runPiece(p piece) error {
 	switch {
 	case p.err != nil:
 		ss.spanFailed(toPgError(p.err))
+	case p.plan.Deallocate != nil && ss.deallocateHere(p.plan.Deallocate):
 	case ss.multiWrite(p.plan, p.route):
 		results, perr := ss.runMulti(p.sql, router.Args{}, nil, p.route)
 		if perr != nil {
@@ -143,4 +145,14 @@ func sameBroadcast(pieces []piece) bool {
 		}
 	}
 	return true
+}
+
+// deallocateHere answers a DEALLOCATE of the client's own statements in a
+// multi-statement Query, as simpleQuery does for a lone one.
+func (ss *session) deallocateHere(d *router.Deallocate) bool {
+	tag, ok := ss.deallocateLocally(d)
+	if ok {
+		ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte(tag)})
+	}
+	return ok
 }

@@ -25,7 +25,7 @@ func (ss *session) simpleQuery(body []byte) error {
 	if ss.txFailed {
 		return ss.failedTxQuery(plan)
 	}
-	if (err != nil || multiShardRoute(route)) && !singleStatement(sql) {
+	if (err != nil || multiShardRoute(route) || ss.deallocatesOwn(plan)) && !singleStatement(sql) {
 		if done, err := ss.spanSimple(sql); done {
 			return err
 		}
@@ -191,6 +191,8 @@ func (ss *session) deallocate(d *router.Deallocate) (bool, error) {
 // in a pinned session (statementDone then forgets the client's statements).
 func (ss *session) deallocateLocally(d *router.Deallocate) (tag string, ok bool) {
 	switch {
+	case ss.txStatus == 'E':
+		return "", false // the backend answers 25P02, as Postgres does
 	case d.All && ss.pinned != "":
 		return "", false
 	case d.All:
@@ -218,4 +220,20 @@ func (ss *session) leaveReplicaBatch(route router.Route) error {
 	ss.bout = ss.bout[:0]
 	ss.appendOwnSync()
 	return ss.roundTrip() // and gives the replica back (afterRoundTrip)
+}
+
+// deallocatesOwn reports whether a multi-statement text DEALLOCATEs one of
+// the client's protocol-level statements: the backend knows them under
+// other names, so the text runs statement by statement (spanSimple) and the
+// proxy answers that DEALLOCATE itself, in its place (runPiece).
+func (ss *session) deallocatesOwn(p *router.Plan) bool {
+	if p == nil || spanForbids(p) != "" || ss.pinned != "" || ss.st.cfg.Pool.Mode == "session" || ss.db.CrossShard == "deny" {
+		return false // a span would refuse the text: the backend says what it can
+	}
+	for _, name := range p.Deallocates {
+		if _, ok := ss.stmts[name]; ok {
+			return true
+		}
+	}
+	return false
 }

@@ -83,6 +83,10 @@ type Plan struct {
 	// Deallocate is set for a lone DEALLOCATE [PREPARE] name|ALL: the proxy
 	// answers it for protocol-level statements, which it renames.
 	Deallocate *Deallocate
+	// Deallocates lists the DEALLOCATE name statements of a multi-statement
+	// text: the proxy runs such a text statement by statement when one of
+	// them names a protocol-level statement (answered by the proxy).
+	Deallocates []string
 	// Stmts is the number of statements in the text as Postgres splits it
 	// (semicolons inside comments or literals do not count); 0 when the
 	// parser rejected the text.

@@ -116,6 +116,9 @@ func (r *Router) mergeClass(p *Plan, c *stmtClass, nstmts int) {
 	if c.dealloc != nil && nstmts == 1 {
 		p.Deallocate = c.dealloc
 	}
+	if c.dealloc != nil && !c.dealloc.All && nstmts > 1 {
+		p.Deallocates = append(p.Deallocates, c.dealloc.Name)
+	}
 	if c.err != nil && a.err == nil {
 		a.err = c.err
 	}
