@@ -146,7 +146,9 @@ func (ss *session) flushBatch(sync bool) error {
 	wasOpen := ss.openBatch
 	ss.bout = ss.bout[:0]
 	// A Bind creates a portal: it belongs to the client's transaction.
+	deferred := ss.pendingBegin != ""
 	ss.appendPreamble(b.executes() || b.binds())
+	began := deferred && ss.pendingBegin == ""
 	for i, m := range b.msgs {
 		if err := ss.translate(m, b.body(i)); err != nil {
 			// Only malformed messages get here: the stream cannot be trusted.
@@ -155,7 +157,8 @@ func (ss *session) flushBatch(sync bool) error {
 		}
 	}
 	ss.openBatch = !sync
-	if !sync && !wasOpen && ss.be.txStatus == 'I' && !b.binds() {
+	// (A deferred BEGIN sent just now leaves be.txStatus 'I' until answered.)
+	if !sync && !wasOpen && ss.be.txStatus == 'I' && !began && !b.binds() {
 		ss.appendOwnSync()
 	}
 	return ss.roundTrip()
