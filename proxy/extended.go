@@ -134,6 +134,11 @@ func (ss *session) flushBatch(sync bool) error {
 				return err
 			}
 		}
+		if txStmt != nil && txStmt.plan.Tx == router.TxBegin {
+			// A BEGIN that runs now (not deferred) may write later: the
+			// primary, as for BEGIN in a multi-statement query (router).
+			route.Role = router.RolePrimary
+		}
 		if err := ss.bindFor(route); err != nil {
 			return ss.refuseBatch(err, sync)
 		}
