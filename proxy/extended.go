@@ -374,6 +374,14 @@ func (ss *session) translate(m batchMsg, body []byte) error {
 	switch typ {
 	case 'P':
 		client, _, _ := cstring(body)
+		if ss.be.conn.Prepared.Contains(st.server) && ss.be.txStatus == 'E' {
+			// Postgres refuses a Parse in a failed transaction (25P02, but
+			// not of ROLLBACK or COMMIT): the backend says so, parsing the
+			// text as its unnamed statement, which the proxy does not use.
+			ss.bout = appendParseAs(ss.bout, "", st)
+			ss.push(expect{kind: 'P', client: client, parsed: st})
+			return nil
+		}
 		if ss.be.conn.Prepared.Contains(st.server) {
 			ss.push(expect{kind: 'P', synth: msgParseComplete, client: client, parsed: st})
 			return nil

@@ -89,9 +89,14 @@ func decodeParse(body []byte) (parseMsg, error) {
 
 // appendParse encodes a Parse of a stored statement under its server name.
 func appendParse(dst []byte, st *stmt) []byte {
+	return appendParseAs(dst, st.server, st)
+}
+
+// appendParseAs encodes a Parse of st's text under name.
+func appendParseAs(dst []byte, name string, st *stmt) []byte {
 	start := len(dst)
 	dst = append(dst, 'P', 0, 0, 0, 0)
-	dst = append(dst, st.server...)
+	dst = append(dst, name...)
 	dst = append(dst, 0)
 	dst = append(dst, st.parse...)
 	binary.BigEndian.PutUint32(dst[start+1:], uint32(len(dst)-start-1))
