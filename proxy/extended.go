@@ -134,11 +134,6 @@ func (ss *session) flushBatch(sync bool) error {
 				return err
 			}
 		}
-		if txStmt != nil && txStmt.plan.Tx == router.TxBegin {
-			// A BEGIN that runs now (not deferred) may write later: the
-			// primary, as for BEGIN in a multi-statement query (router).
-			route.Role = router.RolePrimary
-		}
 		if err := ss.bindFor(route); err != nil {
 			return ss.refuseBatch(err, sync)
 		}
@@ -274,6 +269,11 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 			m.local = localPortal
 		case 'E':
 			executes++
+			if ss.be == nil && lastBound != nil && lastBound.plan.Tx == router.TxBegin {
+				// A BEGIN run now (not deferred) may write later: the primary,
+				// as for BEGIN in a multi-statement query (router).
+				out.Role = router.RolePrimary
+			}
 			if m.local = localPortal; localPortal {
 				m.st = lastBound
 				ss.deallocateLocally(lastBound.plan.Deallocate) // in order: later messages see it
