@@ -122,6 +122,9 @@ func (ss *session) flushBatch(sync bool) error {
 			return err
 		}
 	}
+	if err := ss.leaveReplicaBatch(route, b.binds()); err != nil {
+		return err
+	}
 	if ss.be == nil {
 		if ss.pendingBegin != "" && ss.lastBound != nil && ss.lastBound.plan != nil && ss.lastBound.plan.Tx == router.TxSetReadOnly {
 			ss.pendingReadOnly = true

@@ -69,7 +69,7 @@ func (ss *session) simpleQuery(body []byte) error {
 	if ss.multiRead(plan, route) {
 		return ss.scatterSimple(sql, plan, route)
 	}
-	if err := ss.leaveReplicaBatch(route); err != nil {
+	if err := ss.leaveReplicaBatch(route, true); err != nil {
 		return err
 	}
 	if ss.be == nil {
@@ -207,13 +207,15 @@ func (ss *session) deallocateLocally(d *router.Deallocate) (tag string, ok bool)
 }
 
 // leaveReplicaBatch ends an extended batch the client left open (Flush, no
-// Sync) on a replica before a Query that must run on the primary. Postgres
-// runs such a Query in the batch's implicit transaction and commits it at
-// the Query's end, portals dropped: ending that read-only transaction first
-// with a Sync of the proxy's own shows the client nothing different.
-func (ss *session) leaveReplicaBatch(route router.Route) error {
+// Sync) on a replica before a Query, or a batch that Binds, that must run
+// on the primary. Postgres runs it in the open batch's implicit transaction
+// (a Query commits it at its end, portals dropped): ending that read-only
+// transaction first with a Sync of the proxy's own shows the client nothing
+// different, unless it Executes a portal of the earlier part afterwards
+// (then 34000: not seen in practice, unlike the 25006 this avoids).
+func (ss *session) leaveReplicaBatch(route router.Route, binds bool) error {
 	b := ss.be
-	if b == nil || b.primary || !ss.openBatch || route.Role != router.RolePrimary ||
+	if b == nil || b.primary || !ss.openBatch || !binds || route.Role != router.RolePrimary ||
 		ss.txStatus != 'I' || ss.pendingBegin != "" || len(ss.members) > 0 {
 		return nil
 	}
