@@ -272,9 +272,11 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 			m.local = localPortal
 		case 'E':
 			executes++
-			if ss.be == nil && lastBound != nil && lastBound.plan.Tx == router.TxBegin {
+			if lastBound != nil && lastBound.plan.Tx == router.TxBegin && ss.txStatus == 'I' &&
+				(ss.be == nil || ss.openBatch && ss.pinned == "") {
 				// A BEGIN run now (not deferred) may write later: the primary,
-				// as for BEGIN in a multi-statement query (router).
+				// as for BEGIN in a multi-statement query (router); after an
+				// open batch on a replica, see leaveReplicaBatch.
 				out.Role = router.RolePrimary
 			}
 			if m.local = localPortal; localPortal {
