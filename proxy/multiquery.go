@@ -121,6 +121,7 @@ func (ss *session) relayPiece(sql string) error {
 			return
 		case 'S':
 			ss.noteParameterStatus(body)
+			ss.params.sent(body)
 		}
 		ss.out = appendFrame(ss.out, typ, body)
 		if len(ss.out) >= clientFlushAt && ferr == nil {

@@ -313,15 +313,8 @@ func (ss *session) afterRoundTrip() {
 
 // noteParameterStatus keeps the backend's reported parameters current.
 func (ss *session) noteParameterStatus(body []byte) {
-	name, rest, err := cstring(body)
-	if err != nil {
-		return
-	}
-	val, _, err := cstring(rest)
-	if err != nil {
-		return
-	}
-	if ss.be.conn.ServerParams != nil && ss.be.conn.ServerParams[name] != val {
+	name, val, ok := paramPair(body)
+	if ok && ss.be.conn.ServerParams != nil && ss.be.conn.ServerParams[name] != val {
 		ss.be.conn.ServerParams[name] = val
 	}
 }

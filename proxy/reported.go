@@ -51,13 +51,26 @@ func (r *paramReport) note(p *router.Plan) {
 
 // backend holds a ParameterStatus the backend sent.
 func (r *paramReport) backend(body []byte) {
-	name, rest, err := cstring(body)
-	if err != nil || r.pending == nil {
-		return
-	}
-	if val, _, err := cstring(rest); err == nil {
+	if name, val, ok := paramPair(body); ok && r.pending != nil {
 		r.pending[name] = val
 	}
+}
+
+// sent records a ParameterStatus relayed as is (a statement of a span).
+func (r *paramReport) sent(body []byte) {
+	if name, val, ok := paramPair(body); ok && r.seen != nil {
+		r.seen[name] = val
+	}
+}
+
+// paramPair decodes a ParameterStatus body.
+func paramPair(body []byte) (name, val string, ok bool) {
+	name, rest, err := cstring(body)
+	if err != nil {
+		return "", "", false
+	}
+	val, _, err = cstring(rest)
+	return name, val, err == nil
 }
 
 // isReset reports whether the round trip left name at its reset value.
