@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
-	"github.com/pgrouter/pgrouter/proxy"
 	"github.com/pgrouter/pgrouter/test/testenv"
 )
 
@@ -384,14 +382,7 @@ func TestDeallocateAffectsOnlyItsClient(t *testing.T) {
 // backend (a long query): the wait is interrupted, the backend discarded.
 func TestShutdownInterruptsBackendWait(t *testing.T) {
 	ctx := context.Background()
-	cfg := *env.Config
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Metrics.Listen = "off"
-	inst, err := proxy.Start(ctx, &cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dsn := fmt.Sprintf("postgres://app:app@%s/app?sslmode=disable", inst.Addr)
+	inst, dsn := startOwnInstance(t, *env.Config)
 	c := connect(t, dsn)
 	queryDone := make(chan struct{})
 	go func() { c.Exec(ctx, "select pg_sleep(30)"); close(queryDone) }()

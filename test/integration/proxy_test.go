@@ -435,14 +435,7 @@ func TestBackendKilledMidQuery(t *testing.T) {
 
 func TestGracefulShutdownLetsTransactionsFinish(t *testing.T) {
 	ctx := context.Background()
-	cfg := *env.Config
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Metrics.Listen = "off"
-	inst, err := proxy.Start(ctx, &cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dsn := fmt.Sprintf("postgres://app:app@%s/app?sslmode=disable", inst.Addr)
+	inst, dsn := startOwnInstance(t, *env.Config)
 	c := connect(t, dsn)
 	tx, err := c.Begin(ctx)
 	if err != nil {
@@ -478,15 +471,10 @@ func TestGracefulShutdownLetsTransactionsFinish(t *testing.T) {
 func TestMaxClientsAndLoginTimeout(t *testing.T) {
 	ctx := context.Background()
 	cfg := *env.Config
-	cfg.Listen, cfg.Metrics.Listen = "127.0.0.1:0", "off"
 	cfg.Pool.MaxClients = 2
 	cfg.Pool.LoginTimeout = config.Duration(300 * time.Millisecond)
-	inst, err := proxy.Start(ctx, &cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
+	inst, dsn := startOwnInstance(t, cfg)
 	defer inst.Close(ctx)
-	dsn := fmt.Sprintf("postgres://app:app@%s/app?sslmode=disable", inst.Addr)
 	connect(t, dsn)
 	connect(t, dsn)
 	if _, err := pgx.Connect(ctx, dsn); sqlState(err) != "53300" {
@@ -499,4 +487,17 @@ func TestMaxClientsAndLoginTimeout(t *testing.T) {
 	}
 	defer raw.Close()
 	readUntilClosed(t, raw) // fails the test if the proxy keeps the socket open
+}
+
+// startOwnInstance starts a pgrouter of its own on the test cluster with
+// cfg (own listener, no metrics listener), for tests that shut it down or
+// change its limits; it returns the instance and its app DSN.
+func startOwnInstance(t *testing.T, cfg config.Config) (*proxy.Instance, string) {
+	t.Helper()
+	cfg.Listen, cfg.Metrics.Listen = "127.0.0.1:0", "off"
+	inst, err := proxy.Start(context.Background(), &cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inst, fmt.Sprintf("postgres://app:app@%s/app?sslmode=disable", inst.Addr)
 }
