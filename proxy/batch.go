@@ -1,0 +1,68 @@
+package proxy
+
+// batch holds extended-protocol messages until Sync or Flush, so the route
+// can be decided from the Bind parameters before anything is sent.
+type batch struct {
+	buf  []byte
+	msgs []batchMsg
+}
+
+type batchMsg struct {
+	typ    byte
+	off, n int
+	st     *stmt // statement a P, B or D-statement refers to, resolved in order
+	local  bool  // B, D-portal, E of a DEALLOCATE the proxy answers (see deallocateLocally)
+	raw    bool  // B, D-statement of a name the client did not prepare through the protocol, sent as is
+}
+
+func (b *batch) add(typ byte, body []byte) {
+	b.msgs = append(b.msgs, batchMsg{typ: typ, off: len(b.buf), n: len(body)})
+	b.buf = append(b.buf, body...)
+}
+
+func (b *batch) body(i int) []byte { m := b.msgs[i]; return b.buf[m.off : m.off+m.n] }
+func (b *batch) size() int         { return len(b.buf) }
+func (b *batch) reset()            { b.buf, b.msgs = b.buf[:0], b.msgs[:0] }
+
+// parsesClean reports whether the batch cannot fail on Postgres before
+// its statement: every Parse holds text the router parsed and every
+// portal described or executed was bound in the batch. Only then may it
+// be answered without Postgres (otherwise it fails there, as it must).
+func (b *batch) parsesClean() bool {
+	bound := false
+	for i, m := range b.msgs {
+		switch {
+		case m.typ == 'P' && (m.st == nil || m.st.plan == nil || m.st.plan.Unparsed):
+			return false
+		case m.typ == 'B':
+			bound = true
+		case !bound && (m.typ == 'E' || m.typ == 'D' && len(b.body(i)) > 0 && b.body(i)[0] == 'P'):
+			return false
+		}
+	}
+	return true
+}
+
+// binds reports whether the batch creates a portal (has a Bind).
+func (b *batch) binds() bool {
+	for _, m := range b.msgs {
+		if m.typ == 'B' {
+			return true
+		}
+	}
+	return false
+}
+
+// executes reports whether the batch runs a statement (has an Execute).
+func (b *batch) executes() bool { return b.executions() > 0 }
+
+// executions counts the batch's Execute messages.
+func (b *batch) executions() int {
+	n := 0
+	for _, m := range b.msgs {
+		if m.typ == 'E' {
+			n++
+		}
+	}
+	return n
+}
