@@ -78,42 +78,44 @@ func (ss *session) clientCodec() (enc encoding.Encoding, name string, ok bool) {
 	return enc, name, ok
 }
 
-func isASCII(s []byte) bool {
-	for _, c := range s {
-		if c >= utf8.RuneSelf {
+func isASCII[T string | []byte](s T) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
 			return false
 		}
 	}
 	return true
 }
 
-// toUTF8 converts client bytes for the router (s itself when nothing to do).
-func (ss *session) toUTF8(s []byte) ([]byte, *pgconn.PgError) {
+// toUTF8 converts client text for the router (s itself when nothing to
+// do: ASCII, or a UTF-8 client). The common case costs one scan and no
+// allocation: every simple query passes here.
+func toUTF8[T string | []byte](ss *session, s T) (T, *pgconn.PgError) {
 	if isASCII(s) {
 		return s, nil
 	}
 	enc, name, ok := ss.clientCodec()
 	switch {
 	case !ok:
-		return nil, pgErr("0A000", fmt.Sprintf("pgrouter cannot read non-ASCII text in client_encoding %s", name),
+		return s, pgErr("0A000", fmt.Sprintf("pgrouter cannot read non-ASCII text in client_encoding %s", name),
 			"use client_encoding UTF8 (or a LATIN*/WIN*/EUC*/SJIS/BIG5/GBK encoding)")
 	case enc == nil:
 		return s, nil
 	}
-	out, err := enc.NewDecoder().Bytes(s)
+	out, err := enc.NewDecoder().Bytes([]byte(s))
 	if err != nil {
-		return nil, pgErr("22021", fmt.Sprintf("invalid byte sequence for encoding %q", name), "")
+		return s, pgErr("22021", fmt.Sprintf("invalid byte sequence for encoding %q", name), "")
 	}
-	return out, nil
+	return T(out), nil
 }
 
 // routerText is sql as the router must read it: UTF-8.
 func (ss *session) routerText(sql string) (string, *pgconn.PgError) {
-	out, perr := ss.toUTF8([]byte(sql))
+	out, perr := toUTF8(ss, sql)
 	if perr != nil {
 		return "", perr
 	}
-	return string(out), nil
+	return out, nil
 }
 
 // routerArgs converts the text-format parameters of args (a copy when
@@ -124,7 +126,7 @@ func (ss *session) routerArgs(args router.Args) (router.Args, *pgconn.PgError) {
 		if p == nil || isASCII(p) || paramIsBinary(args.Formats, i) {
 			continue
 		}
-		u, perr := ss.toUTF8(p)
+		u, perr := toUTF8(ss, p)
 		if perr != nil {
 			return args, perr
 		}
@@ -152,7 +154,7 @@ func paramIsBinary(formats []int16, i int) bool {
 // clientText converts a UTF-8 text the proxy built back to the client's
 // encoding, which the backends speak (it came from that encoding).
 func (ss *session) clientText(s string) string {
-	if isASCII([]byte(s)) {
+	if isASCII(s) {
 		return s
 	}
 	if enc, _, ok := ss.clientCodec(); ok && enc != nil {
@@ -200,7 +202,7 @@ func (ss *session) keyToUTF8(key []byte) ([]byte, error) {
 	if key == nil {
 		return nil, nil
 	}
-	u, perr := ss.toUTF8(key)
+	u, perr := toUTF8(ss, key)
 	if perr != nil {
 		return nil, perr
 	}
