@@ -46,7 +46,7 @@ func (ss *session) sqlCursor(sql string, route router.Route) (done bool, err err
 		return false, nil
 	}
 	p, ok := ss.kept[c.Name]
-	if !ok {
+	if !ok || p.done { // (a BEGIN's portal: not a cursor over shards)
 		return false, nil
 	}
 	switch {

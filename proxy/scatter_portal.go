@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"strconv"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -18,9 +19,13 @@ import (
 const keptPortalMax = 256 << 20
 
 // keptPortal is a suspended multi-shard portal: its rows not yet fetched.
+// A portal that ran to completion without a result (done: the portal of a
+// BEGIN answered locally, deferTxControl) is kept too, as Postgres keeps it
+// until the transaction ends: Describe gives NoData, Execute 55000.
 type keptPortal struct {
-	desc []byte   // RowDescription body
+	desc []byte   // RowDescription body; nil: NoData
 	rows [][]byte // DataRow bodies, in the merge's order
+	done bool     // a utility portal already run: it cannot run again
 }
 
 // keepsPortal reports whether a multi-shard portal suspended now must
@@ -67,7 +72,10 @@ func (ss *session) keptBatch(sync bool) (done bool, err error) {
 		return false, nil
 	}
 	for i, m := range b.msgs {
-		ss.answerKept(m.typ, b.body(i))
+		if err := ss.answerKept(m.typ, b.body(i)); err != nil {
+			ss.skipping = !sync // Postgres skips the rest of the batch up to Sync
+			return true, ss.replyError(err, sync)
+		}
 	}
 	if sync {
 		ss.out = appendReady(ss.out, ss.txStatus)
@@ -91,33 +99,65 @@ func (ss *session) keptTarget(typ byte, body []byte) bool {
 	return ok
 }
 
-// answerKept answers one message of a keptBatch as Postgres would.
-func (ss *session) answerKept(typ byte, body []byte) {
+// answerKept answers one message of a keptBatch as Postgres would; an
+// error is the one Postgres raises there (it fails the transaction). A
+// portal Closed earlier in the same batch is gone, as in Postgres.
+func (ss *session) answerKept(typ byte, body []byte) error {
 	switch typ {
-	case 'E':
-		name, _, _ := cstring(body)
-		p := ss.kept[name]
-		limit, _ := executeMaxRows(body)
-		n := int64(len(p.rows))
-		if limit > 0 && limit < n {
-			n = limit
-		}
-		for _, row := range p.rows[:n] {
-			ss.out = appendFrame(ss.out, 'D', row)
-		}
-		p.rows = p.rows[n:]
-		if limit > 0 && n == limit {
-			ss.out = append(ss.out, 's', 0, 0, 0, 4) // PortalSuspended, as Postgres at the limit
-			return
-		}
-		ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(n, 10))})
-	case 'D':
-		name, _, _ := cstring(body[1:])
-		ss.out = appendFrame(ss.out, 'T', ss.kept[name].desc)
-	case 'C':
-		name, _, _ := cstring(body[1:])
+	case 'S', 'H':
+		return nil // the caller's
+	case 'D', 'C':
+		body = body[1:] // (keptTarget checked the 'P')
+	}
+	name, _, _ := cstring(body)
+	p := ss.kept[name]
+	switch {
+	case typ == 'C':
 		delete(ss.kept, name)
 		ss.out = append(ss.out, msgCloseComplete...)
+	case p == nil:
+		return pgErr("34000", fmt.Sprintf("portal %q does not exist", name), "")
+	case typ == 'D' && p.desc == nil:
+		ss.out = append(ss.out, msgNoData...)
+	case typ == 'D':
+		ss.out = appendFrame(ss.out, 'T', p.desc)
+	case p.done:
+		return pgErr("55000", fmt.Sprintf("portal %q cannot be run", name), "")
+	default:
+		ss.executeKept(p, body)
+	}
+	return nil
+}
+
+// executeKept sends the next rows of a kept portal, up to Execute's limit.
+func (ss *session) executeKept(p *keptPortal, body []byte) {
+	limit, _ := executeMaxRows(body)
+	n := int64(len(p.rows))
+	if limit > 0 && limit < n {
+		n = limit
+	}
+	for _, row := range p.rows[:n] {
+		ss.out = appendFrame(ss.out, 'D', row)
+	}
+	p.rows = p.rows[n:]
+	if limit > 0 && n == limit {
+		ss.out = append(ss.out, 's', 0, 0, 0, 4) // PortalSuspended, as Postgres at the limit
+		return
+	}
+	ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(n, 10))})
+}
+
+// keepLocalPortals keeps the portals b binds for a statement answered
+// locally (deferTxControl): Postgres keeps them until the transaction ends.
+func (ss *session) keepLocalPortals(b *batch) {
+	for i, m := range b.msgs {
+		if m.typ != 'B' {
+			continue
+		}
+		if name, _, err := cstring(b.body(i)); err == nil {
+			ss.keepPortal(name, nil, nil)
+			ss.kept[name].done = true
+		}
 	}
 }
 

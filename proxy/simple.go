@@ -131,6 +131,9 @@ func (ss *session) deferTxControl(plan *router.Plan, sql string, ext *batch) (bo
 	}
 	if ext != nil {
 		ss.answerBatchLocally(ext, tag)
+		if status == 'T' {
+			ss.keepLocalPortals(ext)
+		}
 	} else {
 		ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte(tag)})
 	}
