@@ -42,7 +42,8 @@ type Anatomy struct {
 	CPUPerTx float64
 	PerTx    map[string]float64 // event → count per transaction
 	Allocs   float64            // heap allocations per transaction; <0: not measured
-	Top      []string           // perf report's top symbols ("12.3% symbol")
+	DSOs     []string           // perf report by shared object: kernel vs the proxy's own code
+	Top      []string           // top symbols: perf's for PgBouncer, Go pprof's for pgrouter
 	Err      string
 }
 
@@ -80,6 +81,12 @@ func (b *bench) anatomyOf(ctx context.Context, s Scenario, t *Target) Anatomy {
 	var recErr bytes.Buffer
 	rec.Stderr = &recErr
 	mallocs0, allocErr := mallocs(ctx, t)
+	profile := make(chan []string, 1)
+	if t.MetricsURL != "" {
+		go func() { profile <- pprofTop(ctx, t, dir, b.opts.duration) }()
+	} else {
+		profile <- nil
+	}
 	if err := stat.Start(); err != nil {
 		a.Err = "perf stat: " + err.Error()
 		return a
@@ -109,9 +116,15 @@ func (b *bench) anatomyOf(ctx context.Context, s Scenario, t *Target) Anatomy {
 	if err != nil {
 		a.Err = err.Error()
 	}
-	a.Top, err = topSymbols(ctx, recOut)
+	a.DSOs, err = perfReport(ctx, recOut, "dso", 1)
+	if err == nil && t.MetricsURL == "" {
+		a.Top, err = perfReport(ctx, recOut, "dso,symbol", 1.5)
+	}
 	if err != nil && a.Err == "" {
 		a.Err = err.Error() + " " + strings.TrimSpace(recErr.String())
+	}
+	if top := <-profile; top != nil {
+		a.Top = top
 	}
 	fmt.Fprintf(os.Stderr, "tps %8.0f  cpu/tx %.1f  syscalls/tx %.2f  allocs/tx %.1f\n", a.TPS, a.CPUPerTx,
 		a.PerTx["raw_syscalls:sys_enter"], a.Allocs)
@@ -142,22 +155,64 @@ func readPerfStat(path string, tx int64) (map[string]float64, error) {
 	return out, nil
 }
 
-var reReportLine = regexp.MustCompile(`^\s*([0-9.]+)%\s+(\S+)\s+\[[.k]\]\s+(.+)$`)
-
-// topSymbols is perf report's flat profile, the symbols over 1.5% of samples.
-func topSymbols(ctx context.Context, data string) ([]string, error) {
+// perfReport is perf report's flat profile sorted by keys, the rows over
+// limit % of the samples, as "12.3% [kernel.kallsyms] [k] symbol".
+func perfReport(ctx context.Context, data, keys string, limit float64) ([]string, error) {
 	out, err := exec.CommandContext(ctx, "perf", "report", "-i", data, "--stdio", "--no-children",
-		"--sort", "dso,symbol", "--percent-limit", "1.5").Output()
+		"--sort", keys, "--percent-limit", strconv.FormatFloat(limit, 'f', -1, 64)).Output()
 	if err != nil {
 		return nil, fmt.Errorf("perf report: %w", err)
 	}
-	var top []string
+	var rows []string
 	for _, line := range strings.Split(string(out), "\n") {
-		if m := reReportLine.FindStringSubmatch(line); m != nil {
-			top = append(top, fmt.Sprintf("%s%% %s (%s)", m[1], strings.TrimSpace(m[3]), m[2]))
+		line = strings.TrimSpace(strings.TrimRight(line, " -"))
+		if line != "" && !strings.HasPrefix(line, "#") && strings.Contains(line, "%") {
+			rows = append(rows, strings.Join(strings.Fields(line), " "))
 		}
 	}
-	return top, nil
+	return rows, nil
+}
+
+// pprofTop takes a Go CPU profile of pgrouter over the run (perf cannot
+// name Go's symbols here) and returns go tool pprof's flat top 20.
+func pprofTop(ctx context.Context, t *Target, dir string, d time.Duration) []string {
+	secs := max(1, int(d.Seconds())-1)
+	url := strings.TrimSuffix(t.MetricsURL, "/metrics") + fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs)
+	path := filepath.Join(dir, "cpu.pprof")
+	if keep := os.Getenv("BENCH_KEEP_PROFILE"); keep != "" {
+		path = keep // for a closer look: go tool pprof $BENCH_KEEP_PROFILE
+	}
+	if err := download(ctx, url, path); err != nil {
+		return []string{"pprof: " + err.Error()}
+	}
+	out, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=20", path).Output()
+	if err != nil {
+		return []string{"go tool pprof: " + err.Error()}
+	}
+	var rows []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) >= 6 && strings.HasSuffix(f[1], "%") {
+			rows = append(rows, fmt.Sprintf("%s flat (%s cumulative) %s", f[1], f[4], strings.Join(f[5:], " ")))
+		}
+	}
+	return rows
+}
+
+func download(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, body, 0o644)
 }
 
 var reMallocs = regexp.MustCompile(`# Mallocs = (\d+)`)
@@ -233,10 +288,15 @@ func writeAnatomy(w io.Writer, as []Anatomy) {
 		return fmt.Sprintf("%.1f", a.Allocs)
 	})
 	for _, a := range as {
-		fmt.Fprintf(w, "\n%s, top symbols (perf record, cpu-clock, ≥ 1.5%% of the process's samples):\n\n", a.Target)
+		fmt.Fprintf(w, "\n%s: samples by object (perf record, cpu-clock): %s.\n", a.Target, strings.Join(a.DSOs, "; "))
 		if a.Err != "" {
-			fmt.Fprintf(w, "- error: %s\n", cell(a.Err))
+			fmt.Fprintf(w, "\n- error: %s\n", cell(a.Err))
 		}
+		src := "perf report, symbols ≥ 1.5% of the process's samples"
+		if a.Target != "pgbouncer" {
+			src = "Go CPU profile over the run, `go tool pprof -top`, flat share of the profiled samples"
+		}
+		fmt.Fprintf(w, "\n%s, top symbols (%s):\n\n", a.Target, src)
 		for _, s := range a.Top {
 			fmt.Fprintf(w, "- %s\n", s)
 		}
