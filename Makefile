@@ -19,7 +19,7 @@ help:
 	@echo "make test    - deps, go vet and all tests with -race against real Postgres (summary at the end)"
 	@echo "make lint    - gofmt must report nothing, go vet, staticcheck (pinned in go.mod)"
 	@echo "make demo    - start a local sharded cluster and pgrouter in front of it"
-	@echo "make bench   - proxy vs direct vs PgBouncer measurements"
+	@echo "make bench   - proxy vs direct vs PgBouncer measurements, issue 14's goals (BENCH_QUICK=1 BENCH_REPEAT=3 BENCH_ONLY=c32)"
 	@echo "make fuzz    - session-liveness fuzzer vs Postgres (FUZZTIME=10m; WIRE_FUZZ_FRESH=1: a fresh pgrouter per input)"
 	@echo "make soak    - thousands of clients for minutes; goroutines/fds/RSS must stay flat (SOAK_CLIENTS=2000 SOAK_DURATION=2m SOAK_THINK=1s)"
 
@@ -89,8 +89,9 @@ fmt:
 demo: build
 	@$(BIN) demo $(DEMO_FLAGS)
 
+# make bench BENCH_QUICK=1 (smoke run, -T 3) BENCH_REPEAT=3 BENCH_ONLY="c32"
 bench:
-	$(GO) run ./test/bench
+	$(GO) run ./test/bench $(if $(BENCH_QUICK),--quick) $(if $(BENCH_REPEAT),--repeat $(BENCH_REPEAT)) $(if $(BENCH_ONLY),--only "$(BENCH_ONLY)")
 
 clean:
 	rm -rf bin

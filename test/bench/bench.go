@@ -24,12 +24,15 @@ type bench struct {
 	xsharded *localpg.Cluster // four shards, started for the first cross-shard scenario
 	direct   *Target
 	bouncer  *Target
-	router   routerSlot // pgrouter over main
-	shRouter routerSlot // pgrouter over sharded
-	xsRouter routerSlot // pgrouter over xsharded
+	router   routerSlot             // pgrouter over main
+	shRouter routerSlot             // pgrouter over sharded
+	xsRouter routerSlot             // pgrouter over xsharded
+	variants map[string]*routerSlot // variants of router, by name (variantSpec)
 
-	runs  []ScenarioRun
-	notes []string
+	runs    []ScenarioRun
+	idle    []IdleResult
+	anatomy []Anatomy
+	notes   []string
 }
 
 // routerSlot is one pgrouter process that is (re)started on demand: if it
@@ -85,7 +88,8 @@ func (b *bench) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pgbouncer: %w", err)
 	}
-	b.router.spec = routerSpec{bin: b.routerBin, dir: dir, name: "pgrouter", cluster: b.main, db: benchDB, pool: b.opts.pool}
+	b.router.spec = routerSpec{bin: b.routerBin, dir: dir, name: "pgrouter", cluster: b.main, db: benchDB, pool: b.opts.pool,
+		metrics: true, limits: idleLimits}
 	if b.routerBin == "" {
 		b.router.err = fmt.Errorf("not built")
 	}
@@ -161,7 +165,10 @@ func (b *bench) runScenario(ctx context.Context, s Scenario) ScenarioRun {
 // scenarioTargets lists the targets s runs against, (re)starting pgrouter
 // as needed; a pgrouter that cannot run is explained in run.Note.
 func (b *bench) scenarioTargets(ctx context.Context, s Scenario, run *ScenarioRun) []*Target {
-	targets := []*Target{b.direct}
+	var targets []*Target
+	if !s.NoDirect {
+		targets = append(targets, b.direct)
+	}
 	if s.CrossShard {
 		t, err := b.crossShardRouter(ctx)
 		if err != nil {
@@ -184,7 +191,55 @@ func (b *bench) scenarioTargets(ctx context.Context, s Scenario, run *ScenarioRu
 	} else {
 		run.Note = "pgrouter not measured: " + cell(err.Error())
 	}
+	for _, name := range s.Variants {
+		if t, err := b.routerTarget(ctx, b.variant(name)); err == nil {
+			targets = append(targets, t)
+		}
+	}
 	return targets
+}
+
+// Variants of the main pgrouter (same cluster, same pool), each its own process.
+const (
+	variantRouting = "pgrouter-routing"     // pgbench_accounts declared sharded by aid: every statement is keyed
+	variantProcs1  = "pgrouter-gomaxprocs1" // GOMAXPROCS=1
+	variantProcs2  = "pgrouter-gomaxprocs2" // GOMAXPROCS=2
+)
+
+// slots lists every pgrouter process slot of the run, variants last.
+func (b *bench) slots() []*routerSlot {
+	out := []*routerSlot{&b.router, &b.shRouter, &b.xsRouter}
+	for _, name := range []string{variantRouting, variantProcs1, variantProcs2} {
+		if slot := b.variants[name]; slot != nil {
+			out = append(out, slot)
+		}
+	}
+	return out
+}
+
+// variant returns the slot of the named variant of b.router, creating it.
+func (b *bench) variant(name string) *routerSlot {
+	if slot := b.variants[name]; slot != nil {
+		return slot
+	}
+	spec := b.router.spec
+	spec.name, spec.variant = name, true
+	switch name {
+	case variantRouting:
+		// One shard, so the rows are where pgbench put them; the router
+		// still plans every statement as keyed: plan cache, key extraction, hash.
+		spec.dbExtras = "    sharded_tables:\n      - {table: pgbench_accounts, column: aid, type: int, function: hash}"
+	case variantProcs1:
+		spec.env = []string{"GOMAXPROCS=1"}
+	case variantProcs2:
+		spec.env = []string{"GOMAXPROCS=2"}
+	}
+	slot := &routerSlot{spec: spec, err: b.router.err}
+	if b.variants == nil {
+		b.variants = map[string]*routerSlot{}
+	}
+	b.variants[name] = slot
+	return slot
 }
 
 func (b *bench) measure(ctx context.Context, s Scenario, t *Target) Result {
@@ -214,7 +269,7 @@ func (b *bench) explainRuns() {
 			break
 		}
 	}
-	for _, slot := range []*routerSlot{&b.router, &b.shRouter, &b.xsRouter} {
+	for _, slot := range b.slots() {
 		if slot.t == nil {
 			continue
 		}
@@ -262,10 +317,13 @@ func (b *bench) idleCPU(ctx context.Context) {
 
 // close stops every process and cluster this run started.
 func (b *bench) close() {
-	for _, t := range []*Target{b.router.t, b.shRouter.t, b.xsRouter.t, b.bouncer} {
-		if t != nil && t.Proc != nil {
-			t.Proc.stop()
+	for _, slot := range b.slots() {
+		if slot.t != nil {
+			slot.t.Proc.stop()
 		}
+	}
+	if b.bouncer != nil {
+		b.bouncer.Proc.stop()
 	}
 	for _, c := range []*localpg.Cluster{b.xsharded, b.sharded, b.main} {
 		if c != nil {

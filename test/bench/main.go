@@ -109,6 +109,8 @@ func (b *bench) run(ctx context.Context) error {
 		}
 		b.runs = append(b.runs, b.runScenario(ctx, s))
 	}
+	b.anatomyRuns(ctx)
+	b.idleRuns(ctx)
 	machine.LoadEnd = loadAvg()
 	b.idleCPU(ctx)
 	b.explainRuns()
@@ -117,7 +119,7 @@ func (b *bench) run(ctx context.Context) error {
 
 func (b *bench) writeResults(m Machine) error {
 	var buf bytes.Buffer
-	writeReport(&buf, m, b.runs, b.notes)
+	writeReport(&buf, m, report{runs: b.runs, idle: b.idle, anatomy: b.anatomy, notes: b.notes})
 	fmt.Print("\n" + buf.String())
 	if err := os.MkdirAll(filepath.Dir(b.opts.out), 0o755); err != nil {
 		return err

@@ -131,3 +131,34 @@ func TestMedianByTPS(t *testing.T) {
 		t.Errorf("median of one = %+v", one)
 	}
 }
+
+// A pgrouter /metrics excerpt: 100 waits, 98 under 50 µs, 2 in (0.2 ms, 0.8 ms].
+const waitMetrics = `# TYPE pgrouter_pool_wait_seconds histogram
+pgrouter_pool_wait_seconds_bucket{le="5e-05"} 98
+pgrouter_pool_wait_seconds_bucket{le="0.0002"} 98
+pgrouter_pool_wait_seconds_bucket{le="0.0008"} 100
+pgrouter_pool_wait_seconds_bucket{le="+Inf"} 100
+pgrouter_pool_wait_seconds_sum 0.001
+pgrouter_pool_wait_seconds_count 100
+`
+
+func TestWaitQuantileInterpolatesLikePrometheus(t *testing.T) {
+	h, err := parseWait(strings.NewReader(waitMetrics))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.total() != 100 {
+		t.Fatalf("total = %v", h.total())
+	}
+	// rank 99 is the first of the two observations in (0.2, 0.8] ms: halfway.
+	if got := h.quantile(0.99); got != 500*time.Microsecond {
+		t.Fatalf("p99 = %v, want 500µs", got)
+	}
+	if got := h.quantile(0.5); got < 25*time.Microsecond || got > 26*time.Microsecond { // 50/98 of 50 µs
+		t.Fatalf("p50 = %v", got)
+	}
+	before := waitHistogram{bounds: h.bounds, counts: []float64{98, 98, 98, 98}}
+	if d := h.since(before); d.total() != 2 || d.quantile(0.5) <= 200*time.Microsecond {
+		t.Fatalf("since: total %v p50 %v", d.total(), d.quantile(0.5))
+	}
+}

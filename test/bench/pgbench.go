@@ -27,6 +27,10 @@ type Result struct {
 	Duration time.Duration // the -T of this run
 	Runs     int           // how many runs this median was picked from
 	Err      string        // pgbench's first error line, if any
+	// From pgrouter's pgrouter_pool_wait_seconds over the run (Waits 0:
+	// not measured): how many backend acquisitions, and their p99 wait.
+	Waits   float64
+	WaitP99 time.Duration
 }
 
 var (
@@ -57,9 +61,14 @@ func runPgbench(ctx context.Context, workdir string, t *Target, s Scenario, dur 
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 
+	waitBefore, waitErr := scrapeTarget(ctx, t)
 	before, cpuErr := procTicks(t)
 	runErr := cmd.Run()
 	after, cpuErr2 := procTicks(t)
+	if waitAfter, err := scrapeTarget(ctx, t); err == nil && waitErr == nil && t.MetricsURL != "" {
+		w := waitAfter.since(waitBefore)
+		res.Waits, res.WaitP99 = w.total(), w.quantile(0.99)
+	}
 
 	parseSummary(stdout.String(), &res)
 	if runErr != nil || res.Tx == 0 {
@@ -82,6 +91,14 @@ func runPgbench(ctx context.Context, workdir string, t *Target, s Scenario, dur 
 		res.CPUPerTx = float64(after-before) * 1e6 / clockTicks / float64(res.Tx)
 	}
 	return res
+}
+
+// scrapeTarget reads t's pool wait histogram (nothing when t serves no metrics).
+func scrapeTarget(ctx context.Context, t *Target) (waitHistogram, error) {
+	if t.MetricsURL == "" {
+		return waitHistogram{}, nil
+	}
+	return scrapeWait(ctx, t.MetricsURL)
 }
 
 // slowConnect: connecting took over a quarter of -T, so TPS covers a short

@@ -24,6 +24,12 @@ type Scenario struct {
 	// CrossShard: run through pgrouter over 4 shards (no shard key: every
 	// shard answers, pgrouter merges) vs one direct Postgres holding all rows.
 	CrossShard bool
+	// Variants: more pgrouter processes over the main cluster that run this
+	// scenario too (see variantSpec): routing on, GOMAXPROCS 1 and 2.
+	Variants []string
+	// NoDirect: Postgres itself is not a target (more clients than its
+	// max_connections: only the proxies' queues can take them).
+	NoDirect bool
 }
 
 // Name is how the scenario is titled in the report.
@@ -68,21 +74,29 @@ func scenarios(quick bool) []Scenario {
 		return Scenario{Script: script, Mode: mode, Clients: 8, CrossShard: true}
 	}
 	tpcb := Scenario{Builtin: "tpcb-like", Mode: "simple", Clients: 32}
+	c32 := sel("simple", 32)
+	c32.Variants = []string{variantRouting, variantProcs1, variantProcs2}
+	// issue 14: 2,000 clients on pool 20, p99 queue wait from pgrouter's metrics
+	c2000 := Scenario{Builtin: "select-only", Mode: "simple", Clients: 2000, NoDirect: true}
 	if quick {
 		return []Scenario{
-			sel("simple", 1), sel("extended", 1), sel("simple", 32), sel("prepared", 32), sel("simple", 500),
-			tpcb, kv("kv_autocommit.sql"), kv("kv_tx.sql"),
-			xs("xs_orderby_limit.sql", "simple"), xs("xs_groupby_count.sql", "simple"),
+			sel("simple", 1), sel("prepared", 1), c32, sel("prepared", 32), sel("simple", 500),
+			c2000, kv("kv_autocommit.sql"), kv("kv_tx.sql"),
+			xs("xs_orderby_limit.sql", "simple"), xs("xs_orderby_limit.sql", "extended"),
 		}
 	}
 	var out []Scenario
 	for _, mode := range []string{"simple", "extended", "prepared"} {
 		for _, c := range []int{1, 32, 500} {
+			if mode == "simple" && c == 32 {
+				out = append(out, c32)
+				continue
+			}
 			out = append(out, sel(mode, c))
 		}
 	}
 	// issue 3 names -M prepared c100 as a target of its own
-	out = append(out, sel("prepared", 100), tpcb, kv("kv_autocommit.sql"), kv("kv_tx.sql"))
+	out = append(out, sel("prepared", 100), c2000, tpcb, kv("kv_autocommit.sql"), kv("kv_tx.sql"))
 	for _, mode := range []string{"simple", "extended"} {
 		out = append(out, xs("xs_orderby_limit.sql", mode), xs("xs_groupby_count.sql", mode))
 	}

@@ -23,7 +23,8 @@ type Target struct {
 	Port           int
 	User, Password string
 	DB             string
-	Proc           *proc // the proxy process whose CPU we read; nil for direct
+	Proc           *proc  // the proxy process whose CPU we read; nil for direct
+	MetricsURL     string // pgrouter's /metrics, when it serves them
 }
 
 func (t *Target) dsn() string {
@@ -96,7 +97,7 @@ auth_type = md5
 auth_file = %s
 pool_mode = transaction
 default_pool_size = %d
-max_client_conn = 2000
+max_client_conn = 12000
 ignore_startup_parameters = extra_float_digits
 log_connections = 0
 log_disconnections = 0
@@ -140,7 +141,11 @@ type routerSpec struct {
 	cluster  *localpg.Cluster
 	db       string
 	pool     int
-	dbExtras string // extra YAML keys of the database entry (sharded_tables …)
+	dbExtras string   // extra YAML keys of the database entry (sharded_tables …)
+	env      []string // extra environment (GOMAXPROCS=1 …)
+	limits   string   // raw YAML body of the limits section, if any
+	metrics  bool     // serve /metrics on a free port (Target.MetricsURL)
+	variant  bool     // a variant of the main pgrouter: its results carry its own name
 }
 
 // startPgrouter writes a config for spec.cluster and runs `pgrouter serve`
@@ -152,29 +157,55 @@ func startPgrouter(ctx context.Context, spec routerSpec) (*Target, error) {
 	}
 	pw := spec.cluster.Password
 	sections := map[string]string{
-		"pool": fmt.Sprintf("  mode: transaction\n  size: %d\n  shutdown_timeout: 2s", spec.pool),
-		"log":  "  format: text\n  level: warn",
-		"db":   spec.dbExtras,
+		"pool":   fmt.Sprintf("  mode: transaction\n  size: %d\n  shutdown_timeout: 2s", spec.pool),
+		"log":    "  format: text\n  level: warn",
+		"db":     spec.dbExtras,
+		"limits": spec.limits,
+	}
+	metricsURL, metricsListen := "", ""
+	if spec.metrics {
+		mport, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		metricsListen = net.JoinHostPort("127.0.0.1", strconv.Itoa(mport))
+		metricsURL = "http://" + metricsListen + "/metrics"
 	}
 	yaml := spec.cluster.ConfigYAML(localpg.ConfigOptions{
-		Listen:   net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		Users:    []localpg.ConfigUser{{Name: "postgres", Password: pw, Auth: "md5", ServerUser: "postgres", ServerPassword: pw}},
-		Database: spec.db,
-		Sections: sections,
+		Listen:        net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		MetricsListen: metricsListen,
+		Users:         []localpg.ConfigUser{{Name: "postgres", Password: pw, Auth: "md5", ServerUser: "postgres", ServerPassword: pw}},
+		Database:      spec.db,
+		Sections:      sections,
 	})
 	cfgPath := filepath.Join(spec.dir, spec.name+".yaml")
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, spec.bin, "--log-level", "warn", "--log-format", "text", "serve", "--config", cfgPath)
+	args := []string{"--log-level", "warn", "--log-format", "text", "serve", "--config", cfgPath}
+	if spec.metrics {
+		args = append(args, "--pprof") // the anatomy reads the allocator's counters there
+	}
+	cmd := exec.CommandContext(ctx, spec.bin, args...)
+	cmd.Env = append(os.Environ(), spec.env...)
 	p, err := startProc(spec.name, cmd, filepath.Join(spec.dir, spec.name+".log"))
 	if err != nil {
 		return nil, err
 	}
-	t := &Target{Name: "pgrouter", Host: "127.0.0.1", Port: port, User: "postgres", Password: pw, DB: spec.db, Proc: p}
+	t := &Target{Name: spec.target(), Host: "127.0.0.1", Port: port, User: "postgres", Password: pw, DB: spec.db,
+		Proc: p, MetricsURL: metricsURL}
 	if err := waitReady(ctx, t); err != nil {
 		p.stop()
 		return nil, err
 	}
 	return t, nil
+}
+
+// target is the name results of this process carry: "pgrouter" for the
+// main, sharded and cross-shard processes, the process name for variants.
+func (spec routerSpec) target() string {
+	if spec.variant {
+		return spec.name
+	}
+	return "pgrouter"
 }
