@@ -13,7 +13,7 @@ type Config struct {
 	Replicas  Replicas   `yaml:"replicas"`  // read/write split and lag bounds
 	Health    Health     `yaml:"health"`    // node health checks and bans
 	Users     []User     `yaml:"users"`     // who may log in
-	Shards    []Shard    `yaml:"shards"`    // ordered: shard i is hash REMAINDER i
+	Shards    []Shard    `yaml:"shards"`    // ordered; by default shard i is hash REMAINDER i of MODULUS len(shards)
 	Databases []Database `yaml:"databases"` // logical databases clients connect to
 	Limits    Limits     `yaml:"limits"`    // what clients may cost: message sizes, failed logins, client and query rate limits
 	// BackendTLS secures pgrouter's own connections to the shards (pools
@@ -160,6 +160,18 @@ type Shard struct {
 	// TLS overrides backend_tls for this shard's nodes (keys left out are
 	// taken from backend_tls).
 	TLS *BackendTLS `yaml:"tls"`
+	// Hash lists the hash slots (PARTITION BY HASH modulus/remainder pairs)
+	// whose keys this shard holds for every hash-sharded table. nil (key
+	// absent on every shard): shard i holds remainder i of modulus
+	// len(shards). An empty list makes a spare that holds no hash keys.
+	Hash []HashSlot `yaml:"hash"`
+}
+
+// HashSlot is one partition of PARTITION BY HASH: the keys whose partition
+// hash leaves Remainder when divided by Modulus.
+type HashSlot struct {
+	Modulus   int `yaml:"modulus"`
+	Remainder int `yaml:"remainder"`
 }
 
 // Node is one Postgres server. In YAML it is either "host:port" or a mapping.

@@ -45,6 +45,7 @@ func (c *checker) validate(cfg *Config) {
 	}
 	c.validateUsers(cfg)
 	c.validateShards(cfg)
+	c.validateHash(cfg)
 	c.validateDatabases(cfg)
 }
 

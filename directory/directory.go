@@ -64,7 +64,8 @@ func (d *Directory) newTable(cfg *config.Config, ct *config.ShardedTable, shards
 	t := newTable(ct, typ, shards, dc.CacheSize, dc.CacheTTL.D())
 	t.node, t.query, t.assignQuery, t.timeout = dc.Node, dc.Query, dc.AssignQuery, dc.Timeout.D()
 	if dc.AutoAssign == "hash" {
-		if t.assign, err = sharding.New(&config.ShardedTable{Table: ct.Table, Column: ct.Column, Type: ct.Type, Function: "hash"}, shards); err != nil {
+		// New keys go where a hash-sharded table would put them: never to a spare.
+		if t.assign, err = sharding.ForConfig(cfg, &config.ShardedTable{Table: ct.Table, Column: ct.Column, Type: ct.Type, Function: "hash"}); err != nil {
 			return nil, err
 		}
 	}

@@ -96,7 +96,7 @@ func buildState(cfg *config.Config, log *slog.Logger) (*serverState, error) {
 		if err != nil {
 			return nil, fmt.Errorf("database %s: %w", db.Name, err)
 		}
-		r, err := router.New(db, cfg.ShardNames(), router.WithDirectory(dir), router.WithShardHints(cfg.Routing.ShardHints()))
+		r, err := router.ForConfig(cfg, db, router.WithDirectory(dir))
 		if err != nil {
 			return nil, fmt.Errorf("database %s: %w", db.Name, err)
 		}

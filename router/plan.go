@@ -107,7 +107,8 @@ type shardedTable struct {
 	column       string
 	typ          sharding.Type
 	fn           sharding.Func
-	coloc        int  // tables with equal coloc place equal keys on equal shards
-	directory    bool // function: directory (needs a lookup, no pure Func)
+	owners       ShardSet // shards that can hold its rows: where a scan not restricted by key goes
+	coloc        int      // tables with equal coloc place equal keys on equal shards
+	directory    bool     // function: directory (needs a lookup, no pure Func)
 	display      string
 }

@@ -140,7 +140,7 @@ func (r *Router) routeKeyed(sp *stmtPlan, args *Args) (Route, error) {
 		case err != nil:
 			return Route{}, err
 		case !known:
-			rt = Route{Shards: r.all, Multi: r.all.Len() > 1, Reason: g.reason + ": not restricted", Table: g.t.display, Column: g.t.column}
+			rt = Route{Shards: g.t.owners, Multi: g.t.owners.Len() > 1, Reason: g.reason + ": not restricted", Table: g.t.display, Column: g.t.column}
 		case set == 0:
 			rt = Route{Shards: Only(0), Reason: g.reason + ": conditions contradict, no row can match"}
 		default:
@@ -208,7 +208,7 @@ func (r *Router) crossShardError(sp *stmtPlan, gi int) error {
 }
 
 func (r *Router) evalGroup(sp *stmtPlan, gi int, args *Args) (ShardSet, bool, error) {
-	set, known := r.all, false
+	set, known := sp.groups[gi].t.owners, false
 	for _, root := range sp.groups[gi].roots {
 		s, k, err := r.eval(sp, root, int32(gi), args)
 		if err != nil {

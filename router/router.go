@@ -29,6 +29,7 @@ type Router struct {
 	trivial    bool // one shard, no sharded tables: shard choice needs no parse
 	shardHints bool // clients may choose shards (hints shard=/key=, SET pgrouter.shard)
 	dir        sharding.Directory
+	hashSlots  [][]config.HashSlot // shards[].hash; nil = the default placement
 
 	plans   *lru.Cache[string, *Plan]
 	rawOnly *lru.Cache[string, struct{}] // normalised texts that must be planned raw
@@ -60,6 +61,20 @@ func WithDirectory(d sharding.Directory) Option { return func(r *Router) { r.dir
 // shard= and key= hints and SET pgrouter.shard (routing.allow_shard_hints).
 // Role hints stay. The default allows them.
 func WithShardHints(allow bool) Option { return func(r *Router) { r.shardHints = allow } }
+
+// WithHashSlots places the keys of hash-sharded tables by the shards'
+// hash slots (config.Config.HashSlots; shards[].hash) instead of the default
+// "shard i holds remainder i of modulus len(shards)".
+func WithHashSlots(slots [][]config.HashSlot) Option {
+	return func(r *Router) { r.hashSlots = slots }
+}
+
+// ForConfig builds the router of database db of cfg: its shard names, hash
+// slots and routing.allow_shard_hints, plus opts.
+func ForConfig(cfg *config.Config, db *config.Database, opts ...Option) (*Router, error) {
+	base := []Option{WithShardHints(cfg.Routing.ShardHints()), WithHashSlots(sharding.HashSlotsOf(cfg))}
+	return New(db, cfg.ShardNames(), append(base, opts...)...)
+}
 
 // New builds a router for db over the ordered shard names.
 func New(db *config.Database, shards []string, opts ...Option) (*Router, error) {
@@ -107,7 +122,7 @@ func (r *Router) loadTables(db *config.Database) error {
 		if err != nil {
 			return fmt.Errorf("router: sharded table %q: %w", ct.Table, err)
 		}
-		fn, err := sharding.NewWithDirectory(ct, r.shardNames, r.dir)
+		fn, err := sharding.NewPlaced(ct, r.shardNames, r.hashSlots, r.dir)
 		if err != nil {
 			return fmt.Errorf("router: sharded table %q: %w", ct.Table, err)
 		}
@@ -116,8 +131,12 @@ func (r *Router) loadTables(db *config.Database) error {
 		if _, ok := colocs[key]; !ok {
 			colocs[key] = len(colocs)
 		}
+		var owners ShardSet
+		for _, i := range sharding.Owners(ct, r.shardNames, r.hashSlots) {
+			owners = owners.Add(i)
+		}
 		r.tables = append(r.tables, &shardedTable{
-			schema: schema, name: name, column: strings.ToLower(ct.Column), typ: typ, fn: fn,
+			schema: schema, name: name, column: strings.ToLower(ct.Column), typ: typ, fn: fn, owners: owners,
 			coloc: colocs[key], display: ct.Table, directory: strings.EqualFold(ct.Function, "directory"),
 		})
 	}

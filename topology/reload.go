@@ -3,8 +3,6 @@ package topology
 import (
 	"errors"
 	"fmt"
-	"reflect"
-	"slices"
 
 	"github.com/pgrouter/pgrouter/config"
 )
@@ -57,30 +55,6 @@ func (t *Topology) Reload(cfg *config.Config, force bool) error {
 	return nil
 }
 
-// placementChanged reports why rows would land elsewhere under next: the
-// ordered shard names differ, or a database present in both configs changed
-// its sharded tables.
-func placementChanged(prev, next *config.Config) error {
-	if !slices.Equal(shardNames(prev), shardNames(next)) {
-		return fmt.Errorf("shards %v → %v", shardNames(prev), shardNames(next))
-	}
-	for _, pd := range prev.Databases {
-		for _, nd := range next.Databases {
-			if pd.Name == nd.Name && !reflect.DeepEqual(pd.ShardedTables, nd.ShardedTables) {
-				return fmt.Errorf("sharded_tables of database %q changed", pd.Name)
-			}
-		}
-	}
-	return nil
-}
-
-func shardNames(cfg *config.Config) []string {
-	names := make([]string, len(cfg.Shards))
-	for i, s := range cfg.Shards {
-		names[i] = s.Name
-		if names[i] == "" {
-			names[i] = fmt.Sprintf("shard%d", i)
-		}
-	}
-	return names
-}
+// placementChanged reports why rows would land elsewhere under next
+// (config.PlacementChange): appending a spare shard is not a change.
+func placementChanged(prev, next *config.Config) error { return config.PlacementChange(prev, next) }

@@ -132,7 +132,7 @@ func writeDemoConfig(c *localpg.Cluster, listen, metrics string) (string, error)
 // loadDemoData creates role, database and schema on every primary, then puts
 // each user (and its orders) on the shard Postgres hash partitioning assigns.
 func loadDemoData(ctx context.Context, c *localpg.Cluster, cfg *config.Config) error {
-	fn, err := sharding.New(&cfg.Databases[0].ShardedTables[0], cfg.ShardNames())
+	fn, err := sharding.ForConfig(cfg, &cfg.Databases[0].ShardedTables[0])
 	if err != nil {
 		return err
 	}

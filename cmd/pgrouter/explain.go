@@ -32,7 +32,7 @@ func newExplainCmd() *cobra.Command {
 			if d == nil {
 				return fmt.Errorf("database %q is not in %s", db, path)
 			}
-			r, err := router.New(d, cfg.ShardNames(), router.WithShardHints(cfg.Routing.ShardHints()))
+			r, err := router.ForConfig(cfg, d)
 			if err != nil {
 				return err
 			}

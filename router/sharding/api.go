@@ -75,5 +75,5 @@ type Func interface {
 // For function "directory" New returns a Func whose Shard fails for every
 // non-NULL key: directory lookups need I/O; NewWithDirectory injects it.
 func New(t *config.ShardedTable, shards []string) (Func, error) {
-	return newFunc(t, shards)
+	return newFunc(t, shards, nil)
 }

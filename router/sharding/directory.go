@@ -22,7 +22,14 @@ type Directory interface {
 // directory-sharded table; dir is ignored for the other functions. A nil
 // dir gives a Func that fails with 0A000 for every non-NULL key.
 func NewWithDirectory(t *config.ShardedTable, shards []string, dir Directory) (Func, error) {
-	fn, err := newFunc(t, shards)
+	return NewPlaced(t, shards, nil, dir)
+}
+
+// NewPlaced is NewWithDirectory with the shards' hash slots (as
+// config.Config.HashSlots gives them; nil = the default, shard i holds
+// remainder i of modulus len(shards)).
+func NewPlaced(t *config.ShardedTable, shards []string, slots [][]config.HashSlot, dir Directory) (Func, error) {
+	fn, err := newFunc(t, shards, slots)
 	if err != nil {
 		return nil, err
 	}

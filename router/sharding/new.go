@@ -24,7 +24,7 @@ func (c *common) null() (int, error) {
 	return 0, errNullKey(c.table)
 }
 
-func newFunc(t *config.ShardedTable, shards []string) (Func, error) {
+func newFunc(t *config.ShardedTable, shards []string, slots [][]config.HashSlot) (Func, error) {
 	if t == nil {
 		return nil, errors.New("sharding: nil table config")
 	}
@@ -44,7 +44,7 @@ func newFunc(t *config.ShardedTable, shards []string) (Func, error) {
 	}
 	switch strings.ToLower(t.Function) {
 	case "", "hash":
-		return &hashFunc{common: c, modulus: uint64(len(shards))}, nil
+		return newHashFunc(c, shards, slots)
 	case "range":
 		return newRangeFunc(c, t, idx)
 	case "list":

@@ -147,7 +147,7 @@ func (e *Env) DSN(user, password, db string) string {
 // Router is a router over database app of the environment's config: where
 // keys belong, computed as pgrouter computes it.
 func (e *Env) Router() (*router.Router, error) {
-	return router.New(&e.Config.Databases[0], e.Config.ShardNames())
+	return router.ForConfig(e.Config, &e.Config.Databases[0])
 }
 
 // AppDSN is the DSN of user app on database app.
