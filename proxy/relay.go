@@ -21,7 +21,8 @@ type expect struct {
 	parsed  *stmt        // 'P' from the client: the statement registered under client
 	plan    *router.Plan // the statement's plan, for SET/pin bookkeeping
 	errOut  []byte       // the proxy's ErrorResponse, sent in place of the backend's (see refuseAt)
-	replay  []string     // 'Q' swallowed: the startup settings it set again after a RESET (reported.go)
+	replay  []string     // 'Q': the startup settings it set again after a RESET (reported.go)
+	hide    *hiddenStmts // 'Q' of the client's: statements the proxy inserted into its text (reset_intext.go)
 }
 
 var (
@@ -124,6 +125,9 @@ func (ss *session) relay() error {
 			continue
 		}
 		head := ss.queue[0]
+		if head.hide != nil && head.hide.drop(typ) {
+			continue
+		}
 		// The proxy's own requests are answered to it alone, except an error of
 		// a re-Parse: the client's Bind fails because of it and must say why.
 		switch {
@@ -131,6 +135,8 @@ func (ss *session) relay() error {
 			ss.out = append(ss.out, head.errOut...) // the proxy's refusal, in the backend's error's place
 		case typ == 'E' && head.kind == 'B' && head.stmt != "":
 			ss.out = appendRenamedError(ss.out, body, head.stmt, head.client)
+		case typ == 'E' && head.hide != nil:
+			ss.out = head.hide.appendError(ss.out, body)
 		case typ == 'S' && !head.swallow:
 			ss.params.backend(body) // sent before the ReadyForQuery (reported.go)
 		case !head.swallow || (typ == 'E' && head.kind == 'P'):
@@ -171,7 +177,9 @@ func (ss *session) relay() error {
 			}
 		case 'Z':
 			b.txStatus = body[0]
-			ss.replayed(head.replay, body[0])
+			if head.swallow {
+				ss.replayed(head.replay, body[0])
+			}
 			if head.kind != 'Q' || !head.swallow {
 				ss.openBatch = false // Sync, Query and FunctionCall end the extended batch
 			}
@@ -194,6 +202,9 @@ func (ss *session) relay() error {
 				}
 				ss.out = ss.params.appendBefore(ss.out, ss.startup)
 				ss.readyForQuery(status)
+				if !ss.failed { // (replays inside the client's text: after its RESETs were applied)
+					ss.replayed(head.replay, body[0])
+				}
 			}
 		case 'G':
 			extended := head.kind == 'E'

@@ -122,25 +122,19 @@ func (r *paramReport) appendBefore(out []byte, startup map[string]string) []byte
 // startup with their startup values, in the same round trip (answers
 // swallowed): the backend's RESET went to its own login values, and inside
 // a transaction no state sync runs before the client's next statement.
-// (Statements after the RESET in the same Query text still see the
-// backend's values.)
+// (Statements after the RESET in the same Query text: reset_intext.go.)
 func (ss *session) appendResetReplay(p *router.Plan) {
-	var r paramReport
-	r.reset = map[string]bool{}
-	r.note(p)
+	names := ss.resetNames(p)
+	if len(names) == 0 {
+		return
+	}
 	var q strings.Builder
-	var names []string
-	for name, sql := range ss.startup {
-		if r.isReset(name) {
-			q.WriteString(sql)
-			q.WriteString(";")
-			names = append(names, name)
-		}
+	for _, name := range names {
+		q.WriteString(ss.startup[name])
+		q.WriteString(";")
 	}
-	if q.Len() > 0 {
-		ss.bout = appendQuery(ss.bout, q.String())
-		ss.push(expect{kind: 'Q', swallow: true, replay: names})
-	}
+	ss.bout = appendQuery(ss.bout, q.String())
+	ss.push(expect{kind: 'Q', swallow: true, replay: names})
 }
 
 // replayed records a committed replay in the backend's settings (applySet,

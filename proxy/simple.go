@@ -87,8 +87,13 @@ func (ss *session) simpleQuery(body []byte) error {
 	}
 	ss.bout = ss.bout[:0]
 	ss.appendPreamble(true)
-	ss.bout = appendFrame(ss.bout, 'Q', body)
-	ss.push(expect{kind: 'Q', plan: plan})
+	if text, hide, ok := ss.replayInText(rsql, plan); ok {
+		ss.bout = appendQuery(ss.bout, text)
+		ss.push(expect{kind: 'Q', plan: plan, hide: hide})
+	} else {
+		ss.bout = appendFrame(ss.bout, 'Q', body)
+		ss.push(expect{kind: 'Q', plan: plan})
+	}
 	ss.appendResetReplay(plan)
 	return ss.roundTrip()
 }

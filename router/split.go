@@ -180,6 +180,26 @@ func SplitStatements(sql string) ([]string, error) {
 	return pg.SplitWithParser(sql, true)
 }
 
+// StatementSpans returns where each statement of a simple-protocol text
+// starts and ends (byte offsets, the terminating ';' not included), as
+// Postgres cuts it. It parses the text (no plan cache): for rare paths.
+func StatementSpans(sql string) ([][2]int, error) {
+	res, err := pg.Parse(sql)
+	if err != nil {
+		return nil, err
+	}
+	spans := make([][2]int, len(res.Stmts))
+	for i, raw := range res.Stmts {
+		start := int(raw.StmtLocation)
+		end := len(sql) // the last statement's length is 0: up to the end
+		if raw.StmtLen > 0 {
+			end = start + int(raw.StmtLen)
+		}
+		spans[i] = [2]int{start, end}
+	}
+	return spans, nil
+}
+
 // SplitStatementsFor is SplitStatements for a text of session s: with
 // standard_conforming_strings off the text is cut where the backend cuts it
 // (a ';' after 'a\' is inside a literal), and the pieces are returned in a
