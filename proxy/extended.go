@@ -356,9 +356,10 @@ func (ss *session) translate(m batchMsg, body []byte) error {
 			ss.bout = append(ss.bout, st.server...)
 			ss.bout = append(ss.bout, 0)
 			binary.BigEndian.PutUint32(ss.bout[start+1:], uint32(len(ss.bout)-start-1))
-		} else {
-			ss.bout = appendFrame(ss.bout, typ, body)
+			ss.push(expect{kind: 'D', stmt: st.server})
+			return nil
 		}
+		ss.bout = appendFrame(ss.bout, typ, body)
 		ss.push(expect{kind: 'D'})
 	case 'E':
 		ss.bout = appendFrame(ss.bout, typ, body)

@@ -16,7 +16,7 @@ type expect struct {
 	kind    byte         // 'Q','F' end at ReadyForQuery; 'P','B','D','E','C' extended; 'S' Sync
 	swallow bool         // answers consumed by the proxy (state sync, re-Parse, deferred BEGIN)
 	synth   []byte       // answered locally
-	stmt    string       // 'P': server statement to forget if the Parse fails
+	stmt    string       // 'P': server statement to forget if the Parse fails; 'B', 'D': the statement bound or described
 	client  string       // 'P' from the client: its statement name, forgotten too
 	parsed  *stmt        // 'P' from the client: the statement registered under client
 	plan    *router.Plan // the statement's plan, for SET/pin bookkeeping
@@ -134,7 +134,11 @@ func (ss *session) relay() error {
 		case typ == 'E' && head.errOut != nil:
 			ss.out = append(ss.out, head.errOut...) // the proxy's refusal, in the backend's error's place
 		case typ == 'E' && head.kind == 'B' && head.stmt != "":
+			ss.staleStatement(head.stmt, body)
 			ss.out = appendRenamedError(ss.out, body, head.stmt, head.client)
+		case typ == 'E' && head.kind == 'D' && head.stmt != "":
+			ss.staleStatement(head.stmt, body)
+			ss.out = appendFrame(ss.out, typ, body)
 		case typ == 'E' && head.hide != nil:
 			ss.out = head.hide.appendError(ss.out, body)
 		case typ == 'S' && !head.swallow:
@@ -225,6 +229,14 @@ func (ss *session) relay() error {
 	}
 }
 
+// staleStatement retires a server statement the backend reports as
+// outdated by a schema change (see stmtRegistry.retire).
+func (ss *session) staleStatement(server string, body []byte) {
+	if isStaleResultType(body) {
+		ss.srv.stmts.retire(server)
+	}
+}
+
 // skipToSync drops expectations up to the next Sync: after an error Postgres
 // ignores everything until Sync, so those requests get no answer.
 func (ss *session) skipToSync() {
@@ -253,6 +265,9 @@ func (ss *session) forgetStmt(name string, st *stmt) {
 func (ss *session) statementDone(p *router.Plan) {
 	if p == nil {
 		return
+	}
+	if p.SchemaChange {
+		ss.srv.stmts.retireAll() // statements prepared from now on see the new schema
 	}
 	ss.txSets = append(ss.txSets, p.Sets...)
 	ss.params.note(p)

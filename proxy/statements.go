@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/binary"
 	"strconv"
 	"sync"
@@ -36,6 +37,36 @@ func (r *stmtRegistry) name(key []byte) string {
 	n = "pgr_" + strconv.FormatUint(r.seq, 10)
 	r.names[string(key)] = n
 	return n
+}
+
+// retire gives the text named name a new server-side name from now on:
+// backends that prepared name keep a plan whose result type the schema no
+// longer has (Postgres: 0A000 cached plan must not change result type). A
+// client that prepares the text afresh must get a fresh statement, as it
+// would from Postgres; clients that prepared it before keep the old name.
+func (r *stmtRegistry) retire(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, n := range r.names {
+		if n == name {
+			delete(r.names, k)
+			return
+		}
+	}
+}
+
+// retireAll retires every name (a schema change ran through pgrouter).
+func (r *stmtRegistry) retireAll() {
+	r.mu.Lock()
+	clear(r.names)
+	r.mu.Unlock()
+}
+
+// isStaleResultType reports whether an ErrorResponse body is Postgres's
+// "cached plan must not change result type" (by its routine: messages may
+// be translated).
+func isStaleResultType(body []byte) bool {
+	return bytes.Contains(body, []byte("\x00C0A000\x00")) && bytes.Contains(body, []byte("\x00RRevalidateCachedQuery\x00"))
 }
 
 // stmtKey builds the registry key: the Parse body without its statement name

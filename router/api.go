@@ -87,6 +87,11 @@ type Plan struct {
 	// text: the proxy runs such a text statement by statement when one of
 	// them names a protocol-level statement (answered by the proxy).
 	Deallocates []string
+	// SchemaChange is true when the text changes the definition of tables,
+	// views, types or functions (CREATE, ALTER, DROP, RENAME; temporary
+	// objects excepted): statements prepared before may change their result
+	// type, and a table's column order may have changed.
+	SchemaChange bool
 	// Stmts is the number of statements in the text as Postgres splits it
 	// (semicolons inside comments or literals do not count); 0 when the
 	// parser rejected the text.

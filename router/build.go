@@ -49,6 +49,7 @@ func (r *Router) buildPlan(sql string) (p *Plan, parsed, dmlOnly bool) {
 			dmlOnly = false
 		}
 		r.mergeClass(p, &c, len(res.Stmts))
+		p.SchemaChange = p.SchemaChange || schemaChange(raw.Stmt) && c.pin == ""
 		sp := r.analyzeStmtOrCopy(p, raw.Stmt, &c, &facts, len(res.Stmts))
 		for _, o := range sp.occs {
 			tables = append(tables, o.t)

@@ -321,6 +321,19 @@ func txReadOnly(opts []*pg.Node) bool {
 }
 
 // stmtName is the SQL command name of a statement node, for reasons.
+// schemaChange reports whether n changes the definition of database
+// objects that prepared statements and column lists depend on.
+func schemaChange(n *pg.Node) bool {
+	switch n.Node.(type) {
+	case *pg.Node_AlterTableStmt, *pg.Node_RenameStmt, *pg.Node_DropStmt, *pg.Node_CreateStmt, *pg.Node_ViewStmt,
+		*pg.Node_AlterObjectSchemaStmt, *pg.Node_CompositeTypeStmt, *pg.Node_CreateEnumStmt, *pg.Node_AlterEnumStmt,
+		*pg.Node_AlterDomainStmt, *pg.Node_CreateDomainStmt, *pg.Node_DefineStmt, *pg.Node_CreateFunctionStmt,
+		*pg.Node_AlterFunctionStmt, *pg.Node_CreateTableAsStmt, *pg.Node_AlterTypeStmt:
+		return true
+	}
+	return false
+}
+
 func stmtName(n *pg.Node) string {
 	switch n.Node.(type) {
 	case *pg.Node_InsertStmt:

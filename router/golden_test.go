@@ -52,6 +52,7 @@ type expect struct {
 	Pin           string              `yaml:"pin"`
 	NoPin         bool                `yaml:"no_pin"`
 	Unpin         bool                `yaml:"unpin"`
+	SchemaChange  *bool               `yaml:"schema_change"`
 	Unparsed      bool                `yaml:"unparsed"`
 	Local         *LocalCmd           `yaml:"local"`
 	Reason        string              `yaml:"reason"`
@@ -186,6 +187,9 @@ func checkGolden(t *testing.T, mode string, r *Router, g *goldenFile, c *goldenC
 	}
 	if e.Unpin != p.Unpin {
 		t.Errorf("%s: unpin = %v", mode, p.Unpin)
+	}
+	if e.SchemaChange != nil && *e.SchemaChange != p.SchemaChange {
+		t.Errorf("%s: schema_change = %v", mode, p.SchemaChange)
 	}
 	if e.Local != nil && (!p.Local || p.LocalCmd != *e.Local) {
 		t.Errorf("%s: local = %v %+v, want %+v", mode, p.Local, p.LocalCmd, *e.Local)
