@@ -66,6 +66,11 @@ func (i *Instance) MarkCopies(moves []sharding.Move) { i.Server.mark(moves, true
 // engine has deleted the moved rows there.
 func (i *Instance) CleanupDone(moves []sharding.Move) { i.Server.mark(moves, false, false) }
 
+// MarkCleanup sets the marks Cutover leaves on the From shards (a
+// restarted pgrouter resuming the clean-up of a switched reshard) until
+// CleanupDone.
+func (i *Instance) MarkCleanup(moves []sharding.Move) { i.Server.mark(moves, false, true) }
+
 // Unmark lifts MarkCopies (after an abort deleted the copies).
 func (i *Instance) Unmark(moves []sharding.Move) { i.Server.mark(moves, true, false) }
 
