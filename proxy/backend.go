@@ -98,7 +98,9 @@ func (ss *session) bindNode(node *topology.Node, shard int, primary bool) (*bind
 	rd := backendReaders.Get().(*frameReader)
 	rd.reset(c.NetConn)
 	rd.params = c.ServerParams // kept current by every read (see frameReader.params)
-	return &binding{conn: c, pool: p, node: node, shard: shard, primary: primary, rd: rd, txStatus: 'I'}, nil
+	b := &binding{conn: c, pool: p, node: node, shard: shard, primary: primary, rd: rd, txStatus: 'I'}
+	ss.notePrimary(b, true)
+	return b, nil
 }
 
 // bindShards checks out one backend on every shard of set, in ascending
@@ -157,6 +159,7 @@ func (ss *session) release() {
 	ss.running.Store(nil)
 	ss.cancelMu.Unlock()
 	ss.be = nil
+	ss.notePrimary(b, false)
 	b.node.Released()
 	b.pool.Release(b.conn)
 	putBackendReader(b.rd)
@@ -171,6 +174,7 @@ func (ss *session) discard() {
 	ss.cancelMu.Unlock()
 	ss.be = nil
 	ss.queue = ss.queue[:0]
+	ss.notePrimary(b, false)
 	b.node.Released()
 	b.pool.Discard(b.conn)
 	putBackendReader(b.rd)
@@ -370,6 +374,7 @@ func (ss *session) releaseAll(bs []*binding) {
 		}
 	}
 	for _, b := range bs {
+		ss.notePrimary(b, false)
 		b.node.Released()
 		if b.txStatus == 'I' {
 			b.pool.Release(b.conn)

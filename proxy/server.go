@@ -44,6 +44,8 @@ type Server struct {
 	coord           *coordinator // two-phase commit; nil when no database enables it
 	guard           guard        // failed-login throttling, accept errors, limit counters
 	mockSecret      [32]byte     // derives unknown users' mock SCRAM salts (stable for the process)
+	hold            router.Hold  // cutover gate and marks, shared by every router (cutover.go)
+	cutoverM        *cutoverMetrics
 }
 
 // cachedParams is a recent ParameterStatus set of the servers' defaults.
@@ -70,7 +72,8 @@ func New(cfg *config.Config, topo *topology.Topology, log *slog.Logger) (*Server
 	s.stmts.init()
 	rand.Read(s.mockSecret[:])
 	s.guard.init(s.Metrics.Registry)
-	st, err := buildState(cfg, log)
+	s.cutoverM = newCutoverMetrics(s.Metrics.Registry)
+	st, err := buildState(cfg, log, &s.hold)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +82,7 @@ func New(cfg *config.Config, topo *topology.Topology, log *slog.Logger) (*Server
 	return s, nil
 }
 
-func buildState(cfg *config.Config, log *slog.Logger) (*serverState, error) {
+func buildState(cfg *config.Config, log *slog.Logger, hold *router.Hold) (*serverState, error) {
 	st := &serverState{cfg: cfg, users: map[string]*userAuth{}, routers: map[string]*router.Router{},
 		dirs: map[string]*directory.Directory{}}
 	for i := range cfg.Users {
@@ -96,7 +99,7 @@ func buildState(cfg *config.Config, log *slog.Logger) (*serverState, error) {
 		if err != nil {
 			return nil, fmt.Errorf("database %s: %w", db.Name, err)
 		}
-		r, err := router.ForConfig(cfg, db, router.WithDirectory(dir))
+		r, err := router.ForConfig(cfg, db, router.WithDirectory(dir), router.WithHold(hold))
 		if err != nil {
 			return nil, fmt.Errorf("database %s: %w", db.Name, err)
 		}
@@ -121,17 +124,11 @@ func (s *Server) ReloadFile(path string, force bool) error {
 	if err != nil {
 		return err
 	}
-	st, err := buildState(cfg, s.log)
+	st, err := buildState(cfg, s.log, &s.hold)
 	if err != nil {
 		return err
 	}
-	if err := s.topo.Reload(cfg, force); err != nil {
-		return err
-	}
-	s.dirs.add(st.dirs)
-	old := s.state.Swap(st)
-	retireDirectories(old.dirs) // a reload starts every directory cache empty
-	return nil
+	return s.swapState(cfg, st, force)
 }
 
 // Reload is ReloadFile plus the log line every reload path shares (SIGHUP,
@@ -239,6 +236,7 @@ func (s *Server) register(ss *session) {
 		}
 	}
 	ss.pid = s.nextPID
+	ss.hints.ID = ss.pid // lets a cutover gate recognise the session (cutover.go)
 	s.sessions[ss.pid] = ss
 	s.mu.Unlock()
 }

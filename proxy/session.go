@@ -87,8 +87,10 @@ type session struct {
 	pinnedReason atomic.Pointer[string] // pinned, for the admin console (read from other goroutines)
 	cancelMu     sync.Mutex             // serialises cancel forwarding with backend release
 	running      atomic.Pointer[binding]
-	runningMulti []*binding // backends of a multi-shard statement in progress (guarded by cancelMu)
-	multiStart   time.Time  // when that statement started
+	primaries    atomic.Uint64 // shards whose primary the session holds a backend on (cutover.go)
+	primaryGen   atomic.Uint64 // grows each time primaries turns non-empty
+	runningMulti []*binding    // backends of a multi-shard statement in progress (guarded by cancelMu)
+	multiStart   time.Time     // when that statement started
 	closing      atomic.Bool
 
 	stringsKnown   bool      // hints.NonStandardStrings is the client's (login done): see stringsSync

@@ -116,7 +116,8 @@ type Plan struct {
 	// that changes after it is built, safe for concurrent use (see Memo).
 	Merge Memo
 
-	a *analysis // routing template (shard-key sources, groups); nil = route anywhere
+	a    *analysis // routing template (shard-key sources, groups); nil = route anywhere
+	text string    // the text it was planned from (the cache key): a successor router re-plans it (Follow)
 }
 
 // SavepointKind is what a savepoint statement does.
@@ -149,6 +150,9 @@ type Session struct {
 	// the backend reads '…' literals with backslash escapes; the router must
 	// lex the text the same way (see backendText).
 	NonStandardStrings bool `yaml:"non_standard_strings"`
+	// ID identifies the session to a cutover gate (Hold): the sessions a
+	// cutover waits for pass it. 0 = anonymous.
+	ID uint32 `yaml:"-"`
 }
 
 // Args are the Bind parameters of an extended-protocol execution.

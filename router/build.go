@@ -13,7 +13,7 @@ import (
 // condition for planning a normalised text in place of the raw one).
 func (r *Router) buildPlan(sql string) (p *Plan, parsed, dmlOnly bool) {
 	a := &analysis{hintShard: -1}
-	p = &Plan{a: a}
+	p = &Plan{a: a, text: sql}
 	res, err := pg.Parse(sql)
 	if err != nil {
 		// A literal continued across a comment parses in Postgres 15, not in

@@ -8,6 +8,9 @@ import (
 // Prepare plans a statement text (extended protocol: once at Parse). Plans
 // are cached by text; a Plan never changes once built.
 func (r *Router) Prepare(sql string) (*Plan, error) {
+	if nr := r.moved(); nr != nil {
+		return nr.Prepare(sql)
+	}
 	if p, ok := r.plans.Get(sql); ok {
 		r.hits.Add(1)
 		return p, nil
@@ -45,6 +48,9 @@ func errorPlan(err error) *Plan {
 // routes a simple-protocol query string, which may hold several statements.
 // sc is the session's scratch memory (nil allocates a fresh one).
 func (r *Router) RouteSimple(sql string, s Session, sc *Scratch) (*Plan, Route, error) {
+	if nr := r.moved(); nr != nil {
+		return nr.RouteSimple(sql, s, sc)
+	}
 	if sc == nil {
 		sc = &Scratch{}
 	}

@@ -243,9 +243,9 @@ func (b *builder) value(n *pg.Node, t *shardedTable) (valSrc, bool) {
 // a directory-sharded table is kept and looked up at route time instead: a
 // cached plan must follow the directory when a mapping changes.
 func (b *builder) constVal(t *shardedTable, text []byte) valSrc {
-	v := valSrc{param: -1}
+	v := valSrc{param: -1, text: text, null: text == nil}
 	if t.directory {
-		v.lazy, v.text = true, text
+		v.lazy = true
 		return v
 	}
 	k, err := keyFromText(t, text)

@@ -70,6 +70,9 @@ func (c *CopyPlan) Shard(key []byte, binaryFormat bool) (int, error) {
 // key in text form (nil = NULL). table is a configured sharded table name
 // (as in CopyPlan.Table; unqualified names match any schema).
 func (r *Router) ShardOfKey(table string, key []byte) (int, error) {
+	if nr := r.moved(); nr != nil {
+		return nr.ShardOfKey(table, key)
+	}
 	schema, name := splitTableName(table)
 	for _, t := range r.tables {
 		if t.display == table || (t.name == name && (t.schema == "" || schema == "" || t.schema == schema)) {

@@ -91,6 +91,7 @@ type valSrc struct {
 	// time (text: the literal, nil = NULL) so that the plan stays cacheable.
 	lazy bool
 	text []byte
+	null bool // constant NULL (text is then nil); text and null serve the cutover gate (hold.go)
 }
 
 // group is a set of co-located occurrences joined on their shard key: all

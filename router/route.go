@@ -11,6 +11,9 @@ import (
 // extended protocol's entry — it is refused with 0A000 rather than sent to
 // several shards that would each wait for data.
 func (r *Router) Route(p *Plan, args Args, s Session) (Route, error) {
+	if nr := r.moved(); nr != nil {
+		return nr.Route(nr.replan(p), args, s)
+	}
 	rt, err := r.route(p, &args, s)
 	if err == nil && rt.Copy {
 		return Route{}, pgError(codeFeatureNotSupported,
@@ -25,6 +28,14 @@ func (r *Router) Route(p *Plan, args Args, s Session) (Route, error) {
 // SET pgrouter.role = primary or a role=primary hint; lowered to replica by
 // either only for statements that are reads.
 func (r *Router) route(p *Plan, args *Args, s Session) (Route, error) {
+	rt, err := r.routePlain(p, args, s)
+	if err != nil || r.hold == nil {
+		return rt, err
+	}
+	return r.guard(p, args, s, rt)
+}
+
+func (r *Router) routePlain(p *Plan, args *Args, s Session) (Route, error) {
 	a := p.a
 	if a.err != nil {
 		return Route{}, a.err

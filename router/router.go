@@ -29,7 +29,10 @@ type Router struct {
 	trivial    bool // one shard, no sharded tables: shard choice needs no parse
 	shardHints bool // clients may choose shards (hints shard=/key=, SET pgrouter.shard)
 	dir        sharding.Directory
-	hashSlots  [][]config.HashSlot // shards[].hash; nil = the default placement
+	hashSlots  [][]config.HashSlot    // shards[].hash; nil = the default placement
+	hold       *Hold                  // the proxy's cutover gate and marks (hold.go); nil = none
+	next       atomic.Pointer[Router] // successor (Follow)
+	placeKey   string                 // equal for routers that place every key alike
 
 	plans   *lru.Cache[string, *Plan]
 	rawOnly *lru.Cache[string, struct{}] // normalised texts that must be planned raw
@@ -104,6 +107,7 @@ func NewSize(db *config.Database, shards []string, cacheSize int, opts ...Option
 		return nil, err
 	}
 	r.trivial = len(shards) == 1 && len(r.tables) == 0
+	r.placeKey = placementKey(db, shards, r.hashSlots)
 	var err error
 	if r.plans, err = lru.New[string, *Plan](cacheSize); err != nil {
 		return nil, fmt.Errorf("router: %w", err)
@@ -209,4 +213,19 @@ func (r *Router) ShardNames() []string { return append([]string(nil), r.shardNam
 // Stats returns the plan-cache counters.
 func (r *Router) Stats() CacheStats {
 	return CacheStats{Hits: r.hits.Load(), Misses: r.misses.Load(), Size: r.plans.Len()}
+}
+
+// placementKey describes where db's keys live: routers with equal keys
+// route every key alike (Follow delegates only across a change).
+func placementKey(db *config.Database, shards []string, slots [][]config.HashSlot) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%q|%v|", shards, slots)
+	for i := range db.ShardedTables {
+		ct := &db.ShardedTables[i]
+		fmt.Fprintf(&b, "%s|%s|%s|", strings.ToLower(ct.Table), strings.ToLower(ct.Column), ct.Type)
+		typ, _ := sharding.ParseType(ct.Type)
+		b.WriteString(colocKey(ct, typ))
+		b.WriteString(";")
+	}
+	return b.String()
 }

@@ -13,6 +13,9 @@ import (
 // (column list, ON CONFLICT, RETURNING) is kept in every part; parameters are
 // renumbered $1..$n per part. For a simple-protocol query pass Args{}.
 func (r *Router) SplitInsert(sql string, args Args, s Session) ([]InsertPart, error) {
+	if nr := r.moved(); nr != nil {
+		return nr.SplitInsert(sql, args, s)
+	}
 	notSplittable := pgError(codeFeatureNotSupported, "statement is not a single multi-row INSERT … VALUES", "")
 	if s.NonStandardStrings { // cut the rows as the backend lexes them; the parts read the same in both modes
 		std, err := backendText(sql, true)

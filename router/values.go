@@ -35,34 +35,16 @@ func (r *Router) valSet(v *valSrc, t *shardedTable, args *Args) (ShardSet, error
 		}
 		return v.set, v.err
 	}
-	i := int(v.param)
-	if args == nil || i >= len(args.Params) {
-		return 0, pgError(codeProtocolViolation, fmt.Sprintf("no value for parameter $%d", i+1), "")
-	}
-	raw := args.Params[i]
-	binaryFmt := paramFormat(args.Formats, i) == 1
-	oid := v.oid
-	if i < len(args.ParamOIDs) && args.ParamOIDs[i] != 0 {
-		oid = args.ParamOIDs[i]
-	}
 	if v.array {
+		raw, binaryFmt, _, err := paramOf(v, args)
+		if err != nil {
+			return 0, err
+		}
 		return r.arraySet(t, raw, binaryFmt)
 	}
-	var k sharding.Key
-	var err error
-	if binaryFmt {
-		k, err = sharding.KeyFromBinary(t.typ, oid, raw)
-	} else {
-		k, err = sharding.KeyFromText(t.typ, raw)
-	}
+	k, err := paramKey(v, t, args)
 	if err != nil {
 		return 0, err
-	}
-	if v.neg {
-		if t.typ != sharding.TypeInt || k.Null {
-			return 0, pgError(codeInvalidParameter, "unary minus on a non-integer shard key", "")
-		}
-		k.Int = -k.Int
 	}
 	s, err := t.fn.Shard(k)
 	if err != nil {
@@ -238,4 +220,88 @@ func trimSpaceBytes(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
+}
+
+// paramOf is the Bind value of parameter v: its bytes, format and type.
+func paramOf(v *valSrc, args *Args) (raw []byte, binaryFmt bool, oid uint32, err error) {
+	i := int(v.param)
+	if args == nil || i >= len(args.Params) {
+		return nil, false, 0, pgError(codeProtocolViolation, fmt.Sprintf("no value for parameter $%d", i+1), "")
+	}
+	oid = v.oid
+	if i < len(args.ParamOIDs) && args.ParamOIDs[i] != 0 {
+		oid = args.ParamOIDs[i]
+	}
+	return args.Params[i], paramFormat(args.Formats, i) == 1, oid, nil
+}
+
+// paramKey decodes the (non-array) key parameter v.
+func paramKey(v *valSrc, t *shardedTable, args *Args) (sharding.Key, error) {
+	raw, binaryFmt, oid, err := paramOf(v, args)
+	if err != nil {
+		return sharding.Key{}, err
+	}
+	var k sharding.Key
+	if binaryFmt {
+		k, err = sharding.KeyFromBinary(t.typ, oid, raw)
+	} else {
+		k, err = sharding.KeyFromText(t.typ, raw)
+	}
+	if err != nil {
+		return k, err
+	}
+	if v.neg {
+		if t.typ != sharding.TypeInt || k.Null {
+			return k, pgError(codeInvalidParameter, "unary minus on a non-integer shard key", "")
+		}
+		k.Int = -k.Int
+	}
+	return k, nil
+}
+
+// eachKey calls f with every key v stands for: a constant, a parameter, or
+// each element of an array parameter.
+func (r *Router) eachKey(v *valSrc, t *shardedTable, args *Args, f func(sharding.Key)) error {
+	switch {
+	case v.param < 0 && v.null:
+		f(sharding.Key{Null: true})
+		return nil
+	case v.param < 0:
+		k, err := keyFromText(t, v.text)
+		if err == nil {
+			f(k)
+		}
+		return err
+	case !v.array:
+		k, err := paramKey(v, t, args)
+		if err == nil {
+			f(k)
+		}
+		return err
+	}
+	raw, binaryFmt, _, err := paramOf(v, args)
+	if err != nil || raw == nil {
+		return err
+	}
+	if !binaryFmt {
+		elems, ok := parseArrayText(raw)
+		if !ok {
+			return pgError("22P02", "malformed array literal for shard key parameter", "")
+		}
+		for _, e := range elems {
+			k, err := sharding.KeyFromText(t.typ, e)
+			if err != nil {
+				return err
+			}
+			f(k)
+		}
+		return nil
+	}
+	return eachBinaryElem(raw, func(oid uint32, e []byte) error {
+		k, err := sharding.KeyFromBinary(t.typ, oid, e)
+		if err == nil {
+			f(k)
+		}
+		return err
+	})
 }

@@ -34,6 +34,7 @@ func newDemoCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.IntVar(&o.shards, "shards", 2, "number of shards")
 	f.IntVar(&o.replicas, "replicas", 1, "streaming replicas per shard")
+	f.IntVar(&o.spares, "spare-shards", 0, "extra empty shards (hash: []) with the schema and reference tables: targets to reshard into")
 	f.StringVar(&o.listen, "listen", "127.0.0.1:6432", "pgrouter client address")
 	f.StringVar(&o.metrics, "metrics", "127.0.0.1:9930", "Prometheus metrics address")
 	f.StringVar(&o.dir, "dir", "", "data directory to keep (default: a temporary one, removed on exit)")
@@ -43,6 +44,7 @@ func newDemoCmd() *cobra.Command {
 
 type demoOptions struct {
 	shards, replicas int
+	spares           int
 	listen, metrics  string
 	dir, logFile     string
 }
@@ -51,12 +53,15 @@ func runDemo(cmd *cobra.Command, o demoOptions) error {
 	ctx := cmd.Context()
 	began := time.Now()
 	fmt.Fprintf(cmd.ErrOrStderr(), "starting %d shard(s) x (1 primary + %d replica(s)) and loading sample data (a few seconds)...\n", o.shards, o.replicas)
-	c, err := localpg.Start(ctx, localpg.Options{Shards: o.shards, Replicas: o.replicas, Dir: o.dir, NoSignalHandler: true})
+	if o.spares < 0 || o.shards < 1 {
+		return fmt.Errorf("--shards must be ≥ 1 and --spare-shards ≥ 0")
+	}
+	c, err := localpg.Start(ctx, localpg.Options{Shards: o.shards + o.spares, Replicas: o.replicas, Dir: o.dir, NoSignalHandler: true})
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	path, err := writeDemoConfig(c, o.listen, o.metrics)
+	path, err := writeDemoConfig(c, o.listen, o.metrics, demoHash(o.shards, o.spares))
 	if err != nil {
 		return err
 	}
@@ -79,7 +84,7 @@ func runDemo(cmd *cobra.Command, o demoOptions) error {
 	}
 	inst.Server.SetVersion(versionLine())
 	printDemoScreen(cmd.OutOrStdout(), demoScreen{
-		shards: o.shards, replicas: o.replicas, ready: time.Since(began),
+		shards: o.shards, spares: o.spares, replicas: o.replicas, ready: time.Since(began),
 		addr: inst.Addr, metrics: inst.MetricsAddr, config: path, logs: logPath,
 		kept: o.dir != "",
 	})
@@ -112,9 +117,26 @@ CREATE TABLE IF NOT EXISTS orders (order_id bigint NOT NULL, user_id bigint NOT 
 GRANT ALL ON ALL TABLES IN SCHEMA public TO app;
 `
 
-func writeDemoConfig(c *localpg.Cluster, listen, metrics string) (string, error) {
+// demoHash gives the first shards today's placement (shard i: remainder i
+// of modulus shards) written out, and the spares no hash keys; nil without
+// spares (the default says the same).
+func demoHash(shards, spares int) []string {
+	if spares == 0 {
+		return nil
+	}
+	out := make([]string, shards+spares)
+	for i := range out {
+		out[i] = "[]"
+		if i < shards {
+			out[i] = fmt.Sprintf("[{modulus: %d, remainder: %d}]", shards, i)
+		}
+	}
+	return out
+}
+
+func writeDemoConfig(c *localpg.Cluster, listen, metrics string, hash []string) (string, error) {
 	yaml := c.ConfigYAML(localpg.ConfigOptions{
-		Listen: listen, MetricsListen: metrics,
+		Listen: listen, MetricsListen: metrics, Hash: hash,
 		Users: []localpg.ConfigUser{
 			{Name: "app", Password: "app"},
 			{Name: "admin", Password: "admin", Admin: true, ServerUser: "app", ServerPassword: "app"},

@@ -12,6 +12,7 @@ import (
 // demoScreen is what the demo tells its user once everything is up.
 type demoScreen struct {
 	shards, replicas int
+	spares           int // empty shards (hash: []) to reshard into
 	ready            time.Duration
 	addr, metrics    string
 	config, logs     string
@@ -27,8 +28,12 @@ func printDemoScreen(w io.Writer, s demoScreen) {
 	if s.kept {
 		fate = "kept after exit"
 	}
-	fmt.Fprintf(w, "\npgrouter demo ready in %.1fs: %d shard(s) x (1 primary + %d replica(s)), tables users and orders sharded by user_id, reference table plans\n\n",
-		s.ready.Seconds(), s.shards, s.replicas)
+	spare := ""
+	if s.spares > 0 {
+		spare = fmt.Sprintf(" + %d empty spare shard(s)", s.spares)
+	}
+	fmt.Fprintf(w, "\npgrouter demo ready in %.1fs: %d shard(s)%s x (1 primary + %d replica(s)), tables users and orders sharded by user_id, reference table plans\n\n",
+		s.ready.Seconds(), s.shards, spare, s.replicas)
 	fmt.Fprintf(w, "  dsn:      %s\n", dsn)
 	fmt.Fprintf(w, "  admin:    %s\n", admin)
 	if s.metrics != "" {

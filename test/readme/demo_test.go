@@ -66,10 +66,10 @@ type demo struct {
 // startDemo runs `pgrouter demo` on free ports and waits for its screen.
 // Cleanup stops it with Ctrl-C (SIGINT), as a user would, and checks that
 // it exits cleanly and removes its directory.
-func startDemo(t *testing.T, bin string) *demo {
+func startDemo(t *testing.T, bin string, extra ...string) *demo {
 	t.Helper()
 	d := &demo{stderr: newStderrFile(t), fields: map[string]string{}}
-	d.cmd = exec.Command(bin, "demo", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0")
+	d.cmd = exec.Command(bin, append([]string{"demo", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"}, extra...)...)
 	d.cmd.Stderr = d.stderr.File
 	out, err := d.cmd.StdoutPipe()
 	if err != nil {

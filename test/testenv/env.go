@@ -35,6 +35,7 @@ type Options struct {
 	Users            []localpg.ConfigUser
 	Log              io.Writer // pgrouter log output; default discard (PGROUTER_TEST_LOG=1: stderr)
 	TLS              bool      // generate a self-signed certificate and enable client TLS
+	Hash             []string  // per shard: its hash slots as YAML ("[]": a spare); nil = default placement
 }
 
 // DefaultUsers: app/app (scram), md5user/md5pw (md5), trusty (trust), admin/admin (admin);
@@ -96,7 +97,7 @@ func (e *Env) init(ctx context.Context, o Options) error {
 	if users == nil {
 		users = DefaultUsers(e.Cluster.Password)
 	}
-	yaml := e.Cluster.ConfigYAML(localpg.ConfigOptions{Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Users: users, Sections: o.Sections})
+	yaml := e.Cluster.ConfigYAML(localpg.ConfigOptions{Listen: "127.0.0.1:0", MetricsListen: "127.0.0.1:0", Users: users, Sections: o.Sections, Hash: o.Hash})
 	e.Path = filepath.Join(e.Cluster.Dir, "pgrouter.yaml")
 	if err := os.WriteFile(e.Path, []byte(yaml), 0o600); err != nil {
 		return err

@@ -16,6 +16,9 @@ type ConfigOptions struct {
 	// caller wants to set: "tls", "pool", "replicas", "health", "limits", "backend_tls", "log", and "db" (extra
 	// keys of the database entry, indented by 4 spaces).
 	Sections map[string]string
+	// Hash[i], when set, is shard i's hash slots as a YAML flow value
+	// ("[{modulus: 2, remainder: 0}]", "[]" for a spare).
+	Hash []string
 }
 
 // ConfigUser is one login in the generated config.
@@ -64,8 +67,11 @@ func (c *Cluster) ConfigYAML(o ConfigOptions) string {
 		}
 	}
 	b.WriteString("shards:\n")
-	for _, s := range c.Shards {
+	for i, s := range c.Shards {
 		fmt.Fprintf(&b, "  - name: %s\n    primary: {name: %s, addr: %q}\n", s.Name, s.Primary.Name, s.Primary.Addr())
+		if i < len(o.Hash) && o.Hash[i] != "" {
+			fmt.Fprintf(&b, "    hash: %s\n", o.Hash[i])
+		}
 		if len(s.Replicas) > 0 {
 			b.WriteString("    replicas:\n")
 			for _, r := range s.Replicas {

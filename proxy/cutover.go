@@ -1,0 +1,246 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pgrouter/pgrouter/config"
+	"github.com/pgrouter/pgrouter/router"
+	"github.com/pgrouter/pgrouter/router/sharding"
+)
+
+// cutoverPoll is how often Cutover looks whether the transactions it waits
+// for have ended (polling keeps the release path — every transaction's —
+// free of signalling, as PAUSE does).
+const cutoverPoll = 2 * time.Millisecond
+
+// cutoverMetrics are the cutover's Prometheus series.
+type cutoverMetrics struct {
+	heldSeconds prometheus.Gauge
+	heldWrites  prometheus.Counter
+	cutovers    *prometheus.CounterVec
+}
+
+func newCutoverMetrics(reg *prometheus.Registry) *cutoverMetrics {
+	m := &cutoverMetrics{
+		heldSeconds: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgrouter_reshard_held_write_seconds",
+			Help: "How long the last cutover held the writes of moving keys (from raising the hold to releasing it)."}),
+		heldWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "pgrouter_reshard_held_writes_total",
+			Help: "Statements that waited for a cutover."}),
+		cutovers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgrouter_reshard_cutovers_total",
+			Help: "Cutovers by outcome: switched, or failed (the old placement stays)."}, []string{"outcome"}),
+	}
+	reg.MustRegister(m.heldSeconds, m.heldWrites, m.cutovers)
+	return m
+}
+
+// Cutover switches the running placement to next for moves (from
+// sharding.PlanMoves): it holds new writes of moving keys (keyed writes
+// whose key a Move covers; multi-shard or unkeyed writes that would touch a
+// From shard) while everything else keeps running, waits until the
+// transactions already holding a From shard's primary have ended (bounded
+// by ctx: on expiry it releases the writes and fails, leaving the old
+// placement), calls drained (the engine returns once the targets have every
+// change), then installs next — topology, routers and the routers every
+// older session holds, so each statement routes under the old placement or
+// the new one, never a mix — and releases the held writes, which route
+// under next. Rows left on the From shards are marked (see MarkCopies)
+// until CleanupDone. next must list the running shards in the same order
+// (append spares with an ordinary reload first).
+func (i *Instance) Cutover(ctx context.Context, next *config.Config, moves []sharding.Move,
+	drained func(context.Context) error) (held time.Duration, err error) {
+	return i.Server.Cutover(ctx, next, moves, drained)
+}
+
+// MarkCopies tells the routers that the To shards of moves receive copies
+// of rows they do not own yet: statements over several shards that include
+// such a shard (owning other rows of the table) are refused with 0A000
+// until the cutover (after which the rows are theirs) or Unmark.
+func (i *Instance) MarkCopies(moves []sharding.Move) { i.Server.mark(moves, true, true) }
+
+// CleanupDone lifts the marks Cutover left on the From shards once the
+// engine has deleted the moved rows there.
+func (i *Instance) CleanupDone(moves []sharding.Move) { i.Server.mark(moves, false, false) }
+
+// MarkCleanup sets the marks Cutover leaves on the From shards (a
+// restarted pgrouter resuming the clean-up of a switched reshard) until
+// CleanupDone.
+func (i *Instance) MarkCleanup(moves []sharding.Move) { i.Server.mark(moves, false, true) }
+
+// Unmark lifts MarkCopies (after an abort deleted the copies).
+func (i *Instance) Unmark(moves []sharding.Move) { i.Server.mark(moves, true, false) }
+
+// mark sets or clears, per move, the To (to=true) or From shard's mark.
+func (s *Server) mark(moves []sharding.Move, to, on bool) {
+	cfg := s.Config()
+	for _, m := range moves {
+		name := m.From
+		if to {
+			name = m.To
+		}
+		i := cfg.ShardIndex(name)
+		if i < 0 {
+			continue
+		}
+		if on {
+			s.hold.Mark(m.Database, m.Table, router.Only(i))
+		} else {
+			s.hold.Unmark(m.Database, m.Table, router.Only(i))
+		}
+	}
+}
+
+// Cutover is Instance.Cutover.
+func (s *Server) Cutover(ctx context.Context, next *config.Config, moves []sharding.Move,
+	drained func(context.Context) error) (time.Duration, error) {
+	cur := s.Config()
+	if !slices.Equal(cur.ShardNames(), next.ShardNames()) {
+		return 0, fmt.Errorf("cutover: the next config must list the running shards %v in the same order (got %v); add spare shards with a reload first",
+			cur.ShardNames(), next.ShardNames())
+	}
+	st, err := buildState(next, s.log, &s.hold)
+	if err != nil {
+		return 0, fmt.Errorf("cutover: %w", err)
+	}
+	gate, err := s.hold.Raise(moves, cur.ShardIndex)
+	if err != nil {
+		return 0, fmt.Errorf("cutover: %w", err)
+	}
+	start := time.Now()
+	err = s.cutoverHeld(ctx, gate, next, st, moves, drained)
+	held := time.Since(start)
+	gate.Release()
+	s.cutoverM.heldSeconds.Set(held.Seconds())
+	s.cutoverM.heldWrites.Add(float64(gate.Held()))
+	outcome := "switched"
+	if err != nil {
+		outcome = "failed"
+	}
+	s.cutoverM.cutovers.WithLabelValues(outcome).Inc()
+	s.log.Info("cutover", "outcome", outcome, "moves", len(moves), "held_ms", held.Milliseconds(), "held_writes", gate.Held(), "err", errText(err))
+	return held, err
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// cutoverHeld runs with the gate up: drain, drained, switch.
+func (s *Server) cutoverHeld(ctx context.Context, gate *router.Gate, next *config.Config, st *serverState,
+	moves []sharding.Move, drained func(context.Context) error) error {
+	if err := s.drainFrom(ctx, gate); err != nil {
+		return err
+	}
+	if drained != nil {
+		if err := drained(ctx); err != nil {
+			return fmt.Errorf("cutover: waiting for the targets: %w", err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("cutover: %w", err)
+	}
+	if err := s.swapState(next, st, true); err != nil {
+		return fmt.Errorf("cutover: %w", err)
+	}
+	s.mark(moves, true, false) // the copies are the targets' own rows now
+	s.mark(moves, false, true) // and the sources' are leftovers until CleanupDone
+	return nil
+}
+
+// drainFrom waits until every transaction that held a From shard's primary
+// when the gate went up has ended; those sessions pass the gate meanwhile.
+func (s *Server) drainFrom(ctx context.Context, gate *router.Gate) error {
+	from := uint64(gate.FromShards())
+	waitFor := map[uint32]primaryHold{}
+	for _, ss := range s.Sessions() {
+		if h := ss.primaryHold(); h.shards&from != 0 {
+			waitFor[ss.pid] = h
+		}
+	}
+	sessions := map[uint32]*session{}
+	for _, ss := range s.Sessions() {
+		if _, ok := waitFor[ss.pid]; ok {
+			sessions[ss.pid] = ss
+		}
+	}
+	gate.Exempt(func(id uint32) bool {
+		ss, ok := sessions[id]
+		return ok && ss.primaryHold().sameAs(waitFor[id], from)
+	})
+	for {
+		busy := 0
+		for id, ss := range sessions {
+			if ss.primaryHold().sameAs(waitFor[id], from) {
+				busy++
+			}
+		}
+		if busy == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cutover: %d transaction(s) on the source shards did not end in time: %w", busy, ctx.Err())
+		case <-time.After(cutoverPoll):
+		}
+	}
+}
+
+// primaryHold is which shards' primaries a session holds a backend on,
+// and which holding period that is (gen grows each time it starts holding).
+type primaryHold struct {
+	shards uint64
+	gen    uint64
+}
+
+// sameAs: still the same holding period, still on one of from.
+func (h primaryHold) sameAs(was primaryHold, from uint64) bool {
+	return h.gen == was.gen && h.shards&from != 0
+}
+
+func (ss *session) primaryHold() primaryHold {
+	return primaryHold{shards: ss.primaries.Load(), gen: ss.primaryGen.Load()}
+}
+
+// notePrimary records that the session bound (or gave back) a backend on
+// a shard's primary. Only the session's goroutine calls it.
+func (ss *session) notePrimary(b *binding, held bool) {
+	if !b.primary || b.shard < 0 || b.shard >= 64 {
+		return
+	}
+	bit := uint64(1) << uint(b.shard)
+	cur := ss.primaries.Load()
+	if held {
+		if cur == 0 {
+			ss.primaryGen.Add(1)
+		}
+		ss.primaries.Store(cur | bit)
+		return
+	}
+	ss.primaries.Store(cur &^ bit)
+}
+
+// swapState installs st (built from cfg) as the running state: topology
+// first, then the proxy state; every router of the old state follows its
+// successor, so sessions still holding it route as the new one does once
+// the placement differs. placement lifts the reload guard.
+func (s *Server) swapState(cfg *config.Config, st *serverState, placement bool) error {
+	if err := s.topo.Reload(cfg, placement); err != nil {
+		return err
+	}
+	s.dirs.add(st.dirs)
+	old := s.state.Swap(st)
+	for db, r := range old.routers {
+		if nr := st.routers[db]; nr != nil {
+			r.Follow(nr)
+		}
+	}
+	retireDirectories(old.dirs) // a reload starts every directory cache empty
+	return nil
+}
