@@ -76,6 +76,9 @@ func (ss *session) flushBatch(sync bool) error {
 	} else if err := ss.routeInTx(route, ss.lastBoundPlan(), b.executes()); err != nil {
 		return ss.refuseBatch(err, sync)
 	}
+	if route, err = ss.checkResultTypes(route, sync); err != nil {
+		return ss.refuseBatch(err, sync)
+	}
 	if route.Role == router.RolePrimary && b.executes() {
 		ss.be.wrote = true
 	}
@@ -281,9 +284,9 @@ func (ss *session) registerStmt(pm parseMsg) (*stmt, error) {
 			return nil, pgErr("42P05", fmt.Sprintf("prepared statement %q already exists", pm.name), "")
 		}
 	}
-	st := &stmt{query: pm.query, oids: pm.oids, parse: append([]byte(nil), pm.rest...)}
+	st := &stmt{query: pm.query, oids: pm.oids, parse: append([]byte(nil), pm.rest...), gen: ss.srv.stmts.generation()}
 	ss.escapeParse(st)
-	st.server = ss.srv.stmts.name(st.parse)
+	st.server = ss.srv.stmts.name(ss.stmtKey(st.parse))
 	if text, perr := ss.routerText(pm.query); perr != nil {
 		st.planErr = perr
 	} else {
@@ -356,7 +359,7 @@ func (ss *session) translate(m batchMsg, body []byte) error {
 			ss.bout = append(ss.bout, st.server...)
 			ss.bout = append(ss.bout, 0)
 			binary.BigEndian.PutUint32(ss.bout[start+1:], uint32(len(ss.bout)-start-1))
-			ss.push(expect{kind: 'D', stmt: st.server})
+			ss.push(expect{kind: 'D', stmt: st.server, parsed: st})
 			return nil
 		}
 		ss.bout = appendFrame(ss.bout, typ, body)

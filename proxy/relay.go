@@ -18,7 +18,7 @@ type expect struct {
 	synth   []byte       // answered locally
 	stmt    string       // 'P': server statement to forget if the Parse fails; 'B', 'D': the statement bound or described
 	client  string       // 'P' from the client: its statement name, forgotten too
-	parsed  *stmt        // 'P' from the client: the statement registered under client
+	parsed  *stmt        // 'P' from the client: the statement registered under client; 'D': the statement described
 	plan    *router.Plan // the statement's plan, for SET/pin bookkeeping
 	errOut  []byte       // the proxy's ErrorResponse, sent in place of the backend's (see refuseAt)
 	replay  []string     // 'Q': the startup settings it set again after a RESET (reported.go)
@@ -147,10 +147,22 @@ func (ss *session) relay() error {
 			ss.out = appendFrame(ss.out, typ, body)
 		}
 		switch typ {
-		case '1', '2', '3', 'n':
+		case '1', '2', '3':
 			ss.pop()
+		case 'n':
+			if head.kind == 'D' && head.parsed != nil {
+				noteDescription(head.parsed, typ, body)
+			}
+			ss.pop()
+		case 't':
+			if head.kind == 'D' && head.parsed != nil {
+				noteDescription(head.parsed, typ, body)
+			}
 		case 'T':
 			if head.kind == 'D' {
+				if head.parsed != nil {
+					noteDescription(head.parsed, typ, body)
+				}
 				ss.pop()
 			}
 		case 'C':

@@ -172,7 +172,7 @@ func (ss *session) shardStatement(st *stmt, shardSQL string) *stmt {
 	for _, oid := range st.oids {
 		parse = binary.BigEndian.AppendUint32(parse, oid)
 	}
-	return &stmt{server: ss.srv.stmts.name(stmtKey(parse)), query: shardSQL, oids: st.oids, parse: parse}
+	return &stmt{server: ss.srv.stmts.name(ss.stmtKey(parse)), query: shardSQL, oids: st.oids, parse: parse}
 }
 
 // appendNamedPart encodes one execution of the named statement st on b:

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pgrouter/pgrouter/router"
 )
@@ -16,7 +17,11 @@ type stmtRegistry struct {
 	mu    sync.RWMutex
 	names map[string]string
 	seq   uint64
+	gen   atomic.Uint64 // schema changes seen (retire, retireAll)
 }
+
+// generation counts the schema changes seen so far.
+func (r *stmtRegistry) generation() uint64 { return r.gen.Load() }
 
 func (r *stmtRegistry) init() { r.names = map[string]string{} }
 
@@ -45,6 +50,7 @@ func (r *stmtRegistry) name(key []byte) string {
 // client that prepares the text afresh must get a fresh statement, as it
 // would from Postgres; clients that prepared it before keep the old name.
 func (r *stmtRegistry) retire(name string) {
+	r.gen.Add(1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for k, n := range r.names {
@@ -57,6 +63,7 @@ func (r *stmtRegistry) retire(name string) {
 
 // retireAll retires every name (a schema change ran through pgrouter).
 func (r *stmtRegistry) retireAll() {
+	r.gen.Add(1)
 	r.mu.Lock()
 	clear(r.names)
 	r.mu.Unlock()
@@ -69,9 +76,19 @@ func isStaleResultType(body []byte) bool {
 	return bytes.Contains(body, []byte("\x00C0A000\x00")) && bytes.Contains(body, []byte("\x00RRevalidateCachedQuery\x00"))
 }
 
-// stmtKey builds the registry key: the Parse body without its statement name
-// (query text, NUL, parameter type OIDs).
-func stmtKey(parseRest []byte) []byte { return parseRest }
+// stmtKey builds the registry key: the Parse body without its statement
+// name (query text, NUL, parameter type OIDs) and the client's search_path.
+// Postgres re-plans a statement used under another search_path than it was
+// prepared with, and fails it (0A000 cached plan must not change result
+// type) when the tables found there have other columns: clients with a
+// schema each (one per tenant) must not share it.
+func (ss *session) stmtKey(parseRest []byte) []byte {
+	path, ok := ss.desired["search_path"]
+	if !ok {
+		return parseRest
+	}
+	return append(append(append([]byte(nil), parseRest...), 0), path...)
+}
 
 // stmt is one client-named prepared statement.
 type stmt struct {
@@ -81,6 +98,10 @@ type stmt struct {
 	plan    *router.Plan
 	planErr error  // why the router could not plan it (reported at Bind)
 	parse   []byte // Parse body minus the name: query\0 + oid count + oids
+	gen     uint64 // registry generation at the client's Parse (resulttype.go)
+	desc    []byte // the description the client was given (Describe); empty: NoData; nil: none yet
+	params  []byte // with desc: the ParameterDescription the client was given
+	stale   bool   // its result type changed since: Bind and Describe fail (0A000)
 }
 
 // parseMsg is a decoded Parse message.

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -97,5 +98,83 @@ func mustExec(ctx context.Context, t *testing.T, c *pgconn.PgConn, sql string) {
 	t.Helper()
 	if _, err := c.Exec(ctx, sql).ReadAll(); err != nil {
 		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// TestPrepareSameTextOtherSchema: two clients, a schema each (their
+// search_path), prepare the same text over tables of different columns.
+// Postgres re-plans a statement used under another search_path and fails
+// it if its result type changes, so pgrouter must not give both clients
+// one shared server-side statement.
+func TestPrepareSameTextOtherSchema(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	inst, err := proxy.Start(ctx, coldConfig, discardLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeInstance(inst)
+	const sql = "select * from tenant_t"
+	for round := 0; round < 2; round++ {
+		for i, p := range profiles[1:] {
+			if round == 0 {
+				if err := resetSchema(ctx, p.schema); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c := connectT(ctx, t, proxyDSN(inst.Addr)+"&search_path="+p.schema, true)
+			if round == 0 {
+				mustExec(ctx, t, c, []string{"create table tenant_t (a int); insert into tenant_t values (1)",
+					"create table tenant_t (a int, b text); insert into tenant_t values (1, 'x')"}[i])
+			}
+			cols, err := prepareAndRun(ctx, c, sql)
+			if err != nil || cols != i+1 {
+				t.Errorf("round %d, schema %s: %d columns, err %v; want %d, nil", round, p.schema, cols, err, i+1)
+			}
+			c.Close(ctx)
+		}
+	}
+}
+
+// TestDescribedResultTypeChange: a client described its statement, then
+// the table's columns change. Postgres fails the statement's next Bind
+// (0A000 cached plan must not change result type): the client would decode
+// rows with the description it has. Through pgrouter the Bind lands on a
+// backend that never prepared the statement (another client holds the
+// first one in a transaction): it must fail all the same, not run the
+// statement under the new schema.
+func TestDescribedResultTypeChange(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	schema := profiles[0].schema
+	inst, err := proxy.Start(ctx, coldConfig, discardLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeInstance(inst)
+	for _, target := range []struct {
+		name, dsn string
+		proxied   bool
+	}{{"postgres", env.Cluster.Shards[0].Primary.DSN("app"), false}, {"pgrouter", proxyDSN(inst.Addr), true}} {
+		if err := resetSchema(ctx, schema); err != nil {
+			t.Fatal(err)
+		}
+		a := connectT(ctx, t, target.dsn+"&search_path="+schema, target.proxied)
+		holder := connectT(ctx, t, target.dsn+"&search_path="+schema, target.proxied)
+		mustExec(ctx, t, a, "create table described_t (a int); insert into described_t values (1)")
+		if _, err := a.Prepare(ctx, "s1", "select * from described_t", nil); err != nil {
+			t.Fatal(err)
+		}
+		mustExec(ctx, t, holder, "begin; select 1") // holds the backend that prepared s1
+		mustExec(ctx, t, a, "alter table described_t add column b int")
+		res := a.ExecPrepared(ctx, "s1", nil, nil, nil).Read()
+		var pe *pgconn.PgError
+		if !errors.As(res.Err, &pe) || pe.Code != "0A000" {
+			t.Errorf("%s: Bind after the change: %d columns, err %v; want 0A000 cached plan must not change result type",
+				target.name, len(res.FieldDescriptions), res.Err)
+		}
+		mustExec(ctx, t, holder, "rollback")
+		a.Close(ctx)
+		holder.Close(ctx)
 	}
 }
