@@ -75,7 +75,7 @@ func (p *Pool) reapOnce(ctx context.Context, victims []*Conn) []*Conn {
 	need := 0
 	if p.waitq.len() == 0 {
 		need = max(min(p.minIdle, p.size)-p.total, 0) // SetSize may have lowered size
-		p.total += need // reserve the slots before dialing
+		p.total += need                               // reserve the slots before dialing
 	}
 	p.mu.Unlock()
 	for i, c := range victims {
