@@ -42,9 +42,10 @@ type Server struct {
 	Metrics         *Metrics
 	dirs            dirRegistry  // directories of this and older configs still in use (INVALIDATE DIRECTORY)
 	coord           *coordinator // two-phase commit; nil when no database enables it
-	guard           guard        // failed-login throttling, accept errors, limit counters
-	mockSecret      [32]byte     // derives unknown users' mock SCRAM salts (stable for the process)
-	hold            router.Hold  // cutover gate and marks, shared by every router (cutover.go)
+	fleet           atomic.Pointer[fleetRef]
+	guard           guard       // failed-login throttling, accept errors, limit counters
+	mockSecret      [32]byte    // derives unknown users' mock SCRAM salts (stable for the process)
+	hold            router.Hold // cutover gate and marks, shared by every router (cutover.go)
 	cutoverM        *cutoverMetrics
 }
 
@@ -124,6 +125,13 @@ func (s *Server) ReloadFile(path string, force bool) error {
 	if err != nil {
 		return err
 	}
+	return s.ReloadConfig(cfg, force)
+}
+
+// ReloadConfig swaps topology and proxy state to cfg (already validated:
+// a file, or a fleet version from etcd), or keeps the running config and
+// returns why.
+func (s *Server) ReloadConfig(cfg *config.Config, force bool) error {
 	st, err := buildState(cfg, s.log, &s.hold)
 	if err != nil {
 		return err
