@@ -33,13 +33,18 @@ func runsVersion(m *member, v int64) bool {
 	if err != nil || len(rows) != 1 || !strings.Contains(rows[0][0], fmt.Sprintf("config version %d ", v)) {
 		return false
 	}
+	return metric(m, "pgrouter_config_version") == fmt.Sprint(v)
+}
+
+// scrape reads m's /metrics ("" when it does not answer).
+func scrape(m *member) string {
 	resp, err := http.Get("http://" + m.metrics + "/metrics")
 	if err != nil {
-		return false
+		return ""
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	return strings.Contains(string(body), fmt.Sprintf("\npgrouter_config_version %d\n", v))
+	return string(body)
 }
 
 // TestPushReachesEveryMember: a pushed version is applied by all three
@@ -151,6 +156,7 @@ func TestBudgetHoldsUnderLoad(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const clients = 300
+	waitSharesSettled(t)
 	conns := make([]*pgx.Conn, clients)
 	for i := range conns {
 		c, err := pgx.Connect(ctx, fleet[i%len(fleet)].dsn())

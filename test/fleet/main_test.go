@@ -19,6 +19,7 @@ import (
 
 var (
 	env   *testenv.Env
+	tmp   string // binary, etcd data, members' data and logs
 	bin   string // the pgrouter binary under test
 	etcd  *etcdProc
 	fleet []*member // the three members every test may use
@@ -69,6 +70,7 @@ func setup(e *testenv.Env) error {
 	if err != nil {
 		return err
 	}
+	tmp = dir
 	bin = filepath.Join(dir, "pgrouter")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/pgrouter").CombinedOutput(); err != nil {
 		return fmt.Errorf("build pgrouter: %v\n%s", err, out)
@@ -98,6 +100,9 @@ func stopAll() {
 	}
 	if etcd != nil {
 		etcd.stop()
+	}
+	if os.Getenv("PGROUTER_TEST_KEEP") == "" {
+		os.RemoveAll(tmp)
 	}
 }
 
