@@ -40,13 +40,14 @@ type Server struct {
 	version         atomic.Pointer[string]
 	finishedQueries atomic.Uint64 // queries of sessions that have ended
 	Metrics         *Metrics
-	dirs            dirRegistry              // directories of this and older configs still in use (INVALIDATE DIRECTORY)
-	coord           *coordinator             // two-phase commit; nil when no database enables it
-	fleet           atomic.Pointer[fleetRef] // the fleet this instance belongs to (fleet.go); nil when alone
-	guard           guard                    // failed-login throttling, accept errors, limit counters
-	mockSecret      [32]byte                 // derives unknown users' mock SCRAM salts (stable for the process)
-	hold            router.Hold              // cutover gate and marks, shared by every router (cutover.go)
+	dirs            dirRegistry  // directories of this and older configs still in use (INVALIDATE DIRECTORY)
+	coord           *coordinator // two-phase commit; nil when no database enables it
+	guard           guard        // failed-login throttling, accept errors, limit counters
+	mockSecret      [32]byte     // derives unknown users' mock SCRAM salts (stable for the process)
+	hold            router.Hold  // cutover gate and marks, shared by every router (cutover.go)
 	cutoverM        *cutoverMetrics
+	// fleet is the fleet this instance belongs to (fleet.go); nil when alone.
+	fleet atomic.Pointer[fleetRef]
 }
 
 // cachedParams is a recent ParameterStatus set of the servers' defaults.
