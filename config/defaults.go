@@ -74,6 +74,8 @@ func (c *Config) setDefaults(ix *index) {
 		c.Routing.AllowShardHints = &t
 	}
 	c.Replicas.setDefaults(d)
+	d.dur("cluster.lease_ttl", &c.Cluster.LeaseTTL, 10*time.Second)
+	d.dur("cluster.barrier_timeout", &c.Cluster.BarrierTimeout, 45*time.Second)
 	d.dur("health.interval", &c.Health.Interval, time.Second)
 	d.dur("health.timeout", &c.Health.Timeout, time.Second)
 	d.int("health.fail_threshold", &c.Health.FailThreshold, 2)

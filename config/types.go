@@ -27,8 +27,27 @@ type Config struct {
 	Routing  Routing  `yaml:"routing"`  // what clients may decide about routing
 	Timeouts Timeouts `yaml:"timeouts"` // server-side limits on a client session
 
+	// Cluster configures a fleet of pgrouters sharing this config through
+	// etcd (package fleet); a single pgrouter on a file ignores it.
+	Cluster Cluster `yaml:"cluster"`
+
 	// Path is the file this config was read from ("" when built in code).
 	Path string `yaml:"-"`
+}
+
+// Cluster configures a fleet of pgrouters (serve --config etcd://…).
+type Cluster struct {
+	// LeaseTTL is how long a member stays listed after it stops renewing
+	// its lease (crash, partition); its in-doubt two-phase commits are
+	// recovered by another member after that.
+	LeaseTTL Duration `yaml:"lease_ttl"` // default 10s
+	// PoolBudget is the most backends the whole fleet may open per (node,
+	// user, database); each live member gets an equal share. 0 = no budget:
+	// each member uses its pool size.
+	PoolBudget int `yaml:"pool_budget"`
+	// BarrierTimeout bounds a fleet-wide operation (PAUSE, RESUME, RELOAD):
+	// members that did not acknowledge by then are named in the error.
+	BarrierTimeout Duration `yaml:"barrier_timeout"` // default 45s
 }
 
 // Routing configures what clients may decide about routing.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // validate runs every semantic check; each problem is recorded with its key
@@ -35,6 +36,7 @@ func (c *checker) validate(cfg *Config) {
 		c.errf("tls.mode", "tls.mode require needs cert_file and key_file")
 	}
 	c.validateBackendTLS("backend_tls", &cfg.BackendTLS)
+	c.validateCluster(&cfg.Cluster)
 	for i := range cfg.Shards {
 		if t := cfg.Shards[i].TLS; t != nil {
 			c.validateBackendTLS(idx("shards", i)+".tls", t)
@@ -274,4 +276,14 @@ func (c *checker) where(key string) string {
 		return fmt.Sprintf("line %d", line)
 	}
 	return key
+}
+
+func (c *checker) validateCluster(cl *Cluster) {
+	if cl.LeaseTTL.D() < time.Second {
+		c.errf("cluster.lease_ttl", "must be at least 1s (etcd leases count whole seconds)")
+	}
+	c.positive("cluster.barrier_timeout", cl.BarrierTimeout)
+	if cl.PoolBudget < 0 {
+		c.errf("cluster.pool_budget", "must not be negative (0 = no fleet budget)")
+	}
 }

@@ -20,13 +20,14 @@ const (
 )
 
 func (p *Pool) errTimeout() error {
+	size := p.Size()
 	return &pgconn.PgError{
 		Severity: "ERROR",
 		Code:     CodeTooManyConnections,
 		Message: fmt.Sprintf("timed out after %s waiting for a backend connection to %s",
 			p.cfg.AcquireTimeout, p.cfg.Name),
 		Hint: fmt.Sprintf("All %d backend connections of this pool are busy. Raise the pool size or "+
-			"acquire_timeout, or look for long-running or idle-in-transaction clients.", p.size),
+			"acquire_timeout, or look for long-running or idle-in-transaction clients.", size),
 	}
 }
 

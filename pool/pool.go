@@ -233,9 +233,11 @@ func (p *Pool) freeSlotLocked() {
 		p.total--
 		return
 	}
-	if w := p.waitq.pop(); w != nil {
-		p.grantLocked(w, grant{kind: grantDial})
-		return
+	if p.total <= p.size { // not over a size lowered by SetSize
+		if w := p.waitq.pop(); w != nil {
+			p.grantLocked(w, grant{kind: grantDial})
+			return
+		}
 	}
 	p.total--
 }
@@ -247,14 +249,17 @@ func (p *Pool) Release(c *Conn) {
 	expired := p.cfg.MaxLifetime > 0 && now.Sub(c.CreatedAt) > p.cfg.MaxLifetime
 	p.mu.Lock()
 	p.checkInLocked(c, "Release")
-	if expired || p.closed {
+	if shrunk := p.total > p.size; expired || shrunk || p.closed {
 		p.closedN++
 		p.freeSlotLocked()
 		p.noteIdleLocked()
 		p.mu.Unlock()
 		reason := "pool closed"
-		if expired {
+		switch {
+		case expired:
 			reason = "max_lifetime"
+		case shrunk:
+			reason = "pool size lowered"
 		}
 		p.closeConn(c, reason)
 		return

@@ -74,8 +74,8 @@ func (p *Pool) reapOnce(ctx context.Context, victims []*Conn) []*Conn {
 	p.idle = kept
 	need := 0
 	if p.waitq.len() == 0 {
-		need = max(p.minIdle-p.total, 0)
-		p.total += need // reserve the slots before dialing
+		need = max(min(p.minIdle, p.size)-p.total, 0) // SetSize may have lowered size
+		p.total += need                               // reserve the slots before dialing
 	}
 	p.mu.Unlock()
 	for i, c := range victims {

@@ -47,7 +47,8 @@ func adminCommandText(sql string) string {
 }
 
 const adminHelp = "SHOW POOLS|CLIENTS|SERVERS|STATS|SHARDS|NODES|CONFIG|VERSION|HELP, RELOAD [FORCE], PAUSE [db], RESUME [db], " +
-	"BAN node [seconds], UNBAN node, SHUTDOWN, INVALIDATE DIRECTORY [table [key]], SHOW TRANSACTIONS, RECOVER"
+	"BAN node [seconds], UNBAN node, SHUTDOWN, INVALIDATE DIRECTORY [table [key]], SHOW TRANSACTIONS, RECOVER, " +
+	"SHOW FLEET, FLEET PAUSE [db], FLEET RESUME [db], FLEET RELOAD"
 
 // adminCommand runs one console command and answers it, ending with
 // ReadyForQuery. A non-nil return means the client connection is done.
@@ -86,6 +87,8 @@ func (ss *session) adminCommand(cmd string) error {
 		ss.adminShutdown()
 	case "RECOVER":
 		err = ss.adminRecover()
+	case "FLEET":
+		err = ss.adminFleet(arg(1), arg(2))
 	default:
 		err = pgErr("42601", fmt.Sprintf("unknown admin command %q", cmd), "commands: "+adminHelp)
 	}

@@ -20,6 +20,9 @@ func (ss *session) adminReload(arg string) error {
 	if arg != "" && !force {
 		return pgErr("42601", fmt.Sprintf("RELOAD takes no argument but FORCE, got %q", arg), "")
 	}
+	if f := ss.srv.fleetOf(); f != nil {
+		return ss.reloadFleetMember(f)
+	}
 	path := ss.srv.Config().Path
 	if err := ss.srv.Reload(path, force, "admin", "client_id", ss.pid); err != nil {
 		hint := "fix the file and RELOAD again; the running config is unchanged"
@@ -86,8 +89,11 @@ func (ss *session) adminShutdown() {
 	}()
 }
 
-func (ss *session) adminTimeout() time.Duration {
-	if d := ss.srv.Config().Pool.ShutdownTimeout.D(); d > 0 {
+func (ss *session) adminTimeout() time.Duration { return adminTimeoutOf(ss.srv) }
+
+// adminTimeoutOf is pool.shutdown_timeout (30s when unset).
+func adminTimeoutOf(s *Server) time.Duration {
+	if d := s.Config().Pool.ShutdownTimeout.D(); d > 0 {
 		return d
 	}
 	return 30 * time.Second

@@ -35,7 +35,9 @@ func (ss *session) adminShow(what string) error {
 	case "TRANSACTIONS":
 		return ss.showTransactions()
 	case "VERSION":
-		ss.adminTable([]string{"version"}, [][]string{{ss.srv.Version()}})
+		ss.adminTable([]string{"version"}, [][]string{{ss.srv.versionLine()}})
+	case "FLEET":
+		return ss.showFleet()
 	case "HELP":
 		ss.adminTable([]string{"commands"}, [][]string{{adminHelp}})
 	default:

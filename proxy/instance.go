@@ -29,10 +29,17 @@ type Instance struct {
 }
 
 // Start brings pgrouter up on cfg and returns once it accepts clients.
-func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Instance, error) {
+func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Option) (*Instance, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	topo, err := topology.New(cfg, log)
 	if err != nil {
 		return nil, err
+	}
+	if o.fleet && cfg.Cluster.PoolBudget > 0 {
+		topo.SetPoolCap(0) // no backend before the fleet grants this member its share
 	}
 	srv, err := New(cfg, topo, log)
 	if err != nil {
@@ -46,7 +53,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Instance
 	}
 	mctx, cancel := context.WithCancel(context.Background())
 	topo.Start(mctx)
-	if err := srv.startTwoPhase(mctx, cfg); err != nil {
+	if err := srv.startTwoPhase(mctx, cfg, o.twoPhase); err != nil {
 		ln.Close()
 		cancel()
 		topo.Close()

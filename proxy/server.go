@@ -46,6 +46,8 @@ type Server struct {
 	mockSecret      [32]byte     // derives unknown users' mock SCRAM salts (stable for the process)
 	hold            router.Hold  // cutover gate and marks, shared by every router (cutover.go)
 	cutoverM        *cutoverMetrics
+	// fleet is the fleet this instance belongs to (fleet.go); nil when alone.
+	fleet atomic.Pointer[fleetRef]
 }
 
 // cachedParams is a recent ParameterStatus set of the servers' defaults.
@@ -124,6 +126,13 @@ func (s *Server) ReloadFile(path string, force bool) error {
 	if err != nil {
 		return err
 	}
+	return s.ReloadConfig(cfg, force)
+}
+
+// ReloadConfig swaps topology and proxy state to cfg (already validated:
+// a file, or a fleet version from etcd), or keeps the running config and
+// returns why.
+func (s *Server) ReloadConfig(cfg *config.Config, force bool) error {
 	st, err := buildState(cfg, s.log, &s.hold)
 	if err != nil {
 		return err

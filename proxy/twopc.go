@@ -23,6 +23,10 @@ type coordinator struct {
 	mu       sync.Mutex
 	inflight map[string]bool // prepared by a live session: recovery leaves them alone
 
+	// shared holds decisions where the fleet's other members read them
+	// (twopc_fleet.go); nil for a pgrouter alone.
+	shared twophase.Shared
+
 	commits, aborts prometheus.Counter
 	// pauseAt is a test hook (PGROUTER_TEST_2PC_PAUSE=after_prepare|after_decision,
 	// optionally ":DURATION"): a commit stops there for good (or for DURATION), so
@@ -77,6 +81,9 @@ func (c *coordinator) commit(ss *session, members []*binding) commitOutcome {
 	}
 	c.pause("after_prepare")
 	d := twophase.Decision{GID: gid, Database: ss.dbName, User: ss.user.Name, Shards: ss.shardNames(members)}
+	if out, decided := c.decideShared(d, members, prepared); decided {
+		return out
+	}
 	if err := c.log.Commit(d); err != nil {
 		c.rollbackPrepared(members, prepared, gid)
 		c.aborts.Inc()
@@ -93,6 +100,7 @@ func (c *coordinator) commit(ss *session, members []*binding) commitOutcome {
 			Detail:  "two-phase commit " + gid}}
 	}
 	c.log.Done(gid)
+	c.forget(gid)
 	return commitOutcome{tag: "COMMIT"}
 }
 

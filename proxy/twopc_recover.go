@@ -16,7 +16,7 @@ const recoveryInterval = 5 * time.Second
 
 // startTwoPhase opens the decision log and starts recovery when a
 // database uses two-phase commit.
-func (s *Server) startTwoPhase(ctx context.Context, cfg *config.Config) error {
+func (s *Server) startTwoPhase(ctx context.Context, cfg *config.Config, shared func(instance string) (twophase.Shared, error)) error {
 	on := false
 	for _, db := range cfg.Databases {
 		on = on || db.TwoPhaseCommit
@@ -27,6 +27,11 @@ func (s *Server) startTwoPhase(ctx context.Context, cfg *config.Config) error {
 	c, err := newCoordinator(s, cfg.DataDir)
 	if err != nil {
 		return fmt.Errorf("two_phase_commit: %w", err)
+	}
+	if shared != nil {
+		if c.shared, err = shared(c.log.Instance()); err != nil {
+			return fmt.Errorf("two_phase_commit in a fleet: %w", err)
+		}
 	}
 	s.coord = c
 	go c.run(ctx)
@@ -73,6 +78,7 @@ func (c *coordinator) recover() int {
 			continue
 		}
 		c.log.Done(d.GID)
+		c.forget(d.GID)
 		if len(acted) == 0 {
 			c.srv.log.Debug("decided transaction was already committed on every shard", "gid", d.GID)
 			continue
@@ -87,6 +93,10 @@ func (c *coordinator) recover() int {
 		if _, decided := c.log.Decided(p.gid); decided {
 			continue
 		}
+		if c.shared != nil { // the decision may be in etcd only (crash right after recording it)
+			n += c.resolveShared(cfg, snap, p, true)
+			continue
+		}
 		acted, err := c.resolve(cfg, snap, p.gid, []string{p.shard}, false)
 		if err != nil {
 			c.srv.log.Warn("undecided prepared transaction not rolled back yet; will retry", "gid", p.gid, "shard", p.shard, "err", err)
@@ -98,6 +108,9 @@ func (c *coordinator) recover() int {
 		}
 		c.srv.log.Info("undecided prepared transaction rolled back by recovery", "gid", p.gid, "shard", p.shard)
 		n++
+	}
+	if c.shared != nil {
+		n += c.recoverOthers(cfg, snap)
 	}
 	return n
 }
@@ -176,7 +189,8 @@ type lookup struct {
 
 // findPrepared looks gid up on a shard's primary.
 func (c *coordinator) findPrepared(cfg *config.Config, snap *topology.Snapshot, shard, gid string) (preparedXact, lookup) {
-	xs, err := c.listPrepared(cfg, snap, shard)
+	inst := twophase.InstanceOf(gid) // recovery in a fleet finishes other members' too
+	xs, err := c.listPreparedOf(cfg, snap, shard, inst+"_", func(g string) bool { return g == gid })
 	if err != nil {
 		return preparedXact{}, lookup{err: err}
 	}
@@ -204,16 +218,22 @@ func (c *coordinator) orphans(cfg *config.Config, snap *topology.Snapshot) []pre
 
 // listPrepared reads pg_prepared_xacts (all databases) on a shard's primary.
 func (c *coordinator) listPrepared(cfg *config.Config, snap *topology.Snapshot, shard string) ([]preparedXact, error) {
+	return c.listPreparedOf(cfg, snap, shard, c.log.Instance()+"_", c.log.Owns)
+}
+
+// listPreparedOf lists the prepared transactions on a shard whose gid
+// starts with GIDPrefix+prefix and passes keep.
+func (c *coordinator) listPreparedOf(cfg *config.Config, snap *topology.Snapshot, shard, prefix string, keep func(gid string) bool) ([]preparedXact, error) {
 	var out []preparedXact
 	probe := preparedXact{shard: shard}
 	err := c.onPrimary(cfg, snap, probe, func(b *binding) error {
-		pattern := strings.ReplaceAll(twophase.GIDPrefix+c.log.Instance()+"_", "_", `\_`) + "%"
+		pattern := strings.ReplaceAll(twophase.GIDPrefix+prefix, "_", `\_`) + "%"
 		r := execOne(b, "SELECT gid, owner, database, prepared::text FROM pg_catalog.pg_prepared_xacts WHERE gid LIKE "+quoteLiteral(pattern)+" ORDER BY prepared")
 		if r.err != nil {
 			return fmt.Errorf("shard %s: %s", shard, r.err.Message)
 		}
 		for _, row := range r.rows {
-			if len(row) == 4 && c.log.Owns(row[0]) {
+			if len(row) == 4 && keep(row[0]) {
 				out = append(out, preparedXact{gid: row[0], shard: shard, owner: row[1], dbname: row[2], preparedAt: row[3]})
 			}
 		}

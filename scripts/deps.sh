@@ -30,10 +30,11 @@ DEPS=(
 	'test -f /usr/share/java/postgresql.jar|libpostgresql-jdbc-java'
 	'command -v node|nodejs'
 	'command -v npm|npm'
+	'command -v etcd|etcd-server'
 )
 
 # Services Debian would start for the packages above; ours hold their ports.
-SERVICES=(postgresql pgbouncer prometheus prometheus-node-exporter)
+SERVICES=(postgresql pgbouncer prometheus prometheus-node-exporter etcd)
 
 NODE_DIR=test/clients
 NODE_STAMP=$NODE_DIR/node_modules/.deps-stamp

@@ -54,13 +54,7 @@ func (n *Node) Pool(u *config.User, db *config.Database) *pool.Pool {
 func (n *Node) poolConfig(u *config.User, db *config.Database) pool.Config {
 	cfg := n.poolCfg.Load()
 	p := cfg.Pool
-	size := p.Size
-	if u.PoolSize > 0 {
-		size = u.PoolSize
-	}
-	if size <= 0 {
-		size = 20
-	}
+	size := n.cappedSize(n.configuredSize(u.Name))
 	user, password := backendCredentials(u)
 	bt := cfg.BackendTLSFor(n.Shard)
 	return pool.Config{

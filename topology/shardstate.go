@@ -28,6 +28,7 @@ type shardState struct {
 	name      string
 	failovers *atomic.Uint64
 	log       *slog.Logger
+	poolCap   *atomic.Pointer[int] // the topology's fleet cap on pool sizes (poolcap.go); nil in unit tests
 
 	nodes atomic.Pointer[[]*Node] // current members, configured primary first
 

@@ -23,6 +23,7 @@ type Topology struct {
 	log       *slog.Logger
 	snap      atomic.Pointer[Snapshot]
 	failovers atomic.Uint64
+	poolCap   atomic.Pointer[int] // nil: pools use their configured size (poolcap.go)
 
 	mu       sync.Mutex // serialises Start, Reload, Close
 	shards   map[string]*shardState
@@ -49,7 +50,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Topology, error) {
 }
 
 func (t *Topology) newShardState(name string) *shardState {
-	return newShardState(name, &t.failovers, t.log)
+	st := newShardState(name, &t.failovers, t.log)
+	st.poolCap = &t.poolCap
+	return st
 }
 
 // install makes snap current and remembers its shard states.

@@ -13,7 +13,7 @@ func newConfigCmd() *cobra.Command {
 		Use:   "config",
 		Short: "Work with pgrouter configuration files",
 	}
-	cmd.AddCommand(newConfigCheckCmd())
+	cmd.AddCommand(newConfigCheckCmd(), newConfigPushCmd())
 	return cmd
 }
 

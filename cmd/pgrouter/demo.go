@@ -88,7 +88,7 @@ func runDemo(cmd *cobra.Command, o demoOptions) error {
 		addr: inst.Addr, metrics: inst.MetricsAddr, config: path, logs: logPath,
 		kept: o.dir != "",
 	})
-	err = runUntilSignal(inst, cfg, path, log)
+	err = runUntilSignal(inst, cfg, func() { inst.Server.Reload(path, false, "sighup") }, log)
 	fmt.Fprintln(cmd.ErrOrStderr(), "pgrouter demo: stopped; stopping the Postgres servers")
 	return err
 }

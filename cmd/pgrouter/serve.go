@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -12,25 +13,40 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pgrouter/pgrouter/config"
+	"github.com/pgrouter/pgrouter/fleet"
 	"github.com/pgrouter/pgrouter/proxy"
 )
 
 func newServeCmd() *cobra.Command {
 	var path string
 	var watch, pprof bool
+	var host hostFlags
 	cmd := &cobra.Command{
-		Use:   "serve --config FILE",
+		Use:   "serve --config FILE|etcd://host:2379/prefix",
 		Short: "Run the proxy",
 		Long: `serve runs the proxy on the config file. SIGHUP and the admin console's RELOAD
 re-read the file; with --watch-config pgrouter also polls it every second
 and reloads when its content changes. A file that does not validate is
-logged (every error with file:line) and the running config stays.`,
+logged (every error with file:line) and the running config stays.
+
+With --config etcd://host:2379[,host2:2379]/prefix pgrouter is a member of a
+fleet: it loads the newest version published with "config push", applies
+every later one as a whole, registers itself (SHOW FLEET) and takes its
+share of cluster.pool_budget; --listen, --metrics-listen and --data-dir set
+what differs between the members' hosts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if fleet.IsURL(path) {
+				return serveFleet(cmd, path, &host, pprof)
+			}
 			cfg, err := config.Load(path)
 			if err != nil {
 				return err
 			}
+			if cfg.Cluster.PoolBudget > 0 {
+				return fmt.Errorf("%s: cluster.pool_budget is a fleet's budget: serve --config etcd://host:2379/prefix", path)
+			}
+			host.rewrite(cfg)
 			log := buildLogger(cmd, cfg)
 			cfg.Metrics.PProf = cfg.Metrics.PProf || pprof
 			inst, err := proxy.Start(cmd.Context(), cfg, log)
@@ -43,17 +59,18 @@ logged (every error with file:line) and the running config stays.`,
 				defer cancel()
 				go inst.WatchConfig(ctx, path, time.Second)
 			}
-			return runUntilSignal(inst, cfg, path, log)
+			return runUntilSignal(inst, cfg, func() { inst.Server.Reload(path, false, "sighup") }, log)
 		},
 	}
 	cmd.Flags().StringVarP(&path, "config", "c", "pgrouter.yaml", "config file")
 	cmd.Flags().BoolVar(&watch, "watch-config", false, "reload when the config file's content changes (polled every second)")
+	host.add(cmd)
 	cmd.Flags().BoolVar(&pprof, "pprof", false, "serve /debug/pprof/ on the metrics listener (as metrics.pprof: true; no authentication there)")
 	return cmd
 }
 
 // runUntilSignal serves until SIGINT/SIGTERM (graceful shutdown) and reloads on SIGHUP.
-func runUntilSignal(inst *proxy.Instance, cfg *config.Config, path string, log *slog.Logger) error {
+func runUntilSignal(inst *proxy.Instance, cfg *config.Config, reload func(), log *slog.Logger) error {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -63,7 +80,7 @@ func runUntilSignal(inst *proxy.Instance, cfg *config.Config, path string, log *
 			return err
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
-				inst.Server.Reload(path, false, "sighup") // logs either outcome
+				reload() // logs either outcome
 				continue
 			}
 			timeout := cfg.Pool.ShutdownTimeout.D()

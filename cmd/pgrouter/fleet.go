@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pgrouter/pgrouter/config"
+	"github.com/pgrouter/pgrouter/fleet"
+	"github.com/pgrouter/pgrouter/proxy"
+	"github.com/pgrouter/pgrouter/proxy/twophase"
+)
+
+// hostFlags are serve's per-host settings: in a fleet every member loads the
+// same config, so what differs between hosts comes from the command line.
+type hostFlags struct {
+	listen, metricsListen, dataDir string
+}
+
+func (h *hostFlags) add(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&h.listen, "listen", "", "client listen address (overrides listen: in the config)")
+	f.StringVar(&h.metricsListen, "metrics-listen", "", "metrics listen address (overrides metrics.listen)")
+	f.StringVar(&h.dataDir, "data-dir", "", "data directory: the two-phase commit log and instance id (overrides data_dir)")
+}
+
+// rewrite applies the flags to a loaded config.
+func (h *hostFlags) rewrite(cfg *config.Config) {
+	if h.listen != "" {
+		cfg.Listen = h.listen
+	}
+	if h.metricsListen != "" {
+		cfg.Metrics.Listen = h.metricsListen
+	}
+	if h.dataDir != "" {
+		cfg.DataDir = h.dataDir
+	} else if fleet.IsURL(cfg.Path) {
+		cfg.DataDir = "pgrouter-data" // the default next to "the file" means nothing for etcd
+	}
+}
+
+// serveFleet runs a fleet member: config from etcd, registered under a
+// lease, applying every version pushed, until a signal.
+func serveFleet(cmd *cobra.Command, url string, h *hostFlags, pprof bool) error {
+	ctx := cmd.Context()
+	fl, cfg, err := fleet.Open(ctx, url, fleet.Options{Rewrite: h.rewrite, Log: buildLogger(cmd, nil)})
+	if err != nil {
+		return err
+	}
+	log := buildLogger(cmd, cfg)
+	fl.SetLogger(log)
+	cfg.Metrics.PProf = cfg.Metrics.PProf || pprof
+	shared := func(instance string) (twophase.Shared, error) { return fl.TwoPhase(ctx, instance) }
+	inst, err := proxy.Start(ctx, cfg, log, proxy.InFleet(shared))
+	if err != nil {
+		fl.Close()
+		return err
+	}
+	inst.Server.SetVersion(versionLine())
+	for _, c := range fl.Collectors() {
+		inst.Server.Metrics.Registry.MustRegister(c)
+	}
+	if err := fl.Join(ctx, fleetLocal{inst}, inst.Addr); err != nil {
+		inst.Close(ctx)
+		fl.Close()
+		return fmt.Errorf("joining the fleet: %w", err)
+	}
+	inst.Server.SetFleet(fl)
+	defer fl.Close() // after the instance closed: its lease goes, others rebalance
+	return runUntilSignal(inst, cfg, func() { fl.ReloadLocal(context.Background()) }, log)
+}
+
+// fleetLocal is the running instance as the fleet drives it.
+type fleetLocal struct{ inst *proxy.Instance }
+
+func (l fleetLocal) ApplyConfig(cfg *config.Config, force bool) error {
+	return l.inst.Server.ReloadConfig(cfg, force)
+}
+
+// Pause returns once running transactions ended or pool.shutdown_timeout
+// passed; those still running then finish on their own, as with PAUSE.
+func (l fleetLocal) Pause(_ context.Context, db string) error {
+	l.inst.Server.Pause(db)
+	return nil
+}
+
+func (l fleetLocal) Resume(db string) error { l.inst.Server.Resume(db); return nil }
+func (l fleetLocal) SetPoolCap(n int)       { l.inst.Topology.SetPoolCap(n) }
+func (l fleetLocal) MaxPoolTotal() int      { return l.inst.Topology.MaxPoolTotal() }
+
+func newConfigPushCmd() *cobra.Command {
+	var etcd string
+	var force bool
+	var wait time.Duration
+	cmd := &cobra.Command{
+		Use:   "push FILE --etcd etcd://host:2379/prefix",
+		Short: "Validate a config file and publish it to a fleet as a new version",
+		Long: `push validates FILE as "config check" does (every error with file:line) and
+publishes it in etcd as the next version, atomically. Every member of the
+fleet applies it as a whole and reports it (SHOW FLEET). With --wait, push
+waits that long for every live member to run the new version and fails
+naming the members that do not. --force applies changes that move data
+(as RELOAD FORCE). When etcd is unreachable the push is refused.`,
+		Example: "  pgrouter config push pgrouter.yaml --etcd etcd://127.0.0.1:2379/pgrouter",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if etcd == "" {
+				return errors.New("--etcd etcd://host:port/prefix is required")
+			}
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return err
+			}
+			st, err := fleet.Dial(etcd, nil)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			v, err := st.Push(cmd.Context(), data, args[0], force)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: published as version %d at %s\n", args[0], v, etcd)
+			if wait <= 0 {
+				return nil
+			}
+			return reportRollout(cmd, st, v, wait)
+		},
+	}
+	cmd.Flags().StringVar(&etcd, "etcd", "", "the fleet's etcd: etcd://host:port[,host:port…]/prefix")
+	cmd.Flags().BoolVar(&force, "force", false, "apply changes that move data between shards (as RELOAD FORCE)")
+	cmd.Flags().DurationVar(&wait, "wait", 5*time.Second, "wait this long for every live member to run the version (0: do not wait)")
+	return cmd
+}
+
+// reportRollout waits until every live member runs version v.
+func reportRollout(cmd *cobra.Command, st *fleet.Store, v int64, wait time.Duration) error {
+	lagging, err := st.AwaitVersion(cmd.Context(), v, wait)
+	if err != nil {
+		return err
+	}
+	if len(lagging) > 0 {
+		for _, m := range lagging {
+			fmt.Fprintf(cmd.ErrOrStderr(), "member %s still runs version %d: %s\n", m.ID, m.Version, m.Health)
+		}
+		return exitCode(1)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "every live member runs version %d\n", v)
+	return nil
+}

@@ -1,0 +1,105 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// catchUpEvery is how often a member re-reads the newest version even
+// without a watch event: after an etcd outage the watch may have missed
+// it, and the member must catch up when etcd returns.
+const catchUpEvery = 2 * time.Second
+
+// watchConfig applies every new version as it is published.
+func (f *Fleet) watchConfig(ctx context.Context) {
+	t := time.NewTicker(catchUpEvery)
+	defer t.Stop()
+	wch := f.st.cli.Watch(clientv3.WithRequireLeader(ctx), f.st.key("config", "doc"))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case resp, ok := <-wch:
+			if !ok || resp.Err() != nil { // lost leader or compacted: watch again
+				sleep(ctx, 200*time.Millisecond)
+				wch = f.st.cli.Watch(clientv3.WithRequireLeader(ctx), f.st.key("config", "doc"))
+			}
+		case <-f.kick:
+		case <-t.C:
+		}
+		f.sync(ctx, false)
+	}
+}
+
+// sync applies the newest published version if it is newer than the
+// running one (or, with again, also when it is the same: RELOAD).
+func (f *Fleet) sync(ctx context.Context, again bool) error {
+	doc, err := f.st.Current(ctx)
+	if err != nil {
+		return err
+	}
+	if doc == nil || doc.Version < f.Version() || (doc.Version == f.Version() && !again) {
+		return nil
+	}
+	if !again && doc.Version == f.failed.Load() {
+		return nil // refused already; said so once
+	}
+	cfg, err := f.load(doc)
+	if err == nil {
+		err = f.local.ApplyConfig(cfg, doc.Force)
+	}
+	if err != nil {
+		f.failed.Store(doc.Version)
+		health := fmt.Sprintf("version %d refused: %v", doc.Version, err)
+		f.health.Store(&health)
+		f.log.Error("fleet config version refused; the running version stays", "version", doc.Version,
+			"running", f.Version(), "err", err.Error())
+		f.updateRecord(ctx)
+		return err
+	}
+	f.setApplied(doc.Version, cfg, "ok")
+	f.log.Info("fleet config version applied", "version", doc.Version, "source", doc.Source)
+	f.updateRecord(ctx)
+	return nil
+}
+
+// ReloadLocal re-reads the newest version and applies it to this member
+// (the console's RELOAD and SIGHUP on a fleet member).
+func (f *Fleet) ReloadLocal(ctx context.Context) error {
+	return f.sync(ctx, true)
+}
+
+// healthLoop asks etcd something cheap every second, so that an outage
+// shows in logs and metrics even when nothing else talks to etcd, and a
+// return triggers a catch-up.
+func (f *Fleet) healthLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	wasUp := true
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		_, err := f.st.get(ctx, f.st.key("config", "version"))
+		up := err == nil
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case wasUp && !up:
+			f.upGauge.Set(0)
+			f.log.Warn("etcd unreachable: serving the last applied config; fleet changes are refused until it answers",
+				"etcd", f.st.URL(), "config_version", f.Version(), "err", err.Error())
+		case !wasUp && up:
+			f.upGauge.Set(1)
+			f.log.Info("etcd reachable again; catching up", "etcd", f.st.URL(), "config_version", f.Version())
+			f.Kick()
+		}
+		wasUp = up
+	}
+}

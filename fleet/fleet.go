@@ -1,0 +1,186 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pgrouter/pgrouter/config"
+)
+
+// Local is the running pgrouter as the fleet drives it.
+type Local interface {
+	// ApplyConfig swaps the running config for cfg as a whole, or keeps
+	// the old one and returns why (the reload path of SIGHUP and RELOAD).
+	ApplyConfig(cfg *config.Config, force bool) error
+	// Pause holds new transactions of db ("" = all) once running ones ended.
+	Pause(ctx context.Context, db string) error
+	Resume(db string) error
+	// SetPoolCap caps every backend pool at n (n < 0: no cap).
+	SetPoolCap(n int)
+	// MaxPoolTotal is the largest number of backends any one pool holds.
+	MaxPoolTotal() int
+}
+
+// Options adjust what Open and every later version load.
+type Options struct {
+	// Rewrite adjusts each loaded config to this host (listen addresses,
+	// data_dir from command-line flags); nil: none.
+	Rewrite func(*config.Config)
+	// Log receives the fleet's lines; nil: none.
+	Log *slog.Logger
+}
+
+// Fleet is this pgrouter's membership in a fleet.
+type Fleet struct {
+	st      *Store
+	opts    Options
+	log     *slog.Logger
+	local   Local
+	id      string
+	started time.Time
+
+	cfg      atomic.Pointer[config.Config] // the applied version's config
+	applied  atomic.Int64                  // the applied version
+	failed   atomic.Int64                  // the newest version this member refused
+	health   atomic.Pointer[string]        // "ok" or why the newest version is not applied
+	twoPC    atomic.Pointer[string]        // this member's two-phase commit instance id, if any
+	kick     chan struct{}                 // something changed: resync now
+	handlers sync.Map                      // op name → Handler
+
+	mu     sync.Mutex
+	lease  int64 // clientv3.LeaseID of the member record; 0 = not registered
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	versionGauge, upGauge, membersGauge, capGauge prometheus.Gauge
+}
+
+// Open dials etcd, loads the newest published config version and returns
+// it; the caller starts pgrouter on it and then calls Join.
+func Open(ctx context.Context, rawURL string, opts Options) (*Fleet, *config.Config, error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	st, err := Dial(rawURL, opts.Log)
+	if err != nil {
+		return nil, nil, err
+	}
+	f := &Fleet{st: st, opts: opts, log: opts.Log, kick: make(chan struct{}, 1), started: time.Now()}
+	f.initMetrics()
+	doc, err := st.Current(ctx)
+	if err == nil && doc == nil {
+		err = fmt.Errorf("%s holds no config yet: publish one with `pgrouter config push FILE --etcd %s`", rawURL, rawURL)
+	}
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	cfg, err := f.load(doc)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	f.setApplied(doc.Version, cfg, "ok")
+	f.registerHandlers()
+	return f, cfg, nil
+}
+
+// load parses a version and adapts it to this host.
+func (f *Fleet) load(doc *Doc) (*config.Config, error) {
+	cfg, err := f.st.Parse(doc)
+	if err != nil {
+		return nil, err
+	}
+	if f.opts.Rewrite != nil {
+		f.opts.Rewrite(cfg)
+	}
+	return cfg, nil
+}
+
+func (f *Fleet) setApplied(v int64, cfg *config.Config, health string) {
+	f.cfg.Store(cfg)
+	f.applied.Store(v)
+	f.health.Store(&health)
+	f.versionGauge.Set(float64(v))
+}
+
+// Store is the fleet's etcd handle.
+func (f *Fleet) Store() *Store { return f.st }
+
+// ID names this member (its client address).
+func (f *Fleet) ID() string { return f.id }
+
+// Version is the config version this member runs.
+func (f *Fleet) Version() int64 { return f.applied.Load() }
+
+// URL is the etcd URL the fleet lives under.
+func (f *Fleet) URL() string { return f.st.URL() }
+
+// Join registers this member (id: its client address) and starts the
+// loops that apply new versions, run fleet operations, share the
+// connection budget and watch etcd's health. It returns once the member
+// record exists, or the error that prevented it.
+func (f *Fleet) Join(ctx context.Context, local Local, addr string) error {
+	f.local, f.id = local, memberID(addr)
+	if err := f.register(ctx); err != nil {
+		return err
+	}
+	rev, err := f.currentRevision(ctx)
+	if err != nil {
+		return err
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	f.mu.Lock()
+	f.cancel = cancel
+	f.mu.Unlock()
+	loops := []func(context.Context){f.watchConfig, f.keepRegistered, f.budgetLoop, f.healthLoop,
+		func(ctx context.Context) { f.watchOps(ctx, rev) }}
+	for _, loop := range loops {
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			loop(lctx)
+		}()
+	}
+	f.log.Info("joined the fleet", "member", f.id, "etcd", f.st.URL(), "config_version", f.Version())
+	return nil
+}
+
+// Close leaves the fleet: the member record goes at once (lease revoked),
+// so the others rebalance the budget without waiting for the lease to end.
+func (f *Fleet) Close() {
+	f.mu.Lock()
+	cancel, lease := f.cancel, f.lease
+	f.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	f.wg.Wait()
+	if lease != 0 {
+		ctx, cancel := f.st.ctx(context.Background())
+		f.st.cli.Revoke(ctx, leaseID(lease))
+		cancel()
+	}
+	f.st.Close()
+}
+
+// Kick asks every loop to resync now (after an etcd outage, a new version…).
+func (f *Fleet) Kick() {
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+}
+
+// leaseTTL is the member lease's TTL from the applied config.
+func (f *Fleet) leaseTTL() time.Duration { return f.cfg.Load().Cluster.LeaseTTL.D() }
+
+// SetLogger replaces the logger (before Join: Open runs before the
+// config, and so the log format, is known).
+func (f *Fleet) SetLogger(log *slog.Logger) { f.log, f.st.log = log, log }

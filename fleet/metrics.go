@@ -1,0 +1,21 @@
+package fleet
+
+import "github.com/prometheus/client_golang/prometheus"
+
+func (f *Fleet) initMetrics() {
+	f.versionGauge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgrouter_config_version",
+		Help: "The fleet config version this pgrouter runs."})
+	f.upGauge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgrouter_fleet_etcd_up",
+		Help: "1 when etcd answered the last request, 0 while it does not (the last applied version keeps serving)."})
+	f.membersGauge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgrouter_fleet_members",
+		Help: "Live members of the fleet at the last look."})
+	f.capGauge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgrouter_fleet_pool_cap",
+		Help: "This member's share of cluster.pool_budget per (node, user, database); -1 without a budget."})
+	f.upGauge.Set(1)
+	f.capGauge.Set(-1)
+}
+
+// Collectors are the fleet's metrics, for the instance's registry.
+func (f *Fleet) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{f.versionGauge, f.upGauge, f.membersGauge, f.capGauge}
+}

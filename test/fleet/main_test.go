@@ -1,0 +1,145 @@
+// Package fleet runs three pgrouter processes as one fleet on a real
+// etcd (Debian's etcd-server) and one real 2-shard cluster: config pushes
+// reach every member, a fleet PAUSE holds writes everywhere, the connection
+// budget holds under load, a killed member's in-doubt two-phase commits are
+// finished by the survivors, and the fleet keeps serving while etcd is down.
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pgrouter/pgrouter/test/testenv"
+)
+
+var (
+	env   *testenv.Env
+	tmp   string // binary, etcd data, members' data and logs
+	bin   string // the pgrouter binary under test
+	etcd  *etcdProc
+	fleet []*member // the three members every test may use
+)
+
+// budget is cluster.pool_budget: backends per (node, user, database) for the whole fleet.
+const budget = 12
+
+const dbSection = `    two_phase_commit: true
+    sharded_tables:
+      - {table: users, column: user_id, type: int, function: hash}
+`
+
+const clusterSection = `cluster:
+  lease_ttl: 2s
+  pool_budget: %d
+  barrier_timeout: 10s
+`
+
+func TestMain(m *testing.M) {
+	var run func() int
+	env, run = testenv.Main(runThenStop{m}, testenv.Options{Shards: 2, Sections: map[string]string{
+		"db": dbSection, "pool": "  size: 20\n  acquire_timeout: 60s",
+	}}, setup)
+	os.Exit(run())
+}
+
+// runThenStop runs the tests, then stops the members and etcd before the
+// cluster goes.
+type runThenStop struct{ m *testing.M }
+
+func (r runThenStop) Run() int {
+	defer stopAll()
+	return r.m.Run()
+}
+
+// setup builds pgrouter, starts etcd, pushes the config and starts three members.
+func setup(e *testenv.Env) error {
+	ctx := context.Background()
+	// The environment's own in-process pgrouter is not a fleet member: its
+	// backends would count against the budget the test samples.
+	e.Proxy.Close(ctx)
+	e.Proxy = nil
+	if err := e.ExecOnPrimaries(ctx, "app", "CREATE TABLE users (user_id bigint PRIMARY KEY, name text)"); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "pgrouter-fleet-")
+	if err != nil {
+		return err
+	}
+	tmp = dir
+	bin = filepath.Join(dir, "pgrouter")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/pgrouter").CombinedOutput(); err != nil {
+		return fmt.Errorf("build pgrouter: %v\n%s", err, out)
+	}
+	if etcd, err = startEtcd(dir); err != nil {
+		return err
+	}
+	if _, err := push(fleetYAML(e, "")); err != nil {
+		etcd.stop()
+		return err
+	}
+	for i := 0; i < 3; i++ {
+		m, err := startMember(dir, fmt.Sprintf("m%d", i), "")
+		if err != nil {
+			stopAll()
+			return err
+		}
+		fleet = append(fleet, m)
+	}
+	return nil
+}
+
+// stopAll ends the members and etcd (after the tests, or on a failed setup).
+func stopAll() {
+	for _, m := range fleet {
+		m.kill()
+	}
+	if etcd != nil {
+		etcd.stop()
+	}
+	if os.Getenv("PGROUTER_TEST_KEEP") == "" {
+		os.RemoveAll(tmp)
+	}
+}
+
+// fleetYAML is the test cluster's config with the cluster section and
+// extra (more top-level YAML) appended.
+func fleetYAML(e *testenv.Env, extra string) string {
+	src, err := os.ReadFile(e.Path)
+	if err != nil {
+		panic(err)
+	}
+	return string(src) + fmt.Sprintf(clusterSection, budget) + extra
+}
+
+// push publishes yaml through `pgrouter config push` and returns its output.
+func push(yaml string) (string, error) {
+	f, err := os.CreateTemp("", "pgrouter-push-*.yaml")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(f.Name())
+	f.WriteString(yaml)
+	f.Close()
+	out, err := exec.Command(bin, "config", "push", f.Name(), "--etcd", etcd.url, "--wait", "0").CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("config push: %v: %s", err, out)
+	}
+	return string(out), nil
+}
+
+// versionOf parses "published as version N" from push's output.
+func versionOf(t *testing.T, out string) int64 {
+	t.Helper()
+	var v int64
+	i := strings.Index(out, "published as version ")
+	if i < 0 {
+		t.Fatalf("push output without a version: %q", out)
+	}
+	fmt.Sscanf(out[i+len("published as version "):], "%d", &v)
+	return v
+}

@@ -1,0 +1,98 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TestEtcdDownKeepsServingAndCatchesUp: with etcd stopped every member
+// keeps serving its last version and reports the outage; a push and a
+// fleet PAUSE are refused with a clear error; when etcd returns, a push
+// reaches all three again.
+func TestEtcdDownKeepsServingAndCatchesUp(t *testing.T) {
+	ctx := context.Background()
+	// A member holds only what the budget granted it when etcd goes away:
+	// start from the settled shares, as a fleet that has run for a while.
+	waitSharesSettled(t)
+	etcd.stop()
+	restarted := false
+	defer func() {
+		if !restarted {
+			etcd.restart()
+		}
+	}()
+	for _, m := range fleet {
+		waitUntil(t, 15*time.Second, m.name+" reports etcd down", func() bool { return metric(m, "pgrouter_fleet_etcd_up") == "0" })
+		c, err := pgx.Connect(ctx, m.dsn())
+		if err != nil {
+			t.Fatalf("%s while etcd is down: %v", m.name, err)
+		}
+		_, err = c.Exec(ctx, "insert into users (user_id, name) values ($1, 'etcd down')", 5000+len(m.name)*10+int(m.name[1]))
+		c.Close(ctx)
+		if err != nil {
+			t.Fatalf("%s: write while etcd is down: %v", m.name, err)
+		}
+	}
+	out, err := push(fleetYAML(env, ""))
+	if err == nil || !strings.Contains(out, "etcd is unreachable") || !strings.Contains(out, "refused") {
+		t.Fatalf("push with etcd down: err %v, output %q; want a refusal saying etcd is unreachable", err, out)
+	}
+	_, err = fleet[1].admin("FLEET PAUSE")
+	if err == nil || !strings.Contains(err.Error(), "etcd is unreachable") {
+		t.Fatalf("FLEET PAUSE with etcd down: %v; want a refusal saying etcd is unreachable", err)
+	}
+	if err := etcd.restart(); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	for _, m := range fleet {
+		waitUntil(t, 15*time.Second, m.name+" reports etcd up", func() bool { return metric(m, "pgrouter_fleet_etcd_up") == "1" })
+	}
+	out, err = push(fleetYAML(env, "timeouts:\n  query: 40s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := versionOf(t, out)
+	for _, m := range fleet {
+		waitUntil(t, 15*time.Second, fmt.Sprintf("%s runs version %d after the outage", m.name, v), func() bool { return runsVersion(m, v) })
+	}
+	rows, err := fleet[0].admin("SHOW FLEET")
+	if err != nil || len(rows) != len(fleet) {
+		t.Fatalf("SHOW FLEET after the outage: %v %v; want the %d members", rows, err, len(fleet))
+	}
+}
+
+// metric reads one unlabelled metric's value from m ("" when absent).
+func metric(m *member, name string) string {
+	body := scrape(m)
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// waitSharesSettled waits until SHOW FLEET gives every member its equal
+// share of the budget.
+func waitSharesSettled(t *testing.T) {
+	t.Helper()
+	want := fmt.Sprint(budget / len(fleet))
+	waitUntil(t, 15*time.Second, "every member holds its share "+want, func() bool {
+		rows, err := fleet[0].admin("SHOW FLEET")
+		if err != nil || len(rows) != len(fleet) {
+			return false
+		}
+		for _, r := range rows {
+			if r[3] != want {
+				return false
+			}
+		}
+		return true
+	})
+}
