@@ -139,6 +139,8 @@ func (ss *session) relay() error {
 		case typ == 'E' && head.kind == 'D' && head.stmt != "":
 			ss.staleStatement(head.stmt, body)
 			ss.out = appendFrame(ss.out, typ, body)
+		case typ == 'E' && !head.swallow && ss.poolingError(body):
+			ss.out = appendPoolingHint(ss.out, body)
 		case typ == 'E' && head.hide != nil:
 			ss.out = head.hide.appendError(ss.out, body)
 		case typ == 'S' && !head.swallow:
