@@ -197,6 +197,12 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 				return out, nil, perr
 			}
 			r, err := ss.router.Route(st.plan, args, ss.hints)
+			if retry, lerr := ss.learnColumns(err); retry {
+				ss.replan(st)
+				r, err = ss.router.Route(st.plan, args, ss.hints)
+			} else {
+				err = lerr
+			}
 			if err != nil {
 				return out, nil, err
 			}
@@ -287,13 +293,18 @@ func (ss *session) registerStmt(pm parseMsg) (*stmt, error) {
 	st := &stmt{query: pm.query, oids: pm.oids, parse: append([]byte(nil), pm.rest...), gen: ss.srv.stmts.generation()}
 	ss.escapeParse(st)
 	st.server = ss.srv.stmts.name(ss.stmtKey(st.parse))
-	if text, perr := ss.routerText(pm.query); perr != nil {
+	ss.replan(st)
+	ss.stmts[pm.name] = st
+	return st, nil
+}
+
+// replan plans st's text (again: the router learnt a table's columns).
+func (ss *session) replan(st *stmt) {
+	if text, perr := ss.routerText(st.query); perr != nil {
 		st.planErr = perr
 	} else {
 		st.plan, st.planErr = ss.router.PrepareFor(text, ss.hints)
 	}
-	ss.stmts[pm.name] = st
-	return st, nil
 }
 
 // translate appends one client message to bout under server-side statement

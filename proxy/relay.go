@@ -280,8 +280,9 @@ func (ss *session) statementDone(p *router.Plan) {
 	if p == nil {
 		return
 	}
-	if p.SchemaChange {
-		ss.srv.stmts.retireAll() // statements prepared from now on see the new schema
+	if p.SchemaChange { // statements prepared from now on see the new schema
+		ss.srv.stmts.retireAll()
+		ss.router.ForgetColumns()
 	}
 	ss.txSets = append(ss.txSets, p.Sets...)
 	ss.params.note(p)

@@ -22,6 +22,11 @@ func (ss *session) simpleQuery(body []byte) error {
 		return ss.replyError(perr, true)
 	}
 	plan, route, err := ss.router.RouteSimple(rsql, ss.hints, &ss.scratch)
+	if retry, lerr := ss.learnColumns(err); retry {
+		plan, route, err = ss.router.RouteSimple(rsql, ss.hints, &ss.scratch)
+	} else {
+		err = lerr
+	}
 	if ss.txFailed {
 		return ss.failedTxQuery(plan)
 	}

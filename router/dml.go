@@ -30,17 +30,23 @@ func (b *builder) insertStmt(s *pg.InsertStmt, parent int32, positive bool) {
 			pos = i
 		}
 	}
-	switch {
-	case len(s.Cols) == 0:
-		b.failKey(codeFeatureNotSupported, "list the columns: INSERT INTO t (col, …) VALUES …",
-			"INSERT into sharded table %q must name its columns so pgrouter can find shard key %q", t.display, t.column)
+	if sel == nil {
+		b.failKey(codeFeatureNotSupported, "", "INSERT … DEFAULT VALUES into sharded table %q has no shard key", t.display)
 		return
-	case pos < 0:
+	}
+	if len(s.Cols) == 0 {
+		// The columns in the table's order: the catalog's (columns.go).
+		known := false
+		if pos, known = b.r.columnPos(t); !known {
+			if b.fail == nil {
+				b.fail, b.keyFail = &NeedColumnsError{Table: t.display, schema: t.schema, name: t.name, column: t.column}, true
+			}
+			return
+		}
+	}
+	if pos < 0 {
 		b.failKey(codeFeatureNotSupported, "include the shard key column in the INSERT",
 			"INSERT into sharded table %q does not set shard key column %q", t.display, t.column)
-		return
-	case sel == nil:
-		b.failKey(codeFeatureNotSupported, "", "INSERT … DEFAULT VALUES into sharded table %q has no shard key", t.display)
 		return
 	}
 	if len(sel.ValuesLists) > 0 && sel.Op == pg.SetOperation_SETOP_NONE {

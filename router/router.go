@@ -35,6 +35,7 @@ type Router struct {
 	placeKey   string                 // equal for routers that place every key alike
 
 	plans   *lru.Cache[string, *Plan]
+	cols    columnOrders                 // sharded tables' column orders read from the catalog (columns.go)
 	rawOnly *lru.Cache[string, struct{}] // normalised texts that must be planned raw
 	hits    atomic.Uint64
 	misses  atomic.Uint64
