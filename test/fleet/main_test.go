@@ -54,7 +54,14 @@ type runThenStop struct{ m *testing.M }
 
 func (r runThenStop) Run() int {
 	defer stopAll()
-	return r.m.Run()
+	code := r.m.Run()
+	for _, m := range fleet { // a member built with -race reports to its log
+		if out, _ := os.ReadFile(m.logPath); strings.Contains(string(out), "DATA RACE") {
+			fmt.Fprintf(os.Stderr, "member %s reported a data race:\n%s\n", m.name, out)
+			code = 1
+		}
+	}
+	return code
 }
 
 // setup builds pgrouter, starts etcd, pushes the config and starts three members.
@@ -73,7 +80,11 @@ func setup(e *testenv.Env) error {
 	}
 	tmp = dir
 	bin = filepath.Join(dir, "pgrouter")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/pgrouter").CombinedOutput(); err != nil {
+	args := []string{"build", "-o", bin}
+	if os.Getenv("PGROUTER_TEST_RACE") != "" { // the members under the race detector (slow; a final check)
+		args = append(args, "-race")
+	}
+	if out, err := exec.Command("go", append(args, "../../cmd/pgrouter")...).CombinedOutput(); err != nil {
 		return fmt.Errorf("build pgrouter: %v\n%s", err, out)
 	}
 	if etcd, err = fleetpkg.StartLocalEtcd(dir, "/pgrouter-test"); err != nil {
