@@ -46,49 +46,66 @@ func (f *Fleet) registerHandlers() {
 }
 
 // Run is a fleet operation as the admin console asks for it: Barrier, and
-// when a PAUSE did not reach every member, a RESUME of the ones it reached,
-// so that a failed PAUSE leaves no member paused.
+// when a PAUSE did not reach every member, a RESUME addressed to every
+// member the PAUSE was (a member that was away runs both, in order, when it
+// comes back), so that a failed PAUSE leaves no member paused.
 func (f *Fleet) Run(ctx context.Context, name, arg string) error {
-	err := f.Barrier(ctx, name, arg)
-	if err != nil && strings.EqualFold(name, "PAUSE") {
-		if uerr := f.Barrier(ctx, "RESUME", arg); uerr != nil {
-			return fmt.Errorf("%w; resuming the members that paused failed too: %v", err, uerr)
-		}
-		return fmt.Errorf("%w; the members that paused were resumed", err)
+	o, err := f.barrier(ctx, name, arg, nil)
+	if err == nil || !strings.EqualFold(name, "PAUSE") || o.ID == "" {
+		return err
 	}
-	return err
+	if _, uerr := f.barrier(ctx, "RESUME", arg, o.Members); uerr != nil {
+		return fmt.Errorf("%w; resuming the members that paused failed too: %v", err, uerr)
+	}
+	return fmt.Errorf("%w; the members that paused were resumed", err)
 }
 
 // Barrier publishes the operation name(arg) for every live member and
 // waits until each has acknowledged it, at most cluster.barrier_timeout.
 // It fails, naming them, when a member reports an error, leaves the fleet
 // or does not answer in time; with etcd unreachable it fails at once.
+// Members run operations one at a time, in the order they were published.
 func (f *Fleet) Barrier(ctx context.Context, name, arg string) error {
+	_, err := f.barrier(ctx, name, arg, nil)
+	return err
+}
+
+// barrier publishes the operation to the live members and also to extra
+// (who get it when they come back), and waits for the live ones. o.ID is
+// empty when nothing was published.
+func (f *Fleet) barrier(ctx context.Context, name, arg string, extra []string) (op, error) {
 	name = strings.ToUpper(name)
 	members, err := f.Members(ctx)
 	if err != nil {
-		return fmt.Errorf("fleet %s refused: %w", name, err)
+		return op{}, fmt.Errorf("fleet %s refused: %w", name, err)
 	}
 	timeout := f.cfg.Load().Cluster.BarrierTimeout.D()
 	lease, err := f.st.grant(ctx, timeout+time.Minute)
 	if err != nil {
-		return fmt.Errorf("fleet %s refused: %w", name, err)
+		return op{}, fmt.Errorf("fleet %s refused: %w", name, err)
 	}
 	o := op{ID: newOpID(), Name: name, Arg: arg, By: f.id, Lease: int64(lease), At: time.Now().UTC()}
+	var live []string
 	for _, m := range members {
-		o.Members = append(o.Members, m.ID)
+		live = append(live, m.ID)
+	}
+	o.Members = live
+	for _, id := range extra {
+		if !slices.Contains(o.Members, id) {
+			o.Members = append(o.Members, id)
+		}
 	}
 	b, _ := json.Marshal(o)
 	if err := f.st.put(ctx, f.st.key("ops", o.ID), string(b), clientv3.WithLease(lease)); err != nil {
-		return fmt.Errorf("fleet %s refused: %w", name, err)
+		return op{}, fmt.Errorf("fleet %s refused: %w", name, err)
 	}
 	f.log.Info("fleet operation started", "op", name, "arg", arg, "op_id", o.ID, "members", strings.Join(o.Members, ","))
-	return f.awaitAcks(ctx, o, time.Now().Add(timeout))
+	return o, f.awaitAcks(ctx, o, live, time.Now().Add(timeout))
 }
 
-// awaitAcks polls the acknowledgements of o until every member answered,
-// the ones still missing left the fleet, or the deadline passed.
-func (f *Fleet) awaitAcks(ctx context.Context, o op, deadline time.Time) error {
+// awaitAcks polls the acknowledgements of o until every member of wait
+// answered, the ones still missing left the fleet, or the deadline passed.
+func (f *Fleet) awaitAcks(ctx context.Context, o op, wait []string, deadline time.Time) error {
 	for {
 		acks, aerr := f.acks(ctx, o.ID)
 		live, lerr := f.Members(ctx)
@@ -97,7 +114,7 @@ func (f *Fleet) awaitAcks(ctx context.Context, o op, deadline time.Time) error {
 				return fmt.Errorf("fleet %s: %v", o.Name, firstErr(aerr, lerr))
 			}
 		} else {
-			problems, waiting := judge(o, acks, live, time.Now().After(deadline))
+			problems, waiting := judge(wait, acks, live, time.Now().After(deadline))
 			if !waiting {
 				if len(problems) == 0 {
 					f.log.Info("fleet operation acknowledged by every member", "op", o.Name, "op_id", o.ID)
@@ -114,13 +131,13 @@ func (f *Fleet) awaitAcks(ctx context.Context, o op, deadline time.Time) error {
 	}
 }
 
-// judge says which members failed o and whether any may still answer.
-func judge(o op, acks map[string]ack, live []Member, late bool) (problems []string, waiting bool) {
+// judge says which members of wait failed and whether any may still answer.
+func judge(wait []string, acks map[string]ack, live []Member, late bool) (problems []string, waiting bool) {
 	alive := map[string]bool{}
 	for _, m := range live {
 		alive[m.ID] = true
 	}
-	for _, id := range o.Members {
+	for _, id := range wait {
 		a, answered := acks[id]
 		switch {
 		case answered && !a.OK:
@@ -169,7 +186,7 @@ func (f *Fleet) watchOps(ctx context.Context, rev int64) {
 				if ev.Type != clientv3.EventTypePut || json.Unmarshal(ev.Kv.Value, &o) != nil || !slices.Contains(o.Members, f.id) {
 					continue
 				}
-				go f.runOp(ctx, o)
+				f.runOp(ctx, o) // in order: a RESUME never overtakes its PAUSE
 			}
 		}
 		sleep(ctx, 200*time.Millisecond)

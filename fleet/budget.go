@@ -49,16 +49,15 @@ func (f *Fleet) budgetLoop(ctx context.Context) {
 // share is member me's equal part of budget among the sorted ids.
 func share(budget int, ids []string, me string) int {
 	n := len(ids)
-	if n == 0 {
-		return 0
-	}
-	s := budget / n
 	for i, id := range ids {
-		if id == me && i < budget%n {
-			s++
+		if id == me {
+			if i < budget%n {
+				return budget/n + 1
+			}
+			return budget / n
 		}
 	}
-	return s
+	return 0 // not a member
 }
 
 // budgetStep moves this member one step toward its share.

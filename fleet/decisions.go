@@ -77,6 +77,15 @@ func (d *decisions) Resolve(ctx context.Context, gid, owner string, own bool) (t
 	key := d.key(gid)
 	ownerKey := d.f.st.key("2pc", "owners", owner)
 	instKey := d.f.st.key("2pc", "instances", owner)
+	if !own {
+		// A live owner finishes its own transactions, committed ones too
+		// (its local log retries them): acting beside it would only turn
+		// its clean COMMIT into a warning about a shard that "lags".
+		r, err := d.f.st.get(ctx, ownerKey)
+		if err != nil || len(r.Kvs) > 0 {
+			return twophase.Undecided, nil, err
+		}
+	}
 	lease, err := d.f.st.grant(ctx, abortTTL)
 	if err != nil {
 		return twophase.Undecided, nil, err

@@ -34,6 +34,7 @@ func newDemoCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.IntVar(&o.shards, "shards", 2, "number of shards")
 	f.IntVar(&o.replicas, "replicas", 1, "streaming replicas per shard")
+	f.IntVar(&o.fleet, "fleet", 0, "run N pgrouters as a fleet on a local etcd (Debian package etcd-server); member i listens on --listen's port + i")
 	f.IntVar(&o.spares, "spare-shards", 0, "extra empty shards (hash: []) with the schema and reference tables: targets to reshard into")
 	f.StringVar(&o.listen, "listen", "127.0.0.1:6432", "pgrouter client address")
 	f.StringVar(&o.metrics, "metrics", "127.0.0.1:9930", "Prometheus metrics address")
@@ -45,6 +46,7 @@ func newDemoCmd() *cobra.Command {
 type demoOptions struct {
 	shards, replicas int
 	spares           int
+	fleet            int // members of a fleet on a local etcd; 0 = one pgrouter on the file
 	listen, metrics  string
 	dir, logFile     string
 }
@@ -78,17 +80,24 @@ func runDemo(cmd *cobra.Command, o demoOptions) error {
 	}
 	defer logOut.Close()
 	log := buildLoggerTo(cmd, nil, logOut)
-	inst, err := proxy.Start(ctx, cfg, log)
-	if err != nil {
+	var inst *proxy.Instance
+	reload := func() { inst.Server.Reload(path, false, "sighup") }
+	screen := demoScreen{shards: o.shards, spares: o.spares, replicas: o.replicas, config: path, logs: logPath, kept: o.dir != ""}
+	if o.fleet > 0 {
+		fl, err := startDemoFleet(ctx, o.fleet, c.Dir, path, log)
+		if err != nil {
+			return err
+		}
+		defer fl.stop(1)
+		inst, reload = fl.members[0].inst, fl.reload
+		screen.etcd, screen.members = fl.etcd.URL, fl.dsns()[1:]
+	} else if inst, err = proxy.Start(ctx, cfg, log); err != nil {
 		return err
 	}
 	inst.Server.SetVersion(versionLine())
-	printDemoScreen(cmd.OutOrStdout(), demoScreen{
-		shards: o.shards, spares: o.spares, replicas: o.replicas, ready: time.Since(began),
-		addr: inst.Addr, metrics: inst.MetricsAddr, config: path, logs: logPath,
-		kept: o.dir != "",
-	})
-	err = runUntilSignal(inst, cfg, func() { inst.Server.Reload(path, false, "sighup") }, log)
+	screen.ready, screen.addr, screen.metrics = time.Since(began), inst.Addr, inst.MetricsAddr
+	printDemoScreen(cmd.OutOrStdout(), screen)
+	err = runUntilSignal(inst, cfg, reload, log)
 	fmt.Fprintln(cmd.ErrOrStderr(), "pgrouter demo: stopped; stopping the Postgres servers")
 	return err
 }

@@ -16,7 +16,9 @@ type demoScreen struct {
 	ready            time.Duration
 	addr, metrics    string
 	config, logs     string
-	kept             bool // --dir: the cluster directory stays after exit
+	kept             bool     // --dir: the cluster directory stays after exit
+	etcd             string   // --fleet: the local etcd's URL
+	members          []string // --fleet: the other members' DSNs
 }
 
 // printDemoScreen prints only human lines (the proxy logs elsewhere), so the
@@ -36,6 +38,12 @@ func printDemoScreen(w io.Writer, s demoScreen) {
 		s.ready.Seconds(), s.shards, spare, s.replicas)
 	fmt.Fprintf(w, "  dsn:      %s\n", dsn)
 	fmt.Fprintf(w, "  admin:    %s\n", admin)
+	for i, m := range s.members {
+		fmt.Fprintf(w, "  member %d: %s\n", i+2, m)
+	}
+	if s.etcd != "" {
+		fmt.Fprintf(w, "  etcd:     %s\n", s.etcd)
+	}
 	if s.metrics != "" {
 		fmt.Fprintf(w, "  metrics:  http://%s/metrics\n", s.metrics)
 	}
@@ -46,6 +54,9 @@ func printDemoScreen(w io.Writer, s demoScreen) {
 	fmt.Fprintf(w, "  psql %q -c 'select * from users where user_id = 42'\n", dsn)
 	fmt.Fprintf(w, "  psql %q -c 'select plan_id, count(*) from users group by plan_id order by plan_id'\n", dsn)
 	fmt.Fprintf(w, "  psql %q -c 'show shards'\n", admin)
+	if s.etcd != "" {
+		fmt.Fprintf(w, "  psql %q -c 'show fleet'\n", admin)
+	}
 	fmt.Fprintf(w, "  %s explain --config %s 'select * from orders where user_id = $1' 42\n", selfCommand(), s.config)
 	fmt.Fprintf(w, "\npress Ctrl-C to stop\n")
 }

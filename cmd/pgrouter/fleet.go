@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -46,19 +47,45 @@ func (h *hostFlags) rewrite(cfg *config.Config) {
 // serveFleet runs a fleet member: config from etcd, registered under a
 // lease, applying every version pushed, until a signal.
 func serveFleet(cmd *cobra.Command, url string, h *hostFlags, pprof bool) error {
-	ctx := cmd.Context()
-	fl, cfg, err := fleet.Open(ctx, url, fleet.Options{Rewrite: h.rewrite, Log: buildLogger(cmd, nil)})
+	rewrite := func(cfg *config.Config) {
+		h.rewrite(cfg)
+		cfg.Metrics.PProf = cfg.Metrics.PProf || pprof
+	}
+	m, err := joinFleet(cmd.Context(), url, rewrite, buildLogger(cmd, nil), func(cfg *config.Config) *slog.Logger { return buildLogger(cmd, cfg) })
 	if err != nil {
 		return err
 	}
-	log := buildLogger(cmd, cfg)
+	defer m.fl.Close() // after the instance closed: its lease goes, others rebalance
+	return runUntilSignal(m.inst, m.cfg, m.reload, m.log)
+}
+
+// fleetMember is one running member of a fleet.
+type fleetMember struct {
+	inst *proxy.Instance
+	fl   *fleet.Fleet
+	cfg  *config.Config // the version it started on
+	log  *slog.Logger
+}
+
+// reload applies the newest published version (SIGHUP).
+func (m *fleetMember) reload() { m.fl.ReloadLocal(context.Background()) }
+
+// joinFleet starts one member: load the newest version from etcd (each
+// version adapted by rewrite), start pgrouter on it, register it. logFor
+// gives the member's logger once the config (its log: settings) is known.
+func joinFleet(ctx context.Context, url string, rewrite func(*config.Config), early *slog.Logger,
+	logFor func(*config.Config) *slog.Logger) (*fleetMember, error) {
+	fl, cfg, err := fleet.Open(ctx, url, fleet.Options{Rewrite: rewrite, Log: early})
+	if err != nil {
+		return nil, err
+	}
+	log := logFor(cfg)
 	fl.SetLogger(log)
-	cfg.Metrics.PProf = cfg.Metrics.PProf || pprof
 	shared := func(instance string) (twophase.Shared, error) { return fl.TwoPhase(ctx, instance) }
 	inst, err := proxy.Start(ctx, cfg, log, proxy.InFleet(shared))
 	if err != nil {
 		fl.Close()
-		return err
+		return nil, err
 	}
 	inst.Server.SetVersion(versionLine())
 	for _, c := range fl.Collectors() {
@@ -67,11 +94,10 @@ func serveFleet(cmd *cobra.Command, url string, h *hostFlags, pprof bool) error 
 	if err := fl.Join(ctx, fleetLocal{inst}, inst.Addr); err != nil {
 		inst.Close(ctx)
 		fl.Close()
-		return fmt.Errorf("joining the fleet: %w", err)
+		return nil, fmt.Errorf("joining the fleet: %w", err)
 	}
 	inst.Server.SetFleet(fl)
-	defer fl.Close() // after the instance closed: its lease goes, others rebalance
-	return runUntilSignal(inst, cfg, func() { fl.ReloadLocal(context.Background()) }, log)
+	return &fleetMember{inst: inst, fl: fl, cfg: cfg, log: log}, nil
 }
 
 // fleetLocal is the running instance as the fleet drives it.

@@ -29,10 +29,11 @@ type Shared interface {
 	// outcome is unknown (the caller leaves the transaction prepared, for
 	// recovery to finish either way).
 	Commit(ctx context.Context, d Decision) (ok bool, err error)
-	// Resolve decides gid, prepared by instance owner, for recovery: the
-	// recorded decision, else an abort recorded now if own (this instance's
-	// transaction, not in flight) or if owner is a fleet member whose lease
-	// has expired. shards lists a commit decision's participants.
+	// Resolve decides gid, prepared by instance owner, for recovery: if own
+	// (this instance's transaction, not in flight) or if owner is a fleet
+	// member whose lease has expired, the recorded decision or else an abort
+	// recorded now; Undecided while another owner lives. shards lists a
+	// commit decision's participants.
 	Resolve(ctx context.Context, gid, owner string, own bool) (o Outcome, shards []string, err error)
 	// Forget drops gid's decision once no shard holds it prepared.
 	Forget(ctx context.Context, gid string)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -151,7 +152,8 @@ func directCount(t *testing.T, sql string) int {
 
 // TestBudgetHoldsUnderLoad: 300 clients spread over the three members keep
 // every node's backends of (app, app) at or under cluster.pool_budget,
-// sampled from pg_stat_activity while they run.
+// sampled from pg_stat_activity while they run, and while a fourth member
+// joins and leaves.
 func TestBudgetHoldsUnderLoad(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -189,7 +191,15 @@ func TestBudgetHoldsUnderLoad(t *testing.T) {
 			}
 		}()
 	}
-	most := sampleBackends(t, ctx, 4*time.Second)
+	// Mid-load a fourth member joins (the others' shares drop from 4 to 3:
+	// their saturated pools must shrink first) and then leaves (SIGTERM:
+	// its lease is revoked and the shares grow back).
+	churn := make(chan string, 1)
+	go func() { churn <- joinAndLeave(t) }()
+	most := sampleBackends(t, ctx, 8*time.Second)
+	if msg := <-churn; msg != "" {
+		t.Fatal(msg)
+	}
 	close(stop)
 	wg.Wait()
 	if len(errs) > 0 {
@@ -209,6 +219,45 @@ func TestBudgetHoldsUnderLoad(t *testing.T) {
 	if len(most) != len(env.Cluster.Shards) {
 		t.Fatalf("sampled %d nodes, want %d", len(most), len(env.Cluster.Shards))
 	}
+}
+
+// joinAndLeave starts a fourth member, waits until the fleet gave it its
+// share of the budget, stops it gracefully and waits until the three took
+// the budget back. It returns what went wrong, or "".
+func joinAndLeave(t *testing.T) string {
+	time.Sleep(time.Second)
+	joiner, err := startMember(tmp, "joiner", "")
+	if err != nil {
+		return err.Error()
+	}
+	defer joiner.kill()
+	if !eventuallyShares(budget/4, 4) {
+		return "the shares did not move to 3 each with a fourth member"
+	}
+	joiner.cmd.Process.Signal(syscall.SIGTERM)
+	joiner.cmd.Wait()
+	if !eventuallyShares(budget/3, 3) {
+		return "the shares did not return to 4 each after the fourth member left"
+	}
+	return ""
+}
+
+// eventuallyShares reports whether, within 20s, SHOW FLEET lists n members
+// each holding share.
+func eventuallyShares(share, n int) bool {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		rows, err := fleet[0].admin("SHOW FLEET")
+		ok := err == nil && len(rows) == n
+		for _, r := range rows {
+			ok = ok && r[3] == fmt.Sprint(share)
+		}
+		if ok {
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
 }
 
 // sampleBackends samples pg_stat_activity on every primary for d and
@@ -243,4 +292,57 @@ func sampleBackends(t *testing.T, ctx context.Context, d time.Duration) map[stri
 		time.Sleep(10 * time.Millisecond)
 	}
 	return most
+}
+
+// TestFleetPauseNamesTheMemberThatDidNotAck: with one member frozen
+// (SIGSTOP: it neither runs the PAUSE nor renews its lease), FLEET PAUSE
+// fails naming it, and the members that paused are resumed; once it
+// thaws it runs the PAUSE and the RESUME in order and serves again.
+func TestFleetPauseNamesTheMemberThatDidNotAck(t *testing.T) {
+	ctx := context.Background()
+	frozen := fleet[2]
+	if err := frozen.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	thawed := false
+	thaw := func() {
+		if !thawed {
+			frozen.cmd.Process.Signal(syscall.SIGCONT)
+			thawed = true
+		}
+	}
+	defer thaw()
+	_, err := fleet[0].admin("FLEET PAUSE")
+	if err == nil || !strings.Contains(err.Error(), frozen.addr) || !strings.Contains(err.Error(), "were resumed") {
+		t.Fatalf("FLEET PAUSE with %s frozen: %v; want an error naming it, the others resumed", frozen.addr, err)
+	}
+	t.Logf("FLEET PAUSE: %v", err)
+	for _, m := range fleet[:2] {
+		c, err := pgx.Connect(ctx, m.dsn())
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err = c.Exec(wctx, "select 1 from users limit 1")
+		cancel()
+		c.Close(ctx)
+		if err != nil {
+			t.Fatalf("%s after the failed PAUSE: %v (still paused?)", m.name, err)
+		}
+	}
+	thaw()
+	waitUntil(t, 20*time.Second, frozen.name+" back in the fleet", func() bool {
+		rows, err := fleet[0].admin("SHOW FLEET")
+		return err == nil && len(rows) == len(fleet)
+	})
+	c, err := pgx.Connect(ctx, frozen.dsn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := c.Exec(wctx, "select 1 from users limit 1"); err != nil {
+		t.Fatalf("%s after it thawed: %v (left paused?)", frozen.name, err)
+	}
 }

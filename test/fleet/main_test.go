@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	fleetpkg "github.com/pgrouter/pgrouter/fleet"
 	"github.com/pgrouter/pgrouter/test/testenv"
 )
 
@@ -21,7 +22,7 @@ var (
 	env   *testenv.Env
 	tmp   string // binary, etcd data, members' data and logs
 	bin   string // the pgrouter binary under test
-	etcd  *etcdProc
+	etcd  *fleetpkg.LocalEtcd
 	fleet []*member // the three members every test may use
 )
 
@@ -53,7 +54,14 @@ type runThenStop struct{ m *testing.M }
 
 func (r runThenStop) Run() int {
 	defer stopAll()
-	return r.m.Run()
+	code := r.m.Run()
+	for _, m := range fleet { // a member built with -race reports to its log
+		if out, _ := os.ReadFile(m.logPath); strings.Contains(string(out), "DATA RACE") {
+			fmt.Fprintf(os.Stderr, "member %s reported a data race:\n%s\n", m.name, out)
+			code = 1
+		}
+	}
+	return code
 }
 
 // setup builds pgrouter, starts etcd, pushes the config and starts three members.
@@ -72,14 +80,18 @@ func setup(e *testenv.Env) error {
 	}
 	tmp = dir
 	bin = filepath.Join(dir, "pgrouter")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/pgrouter").CombinedOutput(); err != nil {
+	args := []string{"build", "-o", bin}
+	if os.Getenv("PGROUTER_TEST_RACE") != "" { // the members under the race detector (slow; a final check)
+		args = append(args, "-race")
+	}
+	if out, err := exec.Command("go", append(args, "../../cmd/pgrouter")...).CombinedOutput(); err != nil {
 		return fmt.Errorf("build pgrouter: %v\n%s", err, out)
 	}
-	if etcd, err = startEtcd(dir); err != nil {
+	if etcd, err = fleetpkg.StartLocalEtcd(dir, "/pgrouter-test"); err != nil {
 		return err
 	}
 	if _, err := push(fleetYAML(e, "")); err != nil {
-		etcd.stop()
+		etcd.Stop()
 		return err
 	}
 	for i := 0; i < 3; i++ {
@@ -99,7 +111,7 @@ func stopAll() {
 		m.kill()
 	}
 	if etcd != nil {
-		etcd.stop()
+		etcd.Stop()
 	}
 	if os.Getenv("PGROUTER_TEST_KEEP") == "" {
 		os.RemoveAll(tmp)
@@ -125,7 +137,7 @@ func push(yaml string) (string, error) {
 	defer os.Remove(f.Name())
 	f.WriteString(yaml)
 	f.Close()
-	out, err := exec.Command(bin, "config", "push", f.Name(), "--etcd", etcd.url, "--wait", "0").CombinedOutput()
+	out, err := exec.Command(bin, "config", "push", f.Name(), "--etcd", etcd.URL, "--wait", "0").CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("config push: %v: %s", err, out)
 	}

@@ -19,11 +19,11 @@ func TestEtcdDownKeepsServingAndCatchesUp(t *testing.T) {
 	// A member holds only what the budget granted it when etcd goes away:
 	// start from the settled shares, as a fleet that has run for a while.
 	waitSharesSettled(t)
-	etcd.stop()
+	etcd.Stop()
 	restarted := false
 	defer func() {
 		if !restarted {
-			etcd.restart()
+			etcd.Restart()
 		}
 	}()
 	for _, m := range fleet {
@@ -46,7 +46,7 @@ func TestEtcdDownKeepsServingAndCatchesUp(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "etcd is unreachable") {
 		t.Fatalf("FLEET PAUSE with etcd down: %v; want a refusal saying etcd is unreachable", err)
 	}
-	if err := etcd.restart(); err != nil {
+	if err := etcd.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	restarted = true

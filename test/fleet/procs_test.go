@@ -14,54 +14,6 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// etcdProc is a single-node etcd on free loopback ports.
-type etcdProc struct {
-	cmd          *exec.Cmd
-	dir, url     string
-	client, peer string
-	logPath      string
-}
-
-// startEtcd runs Debian's etcd (package etcd-server) with its data in dir.
-func startEtcd(dir string) (*etcdProc, error) {
-	path, err := exec.LookPath("etcd")
-	if err != nil {
-		return nil, fmt.Errorf("etcd is not installed: apt-get install -y etcd-server (scripts/deps.sh)")
-	}
-	e := &etcdProc{dir: filepath.Join(dir, "etcd"), client: freeAddr(), peer: freeAddr(), logPath: filepath.Join(dir, "etcd.log")}
-	e.url = "etcd://" + e.client + "/pgrouter-test"
-	return e, e.start(path)
-}
-
-func (e *etcdProc) start(path string) error {
-	logf, err := os.OpenFile(e.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	e.cmd = exec.Command(path, "--data-dir", e.dir, "--name", "test",
-		"--listen-client-urls", "http://"+e.client, "--advertise-client-urls", "http://"+e.client,
-		"--listen-peer-urls", "http://"+e.peer, "--initial-advertise-peer-urls", "http://"+e.peer,
-		"--initial-cluster", "test=http://"+e.peer)
-	e.cmd.Stdout, e.cmd.Stderr = logf, logf
-	if err := e.cmd.Start(); err != nil {
-		return err
-	}
-	return waitListening(e.client, e.logPath)
-}
-
-// stop kills etcd (its data stays for restart).
-func (e *etcdProc) stop() {
-	if e.cmd != nil && e.cmd.ProcessState == nil {
-		e.cmd.Process.Kill()
-		e.cmd.Wait()
-	}
-}
-
-// restart starts etcd again on the same ports and data.
-func (e *etcdProc) restart() error {
-	return e.start(e.cmd.Path)
-}
-
 // member is one pgrouter process of the fleet.
 type member struct {
 	name, addr, metrics, logPath string
@@ -77,7 +29,7 @@ func startMember(dir, name, pause string) (*member, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.cmd = exec.Command(bin, "serve", "--config", etcd.url, "--listen", m.addr, "--metrics-listen", m.metrics,
+	m.cmd = exec.Command(bin, "serve", "--config", etcd.URL, "--listen", m.addr, "--metrics-listen", m.metrics,
 		"--data-dir", filepath.Join(dir, name+"-data"), "--log-format", "text")
 	m.cmd.Env = append(os.Environ(), "PGROUTER_TEST_2PC_PAUSE="+pause)
 	m.cmd.Stdout, m.cmd.Stderr = logf, logf

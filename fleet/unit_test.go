@@ -1,0 +1,67 @@
+package fleet
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseURL(t *testing.T) {
+	eps, prefix, err := ParseURL("etcd://a:2379,b:2379/team/pgrouter/")
+	if err != nil || strings.Join(eps, " ") != "http://a:2379 http://b:2379" || prefix != "/team/pgrouter" {
+		t.Fatalf("got %v %q %v", eps, prefix, err)
+	}
+	if _, prefix, _ := ParseURL("etcd://a:2379"); prefix != DefaultPrefix {
+		t.Fatalf("default prefix: %q", prefix)
+	}
+	for _, bad := range []string{"http://a:2379/p", "etcd:///p", "etcd://a:2379,,b:1/p", "pgrouter.yaml"} {
+		if _, _, err := ParseURL(bad); err == nil {
+			t.Errorf("ParseURL(%q) accepted", bad)
+		}
+	}
+}
+
+// TestShareSumsToBudget: the shares of any member set add up to the budget
+// exactly, and differ by at most one.
+func TestShareSumsToBudget(t *testing.T) {
+	ids := []string{"a", "b", "c", "d", "e", "f", "g"}
+	for budget := 0; budget <= 40; budget++ {
+		for n := 1; n <= len(ids); n++ {
+			sum, lo, hi := 0, budget, 0
+			for _, id := range ids[:n] {
+				s := share(budget, ids[:n], id)
+				sum += s
+				lo, hi = min(lo, s), max(hi, s)
+			}
+			if sum != budget || hi-lo > 1 {
+				t.Fatalf("budget %d over %d members: sum %d, shares %d..%d", budget, n, sum, lo, hi)
+			}
+		}
+	}
+	if share(10, []string{"a"}, "x") != 0 {
+		t.Fatal("a non-member got a share")
+	}
+}
+
+func TestJudge(t *testing.T) {
+	live := []Member{{ID: "a"}, {ID: "b"}}
+	acks := map[string]ack{"a": {OK: true}}
+	if p, waiting := judge([]string{"a", "b"}, acks, live, false); len(p) != 0 || !waiting {
+		t.Fatalf("b may still answer: %v %v", p, waiting)
+	}
+	p, waiting := judge([]string{"a", "b", "c"}, map[string]ack{"a": {OK: true}, "b": {Err: "boom"}}, live, false)
+	if waiting || len(p) != 2 || !strings.Contains(p[0], "b failed: boom") || !strings.Contains(p[1], "c left the fleet") {
+		t.Fatalf("got %v %v", p, waiting)
+	}
+	if p, _ := judge([]string{"a", "b"}, acks, live, true); len(p) != 1 || !strings.Contains(p[0], "b did not acknowledge in time") {
+		t.Fatalf("late: %v", p)
+	}
+}
+
+func TestMemberID(t *testing.T) {
+	if got := memberID("10.0.0.5:6432"); got != "10.0.0.5:6432" {
+		t.Fatal(got)
+	}
+	if got := memberID("0.0.0.0:6432"); strings.HasPrefix(got, "0.0.0.0") || !strings.HasSuffix(got, ":6432") {
+		t.Fatalf("unspecified host kept: %s", got)
+	}
+}

@@ -1,0 +1,59 @@
+package readme
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TestDemoFleet: `pgrouter demo --fleet 2` starts a local etcd and two
+// pgrouters on the one cluster; both serve the sample data and SHOW FLEET
+// on the first lists both at config version 1.
+func TestDemoFleet(t *testing.T) {
+	bin := pgrouterBinary(t)
+	d := startDemo(t, bin, "--shards", "2", "--replicas", "0", "--fleet", "2")
+	if d.fields["etcd"] == "" || d.fields["member 2"] == "" {
+		t.Fatalf("the screen names no etcd or second member:\n%s", d.screen)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, dsn := range []string{d.fields["dsn"], d.fields["member 2"]} {
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n int64
+		err = c.QueryRow(ctx, "select count(*) from users").Scan(&n)
+		c.Close(ctx)
+		if err != nil || n != 2000 {
+			t.Fatalf("%s: count(users) = %d, %v; want the 2000 sample users", dsn, n, err)
+		}
+	}
+	cfg, err := pgx.ParseConfig(d.fields["admin"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	rows, err := c.Query(ctx, "SHOW FLEET")
+	if err != nil {
+		t.Fatal(err)
+	}
+	members, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		v, err := r.Values()
+		if err != nil {
+			return "", err
+		}
+		return v[0].(string) + " v" + v[1].(string), nil
+	})
+	if err != nil || len(members) != 2 || !strings.HasSuffix(members[0], " v1") || !strings.HasSuffix(members[1], " v1") {
+		t.Fatalf("SHOW FLEET: %v %v; want the two members at version 1", members, err)
+	}
+}
