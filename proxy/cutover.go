@@ -11,6 +11,7 @@ import (
 	"github.com/pgrouter/pgrouter/config"
 	"github.com/pgrouter/pgrouter/router"
 	"github.com/pgrouter/pgrouter/router/sharding"
+	"github.com/pgrouter/pgrouter/topology"
 )
 
 // cutoverPoll is how often Cutover looks whether the transactions it waits
@@ -149,6 +150,7 @@ func (s *Server) cutoverHeld(ctx context.Context, gate *router.Gate, next *confi
 	if err := s.swapState(next, st, true); err != nil {
 		return fmt.Errorf("cutover: %w", err)
 	}
+	s.floorTargets(moves)
 	s.mark(moves, true, false) // the copies are the targets' own rows now
 	s.mark(moves, false, true) // and the sources' are leftovers until CleanupDone
 	return nil
@@ -243,4 +245,32 @@ func (s *Server) swapState(cfg *config.Config, st *serverState, placement bool) 
 	}
 	retireDirectories(old.dirs) // a reload starts every directory cache empty
 	return nil
+}
+
+// floorTargets makes reads of the To shards wait for replicas that have
+// replayed everything their primary had at the switch (the copied rows):
+// until the next primary sample resolves that floor they go to the primary.
+// Nothing waits: sessions just skip replicas that are behind.
+func (s *Server) floorTargets(moves []sharding.Move) {
+	snap := s.topo.Snapshot()
+	floors := make([]topology.Floor, len(snap.Shards))
+	if old := s.cutFloors.Load(); old != nil {
+		copy(floors, *old)
+	}
+	cfg := s.Config()
+	for _, m := range moves {
+		if i := cfg.ShardIndex(m.To); i >= 0 && i < len(floors) {
+			floors[i] = snap.WriteFloor(i)
+		}
+	}
+	s.cutFloors.Store(&floors)
+}
+
+// readFloor is the newer of a session's read-your-writes floor on shard and
+// the floor a cutover left there.
+func (s *Server) readFloor(shard int, f topology.Floor) topology.Floor {
+	if p := s.cutFloors.Load(); p != nil && shard < len(*p) && (*p)[shard].Seq > f.Seq {
+		return (*p)[shard]
+	}
+	return f
 }

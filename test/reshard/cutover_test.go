@@ -43,7 +43,7 @@ func (e *cutoverEnv) client(ctx context.Context, t *testing.T) *pgx.Conn {
 func startCutoverEnv(ctx context.Context, t *testing.T) *cutoverEnv {
 	t.Helper()
 	e, err := testenv.Start(ctx, testenv.Options{
-		Shards: 3,
+		Shards: 3, Replicas: 1, // reads go to replicas: a target's must have the copied rows
 		Hash:   []string{"[{modulus: 2, remainder: 0}]", "[{modulus: 2, remainder: 1}]", "[]"},
 		Sections: map[string]string{
 			"db":   "    sharded_tables:\n      - {table: kv, column: id, type: int, function: hash}\n    reference_tables: [plans]",
@@ -156,6 +156,7 @@ type writeLoad struct {
 	errs   []error
 	wg     sync.WaitGroup
 	stop   atomic.Bool
+	reads  atomic.Int64
 }
 
 func (l *writeLoad) run(ctx context.Context, conns []*pgx.Conn, keys []int64, moving func(int64) bool) {
@@ -185,6 +186,29 @@ func (l *writeLoad) run(ctx context.Context, conns []*pgx.Conn, keys []int64, mo
 			l.mu.Lock()
 			l.writes = append(l.writes, mine...)
 			l.mu.Unlock()
+		}(uint64(w), conn)
+	}
+}
+
+// read looks keys up until stop: every key exists at every moment, on
+// whichever shard and node (replicas included) pgrouter reads it from.
+func (l *writeLoad) read(ctx context.Context, conns []*pgx.Conn, keys []int64) {
+	for w, conn := range conns {
+		l.wg.Add(1)
+		go func(seed uint64, conn *pgx.Conn) {
+			defer l.wg.Done()
+			rng := rand.New(rand.NewPCG(seed, 2))
+			for !l.stop.Load() {
+				id := keys[rng.IntN(len(keys))]
+				var v int64
+				if err := conn.QueryRow(ctx, "SELECT v FROM kv WHERE id = $1", id).Scan(&v); err != nil {
+					l.mu.Lock()
+					l.errs = append(l.errs, fmt.Errorf("read of key %d: %w", id, err))
+					l.mu.Unlock()
+					return
+				}
+				l.reads.Add(1)
+			}
 		}(uint64(w), conn)
 	}
 }
@@ -224,6 +248,9 @@ func TestCutover(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.Proxy.CleanupDone(moves)
+		if err := e.Cluster.WaitReplicated(ctx); err != nil { // the count may read replicas
+			t.Fatal(err)
+		}
 		if err := e.conn.QueryRow(ctx, "SELECT count(*) FROM kv").Scan(&n); err != nil || n != nKeys {
 			t.Fatalf("count after cleanup: %d, %v; want %d", n, err, nKeys)
 		}
@@ -341,6 +368,7 @@ func checkCutoverUnderLoad(ctx context.Context, t *testing.T, e *cutoverEnv, nex
 	load.run(ctx, []*pgx.Conn{e.client(ctx, t), e.client(ctx, t), e.client(ctx, t)}, keys, moving)
 	load.run(ctx, []*pgx.Conn{e.client(ctx, t), e.client(ctx, t), e.client(ctx, t)}, staying, moving)
 	defer load.halt(t)
+	load.read(ctx, []*pgx.Conn{e.client(ctx, t), e.client(ctx, t)}, keys)
 	time.Sleep(300 * time.Millisecond)
 	if err := e.copyMoving(ctx, m); err != nil { // the engine's copy, before the cutover
 		t.Fatal(err)
@@ -394,7 +422,7 @@ func checkCutoverUnderLoad(ctx context.Context, t *testing.T, e *cutoverEnv, nex
 	load.halt(t)
 	checkWindow(t, load.writes, windowStart, windowEnd)
 	checkAcks(ctx, t, e, load, rn)
-	t.Logf("held writes of moving keys for %v; %d writes acknowledged", o.held, len(load.writes))
+	t.Logf("held writes of moving keys for %v; %d writes acknowledged, %d reads", o.held, len(load.writes), load.reads.Load())
 }
 
 // checkWindow: while the cutover waited in drained, writes of staying keys
