@@ -44,7 +44,7 @@ func startCutoverEnv(ctx context.Context, t *testing.T) *cutoverEnv {
 	t.Helper()
 	e, err := testenv.Start(ctx, testenv.Options{
 		Shards: 3, Replicas: 1, // reads go to replicas: a target's must have the copied rows
-		Hash:   []string{"[{modulus: 2, remainder: 0}]", "[{modulus: 2, remainder: 1}]", "[]"},
+		Hash: []string{"[{modulus: 2, remainder: 0}]", "[{modulus: 2, remainder: 1}]", "[]"},
 		Sections: map[string]string{
 			"db":   "    sharded_tables:\n      - {table: kv, column: id, type: int, function: hash}\n    reference_tables: [plans]",
 			"pool": "  size: 16",
