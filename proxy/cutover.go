@@ -103,6 +103,9 @@ func (s *Server) Cutover(ctx context.Context, next *config.Config, moves []shard
 		return 0, fmt.Errorf("cutover: the next config must list the running shards %v in the same order (got %v); add spare shards with a reload first",
 			cur.ShardNames(), next.ShardNames())
 	}
+	if err := sameMoves(cur, next, moves); err != nil {
+		return 0, err
+	}
 	st, err := buildState(next, s.log, &s.hold)
 	if err != nil {
 		return 0, fmt.Errorf("cutover: %w", err)
@@ -273,4 +276,30 @@ func (s *Server) readFloor(shard int, f topology.Floor) topology.Floor {
 		return (*p)[shard]
 	}
 	return f
+}
+
+// sameMoves checks that moves are what PlanMoves finds between cur and
+// next: held writes, drain and marks follow moves, the routers follow next,
+// and the two must not disagree.
+func sameMoves(cur, next *config.Config, moves []sharding.Move) error {
+	want, err := sharding.PlanMoves(cur, next)
+	if err != nil {
+		return fmt.Errorf("cutover: %w", err)
+	}
+	key := func(m sharding.Move) string { return m.Database + "\x00" + m.Table + "\x00" + m.From + "\x00" + m.To }
+	have := map[string]bool{}
+	for _, m := range moves {
+		have[key(m)] = true
+	}
+	for _, m := range want {
+		if !have[key(m)] {
+			return fmt.Errorf("cutover: the moves do not match the next config: table %q of database %q moves from %s to %s, which the given moves leave out",
+				m.Table, m.Database, m.From, m.To)
+		}
+		delete(have, key(m))
+	}
+	if len(have) > 0 {
+		return fmt.Errorf("cutover: %d of the given moves are not changes between the running and the next config", len(have))
+	}
+	return nil
 }

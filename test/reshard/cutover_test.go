@@ -227,6 +227,14 @@ func TestCutover(t *testing.T) {
 	e := startCutoverEnv(ctx, t)
 	next, moves := e.splitShard0(t)
 	m := moves[0]
+	t.Run("moves_must_match_next", func(t *testing.T) {
+		if _, err := e.Proxy.Cutover(ctx, next, nil, nil); err == nil || !strings.Contains(err.Error(), "do not match the next config") {
+			t.Fatalf("cutover without its moves: %v", err)
+		}
+		if len(e.Proxy.Server.Config().Shards[2].Hash) != 0 {
+			t.Fatal("placement changed")
+		}
+	})
 	t.Run("timeout_leaves_old_placement", func(t *testing.T) { checkCutoverTimeout(ctx, t, e, next, moves) })
 	if t.Failed() {
 		return
