@@ -29,10 +29,18 @@ type cutoverEnv struct {
 	conn *pgx.Conn // a client of pgrouter
 }
 
-// client opens one more client connection through pgrouter.
-func (e *cutoverEnv) client(ctx context.Context, t *testing.T) *pgx.Conn {
+// client opens one more client connection through pgrouter (simple: with
+// the simple query protocol, inline literals; else prepared statements).
+func (e *cutoverEnv) client(ctx context.Context, t *testing.T, simple ...bool) *pgx.Conn {
 	t.Helper()
-	c, err := pgx.Connect(ctx, e.AppDSN())
+	cc, err := pgx.ParseConfig(e.AppDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(simple) > 0 && simple[0] {
+		cc.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	}
+	c, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +368,8 @@ func checkCutoverUnderLoad(ctx context.Context, t *testing.T, e *cutoverEnv, nex
 			txKeys = append(txKeys, id)
 		}
 	}
-	// Three workers write any key, three only keys that stay: a worker
+	// Three workers write any key (one with the simple protocol), three only
+	// keys that stay: a worker
 	// waits at its first moving key, and the others must not.
 	moving := func(id int64) bool { return m.Has(sharding.Key{Int: id}) }
 	var keys, staying []int64
@@ -373,7 +382,7 @@ func checkCutoverUnderLoad(ctx context.Context, t *testing.T, e *cutoverEnv, nex
 		}
 	}
 	load := &writeLoad{}
-	load.run(ctx, []*pgx.Conn{e.client(ctx, t), e.client(ctx, t), e.client(ctx, t)}, keys, moving)
+	load.run(ctx, []*pgx.Conn{e.client(ctx, t), e.client(ctx, t), e.client(ctx, t, true)}, keys, moving)
 	load.run(ctx, []*pgx.Conn{e.client(ctx, t), e.client(ctx, t), e.client(ctx, t)}, staying, moving)
 	defer load.halt(t)
 	load.read(ctx, []*pgx.Conn{e.client(ctx, t), e.client(ctx, t)}, keys)
