@@ -161,28 +161,26 @@ func (s *Server) cutoverHeld(ctx context.Context, gate *router.Gate, next *confi
 
 // drainFrom waits until every transaction that held a From shard's primary
 // when the gate went up has ended; those sessions pass the gate meanwhile.
+// A session seen quiet (between messages, outside any transaction) is not
+// waited for: whatever it sends next routes after the gate went up.
 func (s *Server) drainFrom(ctx context.Context, gate *router.Gate) error {
-	from := uint64(gate.FromShards())
-	waitFor := map[uint32]primaryHold{}
-	for _, ss := range s.Sessions() {
-		if h := ss.primaryHold(); h.shards&from != 0 {
-			waitFor[ss.pid] = h
-		}
-	}
+	from := gate.FromShards()
+	waitFor := map[uint32]uint64{} // session → its txGen at the snapshot
 	sessions := map[uint32]*session{}
 	for _, ss := range s.Sessions() {
-		if _, ok := waitFor[ss.pid]; ok {
-			sessions[ss.pid] = ss
+		gen := ss.txGen.Load()
+		if !ss.quiet.Load() && router.ShardSet(ss.primaries.Load())&from != 0 {
+			waitFor[ss.pid], sessions[ss.pid] = gen, ss
 		}
 	}
 	gate.Exempt(func(id uint32) bool {
 		ss, ok := sessions[id]
-		return ok && ss.primaryHold().sameAs(waitFor[id], from)
+		return ok && ss.txGen.Load() == waitFor[id]
 	})
 	for {
 		busy := 0
 		for id, ss := range sessions {
-			if ss.primaryHold().sameAs(waitFor[id], from) {
+			if ss.txGen.Load() == waitFor[id] {
 				busy++
 			}
 		}
@@ -197,20 +195,15 @@ func (s *Server) drainFrom(ctx context.Context, gate *router.Gate) error {
 	}
 }
 
-// primaryHold is which shards' primaries a session holds a backend on,
-// and which holding period that is (gen grows each time it starts holding).
-type primaryHold struct {
-	shards uint64
-	gen    uint64
-}
-
-// sameAs: still the same holding period, still on one of from.
-func (h primaryHold) sameAs(was primaryHold, from uint64) bool {
-	return h.gen == was.gen && h.shards&from != 0
-}
-
-func (ss *session) primaryHold() primaryHold {
-	return primaryHold{shards: ss.primaries.Load(), gen: ss.primaryGen.Load()}
+// settle marks the end of a client message: outside any transaction and
+// open batch the session is quiet (a backend it keeps — pinned, session
+// pooling — is idle then), and what a cutover waited for is over. The
+// session's own goroutine calls it.
+func (ss *session) settle() {
+	if ss.txStatus == 'I' && !ss.openBatch && ss.span == nil {
+		ss.txGen.Add(1)
+		ss.quiet.Store(true)
+	}
 }
 
 // notePrimary records that the session bound (or gave back) a backend on
@@ -222,9 +215,6 @@ func (ss *session) notePrimary(b *binding, held bool) {
 	bit := uint64(1) << uint(b.shard)
 	cur := ss.primaries.Load()
 	if held {
-		if cur == 0 {
-			ss.primaryGen.Add(1)
-		}
 		ss.primaries.Store(cur | bit)
 		return
 	}

@@ -255,6 +255,7 @@ func (s *Server) unregister(ss *session) {
 	s.mu.Lock()
 	delete(s.sessions, ss.pid)
 	s.mu.Unlock()
+	ss.txGen.Add(1) // a cutover waiting for its transaction stops waiting
 	s.finishedQueries.Add(ss.queries.Load())
 }
 
