@@ -112,12 +112,13 @@ func (e *cutoverEnv) splitShard0(t *testing.T) (*config.Config, []sharding.Move)
 // copyMoving upserts the moving rows of shard0 into shard2 directly: the
 // part of a reshard engine this test stands in for.
 func (e *cutoverEnv) copyMoving(ctx context.Context, m sharding.Move) error {
-	src, err := e.Cluster.Shards[0].Primary.Connect(ctx, "app")
+	cfg := e.Proxy.Server.Config()
+	src, err := e.Cluster.Shards[cfg.ShardIndex(m.From)].Primary.Connect(ctx, "app")
 	if err != nil {
 		return err
 	}
 	defer src.Close(context.WithoutCancel(ctx))
-	dst, err := e.Cluster.Shards[2].Primary.Connect(ctx, "app")
+	dst, err := e.Cluster.Shards[cfg.ShardIndex(m.To)].Primary.Connect(ctx, "app")
 	if err != nil {
 		return err
 	}
@@ -271,6 +272,77 @@ func TestCutover(t *testing.T) {
 			t.Fatalf("count after cleanup: %d, %v; want %d", n, err, nKeys)
 		}
 	})
+	if !t.Failed() {
+		t.Run("split_into_an_owner", func(t *testing.T) { checkSplitIntoOwner(ctx, t, e) })
+	}
+}
+
+// checkSplitIntoOwner moves remainder 3 of 4 from shard1 to shard2, which
+// already owns keys: the copies there are marked until the switch, the
+// leftovers on shard1 until the clean-up; the load runs without pauses, so
+// the hold measured is the cutover's own.
+func checkSplitIntoOwner(ctx context.Context, t *testing.T, e *cutoverEnv) {
+	cur := e.Proxy.Server.Config()
+	next := *cur
+	next.Shards = append([]config.Shard(nil), cur.Shards...)
+	next.Shards[1].Hash = []config.HashSlot{{Modulus: 4, Remainder: 1}}
+	next.Shards[2].Hash = []config.HashSlot{{Modulus: 4, Remainder: 2}, {Modulus: 4, Remainder: 3}}
+	moves, err := sharding.PlanMoves(cur, &next)
+	if err != nil || len(moves) != 1 || moves[0].From != "shard1" || moves[0].To != "shard2" {
+		t.Fatalf("moves %+v, %v", moves, err)
+	}
+	m := moves[0]
+	ro, rn := mustRouter(t, cur), mustRouter(t, &next)
+	base := map[int64]int64{}
+	shards := []map[int64]int64{e.shardValues(ctx, t, 0), e.shardValues(ctx, t, 1), e.shardValues(ctx, t, 2)}
+	var keys []int64
+	for id := int64(1); id <= nKeys; id++ {
+		s, _ := ro.ShardOfKey("kv", []byte(fmt.Sprint(id)))
+		base[id] = shards[s][id]
+		keys = append(keys, id)
+	}
+	load := &writeLoad{}
+	var conns []*pgx.Conn
+	for i := 0; i < 4; i++ {
+		conns = append(conns, e.client(ctx, t, i == 0))
+	}
+	load.run(ctx, conns, keys, func(id int64) bool { return m.Has(sharding.Key{Int: id}) })
+	load.read(ctx, []*pgx.Conn{e.client(ctx, t)}, keys)
+	defer load.halt(t)
+	e.Proxy.MarkCopies(moves)
+	if err := e.copyMoving(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	if err := e.conn.QueryRow(ctx, "SELECT count(*) FROM kv").Scan(&n); err == nil {
+		t.Fatalf("a scatter read while shard2 holds copies answered %d, want 0A000", n)
+	}
+	held, err := e.Proxy.Cutover(ctx, &next, moves, func(ctx context.Context) error { return e.copyMoving(ctx, m) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	load.halt(t)
+	for id := int64(1); id <= nKeys; id++ {
+		load.acks[id].Add(base[id])
+	}
+	checkAcks(ctx, t, e, load, rn)
+	src, err := e.Cluster.Shards[1].Primary.Connect(ctx, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close(ctx)
+	if _, err := src.Exec(ctx, "DELETE FROM kv WHERE "+m.Where); err != nil {
+		t.Fatal(err)
+	}
+	e.Proxy.CleanupDone(moves)
+	if err := e.Cluster.WaitReplicated(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.conn.QueryRow(ctx, "SELECT count(*) FROM kv").Scan(&n); err != nil || n != nKeys {
+		t.Fatalf("count after cleanup: %d, %v; want %d", n, err, nKeys)
+	}
+	t.Logf("cutover without pauses held writes of moving keys for %v (%d writes, %d reads)", held, len(load.writes), load.reads.Load())
 }
 
 // checkCutoverTimeout: a transaction on shard0 that never ends makes the
