@@ -74,7 +74,7 @@ func (ss *session) pickNode(snap *topology.Snapshot, shard int, primary bool) (*
 		n, err := snap.Primary(shard)
 		return n, "primary", err
 	}
-	return snap.Replica(shard, ss.floor[shard])
+	return snap.Replica(shard, ss.srv.readFloor(shard, ss.floor[shard]))
 }
 
 // bindNode checks out a backend of node.

@@ -11,6 +11,7 @@ import (
 	"github.com/pgrouter/pgrouter/config"
 	"github.com/pgrouter/pgrouter/router"
 	"github.com/pgrouter/pgrouter/router/sharding"
+	"github.com/pgrouter/pgrouter/topology"
 )
 
 // cutoverPoll is how often Cutover looks whether the transactions it waits
@@ -102,6 +103,9 @@ func (s *Server) Cutover(ctx context.Context, next *config.Config, moves []shard
 		return 0, fmt.Errorf("cutover: the next config must list the running shards %v in the same order (got %v); add spare shards with a reload first",
 			cur.ShardNames(), next.ShardNames())
 	}
+	if err := sameMoves(cur, next, moves); err != nil {
+		return 0, err
+	}
 	st, err := buildState(next, s.log, &s.hold)
 	if err != nil {
 		return 0, fmt.Errorf("cutover: %w", err)
@@ -149,6 +153,7 @@ func (s *Server) cutoverHeld(ctx context.Context, gate *router.Gate, next *confi
 	if err := s.swapState(next, st, true); err != nil {
 		return fmt.Errorf("cutover: %w", err)
 	}
+	s.floorTargets(moves)
 	s.mark(moves, true, false) // the copies are the targets' own rows now
 	s.mark(moves, false, true) // and the sources' are leftovers until CleanupDone
 	return nil
@@ -156,28 +161,26 @@ func (s *Server) cutoverHeld(ctx context.Context, gate *router.Gate, next *confi
 
 // drainFrom waits until every transaction that held a From shard's primary
 // when the gate went up has ended; those sessions pass the gate meanwhile.
+// A session seen quiet (between messages, outside any transaction) is not
+// waited for: whatever it sends next routes after the gate went up.
 func (s *Server) drainFrom(ctx context.Context, gate *router.Gate) error {
-	from := uint64(gate.FromShards())
-	waitFor := map[uint32]primaryHold{}
-	for _, ss := range s.Sessions() {
-		if h := ss.primaryHold(); h.shards&from != 0 {
-			waitFor[ss.pid] = h
-		}
-	}
+	from := gate.FromShards()
+	waitFor := map[uint32]uint64{} // session → its txGen at the snapshot
 	sessions := map[uint32]*session{}
 	for _, ss := range s.Sessions() {
-		if _, ok := waitFor[ss.pid]; ok {
-			sessions[ss.pid] = ss
+		gen := ss.txGen.Load()
+		if !ss.quiet.Load() && router.ShardSet(ss.primaries.Load())&from != 0 {
+			waitFor[ss.pid], sessions[ss.pid] = gen, ss
 		}
 	}
 	gate.Exempt(func(id uint32) bool {
 		ss, ok := sessions[id]
-		return ok && ss.primaryHold().sameAs(waitFor[id], from)
+		return ok && ss.txGen.Load() == waitFor[id]
 	})
 	for {
 		busy := 0
 		for id, ss := range sessions {
-			if ss.primaryHold().sameAs(waitFor[id], from) {
+			if ss.txGen.Load() == waitFor[id] {
 				busy++
 			}
 		}
@@ -192,20 +195,15 @@ func (s *Server) drainFrom(ctx context.Context, gate *router.Gate) error {
 	}
 }
 
-// primaryHold is which shards' primaries a session holds a backend on,
-// and which holding period that is (gen grows each time it starts holding).
-type primaryHold struct {
-	shards uint64
-	gen    uint64
-}
-
-// sameAs: still the same holding period, still on one of from.
-func (h primaryHold) sameAs(was primaryHold, from uint64) bool {
-	return h.gen == was.gen && h.shards&from != 0
-}
-
-func (ss *session) primaryHold() primaryHold {
-	return primaryHold{shards: ss.primaries.Load(), gen: ss.primaryGen.Load()}
+// settle marks the end of a client message: outside any transaction and
+// open batch the session is quiet (a backend it keeps — pinned, session
+// pooling — is idle then), and what a cutover waited for is over. The
+// session's own goroutine calls it.
+func (ss *session) settle() {
+	if ss.txStatus == 'I' && !ss.openBatch && ss.span == nil {
+		ss.txGen.Add(1)
+		ss.quiet.Store(true)
+	}
 }
 
 // notePrimary records that the session bound (or gave back) a backend on
@@ -217,9 +215,6 @@ func (ss *session) notePrimary(b *binding, held bool) {
 	bit := uint64(1) << uint(b.shard)
 	cur := ss.primaries.Load()
 	if held {
-		if cur == 0 {
-			ss.primaryGen.Add(1)
-		}
 		ss.primaries.Store(cur | bit)
 		return
 	}
@@ -242,5 +237,59 @@ func (s *Server) swapState(cfg *config.Config, st *serverState, placement bool) 
 		}
 	}
 	retireDirectories(old.dirs) // a reload starts every directory cache empty
+	return nil
+}
+
+// floorTargets makes reads of the To shards wait for replicas that have
+// replayed everything their primary had at the switch (the copied rows):
+// until the next primary sample resolves that floor they go to the primary.
+// Nothing waits: sessions just skip replicas that are behind.
+func (s *Server) floorTargets(moves []sharding.Move) {
+	snap := s.topo.Snapshot()
+	floors := make([]topology.Floor, len(snap.Shards))
+	if old := s.cutFloors.Load(); old != nil {
+		copy(floors, *old)
+	}
+	cfg := s.Config()
+	for _, m := range moves {
+		if i := cfg.ShardIndex(m.To); i >= 0 && i < len(floors) {
+			floors[i] = snap.WriteFloor(i)
+		}
+	}
+	s.cutFloors.Store(&floors)
+}
+
+// readFloor is the newer of a session's read-your-writes floor on shard and
+// the floor a cutover left there.
+func (s *Server) readFloor(shard int, f topology.Floor) topology.Floor {
+	if p := s.cutFloors.Load(); p != nil && shard < len(*p) && (*p)[shard].Seq > f.Seq {
+		return (*p)[shard]
+	}
+	return f
+}
+
+// sameMoves checks that moves are what PlanMoves finds between cur and
+// next: held writes, drain and marks follow moves, the routers follow next,
+// and the two must not disagree.
+func sameMoves(cur, next *config.Config, moves []sharding.Move) error {
+	want, err := sharding.PlanMoves(cur, next)
+	if err != nil {
+		return fmt.Errorf("cutover: %w", err)
+	}
+	key := func(m sharding.Move) string { return m.Database + "\x00" + m.Table + "\x00" + m.From + "\x00" + m.To }
+	have := map[string]bool{}
+	for _, m := range moves {
+		have[key(m)] = true
+	}
+	for _, m := range want {
+		if !have[key(m)] {
+			return fmt.Errorf("cutover: the moves do not match the next config: table %q of database %q moves from %s to %s, which the given moves leave out",
+				m.Table, m.Database, m.From, m.To)
+		}
+		delete(have, key(m))
+	}
+	if len(have) > 0 {
+		return fmt.Errorf("cutover: %d of the given moves are not changes between the running and the next config", len(have))
+	}
 	return nil
 }

@@ -46,6 +46,7 @@ type Server struct {
 	mockSecret      [32]byte     // derives unknown users' mock SCRAM salts (stable for the process)
 	hold            router.Hold  // cutover gate and marks, shared by every router (cutover.go)
 	cutoverM        *cutoverMetrics
+	cutFloors       atomic.Pointer[[]topology.Floor] // per shard: replicas must have replayed a cutover's copies (cutover.go)
 	// fleet is the fleet this instance belongs to (fleet.go); nil when alone.
 	fleet atomic.Pointer[fleetRef]
 }
@@ -254,6 +255,7 @@ func (s *Server) unregister(ss *session) {
 	s.mu.Lock()
 	delete(s.sessions, ss.pid)
 	s.mu.Unlock()
+	ss.txGen.Add(1) // a cutover waiting for its transaction stops waiting
 	s.finishedQueries.Add(ss.queries.Load())
 }
 

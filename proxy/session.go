@@ -88,7 +88,8 @@ type session struct {
 	cancelMu     sync.Mutex             // serialises cancel forwarding with backend release
 	running      atomic.Pointer[binding]
 	primaries    atomic.Uint64 // shards whose primary the session holds a backend on (cutover.go)
-	primaryGen   atomic.Uint64 // grows each time primaries turns non-empty
+	quiet        atomic.Bool   // between messages, outside any transaction or open batch (cutover.go)
+	txGen        atomic.Uint64 // grows whenever the session becomes quiet, and when it ends
 	runningMulti []*binding    // backends of a multi-shard statement in progress (guarded by cancelMu)
 	multiStart   time.Time     // when that statement started
 	closing      atomic.Bool
@@ -210,8 +211,10 @@ func (ss *session) run() {
 			return
 		}
 		ss.busy.Store(true)
+		ss.quiet.Store(false) // before routing: a cutover that sees quiet knows later writes meet its gate
 		ss.stringsNow()
 		err = ss.dispatch(typ, body)
+		ss.settle()
 		ss.busy.Store(false)
 		ss.shownTx.Store(uint32(ss.txStatus))
 		if ss.batch.size() == 0 {

@@ -51,6 +51,18 @@ func (r *Router) RouteSimple(sql string, s Session, sc *Scratch) (*Plan, Route, 
 	if nr := r.moved(); nr != nil {
 		return nr.RouteSimple(sql, s, sc)
 	}
+	p, rt, err := r.routeSimple(sql, s, sc)
+	if r.hold != nil {
+		if nr := r.moved(); nr != nil {
+			// A cutover switched while the statement waited at its gate: the
+			// plan must be the successor's too (its CopyPlan splits rows).
+			return nr.RouteSimple(sql, s, sc)
+		}
+	}
+	return p, rt, err
+}
+
+func (r *Router) routeSimple(sql string, s Session, sc *Scratch) (*Plan, Route, error) {
 	if sc == nil {
 		sc = &Scratch{}
 	}

@@ -89,6 +89,24 @@ func TestHoldGate(t *testing.T) {
 	if rt := immediate(route(upd, stay, 1), "a write of a staying key"); rt.Shards != Only(0) {
 		t.Fatalf("staying key: %v", rt.Shards)
 	}
+	ins, _ := ro.Prepare("INSERT INTO kv (id, v) VALUES ($1, 0)")
+	if rt := immediate(route(ins, stay, 1), "an INSERT of a staying key"); rt.Shards != Only(0) {
+		t.Fatalf("insert of a staying key: %v", rt.Shards)
+	}
+	for _, q := range []string{"INSERT INTO kv (id, v) VALUES (" + move + ", 0)", "DELETE FROM kv WHERE id = " + move,
+		"UPDATE kv SET v = 2 WHERE id = ANY('{" + stay + "," + move + "}')"} {
+		p, _ := ro.Prepare(q)
+		ch := route(p, "", 1)
+		time.Sleep(20 * time.Millisecond)
+		if len(ch) > 0 {
+			t.Fatalf("%s went through the gate", q)
+		}
+		defer func(q string, ch chan Route) {
+			if rt := immediate(ch, q); rt.Shards != Only(2) && !strings.HasPrefix(q, "UPDATE") {
+				t.Errorf("%s released to %v, want shard 2", q, rt.Shards)
+			}
+		}(q, ch)
+	}
 	if rt := immediate(route(sel, move, 1), "a read of a moving key"); rt.Shards != Only(0) {
 		t.Fatalf("read: %v", rt.Shards)
 	}

@@ -36,7 +36,7 @@ problem found, as file:line: key: message. Exits 1 if any file has problems.`,
 					continue
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: OK (%s, %s, %s)\n", path,
-					plural(len(cfg.Shards), "shard"), plural(len(cfg.Databases), "database"), plural(len(cfg.Users), "user"))
+					plural(len(cfg.Shards), "shard")+spares(cfg), plural(len(cfg.Databases), "database"), plural(len(cfg.Users), "user"))
 			}
 			if failed {
 				return exitCode(1)
@@ -51,4 +51,18 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// spares notes the shards that own no hash keys (hash: []), if any.
+func spares(cfg *config.Config) string {
+	n := 0
+	for _, s := range cfg.Shards {
+		if s.Hash != nil && len(s.Hash) == 0 {
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (%d spare)", n)
 }

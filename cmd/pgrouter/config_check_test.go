@@ -32,6 +32,20 @@ func TestConfigCheck(t *testing.T) {
 			stdout:  "OK (2 shards, 1 database, 1 user)",
 		},
 		{
+			name: "hash slots with a spare",
+			content: strings.NewReplacer("    primary: 127.0.0.1:5432\n", "    primary: 127.0.0.1:5432\n    hash: [{modulus: 1, remainder: 0}]\n",
+				"    primary: 127.0.0.1:5433\n", "    primary: 127.0.0.1:5433\n    hash: []\n").Replace(goodConfig),
+			stdout: "OK (2 shards (1 spare), 1 database, 1 user)",
+		},
+		{
+			name: "hash slots leaving keys out",
+			content: strings.NewReplacer("    primary: 127.0.0.1:5432\n", "    primary: 127.0.0.1:5432\n    hash: [{modulus: 4, remainder: 0}]\n",
+				"    primary: 127.0.0.1:5433\n", "    primary: 127.0.0.1:5433\n    hash: [{modulus: 2, remainder: 1}]\n").Replace(goodConfig),
+			code:     1,
+			fileLine: ":4: ",
+			stderr:   []string{"shards: hash slots leave keys without a shard: remainders 2 of modulus 4 belong to no shard"},
+		},
+		{
 			name:     "unknown key",
 			content:  strings.Replace(goodConfig, "    password: pw", "    password: pw\n    passwrd: pw", 1),
 			code:     1,

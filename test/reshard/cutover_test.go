@@ -29,10 +29,18 @@ type cutoverEnv struct {
 	conn *pgx.Conn // a client of pgrouter
 }
 
-// client opens one more client connection through pgrouter.
-func (e *cutoverEnv) client(ctx context.Context, t *testing.T) *pgx.Conn {
+// client opens one more client connection through pgrouter (simple: with
+// the simple query protocol, inline literals; else prepared statements).
+func (e *cutoverEnv) client(ctx context.Context, t *testing.T, simple ...bool) *pgx.Conn {
 	t.Helper()
-	c, err := pgx.Connect(ctx, e.AppDSN())
+	cc, err := pgx.ParseConfig(e.AppDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(simple) > 0 && simple[0] {
+		cc.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	}
+	c, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,8 +51,8 @@ func (e *cutoverEnv) client(ctx context.Context, t *testing.T) *pgx.Conn {
 func startCutoverEnv(ctx context.Context, t *testing.T) *cutoverEnv {
 	t.Helper()
 	e, err := testenv.Start(ctx, testenv.Options{
-		Shards: 3,
-		Hash:   []string{"[{modulus: 2, remainder: 0}]", "[{modulus: 2, remainder: 1}]", "[]"},
+		Shards: 3, Replicas: 1, // reads go to replicas: a target's must have the copied rows
+		Hash: []string{"[{modulus: 2, remainder: 0}]", "[{modulus: 2, remainder: 1}]", "[]"},
 		Sections: map[string]string{
 			"db":   "    sharded_tables:\n      - {table: kv, column: id, type: int, function: hash}\n    reference_tables: [plans]",
 			"pool": "  size: 16",
@@ -104,12 +112,13 @@ func (e *cutoverEnv) splitShard0(t *testing.T) (*config.Config, []sharding.Move)
 // copyMoving upserts the moving rows of shard0 into shard2 directly: the
 // part of a reshard engine this test stands in for.
 func (e *cutoverEnv) copyMoving(ctx context.Context, m sharding.Move) error {
-	src, err := e.Cluster.Shards[0].Primary.Connect(ctx, "app")
+	cfg := e.Proxy.Server.Config()
+	src, err := e.Cluster.Shards[cfg.ShardIndex(m.From)].Primary.Connect(ctx, "app")
 	if err != nil {
 		return err
 	}
 	defer src.Close(context.WithoutCancel(ctx))
-	dst, err := e.Cluster.Shards[2].Primary.Connect(ctx, "app")
+	dst, err := e.Cluster.Shards[cfg.ShardIndex(m.To)].Primary.Connect(ctx, "app")
 	if err != nil {
 		return err
 	}
@@ -156,6 +165,7 @@ type writeLoad struct {
 	errs   []error
 	wg     sync.WaitGroup
 	stop   atomic.Bool
+	reads  atomic.Int64
 }
 
 func (l *writeLoad) run(ctx context.Context, conns []*pgx.Conn, keys []int64, moving func(int64) bool) {
@@ -189,6 +199,29 @@ func (l *writeLoad) run(ctx context.Context, conns []*pgx.Conn, keys []int64, mo
 	}
 }
 
+// read looks keys up until stop: every key exists at every moment, on
+// whichever shard and node (replicas included) pgrouter reads it from.
+func (l *writeLoad) read(ctx context.Context, conns []*pgx.Conn, keys []int64) {
+	for w, conn := range conns {
+		l.wg.Add(1)
+		go func(seed uint64, conn *pgx.Conn) {
+			defer l.wg.Done()
+			rng := rand.New(rand.NewPCG(seed, 2))
+			for !l.stop.Load() {
+				id := keys[rng.IntN(len(keys))]
+				var v int64
+				if err := conn.QueryRow(ctx, "SELECT v FROM kv WHERE id = $1", id).Scan(&v); err != nil {
+					l.mu.Lock()
+					l.errs = append(l.errs, fmt.Errorf("read of key %d: %w", id, err))
+					l.mu.Unlock()
+					return
+				}
+				l.reads.Add(1)
+			}
+		}(uint64(w), conn)
+	}
+}
+
 func (l *writeLoad) halt(t *testing.T) {
 	l.stop.Store(true)
 	l.wg.Wait()
@@ -203,6 +236,14 @@ func TestCutover(t *testing.T) {
 	e := startCutoverEnv(ctx, t)
 	next, moves := e.splitShard0(t)
 	m := moves[0]
+	t.Run("moves_must_match_next", func(t *testing.T) {
+		if _, err := e.Proxy.Cutover(ctx, next, nil, nil); err == nil || !strings.Contains(err.Error(), "do not match the next config") {
+			t.Fatalf("cutover without its moves: %v", err)
+		}
+		if len(e.Proxy.Server.Config().Shards[2].Hash) != 0 {
+			t.Fatal("placement changed")
+		}
+	})
 	t.Run("timeout_leaves_old_placement", func(t *testing.T) { checkCutoverTimeout(ctx, t, e, next, moves) })
 	if t.Failed() {
 		return
@@ -224,10 +265,84 @@ func TestCutover(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.Proxy.CleanupDone(moves)
+		if err := e.Cluster.WaitReplicated(ctx); err != nil { // the count may read replicas
+			t.Fatal(err)
+		}
 		if err := e.conn.QueryRow(ctx, "SELECT count(*) FROM kv").Scan(&n); err != nil || n != nKeys {
 			t.Fatalf("count after cleanup: %d, %v; want %d", n, err, nKeys)
 		}
 	})
+	if !t.Failed() {
+		t.Run("split_into_an_owner", func(t *testing.T) { checkSplitIntoOwner(ctx, t, e) })
+	}
+}
+
+// checkSplitIntoOwner moves remainder 3 of 4 from shard1 to shard2, which
+// already owns keys: the copies there are marked until the switch, the
+// leftovers on shard1 until the clean-up; the load runs without pauses, so
+// the hold measured is the cutover's own.
+func checkSplitIntoOwner(ctx context.Context, t *testing.T, e *cutoverEnv) {
+	cur := e.Proxy.Server.Config()
+	next := *cur
+	next.Shards = append([]config.Shard(nil), cur.Shards...)
+	next.Shards[1].Hash = []config.HashSlot{{Modulus: 4, Remainder: 1}}
+	next.Shards[2].Hash = []config.HashSlot{{Modulus: 4, Remainder: 2}, {Modulus: 4, Remainder: 3}}
+	moves, err := sharding.PlanMoves(cur, &next)
+	if err != nil || len(moves) != 1 || moves[0].From != "shard1" || moves[0].To != "shard2" {
+		t.Fatalf("moves %+v, %v", moves, err)
+	}
+	m := moves[0]
+	ro, rn := mustRouter(t, cur), mustRouter(t, &next)
+	base := map[int64]int64{}
+	shards := []map[int64]int64{e.shardValues(ctx, t, 0), e.shardValues(ctx, t, 1), e.shardValues(ctx, t, 2)}
+	var keys []int64
+	for id := int64(1); id <= nKeys; id++ {
+		s, _ := ro.ShardOfKey("kv", []byte(fmt.Sprint(id)))
+		base[id] = shards[s][id]
+		keys = append(keys, id)
+	}
+	load := &writeLoad{}
+	var conns []*pgx.Conn
+	for i := 0; i < 4; i++ {
+		conns = append(conns, e.client(ctx, t, i == 0))
+	}
+	load.run(ctx, conns, keys, func(id int64) bool { return m.Has(sharding.Key{Int: id}) })
+	load.read(ctx, []*pgx.Conn{e.client(ctx, t)}, keys)
+	defer load.halt(t)
+	e.Proxy.MarkCopies(moves)
+	if err := e.copyMoving(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	if err := e.conn.QueryRow(ctx, "SELECT count(*) FROM kv").Scan(&n); err == nil {
+		t.Fatalf("a scatter read while shard2 holds copies answered %d, want 0A000", n)
+	}
+	held, err := e.Proxy.Cutover(ctx, &next, moves, func(ctx context.Context) error { return e.copyMoving(ctx, m) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	load.halt(t)
+	for id := int64(1); id <= nKeys; id++ {
+		load.acks[id].Add(base[id])
+	}
+	checkAcks(ctx, t, e, load, rn)
+	src, err := e.Cluster.Shards[1].Primary.Connect(ctx, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close(ctx)
+	if _, err := src.Exec(ctx, "DELETE FROM kv WHERE "+m.Where); err != nil {
+		t.Fatal(err)
+	}
+	e.Proxy.CleanupDone(moves)
+	if err := e.Cluster.WaitReplicated(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.conn.QueryRow(ctx, "SELECT count(*) FROM kv").Scan(&n); err != nil || n != nKeys {
+		t.Fatalf("count after cleanup: %d, %v; want %d", n, err, nKeys)
+	}
+	t.Logf("cutover without pauses held writes of moving keys for %v (%d writes, %d reads)", held, len(load.writes), load.reads.Load())
 }
 
 // checkCutoverTimeout: a transaction on shard0 that never ends makes the
@@ -325,7 +440,8 @@ func checkCutoverUnderLoad(ctx context.Context, t *testing.T, e *cutoverEnv, nex
 			txKeys = append(txKeys, id)
 		}
 	}
-	// Three workers write any key, three only keys that stay: a worker
+	// Three workers write any key (one with the simple protocol), three only
+	// keys that stay: a worker
 	// waits at its first moving key, and the others must not.
 	moving := func(id int64) bool { return m.Has(sharding.Key{Int: id}) }
 	var keys, staying []int64
@@ -338,11 +454,18 @@ func checkCutoverUnderLoad(ctx context.Context, t *testing.T, e *cutoverEnv, nex
 		}
 	}
 	load := &writeLoad{}
-	load.run(ctx, []*pgx.Conn{e.client(ctx, t), e.client(ctx, t), e.client(ctx, t)}, keys, moving)
+	load.run(ctx, []*pgx.Conn{e.client(ctx, t), e.client(ctx, t), e.client(ctx, t, true)}, keys, moving)
 	load.run(ctx, []*pgx.Conn{e.client(ctx, t), e.client(ctx, t), e.client(ctx, t)}, staying, moving)
 	defer load.halt(t)
+	load.read(ctx, []*pgx.Conn{e.client(ctx, t), e.client(ctx, t)}, keys)
 	time.Sleep(300 * time.Millisecond)
 	if err := e.copyMoving(ctx, m); err != nil { // the engine's copy, before the cutover
+		t.Fatal(err)
+	}
+	// A session pinned to shard0's primary (temp table) but idle between
+	// transactions: nothing of it to wait for.
+	pinned := e.client(ctx, t)
+	if _, err := pinned.Exec(ctx, "/* pgrouter: shard=shard0 */ CREATE TEMP TABLE pin (x int)"); err != nil {
 		t.Fatal(err)
 	}
 	// A transaction writing a moving key on shard0 when the hold begins.
@@ -392,9 +515,12 @@ func checkCutoverUnderLoad(ctx context.Context, t *testing.T, e *cutoverEnv, nex
 	}
 	time.Sleep(300 * time.Millisecond) // writes go on under the new placement
 	load.halt(t)
+	if _, err := pinned.Exec(ctx, "/* pgrouter: shard=shard0 */ INSERT INTO pin VALUES (1)"); err != nil {
+		t.Fatalf("the pinned session after the cutover: %v", err)
+	}
 	checkWindow(t, load.writes, windowStart, windowEnd)
 	checkAcks(ctx, t, e, load, rn)
-	t.Logf("held writes of moving keys for %v; %d writes acknowledged", o.held, len(load.writes))
+	t.Logf("held writes of moving keys for %v; %d writes acknowledged, %d reads", o.held, len(load.writes), load.reads.Load())
 }
 
 // checkWindow: while the cutover waited in drained, writes of staying keys

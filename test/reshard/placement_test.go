@@ -54,15 +54,11 @@ type moveCase struct {
 func TestMoveWhereMatchesRouter(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cluster, err := localpg.Start(ctx, localpg.Options{Shards: 1})
-	if err != nil {
-		t.Fatalf("start postgres: %v", err)
-	}
-	defer cluster.Close()
-	conn, err := cluster.Shards[0].Primary.Connect(ctx, "postgres")
+	cluster, conn, err := localpg.StartOne(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer cluster.Close()
 	defer conn.Close(context.WithoutCancel(ctx))
 
 	rng := rand.New(rand.NewPCG(15, 7))

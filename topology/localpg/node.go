@@ -180,3 +180,19 @@ func poll(ctx context.Context, interval time.Duration, check func() (bool, error
 		}
 	}
 }
+
+// StartOne starts one primary (no replicas) and connects to its database
+// "postgres": the setup of tests that only need a real Postgres to compare
+// with. Close the connection, then the cluster.
+func StartOne(ctx context.Context) (*Cluster, *pgx.Conn, error) {
+	c, err := Start(ctx, Options{Shards: 1})
+	if err != nil {
+		return nil, nil, fmt.Errorf("start postgres: %w", err)
+	}
+	conn, err := c.Shards[0].Primary.Connect(ctx, "postgres")
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, conn, nil
+}
