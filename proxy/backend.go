@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgrouter/pgrouter/pool"
@@ -81,7 +83,7 @@ func (ss *session) pickNode(snap *topology.Snapshot, shard int, primary bool) (*
 func (ss *session) bindNode(node *topology.Node, shard int, primary bool) (*binding, error) {
 	p := node.Pool(ss.user, ss.db)
 	if p == nil { // node removed by a reload between the snapshot load and now
-		return nil, pgErr("08006", fmt.Sprintf("node %s was removed from the topology", node.Name), "retry the statement")
+		return nil, pgwire.Error(pgwire.ConnectionFailure, fmt.Sprintf("node %s was removed from the topology", node.Name), "retry the statement")
 	}
 	start := time.Now()
 	c, err := p.Acquire(context.Background())
@@ -92,13 +94,13 @@ func (ss *session) bindNode(node *topology.Node, shard int, primary bool) (*bind
 	if primary && node.Role() == topology.RoleReplica {
 		// A failover demoted the node while we waited: never write to it.
 		p.Release(c)
-		return nil, pgErr("57P03", fmt.Sprintf("node %s of shard %s is no longer the primary", node.Name, node.Shard), "retry: the new primary is being detected")
+		return nil, pgwire.Error(pgwire.CannotConnectNow, fmt.Sprintf("node %s of shard %s is no longer the primary", node.Name, node.Shard), "retry: the new primary is being detected")
 	}
 	node.Acquired()
 	rd := backendReaders.Get().(*frameReader)
 	rd.reset(c.NetConn)
 	rd.params = c.ServerParams // kept current by every read (see frameReader.params)
-	b := &binding{conn: c, pool: p, node: node, shard: shard, primary: primary, rd: rd, txStatus: 'I'}
+	b := &binding{conn: c, pool: p, node: node, shard: shard, primary: primary, rd: rd, txStatus: pgwire.TxIdle}
 	ss.notePrimary(b, true)
 	return b, nil
 }
@@ -233,7 +235,7 @@ func (ss *session) rollback(ctx context.Context, b *binding) bool {
 	b.conn.NetConn.SetDeadline(deadline)
 	defer b.conn.NetConn.SetDeadline(time.Time{})
 	// Sync ends a half-sent extended batch; ROLLBACK ends the transaction.
-	msg := append([]byte{'S', 0, 0, 0, 4}, appendQuery(nil, "ROLLBACK")...)
+	msg := append([]byte{pgwire.Sync, 0, 0, 0, 4}, appendQuery(nil, "ROLLBACK")...)
 	if err := writeAll(b.conn.NetConn, msg); err != nil {
 		return false
 	}
@@ -242,12 +244,12 @@ func (ss *session) rollback(ctx context.Context, b *binding) bool {
 		if err != nil {
 			return false
 		}
-		if typ == 'Z' {
+		if typ == pgwire.ReadyForQuery {
 			ready++
 			b.txStatus = body[0]
 		}
 	}
-	return b.txStatus == 'I'
+	return b.txStatus == pgwire.TxIdle
 }
 
 // appendStateSync makes the backend's session GUCs match the client's, as a
@@ -255,7 +257,7 @@ func (ss *session) rollback(ctx context.Context, b *binding) bool {
 func (ss *session) appendStateSync() {
 	if q := ss.syncSQL(ss.be.conn.Settings) + ss.stringsSync(); q != "" {
 		ss.bout = appendQuery(ss.bout, q)
-		ss.push(expect{kind: 'Q', swallow: true})
+		ss.push(expect{kind: pgwire.Query, swallow: true})
 	}
 }
 
@@ -334,11 +336,11 @@ func (ss *session) applySet(v router.SetVar) {
 // client gets 08006 and may go on.
 func (ss *session) backendLost(err error) error {
 	b := ss.be
-	inTx := b.txStatus != 'I' || ss.txStatus != 'I'
+	inTx := b.txStatus != pgwire.TxIdle || ss.txStatus != pgwire.TxIdle
 	node, shard := b.node.Name, b.node.Shard
 	ss.discard()
 	ss.srv.log.Warn("backend lost", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName, "shard", shard, "node", node, "err", err)
-	pe := &pgconn.PgError{Severity: "ERROR", Code: "08006", Message: fmt.Sprintf("connection to backend %s lost", node), Hint: "the statement may or may not have been executed"}
+	pe := &pgconn.PgError{Severity: "ERROR", Code: pgwire.ConnectionFailure, Message: fmt.Sprintf("connection to backend %s lost", node), Hint: "the statement may or may not have been executed"}
 	if f := ss.backendFatal; f != nil { // what the backend said before closing
 		ss.backendFatal = nil
 		pe.Code, pe.Message = f.Code, fmt.Sprintf("backend %s: %s", node, f.Message)
@@ -348,12 +350,12 @@ func (ss *session) backendLost(err error) error {
 	if inTx {
 		pe.Severity = "FATAL"
 		pe.Message += " inside a transaction; the transaction is rolled back"
-		ss.writeClient(appendError(nil, pe))
+		ss.writeClient(pgwire.AppendError(nil, pe))
 		return errClientGone
 	}
-	ss.out = appendError(ss.out, pe)
-	ss.out = appendReady(ss.out, 'I')
-	ss.txStatus = 'I'
+	ss.out = pgwire.AppendError(ss.out, pe)
+	ss.out = pgwire.AppendReady(ss.out, pgwire.TxIdle)
+	ss.txStatus = pgwire.TxIdle
 	return ss.flushClient()
 }
 
@@ -376,7 +378,7 @@ func (ss *session) releaseAll(bs []*binding) {
 	for _, b := range bs {
 		ss.notePrimary(b, false)
 		b.node.Released()
-		if b.txStatus == 'I' {
+		if b.txStatus == pgwire.TxIdle {
 			b.pool.Release(b.conn)
 		} else {
 			b.pool.Discard(b.conn)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -21,7 +23,7 @@ type execResult struct {
 
 func (r execResult) failure(shard, what string) *pgconn.PgError {
 	if r.err == nil {
-		return pgErr("XX000", fmt.Sprintf("shard %s %s: unexpected answer %q", shard, what, r.tag), "")
+		return pgwire.Error(pgwire.InternalError, fmt.Sprintf("shard %s %s: unexpected answer %q", shard, what, r.tag), "")
 	}
 	e := *r.err
 	e.Severity = "ERROR"
@@ -40,8 +42,8 @@ func execAll(bs []*binding, sql string) []execResult {
 	}
 	for i, b := range bs {
 		if !sent[i] {
-			b.txStatus = 'E'
-			out[i].err = pgErr("08006", "connection to backend "+b.node.Name+" lost", "")
+			b.txStatus = pgwire.TxFailed
+			out[i].err = pgwire.Error(pgwire.ConnectionFailure, "connection to backend "+b.node.Name+" lost", "")
 			continue
 		}
 		out[i] = readResult(b)
@@ -61,9 +63,9 @@ func readResult(b *binding) execResult {
 	defer b.conn.NetConn.SetReadDeadline(time.Time{})
 	perr, lost := b.readUntilReady(func(typ byte, body []byte) {
 		switch typ {
-		case 'C':
+		case pgwire.CommandComplete:
 			r.tag = strings.TrimRight(string(body), "\x00")
-		case 'D':
+		case pgwire.DataRow:
 			r.rows = append(r.rows, decodeTextRow(body))
 		}
 	})
@@ -84,16 +86,16 @@ func (b *binding) readUntilReady(on func(typ byte, body []byte)) (perr, lost *pg
 	for {
 		typ, body, err := b.rd.next()
 		if err != nil {
-			b.txStatus = 'E'
-			return perr, pgErr("08006", fmt.Sprintf("connection to backend %s lost: %v", b.node.Name, err), "")
+			b.txStatus = pgwire.TxFailed
+			return perr, pgwire.Error(pgwire.ConnectionFailure, fmt.Sprintf("connection to backend %s lost: %v", b.node.Name, err), "")
 		}
 		switch typ {
-		case 'Z':
+		case pgwire.ReadyForQuery:
 			b.txStatus = body[0]
 			return perr, nil
-		case 'E':
+		case pgwire.ErrorResponse:
 			if perr == nil {
-				perr = decodeError(body)
+				perr = pgwire.DecodeError(body)
 			}
 		}
 		if on != nil {
@@ -142,8 +144,8 @@ func (ss *session) readPreamble(b *binding, p preamble) (perr, lost *pgconn.PgEr
 	if perr, lost = b.readUntilReady(nil); lost != nil {
 		return nil, lost
 	}
-	if perr == nil && b.txStatus != 'T' {
-		perr = pgErr("XX000", "BEGIN did not open a transaction", "")
+	if perr == nil && b.txStatus != pgwire.TxActive {
+		perr = pgwire.Error(pgwire.InternalError, "BEGIN did not open a transaction", "")
 	}
 	if perr != nil {
 		return execResult{err: perr}.failure(b.node.Shard, "could not begin"), nil

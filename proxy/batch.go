@@ -1,5 +1,7 @@
 package proxy
 
+import "github.com/pgrouter/pgrouter/pgwire"
+
 // batch holds extended-protocol messages until Sync or Flush, so the route
 // can be decided from the Bind parameters before anything is sent.
 type batch struct {
@@ -32,11 +34,11 @@ func (b *batch) parsesClean() bool {
 	bound := false
 	for i, m := range b.msgs {
 		switch {
-		case m.typ == 'P' && (m.st == nil || m.st.plan == nil || m.st.plan.Unparsed):
+		case m.typ == pgwire.Parse && (m.st == nil || m.st.plan == nil || m.st.plan.Unparsed):
 			return false
-		case m.typ == 'B':
+		case m.typ == pgwire.Bind:
 			bound = true
-		case !bound && (m.typ == 'E' || m.typ == 'D' && len(b.body(i)) > 0 && b.body(i)[0] == 'P'):
+		case !bound && (m.typ == pgwire.Execute || m.typ == pgwire.Describe && len(b.body(i)) > 0 && b.body(i)[0] == pgwire.ObjectPortal):
 			return false
 		}
 	}
@@ -46,7 +48,7 @@ func (b *batch) parsesClean() bool {
 // binds reports whether the batch creates a portal (has a Bind).
 func (b *batch) binds() bool {
 	for _, m := range b.msgs {
-		if m.typ == 'B' {
+		if m.typ == pgwire.Bind {
 			return true
 		}
 	}
@@ -60,7 +62,7 @@ func (b *batch) executes() bool { return b.executions() > 0 }
 func (b *batch) executions() int {
 	n := 0
 	for _, m := range b.msgs {
-		if m.typ == 'E' {
+		if m.typ == pgwire.Execute {
 			n++
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"maps"
 	"time"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgrouter/pgrouter/router"
@@ -33,7 +35,7 @@ func (ss *session) localStatement(plan *router.Plan) error {
 			ss.hints.Shard = val
 		}
 		ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SET")})
-		ss.out = appendReady(ss.out, ss.txStatus)
+		ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 		return ss.flushClient()
 	}
 	role := ss.hints.Role
@@ -52,7 +54,7 @@ func (ss *session) localStatement(plan *router.Plan) error {
 		}
 	}
 	ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SHOW")})
-	ss.out = appendReady(ss.out, ss.txStatus)
+	ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 	return ss.flushClient()
 }
 
@@ -66,8 +68,8 @@ func (ss *session) functionCall(body []byte) error {
 	ss.be.wrote = true
 	ss.bout = ss.bout[:0]
 	ss.appendPreamble(true)
-	ss.bout = appendFrame(ss.bout, 'F', body)
-	ss.push(expect{kind: 'F'})
+	ss.bout = appendFrame(ss.bout, pgwire.FunctionCall, body)
+	ss.push(expect{kind: pgwire.FunctionCall})
 	return ss.roundTrip()
 }
 
@@ -123,14 +125,14 @@ func (ss *session) loginSync() error {
 			return err
 		}
 		switch typ {
-		case 'E':
+		case pgwire.ErrorResponse:
 			var e pgproto3.ErrorResponse
 			if e.Decode(body) == nil && firstErr == nil {
-				firstErr = pgErr(e.Code, e.Message, e.Hint)
+				firstErr = pgwire.Error(e.Code, e.Message, e.Hint)
 			}
-		case 'S':
+		case pgwire.ParameterStatus:
 			ss.noteParameterStatus(body)
-		case 'Z':
+		case pgwire.ReadyForQuery:
 			ss.be.txStatus = body[0]
 			if firstErr != nil {
 				clear(ss.be.conn.Settings)

@@ -3,6 +3,8 @@ package proxy
 import (
 	"strings"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgrouter/pgrouter/router"
@@ -86,7 +88,7 @@ func (ss *session) spanSavepoint(plan *router.Plan, ext *batch) (bool, error) {
 	} else {
 		ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte(tag)})
 	}
-	ss.txStatus = 'T'
-	ss.out = appendReady(ss.out, 'T')
+	ss.txStatus = pgwire.TxActive
+	ss.out = pgwire.AppendReady(ss.out, pgwire.TxActive)
 	return true, ss.flushClient()
 }

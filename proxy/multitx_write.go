@@ -3,6 +3,8 @@ package proxy
 import (
 	"fmt"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgrouter/pgrouter/router"
@@ -15,7 +17,7 @@ import (
 // two-phase commit, which a write on several shards needs).
 func (ss *session) execInTx(parts []router.InsertPart, resultFormats []int16) ([]splitResult, *pgconn.PgError) {
 	if len(parts) > 1 && !ss.twoPhase() {
-		return nil, pgErr("25000", fmt.Sprintf("statement writes on %d shards inside a transaction", len(parts)),
+		return nil, pgwire.Error(pgwire.InvalidTransactionState, fmt.Sprintf("statement writes on %d shards inside a transaction", len(parts)),
 			"enable two_phase_commit for the database, or run the statement outside the transaction")
 	}
 	if ss.be == nil { // first statement after a deferred BEGIN
@@ -28,7 +30,7 @@ func (ss *session) execInTx(parts []router.InsertPart, resultFormats []int16) ([
 			return nil, toPgError(err)
 		}
 		if ss.openBatch {
-			return nil, pgErr("25000", "a multi-shard write cannot follow an unfinished pipelined batch", "send Sync first")
+			return nil, pgwire.Error(pgwire.InvalidTransactionState, "a multi-shard write cannot follow an unfinished pipelined batch", "send Sync first")
 		}
 		if err := ss.joinShard(p.Shard); err != nil {
 			return nil, toPgError(err)
@@ -43,8 +45,8 @@ func (ss *session) execInTx(parts []router.InsertPart, resultFormats []int16) ([
 		}
 		b.wrote = true
 		if err := writeAll(b.conn.NetConn, appendInsertPart(nil, p, resultFormats)); err != nil {
-			b.txStatus = 'E'
-			return nil, pgErr("08006", "connection to backend "+b.node.Name+" lost", "the transaction is rolled back")
+			b.txStatus = pgwire.TxFailed
+			return nil, pgwire.Error(pgwire.ConnectionFailure, "connection to backend "+b.node.Name+" lost", "the transaction is rolled back")
 		}
 		if lost := readPart(b, &results[i]); lost != nil {
 			lost.Hint = "the transaction is rolled back"
@@ -76,8 +78,8 @@ func (ss *session) openTx(shard int) error {
 func (ss *session) beginOn(b *binding, begin string) *pgconn.PgError {
 	msg, pre := ss.appendPreambleFor(nil, b, begin)
 	if err := writeAll(b.conn.NetConn, msg); err != nil {
-		b.txStatus = 'E'
-		return pgErr("08006", "connection to backend "+b.node.Name+" lost", "")
+		b.txStatus = pgwire.TxFailed
+		return pgwire.Error(pgwire.ConnectionFailure, "connection to backend "+b.node.Name+" lost", "")
 	}
 	perr, lost := ss.readPreamble(b, pre)
 	if lost != nil {

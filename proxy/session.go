@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"golang.org/x/time/rate"
 	"io"
 	"net"
 	"strings"
@@ -11,6 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/pgrouter/pgrouter/pgwire"
+	"golang.org/x/time/rate"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -122,7 +124,7 @@ func newSession(srv *Server, st *serverState, c net.Conn, u *config.User, pendin
 		stmts:       map[string]*stmt{},
 		desired:     map[string]string{},
 		startup:     map[string]string{},
-		txStatus:    'I',
+		txStatus:    pgwire.TxIdle,
 		floor:       make([]topology.Floor, len(st.cfg.Shards)),
 		hints:       router.Session{Role: u.DefaultRole},
 		connectedAt: time.Now(),
@@ -195,13 +197,13 @@ func (ss *session) run() {
 				return
 			}
 			if ss.closing.Load() {
-				ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "57P01", Message: "terminating connection: pgrouter is shutting down"}))
+				ss.writeClient(pgwire.AppendError(nil, pgwire.Fatal(pgwire.AdminShutdown, "terminating connection: pgrouter is shutting down")))
 				return
 			}
 			var ne net.Error
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !(errors.As(err, &ne) && ne.Timeout()) {
 				// A broken frame, not a closed socket: say so before closing.
-				ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "08P01", Message: "invalid message from client: " + err.Error()}))
+				ss.writeClient(pgwire.AppendError(nil, pgwire.Fatal(pgwire.ProtocolViolation, "invalid message from client: "+err.Error())))
 				ss.srv.log.Info("client protocol error", "client_id", ss.pid, "err", err)
 				if errors.As(err, new(errMessageTooLong)) {
 					ss.srv.guard.refusedMessage()
@@ -224,7 +226,7 @@ func (ss *session) run() {
 			return
 		}
 		if ss.closing.Load() && ss.be == nil {
-			ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "57P01", Message: "terminating connection: pgrouter is shutting down"}))
+			ss.writeClient(pgwire.AppendError(nil, pgwire.Fatal(pgwire.AdminShutdown, "terminating connection: pgrouter is shutting down")))
 			return
 		}
 	}
@@ -253,11 +255,11 @@ var errClientGone = errors.New("client connection closed")
 
 func (ss *session) dispatch(typ byte, body []byte) error {
 	// (A batch over several shards keeps its own skip state: ss.span.)
-	if ss.skipping && ss.span == nil && typ != 'S' && typ != 'X' {
+	if ss.skipping && ss.span == nil && typ != pgwire.Sync && typ != pgwire.Terminate {
 		return nil // after an error Postgres discards everything until Sync, Query and FunctionCall too
 	}
 	switch typ {
-	case 'Q', 'F':
+	case pgwire.Query, pgwire.FunctionCall:
 		// A Query inside an extended batch is answered after the batch's
 		// earlier messages: send those first (with a Flush of our own).
 		if len(ss.batch.msgs) > 0 {
@@ -265,21 +267,21 @@ func (ss *session) dispatch(typ byte, body []byte) error {
 				return err
 			}
 		}
-		if typ == 'F' {
+		if typ == pgwire.FunctionCall {
 			return ss.functionCall(body)
 		}
 		if err := ss.throttle(); err != nil {
 			return ss.replyError(err, true)
 		}
 		return ss.simpleQuery(body)
-	case 'P', 'B', 'D', 'E', 'C':
+	case pgwire.Parse, pgwire.Bind, pgwire.Describe, pgwire.Execute, pgwire.Close:
 		ss.batch.add(typ, body)
-		if ss.batch.size() > 1<<20 || typ == 'E' && ss.executesCopy() {
+		if ss.batch.size() > 1<<20 || typ == pgwire.Execute && ss.executesCopy() {
 			// (Postgres sends CopyInResponse at once, without Sync or Flush.)
 			return ss.flushPending()
 		}
 		return nil
-	case 'S':
+	case pgwire.Sync:
 		if ss.skipping && ss.span == nil {
 			return ss.endSkip()
 		}
@@ -291,12 +293,12 @@ func (ss *session) dispatch(typ byte, body []byte) error {
 		err := ss.flushBatch(true)
 		ss.skipping = false // a Sync ends any skip, whichever path answered it
 		return err
-	case 'H':
+	case pgwire.Flush:
 		ss.batch.add(typ, body)
 		return ss.flushBatch(false)
-	case 'X':
+	case pgwire.Terminate:
 		return errClientGone
-	case 'd', 'c', 'f':
+	case pgwire.CopyData, pgwire.CopyDone, pgwire.CopyFail:
 		if len(ss.batch.msgs) > 0 {
 			// COPY data right behind Parse/Bind/Execute with no Sync or
 			// Flush: the batch starts a COPY, whose data this is.
@@ -307,7 +309,7 @@ func (ss *session) dispatch(typ byte, body []byte) error {
 		}
 		return nil // copy messages outside COPY are ignored, as Postgres does
 	default:
-		ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "08P01", Message: "invalid frontend message type " + string(rune(typ))}))
+		ss.writeClient(pgwire.AppendError(nil, pgwire.Fatal(pgwire.ProtocolViolation, "invalid frontend message type "+string(rune(typ)))))
 		return errors.New("protocol violation")
 	}
 }
@@ -334,22 +336,22 @@ func (ss *session) flushClient() error {
 func (ss *session) replyError(err error, ready bool) error {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
-		pe = pgErr("XX000", err.Error(), "")
+		pe = pgwire.Error(pgwire.InternalError, err.Error(), "")
 	}
 	ss.srv.Metrics.errors(pe.Code)
 	ss.srv.log.Info("query refused", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName, "sqlstate", pe.Code, "err", pe.Message)
-	ss.out = appendError(ss.out, pe)
+	ss.out = pgwire.AppendError(ss.out, pe)
 	if ready {
 		st := ss.txStatus
-		if st == 'T' {
-			st = 'E'
-			ss.txStatus = 'E'
+		if st == pgwire.TxActive {
+			st = pgwire.TxFailed
+			ss.txStatus = pgwire.TxFailed
 			ss.abortRefusedTx()
 			if ss.be == nil && ss.pendingBegin != "" { // it could not be opened to fail there
 				ss.abortDeferredTx()
 			}
 		}
-		ss.out = appendReady(ss.out, st)
+		ss.out = pgwire.AppendReady(ss.out, st)
 	}
 	return ss.flushClient()
 }
@@ -404,7 +406,7 @@ func (ss *session) cleanup() {
 		ss.discard() // its session state must not reach another client
 		return
 	}
-	if b.txStatus != 'I' || len(ss.queue) > 0 || ss.openBatch {
+	if b.txStatus != pgwire.TxIdle || len(ss.queue) > 0 || ss.openBatch {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if !ss.rollback(ctx, b) {

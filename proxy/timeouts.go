@@ -7,6 +7,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -33,7 +35,7 @@ import (
 // deadline when none is set and the client is inside a transaction.
 func (ss *session) idleStart() {
 	d := ss.st.cfg.Timeouts.IdleInTransaction.D()
-	if d <= 0 || ss.txStatus == 'I' {
+	if d <= 0 || ss.txStatus == pgwire.TxIdle {
 		return
 	}
 	ss.idleSince = time.Now()
@@ -65,18 +67,18 @@ func (ss *session) idleTimeout(err error) idleVerdict {
 		return idleOther // shutdown woke a client that holds no backend
 	}
 	d := ss.st.cfg.Timeouts.IdleInTransaction.D()
-	if ss.txStatus == 'I' || time.Since(ss.idleSince) < d {
+	if ss.txStatus == pgwire.TxIdle || time.Since(ss.idleSince) < d {
 		ss.idleArmed = time.Time{}
-		if ss.txStatus != 'I' {
+		if ss.txStatus != pgwire.TxIdle {
 			ss.idleArmed = ss.idleSince.Add(d)
 		}
 		ss.conn.SetReadDeadline(ss.idleArmed)
 		return idleSpurious
 	}
-	ss.srv.Metrics.errors("25P03")
+	ss.srv.Metrics.errors(pgwire.IdleInTransactionTimeout)
 	ss.srv.log.Info("client idle in transaction too long; disconnected", "client_id", ss.pid, "user", ss.user.Name,
 		"db", ss.dbName, "timeout", d.String())
-	ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "25P03",
+	ss.writeClient(pgwire.AppendError(nil, &pgconn.PgError{Severity: "FATAL", Code: pgwire.IdleInTransactionTimeout,
 		Message: "terminating connection due to idle-in-transaction timeout",
 		Detail:  fmt.Sprintf("The client was idle inside a transaction for more than %s (pgrouter timeouts.idle_in_transaction); the transaction is rolled back.", d)}))
 	return idleExpired
@@ -106,7 +108,7 @@ func (ss *session) queryTimedOut(err error, node string, pe *pgconn.PgError) {
 	if d <= 0 || !errors.As(err, &ne) || !ne.Timeout() {
 		return
 	}
-	pe.Code = "57014"
+	pe.Code = pgwire.QueryCanceled
 	pe.Message = fmt.Sprintf("canceling statement due to query timeout: backend %s did not answer for %s", node, d)
 	pe.Hint = "pgrouter closed the backend connection (timeouts.query); the statement may or may not have been executed"
 }
