@@ -26,6 +26,7 @@ type binding struct {
 	wrote    bool // ran a statement that needs the primary (sets the RYW floor)
 	rd       *frameReader
 	txStatus byte
+	timeout  time.Duration // timeouts.query: the longest wait for an answer (see next)
 }
 
 // backendReaders are shared by all sessions: a reader is needed only while a
@@ -100,7 +101,8 @@ func (ss *session) bindNode(node *topology.Node, shard int, primary bool) (*bind
 	rd := backendReaders.Get().(*frameReader)
 	rd.reset(c.NetConn)
 	rd.params = c.ServerParams // kept current by every read (see frameReader.params)
-	b := &binding{conn: c, pool: p, node: node, shard: shard, primary: primary, rd: rd, txStatus: pgwire.TxIdle}
+	b := &binding{conn: c, pool: p, node: node, shard: shard, primary: primary, rd: rd, txStatus: pgwire.TxIdle,
+		timeout: ss.st.cfg.Timeouts.Query.D()}
 	ss.notePrimary(b, true)
 	return b, nil
 }
@@ -239,14 +241,9 @@ func (ss *session) rollback(ctx context.Context, b *binding) bool {
 	if err := writeAll(b.conn.NetConn, msg); err != nil {
 		return false
 	}
-	for ready := 0; ready < 2; {
-		typ, body, err := b.rd.next()
-		if err != nil {
+	for ready := 0; ready < 2; ready++ {
+		if _, lost := b.readUntilReady(nil); lost != nil {
 			return false
-		}
-		if typ == pgwire.ReadyForQuery {
-			ready++
-			b.txStatus = body[0]
 		}
 	}
 	return b.txStatus == pgwire.TxIdle
@@ -337,15 +334,18 @@ func (ss *session) applySet(v router.SetVar) {
 func (ss *session) backendLost(err error) error {
 	b := ss.be
 	inTx := b.txStatus != pgwire.TxIdle || ss.txStatus != pgwire.TxIdle
-	node, shard := b.node.Name, b.node.Shard
+	node, shard, timeout := b.node.Name, b.node.Shard, b.timeout
 	ss.discard()
 	ss.srv.log.Warn("backend lost", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName, "shard", shard, "node", node, "err", err)
-	pe := &pgconn.PgError{Severity: "ERROR", Code: pgwire.ConnectionFailure, Message: fmt.Sprintf("connection to backend %s lost", node), Hint: "the statement may or may not have been executed"}
+	pe := pgwire.Error(pgwire.ConnectionFailure, fmt.Sprintf("connection to backend %s lost", node), "the statement may or may not have been executed")
 	if f := ss.backendFatal; f != nil { // what the backend said before closing
 		ss.backendFatal = nil
 		pe.Code, pe.Message = f.Code, fmt.Sprintf("backend %s: %s", node, f.Message)
 	}
-	ss.queryTimedOut(err, node, pe)
+	if le := lostError(node, err, timeout); le.Code == pgwire.QueryCanceled {
+		cp := *le // may be shared by the members of a multi-shard execution
+		pe = &cp
+	}
 	ss.srv.Metrics.errors(pe.Code)
 	if inTx {
 		pe.Severity = "FATAL"

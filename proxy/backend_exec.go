@@ -25,10 +25,9 @@ func (r execResult) failure(shard, what string) *pgconn.PgError {
 	if r.err == nil {
 		return pgwire.Error(pgwire.InternalError, fmt.Sprintf("shard %s %s: unexpected answer %q", shard, what, r.tag), "")
 	}
-	e := *r.err
-	e.Severity = "ERROR"
-	e.Message = fmt.Sprintf("shard %s %s: %s", shard, what, r.err.Message)
-	return &e
+	e := pgwire.WithMessage(r.err, fmt.Sprintf("shard %s %s: %s", shard, what, r.err.Message))
+	e.Severity = "ERROR" // e is a copy
+	return e
 }
 
 // execAll runs sql on every backend concurrently (write all, then read
@@ -74,34 +73,6 @@ func readResult(b *binding) execResult {
 		r.err = lost
 	}
 	return r
-}
-
-// readUntilReady is the one way the proxy reads a backend's answers to
-// what it sent on its own (preambles, multi-shard parts, 2PC, COPY ends):
-// every message up to the next ReadyForQuery goes to on (nil: discard),
-// ReadyForQuery's status to b.txStatus. perr is the first ErrorResponse.
-// A lost connection (or a deadline the caller set) marks b broken ('E':
-// it is discarded, not reused) and comes back as lost, an 08006 error.
-func (b *binding) readUntilReady(on func(typ byte, body []byte)) (perr, lost *pgconn.PgError) {
-	for {
-		typ, body, err := b.rd.next()
-		if err != nil {
-			b.txStatus = pgwire.TxFailed
-			return perr, pgwire.Error(pgwire.ConnectionFailure, fmt.Sprintf("connection to backend %s lost: %v", b.node.Name, err), "")
-		}
-		switch typ {
-		case pgwire.ReadyForQuery:
-			b.txStatus = body[0]
-			return perr, nil
-		case pgwire.ErrorResponse:
-			if perr == nil {
-				perr = pgwire.DecodeError(body)
-			}
-		}
-		if on != nil {
-			on(typ, body)
-		}
-	}
 }
 
 // preamble is what the proxy sends a backend ahead of a statement of its

@@ -215,9 +215,9 @@ func (ss *session) readStart(t *copyTarget) {
 	}
 	t.err = perr
 	for {
-		typ, body, err := t.b.rd.next()
+		typ, body, err := t.b.next()
 		if err != nil {
-			t.lost = err
+			t.lost = t.b.lost(err)
 			return
 		}
 		switch typ {
@@ -241,6 +241,8 @@ func (t *copyTarget) failure() *pgconn.PgError {
 	switch {
 	case t.err != nil:
 		return t.err
+	case t.lost != nil && lostError(t.b.node.Name, t.lost, t.b.timeout).Code == pgwire.QueryCanceled:
+		return lostError(t.b.node.Name, t.lost, t.b.timeout)
 	case t.lost != nil:
 		return pgwire.Error(pgwire.ConnectionFailure, fmt.Sprintf("connection to backend %s lost during COPY", t.b.node.Name), "the COPY was rolled back on every shard it reached")
 	}
@@ -251,6 +253,12 @@ func (t *copyTarget) failure() *pgconn.PgError {
 // and reports a failure on fail (with its index) as soon as the COPY ends.
 func (t *copyTarget) watch(i int, fail chan<- int) {
 	defer close(t.done)
+	// The backend answers only once the client's data ends: that wait is
+	// the client's, not the backend's silence (timeouts.query).
+	t.b.disarm() // readStart's deadline
+	d := t.b.timeout
+	t.b.timeout = 0
+	defer func() { t.b.timeout = d }()
 	perr, lost := t.b.readUntilReady(func(typ byte, body []byte) {
 		if typ == pgwire.CommandComplete {
 			_, t.count = splitTag(body)

@@ -120,7 +120,7 @@ func (ss *session) loginSync() error {
 	}
 	var firstErr error
 	for {
-		typ, body, err := ss.be.rd.next()
+		typ, body, err := ss.be.next()
 		if err != nil {
 			return err
 		}

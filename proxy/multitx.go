@@ -163,8 +163,7 @@ func (ss *session) joinShard(shard int) error {
 	ss.srv.Metrics.routed(ss.st.cfg.Shards[shard].Name, roleName(b.primary), kindMulti, reason)
 	if perr := ss.beginOn(b, ss.txBegin+";"+replaySets(ss.txSets)+ss.replaySavepoints()); perr != nil {
 		ss.releaseAll([]*binding{b})
-		perr.Message = "could not join the transaction: " + perr.Message
-		return perr
+		return pgwire.WithMessage(perr, "could not join the transaction: "+perr.Message)
 	}
 	if len(ss.members) == 0 {
 		ss.members = append(ss.members, ss.be)

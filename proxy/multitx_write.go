@@ -49,8 +49,7 @@ func (ss *session) execInTx(parts []router.InsertPart, resultFormats []int16) ([
 			return nil, pgwire.Error(pgwire.ConnectionFailure, "connection to backend "+b.node.Name+" lost", "the transaction is rolled back")
 		}
 		if lost := readPart(b, &results[i]); lost != nil {
-			lost.Hint = "the transaction is rolled back"
-			return nil, lost
+			return nil, pgwire.WithHint(lost, "the transaction is rolled back")
 		}
 		if results[i].err != nil && failed == nil {
 			failed = results[i].err

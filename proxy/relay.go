@@ -40,7 +40,7 @@ func (ss *session) roundTrip() error {
 	if err := ss.relay(); err != nil {
 		return err
 	}
-	ss.disarmQueryTimeout(b)
+	b.disarm()
 	ss.observe(b, time.Since(start))
 	ss.afterRoundTrip()
 	return ss.flushClient()
@@ -92,8 +92,7 @@ func (ss *session) relay() error {
 		if len(ss.queue) == 0 {
 			return nil
 		}
-		ss.armQueryTimeout(b)
-		typ, body, err := b.rd.next()
+		typ, body, err := b.next()
 		if err != nil && ss.copyBroken { // it closed after answering the client's broken COPY
 			ss.flushClient()
 			ss.discard()

@@ -229,10 +229,10 @@ type shardSource struct {
 // describe reads up to the shard's RowDescription (or its error).
 func (s *shardSource) describe() ([]byte, *pgconn.PgError) {
 	for {
-		typ, body, err := s.b.rd.next()
+		typ, body, err := s.b.next()
 		if err != nil {
 			s.done = true
-			return nil, pgwire.Error(pgwire.ConnectionFailure, fmt.Sprintf("connection to backend %s lost", s.b.node.Name), "")
+			return nil, s.b.lost(err)
 		}
 		switch typ {
 		case pgwire.ReadyForQuery:
@@ -279,10 +279,10 @@ func (s *shardSource) Next() ([]byte, bool, error) {
 		return nil, false, nil
 	}
 	for {
-		typ, body, err := s.b.rd.next()
+		typ, body, err := s.b.next()
 		if err != nil {
 			s.done = true
-			return nil, false, pgwire.Error(pgwire.ConnectionFailure, fmt.Sprintf("connection to backend %s lost", s.b.node.Name), "")
+			return nil, false, s.b.lost(err)
 		}
 		switch typ {
 		case pgwire.DataRow:

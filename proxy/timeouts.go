@@ -3,7 +3,6 @@ package proxy
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"time"
 
@@ -82,33 +81,4 @@ func (ss *session) idleTimeout(err error) idleVerdict {
 		Message: "terminating connection due to idle-in-transaction timeout",
 		Detail:  fmt.Sprintf("The client was idle inside a transaction for more than %s (pgrouter timeouts.idle_in_transaction); the transaction is rolled back.", d)}))
 	return idleExpired
-}
-
-// armQueryTimeout (re)starts the backend's read deadline before a read that
-// may block; a no-op when timeouts.query is off or a message is buffered.
-func (ss *session) armQueryTimeout(b *binding) {
-	if d := ss.st.cfg.Timeouts.Query.D(); d > 0 && b.rd.buffered() == 0 {
-		b.conn.NetConn.SetReadDeadline(time.Now().Add(d))
-	}
-}
-
-// disarmQueryTimeout clears the deadline once every answer arrived, before
-// the backend is idle again (pool checks and the idle watch read it too).
-func (ss *session) disarmQueryTimeout(b *binding) {
-	if ss.st.cfg.Timeouts.Query.D() > 0 {
-		b.conn.NetConn.SetReadDeadline(time.Time{})
-	}
-}
-
-// queryTimedOut turns a backend read that hit timeouts.query into the
-// client's error (the caller discards the backend).
-func (ss *session) queryTimedOut(err error, node string, pe *pgconn.PgError) {
-	d := ss.st.cfg.Timeouts.Query.D()
-	var ne net.Error
-	if d <= 0 || !errors.As(err, &ne) || !ne.Timeout() {
-		return
-	}
-	pe.Code = pgwire.QueryCanceled
-	pe.Message = fmt.Sprintf("canceling statement due to query timeout: backend %s did not answer for %s", node, d)
-	pe.Hint = "pgrouter closed the backend connection (timeouts.query); the statement may or may not have been executed"
 }

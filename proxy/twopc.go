@@ -133,7 +133,7 @@ func (c *coordinator) prepareAll(members []*binding, gid string) (prepared []boo
 		}
 	}
 	if failure != nil {
-		failure.Message = "multi-shard transaction rolled back on every shard: " + failure.Message
+		failure = pgwire.WithMessage(failure, "multi-shard transaction rolled back on every shard: "+failure.Message)
 	}
 	return prepared, failure
 }
