@@ -33,16 +33,11 @@ func (r execResult) failure(shard, what string) *pgconn.PgError {
 // execAll runs sql on every backend concurrently (write all, then read
 // all): one round trip in total, not one per backend.
 func execAll(bs []*binding, sql string) []execResult {
-	msg := appendQuery(nil, sql)
+	lost := sendEach(bs, func(_ int, _ *binding, dst []byte) []byte { return appendQuery(dst, sql) })
 	out := make([]execResult, len(bs))
-	sent := make([]bool, len(bs))
 	for i, b := range bs {
-		sent[i] = writeAll(b.conn.NetConn, msg) == nil
-	}
-	for i, b := range bs {
-		if !sent[i] {
-			b.txStatus = pgwire.TxFailed
-			out[i].err = pgwire.Error(pgwire.ConnectionFailure, "connection to backend "+b.node.Name+" lost", "")
+		if lost != nil && lost[i] != nil {
+			out[i].err = lost[i]
 			continue
 		}
 		out[i] = readResult(b)

@@ -169,20 +169,22 @@ func (ss *session) copyRelease(ts []*copyTarget) {
 // for each CopyInResponse. On an error the targets that did enter copy-in
 // mode have their watchers running, ready for copyAbort.
 func (ss *session) copyStart(ts []*copyTarget, sql string) *pgconn.PgError {
-	for _, t := range ts {
-		var msg []byte
+	bs := make([]*binding, len(ts))
+	for i, t := range ts {
+		bs[i] = t.b
+	}
+	lost := sendEach(bs, func(i int, b *binding, msg []byte) []byte {
 		begin := "BEGIN"
-		if t.member {
+		if ts[i].member {
 			begin = "" // already inside the client's transaction
 		}
-		msg, t.pre = ss.appendPreambleFor(nil, t.b, begin)
-		msg = appendQuery(msg, sql)
-		t.b.txStatus = pgwire.TxActive // until a ReadyForQuery says otherwise
-		if err := writeAll(t.b.conn.NetConn, msg); err != nil {
-			t.lost = err
-			break
+		msg, ts[i].pre = ss.appendPreambleFor(msg, b, begin)
+		return appendQuery(msg, sql)
+	})
+	for i, t := range ts {
+		if t.sent = lost == nil || lost[i] == nil; !t.sent {
+			t.lost = lost[i]
 		}
-		t.sent = true
 	}
 	var first *pgconn.PgError
 	for _, t := range ts {

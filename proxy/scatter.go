@@ -56,21 +56,20 @@ func (ss *session) scatterRead(sql string, plan *router.Plan, st *stmt, args rou
 	named := ss.shardStatement(st, shardSQL)
 	srcs := make([]merge.Source, len(bs))
 	descs := make([][]byte, len(bs))
-	var msg []byte
 	pre := make([]preamble, len(bs))
-	for i, b := range bs {
-		msg, pre[i] = ss.appendPreambleFor(msg[:0], b, "")
+	lost := sendEach(bs, func(i int, b *binding, msg []byte) []byte {
+		msg, pre[i] = ss.appendPreambleFor(msg, b, "")
 		src := &shardSource{b: b}
 		if named != nil {
 			msg, src.parsing = ss.appendNamedPart(msg, b, named, part, mp.ShardFormats(resultFormats))
 		} else {
 			msg = appendInsertPart(msg, part, mp.ShardFormats(resultFormats))
 		}
-		b.txStatus = pgwire.TxActive // answers pending: not reusable until its ReadyForQuery
-		if err := writeAll(b.conn.NetConn, msg); err != nil {
-			return 0, false, pgwire.Error(pgwire.ConnectionFailure, fmt.Sprintf("connection to backend %s lost", b.node.Name), "")
-		}
 		srcs[i] = src
+		return msg
+	})
+	if lost != nil {
+		return 0, false, firstLost(lost)
 	}
 	var firstErr *pgconn.PgError
 	for i, b := range bs {

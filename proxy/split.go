@@ -53,19 +53,15 @@ func (ss *session) execOnShards(parts []router.InsertPart, resultFormats []int16
 	defer func() { ss.releaseAll(bs) }()
 	results := make([]splitResult, len(parts))
 	pre := make([]preamble, len(bs))
-	for i, b := range bs {
-		var msg []byte
-		msg, pre[i] = ss.appendPreambleFor(nil, b, "BEGIN")
+	lost := sendEach(bs, func(i int, b *binding, msg []byte) []byte {
+		msg, pre[i] = ss.appendPreambleFor(msg, b, "BEGIN")
 		if isScript(parts[i], resultFormats) {
-			msg = appendQuery(msg, parts[i].SQL) // the extended protocol takes one statement
-		} else {
-			msg = appendInsertPart(msg, parts[i], resultFormats)
+			return appendQuery(msg, parts[i].SQL) // the extended protocol takes one statement
 		}
-		if err := writeAll(b.conn.NetConn, msg); err != nil {
-			b.txStatus = pgwire.TxFailed
-			return nil, pgwire.Error(pgwire.ConnectionFailure, fmt.Sprintf("connection to backend %s lost", b.node.Name), "")
-		}
-		b.txStatus = pgwire.TxActive // until proven otherwise
+		return appendInsertPart(msg, parts[i], resultFormats)
+	})
+	if lost != nil {
+		return nil, firstLost(lost)
 	}
 	failed := (*pgconn.PgError)(nil)
 	for i, b := range bs {
