@@ -184,16 +184,6 @@ func (ss *session) discard() {
 	putBackendReader(b.rd)
 }
 
-// dropMember removes b from a multi-shard transaction's backends.
-func (ss *session) dropMember(b *binding) {
-	for i, m := range ss.members {
-		if m == b {
-			ss.members = append(ss.members[:i], ss.members[i+1:]...)
-			return
-		}
-	}
-}
-
 // cancelRunning forwards a client's CancelRequest to the backend it is using
 // right now; with nothing running it does nothing. Holding cancelMu keeps the
 // backend from being released (and reused by another client) meanwhile.

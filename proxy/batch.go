@@ -1,6 +1,28 @@
 package proxy
 
-import "github.com/pgrouter/pgrouter/pgwire"
+import (
+	"github.com/pgrouter/pgrouter/pgwire"
+	"github.com/pgrouter/pgrouter/router"
+)
+
+// batchState is the extended-protocol batch the session is collecting or
+// running: the client's messages up to Sync or Flush, what routing made of
+// them (the bound plan, a refusal standing at one message), and whether
+// the session skips to the next Sync after an error, as Postgres does.
+// A batch over several shards keeps its own state in span (multibatch.go).
+type batchState struct {
+	batch         batch        // extended-protocol messages waiting for Sync/Flush
+	refuseIdx     int          // routeBatch: index of the message an error refers to
+	refusal       []byte       // the ErrorResponse standing in the batch at msgRefused
+	copyHead      []byte       // COPY data sent right behind an unflushed Execute (see dispatch)
+	args          router.Args  // scratch for Bind parameters
+	boundPlan     *router.Plan // plan of the statement bound by the last Bind
+	lastBound     *stmt        // statement of the batch's last Bind (routing)
+	resultFormats []int16      // scratch: result formats of the last Bind
+	span          *spanBatch   // a batch running over several shards, until its Sync (multibatch.go)
+	openBatch     bool         // the backend is inside an extended batch not yet ended by Sync
+	skipping      bool         // an extended message failed: like Postgres, ignore the client's messages until Sync
+}
 
 // batch holds extended-protocol messages until Sync or Flush, so the route
 // can be decided from the Bind parameters before anything is sent.

@@ -131,15 +131,6 @@ func (ss *session) txBackends() []*binding {
 	return []*binding{ss.be}
 }
 
-func (ss *session) member(shard int) *binding {
-	for _, m := range ss.members {
-		if m.shard == shard {
-			return m
-		}
-	}
-	return nil
-}
-
 // joinShard makes shard's backend of the transaction the current one,
 // opening it (one round trip: GUC sync, BEGIN, the transaction's SETs) on
 // first use.

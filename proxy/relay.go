@@ -69,19 +69,6 @@ func (ss *session) statementShape() string {
 	return ""
 }
 
-func (ss *session) pop() { ss.queue = ss.queue[1:] }
-
-// push queues an expectation, reusing the queue's storage once it drained.
-func (ss *session) push(e expect) {
-	if len(ss.queue) == 0 && cap(ss.qstore) > 0 {
-		ss.queue = ss.qstore[:0]
-	}
-	ss.queue = append(ss.queue, e)
-	if cap(ss.queue) > cap(ss.qstore) {
-		ss.qstore = ss.queue[:0]
-	}
-}
-
 func (ss *session) relay() error {
 	b := ss.be
 	for {
@@ -308,8 +295,7 @@ func (ss *session) readyForQuery(status byte) {
 		return
 	}
 	ss.stringsEnded()
-	ss.txBegin, ss.txSavepoint, ss.txSetLocal, ss.savepoints = "", false, false, ss.savepoints[:0]
-	ss.kept = nil // portals end with the transaction
+	ss.txState.ended()
 	if len(ss.txSets) > 0 {
 		if !tagIs(ss.lastTag, "ROLLBACK") {
 			for _, v := range ss.txSets {

@@ -26,6 +26,19 @@ import (
 // own goroutine: read a client message (or a batch up to Sync/Flush), decide
 // where it goes, write it to the backend once, relay the answers back, and
 // give the backend back to its pool as soon as the transaction is over.
+//
+// Its state comes in concern-shaped parts, each a type of its own embedded
+// here (their fields and methods read as the session's):
+//   - txState (txstate.go): the client's transaction — its backend(s),
+//     deferred BEGIN, savepoints, SETs, failure, ReadyForQuery status;
+//   - batchState (batch.go): the extended-protocol batch until Sync —
+//     the queued messages, bound plans, a refusal standing in it, skipping;
+//   - exchange (exchange.go): one round trip with the backend — the bytes
+//     sent and the answers still expected, in order.
+//
+// What stays directly on session is the client conversation: the
+// connection, login, its settings and statements, pinning, cancel and
+// timeouts, and what the admin console reads from other goroutines.
 type session struct {
 	srv    *Server
 	st     *serverState
@@ -45,46 +58,19 @@ type session struct {
 
 	startup map[string]string // GUCs from the startup packet: name → apply SQL
 	desired map[string]string // GUCs the client has now: name → apply SQL
-	txSets  []router.SetVar   // SETs inside the open transaction, applied on COMMIT
 	params  paramReport       // the ParameterStatus values the client has seen
 
-	stmts map[string]*stmt // client statement name → statement
-	hints router.Session
-	floor []topology.Floor // per shard read-your-writes floor
+	stmts   map[string]*stmt // client statement name → statement
+	hints   router.Session
+	floor   []topology.Floor // per shard read-your-writes floor
+	scratch router.Scratch
 
-	be              *binding   // backend in use, nil between transactions
-	members         []*binding // every backend of a transaction that spans shards (be among them); nil otherwise
-	txBegin         string     // the BEGIN that opened the transaction, replayed on shards it moves to
-	txSavepoint     bool       // the transaction used savepoints pgrouter cannot replay: it may not move to another shard
-	savepoints      []string   // the transaction's savepoints, oldest first: replayed on shards it moves to
-	span            *spanBatch // a batch running over several shards, until its Sync (multibatch.go)
-	txSetLocal      bool       // the transaction ran SET LOCAL / SET TRANSACTION: it may not move either
-	openBatch       bool       // the backend is inside an extended batch not yet ended by Sync
-	skipping        bool       // an extended message failed: like Postgres, ignore the client's messages until Sync
-	txFailed        bool       // a deferred transaction (pendingBegin) failed before reaching a backend
-	watch           *idleWatch // relays a pinned backend's notifications while the client is idle
-	pinned          string     // why the client is pinned to its backend ("" = not pinned)
-	pendingBegin    string     // BEGIN answered locally, sent with the first real statement
-	pendingReadOnly bool       // the deferred BEGIN was READ ONLY: a replica may serve it
-	txStatus        byte       // what the client last saw in ReadyForQuery
+	watch  *idleWatch // relays a pinned backend's notifications while the client is idle
+	pinned string     // why the client is pinned to its backend ("" = not pinned)
 
-	batch         batch       // extended-protocol messages waiting for Sync/Flush
-	refuseIdx     int         // routeBatch: index of the message an error refers to
-	refusal       []byte      // the ErrorResponse standing in the batch at msgRefused
-	copyHead      []byte      // COPY data sent right behind an unflushed Execute (see dispatch)
-	copyBroken    bool        // a foreign message ended the client's COPY (see copyIn)
-	args          router.Args // scratch for Bind parameters
-	scratch       router.Scratch
-	boundPlan     *router.Plan    // plan of the statement bound by the last Bind
-	lastBound     *stmt           // statement of the batch's last Bind (routing)
-	resultFormats []int16         // scratch: result formats of the last Bind
-	queue         []expect        // answers still expected from the backend, in order
-	qstore        []expect        // queue storage, reused once the queue drains
-	bout          []byte          // bytes going to the backend
-	lastTag       []byte          // last CommandComplete tag seen (for COMMIT/ROLLBACK)
-	lastSQL       string          // statement of the current round trip (slow-query log); may alias the read buffer
-	failed        bool            // an ErrorResponse was relayed in the current round trip
-	backendFatal  *pgconn.PgError // FATAL the backend sent before closing (reported by backendLost)
+	txState
+	batchState
+	exchange
 
 	pinnedReason atomic.Pointer[string] // pinned, for the admin console (read from other goroutines)
 	cancelMu     sync.Mutex             // serialises cancel forwarding with backend release
@@ -103,9 +89,6 @@ type session struct {
 	queries        atomic.Uint64
 	busy           atomic.Bool   // handling a client message now (admin console: active vs idle)
 	shownTx        atomic.Uint32 // txStatus as of the last message handled, for the admin console
-
-	// Suspended multi-shard portals of the open transaction (scatter_portal.go).
-	kept map[string]*keptPortal
 }
 
 // newSession starts a session on c; pending are bytes the client sent
@@ -124,7 +107,7 @@ func newSession(srv *Server, st *serverState, c net.Conn, u *config.User, pendin
 		stmts:       map[string]*stmt{},
 		desired:     map[string]string{},
 		startup:     map[string]string{},
-		txStatus:    pgwire.TxIdle,
+		txState:     txState{txStatus: pgwire.TxIdle},
 		floor:       make([]topology.Floor, len(st.cfg.Shards)),
 		hints:       router.Session{Role: u.DefaultRole},
 		connectedAt: time.Now(),

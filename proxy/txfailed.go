@@ -15,20 +15,20 @@ import (
 var errTxAborted = pgwire.Error(pgwire.InFailedSQLTransaction, "current transaction is aborted, commands ignored until end of transaction block", "")
 
 // abortDeferredTx turns the deferred transaction into a failed one.
-func (ss *session) abortDeferredTx() {
-	ss.pendingBegin, ss.pendingReadOnly = "", false
-	ss.txFailed = true
-	ss.txStatus = pgwire.TxFailed
+func (t *txState) abortDeferredTx() {
+	t.pendingBegin, t.pendingReadOnly = "", false
+	t.txFailed = true
+	t.txStatus = pgwire.TxFailed
 }
 
 // endFailedTx answers COMMIT or ROLLBACK of a failed deferred transaction:
 // both end it as ROLLBACK. ok is false for any other statement.
-func (ss *session) endFailedTx(plan *router.Plan) bool {
+func (t *txState) endFailedTx(plan *router.Plan) bool {
 	if plan == nil || plan.Tx != router.TxCommit && plan.Tx != router.TxRollback {
 		return false
 	}
-	ss.txFailed = false
-	ss.txStatus = pgwire.TxIdle
+	t.txFailed = false
+	t.txStatus = pgwire.TxIdle
 	return true
 }
 
