@@ -106,17 +106,17 @@ func (ss *session) flushBatch(sync bool) error {
 }
 
 // endBatch forgets the batch once it is handled.
-func (ss *session) endBatch() {
-	ss.batch.reset()
-	ss.refusal = ss.refusal[:0]
+func (bs *batchState) endBatch() {
+	bs.batch.reset()
+	bs.refusal = bs.refusal[:0]
 }
 
 // lastBoundPlan is the plan of the batch's last Bind (nil without one).
-func (ss *session) lastBoundPlan() *router.Plan {
-	if ss.lastBound == nil {
+func (bs *batchState) lastBoundPlan() *router.Plan {
+	if bs.lastBound == nil {
 		return nil
 	}
-	return ss.lastBound.plan
+	return bs.lastBound.plan
 }
 
 // refuseBatch answers a batch the proxy cannot route: one error, then
@@ -418,8 +418,8 @@ func (ss *session) appendEnsureCapacity() {
 // Waiting for a backend here would deadlock clients such as pgbench
 // -M prepared, which prepare synchronously while their other connections
 // hold backends in open transactions.
-func (ss *session) prepareOnly() bool {
-	b := &ss.batch
+func (bs *batchState) prepareOnly() bool {
+	b := &bs.batch
 	for _, m := range b.msgs {
 		switch m.typ {
 		case pgwire.Parse:

@@ -115,29 +115,21 @@ func (ss *session) loginParams(ctx context.Context) (map[string]string, error) {
 // loginSync runs the startup GUC query and turns its error into a login error.
 func (ss *session) loginSync() error {
 	ss.queue = ss.queue[:0]
-	if err := writeAll(ss.be.conn.NetConn, ss.bout); err != nil {
+	b := ss.be
+	if err := writeAll(b.conn.NetConn, ss.bout); err != nil {
 		return err
 	}
-	var firstErr error
-	for {
-		typ, body, err := ss.be.next()
-		if err != nil {
-			return err
-		}
-		switch typ {
-		case pgwire.ErrorResponse:
-			var e pgproto3.ErrorResponse
-			if e.Decode(body) == nil && firstErr == nil {
-				firstErr = pgwire.Error(e.Code, e.Message, e.Hint)
-			}
-		case pgwire.ParameterStatus:
+	perr, lost := b.readUntilReady(func(typ byte, body []byte) {
+		if typ == pgwire.ParameterStatus {
 			ss.noteParameterStatus(body)
-		case pgwire.ReadyForQuery:
-			ss.be.txStatus = body[0]
-			if firstErr != nil {
-				clear(ss.be.conn.Settings)
-			}
-			return firstErr
 		}
+	})
+	if lost != nil {
+		return lost
 	}
+	if perr != nil {
+		clear(b.conn.Settings)
+		return pgwire.Error(perr.Code, perr.Message, perr.Hint)
+	}
+	return nil
 }

@@ -45,18 +45,18 @@ func (ss *session) routeInTx(route router.Route, plan *router.Plan, executes boo
 
 // txTarget is the shard a statement of the open transaction runs on: the
 // current one when it will do, else one the transaction already uses.
-func (ss *session) txTarget(route router.Route) (int, error) {
-	cur := ss.be.shard
+func (t *txState) txTarget(route router.Route) (int, error) {
+	cur := t.be.shard
 	switch {
 	case route.Any && (route.Shards == 0 || route.Shards.Has(cur)):
 		return cur, nil
-	case (route.Multi || route.Split || (route.Shards.Len() > 1 && !route.Any)) && ss.txStatus == pgwire.TxFailed:
+	case (route.Multi || route.Split || (route.Shards.Len() > 1 && !route.Any)) && t.txStatus == pgwire.TxFailed:
 		// What one Postgres answers first; the statement never runs.
 		return 0, pgwire.Error(pgwire.InFailedSQLTransaction, "current transaction is aborted, commands ignored until end of transaction block", "")
 	case route.Multi || route.Split || (route.Shards.Len() > 1 && !route.Any):
 		return 0, route.MultiShardError()
 	case route.Any:
-		for _, m := range ss.members {
+		for _, m := range t.members {
 			if route.Shards.Has(m.shard) {
 				return m.shard, nil
 			}

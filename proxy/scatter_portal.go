@@ -86,7 +86,7 @@ func (ss *session) keptBatch(sync bool) (done bool, err error) {
 }
 
 // keptTarget reports whether an Execute, Describe or Close names a kept portal.
-func (ss *session) keptTarget(typ byte, body []byte) bool {
+func (t *txState) keptTarget(typ byte, body []byte) bool {
 	if typ != pgwire.Execute {
 		if len(body) == 0 || body[0] != pgwire.ObjectPortal {
 			return false
@@ -97,7 +97,7 @@ func (ss *session) keptTarget(typ byte, body []byte) bool {
 	if err != nil {
 		return false
 	}
-	_, ok := ss.kept[name]
+	_, ok := t.kept[name]
 	return ok
 }
 
@@ -164,9 +164,9 @@ func (ss *session) keepLocalPortals(b *batch) {
 }
 
 // keepPortal stores what is left of a suspended multi-shard portal.
-func (ss *session) keepPortal(name string, desc []byte, rows [][]byte) {
-	if ss.kept == nil {
-		ss.kept = make(map[string]*keptPortal)
+func (t *txState) keepPortal(name string, desc []byte, rows [][]byte) {
+	if t.kept == nil {
+		t.kept = make(map[string]*keptPortal)
 	}
-	ss.kept[name] = &keptPortal{desc: desc, rows: rows}
+	t.kept[name] = &keptPortal{desc: desc, rows: rows}
 }
