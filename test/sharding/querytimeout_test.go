@@ -3,8 +3,6 @@ package sharding
 import (
 	"context"
 	"errors"
-	"fmt"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgrouter/pgrouter/config"
-	"github.com/pgrouter/pgrouter/proxy"
 )
 
 // TestQueryTimeoutMultiShard: timeouts.query bounds the wait for a backend
@@ -23,15 +20,7 @@ import (
 func TestQueryTimeoutMultiShard(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cfg := *env.Config
-	cfg.Listen, cfg.Metrics.Listen = "127.0.0.1:0", "off"
-	cfg.Timeouts.Query = config.Duration(time.Second)
-	inst, err := proxy.Start(ctx, &cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inst.Close(context.Background())
-	dsn := fmt.Sprintf("postgres://app:app@%s/app?sslmode=disable", inst.Addr)
+	_, dsn := startOwn(t, func(cfg *config.Config) { cfg.Timeouts.Query = config.Duration(time.Second) })
 	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
 		t.Run(mode.String(), func(t *testing.T) {
 			c, err := pgx.Connect(ctx, dsn)

@@ -4,41 +4,32 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-
-	"github.com/pgrouter/pgrouter/proxy"
 )
 
 // TestSharedErrorsStayUnchanged: the topology hands every session the same
 // pre-built *pgconn.PgError for "shard has no reachable primary"; no path
 // that answers with it (single-shard, scatter, multi-shard write, both
-// protocols, in and out of transactions, login) may change it. Several
+// protocols, in and out of transactions) may change it. Several
 // clients run at once so that -race sees a write as well.
 func TestSharedErrorsStayUnchanged(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cfg := *env.Config
-	cfg.Listen, cfg.Metrics.Listen = "127.0.0.1:0", "off"
-	inst, err := proxy.Start(ctx, &cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inst.Close(context.Background())
-	dsn := fmt.Sprintf("postgres://app:app@%s/app?sslmode=disable", inst.Addr)
+	inst, dsn := startOwn(t, nil)
 	conns := make([]*pgx.Conn, 4)
 	for i := range conns {
+		var err error
 		if conns[i], err = pgx.Connect(ctx, dsn); err != nil {
 			t.Fatal(err)
 		}
 		defer conns[i].Close(context.Background())
 	}
-	const banned = 1 // shard1: user_id 1 hashes elsewhere, so find a key of it
+	const banned = 1 // keys of it are found by keyOnShard
 	shared := func() *pgconn.PgError {
 		_, err := inst.Topology.Snapshot().Primary(banned)
 		var pe *pgconn.PgError
@@ -48,7 +39,7 @@ func TestSharedErrorsStayUnchanged(t *testing.T) {
 		return pe
 	}
 	key, other := keyOnShard(t, conns[0], banned), keyOnShard(t, conns[0], 0)
-	if err := inst.Topology.Ban(cfg.Shards[banned].Primary.Name, time.Hour); err != nil {
+	if err := inst.Topology.Ban(env.Config.Shards[banned].Primary.Name, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	orig := *shared()
