@@ -36,24 +36,36 @@ func (ss *session) execInTx(parts []router.InsertPart, resultFormats []int16) ([
 			return nil, toPgError(err)
 		}
 	}
-	results := make([]splitResult, len(parts))
-	var failed *pgconn.PgError
+	bs := make([]*binding, len(parts))
 	for i, p := range parts {
-		b := ss.member(p.Shard)
-		if b == nil {
-			b = ss.be // the only backend: no join happened
+		if bs[i] = ss.member(p.Shard); bs[i] == nil {
+			bs[i] = ss.be // the only backend: no join happened
 		}
-		b.wrote = true
-		if err := writeAll(b.conn.NetConn, appendInsertPart(nil, p, resultFormats)); err != nil {
-			b.txStatus = pgwire.TxFailed
-			return nil, pgwire.Error(pgwire.ConnectionFailure, "connection to backend "+b.node.Name+" lost", "the transaction is rolled back")
+		bs[i].wrote = true
+	}
+	// Every part is written before any answer is read (one round trip); a
+	// backend written to is read to its ReadyForQuery whatever happened to
+	// the others, so none is left with answers pending in the transaction.
+	lost := sendEach(bs, func(i int, _ *binding, dst []byte) []byte { return appendInsertPart(dst, parts[i], resultFormats) })
+	results := make([]splitResult, len(parts))
+	var failed, gone *pgconn.PgError
+	for i, b := range bs {
+		l := (*pgconn.PgError)(nil)
+		if lost != nil {
+			l = lost[i]
 		}
-		if lost := readPart(b, &results[i]); lost != nil {
-			return nil, pgwire.WithHint(lost, "the transaction is rolled back")
+		if l == nil {
+			l = readPart(b, &results[i])
+		}
+		if l != nil && gone == nil {
+			gone = l
 		}
 		if results[i].err != nil && failed == nil {
 			failed = results[i].err
 		}
+	}
+	if gone != nil {
+		return nil, pgwire.WithHint(gone, "the transaction is rolled back")
 	}
 	return results, failed
 }
