@@ -111,11 +111,9 @@ func loginError(err error) *pgconn.PgError {
 	var long errMessageTooLong
 	switch {
 	case errors.As(err, &pe):
-		cp := *pe
-		cp.Severity = "FATAL"
-		return &cp
+		return pgwire.AsFatal(pe)
 	case errors.As(err, &long):
-		return &pgconn.PgError{Severity: "FATAL", Code: pgwire.ProtocolViolation, Message: long.Error()}
+		return pgwire.Fatal(pgwire.ProtocolViolation, long.Error())
 	}
 	return nil
 }
