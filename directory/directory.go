@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/hashicorp/golang-lru/v2/expirable"
 
 	"github.com/pgrouter/pgrouter/config"
@@ -90,7 +92,7 @@ func newTable(ct *config.ShardedTable, typ sharding.Type, shards []string, size 
 func (d *Directory) Shard(ctx context.Context, table string, k sharding.Key) (int, error) {
 	t := d.tables[table]
 	if t == nil {
-		return 0, pgErr("XX000", fmt.Sprintf("table %q has no directory in database %q", table, d.db), "")
+		return 0, pgErr(pgwire.InternalError, fmt.Sprintf("table %q has no directory in database %q", table, d.db), "")
 	}
 	return t.Shard(ctx, k)
 }

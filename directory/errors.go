@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -15,14 +17,14 @@ func pgErr(code, msg, hint string) *pgconn.PgError {
 
 // errUnknownKey: the lookup found no mapping and auto_assign is off.
 func (t *Table) errUnknownKey() *pgconn.PgError {
-	return pgErr("22023",
+	return pgErr(pgwire.InvalidParameterValue,
 		fmt.Sprintf("no directory mapping for this shard key of table %q (key column %q)", t.name, t.column),
 		fmt.Sprintf("add the key's mapping to the lookup table on directory node %s (what %q reads), then retry; or set auto_assign: hash for table %q",
 			t.node, t.query, t.name))
 }
 
 func (t *Table) errUnknownShard(shard string) *pgconn.PgError {
-	return pgErr("22023",
+	return pgErr(pgwire.InvalidParameterValue,
 		fmt.Sprintf("the directory of table %q maps a key to unknown shard %q", t.name, shard),
 		"shards are: "+strings.Join(t.shards, ", ")+"; fix the lookup table")
 }
@@ -42,12 +44,12 @@ func (t *Table) errLookup(what string, err error) *pgconn.PgError {
 		return pgErr(pe.Code, fmt.Sprintf("directory %s for table %q on %s: %s", what, t.name, t.node, pe.Message), pe.Hint)
 	}
 	if errors.Is(err, context.Canceled) {
-		return pgErr("57014", fmt.Sprintf("directory %s for table %q canceled", what, t.name), "")
+		return pgErr(pgwire.QueryCanceled, fmt.Sprintf("directory %s for table %q canceled", what, t.name), "")
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return pgErr("57014", fmt.Sprintf("directory %s for table %q on %s timed out after %s", what, t.name, t.node, t.timeout),
+		return pgErr(pgwire.QueryCanceled, fmt.Sprintf("directory %s for table %q on %s timed out after %s", what, t.name, t.node, t.timeout),
 			"check the directory node, or raise directory.timeout")
 	}
-	return pgErr("08001", fmt.Sprintf("directory %s for table %q on %s failed: could not connect", what, t.name, t.node),
+	return pgErr(pgwire.ClientCannotConnect, fmt.Sprintf("directory %s for table %q on %s failed: could not connect", what, t.name, t.node),
 		"check that directory.node is up and accepts the configured user; pgrouter's log has the details")
 }

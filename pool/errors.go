@@ -9,14 +9,16 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // SQLSTATEs used by the pool for errors meant for clients.
 const (
-	CodeTooManyConnections = "53300" // wait timeout, full wait queue
-	CodeConnectFailed      = "08001" // sqlclient_unable_to_establish_sqlconnection
-	CodeConnectionFailure  = "08006" // pool closed
+	CodeTooManyConnections = pgwire.TooManyConnections  // wait timeout, full wait queue
+	CodeConnectFailed      = pgwire.ClientCannotConnect // sqlclient_unable_to_establish_sqlconnection
+	CodeConnectionFailure  = pgwire.ConnectionFailure   // pool closed
 )
 
 func (p *Pool) errTimeout() error {

@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -14,28 +15,28 @@ import (
 func (ss *session) runAdmin() {
 	for {
 		typ, body, err := ss.rd.next()
-		if err != nil || typ == 'X' {
+		if err != nil || typ == pgwire.Terminate {
 			return
 		}
 		switch typ {
-		case 'Q':
+		case pgwire.Query:
 			ss.busy.Store(true) // SHOW CLIENTS lists the asking console as active, like pg_stat_activity
 			err := ss.adminCommand(adminCommandText(sqlString(body)))
 			ss.busy.Store(false)
 			if err != nil {
 				return
 			}
-		case 'S':
-			ss.out = appendError(ss.out, pgErr("0A000", "the admin console speaks the simple query protocol only",
+		case pgwire.Sync:
+			ss.out = pgwire.AppendError(ss.out, pgwire.Error(pgwire.FeatureNotSupported, "the admin console speaks the simple query protocol only",
 				"use psql, or a driver's simple-protocol mode (pgx: QueryExecModeSimpleProtocol)"))
-			ss.out = appendReady(ss.out, 'I')
+			ss.out = pgwire.AppendReady(ss.out, pgwire.TxIdle)
 			if ss.flushClient() != nil {
 				return
 			}
-		case 'P', 'B', 'D', 'E', 'C', 'H':
+		case pgwire.Parse, pgwire.Bind, pgwire.Describe, pgwire.Execute, pgwire.Close, pgwire.Flush:
 			// skipped until Sync, which answers with the error above
 		default:
-			ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "08P01", Message: "invalid message on the admin console"}))
+			ss.writeClient(pgwire.AppendError(nil, pgwire.Fatal(pgwire.ProtocolViolation, "invalid message on the admin console")))
 			return
 		}
 	}
@@ -55,8 +56,8 @@ const adminHelp = "SHOW POOLS|CLIENTS|SERVERS|STATS|SHARDS|NODES|CONFIG|VERSION|
 func (ss *session) adminCommand(cmd string) error {
 	f := strings.Fields(cmd)
 	if len(f) == 0 {
-		ss.out = append(ss.out, 'I', 0, 0, 0, 4) // EmptyQueryResponse
-		ss.out = appendReady(ss.out, 'I')
+		ss.out = append(ss.out, pgwire.EmptyQueryResponse, 0, 0, 0, 4) // EmptyQueryResponse
+		ss.out = pgwire.AppendReady(ss.out, pgwire.TxIdle)
 		return ss.flushClient()
 	}
 	arg := func(i int) string {
@@ -69,7 +70,7 @@ func (ss *session) adminCommand(cmd string) error {
 		return ss.adminDone(ss.adminInvalidate(cmd))
 	}
 	if len(f) > 3 {
-		return ss.adminDone(pgErr("42601", fmt.Sprintf("too many arguments in admin command %q", cmd), "commands: "+adminHelp))
+		return ss.adminDone(pgwire.Error(pgwire.SyntaxError, fmt.Sprintf("too many arguments in admin command %q", cmd), "commands: "+adminHelp))
 	}
 	var err error
 	switch verb := strings.ToUpper(f[0]); verb {
@@ -90,7 +91,7 @@ func (ss *session) adminCommand(cmd string) error {
 	case "FLEET":
 		err = ss.adminFleet(arg(1), arg(2))
 	default:
-		err = pgErr("42601", fmt.Sprintf("unknown admin command %q", cmd), "commands: "+adminHelp)
+		err = pgwire.Error(pgwire.SyntaxError, fmt.Sprintf("unknown admin command %q", cmd), "commands: "+adminHelp)
 	}
 	return ss.adminDone(err)
 }
@@ -98,9 +99,9 @@ func (ss *session) adminCommand(cmd string) error {
 // adminDone appends err (if any) and ReadyForQuery, and flushes.
 func (ss *session) adminDone(err error) error {
 	if err != nil {
-		ss.out = appendError(ss.out, toPgError(err))
+		ss.out = pgwire.AppendError(ss.out, toPgError(err))
 	}
-	ss.out = appendReady(ss.out, 'I')
+	ss.out = pgwire.AppendReady(ss.out, pgwire.TxIdle)
 	return ss.flushClient()
 }
 
@@ -109,7 +110,7 @@ func (ss *session) adminTag(tag string) {
 }
 
 func (ss *session) adminNotice(msg string) {
-	ss.out = appendMsg(ss.out, &pgproto3.NoticeResponse{Severity: "NOTICE", SeverityUnlocalized: "NOTICE", Code: "00000", Message: msg})
+	ss.out = appendMsg(ss.out, &pgproto3.NoticeResponse{Severity: "NOTICE", SeverityUnlocalized: "NOTICE", Code: pgwire.SuccessfulCompletion, Message: msg})
 }
 
 // adminTable answers a SHOW with text columns.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/pgrouter/pgrouter/pgwire"
 )
 
 // showTransactions lists two-phase commits not finished everywhere:
@@ -12,7 +14,7 @@ import (
 func (ss *session) showTransactions() error {
 	c := ss.srv.coord
 	if c == nil {
-		return pgErr("55000", "two-phase commit is not enabled", "set two_phase_commit: true for a database")
+		return pgwire.Error(pgwire.ObjectNotInPrerequisiteState, "two-phase commit is not enabled", "set two_phase_commit: true for a database")
 	}
 	var rows [][]string
 	for _, d := range c.log.Pending() {
@@ -38,7 +40,7 @@ func (ss *session) showTransactions() error {
 func (ss *session) adminRecover() error {
 	c := ss.srv.coord
 	if c == nil {
-		return pgErr("55000", "two-phase commit is not enabled", "set two_phase_commit: true for a database")
+		return pgwire.Error(pgwire.ObjectNotInPrerequisiteState, "two-phase commit is not enabled", "set two_phase_commit: true for a database")
 	}
 	n := c.recover()
 	if left := len(c.log.Pending()); left > 0 {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/pgrouter/pgrouter/config"
 	"github.com/pgrouter/pgrouter/topology"
 )
@@ -18,7 +20,7 @@ import (
 func (ss *session) adminReload(arg string) error {
 	force := strings.EqualFold(arg, "force")
 	if arg != "" && !force {
-		return pgErr("42601", fmt.Sprintf("RELOAD takes no argument but FORCE, got %q", arg), "")
+		return pgwire.Error(pgwire.SyntaxError, fmt.Sprintf("RELOAD takes no argument but FORCE, got %q", arg), "")
 	}
 	if f := ss.srv.fleetOf(); f != nil {
 		return ss.reloadFleetMember(f)
@@ -31,7 +33,7 @@ func (ss *session) adminReload(arg string) error {
 		if !errors.As(err, &ce) && !errors.As(err, &one) {
 			hint = "the running config is unchanged; RELOAD FORCE applies changes that move data between shards"
 		}
-		return pgErr("F0000", "reload failed: "+err.Error(), hint)
+		return pgwire.Error("F0000", "reload failed: "+err.Error(), hint)
 	}
 	ss.adminTag("RELOAD")
 	return nil
@@ -73,7 +75,7 @@ func (ss *session) adminCheckDB(db string) error {
 			return nil
 		}
 	}
-	return pgErr("3D000", fmt.Sprintf("no database %q in the config", db), "SHOW POOLS lists the databases")
+	return pgwire.Error(pgwire.InvalidCatalogName, fmt.Sprintf("no database %q in the config", db), "SHOW POOLS lists the databases")
 }
 
 // adminShutdown answers, then shuts the server down gracefully in the
@@ -103,15 +105,15 @@ func adminTimeoutOf(s *Server) time.Duration {
 // hour), or puts it back.
 func (ss *session) adminBan(verb, node, secs string) error {
 	if node == "" {
-		return pgErr("42601", verb+" needs a node name", "SHOW NODES lists them")
+		return pgwire.Error(pgwire.SyntaxError, verb+" needs a node name", "SHOW NODES lists them")
 	}
 	topo := ss.srv.Topology()
 	if verb == "UNBAN" {
 		if secs != "" {
-			return pgErr("42601", "UNBAN takes one node name", "")
+			return pgwire.Error(pgwire.SyntaxError, "UNBAN takes one node name", "")
 		}
 		if err := topo.Unban(node); err != nil {
-			return pgErr("42704", err.Error(), "SHOW NODES lists the nodes")
+			return pgwire.Error(pgwire.UndefinedObject, err.Error(), "SHOW NODES lists the nodes")
 		}
 		ss.srv.log.Info("node unbanned from the admin console", "client_id", ss.pid, "shard", shardOf(topo, node), "node", node)
 		ss.adminTag("UNBAN")
@@ -121,12 +123,12 @@ func (ss *session) adminBan(verb, node, secs string) error {
 	if secs != "" {
 		n, err := strconv.Atoi(secs)
 		if err != nil || n <= 0 {
-			return pgErr("22023", fmt.Sprintf("invalid ban duration %q (seconds)", secs), "BAN node [seconds], seconds > 0")
+			return pgwire.Error(pgwire.InvalidParameterValue, fmt.Sprintf("invalid ban duration %q (seconds)", secs), "BAN node [seconds], seconds > 0")
 		}
 		d = time.Duration(n) * time.Second
 	}
 	if err := topo.Ban(node, d); err != nil {
-		return pgErr("42704", err.Error(), "SHOW NODES lists the nodes")
+		return pgwire.Error(pgwire.UndefinedObject, err.Error(), "SHOW NODES lists the nodes")
 	}
 	ss.srv.log.Info("node banned from the admin console", "client_id", ss.pid, "shard", shardOf(topo, node), "node", node, "ban", d.String())
 	ss.adminTag("BAN")

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"weak"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/pgrouter/pgrouter/directory"
 )
 
@@ -62,7 +64,7 @@ func (ss *session) adminInvalidate(cmd string) error {
 	rest := strings.TrimSpace(cmd[len("INVALIDATE"):])
 	word, rest, _ := strings.Cut(rest, " ")
 	if !strings.EqualFold(word, "DIRECTORY") {
-		return pgErr("42601", fmt.Sprintf("unknown admin command %q", cmd), "INVALIDATE DIRECTORY [table [key]]")
+		return pgwire.Error(pgwire.SyntaxError, fmt.Sprintf("unknown admin command %q", cmd), "INVALIDATE DIRECTORY [table [key]]")
 	}
 	table, keyText, _ := strings.Cut(strings.TrimSpace(rest), " ")
 	var key *string
@@ -85,7 +87,7 @@ func (ss *session) adminInvalidate(cmd string) error {
 		dropped += n
 	}
 	if table != "" && !matched {
-		return pgErr("42P01", fmt.Sprintf("no directory-sharded table %q", table), "SHOW CONFIG lists the sharded tables (function directory)")
+		return pgwire.Error(pgwire.UndefinedTable, fmt.Sprintf("no directory-sharded table %q", table), "SHOW CONFIG lists the sharded tables (function directory)")
 	}
 	ss.srv.log.Info("directory cache invalidated from the admin console", "client_id", ss.pid, "table", table, "one_key", key != nil, "dropped", dropped)
 	ss.adminNotice(fmt.Sprintf("dropped %d cached directory mapping(s)", dropped))

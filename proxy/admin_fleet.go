@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/pgrouter/pgrouter/config"
 )
 
@@ -15,7 +17,7 @@ import (
 func (ss *session) adminFleet(verb, arg string) error {
 	f := ss.srv.fleetOf()
 	if f == nil {
-		return pgErr("55000", "this pgrouter is not in a fleet", "start it with serve --config etcd://host:2379/prefix")
+		return pgwire.Error(pgwire.ObjectNotInPrerequisiteState, "this pgrouter is not in a fleet", "start it with serve --config etcd://host:2379/prefix")
 	}
 	verb = strings.ToUpper(verb)
 	switch verb {
@@ -25,14 +27,14 @@ func (ss *session) adminFleet(verb, arg string) error {
 		}
 	case "RELOAD":
 		if arg != "" {
-			return pgErr("42601", "FLEET RELOAD takes no argument", "")
+			return pgwire.Error(pgwire.SyntaxError, "FLEET RELOAD takes no argument", "")
 		}
 	default:
-		return pgErr("42601", fmt.Sprintf("unknown fleet operation %q", verb), "FLEET PAUSE [db], FLEET RESUME [db], FLEET RELOAD")
+		return pgwire.Error(pgwire.SyntaxError, fmt.Sprintf("unknown fleet operation %q", verb), "FLEET PAUSE [db], FLEET RESUME [db], FLEET RELOAD")
 	}
 	ss.srv.log.Info("fleet operation from the admin console", "client_id", ss.pid, "op", verb, "db", arg)
 	if err := f.Run(context.Background(), verb, arg); err != nil {
-		return pgErr("55000", err.Error(), "SHOW FLEET lists the live members; the operation is refused while etcd is unreachable")
+		return pgwire.Error(pgwire.ObjectNotInPrerequisiteState, err.Error(), "SHOW FLEET lists the live members; the operation is refused while etcd is unreachable")
 	}
 	ss.adminTag("FLEET " + verb)
 	return nil
@@ -42,11 +44,11 @@ func (ss *session) adminFleet(verb, arg string) error {
 func (ss *session) showFleet() error {
 	f := ss.srv.fleetOf()
 	if f == nil {
-		return pgErr("55000", "this pgrouter is not in a fleet", "start it with serve --config etcd://host:2379/prefix")
+		return pgwire.Error(pgwire.ObjectNotInPrerequisiteState, "this pgrouter is not in a fleet", "start it with serve --config etcd://host:2379/prefix")
 	}
 	cols, rows, err := f.Table(context.Background())
 	if err != nil {
-		return pgErr("08006", err.Error(), fmt.Sprintf("this member keeps serving config version %d", f.Version()))
+		return pgwire.Error(pgwire.ConnectionFailure, err.Error(), fmt.Sprintf("this member keeps serving config version %d", f.Version()))
 	}
 	ss.adminTable(cols, rows)
 	return nil
@@ -70,7 +72,7 @@ func (ss *session) reloadFleetMember(f Fleet) error {
 		if errors.As(err, &ce) {
 			hint = "fix the file, push it again; the running config is unchanged"
 		}
-		return pgErr("F0000", "reload failed: "+err.Error(), hint)
+		return pgwire.Error("F0000", "reload failed: "+err.Error(), hint)
 	}
 	ss.adminTag("RELOAD")
 	return nil

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/pgrouter/pgrouter/pool"
 	"github.com/pgrouter/pgrouter/topology"
 )
@@ -41,7 +43,7 @@ func (ss *session) adminShow(what string) error {
 	case "HELP":
 		ss.adminTable([]string{"commands"}, [][]string{{adminHelp}})
 	default:
-		return pgErr("42601", fmt.Sprintf("unknown SHOW target %q", what), "commands: "+adminHelp)
+		return pgwire.Error(pgwire.SyntaxError, fmt.Sprintf("unknown SHOW target %q", what), "commands: "+adminHelp)
 	}
 	return nil
 }
@@ -130,9 +132,9 @@ func clientState(c *session) string {
 	switch {
 	case c.busy.Load():
 		return "active"
-	case c.shownTx.Load() == 'T':
+	case c.shownTx.Load() == uint32(pgwire.TxActive):
 		return "idle in transaction"
-	case c.shownTx.Load() == 'E':
+	case c.shownTx.Load() == uint32(pgwire.TxFailed):
 		return "idle in transaction (aborted)"
 	}
 	return "idle"

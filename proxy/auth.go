@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/xdg-go/scram"
 
@@ -111,7 +113,7 @@ func (ua *userAuth) md5Matches(resp string, salt [4]byte) bool {
 // mock challenge, like Postgres's) and the same failure at its end, so the
 // answers do not tell which user names exist.
 func (s *Server) authenticate(c net.Conn, rd *frameReader, st *serverState, name string, ua *userAuth) error {
-	fail := pgErr("28P01", fmt.Sprintf("password authentication failed for user %q", name), "")
+	fail := pgwire.Error(pgwire.InvalidPassword, fmt.Sprintf("password authentication failed for user %q", name), "")
 	rd.max = maxAuthMessage
 	method := st.mockMethod
 	if ua != nil {
@@ -149,7 +151,7 @@ func md5Exchange(c net.Conn, rd *frameReader, ua *userAuth, fail error) error {
 	}
 	var pm pgproto3.PasswordMessage
 	if pm.Decode(body) != nil {
-		return pgErr("08P01", "invalid password packet", "")
+		return pgwire.Error(pgwire.ProtocolViolation, "invalid password packet", "")
 	}
 	if ua == nil || !ua.md5Matches(pm.Password, salt) {
 		return fail
@@ -174,10 +176,10 @@ func scramExchange(c net.Conn, rd *frameReader, creds scram.StoredCredentials, f
 	}
 	var init pgproto3.SASLInitialResponse
 	if init.Decode(body) != nil {
-		return pgErr("08P01", "malformed SASL message", "")
+		return pgwire.Error(pgwire.ProtocolViolation, "malformed SASL message", "")
 	}
 	if init.AuthMechanism != "SCRAM-SHA-256" {
-		return pgErr("28000", "client selected an invalid SASL authentication mechanism", "")
+		return pgwire.Error(pgwire.InvalidAuthorizationSpec, "client selected an invalid SASL authentication mechanism", "")
 	}
 	first, err := conv.Step(string(init.Data))
 	if err != nil {
@@ -191,7 +193,7 @@ func scramExchange(c net.Conn, rd *frameReader, creds scram.StoredCredentials, f
 	}
 	var resp pgproto3.SASLResponse
 	if resp.Decode(body) != nil {
-		return pgErr("08P01", "malformed SASL message", "")
+		return pgwire.Error(pgwire.ProtocolViolation, "malformed SASL message", "")
 	}
 	final, err := conv.Step(string(resp.Data))
 	if err != nil || !conv.Valid() {
@@ -207,8 +209,8 @@ func readAuth(rd *frameReader, what string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if typ != 'p' {
-		return nil, pgErr("08P01", fmt.Sprintf("expected %s response, got message type %d", what, typ), "")
+	if typ != pgwire.PasswordMessage {
+		return nil, pgwire.Error(pgwire.ProtocolViolation, fmt.Sprintf("expected %s response, got message type %d", what, typ), "")
 	}
 	return body, nil
 }

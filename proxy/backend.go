@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgrouter/pgrouter/pool"
@@ -24,6 +26,7 @@ type binding struct {
 	wrote    bool // ran a statement that needs the primary (sets the RYW floor)
 	rd       *frameReader
 	txStatus byte
+	timeout  time.Duration // timeouts.query: the longest wait for an answer (see next)
 }
 
 // backendReaders are shared by all sessions: a reader is needed only while a
@@ -81,7 +84,7 @@ func (ss *session) pickNode(snap *topology.Snapshot, shard int, primary bool) (*
 func (ss *session) bindNode(node *topology.Node, shard int, primary bool) (*binding, error) {
 	p := node.Pool(ss.user, ss.db)
 	if p == nil { // node removed by a reload between the snapshot load and now
-		return nil, pgErr("08006", fmt.Sprintf("node %s was removed from the topology", node.Name), "retry the statement")
+		return nil, pgwire.Error(pgwire.ConnectionFailure, fmt.Sprintf("node %s was removed from the topology", node.Name), "retry the statement")
 	}
 	start := time.Now()
 	c, err := p.Acquire(context.Background())
@@ -92,13 +95,14 @@ func (ss *session) bindNode(node *topology.Node, shard int, primary bool) (*bind
 	if primary && node.Role() == topology.RoleReplica {
 		// A failover demoted the node while we waited: never write to it.
 		p.Release(c)
-		return nil, pgErr("57P03", fmt.Sprintf("node %s of shard %s is no longer the primary", node.Name, node.Shard), "retry: the new primary is being detected")
+		return nil, pgwire.Error(pgwire.CannotConnectNow, fmt.Sprintf("node %s of shard %s is no longer the primary", node.Name, node.Shard), "retry: the new primary is being detected")
 	}
 	node.Acquired()
 	rd := backendReaders.Get().(*frameReader)
 	rd.reset(c.NetConn)
 	rd.params = c.ServerParams // kept current by every read (see frameReader.params)
-	b := &binding{conn: c, pool: p, node: node, shard: shard, primary: primary, rd: rd, txStatus: 'I'}
+	b := &binding{conn: c, pool: p, node: node, shard: shard, primary: primary, rd: rd, txStatus: pgwire.TxIdle,
+		timeout: ss.st.cfg.Timeouts.Query.D()}
 	ss.notePrimary(b, true)
 	return b, nil
 }
@@ -180,16 +184,6 @@ func (ss *session) discard() {
 	putBackendReader(b.rd)
 }
 
-// dropMember removes b from a multi-shard transaction's backends.
-func (ss *session) dropMember(b *binding) {
-	for i, m := range ss.members {
-		if m == b {
-			ss.members = append(ss.members[:i], ss.members[i+1:]...)
-			return
-		}
-	}
-}
-
 // cancelRunning forwards a client's CancelRequest to the backend it is using
 // right now; with nothing running it does nothing. Holding cancelMu keeps the
 // backend from being released (and reused by another client) meanwhile.
@@ -233,21 +227,16 @@ func (ss *session) rollback(ctx context.Context, b *binding) bool {
 	b.conn.NetConn.SetDeadline(deadline)
 	defer b.conn.NetConn.SetDeadline(time.Time{})
 	// Sync ends a half-sent extended batch; ROLLBACK ends the transaction.
-	msg := append([]byte{'S', 0, 0, 0, 4}, appendQuery(nil, "ROLLBACK")...)
+	msg := append([]byte{pgwire.Sync, 0, 0, 0, 4}, appendQuery(nil, "ROLLBACK")...)
 	if err := writeAll(b.conn.NetConn, msg); err != nil {
 		return false
 	}
-	for ready := 0; ready < 2; {
-		typ, body, err := b.rd.next()
-		if err != nil {
+	for ready := 0; ready < 2; ready++ {
+		if _, lost := b.readUntilReady(nil); lost != nil {
 			return false
 		}
-		if typ == 'Z' {
-			ready++
-			b.txStatus = body[0]
-		}
 	}
-	return b.txStatus == 'I'
+	return b.txStatus == pgwire.TxIdle
 }
 
 // appendStateSync makes the backend's session GUCs match the client's, as a
@@ -255,7 +244,7 @@ func (ss *session) rollback(ctx context.Context, b *binding) bool {
 func (ss *session) appendStateSync() {
 	if q := ss.syncSQL(ss.be.conn.Settings) + ss.stringsSync(); q != "" {
 		ss.bout = appendQuery(ss.bout, q)
-		ss.push(expect{kind: 'Q', swallow: true})
+		ss.push(expect{kind: pgwire.Query, swallow: true})
 	}
 }
 
@@ -334,26 +323,29 @@ func (ss *session) applySet(v router.SetVar) {
 // client gets 08006 and may go on.
 func (ss *session) backendLost(err error) error {
 	b := ss.be
-	inTx := b.txStatus != 'I' || ss.txStatus != 'I'
-	node, shard := b.node.Name, b.node.Shard
+	inTx := b.txStatus != pgwire.TxIdle || ss.txStatus != pgwire.TxIdle
+	node, shard, timeout := b.node.Name, b.node.Shard, b.timeout
 	ss.discard()
 	ss.srv.log.Warn("backend lost", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName, "shard", shard, "node", node, "err", err)
-	pe := &pgconn.PgError{Severity: "ERROR", Code: "08006", Message: fmt.Sprintf("connection to backend %s lost", node), Hint: "the statement may or may not have been executed"}
+	pe := pgwire.Error(pgwire.ConnectionFailure, fmt.Sprintf("connection to backend %s lost", node), "the statement may or may not have been executed")
 	if f := ss.backendFatal; f != nil { // what the backend said before closing
 		ss.backendFatal = nil
 		pe.Code, pe.Message = f.Code, fmt.Sprintf("backend %s: %s", node, f.Message)
 	}
-	ss.queryTimedOut(err, node, pe)
+	if le := lostError(node, err, timeout); le.Code == pgwire.QueryCanceled {
+		cp := *le // may be shared by the members of a multi-shard execution
+		pe = &cp
+	}
 	ss.srv.Metrics.errors(pe.Code)
 	if inTx {
 		pe.Severity = "FATAL"
 		pe.Message += " inside a transaction; the transaction is rolled back"
-		ss.writeClient(appendError(nil, pe))
+		ss.writeClient(pgwire.AppendError(nil, pe))
 		return errClientGone
 	}
-	ss.out = appendError(ss.out, pe)
-	ss.out = appendReady(ss.out, 'I')
-	ss.txStatus = 'I'
+	ss.out = pgwire.AppendError(ss.out, pe)
+	ss.out = pgwire.AppendReady(ss.out, pgwire.TxIdle)
+	ss.txStatus = pgwire.TxIdle
 	return ss.flushClient()
 }
 
@@ -376,7 +368,7 @@ func (ss *session) releaseAll(bs []*binding) {
 	for _, b := range bs {
 		ss.notePrimary(b, false)
 		b.node.Released()
-		if b.txStatus == 'I' {
+		if b.txStatus == pgwire.TxIdle {
 			b.pool.Release(b.conn)
 		} else {
 			b.pool.Discard(b.conn)

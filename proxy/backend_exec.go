@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -21,27 +23,21 @@ type execResult struct {
 
 func (r execResult) failure(shard, what string) *pgconn.PgError {
 	if r.err == nil {
-		return pgErr("XX000", fmt.Sprintf("shard %s %s: unexpected answer %q", shard, what, r.tag), "")
+		return pgwire.Error(pgwire.InternalError, fmt.Sprintf("shard %s %s: unexpected answer %q", shard, what, r.tag), "")
 	}
-	e := *r.err
-	e.Severity = "ERROR"
-	e.Message = fmt.Sprintf("shard %s %s: %s", shard, what, r.err.Message)
-	return &e
+	e := pgwire.WithMessage(r.err, fmt.Sprintf("shard %s %s: %s", shard, what, r.err.Message))
+	e.Severity = "ERROR" // e is a copy
+	return e
 }
 
 // execAll runs sql on every backend concurrently (write all, then read
 // all): one round trip in total, not one per backend.
 func execAll(bs []*binding, sql string) []execResult {
-	msg := appendQuery(nil, sql)
+	lost := sendEach(bs, func(_ int, _ *binding, dst []byte) []byte { return appendQuery(dst, sql) })
 	out := make([]execResult, len(bs))
-	sent := make([]bool, len(bs))
 	for i, b := range bs {
-		sent[i] = writeAll(b.conn.NetConn, msg) == nil
-	}
-	for i, b := range bs {
-		if !sent[i] {
-			b.txStatus = 'E'
-			out[i].err = pgErr("08006", "connection to backend "+b.node.Name+" lost", "")
+		if lost != nil && lost[i] != nil {
+			out[i].err = lost[i]
 			continue
 		}
 		out[i] = readResult(b)
@@ -61,9 +57,9 @@ func readResult(b *binding) execResult {
 	defer b.conn.NetConn.SetReadDeadline(time.Time{})
 	perr, lost := b.readUntilReady(func(typ byte, body []byte) {
 		switch typ {
-		case 'C':
+		case pgwire.CommandComplete:
 			r.tag = strings.TrimRight(string(body), "\x00")
-		case 'D':
+		case pgwire.DataRow:
 			r.rows = append(r.rows, decodeTextRow(body))
 		}
 	})
@@ -72,34 +68,6 @@ func readResult(b *binding) execResult {
 		r.err = lost
 	}
 	return r
-}
-
-// readUntilReady is the one way the proxy reads a backend's answers to
-// what it sent on its own (preambles, multi-shard parts, 2PC, COPY ends):
-// every message up to the next ReadyForQuery goes to on (nil: discard),
-// ReadyForQuery's status to b.txStatus. perr is the first ErrorResponse.
-// A lost connection (or a deadline the caller set) marks b broken ('E':
-// it is discarded, not reused) and comes back as lost, an 08006 error.
-func (b *binding) readUntilReady(on func(typ byte, body []byte)) (perr, lost *pgconn.PgError) {
-	for {
-		typ, body, err := b.rd.next()
-		if err != nil {
-			b.txStatus = 'E'
-			return perr, pgErr("08006", fmt.Sprintf("connection to backend %s lost: %v", b.node.Name, err), "")
-		}
-		switch typ {
-		case 'Z':
-			b.txStatus = body[0]
-			return perr, nil
-		case 'E':
-			if perr == nil {
-				perr = decodeError(body)
-			}
-		}
-		if on != nil {
-			on(typ, body)
-		}
-	}
 }
 
 // preamble is what the proxy sends a backend ahead of a statement of its
@@ -142,8 +110,8 @@ func (ss *session) readPreamble(b *binding, p preamble) (perr, lost *pgconn.PgEr
 	if perr, lost = b.readUntilReady(nil); lost != nil {
 		return nil, lost
 	}
-	if perr == nil && b.txStatus != 'T' {
-		perr = pgErr("XX000", "BEGIN did not open a transaction", "")
+	if perr == nil && b.txStatus != pgwire.TxActive {
+		perr = pgwire.Error(pgwire.InternalError, "BEGIN did not open a transaction", "")
 	}
 	if perr != nil {
 		return execResult{err: perr}.failure(b.node.Shard, "could not begin"), nil

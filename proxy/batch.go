@@ -1,5 +1,29 @@
 package proxy
 
+import (
+	"github.com/pgrouter/pgrouter/pgwire"
+	"github.com/pgrouter/pgrouter/router"
+)
+
+// batchState is the extended-protocol batch the session is collecting or
+// running: the client's messages up to Sync or Flush, what routing made of
+// them (the bound plan, a refusal standing at one message), and whether
+// the session skips to the next Sync after an error, as Postgres does.
+// A batch over several shards keeps its own state in span (multibatch.go).
+type batchState struct {
+	batch         batch        // extended-protocol messages waiting for Sync/Flush
+	refuseIdx     int          // routeBatch: index of the message an error refers to
+	refusal       []byte       // the ErrorResponse standing in the batch at msgRefused
+	copyHead      []byte       // COPY data sent right behind an unflushed Execute (see dispatch)
+	args          router.Args  // scratch for Bind parameters
+	boundPlan     *router.Plan // plan of the statement bound by the last Bind
+	lastBound     *stmt        // statement of the batch's last Bind (routing)
+	resultFormats []int16      // scratch: result formats of the last Bind
+	span          *spanBatch   // a batch running over several shards, until its Sync (multibatch.go)
+	openBatch     bool         // the backend is inside an extended batch not yet ended by Sync
+	skipping      bool         // an extended message failed: like Postgres, ignore the client's messages until Sync
+}
+
 // batch holds extended-protocol messages until Sync or Flush, so the route
 // can be decided from the Bind parameters before anything is sent.
 type batch struct {
@@ -32,11 +56,11 @@ func (b *batch) parsesClean() bool {
 	bound := false
 	for i, m := range b.msgs {
 		switch {
-		case m.typ == 'P' && (m.st == nil || m.st.plan == nil || m.st.plan.Unparsed):
+		case m.typ == pgwire.Parse && (m.st == nil || m.st.plan == nil || m.st.plan.Unparsed):
 			return false
-		case m.typ == 'B':
+		case m.typ == pgwire.Bind:
 			bound = true
-		case !bound && (m.typ == 'E' || m.typ == 'D' && len(b.body(i)) > 0 && b.body(i)[0] == 'P'):
+		case !bound && (m.typ == pgwire.Execute || m.typ == pgwire.Describe && len(b.body(i)) > 0 && b.body(i)[0] == pgwire.ObjectPortal):
 			return false
 		}
 	}
@@ -46,7 +70,7 @@ func (b *batch) parsesClean() bool {
 // binds reports whether the batch creates a portal (has a Bind).
 func (b *batch) binds() bool {
 	for _, m := range b.msgs {
-		if m.typ == 'B' {
+		if m.typ == pgwire.Bind {
 			return true
 		}
 	}
@@ -60,7 +84,7 @@ func (b *batch) executes() bool { return b.executions() > 0 }
 func (b *batch) executions() int {
 	n := 0
 	for _, m := range b.msgs {
-		if m.typ == 'E' {
+		if m.typ == pgwire.Execute {
 			n++
 		}
 	}

@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"strings"
 
-	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgrouter/pgrouter/router"
@@ -38,26 +39,26 @@ func (ss *session) refuseAt(route router.Route, err error, sync bool) (router.Ro
 	}
 	b := &ss.batch
 	for j := i; j < len(b.msgs); j++ {
-		if m := b.msgs[j]; m.typ == 'P' && m.st != nil {
+		if m := b.msgs[j]; m.typ == pgwire.Parse && m.st != nil {
 			name, _, _ := cstring(b.body(j))
 			ss.forgetStmt(name, m.st) // never parsed: Postgres skipped it
 		}
 	}
-	end := batchMsg{typ: 'H'}
+	end := batchMsg{typ: pgwire.Flush}
 	if sync {
-		end.typ = 'S'
+		end.typ = pgwire.Sync
 	}
 	b.msgs = append(b.msgs[:i], batchMsg{typ: msgRefused}, end)
 	pe := toPgError(err)
 	ss.srv.Metrics.errors(pe.Code)
-	ss.refusal = appendError(ss.refusal[:0], pe)
+	ss.refusal = pgwire.AppendError(ss.refusal[:0], pe)
 	return route, nil
 }
 
 // appendRefusal sends the message that fails in place of the refused one.
 func (ss *session) appendRefusal() {
-	ss.bout = appendFrame(ss.bout, 'D', refusedPortal)
-	ss.push(expect{kind: 'D', errOut: append([]byte(nil), ss.refusal...)})
+	ss.bout = appendFrame(ss.bout, pgwire.Describe, refusedPortal)
+	ss.push(expect{kind: pgwire.Describe, errOut: append([]byte(nil), ss.refusal...)})
 }
 
 // appendOwnSync ends a batch the client left open with Flush, when that
@@ -66,8 +67,8 @@ func (ss *session) appendRefusal() {
 // rather than at the client's Sync (which the proxy answers itself). An
 // implicit transaction left open would hold its locks meanwhile.
 func (ss *session) appendOwnSync() {
-	ss.bout = append(ss.bout, 'S', 0, 0, 0, 4)
-	ss.push(expect{kind: 'S', swallow: true})
+	ss.bout = append(ss.bout, pgwire.Sync, 0, 0, 0, 4)
+	ss.push(expect{kind: pgwire.Sync, swallow: true})
 	ss.openBatch = false
 }
 
@@ -76,20 +77,20 @@ func (ss *session) appendOwnSync() {
 func (ss *session) endSkip() error {
 	ss.skipping = false
 	if ss.be != nil && ss.openBatch {
-		ss.batch.add('S', nil)
+		ss.batch.add(pgwire.Sync, nil)
 		return ss.flushBatch(true)
 	}
 	if ss.be == nil && ss.pendingBegin != "" {
 		ss.abortDeferredTx()
 	}
-	ss.out = appendReady(ss.out, ss.txStatus)
+	ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 	return ss.flushClient()
 }
 
 // flushPending sends the batch so far before a Query or FunctionCall, or
 // when it grows large; the Flush added makes the backend answer it now.
 func (ss *session) flushPending() error {
-	ss.batch.add('H', nil)
+	ss.batch.add(pgwire.Flush, nil)
 	return ss.flushBatch(false)
 }
 
@@ -102,10 +103,10 @@ func (ss *session) describeOnOneShard(shard int) (done bool, err error) {
 	b := &ss.batch
 	last := -1
 	for i, m := range b.msgs {
-		if m.typ == 'B' || m.typ == 'E' {
+		if m.typ == pgwire.Bind || m.typ == pgwire.Execute {
 			break
 		}
-		if m.typ == 'D' && m.n > 0 && b.buf[m.off] == 'S' {
+		if m.typ == pgwire.Describe && m.n > 0 && b.buf[m.off] == pgwire.ObjectStatement {
 			last = i
 		}
 	}
@@ -121,7 +122,7 @@ func (ss *session) describeOnOneShard(shard int) (done bool, err error) {
 	ss.appendStateSync()
 	for i := 0; i <= last; i++ {
 		if err := ss.translate(b.msgs[i], b.body(i)); err != nil {
-			ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "08P01", Message: err.Error()}))
+			ss.writeClient(pgwire.AppendError(nil, pgwire.Fatal(pgwire.ProtocolViolation, err.Error())))
 			return true, errClientGone
 		}
 	}
@@ -136,7 +137,7 @@ func (ss *session) describeOnOneShard(shard int) (done bool, err error) {
 			st = ss.be.txStatus
 		}
 		ss.txStatus = st
-		ss.out = appendReady(ss.out, st)
+		ss.out = pgwire.AppendReady(ss.out, st)
 		return true, ss.flushClient()
 	}
 	b.msgs = b.msgs[last+1:]
@@ -147,16 +148,16 @@ func (ss *session) describeOnOneShard(shard int) (done bool, err error) {
 // Bind, Describe(portal) and Execute, in their place in the stream.
 func (ss *session) answerDeallocate(m batchMsg) {
 	switch m.typ {
-	case 'B':
-		ss.push(expect{kind: 'B', synth: msgBindComplete})
-	case 'D':
-		ss.push(expect{kind: 'D', synth: msgNoData})
-	case 'E':
+	case pgwire.Bind:
+		ss.push(expect{kind: pgwire.Bind, synth: pgwire.MsgBindComplete})
+	case pgwire.Describe:
+		ss.push(expect{kind: pgwire.Describe, synth: pgwire.MsgNoData})
+	case pgwire.Execute:
 		tag := msgDeallocate
 		if m.st.plan.Deallocate.All {
 			tag = msgDeallocateAll
 		}
-		ss.push(expect{kind: 'E', synth: tag})
+		ss.push(expect{kind: pgwire.Execute, synth: tag})
 	}
 }
 
@@ -171,7 +172,7 @@ var (
 func appendRenamedError(dst, body []byte, server, client string) []byte {
 	var e pgproto3.ErrorResponse
 	if e.Decode(body) != nil {
-		return appendFrame(dst, 'E', body)
+		return appendFrame(dst, pgwire.ErrorResponse, body)
 	}
 	e.Message = strings.ReplaceAll(e.Message, `"`+server+`"`, `"`+client+`"`)
 	e.Detail = strings.ReplaceAll(e.Detail, `"`+server+`"`, `"`+client+`"`)
@@ -183,7 +184,7 @@ func appendRenamedError(dst, body []byte, server, client string) []byte {
 func (ss *session) executesCopy() bool {
 	b := &ss.batch
 	for i := len(b.msgs) - 1; i >= 0; i-- {
-		if b.msgs[i].typ != 'B' {
+		if b.msgs[i].typ != pgwire.Bind {
 			continue
 		}
 		body := b.body(i)
@@ -196,7 +197,7 @@ func (ss *session) executesCopy() bool {
 			return false
 		}
 		for j := i - 1; j >= 0; j-- { // Parsed in this batch, not registered yet
-			if b.msgs[j].typ == 'P' {
+			if b.msgs[j].typ == pgwire.Parse {
 				pname, q, _ := bytes.Cut(b.body(j), []byte{0})
 				if bytes.Equal(pname, name) {
 					return isCopy(q)

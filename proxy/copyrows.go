@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgrouter/pgrouter/router"
@@ -214,7 +216,7 @@ func (c *copyRows) binaryShort(final bool) ([]byte, rowKind, error) {
 }
 
 func copyFormatError(msg string) *pgconn.PgError {
-	return pgErr("22P04", msg, "")
+	return pgwire.Error(pgwire.BadCopyFileFormat, msg, "")
 }
 
 // key returns a data row's shard key as the sharding functions take it:

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -100,7 +102,7 @@ func (ss *session) copySplit(sql string, plan *router.Plan) error {
 // here commits just before it instead. answered says the backend was lost
 // (the client has its error).
 func (ss *session) closeOpenBatch() (answered bool, err error) {
-	if !ss.openBatch || ss.be == nil || ss.failed || ss.txStatus != 'I' || ss.pendingBegin != "" || len(ss.members) > 0 {
+	if !ss.openBatch || ss.be == nil || ss.failed || ss.txStatus != pgwire.TxIdle || ss.pendingBegin != "" || len(ss.members) > 0 {
 		return false, nil
 	}
 	if err := ss.endOpenBatch(); err != nil {
@@ -113,7 +115,7 @@ func (ss *session) closeOpenBatch() (answered bool, err error) {
 // proxy's own and gives the backend back if nothing holds it any more.
 func (ss *session) endOpenBatch() error {
 	b := ss.be
-	if err := writeAll(b.conn.NetConn, []byte{'S', 0, 0, 0, 4}); err != nil {
+	if err := writeAll(b.conn.NetConn, []byte{pgwire.Sync, 0, 0, 0, 4}); err != nil {
 		return err
 	}
 	if _, lost := b.readUntilReady(nil); lost != nil {
@@ -131,7 +133,7 @@ func (ss *session) copyAcquire(shards router.ShardSet) ([]*copyTarget, *pgconn.P
 		return nil, perr
 	}
 	if len(bs) == 0 {
-		return nil, pgErr("XX000", "COPY routed to no shard", "")
+		return nil, pgwire.Error(pgwire.InternalError, "COPY routed to no shard", "")
 	}
 	ts := make([]*copyTarget, len(bs))
 	for i, b := range bs {
@@ -167,20 +169,22 @@ func (ss *session) copyRelease(ts []*copyTarget) {
 // for each CopyInResponse. On an error the targets that did enter copy-in
 // mode have their watchers running, ready for copyAbort.
 func (ss *session) copyStart(ts []*copyTarget, sql string) *pgconn.PgError {
-	for _, t := range ts {
-		var msg []byte
+	bs := make([]*binding, len(ts))
+	for i, t := range ts {
+		bs[i] = t.b
+	}
+	lost := sendEach(bs, func(i int, b *binding, msg []byte) []byte {
 		begin := "BEGIN"
-		if t.member {
+		if ts[i].member {
 			begin = "" // already inside the client's transaction
 		}
-		msg, t.pre = ss.appendPreambleFor(nil, t.b, begin)
-		msg = appendQuery(msg, sql)
-		t.b.txStatus = 'T' // until a ReadyForQuery says otherwise
-		if err := writeAll(t.b.conn.NetConn, msg); err != nil {
-			t.lost = err
-			break
+		msg, ts[i].pre = ss.appendPreambleFor(msg, b, begin)
+		return appendQuery(msg, sql)
+	})
+	for i, t := range ts {
+		if t.sent = lost == nil || lost[i] == nil; !t.sent {
+			t.lost = lost[i]
 		}
-		t.sent = true
 	}
 	var first *pgconn.PgError
 	for _, t := range ts {
@@ -213,21 +217,21 @@ func (ss *session) readStart(t *copyTarget) {
 	}
 	t.err = perr
 	for {
-		typ, body, err := t.b.rd.next()
+		typ, body, err := t.b.next()
 		if err != nil {
-			t.lost = err
+			t.lost = t.b.lost(err)
 			return
 		}
 		switch typ {
-		case 'G':
+		case pgwire.CopyInResponse:
 			t.copyIn = appendFrame(nil, typ, body)
 			t.inCopy = true
 			return
-		case 'E':
+		case pgwire.ErrorResponse:
 			if t.err == nil {
-				t.err = decodeError(body)
+				t.err = pgwire.DecodeError(body)
 			}
-		case 'Z':
+		case pgwire.ReadyForQuery:
 			t.b.txStatus = body[0]
 			return
 		}
@@ -239,8 +243,10 @@ func (t *copyTarget) failure() *pgconn.PgError {
 	switch {
 	case t.err != nil:
 		return t.err
+	case t.lost != nil && lostError(t.b.node.Name, t.lost, t.b.timeout).Code == pgwire.QueryCanceled:
+		return lostError(t.b.node.Name, t.lost, t.b.timeout)
 	case t.lost != nil:
-		return pgErr("08006", fmt.Sprintf("connection to backend %s lost during COPY", t.b.node.Name), "the COPY was rolled back on every shard it reached")
+		return pgwire.Error(pgwire.ConnectionFailure, fmt.Sprintf("connection to backend %s lost during COPY", t.b.node.Name), "the COPY was rolled back on every shard it reached")
 	}
 	return nil
 }
@@ -249,8 +255,14 @@ func (t *copyTarget) failure() *pgconn.PgError {
 // and reports a failure on fail (with its index) as soon as the COPY ends.
 func (t *copyTarget) watch(i int, fail chan<- int) {
 	defer close(t.done)
+	// The backend answers only once the client's data ends: that wait is
+	// the client's, not the backend's silence (timeouts.query).
+	t.b.disarm() // readStart's deadline
+	d := t.b.timeout
+	t.b.timeout = 0
+	defer func() { t.b.timeout = d }()
 	perr, lost := t.b.readUntilReady(func(typ byte, body []byte) {
-		if typ == 'C' {
+		if typ == pgwire.CommandComplete {
 			_, t.count = splitTag(body)
 		}
 	})
@@ -274,27 +286,27 @@ func (ss *session) copyStream(ts []*copyTarget, rows *copyRows, byKey bool, fail
 			return errClientGone
 		}
 		switch typ {
-		case 'd':
+		case pgwire.CopyData:
 			rows.feed(body)
 			if perr := ss.copyRoute(ts, rows, byKey, false); perr != nil {
 				return ss.copyFail(ts, perr)
 			}
-		case 'c':
+		case pgwire.CopyDone:
 			if perr := ss.copyRoute(ts, rows, byKey, true); perr != nil {
 				return ss.copyFail(ts, perr)
 			}
 			return ss.copyFinish(ts)
-		case 'f':
+		case pgwire.CopyFail:
 			msg, _, _ := cstring(body)
 			ss.copyAbort(ts, msg)
 			perr := ts[0].failure() // Postgres's own "COPY from stdin failed: …"
 			if perr == nil {
-				perr = pgErr("57014", "COPY from stdin failed: "+msg, "")
+				perr = pgwire.Error(pgwire.QueryCanceled, "COPY from stdin failed: "+msg, "")
 			}
 			return ss.replyError(perr, true)
-		case 'H', 'S': // ignored in copy-in mode, as Postgres does
+		case pgwire.Flush, pgwire.Sync: // ignored in copy-in mode, as Postgres does
 		default:
-			return ss.copyFail(ts, pgErr("08P01", fmt.Sprintf("unexpected message type 0x%02X during COPY from stdin", typ), ""))
+			return ss.copyFail(ts, pgwire.Error(pgwire.ProtocolViolation, fmt.Sprintf("unexpected message type 0x%02X during COPY from stdin", typ), ""))
 		}
 		select {
 		case i := <-fail:
@@ -361,7 +373,7 @@ func copyLineError(cp *router.CopyPlan, line int64, err error) *pgconn.PgError {
 // add appends a row to the CopyData message being filled.
 func (t *copyTarget) add(row []byte) {
 	if len(t.out) == 0 {
-		t.out = append(t.out, 'd', 0, 0, 0, 0)
+		t.out = append(t.out, pgwire.CopyData, 0, 0, 0, 0)
 	}
 	t.out = append(t.out, row...)
 }
@@ -390,7 +402,7 @@ func (t *copyTarget) flush(tail []byte) error {
 func (ss *session) copyFail(ts []*copyTarget, perr *pgconn.PgError) error {
 	ss.copyAbort(ts, "pgrouter: COPY aborted")
 	if perr == nil {
-		perr = pgErr("XX000", "COPY aborted", "")
+		perr = pgwire.Error(pgwire.InternalError, "COPY aborted", "")
 	}
 	return ss.replyError(perr, true)
 }
@@ -425,7 +437,7 @@ func (ss *session) copyEnd(ts []*copyTarget, cmd string) (failed []*copyTarget) 
 		if t.member {
 			continue // the client's COMMIT or ROLLBACK ends it
 		}
-		if t.lost == nil && t.b.txStatus != 'I' {
+		if t.lost == nil && t.b.txStatus != pgwire.TxIdle {
 			if err := writeAll(t.b.conn.NetConn, q); err != nil {
 				t.lost = err
 			} else {
@@ -451,16 +463,16 @@ func (ss *session) copyEnd(ts []*copyTarget, cmd string) (failed []*copyTarget) 
 // finishCopyEnd reads the answer to COMMIT/ROLLBACK up to ReadyForQuery.
 func finishCopyEnd(b *binding, cmd string) (bool, error) {
 	r := readResult(b)
-	if r.err != nil && b.txStatus == 'E' {
+	if r.err != nil && b.txStatus == pgwire.TxFailed {
 		return false, r.err
 	}
-	return r.err == nil && r.tag == cmd && b.txStatus == 'I', nil
+	return r.err == nil && r.tag == cmd && b.txStatus == pgwire.TxIdle, nil
 }
 
 // copyFinish ends the data on every shard and commits when all succeeded
 // (atomically with two_phase_commit).
 func (ss *session) copyFinish(ts []*copyTarget) error {
-	done := []byte{'c', 0, 0, 0, 4}
+	done := []byte{pgwire.CopyDone, 0, 0, 0, 4}
 	for _, t := range ts {
 		t.flush(done)
 	}
@@ -479,7 +491,7 @@ func (ss *session) copyFinish(ts []*copyTarget) error {
 	}
 	if ts[0].member { // the rows commit with the client's transaction
 		ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("COPY " + strconv.FormatInt(total, 10))})
-		ss.out = appendReady(ss.out, ss.txStatus)
+		ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 		return ss.flushClient()
 	}
 	if len(ts) > 1 && ss.twoPhase() {
@@ -502,8 +514,8 @@ func (ss *session) copyFinish(ts []*copyTarget) error {
 		ss.floor[t.b.shard] = snap.WriteFloor(t.b.shard)
 	}
 	ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("COPY " + strconv.FormatInt(total, 10))})
-	ss.out = appendReady(ss.out, 'I')
-	ss.txStatus = 'I'
+	ss.out = pgwire.AppendReady(ss.out, pgwire.TxIdle)
+	ss.txStatus = pgwire.TxIdle
 	return ss.flushClient()
 }
 
@@ -519,7 +531,7 @@ func (ss *session) commitFailure(ts, failed []*copyTarget) *pgconn.PgError {
 			ok = append(ok, name)
 		}
 	}
-	return pgErr("XX000", fmt.Sprintf("COPY: COMMIT failed on shard(s) [%s] after it succeeded on [%s]",
+	return pgwire.Error(pgwire.InternalError, fmt.Sprintf("COPY: COMMIT failed on shard(s) [%s] after it succeeded on [%s]",
 		strings.Join(bad, ", "), strings.Join(ok, ", ")),
 		"enable two_phase_commit for atomic multi-shard writes; check the rows on each shard")
 }
@@ -553,7 +565,7 @@ func (ss *session) copyElsewhere(ts []*copyTarget, shard int) *pgconn.PgError {
 	for i, t := range ts {
 		names[i] = ss.st.cfg.Shards[t.b.shard].Name
 	}
-	return pgErr("22023", fmt.Sprintf("row belongs to shard %s by its shard key, but pgrouter hint or SET pgrouter.shard sent this COPY to shard %s",
+	return pgwire.Error(pgwire.InvalidParameterValue, fmt.Sprintf("row belongs to shard %s by its shard key, but pgrouter hint or SET pgrouter.shard sent this COPY to shard %s",
 		ss.st.cfg.Shards[shard].Name, strings.Join(names, ", ")),
 		"copy only the rows of that shard, or remove the hint; the COPY was rolled back on every shard")
 }

@@ -3,6 +3,8 @@ package proxy
 import (
 	"time"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgrouter/pgrouter/router"
@@ -22,7 +24,7 @@ func (ss *session) copySplits(route router.Route) bool {
 	if ss.be == nil && ss.pendingBegin == "" {
 		return true
 	}
-	return multiShardRoute(route) && ss.txStatus == 'T' && !ss.openBatch && ss.pinned == "" && ss.st.cfg.Pool.Mode != "session"
+	return multiShardRoute(route) && ss.txStatus == pgwire.TxActive && !ss.openBatch && ss.pinned == "" && ss.st.cfg.Pool.Mode != "session"
 }
 
 // copyJoin makes the transaction's backend of every shard of set a COPY

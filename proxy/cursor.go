@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgrouter/pgrouter/router"
@@ -24,7 +26,7 @@ import (
 // sqlCursor runs a cursor statement of the session's merged cursors (or a
 // DECLARE that makes one); done is false for every other statement.
 func (ss *session) sqlCursor(sql string, route router.Route) (done bool, err error) {
-	inTx := ss.pendingBegin != "" || ss.txStatus == 'T'
+	inTx := ss.pendingBegin != "" || ss.txStatus == pgwire.TxActive
 	if !inTx || !multiShardRoute(route) && len(ss.kept) == 0 {
 		return false, nil
 	}
@@ -54,13 +56,13 @@ func (ss *session) sqlCursor(sql string, route router.Route) (done bool, err err
 		delete(ss.kept, c.Name)
 		return true, ss.cursorDone("CLOSE CURSOR")
 	case !c.Forward:
-		return true, ss.replyError(pgErr("0A000", fmt.Sprintf("cursor %q runs over several shards: it only moves forward (NEXT, FORWARD n, ALL)", c.Name), ""), true)
+		return true, ss.replyError(pgwire.Error(pgwire.FeatureNotSupported, fmt.Sprintf("cursor %q runs over several shards: it only moves forward (NEXT, FORWARD n, ALL)", c.Name), ""), true)
 	}
 	n := min(c.Count, int64(len(p.rows)))
 	if c.Kind == 'F' {
-		ss.out = appendFrame(ss.out, 'T', p.desc)
+		ss.out = appendFrame(ss.out, pgwire.RowDescription, p.desc)
 		for _, row := range p.rows[:n] {
-			ss.out = appendFrame(ss.out, 'D', row)
+			ss.out = appendFrame(ss.out, pgwire.DataRow, row)
 		}
 	}
 	p.rows = p.rows[n:]
@@ -82,7 +84,7 @@ func (ss *session) declareMerged(c router.CursorStmt) (bool, error) {
 		return false, nil // refused as before: a merged cursor moves forward, in text
 	}
 	if _, exists := ss.kept[c.Name]; exists {
-		return true, ss.replyError(pgErr("42P03", fmt.Sprintf("cursor %q already exists", c.Name), ""), true)
+		return true, ss.replyError(pgwire.Error(pgwire.DuplicateCursor, fmt.Sprintf("cursor %q already exists", c.Name), ""), true)
 	}
 	var desc []byte
 	rows := new([][]byte)
@@ -98,6 +100,6 @@ func (ss *session) declareMerged(c router.CursorStmt) (bool, error) {
 
 func (ss *session) cursorDone(tag string) error {
 	ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte(tag)})
-	ss.out = appendReady(ss.out, ss.txStatus)
+	ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 	return ss.flushClient()
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/text/encoding"
 	"golang.org/x/text/encoding/charmap"
@@ -97,14 +99,14 @@ func toUTF8[T string | []byte](ss *session, s T) (T, *pgconn.PgError) {
 	enc, name, ok := ss.clientCodec()
 	switch {
 	case !ok:
-		return s, pgErr("0A000", fmt.Sprintf("pgrouter cannot read non-ASCII text in client_encoding %s", name),
+		return s, pgwire.Error(pgwire.FeatureNotSupported, fmt.Sprintf("pgrouter cannot read non-ASCII text in client_encoding %s", name),
 			"use client_encoding UTF8 (or a LATIN*/WIN*/EUC*/SJIS/BIG5/GBK encoding)")
 	case enc == nil:
 		return s, nil
 	}
 	out, err := enc.NewDecoder().Bytes([]byte(s))
 	if err != nil {
-		return s, pgErr("22021", fmt.Sprintf("invalid byte sequence for encoding %q", name), "")
+		return s, pgwire.Error(pgwire.CharacterNotInRepertoire, fmt.Sprintf("invalid byte sequence for encoding %q", name), "")
 	}
 	return T(out), nil
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -91,37 +93,37 @@ func (ss *session) flushBatch(sync bool) error {
 	for i, m := range b.msgs {
 		if err := ss.translate(m, b.body(i)); err != nil {
 			// Only malformed messages get here: the stream cannot be trusted.
-			ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "08P01", Message: err.Error()}))
+			ss.writeClient(pgwire.AppendError(nil, pgwire.Fatal(pgwire.ProtocolViolation, err.Error())))
 			return errClientGone
 		}
 	}
 	ss.openBatch = !sync
 	// (A deferred BEGIN sent just now leaves be.txStatus 'I' until answered.)
-	if !sync && !wasOpen && ss.be.txStatus == 'I' && !began && !b.binds() {
+	if !sync && !wasOpen && ss.be.txStatus == pgwire.TxIdle && !began && !b.binds() {
 		ss.appendOwnSync()
 	}
 	return ss.roundTrip()
 }
 
 // endBatch forgets the batch once it is handled.
-func (ss *session) endBatch() {
-	ss.batch.reset()
-	ss.refusal = ss.refusal[:0]
+func (bs *batchState) endBatch() {
+	bs.batch.reset()
+	bs.refusal = bs.refusal[:0]
 }
 
 // lastBoundPlan is the plan of the batch's last Bind (nil without one).
-func (ss *session) lastBoundPlan() *router.Plan {
-	if ss.lastBound == nil {
+func (bs *batchState) lastBoundPlan() *router.Plan {
+	if bs.lastBound == nil {
 		return nil
 	}
-	return ss.lastBound.plan
+	return bs.lastBound.plan
 }
 
 // refuseBatch answers a batch the proxy cannot route: one error, then
 // ReadyForQuery if the batch ended in Sync (Postgres skips to Sync after an error).
 func (ss *session) refuseBatch(err error, sync bool) error {
 	if err == errMalformed {
-		ss.writeClient(appendError(nil, errMalformed))
+		ss.writeClient(pgwire.AppendError(nil, errMalformed))
 		return errClientGone
 	}
 	ss.forgetParses()   // nothing of the batch ran: its Parses created no statements
@@ -138,7 +140,7 @@ func toPgError(err error) *pgconn.PgError {
 	if pe, ok := err.(*pgconn.PgError); ok {
 		return pe
 	}
-	return pgErr("XX000", err.Error(), "")
+	return pgwire.Error(pgwire.InternalError, err.Error(), "")
 }
 
 // routeBatch registers Parsed statements and combines the routes of every
@@ -157,7 +159,7 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 		body := b.body(i)
 		ss.refuseIdx = i // where an error returned now stands
 		switch m.typ {
-		case 'P':
+		case pgwire.Parse:
 			pm, err := decodeParse(body)
 			if err != nil {
 				return out, nil, err
@@ -169,7 +171,7 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 			if m.st.plan != nil && m.st.plan.Role > out.Role {
 				out.Role = m.st.plan.Role
 			}
-		case 'B':
+		case pgwire.Bind:
 			bm, err := decodeBind(body, &ss.args, &ss.resultFormats)
 			if err != nil {
 				return out, nil, err
@@ -212,9 +214,9 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 			d := st.plan.Deallocate
 			localPortal = d != nil && (d.All && ss.pinned == "" || !d.All && ss.stmts[d.Name] != nil)
 			m.local = localPortal
-		case 'E':
+		case pgwire.Execute:
 			executes++
-			if lastBound != nil && lastBound.plan.Tx == router.TxBegin && ss.txStatus == 'I' &&
+			if lastBound != nil && lastBound.plan.Tx == router.TxBegin && ss.txStatus == pgwire.TxIdle &&
 				(ss.be == nil || ss.openBatch && ss.pinned == "") {
 				// A BEGIN run now (not deferred) may write later: the primary,
 				// as for BEGIN in a multi-statement query (router); after an
@@ -225,9 +227,9 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 				m.st = lastBound
 				ss.deallocateLocally(lastBound.plan.Deallocate) // in order: later messages see it
 			}
-		case 'D':
-			m.local = localPortal && len(body) > 0 && body[0] == 'P'
-			if len(body) > 0 && body[0] == 'S' {
+		case pgwire.Describe:
+			m.local = localPortal && len(body) > 0 && body[0] == pgwire.ObjectPortal
+			if len(body) > 0 && body[0] == pgwire.ObjectStatement {
 				name, _, _ := cstring(body[1:])
 				if m.st = ss.stmts[name]; m.st == nil && ss.pinned != "" && ss.be != nil {
 					m.raw = true // see Bind
@@ -235,8 +237,8 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 					return out, nil, errNoStatement(name)
 				}
 			}
-		case 'C':
-			if len(body) > 0 && body[0] == 'S' {
+		case pgwire.Close:
+			if len(body) > 0 && body[0] == pgwire.ObjectStatement {
 				// Server statements are shared; closing only forgets the client's name.
 				name, _, _ := cstring(body[1:])
 				delete(ss.stmts, name)
@@ -252,9 +254,9 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 // errNoStatement is Postgres's error for a statement name it does not know.
 func errNoStatement(name string) error {
 	if name == "" {
-		return pgErr("26000", "unnamed prepared statement does not exist", "")
+		return pgwire.Error(pgwire.InvalidSQLStatementName, "unnamed prepared statement does not exist", "")
 	}
-	return pgErr("26000", fmt.Sprintf("prepared statement %q does not exist", name), "")
+	return pgwire.Error(pgwire.InvalidSQLStatementName, fmt.Sprintf("prepared statement %q does not exist", name), "")
 }
 
 // mergeRoutes combines the routes of the statements of one batch: the
@@ -287,7 +289,7 @@ func mergeRoutes(a, b router.Route) router.Route {
 func (ss *session) registerStmt(pm parseMsg) (*stmt, error) {
 	if pm.name != "" {
 		if _, exists := ss.stmts[pm.name]; exists {
-			return nil, pgErr("42P05", fmt.Sprintf("prepared statement %q already exists", pm.name), "")
+			return nil, pgwire.Error(pgwire.DuplicatePreparedStatement, fmt.Sprintf("prepared statement %q already exists", pm.name), "")
 		}
 	}
 	st := &stmt{query: pm.query, oids: pm.oids, parse: append([]byte(nil), pm.rest...), gen: ss.srv.stmts.generation()}
@@ -318,31 +320,31 @@ func (ss *session) translate(m batchMsg, body []byte) error {
 	if m.raw {
 		ss.bout = appendFrame(ss.bout, typ, body)
 		ss.push(expect{kind: typ})
-		if typ == 'B' {
+		if typ == pgwire.Bind {
 			ss.boundPlan = nil
 		}
 		return nil
 	}
 	switch typ {
-	case 'P':
+	case pgwire.Parse:
 		client, _, _ := cstring(body)
-		if ss.be.conn.Prepared.Contains(st.server) && ss.be.txStatus == 'E' {
+		if ss.be.conn.Prepared.Contains(st.server) && ss.be.txStatus == pgwire.TxFailed {
 			// Postgres refuses a Parse in a failed transaction (25P02, but
 			// not of ROLLBACK or COMMIT): the backend says so, parsing the
 			// text as its unnamed statement, which the proxy does not use.
 			ss.bout = appendParseAs(ss.bout, "", st)
-			ss.push(expect{kind: 'P', client: client, parsed: st})
+			ss.push(expect{kind: pgwire.Parse, client: client, parsed: st})
 			return nil
 		}
 		if ss.be.conn.Prepared.Contains(st.server) {
-			ss.push(expect{kind: 'P', synth: msgParseComplete, client: client, parsed: st})
+			ss.push(expect{kind: pgwire.Parse, synth: pgwire.MsgParseComplete, client: client, parsed: st})
 			return nil
 		}
 		ss.appendEnsureCapacity()
 		ss.bout = appendParse(ss.bout, st)
 		ss.be.conn.Prepared.Add(st.server, struct{}{})
-		ss.push(expect{kind: 'P', stmt: st.server, client: client, parsed: st})
-	case 'B':
+		ss.push(expect{kind: pgwire.Parse, stmt: st.server, client: client, parsed: st})
+	case pgwire.Bind:
 		portal, rest, err := cstring(body)
 		if err != nil {
 			return err
@@ -353,42 +355,42 @@ func (ss *session) translate(m batchMsg, body []byte) error {
 		}
 		ss.ensurePrepared(st)
 		start := len(ss.bout)
-		ss.bout = append(ss.bout, 'B', 0, 0, 0, 0)
+		ss.bout = append(ss.bout, pgwire.Bind, 0, 0, 0, 0)
 		ss.bout = append(ss.bout, portal...)
 		ss.bout = append(ss.bout, 0)
 		ss.bout = append(ss.bout, st.server...)
 		ss.bout = append(ss.bout, 0)
 		ss.bout = append(ss.bout, rest...)
 		binary.BigEndian.PutUint32(ss.bout[start+1:], uint32(len(ss.bout)-start-1))
-		ss.push(expect{kind: 'B', stmt: st.server, client: name})
+		ss.push(expect{kind: pgwire.Bind, stmt: st.server, client: name})
 		ss.boundPlan = st.plan
-	case 'D':
-		if len(body) > 0 && body[0] == 'S' {
+	case pgwire.Describe:
+		if len(body) > 0 && body[0] == pgwire.ObjectStatement {
 			ss.ensurePrepared(st)
 			start := len(ss.bout)
-			ss.bout = append(ss.bout, 'D', 0, 0, 0, 0, 'S')
+			ss.bout = append(ss.bout, pgwire.Describe, 0, 0, 0, 0, pgwire.ObjectStatement)
 			ss.bout = append(ss.bout, st.server...)
 			ss.bout = append(ss.bout, 0)
 			binary.BigEndian.PutUint32(ss.bout[start+1:], uint32(len(ss.bout)-start-1))
-			ss.push(expect{kind: 'D', stmt: st.server, parsed: st})
+			ss.push(expect{kind: pgwire.Describe, stmt: st.server, parsed: st})
 			return nil
 		}
 		ss.bout = appendFrame(ss.bout, typ, body)
-		ss.push(expect{kind: 'D'})
-	case 'E':
+		ss.push(expect{kind: pgwire.Describe})
+	case pgwire.Execute:
 		ss.bout = appendFrame(ss.bout, typ, body)
-		ss.push(expect{kind: 'E', plan: ss.boundPlan})
-	case 'C':
-		if len(body) > 0 && body[0] == 'S' {
-			ss.push(expect{kind: 'C', synth: msgCloseComplete})
+		ss.push(expect{kind: pgwire.Execute, plan: ss.boundPlan})
+	case pgwire.Close:
+		if len(body) > 0 && body[0] == pgwire.ObjectStatement {
+			ss.push(expect{kind: pgwire.Close, synth: pgwire.MsgCloseComplete})
 			return nil
 		}
 		ss.bout = appendFrame(ss.bout, typ, body)
-		ss.push(expect{kind: 'C'})
-	case 'S':
+		ss.push(expect{kind: pgwire.Close})
+	case pgwire.Sync:
 		ss.bout = appendFrame(ss.bout, typ, body)
-		ss.push(expect{kind: 'S'})
-	case 'H':
+		ss.push(expect{kind: pgwire.Sync})
+	case pgwire.Flush:
 		ss.bout = appendFrame(ss.bout, typ, body)
 	case msgRefused:
 		ss.appendRefusal()
@@ -405,7 +407,7 @@ func (ss *session) ensurePrepared(st *stmt) {
 	ss.appendEnsureCapacity()
 	ss.bout = appendParse(ss.bout, st)
 	ss.be.conn.Prepared.Add(st.server, struct{}{})
-	ss.push(expect{kind: 'P', swallow: true, stmt: st.server})
+	ss.push(expect{kind: pgwire.Parse, swallow: true, stmt: st.server})
 }
 
 // appendEnsureCapacity closes the least recently used statement on the
@@ -417,7 +419,7 @@ func (ss *session) appendEnsureCapacity() {
 	}
 	if name, _, ok := p.RemoveOldest(); ok {
 		ss.bout = appendCloseStmt(ss.bout, name)
-		ss.push(expect{kind: 'C', swallow: true})
+		ss.push(expect{kind: pgwire.Close, swallow: true})
 	}
 }
 
@@ -427,15 +429,15 @@ func (ss *session) appendEnsureCapacity() {
 // Waiting for a backend here would deadlock clients such as pgbench
 // -M prepared, which prepare synchronously while their other connections
 // hold backends in open transactions.
-func (ss *session) prepareOnly() bool {
-	b := &ss.batch
+func (bs *batchState) prepareOnly() bool {
+	b := &bs.batch
 	for _, m := range b.msgs {
 		switch m.typ {
-		case 'P':
+		case pgwire.Parse:
 			if m.st == nil || m.st.plan == nil || m.st.plan.Unparsed {
 				return false
 			}
-		case 'C', 'S', 'H', msgRefused:
+		case pgwire.Close, pgwire.Sync, pgwire.Flush, msgRefused:
 		default:
 			return false
 		}
@@ -446,18 +448,18 @@ func (ss *session) prepareOnly() bool {
 func (ss *session) answerPrepareLocally(sync bool) error {
 	for _, m := range ss.batch.msgs {
 		switch m.typ {
-		case 'P':
-			ss.out = append(ss.out, msgParseComplete...)
-		case 'C':
-			ss.out = append(ss.out, msgCloseComplete...)
+		case pgwire.Parse:
+			ss.out = append(ss.out, pgwire.MsgParseComplete...)
+		case pgwire.Close:
+			ss.out = append(ss.out, pgwire.MsgCloseComplete...)
 		case msgRefused:
 			ss.out = append(ss.out, ss.refusal...)
 			ss.skipping = !sync
-			if ss.txStatus == 'T' {
+			if ss.txStatus == pgwire.TxActive {
 				ss.abortDeferredTx()
 			}
-		case 'S':
-			ss.out = appendReady(ss.out, ss.txStatus)
+		case pgwire.Sync:
+			ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 		}
 	}
 	return ss.flushClient()
@@ -474,19 +476,19 @@ func (ss *session) answerBatchLocally(b *batch, tag string) {
 func (ss *session) answerLocally(b *batch, from, to int, tag string) {
 	for i := from; i < to; i++ {
 		switch m := b.msgs[i]; m.typ {
-		case 'P':
-			ss.out = append(ss.out, msgParseComplete...)
-		case 'B':
-			ss.out = append(ss.out, msgBindComplete...)
-		case 'D':
-			if body := b.body(i); len(body) > 0 && body[0] == 'S' {
+		case pgwire.Parse:
+			ss.out = append(ss.out, pgwire.MsgParseComplete...)
+		case pgwire.Bind:
+			ss.out = append(ss.out, pgwire.MsgBindComplete...)
+		case pgwire.Describe:
+			if body := b.body(i); len(body) > 0 && body[0] == pgwire.ObjectStatement {
 				ss.out = appendMsg(ss.out, &pgproto3.ParameterDescription{})
 			}
-			ss.out = append(ss.out, msgNoData...)
-		case 'E':
+			ss.out = append(ss.out, pgwire.MsgNoData...)
+		case pgwire.Execute:
 			ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte(tag)})
-		case 'C':
-			ss.out = append(ss.out, msgCloseComplete...)
+		case pgwire.Close:
+			ss.out = append(ss.out, pgwire.MsgCloseComplete...)
 		}
 	}
 }

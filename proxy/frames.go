@@ -9,8 +9,9 @@ import (
 	"net"
 	"slices"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // maxMessageLen bounds a single protocol message from a backend (Postgres's
@@ -77,7 +78,7 @@ func (f *frameReader) next() (typ byte, body []byte, err error) {
 	}
 	typ = hdr[0]
 	body, err = f.body(5, typ, int(binary.BigEndian.Uint32(hdr[1:]))-4)
-	if typ == 'S' && f.params != nil && err == nil {
+	if typ == pgwire.ParameterStatus && f.params != nil && err == nil {
 		noteParam(f.params, body)
 	}
 	return typ, body, err
@@ -204,27 +205,6 @@ func appendMsg(dst []byte, m interface{ Encode([]byte) ([]byte, error) }) []byte
 	return out
 }
 
-// appendError encodes e as an ErrorResponse.
-func appendError(dst []byte, e *pgconn.PgError) []byte {
-	sev := e.Severity
-	if sev == "" {
-		sev = "ERROR"
-	}
-	return appendMsg(dst, &pgproto3.ErrorResponse{
-		Severity:            sev,
-		SeverityUnlocalized: sev,
-		Code:                e.Code,
-		Message:             e.Message,
-		Detail:              e.Detail,
-		Hint:                e.Hint,
-		Position:            e.Position,
-	})
-}
-
-func appendReady(dst []byte, status byte) []byte {
-	return append(dst, 'Z', 0, 0, 0, 5, status)
-}
-
 // writeAll writes b fully (net.Conn Write already loops until done or error).
 func writeAll(c net.Conn, b []byte) error {
 	_, err := c.Write(b)
@@ -241,9 +221,4 @@ func cstring(b []byte) (string, []byte, error) {
 	return "", nil, errMalformed
 }
 
-var errMalformed = &pgconn.PgError{Severity: "FATAL", Code: "08P01", Message: "malformed protocol message"}
-
-// pgErr builds a client-facing error.
-func pgErr(code, msg, hint string) *pgconn.PgError {
-	return &pgconn.PgError{Severity: "ERROR", Code: code, Message: msg, Hint: hint}
-}
+var errMalformed = &pgconn.PgError{Severity: "FATAL", Code: pgwire.ProtocolViolation, Message: "malformed protocol message"}

@@ -1,6 +1,10 @@
 package proxy
 
-import "time"
+import (
+	"time"
+
+	"github.com/pgrouter/pgrouter/pgwire"
+)
 
 // idleWatch relays what a pinned backend sends while its client is idle —
 // NOTIFY payloads for LISTEN, notices, parameter changes — at once, as
@@ -27,17 +31,17 @@ func (ss *session) startIdleWatch() {
 				return // deadline from stopIdleWatch, or a dead backend the next request finds
 			}
 			switch typ {
-			case 'A', 'N', 'S':
-				if typ == 'S' {
+			case pgwire.NotificationResponse, pgwire.NoticeResponse, pgwire.ParameterStatus:
+				if typ == pgwire.ParameterStatus {
 					ss.noteParameterStatus(body)
 				}
 				frame = appendFrame(frame[:0], typ, body)
 				if _, err := ss.conn.Write(frame); err != nil {
 					return
 				}
-			case 'E':
-				if isFatal(body) {
-					ss.backendFatal = decodeError(body)
+			case pgwire.ErrorResponse:
+				if pgwire.IsFatal(body) {
+					ss.backendFatal = pgwire.DecodeError(body)
 				}
 			}
 		}

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,12 +62,12 @@ func (l *limits) admit(cfg *config.Limits, u *config.User, db string) *pgconn.Pg
 	defer l.mu.Unlock()
 	if max > 0 && l.users[user] >= max {
 		l.rejected.WithLabelValues(limitUserClients).Inc()
-		return &pgconn.PgError{Severity: "FATAL", Code: "53300", Message: fmt.Sprintf("too many connections for role %q", user),
+		return &pgconn.PgError{Severity: "FATAL", Code: pgwire.TooManyConnections, Message: fmt.Sprintf("too many connections for role %q", user),
 			Hint: fmt.Sprintf("pgrouter %s is %d", key, max)}
 	}
 	if max := cfg.MaxClientsPerDatabase; max > 0 && l.dbs[db] >= max {
 		l.rejected.WithLabelValues(limitDatabaseClients).Inc()
-		return &pgconn.PgError{Severity: "FATAL", Code: "53300", Message: fmt.Sprintf("too many connections for database %q", db),
+		return &pgconn.PgError{Severity: "FATAL", Code: pgwire.TooManyConnections, Message: fmt.Sprintf("too many connections for database %q", db),
 			Hint: fmt.Sprintf("pgrouter limits.max_clients_per_database is %d", max)}
 	}
 	l.users[user]++
@@ -124,7 +126,7 @@ func queryRate(cfg *config.Limits, u *config.User) (perSec, burst int) {
 // maybe locks, and refusing there would need the backend's transaction
 // aborted too.
 func (ss *session) throttle() error {
-	if ss.rate == nil || ss.be != nil || ss.txStatus != 'I' {
+	if ss.rate == nil || ss.be != nil || ss.txStatus != pgwire.TxIdle {
 		return nil
 	}
 	if ss.rate.Allow() {
@@ -136,7 +138,7 @@ func (ss *session) throttle() error {
 		r.Cancel()
 		ss.srv.limits.rejected.WithLabelValues(limitQueryRate).Inc()
 		perSec, burst := queryRate(cfg, ss.user)
-		return &pgconn.PgError{Severity: "ERROR", Code: "53400",
+		return &pgconn.PgError{Severity: "ERROR", Code: pgwire.ConfigurationLimitExceeded,
 			Message: fmt.Sprintf("query rate limit exceeded for role %q", ss.user.Name),
 			Hint: fmt.Sprintf("pgrouter allows this user %d statements per second (burst %d, limits.user_query_rate or the user's query_rate); retry later",
 				perSec, burst)}

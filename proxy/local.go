@@ -5,6 +5,8 @@ import (
 	"maps"
 	"time"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgrouter/pgrouter/router"
@@ -33,7 +35,7 @@ func (ss *session) localStatement(plan *router.Plan) error {
 			ss.hints.Shard = val
 		}
 		ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SET")})
-		ss.out = appendReady(ss.out, ss.txStatus)
+		ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 		return ss.flushClient()
 	}
 	role := ss.hints.Role
@@ -52,7 +54,7 @@ func (ss *session) localStatement(plan *router.Plan) error {
 		}
 	}
 	ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SHOW")})
-	ss.out = appendReady(ss.out, ss.txStatus)
+	ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 	return ss.flushClient()
 }
 
@@ -66,8 +68,8 @@ func (ss *session) functionCall(body []byte) error {
 	ss.be.wrote = true
 	ss.bout = ss.bout[:0]
 	ss.appendPreamble(true)
-	ss.bout = appendFrame(ss.bout, 'F', body)
-	ss.push(expect{kind: 'F'})
+	ss.bout = appendFrame(ss.bout, pgwire.FunctionCall, body)
+	ss.push(expect{kind: pgwire.FunctionCall})
 	return ss.roundTrip()
 }
 
@@ -113,29 +115,21 @@ func (ss *session) loginParams(ctx context.Context) (map[string]string, error) {
 // loginSync runs the startup GUC query and turns its error into a login error.
 func (ss *session) loginSync() error {
 	ss.queue = ss.queue[:0]
-	if err := writeAll(ss.be.conn.NetConn, ss.bout); err != nil {
+	b := ss.be
+	if err := writeAll(b.conn.NetConn, ss.bout); err != nil {
 		return err
 	}
-	var firstErr error
-	for {
-		typ, body, err := ss.be.rd.next()
-		if err != nil {
-			return err
-		}
-		switch typ {
-		case 'E':
-			var e pgproto3.ErrorResponse
-			if e.Decode(body) == nil && firstErr == nil {
-				firstErr = pgErr(e.Code, e.Message, e.Hint)
-			}
-		case 'S':
+	perr, lost := b.readUntilReady(func(typ byte, body []byte) {
+		if typ == pgwire.ParameterStatus {
 			ss.noteParameterStatus(body)
-		case 'Z':
-			ss.be.txStatus = body[0]
-			if firstErr != nil {
-				clear(ss.be.conn.Settings)
-			}
-			return firstErr
 		}
+	})
+	if lost != nil {
+		return lost
 	}
+	if perr != nil {
+		clear(b.conn.Settings)
+		return pgwire.Error(perr.Code, perr.Message, perr.Hint)
+	}
+	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgrouter/pgrouter/router"
@@ -140,13 +142,13 @@ func (ss *session) adoptOpenBatch() error {
 		}
 		return nil
 	}
-	implicit := ss.txBegin == "" && ss.txStatus == 'I'
+	implicit := ss.txBegin == "" && ss.txStatus == pgwire.TxIdle
 	var msg []byte
 	answers := 1 // the Sync's
 	if implicit {
 		msg, answers = appendQuery(msg, "BEGIN"), 2
 	}
-	msg = append(msg, 'S', 0, 0, 0, 4)
+	msg = append(msg, pgwire.Sync, 0, 0, 0, 4)
 	if err := writeAll(b.conn.NetConn, msg); err != nil {
 		return ss.backendLost(err)
 	}
@@ -158,7 +160,7 @@ func (ss *session) adoptOpenBatch() error {
 	ss.openBatch = false
 	ss.span = &spanBatch{implicit: implicit}
 	if implicit {
-		ss.txBegin, ss.txStatus = "BEGIN", 'T'
+		ss.txBegin, ss.txStatus = "BEGIN", pgwire.TxActive
 	}
 	if len(ss.members) == 0 {
 		ss.members = []*binding{b}
@@ -170,7 +172,7 @@ func (ss *session) adoptOpenBatch() error {
 // none of them ran (Postgres skips them after an error, up to Sync).
 func (ss *session) forgetParses() {
 	for i, m := range ss.batch.msgs {
-		if m.typ == 'P' && m.st != nil {
+		if m.typ == pgwire.Parse && m.st != nil {
 			name, _, _ := cstring(ss.batch.body(i))
 			ss.forgetStmt(name, m.st)
 		}
@@ -186,7 +188,7 @@ func (ss *session) beginSpan() {
 	ss.span = &spanBatch{implicit: ss.be == nil && ss.pendingBegin == ""}
 	if ss.span.implicit {
 		ss.pendingBegin = "BEGIN"
-		ss.txStatus = 'T' // the batch's statements may move between shards
+		ss.txStatus = pgwire.TxActive // the batch's statements may move between shards
 	}
 }
 
@@ -199,7 +201,7 @@ func (ss *session) segments() ([]segment, error) {
 	cur := segment{route: router.Route{Any: true}, bind: -1}
 	for i, m := range b.msgs {
 		switch m.typ {
-		case 'B':
+		case pgwire.Bind:
 			var args router.Args
 			var formats []int16
 			if _, err := decodeBind(b.body(i), &args, &formats); err != nil {
@@ -215,13 +217,13 @@ func (ss *session) segments() ([]segment, error) {
 				return nil, err
 			}
 			cur.route, cur.plan, cur.bind = r, m.st.plan, i
-		case 'E':
+		case pgwire.Execute:
 			cur.executes = true
 		}
-		if m.typ != 'S' && m.typ != 'H' {
+		if m.typ != pgwire.Sync && m.typ != pgwire.Flush {
 			cur.sends = true
 		}
-		if (m.typ == 'E' || i == len(b.msgs)-1) && cur.sends {
+		if (m.typ == pgwire.Execute || i == len(b.msgs)-1) && cur.sends {
 			cur.to = i + 1
 			segs = append(segs, cur)
 			cur = segment{from: i + 1, route: router.Route{Any: true}, bind: -1}
@@ -258,20 +260,20 @@ func (ss *session) spanAllowed(steps []spanStep) *pgconn.PgError {
 	}
 	for _, s := range steps {
 		if what := spanForbids(s.plan); what != "" && !s.local {
-			return pgErr("0A000", what+" is not supported in a batch whose statements run on different shards",
+			return pgwire.Error(pgwire.FeatureNotSupported, what+" is not supported in a batch whose statements run on different shards",
 				"send it as a statement of its own")
 		}
 	}
 	names := ss.shardList(all)
 	switch {
 	case ss.db.CrossShard == "deny":
-		return pgErr("0A000", fmt.Sprintf("batch runs on shards %s; cross_shard is deny for database %s", names, ss.dbName),
+		return pgwire.Error(pgwire.FeatureNotSupported, fmt.Sprintf("batch runs on shards %s; cross_shard is deny for database %s", names, ss.dbName),
 			"keep each batch on one shard, or set cross_shard: allow")
 	case ss.pinned != "" || ss.st.cfg.Pool.Mode == "session":
-		return pgErr("0A000", fmt.Sprintf("batch runs on shards %s, but this session is tied to one backend", names),
+		return pgwire.Error(pgwire.FeatureNotSupported, fmt.Sprintf("batch runs on shards %s, but this session is tied to one backend", names),
 			"only sessions that are not pinned (pool mode transaction) may run batches over shards")
 	case writers.Len() > 1 && !ss.twoPhase():
-		return pgErr("0A000", fmt.Sprintf("batch writes on shards %s; without two-phase commit pgrouter cannot make it atomic", ss.shardList(writers)),
+		return pgwire.Error(pgwire.FeatureNotSupported, fmt.Sprintf("batch writes on shards %s; without two-phase commit pgrouter cannot make it atomic", ss.shardList(writers)),
 			fmt.Sprintf("enable two_phase_commit for database %s, or send the writes of each shard in a transaction of their own", ss.dbName))
 	}
 	return nil
@@ -354,15 +356,15 @@ func (ss *session) appendSegment(s segment) error {
 	}
 	b := &ss.batch
 	for i := s.from; i < s.to; i++ {
-		if m := b.msgs[i]; m.typ != 'S' && m.typ != 'H' {
+		if m := b.msgs[i]; m.typ != pgwire.Sync && m.typ != pgwire.Flush {
 			if err := ss.translate(m, b.body(i)); err != nil {
-				ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "08P01", Message: err.Error()}))
+				ss.writeClient(pgwire.AppendError(nil, pgwire.Fatal(pgwire.ProtocolViolation, err.Error())))
 				return errClientGone
 			}
 		}
 	}
-	ss.bout = append(ss.bout, 'S', 0, 0, 0, 4)
-	ss.push(expect{kind: 'S', swallow: true})
+	ss.bout = append(ss.bout, pgwire.Sync, 0, 0, 0, 4)
+	ss.push(expect{kind: pgwire.Sync, swallow: true})
 	return nil
 }
 
@@ -421,7 +423,7 @@ func (ss *session) spanRelay() error {
 // batch fails there, as if the statement had.
 func (ss *session) spanFailed(perr *pgconn.PgError) {
 	ss.srv.Metrics.errors(perr.Code)
-	ss.out = appendError(ss.out, perr)
+	ss.out = pgwire.AppendError(ss.out, perr)
 	ss.span.failed = true
 	if ss.span.implicit {
 		return // rolled back at Sync
@@ -462,13 +464,13 @@ func (ss *session) queryInSpan() (skip bool) {
 	}
 	ss.pendingBegin = ""
 	if len(ss.members) == 0 {
-		ss.readyForQuery('I')
+		ss.readyForQuery(pgwire.TxIdle)
 		return false
 	}
 	out := ss.commitMembers()
 	ss.endMulti(out.tag)
 	if out.err != nil { // the commit failed: say so before the Query's answers
-		ss.out = appendError(ss.out, out.err)
+		ss.out = pgwire.AppendError(ss.out, out.err)
 	}
 	return false
 }
@@ -480,12 +482,12 @@ func (ss *session) endSpan() error {
 	sp := ss.span
 	ss.span = nil
 	if !sp.implicit {
-		st := byte('T')
+		st := byte(pgwire.TxActive)
 		if sp.failed {
-			st = 'E'
+			st = pgwire.TxFailed
 		}
 		ss.txStatus = st
-		ss.out = appendReady(ss.out, st)
+		ss.out = pgwire.AppendReady(ss.out, st)
 		return ss.flushClient()
 	}
 	ss.pendingBegin = ""
@@ -493,8 +495,8 @@ func (ss *session) endSpan() error {
 		ss.members = []*binding{ss.be}
 	}
 	if len(ss.members) == 0 { // failed before any shard was reached
-		ss.readyForQuery('I')
-		ss.out = appendReady(ss.out, 'I')
+		ss.readyForQuery(pgwire.TxIdle)
+		ss.out = pgwire.AppendReady(ss.out, pgwire.TxIdle)
 		return ss.flushClient()
 	}
 	var out commitOutcome
@@ -506,11 +508,11 @@ func (ss *session) endSpan() error {
 	ss.endMulti(out.tag)
 	if out.err != nil {
 		ss.srv.Metrics.errors(out.err.Code)
-		ss.out = appendError(ss.out, out.err)
+		ss.out = pgwire.AppendError(ss.out, out.err)
 	}
 	if out.warning != nil {
 		ss.out = appendNotice(ss.out, out.warning)
 	}
-	ss.out = appendReady(ss.out, 'I')
+	ss.out = pgwire.AppendReady(ss.out, pgwire.TxIdle)
 	return ss.flushClient()
 }

@@ -1,6 +1,9 @@
 package proxy
 
-import "github.com/jackc/pgx/v5/pgconn"
+import (
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/pgrouter/pgrouter/pgwire"
+)
 
 // Running a batch over shards one statement at a time costs a round trip
 // per statement. In the batch's own implicit transaction that is not
@@ -125,7 +128,7 @@ func (ss *session) relayPiped(ps pipedSegment) error {
 	}
 	parsed := 0
 	_, lost := ps.p.b.readUntilReady(func(typ byte, _ []byte) {
-		if typ == '1' {
+		if typ == pgwire.ParseComplete {
 			parsed++
 		}
 	})
@@ -133,7 +136,7 @@ func (ss *session) relayPiped(ps pipedSegment) error {
 		return ss.backendLost(lost)
 	}
 	for _, e := range ss.queue { // as if skipped: Postgres would not have run them
-		if e.kind != 'P' {
+		if e.kind != pgwire.Parse {
 			continue
 		}
 		if e.parsed != nil {

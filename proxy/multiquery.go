@@ -3,6 +3,8 @@ package proxy
 import (
 	"strconv"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgrouter/pgrouter/router"
@@ -85,7 +87,7 @@ func (ss *session) runPiece(p piece) error {
 		ss.out = appendSplitRows(ss.out, results)
 	case ss.multiRead(p.plan, p.route):
 		n, _, perr := ss.scatterRead(p.sql, p.plan, nil, router.Args{}, nil, p.route, 0, nil, func(desc []byte) {
-			ss.out = appendFrame(ss.out, 'T', desc)
+			ss.out = appendFrame(ss.out, pgwire.RowDescription, desc)
 		})
 		if perr != nil {
 			ss.spanFailed(perr)
@@ -116,10 +118,10 @@ func (ss *session) relayPiece(sql string) error {
 	var ferr error
 	perr, lost := b.readUntilReady(func(typ byte, body []byte) {
 		switch typ {
-		case 'G':
+		case pgwire.CopyInResponse:
 			writeAll(b.conn.NetConn, appendMsg(nil, &pgproto3.CopyFail{Message: "COPY FROM STDIN is not supported in a query whose statements run on different shards"}))
 			return
-		case 'S':
+		case pgwire.ParameterStatus:
 			ss.noteParameterStatus(body)
 			ss.params.sent(body)
 		}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgrouter/pgrouter/router"
@@ -36,25 +38,25 @@ func (ss *session) routeInTx(route router.Route, plan *router.Plan, executes boo
 		}
 	}
 	if route.Role == router.RolePrimary && executes && !ss.be.primary {
-		return pgErr("25006", "cannot execute a write in a read-only transaction routed to a replica", "start the transaction with BEGIN (not READ ONLY) to write")
+		return pgwire.Error(pgwire.ReadOnlySQLTransaction, "cannot execute a write in a read-only transaction routed to a replica", "start the transaction with BEGIN (not READ ONLY) to write")
 	}
 	return nil
 }
 
 // txTarget is the shard a statement of the open transaction runs on: the
 // current one when it will do, else one the transaction already uses.
-func (ss *session) txTarget(route router.Route) (int, error) {
-	cur := ss.be.shard
+func (t *txState) txTarget(route router.Route) (int, error) {
+	cur := t.be.shard
 	switch {
 	case route.Any && (route.Shards == 0 || route.Shards.Has(cur)):
 		return cur, nil
-	case (route.Multi || route.Split || (route.Shards.Len() > 1 && !route.Any)) && ss.txStatus == 'E':
+	case (route.Multi || route.Split || (route.Shards.Len() > 1 && !route.Any)) && t.txStatus == pgwire.TxFailed:
 		// What one Postgres answers first; the statement never runs.
-		return 0, pgErr("25P02", "current transaction is aborted, commands ignored until end of transaction block", "")
+		return 0, pgwire.Error(pgwire.InFailedSQLTransaction, "current transaction is aborted, commands ignored until end of transaction block", "")
 	case route.Multi || route.Split || (route.Shards.Len() > 1 && !route.Any):
 		return 0, route.MultiShardError()
 	case route.Any:
-		for _, m := range ss.members {
+		for _, m := range t.members {
 			if route.Shards.Has(m.shard) {
 				return m.shard, nil
 			}
@@ -69,13 +71,13 @@ func (ss *session) multiTxAllows(plan *router.Plan, write bool, target int) erro
 	names := ss.st.cfg.Shards
 	if target != ss.be.shard {
 		switch {
-		case ss.txStatus == 'E':
-			return pgErr("25P02", "current transaction is aborted, commands ignored until end of transaction block", "")
+		case ss.txStatus == pgwire.TxFailed:
+			return pgwire.Error(pgwire.InFailedSQLTransaction, "current transaction is aborted, commands ignored until end of transaction block", "")
 		case ss.db.CrossShard == "deny":
-			return pgErr("0A000", fmt.Sprintf("transaction is running on shard %s and this statement needs shard %s; cross_shard is deny for database %s",
+			return pgwire.Error(pgwire.FeatureNotSupported, fmt.Sprintf("transaction is running on shard %s and this statement needs shard %s; cross_shard is deny for database %s",
 				names[ss.be.shard].Name, names[target].Name, ss.dbName), "keep each transaction on one shard, or set cross_shard: allow")
-		case ss.pinned != "" || ss.st.cfg.Pool.Mode == "session" || ss.txStatus != 'T' || ss.be.txStatus != 'T' || ss.openBatch:
-			return pgErr("25000", fmt.Sprintf("transaction is running on shard %s and this statement needs shard %s", names[ss.be.shard].Name, names[target].Name),
+		case ss.pinned != "" || ss.st.cfg.Pool.Mode == "session" || ss.txStatus != pgwire.TxActive || ss.be.txStatus != pgwire.TxActive || ss.openBatch:
+			return pgwire.Error(pgwire.InvalidTransactionState, fmt.Sprintf("transaction is running on shard %s and this statement needs shard %s", names[ss.be.shard].Name, names[target].Name),
 				"only an explicit transaction (BEGIN … COMMIT) of a session that is not pinned may move between shards")
 		}
 	}
@@ -95,22 +97,22 @@ func (ss *session) multiTxAllows(plan *router.Plan, write bool, target int) erro
 			what = plan.Pin
 		}
 		if what != "" {
-			return pgErr("0A000", what+" is not supported in a transaction that spans shards",
+			return pgwire.Error(pgwire.FeatureNotSupported, what+" is not supported in a transaction that spans shards",
 				"send COMMIT / ROLLBACK as a statement of its own; keep session state out of multi-shard transactions")
 		}
 		if target != ss.be.shard && ss.txSavepoint {
-			return pgErr("0A000", fmt.Sprintf("transaction with savepoints set among other statements of one query cannot move to shard %s", names[target].Name),
+			return pgwire.Error(pgwire.FeatureNotSupported, fmt.Sprintf("transaction with savepoints set among other statements of one query cannot move to shard %s", names[target].Name),
 				"send SAVEPOINT, RELEASE and ROLLBACK TO as statements of their own")
 		}
 		if target != ss.be.shard && ss.txSetLocal {
-			return pgErr("0A000", fmt.Sprintf("transaction that ran SET LOCAL or SET TRANSACTION cannot move to shard %s", names[target].Name),
+			return pgwire.Error(pgwire.FeatureNotSupported, fmt.Sprintf("transaction that ran SET LOCAL or SET TRANSACTION cannot move to shard %s", names[target].Name),
 				"put isolation level and access mode in BEGIN (it is replayed on every shard); set other GUCs before BEGIN")
 		}
 	}
 	if write && !ss.twoPhase() {
 		for _, m := range ss.txBackends() {
 			if m.shard != target && m.wrote {
-				return pgErr("25000", fmt.Sprintf("transaction wrote on shard %s and this statement writes on shard %s", names[m.shard].Name, names[target].Name),
+				return pgwire.Error(pgwire.InvalidTransactionState, fmt.Sprintf("transaction wrote on shard %s and this statement writes on shard %s", names[m.shard].Name, names[target].Name),
 					"a transaction may write on one shard only unless two_phase_commit is enabled for the database; roll back and split the transaction")
 			}
 		}
@@ -127,15 +129,6 @@ func (ss *session) txBackends() []*binding {
 		return ss.members
 	}
 	return []*binding{ss.be}
-}
-
-func (ss *session) member(shard int) *binding {
-	for _, m := range ss.members {
-		if m.shard == shard {
-			return m
-		}
-	}
-	return nil
 }
 
 // joinShard makes shard's backend of the transaction the current one,
@@ -161,8 +154,7 @@ func (ss *session) joinShard(shard int) error {
 	ss.srv.Metrics.routed(ss.st.cfg.Shards[shard].Name, roleName(b.primary), kindMulti, reason)
 	if perr := ss.beginOn(b, ss.txBegin+";"+replaySets(ss.txSets)+ss.replaySavepoints()); perr != nil {
 		ss.releaseAll([]*binding{b})
-		perr.Message = "could not join the transaction: " + perr.Message
-		return perr
+		return pgwire.WithMessage(perr, "could not join the transaction: "+perr.Message)
 	}
 	if len(ss.members) == 0 {
 		ss.members = append(ss.members, ss.be)

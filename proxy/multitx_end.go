@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -41,7 +43,7 @@ func (ss *session) multiTxControl(plan *router.Plan, sql string, ext *batch) (bo
 	} else {
 		ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte(out.tag)})
 	}
-	ss.out = appendReady(ss.out, 'I')
+	ss.out = pgwire.AppendReady(ss.out, pgwire.TxIdle)
 	return true, ss.flushClient()
 }
 
@@ -51,7 +53,7 @@ func (ss *session) multiTxControl(plan *router.Plan, sql string, ext *batch) (bo
 func (ss *session) commitMembers() commitOutcome {
 	var readers, writers []*binding
 	for _, m := range ss.members {
-		if m.txStatus != 'T' {
+		if m.txStatus != pgwire.TxActive {
 			return ss.rollbackMembers() // failed transaction: COMMIT means ROLLBACK
 		}
 		if m.wrote && m.primary {
@@ -69,7 +71,7 @@ func (ss *session) commitMembers() commitOutcome {
 	if len(writers) > 1 {
 		if ss.srv.coord == nil { // refused at the second write; never commit half
 			ss.rollbackMembers()
-			return commitOutcome{tag: "ROLLBACK", err: pgErr("XX000", "multi-shard write without two-phase commit", "")}
+			return commitOutcome{tag: "ROLLBACK", err: pgwire.Error(pgwire.InternalError, "multi-shard write without two-phase commit", "")}
 		}
 		return ss.srv.coord.commit(ss, writers)
 	}
@@ -87,7 +89,7 @@ func (ss *session) commitMembers() commitOutcome {
 func (ss *session) rollbackMembers() commitOutcome {
 	var open []*binding
 	for _, m := range ss.members {
-		if m.txStatus != 'I' {
+		if m.txStatus != pgwire.TxIdle {
 			open = append(open, m)
 		}
 	}
@@ -114,7 +116,7 @@ func (ss *session) endMulti(tag string) {
 	ss.releaseAll(ss.members)
 	ss.members = nil
 	ss.lastTag = append(ss.lastTag[:0], tag...)
-	ss.readyForQuery('I')
+	ss.readyForQuery(pgwire.TxIdle)
 }
 
 // abandonMembers rolls back a multi-shard transaction whose client left.
@@ -122,8 +124,8 @@ func (ss *session) abandonMembers() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, m := range ss.members {
-		if m.txStatus != 'I' && !ss.rollback(ctx, m) {
-			m.txStatus = 'E' // discarded by releaseAll
+		if m.txStatus != pgwire.TxIdle && !ss.rollback(ctx, m) {
+			m.txStatus = pgwire.TxFailed // discarded by releaseAll
 		}
 	}
 	ss.endMulti("ROLLBACK")

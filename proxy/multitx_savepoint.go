@@ -3,6 +3,8 @@ package proxy
 import (
 	"strings"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgrouter/pgrouter/router"
@@ -19,24 +21,24 @@ import (
 // noteSavepoint keeps ss.savepoints in step with a statement that
 // succeeded. A text holding savepoint commands among other statements
 // cannot be followed: the transaction may then not move (txSavepoint).
-func (ss *session) noteSavepoint(p *router.Plan) {
+func (t *txState) noteSavepoint(p *router.Plan) {
 	cmd := p.SavepointCmd
 	if cmd == nil {
-		ss.txSavepoint = ss.txSavepoint || p.Savepoint
+		t.txSavepoint = t.txSavepoint || p.Savepoint
 		return
 	}
-	i := len(ss.savepoints) - 1 // the newest of that name
-	for i >= 0 && ss.savepoints[i] != cmd.Name {
+	i := len(t.savepoints) - 1 // the newest of that name
+	for i >= 0 && t.savepoints[i] != cmd.Name {
 		i--
 	}
 	switch {
 	case cmd.Kind == router.SavepointSet:
-		ss.savepoints = append(ss.savepoints, cmd.Name)
+		t.savepoints = append(t.savepoints, cmd.Name)
 	case i < 0:
 	case cmd.Kind == router.SavepointRelease:
-		ss.savepoints = ss.savepoints[:i]
+		t.savepoints = t.savepoints[:i]
 	case cmd.Kind == router.SavepointRollbackTo:
-		ss.savepoints = ss.savepoints[:i+1]
+		t.savepoints = t.savepoints[:i+1]
 	}
 }
 
@@ -54,9 +56,9 @@ func savepointSQL(cmd *router.SavepointCmd) string {
 
 // replaySavepoints is the SQL that sets the transaction's open savepoints
 // on a shard it joins.
-func (ss *session) replaySavepoints() string {
+func (t *txState) replaySavepoints() string {
 	var q strings.Builder
-	for _, name := range ss.savepoints {
+	for _, name := range t.savepoints {
 		q.WriteString(savepointSQL(&router.SavepointCmd{Kind: router.SavepointSet, Name: name}))
 		q.WriteString(";")
 	}
@@ -86,7 +88,7 @@ func (ss *session) spanSavepoint(plan *router.Plan, ext *batch) (bool, error) {
 	} else {
 		ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte(tag)})
 	}
-	ss.txStatus = 'T'
-	ss.out = appendReady(ss.out, 'T')
+	ss.txStatus = pgwire.TxActive
+	ss.out = pgwire.AppendReady(ss.out, pgwire.TxActive)
 	return true, ss.flushClient()
 }

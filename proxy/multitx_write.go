@@ -3,6 +3,8 @@ package proxy
 import (
 	"fmt"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgrouter/pgrouter/router"
@@ -15,7 +17,7 @@ import (
 // two-phase commit, which a write on several shards needs).
 func (ss *session) execInTx(parts []router.InsertPart, resultFormats []int16) ([]splitResult, *pgconn.PgError) {
 	if len(parts) > 1 && !ss.twoPhase() {
-		return nil, pgErr("25000", fmt.Sprintf("statement writes on %d shards inside a transaction", len(parts)),
+		return nil, pgwire.Error(pgwire.InvalidTransactionState, fmt.Sprintf("statement writes on %d shards inside a transaction", len(parts)),
 			"enable two_phase_commit for the database, or run the statement outside the transaction")
 	}
 	if ss.be == nil { // first statement after a deferred BEGIN
@@ -28,31 +30,42 @@ func (ss *session) execInTx(parts []router.InsertPart, resultFormats []int16) ([
 			return nil, toPgError(err)
 		}
 		if ss.openBatch {
-			return nil, pgErr("25000", "a multi-shard write cannot follow an unfinished pipelined batch", "send Sync first")
+			return nil, pgwire.Error(pgwire.InvalidTransactionState, "a multi-shard write cannot follow an unfinished pipelined batch", "send Sync first")
 		}
 		if err := ss.joinShard(p.Shard); err != nil {
 			return nil, toPgError(err)
 		}
 	}
-	results := make([]splitResult, len(parts))
-	var failed *pgconn.PgError
+	bs := make([]*binding, len(parts))
 	for i, p := range parts {
-		b := ss.member(p.Shard)
-		if b == nil {
-			b = ss.be // the only backend: no join happened
+		if bs[i] = ss.member(p.Shard); bs[i] == nil {
+			bs[i] = ss.be // the only backend: no join happened
 		}
-		b.wrote = true
-		if err := writeAll(b.conn.NetConn, appendInsertPart(nil, p, resultFormats)); err != nil {
-			b.txStatus = 'E'
-			return nil, pgErr("08006", "connection to backend "+b.node.Name+" lost", "the transaction is rolled back")
+		bs[i].wrote = true
+	}
+	// Every part is written before any answer is read (one round trip); a
+	// backend written to is read to its ReadyForQuery whatever happened to
+	// the others, so none is left with answers pending in the transaction.
+	lost := sendEach(bs, func(i int, _ *binding, dst []byte) []byte { return appendInsertPart(dst, parts[i], resultFormats) })
+	results := make([]splitResult, len(parts))
+	var failed, gone *pgconn.PgError
+	for i, b := range bs {
+		l := (*pgconn.PgError)(nil)
+		if lost != nil {
+			l = lost[i]
 		}
-		if lost := readPart(b, &results[i]); lost != nil {
-			lost.Hint = "the transaction is rolled back"
-			return nil, lost
+		if l == nil {
+			l = readPart(b, &results[i])
+		}
+		if l != nil && gone == nil {
+			gone = l
 		}
 		if results[i].err != nil && failed == nil {
 			failed = results[i].err
 		}
+	}
+	if gone != nil {
+		return nil, pgwire.WithHint(gone, "the transaction is rolled back")
 	}
 	return results, failed
 }
@@ -76,8 +89,8 @@ func (ss *session) openTx(shard int) error {
 func (ss *session) beginOn(b *binding, begin string) *pgconn.PgError {
 	msg, pre := ss.appendPreambleFor(nil, b, begin)
 	if err := writeAll(b.conn.NetConn, msg); err != nil {
-		b.txStatus = 'E'
-		return pgErr("08006", "connection to backend "+b.node.Name+" lost", "")
+		b.txStatus = pgwire.TxFailed
+		return pgwire.Error(pgwire.ConnectionFailure, "connection to backend "+b.node.Name+" lost", "")
 	}
 	perr, lost := ss.readPreamble(b, pre)
 	if lost != nil {

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pgrouter/pgrouter/pgwire"
 )
 
 // pauser holds new transactions while a database (or everything) is
@@ -116,7 +118,7 @@ func (s *Server) waitResumed(db string, timeout time.Duration) error {
 		select {
 		case <-ch:
 		case <-expired:
-			return pgErr("53300", fmt.Sprintf("database %q is paused by an administrator and stayed paused for %s (pool.acquire_timeout)", db, timeout),
+			return pgwire.Error(pgwire.TooManyConnections, fmt.Sprintf("database %q is paused by an administrator and stayed paused for %s (pool.acquire_timeout)", db, timeout),
 				"retry after RESUME")
 		}
 		on, ch = s.pause.paused(db)

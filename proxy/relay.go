@@ -1,9 +1,10 @@
 package proxy
 
 import (
-	"bytes"
 	"strings"
 	"time"
+
+	"github.com/pgrouter/pgrouter/pgwire"
 
 	"github.com/pgrouter/pgrouter/router"
 )
@@ -25,13 +26,6 @@ type expect struct {
 	hide    *hiddenStmts // 'Q' of the client's: statements the proxy inserted into its text (reset_intext.go)
 }
 
-var (
-	msgParseComplete = []byte{'1', 0, 0, 0, 4}
-	msgBindComplete  = []byte{'2', 0, 0, 0, 4}
-	msgCloseComplete = []byte{'3', 0, 0, 0, 4}
-	msgNoData        = []byte{'n', 0, 0, 0, 4}
-)
-
 const clientFlushAt = 64 << 10
 
 // roundTrip sends ss.bout to the backend and relays answers until every
@@ -46,7 +40,7 @@ func (ss *session) roundTrip() error {
 	if err := ss.relay(); err != nil {
 		return err
 	}
-	ss.disarmQueryTimeout(b)
+	b.disarm()
 	ss.observe(b, time.Since(start))
 	ss.afterRoundTrip()
 	return ss.flushClient()
@@ -75,19 +69,6 @@ func (ss *session) statementShape() string {
 	return ""
 }
 
-func (ss *session) pop() { ss.queue = ss.queue[1:] }
-
-// push queues an expectation, reusing the queue's storage once it drained.
-func (ss *session) push(e expect) {
-	if len(ss.queue) == 0 && cap(ss.qstore) > 0 {
-		ss.queue = ss.qstore[:0]
-	}
-	ss.queue = append(ss.queue, e)
-	if cap(ss.queue) > cap(ss.qstore) {
-		ss.qstore = ss.queue[:0]
-	}
-}
-
 func (ss *session) relay() error {
 	b := ss.be
 	for {
@@ -98,8 +79,7 @@ func (ss *session) relay() error {
 		if len(ss.queue) == 0 {
 			return nil
 		}
-		ss.armQueryTimeout(b)
-		typ, body, err := b.rd.next()
+		typ, body, err := b.next()
 		if err != nil && ss.copyBroken { // it closed after answering the client's broken COPY
 			ss.flushClient()
 			ss.discard()
@@ -108,7 +88,7 @@ func (ss *session) relay() error {
 		if err != nil {
 			return ss.backendLost(err)
 		}
-		if typ == 'E' && isFatal(body) && ss.copyBroken {
+		if typ == pgwire.ErrorResponse && pgwire.IsFatal(body) && ss.copyBroken {
 			// The client broke its COPY with a foreign message: Postgres
 			// ends the client's connection, and so do we.
 			ss.copyBroken = false
@@ -117,11 +97,11 @@ func (ss *session) relay() error {
 			ss.discard()
 			return errClientGone
 		}
-		if typ == 'E' && isFatal(body) {
+		if typ == pgwire.ErrorResponse && pgwire.IsFatal(body) {
 			// The backend is going away (shutdown, pg_terminate_backend): that
 			// ends the backend session, not the client's; backendLost reports
 			// it when the socket closes.
-			ss.backendFatal = decodeError(body)
+			ss.backendFatal = pgwire.DecodeError(body)
 			continue
 		}
 		head := ss.queue[0]
@@ -131,90 +111,90 @@ func (ss *session) relay() error {
 		// The proxy's own requests are answered to it alone, except an error of
 		// a re-Parse: the client's Bind fails because of it and must say why.
 		switch {
-		case typ == 'E' && head.errOut != nil:
+		case typ == pgwire.ErrorResponse && head.errOut != nil:
 			ss.out = append(ss.out, head.errOut...) // the proxy's refusal, in the backend's error's place
-		case typ == 'E' && head.kind == 'B' && head.stmt != "":
+		case typ == pgwire.ErrorResponse && head.kind == pgwire.Bind && head.stmt != "":
 			ss.staleStatement(head.stmt, body)
 			ss.out = appendRenamedError(ss.out, body, head.stmt, head.client)
-		case typ == 'E' && head.kind == 'D' && head.stmt != "":
+		case typ == pgwire.ErrorResponse && head.kind == pgwire.Describe && head.stmt != "":
 			ss.staleStatement(head.stmt, body)
 			ss.out = appendFrame(ss.out, typ, body)
-		case typ == 'E' && !head.swallow && ss.poolingError(body):
+		case typ == pgwire.ErrorResponse && !head.swallow && ss.poolingError(body):
 			ss.out = appendPoolingHint(ss.out, body)
-		case typ == 'E' && head.hide != nil:
+		case typ == pgwire.ErrorResponse && head.hide != nil:
 			ss.out = head.hide.appendError(ss.out, body)
-		case typ == 'S' && !head.swallow:
+		case typ == pgwire.ParameterStatus && !head.swallow:
 			ss.params.backend(body) // sent before the ReadyForQuery (reported.go)
-		case !head.swallow || (typ == 'E' && head.kind == 'P'):
+		case !head.swallow || (typ == pgwire.ErrorResponse && head.kind == pgwire.Parse):
 			ss.out = appendFrame(ss.out, typ, body)
 		}
 		switch typ {
-		case '1', '2', '3':
+		case pgwire.ParseComplete, pgwire.BindComplete, pgwire.CloseComplete:
 			ss.pop()
-		case 'n':
-			if head.kind == 'D' && head.parsed != nil {
+		case pgwire.NoData:
+			if head.kind == pgwire.Describe && head.parsed != nil {
 				noteDescription(head.parsed, typ, body)
 			}
 			ss.pop()
-		case 't':
-			if head.kind == 'D' && head.parsed != nil {
+		case pgwire.ParameterDescription:
+			if head.kind == pgwire.Describe && head.parsed != nil {
 				noteDescription(head.parsed, typ, body)
 			}
-		case 'T':
-			if head.kind == 'D' {
+		case pgwire.RowDescription:
+			if head.kind == pgwire.Describe {
 				if head.parsed != nil {
 					noteDescription(head.parsed, typ, body)
 				}
 				ss.pop()
 			}
-		case 'C':
+		case pgwire.CommandComplete:
 			ss.lastTag = append(ss.lastTag[:0], body...)
 			if tagIs(body, "DEALLOCATE ALL") || tagIs(body, "DISCARD ALL") {
 				ss.statementsDropped()
 			}
-			if head.kind == 'E' {
+			if head.kind == pgwire.Execute {
 				ss.statementDone(head.plan)
 				ss.pop()
 			}
-		case 'I', 's':
-			if head.kind == 'E' {
+		case pgwire.EmptyQueryResponse, pgwire.PortalSuspended:
+			if head.kind == pgwire.Execute {
 				ss.pop()
 			}
-		case 'E':
+		case pgwire.ErrorResponse:
 			ss.failed = true
 			// A replay fails only in an aborted transaction, which its
 			// ROLLBACK undoes together with the RESET: Settings stay right.
-			if head.swallow && head.kind == 'Q' && head.replay == nil {
+			if head.swallow && head.kind == pgwire.Query && head.replay == nil {
 				ss.srv.log.Warn("session state sync failed", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName, "shard", b.node.Shard, "node", b.node.Name)
 				clear(b.conn.Settings) // resync everything next time
 			}
-			if head.kind != 'Q' && head.kind != 'F' {
+			if head.kind != pgwire.Query && head.kind != pgwire.FunctionCall {
 				ss.skipToSync()
 				// No Sync of the client's left: it must skip to its next one too.
 				ss.skipping = ss.skipping || len(ss.queue) == 0 || ss.queue[0].swallow
 			}
-		case 'Z':
+		case pgwire.ReadyForQuery:
 			b.txStatus = body[0]
 			if head.swallow {
 				ss.replayed(head.replay, body[0])
 			}
-			if head.kind != 'Q' || !head.swallow {
+			if head.kind != pgwire.Query || !head.swallow {
 				ss.openBatch = false // Sync, Query and FunctionCall end the extended batch
 			}
-			if head.kind == 'Q' && !head.swallow && !ss.failed {
+			if head.kind == pgwire.Query && !head.swallow && !ss.failed {
 				ss.statementDone(head.plan)
 			}
 			ss.pop()
 			if !head.swallow {
 				status := body[0]
-				if ss.pendingBegin != "" && status == 'I' {
+				if ss.pendingBegin != "" && status == pgwire.TxIdle {
 					// The client's transaction is still only deferred (this
 					// round trip just described statements): it must keep
 					// seeing itself inside it.
-					status = 'T'
+					status = pgwire.TxActive
 					if ss.failed { // and now it failed, as in Postgres
 						ss.abortDeferredTx()
-						status = 'E'
+						status = pgwire.TxFailed
 					}
 					ss.out[len(ss.out)-1] = status
 				}
@@ -224,15 +204,15 @@ func (ss *session) relay() error {
 					ss.replayed(head.replay, body[0])
 				}
 			}
-		case 'G':
-			extended := head.kind == 'E'
+		case pgwire.CopyInResponse:
+			extended := head.kind == pgwire.Execute
 			if extended {
 				ss.dropCopySyncs()
 			}
 			if err := ss.copyIn(extended); err != nil {
 				return err
 			}
-		case 'S':
+		case pgwire.ParameterStatus:
 			ss.noteParameterStatus(body)
 		}
 		if len(ss.out) >= clientFlushAt {
@@ -254,12 +234,12 @@ func (ss *session) staleStatement(server string, body []byte) {
 // skipToSync drops expectations up to the next Sync: after an error Postgres
 // ignores everything until Sync, so those requests get no answer.
 func (ss *session) skipToSync() {
-	for len(ss.queue) > 0 && ss.queue[0].kind != 'S' {
+	for len(ss.queue) > 0 && ss.queue[0].kind != pgwire.Sync {
 		e := ss.queue[0]
-		if e.kind == 'P' && e.stmt != "" && ss.be != nil {
+		if e.kind == pgwire.Parse && e.stmt != "" && ss.be != nil {
 			ss.be.conn.Prepared.Remove(e.stmt)
 		}
-		if e.kind == 'P' && e.parsed != nil {
+		if e.kind == pgwire.Parse && e.parsed != nil {
 			// The client's Parse failed or was skipped: as in Postgres, the
 			// name stays free (a driver will Parse it again).
 			ss.forgetStmt(e.client, e.parsed)
@@ -314,12 +294,11 @@ func (ss *session) statementsDropped() {
 // readyForQuery settles transaction-scoped bookkeeping at the end of a round trip.
 func (ss *session) readyForQuery(status byte) {
 	ss.txStatus = status
-	if status != 'I' {
+	if status != pgwire.TxIdle {
 		return
 	}
 	ss.stringsEnded()
-	ss.txBegin, ss.txSavepoint, ss.txSetLocal, ss.savepoints = "", false, false, ss.savepoints[:0]
-	ss.kept = nil // portals end with the transaction
+	ss.txState.ended()
 	if len(ss.txSets) > 0 {
 		if !tagIs(ss.lastTag, "ROLLBACK") {
 			for _, v := range ss.txSets {
@@ -340,7 +319,7 @@ func tagIs(tag []byte, word string) bool {
 // afterRoundTrip gives the backend back when the transaction is over.
 func (ss *session) afterRoundTrip() {
 	b := ss.be
-	if b == nil || len(ss.queue) > 0 || b.txStatus != 'I' || len(ss.members) > 0 || ss.openBatch {
+	if b == nil || len(ss.queue) > 0 || b.txStatus != pgwire.TxIdle || len(ss.members) > 0 || ss.openBatch {
 		return // a multi-shard transaction ends in multiTxControl; an open batch at its Sync
 	}
 	if b.wrote {
@@ -365,7 +344,7 @@ func (ss *session) noteParameterStatus(body []byte) {
 // ignores Sync and Flush, so they get no answer. The client's Sync after
 // CopyDone ends the batch instead (it stays open until then).
 func (ss *session) dropCopySyncs() {
-	for len(ss.queue) > 1 && ss.queue[1].kind == 'S' && !ss.queue[1].swallow {
+	for len(ss.queue) > 1 && ss.queue[1].kind == pgwire.Sync && !ss.queue[1].swallow {
 		ss.queue = append(ss.queue[:1], ss.queue[2:]...)
 		ss.openBatch = true
 	}
@@ -380,7 +359,7 @@ func (ss *session) copyIn(extended bool) error {
 		return err
 	}
 	buf := append(ss.bout[:0], ss.copyHead...) // copy data that came before the COPY started
-	done := len(ss.copyHead) > 0 && (ss.copyHead[0] == 'c' || ss.copyHead[0] == 'f')
+	done := len(ss.copyHead) > 0 && (ss.copyHead[0] == pgwire.CopyDone || ss.copyHead[0] == pgwire.CopyFail)
 	ss.copyHead = ss.copyHead[:0]
 	for !done {
 		typ, body, err := ss.rd.next()
@@ -389,8 +368,8 @@ func (ss *session) copyIn(extended bool) error {
 		}
 		buf = appendFrame(buf, typ, body)
 		switch typ {
-		case 'd', 'H', 'S': // data; Postgres ignores Flush and Sync in COPY
-		case 'c', 'f':
+		case pgwire.CopyData, pgwire.Flush, pgwire.Sync: // data; Postgres ignores Flush and Sync in COPY
+		case pgwire.CopyDone, pgwire.CopyFail:
 			done = true
 		default:
 			// Any other message fails the COPY on the backend (Terminate
@@ -408,7 +387,7 @@ func (ss *session) copyIn(extended bool) error {
 		}
 	}
 	if extended {
-		buf = append(buf, 'H', 0, 0, 0, 4)
+		buf = append(buf, pgwire.Flush, 0, 0, 0, 4)
 	}
 	if err := writeAll(ss.be.conn.NetConn, buf); err != nil {
 		ss.bout = buf
@@ -416,10 +395,4 @@ func (ss *session) copyIn(extended bool) error {
 	}
 	ss.bout = buf[:0]
 	return nil
-}
-
-// isFatal reports whether an ErrorResponse body has severity FATAL or PANIC
-// (Postgres always sends the severity field first).
-func isFatal(body []byte) bool {
-	return bytes.HasPrefix(body, []byte("SFATAL\x00")) || bytes.HasPrefix(body, []byte("SPANIC\x00"))
 }

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgrouter/pgrouter/router"
@@ -134,7 +136,7 @@ func (ss *session) appendResetReplay(p *router.Plan) {
 		q.WriteString(";")
 	}
 	ss.bout = appendQuery(ss.bout, q.String())
-	ss.push(expect{kind: 'Q', swallow: true, replay: names})
+	ss.push(expect{kind: pgwire.Query, swallow: true, replay: names})
 }
 
 // replayed records a committed replay in the backend's settings (applySet,
@@ -142,7 +144,7 @@ func (ss *session) appendResetReplay(p *router.Plan) {
 // backend's own values). Inside a transaction nothing changes: a ROLLBACK
 // undoes the replay with the RESET, and a COMMIT's applySet resyncs.
 func (ss *session) replayed(names []string, status byte) {
-	if len(names) == 0 || status != 'I' || ss.be == nil {
+	if len(names) == 0 || status != pgwire.TxIdle || ss.be == nil {
 		return
 	}
 	for _, name := range names {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgrouter/pgrouter/router"
@@ -100,13 +102,13 @@ func (ss *session) resetNames(p *router.Plan) []string {
 func (h *hiddenStmts) drop(typ byte) bool {
 	hidden := h.next < len(h.at) && h.at[h.next] == h.n
 	switch typ {
-	case 'C':
+	case pgwire.CommandComplete:
 		h.n++
 		if hidden {
 			h.next++
 		}
 		return hidden
-	case 'T', 'D':
+	case pgwire.RowDescription, pgwire.DataRow:
 		return hidden
 	}
 	return false
@@ -117,7 +119,7 @@ func (h *hiddenStmts) drop(typ byte) bool {
 func (h *hiddenStmts) appendError(dst, body []byte) []byte {
 	var e pgproto3.ErrorResponse
 	if e.Decode(body) != nil || e.Position == 0 {
-		return appendFrame(dst, 'E', body)
+		return appendFrame(dst, pgwire.ErrorResponse, body)
 	}
 	pos := int(e.Position)
 	for _, c := range h.cuts {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/pgrouter/pgrouter/pgwire"
 
 	"github.com/pgrouter/pgrouter/router"
 )
@@ -22,15 +23,15 @@ import (
 // checkName is the scratch statement of that check.
 const checkName = "pgrouter_result_check"
 
-var errResultTypeChanged = pgErr("0A000", "cached plan must not change result type", "")
+var errResultTypeChanged = pgwire.Error(pgwire.FeatureNotSupported, "cached plan must not change result type", "")
 
 // checkResultTypes refuses the batch at the first Bind or Describe of a
 // statement whose result type changed since the client was given it.
 func (ss *session) checkResultTypes(route router.Route, sync bool) (router.Route, error) {
 	b := &ss.batch
 	for i, m := range b.msgs {
-		describes := m.typ == 'D' && len(b.body(i)) > 0 && b.body(i)[0] == 'S'
-		if m.st == nil || m.raw || m.local || m.st.desc == nil || m.typ != 'B' && !describes {
+		describes := m.typ == pgwire.Describe && len(b.body(i)) > 0 && b.body(i)[0] == pgwire.ObjectStatement
+		if m.st == nil || m.raw || m.local || m.st.desc == nil || m.typ != pgwire.Bind && !describes {
 			continue
 		}
 		changed, err := ss.resultTypeChanged(m.st)
@@ -41,7 +42,7 @@ func (ss *session) checkResultTypes(route router.Route, sync bool) (router.Route
 			ss.refuseIdx = i
 			route, err = ss.refuseAt(route, errResultTypeChanged, sync)
 			if describes && m.st.params != nil { // Postgres fails after the parameters
-				ss.refusal = append(appendFrame(nil, 't', m.st.params), ss.refusal...)
+				ss.refusal = append(appendFrame(nil, pgwire.ParameterDescription, m.st.params), ss.refusal...)
 			}
 			return route, err
 		}
@@ -58,7 +59,7 @@ func (ss *session) resultTypeChanged(st *stmt) (bool, error) {
 		return true, nil
 	case st.gen == gen || ss.be.conn.Prepared.Contains(st.server):
 		return false, nil // no schema change since, or the backend's own copy (Postgres checks it)
-	case ss.openBatch || ss.be.txStatus == 'E':
+	case ss.openBatch || ss.be.txStatus == pgwire.TxFailed:
 		return false, nil // no Sync of the proxy's own here; a failed transaction fails the Bind anyway
 	}
 	desc, err := ss.describeOnBackend(st)
@@ -80,9 +81,9 @@ func (ss *session) describeOnBackend(st *stmt) ([]byte, error) {
 	b := ss.be
 	out, pre := ss.appendPreambleFor(ss.bout[:0], b, "")
 	out = appendParseAs(out, checkName, st)
-	out = appendFrame(out, 'D', append([]byte{'S'}, checkName+"\x00"...))
+	out = appendFrame(out, pgwire.Describe, append([]byte{pgwire.ObjectStatement}, checkName+"\x00"...))
 	out = appendCloseStmt(out, checkName)
-	out = append(out, 'S', 0, 0, 0, 4)
+	out = append(out, pgwire.Sync, 0, 0, 0, 4)
 	ss.bout = out[:0]
 	if err := writeAll(b.conn.NetConn, out); err != nil {
 		return nil, ss.backendLost(err)
@@ -93,9 +94,9 @@ func (ss *session) describeOnBackend(st *stmt) ([]byte, error) {
 	var desc []byte
 	perr, lost := b.readUntilReady(func(typ byte, body []byte) {
 		switch typ {
-		case 'T':
+		case pgwire.RowDescription:
 			desc = append([]byte{}, body...)
-		case 'n':
+		case pgwire.NoData:
 			desc = []byte{}
 		}
 	})
@@ -115,11 +116,11 @@ func noteDescription(st *stmt, typ byte, body []byte) {
 		return
 	}
 	switch typ {
-	case 't':
+	case pgwire.ParameterDescription:
 		st.params = append([]byte{}, body...)
-	case 'T':
+	case pgwire.RowDescription:
 		st.desc = append([]byte{}, body...)
-	case 'n':
+	case pgwire.NoData:
 		st.desc = []byte{}
 	}
 }

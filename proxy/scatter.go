@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -54,21 +56,20 @@ func (ss *session) scatterRead(sql string, plan *router.Plan, st *stmt, args rou
 	named := ss.shardStatement(st, shardSQL)
 	srcs := make([]merge.Source, len(bs))
 	descs := make([][]byte, len(bs))
-	var msg []byte
 	pre := make([]preamble, len(bs))
-	for i, b := range bs {
-		msg, pre[i] = ss.appendPreambleFor(msg[:0], b, "")
+	lost := sendEach(bs, func(i int, b *binding, msg []byte) []byte {
+		msg, pre[i] = ss.appendPreambleFor(msg, b, "")
 		src := &shardSource{b: b}
 		if named != nil {
 			msg, src.parsing = ss.appendNamedPart(msg, b, named, part, mp.ShardFormats(resultFormats))
 		} else {
 			msg = appendInsertPart(msg, part, mp.ShardFormats(resultFormats))
 		}
-		b.txStatus = 'T' // answers pending: not reusable until its ReadyForQuery
-		if err := writeAll(b.conn.NetConn, msg); err != nil {
-			return 0, false, pgErr("08006", fmt.Sprintf("connection to backend %s lost", b.node.Name), "")
-		}
 		srcs[i] = src
+		return msg
+	})
+	if lost != nil {
+		return 0, false, firstLost(lost)
 	}
 	var firstErr *pgconn.PgError
 	for i, b := range bs {
@@ -94,14 +95,14 @@ func (ss *session) scatterRead(sql string, plan *router.Plan, st *stmt, args rou
 		_, n, rerr = mp.RunWith(ss.mergeOptions(), descs, resultFormats, srcs, func(row []byte) error {
 			if rest != nil && sent == maxRows { // kept for the next Execute or FETCH
 				if keptBytes += len(row); keptBytes > keptPortalMax {
-					return pgErr("54000", fmt.Sprintf("a multi-shard portal suspended inside a transaction keeps at most %d MiB of rows in pgrouter", keptPortalMax>>20),
+					return pgwire.Error(pgwire.ProgramLimitExceeded, fmt.Sprintf("a multi-shard portal suspended inside a transaction keeps at most %d MiB of rows in pgrouter", keptPortalMax>>20),
 						"fetch it without a row limit, or restrict it to one shard")
 				}
 				*rest = append(*rest, bytes.Clone(row))
 				return nil
 			}
 			sent++
-			ss.out = appendFrame(ss.out, 'D', row)
+			ss.out = appendFrame(ss.out, pgwire.DataRow, row)
 			if maxRows > 0 && sent == maxRows && rest == nil {
 				// Postgres suspends the portal once the limit is reached,
 				// whether or not rows are left.
@@ -194,7 +195,7 @@ func (ss *session) appendNamedPart(dst []byte, b *binding, st *stmt, part router
 		parsing = st.server
 	}
 	dst = appendMsg(dst, &pgproto3.Bind{PreparedStatement: st.server, ParameterFormatCodes: part.Formats, Parameters: part.Params, ResultFormatCodes: resultFormats})
-	dst = appendMsg(dst, &pgproto3.Describe{ObjectType: 'P'})
+	dst = appendMsg(dst, &pgproto3.Describe{ObjectType: pgwire.ObjectPortal})
 	dst = appendMsg(dst, &pgproto3.Execute{})
 	return appendMsg(dst, &pgproto3.Sync{}), parsing
 }
@@ -227,26 +228,26 @@ type shardSource struct {
 // describe reads up to the shard's RowDescription (or its error).
 func (s *shardSource) describe() ([]byte, *pgconn.PgError) {
 	for {
-		typ, body, err := s.b.rd.next()
+		typ, body, err := s.b.next()
 		if err != nil {
 			s.done = true
-			return nil, pgErr("08006", fmt.Sprintf("connection to backend %s lost", s.b.node.Name), "")
+			return nil, s.b.lost(err)
 		}
 		switch typ {
-		case 'Z':
+		case pgwire.ReadyForQuery:
 			s.b.txStatus = body[0]
 			s.done = true
 			return nil, s.errOr("no result from shard")
-		case '1':
+		case pgwire.ParseComplete:
 			s.parsing = "" // prepared: stays in the backend's cache
-		case 'E':
+		case pgwire.ErrorResponse:
 			s.parseFailed()
-			s.err = decodeError(body)
+			s.err = pgwire.DecodeError(body)
 			s.readReady()
 			return nil, s.err
-		case 'T':
+		case pgwire.RowDescription:
 			return append([]byte(nil), body...), nil
-		case 'n':
+		case pgwire.NoData:
 			return nil, nil
 		}
 	}
@@ -265,7 +266,7 @@ func (s *shardSource) errOr(msg string) *pgconn.PgError {
 	if s.err != nil {
 		return s.err
 	}
-	return pgErr("XX000", msg, "")
+	return pgwire.Error(pgwire.InternalError, msg, "")
 }
 
 // Next yields the shard's next DataRow body. It aliases the backend
@@ -277,19 +278,19 @@ func (s *shardSource) Next() ([]byte, bool, error) {
 		return nil, false, nil
 	}
 	for {
-		typ, body, err := s.b.rd.next()
+		typ, body, err := s.b.next()
 		if err != nil {
 			s.done = true
-			return nil, false, pgErr("08006", fmt.Sprintf("connection to backend %s lost", s.b.node.Name), "")
+			return nil, false, s.b.lost(err)
 		}
 		switch typ {
-		case 'D':
+		case pgwire.DataRow:
 			return body, true, nil
-		case 'C', 's':
+		case pgwire.CommandComplete, pgwire.PortalSuspended:
 			s.readReady()
 			return nil, false, nil
-		case 'E':
-			s.err = decodeError(body)
+		case pgwire.ErrorResponse:
+			s.err = pgwire.DecodeError(body)
 			s.readReady()
 			return nil, false, s.err
 		}
@@ -317,13 +318,13 @@ func (s *shardSource) drain() *pgconn.PgError {
 // scatterSimple answers a simple-protocol multi-shard SELECT.
 func (ss *session) scatterSimple(sql string, plan *router.Plan, route router.Route) error {
 	n, _, perr := ss.scatterRead(sql, plan, nil, router.Args{}, nil, route, 0, nil, func(desc []byte) {
-		ss.out = appendFrame(ss.out, 'T', desc)
+		ss.out = appendFrame(ss.out, pgwire.RowDescription, desc)
 	})
 	if perr != nil {
 		return ss.replyError(perr, true) // after any rows already sent, as Postgres does
 	}
 	ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(n, 10))})
-	ss.out = appendReady(ss.out, ss.txStatus)
+	ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 	return ss.flushClient()
 }
 
@@ -341,7 +342,7 @@ func (ss *session) scatterBatch(st *stmt, route router.Route) (ok bool, err erro
 	case perr != nil:
 		return true, ss.replyError(perr, true)
 	}
-	ss.out = appendReady(ss.out, ss.txStatus)
+	ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 	return true, ss.flushClient()
 }
 
@@ -352,7 +353,7 @@ func (ss *session) scatterExec(from, to int, st *stmt, args router.Args, resultF
 	b := &ss.batch
 	exec := -1
 	for i := from; i < to; i++ {
-		if b.msgs[i].typ == 'E' {
+		if b.msgs[i].typ == pgwire.Execute {
 			exec = i
 		}
 	}
@@ -372,14 +373,14 @@ func (ss *session) scatterExec(from, to int, st *stmt, args router.Args, resultF
 		clientDesc = desc
 		for _, m := range b.msgs[from:exec] {
 			switch m.typ {
-			case 'P':
-				ss.out = append(ss.out, msgParseComplete...)
-			case 'B':
-				ss.out = append(ss.out, msgBindComplete...)
-			case 'D':
-				ss.out = appendFrame(ss.out, 'T', desc)
-			case 'C':
-				ss.out = append(ss.out, msgCloseComplete...)
+			case pgwire.Parse:
+				ss.out = append(ss.out, pgwire.MsgParseComplete...)
+			case pgwire.Bind:
+				ss.out = append(ss.out, pgwire.MsgBindComplete...)
+			case pgwire.Describe:
+				ss.out = appendFrame(ss.out, pgwire.RowDescription, desc)
+			case pgwire.Close:
+				ss.out = append(ss.out, pgwire.MsgCloseComplete...)
 			}
 		}
 	})
@@ -391,13 +392,13 @@ func (ss *session) scatterExec(from, to int, st *stmt, args router.Args, resultF
 		ss.keepPortal(portal, bytes.Clone(clientDesc), *rest)
 	}
 	if suspended {
-		ss.out = append(ss.out, 's', 0, 0, 0, 4) // PortalSuspended; the Sync closes the portal unless kept
+		ss.out = append(ss.out, pgwire.PortalSuspended, 0, 0, 0, 4) // PortalSuspended; the Sync closes the portal unless kept
 	} else {
 		ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(n, 10))})
 	}
 	for _, m := range b.msgs[exec+1 : to] {
-		if m.typ == 'C' {
-			ss.out = append(ss.out, msgCloseComplete...)
+		if m.typ == pgwire.Close {
+			ss.out = append(ss.out, pgwire.MsgCloseComplete...)
 		}
 	}
 	return true, nil
@@ -420,7 +421,7 @@ func (ss *session) multiRead(plan *router.Plan, route router.Route) bool {
 	if plan == nil || !plan.Select || !route.Multi || route.Split || ss.db.CrossShard == "deny" {
 		return false
 	}
-	return ss.be == nil || (ss.txStatus == 'T' && !ss.openBatch && ss.pinned == "" && ss.st.cfg.Pool.Mode != "session")
+	return ss.be == nil || (ss.txStatus == pgwire.TxActive && !ss.openBatch && ss.pinned == "" && ss.st.cfg.Pool.Mode != "session")
 }
 
 // scatterBackends gives a cross-shard read a backend on every shard of

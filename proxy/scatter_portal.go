@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -35,7 +37,7 @@ func (ss *session) keepsPortal() bool {
 	if ss.span != nil {
 		return !ss.span.implicit
 	}
-	return ss.pendingBegin != "" || ss.txStatus == 'T'
+	return ss.pendingBegin != "" || ss.txStatus == pgwire.TxActive
 }
 
 // keptBatch answers a batch made only of Execute, Describe and Close of
@@ -46,7 +48,7 @@ func (ss *session) keptBatch(sync bool) (done bool, err error) {
 	if len(ss.kept) == 0 {
 		return false, nil
 	}
-	if ss.txStatus == 'I' && ss.pendingBegin == "" { // ended without readyForQuery (a lost backend)
+	if ss.txStatus == pgwire.TxIdle && ss.pendingBegin == "" { // ended without readyForQuery (a lost backend)
 		ss.kept = nil
 		return false, nil
 	}
@@ -54,13 +56,13 @@ func (ss *session) keptBatch(sync bool) (done bool, err error) {
 	only := true
 	for i, m := range b.msgs {
 		switch m.typ {
-		case 'S', 'H':
-		case 'B':
+		case pgwire.Sync, pgwire.Flush:
+		case pgwire.Bind:
 			if dst, _, err := cstring(b.body(i)); err == nil {
 				delete(ss.kept, dst)
 			}
 			only = false
-		case 'E', 'D', 'C':
+		case pgwire.Execute, pgwire.Describe, pgwire.Close:
 			if !ss.keptTarget(m.typ, b.body(i)) {
 				only = false
 			}
@@ -68,7 +70,7 @@ func (ss *session) keptBatch(sync bool) (done bool, err error) {
 			only = false
 		}
 	}
-	if !only || ss.txStatus == 'E' {
+	if !only || ss.txStatus == pgwire.TxFailed {
 		return false, nil
 	}
 	for i, m := range b.msgs {
@@ -78,15 +80,15 @@ func (ss *session) keptBatch(sync bool) (done bool, err error) {
 		}
 	}
 	if sync {
-		ss.out = appendReady(ss.out, ss.txStatus)
+		ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 	}
 	return true, ss.flushClient()
 }
 
 // keptTarget reports whether an Execute, Describe or Close names a kept portal.
-func (ss *session) keptTarget(typ byte, body []byte) bool {
-	if typ != 'E' {
-		if len(body) == 0 || body[0] != 'P' {
+func (t *txState) keptTarget(typ byte, body []byte) bool {
+	if typ != pgwire.Execute {
+		if len(body) == 0 || body[0] != pgwire.ObjectPortal {
 			return false
 		}
 		body = body[1:]
@@ -95,7 +97,7 @@ func (ss *session) keptTarget(typ byte, body []byte) bool {
 	if err != nil {
 		return false
 	}
-	_, ok := ss.kept[name]
+	_, ok := t.kept[name]
 	return ok
 }
 
@@ -104,25 +106,25 @@ func (ss *session) keptTarget(typ byte, body []byte) bool {
 // portal Closed earlier in the same batch is gone, as in Postgres.
 func (ss *session) answerKept(typ byte, body []byte) error {
 	switch typ {
-	case 'S', 'H':
+	case pgwire.Sync, pgwire.Flush:
 		return nil // the caller's
-	case 'D', 'C':
+	case pgwire.Describe, pgwire.Close:
 		body = body[1:] // (keptTarget checked the 'P')
 	}
 	name, _, _ := cstring(body)
 	p := ss.kept[name]
 	switch {
-	case typ == 'C':
+	case typ == pgwire.Close:
 		delete(ss.kept, name)
-		ss.out = append(ss.out, msgCloseComplete...)
+		ss.out = append(ss.out, pgwire.MsgCloseComplete...)
 	case p == nil:
-		return pgErr("34000", fmt.Sprintf("portal %q does not exist", name), "")
-	case typ == 'D' && p.desc == nil:
-		ss.out = append(ss.out, msgNoData...)
-	case typ == 'D':
-		ss.out = appendFrame(ss.out, 'T', p.desc)
+		return pgwire.Error(pgwire.InvalidCursorName, fmt.Sprintf("portal %q does not exist", name), "")
+	case typ == pgwire.Describe && p.desc == nil:
+		ss.out = append(ss.out, pgwire.MsgNoData...)
+	case typ == pgwire.Describe:
+		ss.out = appendFrame(ss.out, pgwire.RowDescription, p.desc)
 	case p.done:
-		return pgErr("55000", fmt.Sprintf("portal %q cannot be run", name), "")
+		return pgwire.Error(pgwire.ObjectNotInPrerequisiteState, fmt.Sprintf("portal %q cannot be run", name), "")
 	default:
 		ss.executeKept(p, body)
 	}
@@ -137,11 +139,11 @@ func (ss *session) executeKept(p *keptPortal, body []byte) {
 		n = limit
 	}
 	for _, row := range p.rows[:n] {
-		ss.out = appendFrame(ss.out, 'D', row)
+		ss.out = appendFrame(ss.out, pgwire.DataRow, row)
 	}
 	p.rows = p.rows[n:]
 	if limit > 0 && n == limit {
-		ss.out = append(ss.out, 's', 0, 0, 0, 4) // PortalSuspended, as Postgres at the limit
+		ss.out = append(ss.out, pgwire.PortalSuspended, 0, 0, 0, 4) // PortalSuspended, as Postgres at the limit
 		return
 	}
 	ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(n, 10))})
@@ -151,7 +153,7 @@ func (ss *session) executeKept(p *keptPortal, body []byte) {
 // locally (deferTxControl): Postgres keeps them until the transaction ends.
 func (ss *session) keepLocalPortals(b *batch) {
 	for i, m := range b.msgs {
-		if m.typ != 'B' {
+		if m.typ != pgwire.Bind {
 			continue
 		}
 		if name, _, err := cstring(b.body(i)); err == nil {
@@ -162,9 +164,9 @@ func (ss *session) keepLocalPortals(b *batch) {
 }
 
 // keepPortal stores what is left of a suspended multi-shard portal.
-func (ss *session) keepPortal(name string, desc []byte, rows [][]byte) {
-	if ss.kept == nil {
-		ss.kept = make(map[string]*keptPortal)
+func (t *txState) keepPortal(name string, desc []byte, rows [][]byte) {
+	if t.kept == nil {
+		t.kept = make(map[string]*keptPortal)
 	}
-	ss.kept[name] = &keptPortal{desc: desc, rows: rows}
+	t.kept[name] = &keptPortal{desc: desc, rows: rows}
 }

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"golang.org/x/time/rate"
 	"io"
 	"net"
 	"strings"
@@ -11,6 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/pgrouter/pgrouter/pgwire"
+	"golang.org/x/time/rate"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -24,6 +26,19 @@ import (
 // own goroutine: read a client message (or a batch up to Sync/Flush), decide
 // where it goes, write it to the backend once, relay the answers back, and
 // give the backend back to its pool as soon as the transaction is over.
+//
+// Its state comes in concern-shaped parts, each a type of its own embedded
+// here (their fields and methods read as the session's):
+//   - txState (txstate.go): the client's transaction — its backend(s),
+//     deferred BEGIN, savepoints, SETs, failure, ReadyForQuery status;
+//   - batchState (batch.go): the extended-protocol batch until Sync —
+//     the queued messages, bound plans, a refusal standing in it, skipping;
+//   - exchange (exchange.go): one round trip with the backend — the bytes
+//     sent and the answers still expected, in order.
+//
+// What stays directly on session is the client conversation: the
+// connection, login, its settings and statements, pinning, cancel and
+// timeouts, and what the admin console reads from other goroutines.
 type session struct {
 	srv    *Server
 	st     *serverState
@@ -43,46 +58,19 @@ type session struct {
 
 	startup map[string]string // GUCs from the startup packet: name → apply SQL
 	desired map[string]string // GUCs the client has now: name → apply SQL
-	txSets  []router.SetVar   // SETs inside the open transaction, applied on COMMIT
 	params  paramReport       // the ParameterStatus values the client has seen
 
-	stmts map[string]*stmt // client statement name → statement
-	hints router.Session
-	floor []topology.Floor // per shard read-your-writes floor
+	stmts   map[string]*stmt // client statement name → statement
+	hints   router.Session
+	floor   []topology.Floor // per shard read-your-writes floor
+	scratch router.Scratch
 
-	be              *binding   // backend in use, nil between transactions
-	members         []*binding // every backend of a transaction that spans shards (be among them); nil otherwise
-	txBegin         string     // the BEGIN that opened the transaction, replayed on shards it moves to
-	txSavepoint     bool       // the transaction used savepoints pgrouter cannot replay: it may not move to another shard
-	savepoints      []string   // the transaction's savepoints, oldest first: replayed on shards it moves to
-	span            *spanBatch // a batch running over several shards, until its Sync (multibatch.go)
-	txSetLocal      bool       // the transaction ran SET LOCAL / SET TRANSACTION: it may not move either
-	openBatch       bool       // the backend is inside an extended batch not yet ended by Sync
-	skipping        bool       // an extended message failed: like Postgres, ignore the client's messages until Sync
-	txFailed        bool       // a deferred transaction (pendingBegin) failed before reaching a backend
-	watch           *idleWatch // relays a pinned backend's notifications while the client is idle
-	pinned          string     // why the client is pinned to its backend ("" = not pinned)
-	pendingBegin    string     // BEGIN answered locally, sent with the first real statement
-	pendingReadOnly bool       // the deferred BEGIN was READ ONLY: a replica may serve it
-	txStatus        byte       // what the client last saw in ReadyForQuery
+	watch  *idleWatch // relays a pinned backend's notifications while the client is idle
+	pinned string     // why the client is pinned to its backend ("" = not pinned)
 
-	batch         batch       // extended-protocol messages waiting for Sync/Flush
-	refuseIdx     int         // routeBatch: index of the message an error refers to
-	refusal       []byte      // the ErrorResponse standing in the batch at msgRefused
-	copyHead      []byte      // COPY data sent right behind an unflushed Execute (see dispatch)
-	copyBroken    bool        // a foreign message ended the client's COPY (see copyIn)
-	args          router.Args // scratch for Bind parameters
-	scratch       router.Scratch
-	boundPlan     *router.Plan    // plan of the statement bound by the last Bind
-	lastBound     *stmt           // statement of the batch's last Bind (routing)
-	resultFormats []int16         // scratch: result formats of the last Bind
-	queue         []expect        // answers still expected from the backend, in order
-	qstore        []expect        // queue storage, reused once the queue drains
-	bout          []byte          // bytes going to the backend
-	lastTag       []byte          // last CommandComplete tag seen (for COMMIT/ROLLBACK)
-	lastSQL       string          // statement of the current round trip (slow-query log); may alias the read buffer
-	failed        bool            // an ErrorResponse was relayed in the current round trip
-	backendFatal  *pgconn.PgError // FATAL the backend sent before closing (reported by backendLost)
+	txState
+	batchState
+	exchange
 
 	pinnedReason atomic.Pointer[string] // pinned, for the admin console (read from other goroutines)
 	cancelMu     sync.Mutex             // serialises cancel forwarding with backend release
@@ -102,9 +90,6 @@ type session struct {
 	queries        atomic.Uint64
 	busy           atomic.Bool   // handling a client message now (admin console: active vs idle)
 	shownTx        atomic.Uint32 // txStatus as of the last message handled, for the admin console
-
-	// Suspended multi-shard portals of the open transaction (scatter_portal.go).
-	kept map[string]*keptPortal
 }
 
 // newSession starts a session on c; pending are bytes the client sent
@@ -123,7 +108,7 @@ func newSession(srv *Server, st *serverState, c net.Conn, u *config.User, pendin
 		stmts:       map[string]*stmt{},
 		desired:     map[string]string{},
 		startup:     map[string]string{},
-		txStatus:    'I',
+		txState:     txState{txStatus: pgwire.TxIdle},
 		floor:       make([]topology.Floor, len(st.cfg.Shards)),
 		hints:       router.Session{Role: u.DefaultRole},
 		connectedAt: time.Now(),
@@ -196,13 +181,13 @@ func (ss *session) run() {
 				return
 			}
 			if ss.closing.Load() {
-				ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "57P01", Message: "terminating connection: pgrouter is shutting down"}))
+				ss.writeClient(pgwire.AppendError(nil, pgwire.Fatal(pgwire.AdminShutdown, "terminating connection: pgrouter is shutting down")))
 				return
 			}
 			var ne net.Error
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !(errors.As(err, &ne) && ne.Timeout()) {
 				// A broken frame, not a closed socket: say so before closing.
-				ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "08P01", Message: "invalid message from client: " + err.Error()}))
+				ss.writeClient(pgwire.AppendError(nil, pgwire.Fatal(pgwire.ProtocolViolation, "invalid message from client: "+err.Error())))
 				ss.srv.log.Info("client protocol error", "client_id", ss.pid, "err", err)
 				if errors.As(err, new(errMessageTooLong)) {
 					ss.srv.guard.refusedMessage()
@@ -227,7 +212,7 @@ func (ss *session) run() {
 			return
 		}
 		if ss.closing.Load() && ss.be == nil {
-			ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "57P01", Message: "terminating connection: pgrouter is shutting down"}))
+			ss.writeClient(pgwire.AppendError(nil, pgwire.Fatal(pgwire.AdminShutdown, "terminating connection: pgrouter is shutting down")))
 			return
 		}
 	}
@@ -256,11 +241,11 @@ var errClientGone = errors.New("client connection closed")
 
 func (ss *session) dispatch(typ byte, body []byte) error {
 	// (A batch over several shards keeps its own skip state: ss.span.)
-	if ss.skipping && ss.span == nil && typ != 'S' && typ != 'X' {
+	if ss.skipping && ss.span == nil && typ != pgwire.Sync && typ != pgwire.Terminate {
 		return nil // after an error Postgres discards everything until Sync, Query and FunctionCall too
 	}
 	switch typ {
-	case 'Q', 'F':
+	case pgwire.Query, pgwire.FunctionCall:
 		// A Query inside an extended batch is answered after the batch's
 		// earlier messages: send those first (with a Flush of our own).
 		if len(ss.batch.msgs) > 0 {
@@ -268,21 +253,21 @@ func (ss *session) dispatch(typ byte, body []byte) error {
 				return err
 			}
 		}
-		if typ == 'F' {
+		if typ == pgwire.FunctionCall {
 			return ss.functionCall(body)
 		}
 		if err := ss.throttle(); err != nil {
 			return ss.replyError(err, true)
 		}
 		return ss.simpleQuery(body)
-	case 'P', 'B', 'D', 'E', 'C':
+	case pgwire.Parse, pgwire.Bind, pgwire.Describe, pgwire.Execute, pgwire.Close:
 		ss.batch.add(typ, body)
-		if ss.batch.size() > 1<<20 || typ == 'E' && ss.executesCopy() {
+		if ss.batch.size() > 1<<20 || typ == pgwire.Execute && ss.executesCopy() {
 			// (Postgres sends CopyInResponse at once, without Sync or Flush.)
 			return ss.flushPending()
 		}
 		return nil
-	case 'S':
+	case pgwire.Sync:
 		if ss.skipping && ss.span == nil {
 			return ss.endSkip()
 		}
@@ -294,12 +279,12 @@ func (ss *session) dispatch(typ byte, body []byte) error {
 		err := ss.flushBatch(true)
 		ss.skipping = false // a Sync ends any skip, whichever path answered it
 		return err
-	case 'H':
+	case pgwire.Flush:
 		ss.batch.add(typ, body)
 		return ss.flushBatch(false)
-	case 'X':
+	case pgwire.Terminate:
 		return errClientGone
-	case 'd', 'c', 'f':
+	case pgwire.CopyData, pgwire.CopyDone, pgwire.CopyFail:
 		if len(ss.batch.msgs) > 0 {
 			// COPY data right behind Parse/Bind/Execute with no Sync or
 			// Flush: the batch starts a COPY, whose data this is.
@@ -310,7 +295,7 @@ func (ss *session) dispatch(typ byte, body []byte) error {
 		}
 		return nil // copy messages outside COPY are ignored, as Postgres does
 	default:
-		ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "08P01", Message: "invalid frontend message type " + string(rune(typ))}))
+		ss.writeClient(pgwire.AppendError(nil, pgwire.Fatal(pgwire.ProtocolViolation, "invalid frontend message type "+string(rune(typ)))))
 		return errors.New("protocol violation")
 	}
 }
@@ -337,22 +322,22 @@ func (ss *session) flushClient() error {
 func (ss *session) replyError(err error, ready bool) error {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) {
-		pe = pgErr("XX000", err.Error(), "")
+		pe = pgwire.Error(pgwire.InternalError, err.Error(), "")
 	}
 	ss.srv.Metrics.errors(pe.Code)
 	ss.srv.log.Info("query refused", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName, "sqlstate", pe.Code, "err", pe.Message)
-	ss.out = appendError(ss.out, pe)
+	ss.out = pgwire.AppendError(ss.out, pe)
 	if ready {
 		st := ss.txStatus
-		if st == 'T' {
-			st = 'E'
-			ss.txStatus = 'E'
+		if st == pgwire.TxActive {
+			st = pgwire.TxFailed
+			ss.txStatus = pgwire.TxFailed
 			ss.abortRefusedTx()
 			if ss.be == nil && ss.pendingBegin != "" { // it could not be opened to fail there
 				ss.abortDeferredTx()
 			}
 		}
-		ss.out = appendReady(ss.out, st)
+		ss.out = pgwire.AppendReady(ss.out, st)
 	}
 	return ss.flushClient()
 }
@@ -407,7 +392,7 @@ func (ss *session) cleanup() {
 		ss.discard() // its session state must not reach another client
 		return
 	}
-	if b.txStatus != 'I' || len(ss.queue) > 0 || ss.openBatch {
+	if b.txStatus != pgwire.TxIdle || len(ss.queue) > 0 || ss.openBatch {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if !ss.rollback(ctx, b) {

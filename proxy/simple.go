@@ -3,6 +3,8 @@ package proxy
 import (
 	"strings"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgrouter/pgrouter/router"
@@ -94,10 +96,10 @@ func (ss *session) simpleQuery(body []byte) error {
 	ss.appendPreamble(true)
 	if text, hide, ok := ss.replayInText(rsql, plan); ok {
 		ss.bout = appendQuery(ss.bout, text)
-		ss.push(expect{kind: 'Q', plan: plan, hide: hide})
+		ss.push(expect{kind: pgwire.Query, plan: plan, hide: hide})
 	} else {
-		ss.bout = appendFrame(ss.bout, 'Q', body)
-		ss.push(expect{kind: 'Q', plan: plan})
+		ss.bout = appendFrame(ss.bout, pgwire.Query, body)
+		ss.push(expect{kind: pgwire.Query, plan: plan})
 	}
 	ss.appendResetReplay(plan)
 	return ss.roundTrip()
@@ -112,7 +114,7 @@ func (ss *session) appendPreamble(executes bool) {
 	ss.appendStateSync()
 	if ss.pendingBegin != "" && executes {
 		ss.bout = appendQuery(ss.bout, ss.pendingBegin)
-		ss.push(expect{kind: 'Q', swallow: true})
+		ss.push(expect{kind: pgwire.Query, swallow: true})
 		ss.txBegin = ss.pendingBegin // replayed on shards the transaction moves to
 		ss.pendingBegin = ""
 	}
@@ -129,25 +131,25 @@ func (ss *session) deferTxControl(plan *router.Plan, sql string, ext *batch) (bo
 	case (plan.Tx == router.TxBegin || plan.Tx == router.TxBeginReadOnly) && ss.pendingBegin == "" && plan.Stmts == 1:
 		ss.pendingBegin = strings.Clone(sql)
 		ss.pendingReadOnly = plan.Tx == router.TxBeginReadOnly
-		tag, status = beginTag(sql), 'T'
+		tag, status = beginTag(sql), pgwire.TxActive
 	case ss.pendingBegin != "" && plan.Tx == router.TxCommit && singleStatement(sql):
 		ss.pendingBegin = ""
-		tag, status = "COMMIT", 'I'
+		tag, status = "COMMIT", pgwire.TxIdle
 	case ss.pendingBegin != "" && plan.Tx == router.TxRollback && singleStatement(sql):
 		ss.pendingBegin = ""
-		tag, status = "ROLLBACK", 'I'
+		tag, status = "ROLLBACK", pgwire.TxIdle
 	default:
 		return false, nil
 	}
 	if ext != nil {
 		ss.answerBatchLocally(ext, tag)
-		if status == 'T' {
+		if status == pgwire.TxActive {
 			ss.keepLocalPortals(ext)
 		}
 	} else {
 		ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte(tag)})
 	}
-	ss.out = appendReady(ss.out, status)
+	ss.out = pgwire.AppendReady(ss.out, status)
 	ss.txStatus = status
 	return true, ss.flushClient()
 }
@@ -193,7 +195,7 @@ func (ss *session) deallocate(d *router.Deallocate) (bool, error) {
 		return false, nil
 	}
 	ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte(tag)})
-	ss.out = appendReady(ss.out, ss.txStatus)
+	ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 	return true, ss.flushClient()
 }
 
@@ -204,7 +206,7 @@ func (ss *session) deallocate(d *router.Deallocate) (bool, error) {
 // in a pinned session (statementDone then forgets the client's statements).
 func (ss *session) deallocateLocally(d *router.Deallocate) (tag string, ok bool) {
 	switch {
-	case ss.txStatus == 'E':
+	case ss.txStatus == pgwire.TxFailed:
 		return "", false // the backend answers 25P02, as Postgres does
 	case d.All && ss.pinned != "":
 		return "", false
@@ -229,7 +231,7 @@ func (ss *session) deallocateLocally(d *router.Deallocate) (tag string, ok bool)
 func (ss *session) leaveReplicaBatch(route router.Route, binds bool) error {
 	b := ss.be
 	if b == nil || b.primary || !ss.openBatch || !binds || route.Role != router.RolePrimary ||
-		ss.txStatus != 'I' || ss.pendingBegin != "" || len(ss.members) > 0 {
+		ss.txStatus != pgwire.TxIdle || ss.pendingBegin != "" || len(ss.members) > 0 {
 		return nil
 	}
 	ss.bout = ss.bout[:0]

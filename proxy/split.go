@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -51,19 +53,15 @@ func (ss *session) execOnShards(parts []router.InsertPart, resultFormats []int16
 	defer func() { ss.releaseAll(bs) }()
 	results := make([]splitResult, len(parts))
 	pre := make([]preamble, len(bs))
-	for i, b := range bs {
-		var msg []byte
-		msg, pre[i] = ss.appendPreambleFor(nil, b, "BEGIN")
+	lost := sendEach(bs, func(i int, b *binding, msg []byte) []byte {
+		msg, pre[i] = ss.appendPreambleFor(msg, b, "BEGIN")
 		if isScript(parts[i], resultFormats) {
-			msg = appendQuery(msg, parts[i].SQL) // the extended protocol takes one statement
-		} else {
-			msg = appendInsertPart(msg, parts[i], resultFormats)
+			return appendQuery(msg, parts[i].SQL) // the extended protocol takes one statement
 		}
-		if err := writeAll(b.conn.NetConn, msg); err != nil {
-			b.txStatus = 'E'
-			return nil, pgErr("08006", fmt.Sprintf("connection to backend %s lost", b.node.Name), "")
-		}
-		b.txStatus = 'T' // until proven otherwise
+		return appendInsertPart(msg, parts[i], resultFormats)
+	})
+	if lost != nil {
+		return nil, firstLost(lost)
 	}
 	failed := (*pgconn.PgError)(nil)
 	for i, b := range bs {
@@ -106,7 +104,7 @@ func (ss *session) execOnShards(parts []router.InsertPart, resultFormats []int16
 		}
 	}
 	if len(bad) > 0 {
-		return nil, pgErr("XX000", fmt.Sprintf("multi-shard write: COMMIT failed on shard(s) [%s] after it succeeded on [%s]",
+		return nil, pgwire.Error(pgwire.InternalError, fmt.Sprintf("multi-shard write: COMMIT failed on shard(s) [%s] after it succeeded on [%s]",
 			strings.Join(bad, ", "), strings.Join(committed, ", ")), "enable two_phase_commit for atomic multi-shard writes; check the rows on each shard")
 	}
 	ss.setWriteFloors(bs)
@@ -125,7 +123,7 @@ func (ss *session) setWriteFloors(bs []*binding) {
 func appendInsertPart(dst []byte, p router.InsertPart, resultFormats []int16) []byte {
 	dst = appendMsg(dst, &pgproto3.Parse{Query: p.SQL, ParameterOIDs: p.ParamOIDs})
 	dst = appendMsg(dst, &pgproto3.Bind{ParameterFormatCodes: p.Formats, Parameters: p.Params, ResultFormatCodes: resultFormats})
-	dst = appendMsg(dst, &pgproto3.Describe{ObjectType: 'P'})
+	dst = appendMsg(dst, &pgproto3.Describe{ObjectType: pgwire.ObjectPortal})
 	dst = appendMsg(dst, &pgproto3.Execute{})
 	return appendMsg(dst, &pgproto3.Sync{})
 }
@@ -144,17 +142,17 @@ func isScript(p router.InsertPart, resultFormats []int16) bool {
 // its preamble's, see readPreamble); lost reports a dead connection.
 func readPart(b *binding, r *splitResult) (lost *pgconn.PgError) {
 	perr, lost := b.readUntilReady(func(typ byte, body []byte) {
-		if (typ == 'T' || typ == 'C') && r.tag != "" {
+		if (typ == pgwire.RowDescription || typ == pgwire.CommandComplete) && r.tag != "" {
 			// The next statement of a script: keep the answer so far.
 			r.prev = append(r.prev, splitResult{rowDesc: r.rowDesc, rows: r.rows, count: r.count, tag: r.tag})
 			r.rowDesc, r.rows, r.tag, r.count = nil, nil, "", 0
 		}
 		switch typ {
-		case 'T':
+		case pgwire.RowDescription:
 			r.rowDesc = appendFrame(nil, typ, body)
-		case 'D':
+		case pgwire.DataRow:
 			r.rows = appendFrame(r.rows, typ, body)
-		case 'C':
+		case pgwire.CommandComplete:
 			r.tag, r.count = splitTag(body)
 		}
 	})
@@ -162,14 +160,6 @@ func readPart(b *binding, r *splitResult) (lost *pgconn.PgError) {
 		r.err = perr
 	}
 	return lost
-}
-
-func decodeError(body []byte) *pgconn.PgError {
-	var e pgproto3.ErrorResponse
-	if err := e.Decode(body); err != nil {
-		return pgErr("XX000", "undecodable error from backend", "")
-	}
-	return &pgconn.PgError{Severity: e.Severity, Code: e.Code, Message: e.Message, Detail: e.Detail, Hint: e.Hint}
 }
 
 // splitTag cuts a CommandComplete tag into its words and trailing row
@@ -190,7 +180,7 @@ func appendRowDesc(dst []byte, results []splitResult, noData bool) []byte {
 		return append(dst, results[0].rowDesc...)
 	}
 	if noData {
-		return append(dst, msgNoData...)
+		return append(dst, pgwire.MsgNoData...)
 	}
 	return dst
 }
@@ -221,7 +211,7 @@ func (ss *session) multiSimple(sql string, route router.Route) error {
 		stmt := make([]splitResult, len(results))
 		for i, r := range results {
 			if len(r.prev) != len(results[0].prev) {
-				return ss.replyError(pgErr("XX000", "shards answered a different number of statements", ""), true)
+				return ss.replyError(pgwire.Error(pgwire.InternalError, "shards answered a different number of statements", ""), true)
 			}
 			stmt[i] = r.prev[k]
 		}
@@ -230,7 +220,7 @@ func (ss *session) multiSimple(sql string, route router.Route) error {
 	}
 	ss.out = appendRowDesc(ss.out, results, false)
 	ss.out = appendSplitRows(ss.out, results)
-	ss.out = appendReady(ss.out, ss.txStatus)
+	ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 	return ss.flushClient()
 }
 
@@ -245,7 +235,7 @@ func (ss *session) multiBatch(st *stmt, route router.Route) (ok bool, err error)
 	if perr := ss.multiExec(0, len(b.msgs), st, ss.args, ss.resultFormats, route); perr != nil {
 		return true, ss.replyError(perr, true)
 	}
-	ss.out = appendReady(ss.out, ss.txStatus)
+	ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 	return true, ss.flushClient()
 }
 
@@ -258,16 +248,16 @@ func (ss *session) multiExec(from, to int, st *stmt, args router.Args, resultFor
 	}
 	for _, m := range ss.batch.msgs[from:to] {
 		switch m.typ {
-		case 'P':
-			ss.out = append(ss.out, msgParseComplete...)
-		case 'B':
-			ss.out = append(ss.out, msgBindComplete...)
-		case 'D':
+		case pgwire.Parse:
+			ss.out = append(ss.out, pgwire.MsgParseComplete...)
+		case pgwire.Bind:
+			ss.out = append(ss.out, pgwire.MsgBindComplete...)
+		case pgwire.Describe:
 			ss.out = appendRowDesc(ss.out, results, true)
-		case 'E':
+		case pgwire.Execute:
 			ss.out = appendSplitRows(ss.out, results)
-		case 'C':
-			ss.out = append(ss.out, msgCloseComplete...)
+		case pgwire.Close:
+			ss.out = append(ss.out, pgwire.MsgCloseComplete...)
 		}
 	}
 	return nil
@@ -277,7 +267,7 @@ func (ss *session) multiExec(from, to int, st *stmt, args router.Args, resultFor
 // statement, which the multi-shard executors do not answer.
 func (b *batch) describesStatement(from, to int) bool {
 	for _, m := range b.msgs[from:to] {
-		if m.typ == 'D' && m.n > 0 && b.buf[m.off] == 'S' {
+		if m.typ == pgwire.Describe && m.n > 0 && b.buf[m.off] == pgwire.ObjectStatement {
 			return true
 		}
 	}
@@ -340,7 +330,7 @@ func valuesOrder(parts []router.InsertPart, results []splitResult) {
 	for i, r := range results {
 		frames := r.rows
 		for _, pos := range parts[i].Rows {
-			if len(frames) < 5 || frames[0] != 'D' || pos >= total {
+			if len(frames) < 5 || frames[0] != pgwire.DataRow || pos >= total {
 				return
 			}
 			n := 1 + int(binary.BigEndian.Uint32(frames[1:5]))
@@ -377,7 +367,7 @@ func (ss *session) sameEverywhere(table string, parts []router.InsertPart, rs []
 	for i := 1; i < len(rs); i++ {
 		if rs[i].tag != rs[0].tag || rs[i].count != rs[0].count || !bytes.Equal(rs[i].rows, rs[0].rows) {
 			names := ss.st.cfg.Shards
-			return pgErr("XX000", fmt.Sprintf("reference table %q differs between shards: shard %s answered %s %d, shard %s %s %d; the write is rolled back",
+			return pgwire.Error(pgwire.InternalError, fmt.Sprintf("reference table %q differs between shards: shard %s answered %s %d, shard %s %s %d; the write is rolled back",
 				table, names[parts[0].Shard].Name, rs[0].tag, rs[0].count, names[parts[i].Shard].Name, rs[i].tag, rs[i].count),
 				"make the table's rows identical on every shard")
 		}
@@ -390,7 +380,7 @@ func (ss *session) sameEverywhere(table string, parts []router.InsertPart, rs []
 // what follows gets 25P02 until ROLLBACK (or ROLLBACK TO a savepoint), and
 // COMMIT rolls back on every shard.
 func (ss *session) failTx() {
-	if ss.be != nil && ss.be.txStatus == 'T' {
+	if ss.be != nil && ss.be.txStatus == pgwire.TxActive {
 		execOne(ss.be, "DO $pgrouter$ BEGIN RAISE EXCEPTION 'statement refused by pgrouter'; END $pgrouter$")
 	}
 }
@@ -403,7 +393,7 @@ func (ss *session) multiWrite(plan *router.Plan, route router.Route) bool {
 	if plan == nil || plan.Select || plan.Copy != nil {
 		return false // COPY has its own path (copysplit.go), outside transactions
 	}
-	if ss.be != nil && (ss.txStatus != 'T' || ss.pinned != "" || ss.st.cfg.Pool.Mode == "session") {
+	if ss.be != nil && (ss.txStatus != pgwire.TxActive || ss.pinned != "" || ss.st.cfg.Pool.Mode == "session") {
 		return false // only a healthy transaction of a pooled session may spread
 	}
 	if route.Split {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -56,9 +58,9 @@ func (s *Server) handle(c net.Conn) {
 	}
 	if max := st.cfg.Pool.MaxClients; max > 0 && s.clients.Load() >= int64(clientLimit(st.cfg, startup)) {
 		s.limits.rejected.WithLabelValues(limitMaxClients).Inc()
-		fatal(c, "53300", "sorry, too many clients already", fmt.Sprintf("pgrouter pool.max_clients is %d", max))
+		fatal(c, pgwire.TooManyConnections, "sorry, too many clients already", fmt.Sprintf("pgrouter pool.max_clients is %d", max))
 		s.log.Info("login refused", "user", startup.Parameters["user"], "db", startup.Parameters["database"],
-			"addr", c.RemoteAddr().String(), "sqlstate", "53300", "err", "too many clients (pool.max_clients)")
+			"addr", c.RemoteAddr().String(), "sqlstate", pgwire.TooManyConnections, "err", "too many clients (pool.max_clients)")
 		return
 	}
 	s.clients.Add(1)
@@ -95,7 +97,7 @@ func (s *Server) loginFailed(c net.Conn, startup *pgproto3.StartupMessage, err e
 	if errors.As(err, new(errMessageTooLong)) {
 		s.guard.refusedMessage()
 	}
-	c.Write(appendError(nil, pe))
+	c.Write(pgwire.AppendError(nil, pe))
 	// The user and database are what the client sent; the password never
 	// reaches a log (auth errors do not carry it).
 	s.log.Info("login refused", "user", startup.Parameters["user"], "db", startup.Parameters["database"],
@@ -109,11 +111,9 @@ func loginError(err error) *pgconn.PgError {
 	var long errMessageTooLong
 	switch {
 	case errors.As(err, &pe):
-		cp := *pe
-		cp.Severity = "FATAL"
-		return &cp
+		return pgwire.AsFatal(pe)
 	case errors.As(err, &long):
-		return &pgconn.PgError{Severity: "FATAL", Code: "08P01", Message: long.Error()}
+		return pgwire.Fatal(pgwire.ProtocolViolation, long.Error())
 	}
 	return nil
 }
@@ -128,7 +128,7 @@ func (s *Server) readStartup(c net.Conn, st *serverState) (net.Conn, *frameReade
 		body, err := rd.nextStartup()
 		if err != nil {
 			if pe := loginError(err); pe != nil {
-				c.Write(appendError(nil, pe))
+				c.Write(pgwire.AppendError(nil, pe))
 				s.guard.refusedMessage()
 			}
 			return c, nil, nil, err
@@ -155,16 +155,16 @@ func (s *Server) readStartup(c net.Conn, st *serverState) (net.Conn, *frameReade
 		default:
 			if _, overTLS := c.(*tls.Conn); !overTLS && st.cfg.TLS.Mode == "require" {
 				// As a pg_hba.conf with only hostssl lines answers (28000).
-				fatal(c, "28000", "pgrouter requires TLS: connection without encryption refused", "connect with sslmode=require or stronger")
+				fatal(c, pgwire.InvalidAuthorizationSpec, "pgrouter requires TLS: connection without encryption refused", "connect with sslmode=require or stronger")
 				return c, nil, nil, errors.New("plaintext client refused (tls.mode require)")
 			}
 			if code>>16 != 3 {
-				fatal(c, "0A000", fmt.Sprintf("unsupported frontend protocol %d.%d", code>>16, code&0xffff), "")
+				fatal(c, pgwire.FeatureNotSupported, fmt.Sprintf("unsupported frontend protocol %d.%d", code>>16, code&0xffff), "")
 				return c, nil, nil, fmt.Errorf("protocol %x", code)
 			}
 			var m pgproto3.StartupMessage
 			if err := m.Decode(body); err != nil {
-				fatal(c, "08P01", "invalid startup packet layout", "")
+				fatal(c, pgwire.ProtocolViolation, "invalid startup packet layout", "")
 				return c, nil, nil, err
 			}
 			return c, rd, &m, nil
@@ -188,7 +188,7 @@ func (s *Server) startTLS(c net.Conn, rd *frameReader, st *serverState) (net.Con
 		return nil, err
 	}
 	if rd.buffered() > 0 {
-		fatal(c, "08P01", "received unencrypted data after SSL request", "")
+		fatal(c, pgwire.ProtocolViolation, "received unencrypted data after SSL request", "")
 		return nil, errors.New("unencrypted data after SSL request")
 	}
 	if _, err := c.Write([]byte{'S'}); err != nil {
@@ -210,10 +210,10 @@ func (s *Server) login(c net.Conn, rd *frameReader, st *serverState, m *pgproto3
 		dbName = userName
 	}
 	if m.Parameters["replication"] != "" && m.Parameters["replication"] != "false" {
-		return nil, pgErr("0A000", "pgrouter does not support replication connections", "connect to a shard directly")
+		return nil, pgwire.Error(pgwire.FeatureNotSupported, "pgrouter does not support replication connections", "connect to a shard directly")
 	}
 	if wait := s.guard.blocked(c.RemoteAddr(), st.cfg.Limits); wait > 0 {
-		return nil, pgErr("53300", "too many failed login attempts from this address",
+		return nil, pgwire.Error(pgwire.TooManyConnections, "too many failed login attempts from this address",
 			fmt.Sprintf("retry in %s (pgrouter limits.auth_failures)", wait.Round(time.Second)))
 	}
 	ua := st.users[userName]
@@ -221,7 +221,7 @@ func (s *Server) login(c net.Conn, rd *frameReader, st *serverState, m *pgproto3
 		// Only the client's own credentials count: a shard refusing
 		// pgrouter's server login later must not throttle its clients.
 		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Code == "28P01" {
+		if errors.As(err, &pe) && pe.Code == pgwire.InvalidPassword {
 			s.guard.failed(c.RemoteAddr(), st.cfg.Limits)
 		}
 		return nil, err
@@ -230,14 +230,14 @@ func (s *Server) login(c net.Conn, rd *frameReader, st *serverState, m *pgproto3
 	ss.dbName = dbName
 	if dbName == AdminDatabase {
 		if !ua.user.Admin {
-			return nil, pgErr("28000", fmt.Sprintf("user %q is not an admin of pgrouter", userName), "set admin: true for the user in the config")
+			return nil, pgwire.Error(pgwire.InvalidAuthorizationSpec, fmt.Sprintf("user %q is not an admin of pgrouter", userName), "set admin: true for the user in the config")
 		}
 		ss.admin = true
 	} else {
 		ss.db = st.cfg.Database(dbName)
 		ss.router = st.routers[dbName]
 		if ss.db == nil || ss.router == nil {
-			return nil, pgErr("3D000", fmt.Sprintf("database %q does not exist", dbName), "databases are listed in the pgrouter config")
+			return nil, pgwire.Error(pgwire.InvalidCatalogName, fmt.Sprintf("database %q does not exist", dbName), "databases are listed in the pgrouter config")
 		}
 	}
 	ss.setStartupParams(m.Parameters)
@@ -268,7 +268,7 @@ func (s *Server) login(c net.Conn, rd *frameReader, st *serverState, m *pgproto3
 	ss.secret = secret
 	s.register(ss)
 	out = appendMsg(out, &pgproto3.BackendKeyData{ProcessID: ss.pid, SecretKey: secret[:]})
-	out = appendReady(out, 'I')
+	out = pgwire.AppendReady(out, pgwire.TxIdle)
 	if err := writeAll(c, out); err != nil {
 		s.unregister(ss)
 		if !ss.admin {
@@ -281,7 +281,9 @@ func (s *Server) login(c net.Conn, rd *frameReader, st *serverState, m *pgproto3
 
 // fatal writes a FATAL ErrorResponse (best effort; the connection closes next).
 func fatal(c net.Conn, code, msg, hint string) {
-	c.Write(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: code, Message: msg, Hint: hint}))
+	e := pgwire.Fatal(code, msg)
+	e.Hint = hint
+	c.Write(pgwire.AppendError(nil, e))
 }
 
 func (ss *session) secretMatches(secret []byte) bool {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/pgrouter/pgrouter/router"
 )
 
@@ -147,7 +149,7 @@ func appendParse(dst []byte, st *stmt) []byte {
 // appendParseAs encodes a Parse of st's text under name.
 func appendParseAs(dst []byte, name string, st *stmt) []byte {
 	start := len(dst)
-	dst = append(dst, 'P', 0, 0, 0, 0)
+	dst = append(dst, pgwire.Parse, 0, 0, 0, 0)
 	dst = append(dst, name...)
 	dst = append(dst, 0)
 	dst = append(dst, st.parse...)
@@ -158,7 +160,7 @@ func appendParseAs(dst []byte, name string, st *stmt) []byte {
 // appendCloseStmt encodes Close of a server-side statement.
 func appendCloseStmt(dst []byte, name string) []byte {
 	start := len(dst)
-	dst = append(dst, 'C', 0, 0, 0, 0, 'S')
+	dst = append(dst, pgwire.Close, 0, 0, 0, 0, pgwire.ObjectStatement)
 	dst = append(dst, name...)
 	dst = append(dst, 0)
 	binary.BigEndian.PutUint32(dst[start+1:], uint32(len(dst)-start-1))
@@ -168,7 +170,7 @@ func appendCloseStmt(dst []byte, name string) []byte {
 // appendQuery encodes a simple Query.
 func appendQuery(dst []byte, sql string) []byte {
 	start := len(dst)
-	dst = append(dst, 'Q', 0, 0, 0, 0)
+	dst = append(dst, pgwire.Query, 0, 0, 0, 0)
 	dst = append(dst, sql...)
 	dst = append(dst, 0)
 	binary.BigEndian.PutUint32(dst[start+1:], uint32(len(dst)-start-1))

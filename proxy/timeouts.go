@@ -3,9 +3,10 @@ package proxy
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"time"
+
+	"github.com/pgrouter/pgrouter/pgwire"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -33,7 +34,7 @@ import (
 // deadline when none is set and the client is inside a transaction.
 func (ss *session) idleStart() {
 	d := ss.st.cfg.Timeouts.IdleInTransaction.D()
-	if d <= 0 || ss.txStatus == 'I' {
+	if d <= 0 || ss.txStatus == pgwire.TxIdle {
 		return
 	}
 	ss.idleSince = time.Now()
@@ -65,48 +66,19 @@ func (ss *session) idleTimeout(err error) idleVerdict {
 		return idleOther // shutdown woke a client that holds no backend
 	}
 	d := ss.st.cfg.Timeouts.IdleInTransaction.D()
-	if ss.txStatus == 'I' || time.Since(ss.idleSince) < d {
+	if ss.txStatus == pgwire.TxIdle || time.Since(ss.idleSince) < d {
 		ss.idleArmed = time.Time{}
-		if ss.txStatus != 'I' {
+		if ss.txStatus != pgwire.TxIdle {
 			ss.idleArmed = ss.idleSince.Add(d)
 		}
 		ss.conn.SetReadDeadline(ss.idleArmed)
 		return idleSpurious
 	}
-	ss.srv.Metrics.errors("25P03")
+	ss.srv.Metrics.errors(pgwire.IdleInTransactionTimeout)
 	ss.srv.log.Info("client idle in transaction too long; disconnected", "client_id", ss.pid, "user", ss.user.Name,
 		"db", ss.dbName, "timeout", d.String())
-	ss.writeClient(appendError(nil, &pgconn.PgError{Severity: "FATAL", Code: "25P03",
+	ss.writeClient(pgwire.AppendError(nil, &pgconn.PgError{Severity: "FATAL", Code: pgwire.IdleInTransactionTimeout,
 		Message: "terminating connection due to idle-in-transaction timeout",
 		Detail:  fmt.Sprintf("The client was idle inside a transaction for more than %s (pgrouter timeouts.idle_in_transaction); the transaction is rolled back.", d)}))
 	return idleExpired
-}
-
-// armQueryTimeout (re)starts the backend's read deadline before a read that
-// may block; a no-op when timeouts.query is off or a message is buffered.
-func (ss *session) armQueryTimeout(b *binding) {
-	if d := ss.st.cfg.Timeouts.Query.D(); d > 0 && b.rd.buffered() == 0 {
-		b.conn.NetConn.SetReadDeadline(time.Now().Add(d))
-	}
-}
-
-// disarmQueryTimeout clears the deadline once every answer arrived, before
-// the backend is idle again (pool checks and the idle watch read it too).
-func (ss *session) disarmQueryTimeout(b *binding) {
-	if ss.st.cfg.Timeouts.Query.D() > 0 {
-		b.conn.NetConn.SetReadDeadline(time.Time{})
-	}
-}
-
-// queryTimedOut turns a backend read that hit timeouts.query into the
-// client's error (the caller discards the backend).
-func (ss *session) queryTimedOut(err error, node string, pe *pgconn.PgError) {
-	d := ss.st.cfg.Timeouts.Query.D()
-	var ne net.Error
-	if d <= 0 || !errors.As(err, &ne) || !ne.Timeout() {
-		return
-	}
-	pe.Code = "57014"
-	pe.Message = fmt.Sprintf("canceling statement due to query timeout: backend %s did not answer for %s", node, d)
-	pe.Hint = "pgrouter closed the backend connection (timeouts.query); the statement may or may not have been executed"
 }

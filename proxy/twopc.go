@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -88,14 +90,14 @@ func (c *coordinator) commit(ss *session, members []*binding) commitOutcome {
 		c.rollbackPrepared(members, prepared, gid)
 		c.aborts.Inc()
 		c.srv.log.Error("two-phase commit log write failed; transaction rolled back", "gid", gid, "err", err)
-		return commitOutcome{tag: "ROLLBACK", err: pgErr("58030", "could not record the two-phase commit decision: "+err.Error(),
+		return commitOutcome{tag: "ROLLBACK", err: pgwire.Error(pgwire.IOError, "could not record the two-phase commit decision: "+err.Error(),
 			"the transaction was rolled back on every shard; check pgrouter's data_dir")}
 	}
 	c.pause("after_decision")
 	c.commits.Inc()
 	if lagging := c.commitPrepared(members, gid); len(lagging) > 0 {
 		c.srv.log.Warn("two-phase commit decided; some shards confirm later", "gid", gid, "shard", strings.Join(lagging, ","))
-		return commitOutcome{tag: "COMMIT", warning: &pgconn.PgError{Severity: "WARNING", Code: "01000",
+		return commitOutcome{tag: "COMMIT", warning: &pgconn.PgError{Severity: "WARNING", Code: pgwire.Warning,
 			Message: fmt.Sprintf("transaction committed; shard(s) %s will apply the commit when reachable", strings.Join(lagging, ", ")),
 			Detail:  "two-phase commit " + gid}}
 	}
@@ -131,7 +133,7 @@ func (c *coordinator) prepareAll(members []*binding, gid string) (prepared []boo
 		}
 	}
 	if failure != nil {
-		failure.Message = "multi-shard transaction rolled back on every shard: " + failure.Message
+		failure = pgwire.WithMessage(failure, "multi-shard transaction rolled back on every shard: "+failure.Message)
 	}
 	return prepared, failure
 }

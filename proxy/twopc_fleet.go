@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/pgrouter/pgrouter/config"
 	"github.com/pgrouter/pgrouter/proxy/twophase"
 	"github.com/pgrouter/pgrouter/topology"
@@ -28,7 +30,7 @@ func (c *coordinator) decideShared(d twophase.Decision, members []*binding, prep
 	if !c.shared.Ready() {
 		c.rollbackPrepared(members, prepared, d.GID)
 		c.aborts.Inc()
-		return commitOutcome{tag: "ROLLBACK", err: pgErr("40000",
+		return commitOutcome{tag: "ROLLBACK", err: pgwire.Error("40000",
 			"multi-shard transaction rolled back on every shard: etcd is unreachable, so its commit cannot be recorded for the fleet",
 			"retry when etcd answers; single-shard transactions are not affected")}, true
 	}
@@ -39,14 +41,14 @@ func (c *coordinator) decideShared(d twophase.Decision, members []*binding, prep
 		// The record may or may not have been written: leave every shard
 		// prepared; recovery reads the store and finishes it one way everywhere.
 		c.srv.log.Error("two-phase commit decision not confirmed by etcd; recovery will finish the transaction", "gid", d.GID, "err", err)
-		return commitOutcome{tag: "ROLLBACK", err: pgErr("08007",
+		return commitOutcome{tag: "ROLLBACK", err: pgwire.Error("08007",
 			"the outcome of the multi-shard transaction is unknown: etcd did not confirm its commit decision ("+err.Error()+")",
 			"recovery commits or rolls it back on every shard alike; check whether its writes are there before retrying")}, true
 	}
 	if !ok {
 		c.rollbackPrepared(members, prepared, d.GID)
 		c.aborts.Inc()
-		return commitOutcome{tag: "ROLLBACK", err: pgErr("40000",
+		return commitOutcome{tag: "ROLLBACK", err: pgwire.Error("40000",
 			"multi-shard transaction rolled back on every shard: another pgrouter recovered it as abandoned",
 			"this pgrouter had lost its fleet membership (etcd lease); retry the transaction")}, true
 	}

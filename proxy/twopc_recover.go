@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/pgrouter/pgrouter/config"
 	"github.com/pgrouter/pgrouter/proxy/twophase"
 	"github.com/pgrouter/pgrouter/topology"
@@ -161,7 +163,7 @@ func (c *coordinator) resolve(cfg *config.Config, snap *topology.Snapshot, gid s
 		done := false
 		if err := c.onPrimary(cfg, snap, p, func(b *binding) error {
 			r := execOne(b, verb+quoteLiteral(gid))
-			if r.err != nil && r.err.Code != "42704" { // 42704: finished since the lookup
+			if r.err != nil && r.err.Code != pgwire.UndefinedObject { // 42704: finished since the lookup
 				return fmt.Errorf("shard %s: %s", name, r.err.Message)
 			}
 			done = r.err == nil
@@ -274,9 +276,9 @@ func (c *coordinator) onPrimary(cfg *config.Config, snap *topology.Snapshot, x p
 		return err
 	}
 	rd := newFrameReader(conn.NetConn, 4<<10)
-	b := &binding{conn: conn, pool: p, node: node, shard: idx, primary: true, rd: rd, txStatus: 'I'}
+	b := &binding{conn: conn, pool: p, node: node, shard: idx, primary: true, rd: rd, txStatus: pgwire.TxIdle}
 	err = f(b)
-	if b.txStatus == 'I' {
+	if b.txStatus == pgwire.TxIdle {
 		p.Release(conn)
 	} else {
 		p.Discard(conn)

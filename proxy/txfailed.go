@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/pgrouter/pgrouter/pgwire"
 
 	"github.com/pgrouter/pgrouter/router"
 )
@@ -11,23 +12,23 @@ import (
 // described, or a statement the proxy refused. The client then sees what
 // Postgres shows for an aborted transaction block until it ends it.
 
-var errTxAborted = pgErr("25P02", "current transaction is aborted, commands ignored until end of transaction block", "")
+var errTxAborted = pgwire.Error(pgwire.InFailedSQLTransaction, "current transaction is aborted, commands ignored until end of transaction block", "")
 
 // abortDeferredTx turns the deferred transaction into a failed one.
-func (ss *session) abortDeferredTx() {
-	ss.pendingBegin, ss.pendingReadOnly = "", false
-	ss.txFailed = true
-	ss.txStatus = 'E'
+func (t *txState) abortDeferredTx() {
+	t.pendingBegin, t.pendingReadOnly = "", false
+	t.txFailed = true
+	t.txStatus = pgwire.TxFailed
 }
 
 // endFailedTx answers COMMIT or ROLLBACK of a failed deferred transaction:
 // both end it as ROLLBACK. ok is false for any other statement.
-func (ss *session) endFailedTx(plan *router.Plan) bool {
+func (t *txState) endFailedTx(plan *router.Plan) bool {
 	if plan == nil || plan.Tx != router.TxCommit && plan.Tx != router.TxRollback {
 		return false
 	}
-	ss.txFailed = false
-	ss.txStatus = 'I'
+	t.txFailed = false
+	t.txStatus = pgwire.TxIdle
 	return true
 }
 
@@ -37,14 +38,14 @@ func (ss *session) failedTxQuery(plan *router.Plan) error {
 		return ss.replyError(errTxAborted, true)
 	}
 	ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("ROLLBACK")})
-	ss.out = appendReady(ss.out, ss.txStatus)
+	ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 	return ss.flushClient()
 }
 
 // onlySyncs reports whether the batch holds only Sync and Flush.
 func (b *batch) onlySyncs() bool {
 	for _, m := range b.msgs {
-		if m.typ != 'S' && m.typ != 'H' {
+		if m.typ != pgwire.Sync && m.typ != pgwire.Flush {
 			return false
 		}
 	}
@@ -55,13 +56,13 @@ func (b *batch) onlySyncs() bool {
 // the batch that runs COMMIT or ROLLBACK ends it, any other fails.
 func (ss *session) failedTxBatch(txStmt *stmt, sync bool) error {
 	if ss.batch.onlySyncs() {
-		ss.out = appendReady(ss.out, ss.txStatus)
+		ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 		return ss.flushClient()
 	}
 	if txStmt == nil || !sync || !ss.endFailedTx(txStmt.plan) {
 		return ss.refuseBatch(errTxAborted, sync)
 	}
 	ss.answerBatchLocally(&ss.batch, "ROLLBACK")
-	ss.out = appendReady(ss.out, ss.txStatus)
+	ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 	return ss.flushClient()
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	pg "github.com/pganalyze/pg_query_go/v6"
 	pgparser "github.com/pganalyze/pg_query_go/v6/parser"
 )
@@ -317,7 +319,7 @@ func (r *Router) refusePrepare(sp *stmtPlan, ps *pg.PrepareStmt, t *shardedTable
 // whole Query before running any of it, so for a real syntax error nothing
 // is lost: the client gets the parser's error, with its position.
 func unparsedError(err error) error {
-	e := pgError("42601", err.Error(),
+	e := pgError(pgwire.SyntaxError, err.Error(),
 		"pgrouter could not parse this multi-statement query, so it cannot tell where its statements must run; nothing was executed")
 	var pe *pgparser.Error
 	if errors.As(err, &pe) {

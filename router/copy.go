@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	pg "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/pgrouter/pgrouter/router/sharding"
@@ -219,7 +221,7 @@ func copyDefaults(cp *CopyPlan, delim, null, quote, escape *string) error {
 	bad := func(msg string) error { return pgError(codeFeatureNotSupported, msg, "") }
 	if cp.Format == CopyBinary {
 		if delim != nil || null != nil || quote != nil || escape != nil {
-			return pgError("42601", "cannot specify DELIMITER, NULL, QUOTE or ESCAPE in BINARY mode", "")
+			return pgError(pgwire.SyntaxError, "cannot specify DELIMITER, NULL, QUOTE or ESCAPE in BINARY mode", "")
 		}
 		return nil
 	}
@@ -237,7 +239,7 @@ func copyDefaults(cp *CopyPlan, delim, null, quote, escape *string) error {
 	if cp.Format == CopyCSV {
 		dDelim, dNull = ',', ""
 	} else if quote != nil || escape != nil {
-		return pgError("0A000", "COPY QUOTE and ESCAPE are available only in CSV mode", "")
+		return pgError(pgwire.FeatureNotSupported, "COPY QUOTE and ESCAPE are available only in CSV mode", "")
 	}
 	if cp.Delimiter, err = one("delimiter", delim, dDelim); err != nil {
 		return err

@@ -3,15 +3,17 @@ package router
 import (
 	"fmt"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // SQLSTATEs the router reports.
 const (
-	codeFeatureNotSupported = "0A000"
-	codeInvalidParameter    = "22023"
-	codeUndefinedTable      = "42P01"
-	codeUndefinedObject     = "42704"
+	codeFeatureNotSupported = pgwire.FeatureNotSupported
+	codeInvalidParameter    = pgwire.InvalidParameterValue
+	codeUndefinedTable      = pgwire.UndefinedTable
+	codeUndefinedObject     = pgwire.UndefinedObject
 )
 
 func pgError(code, msg, hint string) *pgconn.PgError {

@@ -4,10 +4,12 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/pgrouter/pgrouter/router/sharding"
 )
 
-const codeProtocolViolation = "08P01"
+const codeProtocolViolation = pgwire.ProtocolViolation
 
 func keyFromText(t *shardedTable, text []byte) (sharding.Key, error) {
 	return sharding.KeyFromText(t.typ, text)
@@ -85,7 +87,7 @@ func (r *Router) arraySet(t *shardedTable, raw []byte, binaryFmt bool) (ShardSet
 	if !binaryFmt {
 		elems, ok := parseArrayText(raw)
 		if !ok {
-			return 0, pgError("22P02", "malformed array literal for shard key parameter", "")
+			return 0, pgError(pgwire.InvalidTextRepresentation, "malformed array literal for shard key parameter", "")
 		}
 		for _, e := range elems {
 			if err := add(sharding.KeyFromText(t.typ, e)); err != nil {
@@ -102,7 +104,7 @@ func (r *Router) arraySet(t *shardedTable, raw []byte, binaryFmt bool) (ShardSet
 
 // eachBinaryElem walks a one-dimensional binary array (array_send format).
 func eachBinaryElem(b []byte, f func(oid uint32, e []byte) error) error {
-	bad := pgError("22P03", "malformed binary array for shard key parameter", "")
+	bad := pgError(pgwire.InvalidBinaryRepresentation, "malformed binary array for shard key parameter", "")
 	if len(b) < 12 {
 		return bad
 	}

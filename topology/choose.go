@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -25,7 +27,7 @@ const (
 
 func (s *Snapshot) shard(i int) (*Shard, error) {
 	if i < 0 || i >= len(s.Shards) {
-		return nil, &pgconn.PgError{Severity: "ERROR", Code: "XX000",
+		return nil, &pgconn.PgError{Severity: "ERROR", Code: pgwire.InternalError,
 			Message: fmt.Sprintf("pgrouter: shard index %d out of range (%d shards)", i, len(s.Shards))}
 	}
 	return s.Shards[i], nil

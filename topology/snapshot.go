@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/pgrouter/pgrouter/config"
 )
@@ -146,14 +148,14 @@ func (sh *Shard) makeErrors() {
 	for _, n := range sh.Nodes {
 		names = append(names, n.Name)
 	}
-	sh.errNoPrimary = &pgconn.PgError{Severity: "ERROR", Code: "57P03",
+	sh.errNoPrimary = &pgconn.PgError{Severity: "ERROR", Code: pgwire.CannotConnectNow,
 		Message: fmt.Sprintf("pgrouter: shard %s has no reachable primary", sh.Name),
 		Detail:  "nodes: " + strings.Join(names, ", "),
 		Hint:    "The primary is down, banned or in recovery; writes succeed again once a node of the shard is promoted or comes back. Retry later."}
-	sh.errNoReplica = &pgconn.PgError{Severity: "ERROR", Code: "57P03",
+	sh.errNoReplica = &pgconn.PgError{Severity: "ERROR", Code: pgwire.CannotConnectNow,
 		Message: fmt.Sprintf("pgrouter: shard %s has no replica within the lag bounds", sh.Name),
 		Hint:    "Replicas are down, banned or lagging beyond replicas.max_lag/max_lag_bytes; set replicas.fallback: primary to read from the primary instead, or route this query to the primary."}
-	sh.errFloorReplay = &pgconn.PgError{Severity: "ERROR", Code: "57P03",
+	sh.errFloorReplay = &pgconn.PgError{Severity: "ERROR", Code: pgwire.CannotConnectNow,
 		Message: fmt.Sprintf("pgrouter: no replica of shard %s has replayed this session's last write yet", sh.Name),
 		Hint:    "Read-your-writes needs a replica that caught up with the session's write; retry, route the query to the primary, or set replicas.fallback: primary."}
 }

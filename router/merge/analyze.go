@@ -3,6 +3,8 @@ package merge
 import (
 	"fmt"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 	pg "github.com/pganalyze/pg_query_go/v6"
 	"google.golang.org/protobuf/proto"
@@ -14,7 +16,7 @@ import (
 func Analyze(sql string) (*Plan, error) {
 	tree, err := pg.Parse(sql)
 	if err != nil {
-		return nil, &pgconn.PgError{Severity: "ERROR", Code: "42601", Message: err.Error()}
+		return nil, &pgconn.PgError{Severity: "ERROR", Code: pgwire.SyntaxError, Message: err.Error()}
 	}
 	if len(tree.Stmts) != 1 {
 		return nil, unsupported("several statements in one multi-shard query", "send them one by one")
@@ -96,7 +98,7 @@ func (a *analyzer) limits() error {
 			return 0, false, unsupported(what+" that is not an integer literal", "write the number in the query text")
 		}
 		if v < 0 {
-			return 0, false, &pgconn.PgError{Severity: "ERROR", Code: "2201W", Message: what + " must not be negative"}
+			return 0, false, &pgconn.PgError{Severity: "ERROR", Code: pgwire.InvalidRowCountInLimitClause, Message: what + " must not be negative"}
 		}
 		return v, true, nil
 	}

@@ -3,15 +3,17 @@ package merge
 import (
 	"fmt"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
 const (
-	codeFeatureNotSupported = "0A000"
-	codeDatatypeMismatch    = "42804"
-	codeNumericOutOfRange   = "22003"
-	codeInvalidText         = "22P02"
-	codeInternal            = "XX000"
+	codeFeatureNotSupported = pgwire.FeatureNotSupported
+	codeDatatypeMismatch    = pgwire.DatatypeMismatch
+	codeNumericOutOfRange   = pgwire.NumericValueOutOfRange
+	codeInvalidText         = pgwire.InvalidTextRepresentation
+	codeInternal            = pgwire.InternalError
 )
 
 // unsupported is the error for a construct the merge engine cannot handle.

@@ -3,16 +3,18 @@ package sharding
 import (
 	"fmt"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // SQLSTATE codes used by this package.
 const (
-	codeInvalidParameterValue = "22023" // NULL or unmatched key
-	codeInvalidText           = "22P02" // key text does not parse
-	codeInvalidBinary         = "22P03" // key binary value does not decode
-	codeOutOfRange            = "22003" // integer key overflows int64
-	codeFeatureNotSupported   = "0A000" // directory sharding, unsupported param type
+	codeInvalidParameterValue = pgwire.InvalidParameterValue       // NULL or unmatched key
+	codeInvalidText           = pgwire.InvalidTextRepresentation   // key text does not parse
+	codeInvalidBinary         = pgwire.InvalidBinaryRepresentation // key binary value does not decode
+	codeOutOfRange            = pgwire.NumericValueOutOfRange      // integer key overflows int64
+	codeFeatureNotSupported   = pgwire.FeatureNotSupported         // directory sharding, unsupported param type
 )
 
 // Error messages never include the key value itself: it may be personal data
