@@ -106,18 +106,3 @@ func freeAddr() string {
 	return l.Addr().String()
 }
 
-func waitListening(addr, logPath string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			out, _ := os.ReadFile(logPath)
-			return fmt.Errorf("nothing listens on %s:\n%s", addr, out)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
