@@ -105,4 +105,3 @@ func freeAddr() string {
 	defer l.Close()
 	return l.Addr().String()
 }
-
