@@ -2,7 +2,14 @@ package proxy
 
 import (
 	"bytes"
+	"io"
+	"net"
+	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/pgrouter/pgrouter/pool/sockio"
 
 	"github.com/pgrouter/pgrouter/router"
 )
@@ -60,5 +67,51 @@ func TestDecodeBind(t *testing.T) {
 	if err != nil || m.stmt != "s" || len(args.Params) != 2 || args.Params[0] != nil || string(args.Params[1]) != "ab" ||
 		len(args.Formats) != 1 || args.Formats[0] != 1 || len(rf) != 1 || rf[0] != 0 {
 		t.Fatalf("decodeBind: %+v %v %+v %v", m, err, args, rf)
+	}
+}
+
+// TestFrameReaderLent reads messages through a reader that lends its buffer
+// back between messages (a client's, on plain TCP): bytes read ahead at
+// login, messages split across writes, several in one write, one larger
+// than the buffer, and the end of the stream.
+func TestFrameReaderLent(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for _, part := range []string{"lo\x00", "Q\x00\x00", "\x00\x06a\x00Q\x00\x00\x00\x06b\x00", "Q\x00\x00\x00\x54" + strings.Repeat("x", 79) + "\x00"} {
+			c.Write([]byte(part))
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	lender := &sync.Pool{New: func() any { b := make([]byte, 16); return &b }}
+	fr := newFrameReader(sockio.Wrap(c), 16)
+	fr.lendTo(lender, []byte("Q\x00\x00\x00\x0ahel"))
+	if fr.lend == nil {
+		t.Fatal("a reader over a plain TCP socket does not lend its buffer")
+	}
+	for _, want := range []string{"hello\x00", "a\x00", "b\x00", strings.Repeat("x", 79) + "\x00"} {
+		typ, body, err := fr.next()
+		if err != nil || typ != 'Q' || string(body) != want {
+			t.Fatalf("next = %c %q %v, want Q %q", typ, body, err, want)
+		}
+	}
+	if _, _, err := fr.next(); err != io.EOF {
+		t.Fatalf("at end of stream: %v, want io.EOF", err)
+	}
+	if fr.buf != nil {
+		t.Fatal("the buffer was not given back at end of stream")
 	}
 }

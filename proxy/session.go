@@ -96,11 +96,8 @@ type session struct {
 // behind its login, read ahead by the login reader.
 func newSession(srv *Server, st *serverState, c net.Conn, u *config.User, pending []byte) *session {
 	c = sockio.Wrap(c) // raw-syscall I/O on the hot path (see package sockio)
-	var src io.Reader = c
-	if len(pending) > 0 {
-		src = &prefixReader{pre: pending, r: c}
-	}
-	rd := newFrameReader(src, 16<<10)
+	rd := newFrameReader(c, clientBuffer)
+	rd.lendTo(&clientBuffers, pending)
 	rd.max = st.cfg.Limits.MaxMessageSize
 	return &session{
 		srv: srv, st: st, conn: c, user: u,
@@ -114,6 +111,12 @@ func newSession(srv *Server, st *serverState, c net.Conn, u *config.User, pendin
 		connectedAt: time.Now(),
 	}
 }
+
+// clientBuffer is the size of a client's read buffer. Clients borrow it from
+// clientBuffers only while a message is arriving (frameReader.lendTo).
+const clientBuffer = 16 << 10
+
+var clientBuffers = sync.Pool{New: func() any { b := make([]byte, clientBuffer); return &b }}
 
 // startupSkip are startup parameters that are not GUCs.
 var startupSkip = map[string]bool{"user": true, "database": true, "options": true, "replication": true}

@@ -38,6 +38,7 @@ func Wrap(c net.Conn) net.Conn {
 	s := &conn{TCPConn: tc, rc: rc}
 	s.readFn = s.rawRead   // method values bound once: no allocation per call
 	s.writeFn = s.rawWrite //
+	s.lentFn = s.rawReadLent
 	return s
 }
 
@@ -52,7 +53,10 @@ type conn struct {
 	rerr            syscall.Errno
 	wbuf            []byte
 	werr            syscall.Errno
+	lender          Lender  // ReadLent's buffers
+	lent            *[]byte // the buffer ReadLent read into
 	readFn, writeFn func(fd uintptr) bool
+	lentFn          func(fd uintptr) bool
 }
 
 // Read reads like net.TCPConn.Read: io.EOF at end of stream, *net.OpError otherwise.
@@ -131,4 +135,47 @@ func (s *conn) rawWrite(fd uintptr) bool {
 
 func (s *conn) opError(op string, e syscall.Errno) error {
 	return &net.OpError{Op: op, Net: "tcp", Source: s.LocalAddr(), Addr: s.RemoteAddr(), Err: os.NewSyscallError(op, e)}
+}
+
+// Lender lends read buffers (*[]byte); a sync.Pool of them is one.
+type Lender interface {
+	Get() any
+	Put(any)
+}
+
+// ReadLent reads like Read into a buffer borrowed from l only once the
+// socket has data: while the connection waits, the caller holds no buffer,
+// so an idle connection costs none. The buffer is returned with the count
+// read into it; on error it has gone back to l.
+func (s *conn) ReadLent(l Lender) (*[]byte, int, error) {
+	s.lender = l
+	err := s.rc.Read(s.lentFn) // parks on the netpoller, holding no buffer, while the socket is empty
+	bp := s.lent
+	s.lender, s.lent, s.rbuf = nil, nil, nil
+	switch {
+	case err != nil:
+	case s.rerr != 0:
+		err = s.opError("read", s.rerr)
+	case s.rn == 0:
+		err = io.EOF
+	default:
+		return bp, s.rn, nil
+	}
+	if bp != nil {
+		l.Put(bp)
+	}
+	return nil, 0, err
+}
+
+// rawReadLent is rawRead into a buffer borrowed from s.lender, given back
+// when the socket turns out to be empty.
+func (s *conn) rawReadLent(fd uintptr) bool {
+	bp := s.lender.Get().(*[]byte)
+	s.rbuf, s.rn, s.rerr = *bp, 0, 0
+	if !s.rawRead(fd) {
+		s.lender.Put(bp)
+		return false
+	}
+	s.lent = bp
+	return true
 }

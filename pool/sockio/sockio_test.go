@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 )
@@ -149,5 +150,73 @@ func TestReadWriteDoNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("a write and a read through the wrapper allocate %.1f times", allocs)
+	}
+}
+
+// countingLender is a Lender that knows how many buffers are out.
+type countingLender struct {
+	mu        sync.Mutex
+	gets, out int
+}
+
+func (l *countingLender) Get() any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.gets++
+	l.out++
+	b := make([]byte, 64)
+	return &b
+}
+
+func (l *countingLender) Put(any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.out--
+}
+
+func (l *countingLender) counts() (gets, out int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.gets, l.out
+}
+
+func TestReadLentHoldsNoBufferWhileWaiting(t *testing.T) {
+	c, peer := tcpPair(t)
+	l := &countingLender{}
+	type result struct {
+		bp  *[]byte
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		bp, n, err := c.(*conn).ReadLent(l)
+		done <- result{bp, n, err}
+	}()
+	// The socket is empty: ReadLent borrows a buffer, finds nothing, gives it back and parks.
+	deadline := time.Now().Add(5 * time.Second)
+	for gets, _ := l.counts(); gets == 0 && time.Now().Before(deadline); gets, _ = l.counts() {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if gets, out := l.counts(); gets == 0 || out != 0 {
+		t.Fatalf("waiting on an empty socket: %d buffers borrowed, %d still out; want some borrowed, none out", gets, out)
+	}
+	peer.Write([]byte("hello"))
+	r := <-done
+	if r.err != nil || string((*r.bp)[:r.n]) != "hello" {
+		t.Fatalf("ReadLent = %q, %v", (*r.bp)[:r.n], r.err)
+	}
+	if _, out := l.counts(); out != 1 {
+		t.Fatalf("after a read %d buffers are out, want the one returned", out)
+	}
+	// At end of stream the buffer goes back and the error is io.EOF.
+	l.Put(r.bp)
+	peer.Close()
+	if bp, _, err := c.(*conn).ReadLent(l); bp != nil || err != io.EOF {
+		t.Fatalf("ReadLent at EOF = %v, %v; want nil, io.EOF", bp, err)
+	}
+	if _, out := l.counts(); out != 0 {
+		t.Fatalf("after EOF %d buffers are out", out)
 	}
 }
