@@ -50,9 +50,12 @@ type Options struct {
 func DefaultSettings() map[string]string {
 	return map[string]string{
 		"listen_addresses": "127.0.0.1",
-		"wal_level":        "replica",
-		"max_wal_senders":  "10",
-		"wal_keep_size":    "256MB",
+		// logical: the reshard engine copies from a logical replication
+		// slot's snapshot and streams pgoutput changes from it.
+		"wal_level":             "logical",
+		"max_wal_senders":       "16",
+		"max_replication_slots": "16",
+		"wal_keep_size":         "256MB",
 		// A replica retries a lost primary every 5s by default; tests that
 		// restart primaries would spend most of their time waiting.
 		"wal_retrieve_retry_interval": "250ms",
