@@ -9,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/pgrouter/pgrouter/pgwire"
 	"golang.org/x/time/rate"
@@ -361,16 +360,17 @@ func (ss *session) abortRefusedTx() {
 	ss.failTx()
 }
 
-// sqlString views a NUL-terminated query body as a string without copying;
-// the router copies what it keeps.
+// sqlString is a NUL-terminated query body as a string. It copies: the body
+// aliases the client's read buffer, which goes back to a pool shared by all
+// clients once the message is handled (frameReader.lendTo), and the text
+// lives on in places that outlast that (lastSQL for the admin console, the
+// deferred BEGIN, admin command arguments kept in maps). One small copy per
+// Query costs less than auditing every holder for aliasing.
 func sqlString(body []byte) string {
 	if n := len(body); n > 0 && body[n-1] == 0 {
 		body = body[:n-1]
 	}
-	if len(body) == 0 {
-		return ""
-	}
-	return unsafe.String(&body[0], len(body))
+	return string(body)
 }
 
 func (ss *session) shutdownRequested() {
