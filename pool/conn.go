@@ -114,10 +114,23 @@ func (c *Conn) readFrame() (byte, []byte, error) {
 	return typ, body, nil
 }
 
-// close says Terminate (so the server logs no "unexpected EOF") and closes the
-// socket. Best effort: the conn may already be dead.
+// close says Terminate (so the server logs no "unexpected EOF"), waits up to
+// closeWait for the server to close its end, and closes the socket. The wait
+// is what makes "closed" mean gone: Postgres clears the backend from
+// pg_stat_activity and frees its max_connections slot before its socket
+// closes, so a slot freed after close is never counted twice (the fleet's
+// connection budget relies on it). Best effort: the conn may already be
+// dead (EOF or a reset ends the wait at once) or its node frozen (the wait
+// ends at closeWait).
 func (c *Conn) close() {
 	_ = c.NetConn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-	_, _ = c.NetConn.Write(append(c.scratch[:0], 'X', 0, 0, 0, 4))
+	if _, err := c.NetConn.Write(append(c.scratch[:0], 'X', 0, 0, 0, 4)); err == nil {
+		_ = c.NetConn.SetReadDeadline(time.Now().Add(closeWait))
+		_, _ = io.Copy(io.Discard, c.NetConn)
+	}
 	_ = c.NetConn.Close()
 }
+
+// closeWait bounds how long close waits for the server to end the
+// connection after Terminate (Postgres takes about a millisecond).
+const closeWait = time.Second

@@ -96,7 +96,8 @@ type Pool struct {
 	minIdle  int
 	waiters  sync.Pool // *waiter, recycled so that waiting does not allocate
 	stopReap context.CancelFunc
-	reaped   chan struct{} // closed when the reaper goroutine has exited
+	reaped   chan struct{}  // closed when the reaper goroutine has exited
+	retiring sync.WaitGroup // backends being closed off the caller's path (retire)
 
 	mu        sync.Mutex
 	idle      []*Conn // stack: released last = on top; bottom = idle longest
@@ -251,7 +252,6 @@ func (p *Pool) Release(c *Conn) {
 	p.checkInLocked(c, "Release")
 	if shrunk := p.total > p.size; expired || shrunk || p.closed {
 		p.closedN++
-		p.freeSlotLocked()
 		p.noteIdleLocked()
 		p.mu.Unlock()
 		reason := "pool closed"
@@ -261,7 +261,7 @@ func (p *Pool) Release(c *Conn) {
 		case shrunk:
 			reason = "pool size lowered"
 		}
-		p.closeConn(c, reason)
+		p.retireLater(reason, c)
 		return
 	}
 	if w := p.waitq.pop(); w != nil {
@@ -284,10 +284,9 @@ func (p *Pool) discard(c *Conn, reason string) {
 	p.mu.Lock()
 	p.checkInLocked(c, "Discard")
 	p.closedN++
-	p.freeSlotLocked()
 	p.noteIdleLocked()
 	p.mu.Unlock()
-	p.closeConn(c, reason)
+	p.retireLater(reason, c)
 }
 
 // closeConn closes a backend and logs why, with how long it lived.
@@ -295,6 +294,42 @@ func (p *Pool) closeConn(c *Conn, reason string) {
 	p.cfg.Log.Info("backend closed", "backend_pid", c.PID, "reason", reason,
 		"duration_ms", time.Since(c.CreatedAt).Milliseconds())
 	c.close()
+}
+
+// retire closes backends that still hold their slots in p.total, in
+// parallel, and returns once each is gone (see Conn.close) and its slot
+// freed: a waiter that inherits a slot dials only then, so the pool never
+// has more backends on its node than its size, not even for the moment a
+// closing one takes to exit.
+func (p *Pool) retire(reason string, cs ...*Conn) {
+	var wg sync.WaitGroup
+	for _, c := range cs {
+		wg.Go(func() { p.retireOne(c, reason) })
+	}
+	wg.Wait()
+}
+
+// retireLater is retire off the caller's path (a session releasing a
+// backend does not wait for it to exit); Pool.Close waits for these.
+func (p *Pool) retireLater(reason string, c *Conn) {
+	if p.isClosed() {
+		p.retireOne(c, reason) // the pool's end: nothing to keep waiting
+		return
+	}
+	p.retiring.Go(func() { p.retireOne(c, reason) })
+}
+
+func (p *Pool) retireOne(c *Conn, reason string) {
+	p.closeConn(c, reason)
+	p.mu.Lock()
+	p.freeSlotLocked()
+	p.mu.Unlock()
+}
+
+func (p *Pool) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
 }
 
 func (p *Pool) checkInLocked(c *Conn, op string) {
@@ -341,7 +376,6 @@ func (p *Pool) Close() {
 	p.closed = true
 	idle := p.idle
 	p.idle = nil
-	p.total -= len(idle)
 	p.closedN += uint64(len(idle))
 	for w := p.waitq.pop(); w != nil; w = p.waitq.pop() {
 		p.grantLocked(w, grant{kind: grantClosed})
@@ -352,9 +386,8 @@ func (p *Pool) Close() {
 		p.stopReap()
 		<-p.reaped
 	}
-	for _, c := range idle {
-		p.closeConn(c, "pool closed")
-	}
+	p.retire("pool closed", idle...)
+	p.retiring.Wait() // those and earlier ones: a closed pool has no backend left
 }
 
 // Drain waits until no conn is checked out (Active == 0) or ctx ends. It does
@@ -390,12 +423,7 @@ func (p *Pool) CloseIdle() {
 	idle := p.idle
 	p.idle = nil
 	p.closedN += uint64(len(idle))
-	for range idle {
-		p.freeSlotLocked()
-	}
 	p.noteIdleLocked()
 	p.mu.Unlock()
-	for _, c := range idle {
-		p.closeConn(c, "idle backend closed: its node failed a check")
-	}
+	p.retire("idle backend closed: its node failed a check", idle...)
 }

@@ -55,7 +55,7 @@ func (p *Pool) reapOnce(ctx context.Context, victims []*Conn) []*Conn {
 	kept := p.idle[:0]
 	for _, c := range p.idle { // bottom first: idle longest first
 		idleTooLong := p.cfg.IdleTimeout > 0 && now.Sub(c.LastUsed) > p.cfg.IdleTimeout &&
-			p.total > p.minIdle
+			p.total-len(victims) > p.minIdle
 		tooOld := p.cfg.MaxLifetime > 0 && now.Sub(c.CreatedAt) > p.cfg.MaxLifetime
 		if idleTooLong || tooOld {
 			if tooOld {
@@ -64,7 +64,6 @@ func (p *Pool) reapOnce(ctx context.Context, victims []*Conn) []*Conn {
 				c.closeReason = "idle_timeout"
 			}
 			victims = append(victims, c)
-			p.total--
 			p.closedN++
 			continue
 		}
@@ -79,7 +78,7 @@ func (p *Pool) reapOnce(ctx context.Context, victims []*Conn) []*Conn {
 	}
 	p.mu.Unlock()
 	for i, c := range victims {
-		p.closeConn(c, c.closeReason)
+		p.retireOne(c, c.closeReason) // its slot frees once it is gone
 		victims[i] = nil
 	}
 	p.topUp(ctx, need)

@@ -24,7 +24,6 @@ func (p *Pool) SetSize(n int) {
 	rest := copy(p.idle, p.idle[k:])
 	clear(p.idle[rest:])
 	p.idle = p.idle[:rest]
-	p.total -= k
 	p.closedN += uint64(k)
 	for p.total < n {
 		w := p.waitq.pop()
@@ -36,9 +35,7 @@ func (p *Pool) SetSize(n int) {
 	}
 	p.noteIdleLocked()
 	p.mu.Unlock()
-	for _, c := range victims {
-		p.closeConn(c, "pool size lowered")
-	}
+	p.retire("pool size lowered", victims...)
 }
 
 // Size is the pool's current capacity (Config.Size unless SetSize changed it).

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"strconv"
 	"testing"
 	"time"
 )
@@ -33,8 +34,10 @@ func TestSetSizeShrinksAndGrows(t *testing.T) {
 	}()
 	eventually(t, 10*time.Second, "a queued Acquire", func() bool { return p.Stats().Waiting == 1 })
 	p.Release(conns[2]) // over the size: closed, not handed to the waiter
-	if st := p.Stats(); st.Total != 1 || st.Waiting != 1 {
-		t.Fatalf("after a release over the size: %+v, want total 1 and the waiter still queued", st)
+	// Its slot counts until the server has closed it (Pool.retire).
+	eventually(t, 10*time.Second, "the released backend gone", func() bool { return p.Stats().Total == 1 })
+	if st := p.Stats(); st.Waiting != 1 {
+		t.Fatalf("after a release over the size: %+v, want the waiter still queued", st)
 	}
 	p.Release(conns[3]) // at the size: handed to the waiter
 	c := <-got
@@ -57,4 +60,56 @@ func TestSetSizeShrinksAndGrows(t *testing.T) {
 	}
 	p.Release(c)
 	p.Release(c2)
+}
+
+// TestShrinkNeverOverlapsOnTheServer: a slot freed by a shrink is handed to
+// a waiter only once the server has let its backend go, so Postgres itself
+// (pg_stat_activity, what max_connections and a fleet's connection budget
+// count) never sees more of the pool's backends than its size at that
+// moment — checked right after each release over the size, under waiters.
+func TestShrinkNeverOverlapsOnTheServer(t *testing.T) {
+	ctx := testCtx(t)
+	cfg := testConfig("shrinkgone")
+	cfg.Size = 4
+	p := newTestPool(t, cfg)
+	spy := superConn(t, ctx)
+	onServer := func() int {
+		n, _ := strconv.Atoi(superScalar(t, ctx, spy, "select count(*) from pg_stat_activity where application_name = 'shrinkgone'"))
+		return n
+	}
+	for round := range 5 {
+		conns := make([]*Conn, 4)
+		for i := range conns {
+			conns[i] = mustAcquire(t, ctx, p)
+		}
+		p.SetSize(2)
+		got := make(chan *Conn, 2)
+		for range 2 { // waiters that would dial into a freed slot at once
+			go func() {
+				c, err := p.Acquire(ctx)
+				if err != nil {
+					t.Errorf("Acquire: %v", err)
+				}
+				got <- c
+			}()
+		}
+		eventually(t, 10*time.Second, "two queued Acquires", func() bool { return p.Stats().Waiting == 2 })
+		for _, c := range conns {
+			p.Release(c)
+			// The pool's count first: it only falls in this phase (a freed
+			// slot goes to a waiter unchanged), so the server's later count
+			// must not exceed it.
+			total := p.Stats().Total
+			if n := onServer(); n > total || n > 4 {
+				t.Fatalf("round %d: the server sees %d backends, the pool counted %d just before", round, n, total)
+			}
+		}
+		a, b := <-got, <-got
+		if n := onServer(); n > 2 {
+			t.Fatalf("round %d: %d backends on the server at size 2", round, n)
+		}
+		p.Release(a)
+		p.Release(b)
+		p.SetSize(4)
+	}
 }

@@ -38,7 +38,11 @@ func (n *Node) Pool(u *config.User, db *config.Database) *pool.Pool {
 	if n.closed.Load() {
 		return nil
 	}
-	e := &poolEntry{User: u.Name, Database: db.Name, pool: pool.New(n.poolConfig(u, db))}
+	pc := n.poolConfig(u, db)
+	e := &poolEntry{User: u.Name, Database: db.Name, pool: pool.New(pc)}
+	if pc.Size == 0 { // a fleet cap of 0 (no share granted yet): pool.New reads 0 as unset, 1
+		e.pool.SetSize(0)
+	}
 	next := make(map[poolKey]*poolEntry, len(old)+1)
 	for k, v := range old {
 		next[k] = v
