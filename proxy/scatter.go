@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/pgrouter/pgrouter/pgwire"
 
@@ -34,26 +35,30 @@ import (
 // statement is then prepared on each backend under a shared server-side
 // name, as every extended-protocol statement is, so the shards parse and
 // plan it once per backend rather than once per execution. The simple
-// protocol (st nil) sends it unnamed: its texts carry literals, and naming
-// each distinct one would grow the statement registry without bound.
+// protocol (st nil) names it too once the same text comes again (see
+// simpleShardStatement), else sends it unnamed.
 func (ss *session) scatterRead(sql string, plan *router.Plan, st *stmt, args router.Args, resultFormats []int16, route router.Route, maxRows int64,
 	rest *[][]byte, head func(desc []byte)) (n int64, suspended bool, perr *pgconn.PgError) {
 	rsql, perr := ss.routerText(sql)
 	if perr != nil {
 		return 0, false, perr
 	}
-	mp, err := mergePlan(plan, rsql)
+	sp, again, err := scatterPlanOf(plan, rsql)
 	if err != nil {
 		return 0, false, toPgError(err)
 	}
+	mp := sp.merge
 	shardSQL := ss.clientText(mp.ShardSQL) // mp is shared: not changed
+	named := ss.shardStatement(st, shardSQL)
+	if st == nil && again && ss.be == nil && ss.pendingBegin == "" {
+		named = ss.simpleShardStatement(sp, shardSQL)
+	}
 	bs, done, perr := ss.scatterBackends(route.Shards, plan)
 	if perr != nil {
 		return 0, false, perr
 	}
 	defer done()
 	part := router.InsertPart{SQL: shardSQL, Params: args.Params, Formats: args.Formats, ParamOIDs: args.ParamOIDs}
-	named := ss.shardStatement(st, shardSQL)
 	srcs := make([]merge.Source, len(bs))
 	descs := make([][]byte, len(bs))
 	pre := make([]preamble, len(bs))
@@ -125,7 +130,16 @@ func (ss *session) scatterRead(sql string, plan *router.Plan, st *stmt, args rou
 			firstErr = err
 		}
 	}
+	if st == nil && named != nil && isStalePlan(firstErr) {
+		sp.named.CompareAndSwap(named, nil) // prepared before a schema change: the next use names it afresh
+	}
 	return n, suspended, firstErr
+}
+
+// isStalePlan reports whether perr is Postgres's "cached plan must not
+// change result type" (see isStaleResultType).
+func isStalePlan(perr *pgconn.PgError) bool {
+	return perr != nil && perr.Code == pgwire.FeatureNotSupported && perr.Routine == "RevalidateCachedQuery"
 }
 
 // mergeOptions are the client's settings that shape what the merge
@@ -200,18 +214,69 @@ func (ss *session) appendNamedPart(dst []byte, b *binding, st *stmt, part router
 	return appendMsg(dst, &pgproto3.Sync{}), parsing
 }
 
-// mergePlan returns the merge plan of sql, analysed once per statement
-// text and kept on the router plan: merge.Analyze (parse, rewrite, deparse)
-// is a pure function of the text and was the largest CPU cost of a
-// cross-shard read. In the simple protocol plan is keyed by the normalised
-// text, so the memo is keyed by the raw text sql (LIMIT and HAVING literals
-// shape the merge).
-func mergePlan(plan *router.Plan, sql string) (*merge.Plan, error) {
-	v, err := plan.Merge.Get(sql, func(text string) (any, error) { return merge.Analyze(text) })
+// scatterPlan is what a cross-shard read's text is analysed into, once
+// per text: its merge plan and, in the simple protocol, the server-side
+// statement its shard text runs under (see simpleShardStatement).
+type scatterPlan struct {
+	merge *merge.Plan
+	named atomic.Pointer[stmt]
+}
+
+// scatterPlanOf returns the scatter plan of sql, analysed once per
+// statement text and kept on the router plan: merge.Analyze (parse,
+// rewrite, deparse) is a pure function of the text and was the largest CPU
+// cost of a cross-shard read. In the simple protocol plan is keyed by the
+// normalised text, so the memo is keyed by the raw text sql (LIMIT and
+// HAVING literals shape the merge). again reports that the plan was there
+// already: the same text came before.
+func scatterPlanOf(plan *router.Plan, sql string) (sp *scatterPlan, again bool, err error) {
+	again = true
+	v, err := plan.Merge.Get(sql, func(text string) (any, error) {
+		again = false
+		mp, err := merge.Analyze(text)
+		return &scatterPlan{merge: mp}, err
+	})
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return v.(*merge.Plan), nil
+	return v.(*scatterPlan), again, nil
+}
+
+// simpleShardStatement names the shard text of a simple-protocol
+// cross-shard read that came again, so that every shard parses and plans
+// it once per backend instead of at every execution (4 shards parsing
+// ORDER BY … LIMIT 10 each time cost more than the query itself). The name
+// is fresh, not the registry's (a text seen once is never named, and the
+// names live only as long as their plan in the router's bounded cache). It
+// is nil, unnamed as before, for texts whose meaning could depend on the
+// session that first prepared it: string literals (read under DateStyle,
+// TimeZone, standard_conforming_strings), non-ASCII bytes (client_encoding),
+// or a client search_path of its own. Called outside transactions only: a
+// statement prepared before a schema change fails with 0A000 once
+// (retried unnamed by scatterSimple), which inside a transaction would
+// abort it.
+func (ss *session) simpleShardStatement(sp *scatterPlan, shardSQL string) *stmt {
+	if _, ok := ss.desired["search_path"]; ok || !plainText(shardSQL) {
+		return nil
+	}
+	gen := ss.srv.stmts.generation()
+	if st := sp.named.Load(); st != nil && st.gen == gen && st.query == shardSQL {
+		return st
+	}
+	st := &stmt{server: ss.srv.stmts.fresh(), query: shardSQL, parse: append([]byte(shardSQL), 0, 0, 0), gen: gen}
+	sp.named.Store(st)
+	return st
+}
+
+// plainText reports whether sql is ASCII without string literals (no quote
+// or dollar quote): text whose parse no session setting changes.
+func plainText(sql string) bool {
+	for i := 0; i < len(sql); i++ {
+		if c := sql[i]; c >= 0x80 || c == '\'' || c == '$' {
+			return false
+		}
+	}
+	return true
 }
 
 // errPortalSuspended stops the merge at an Execute's row limit.
@@ -315,11 +380,24 @@ func (s *shardSource) drain() *pgconn.PgError {
 	return nil
 }
 
-// scatterSimple answers a simple-protocol multi-shard SELECT.
+// scatterSimple answers a simple-protocol multi-shard SELECT. When the
+// shards' statement, prepared under a name before a schema change, fails
+// with "cached plan must not change result type" before any row was sent,
+// the read runs once more: the name is retired, as a simple query
+// Postgres runs afresh never fails that way.
 func (ss *session) scatterSimple(sql string, plan *router.Plan, route router.Route) error {
-	n, _, perr := ss.scatterRead(sql, plan, nil, router.Args{}, nil, route, 0, nil, func(desc []byte) {
-		ss.out = appendFrame(ss.out, pgwire.RowDescription, desc)
-	})
+	var n int64
+	var perr *pgconn.PgError
+	for try := 0; try < 2; try++ {
+		described := false
+		n, _, perr = ss.scatterRead(sql, plan, nil, router.Args{}, nil, route, 0, nil, func(desc []byte) {
+			described = true
+			ss.out = appendFrame(ss.out, pgwire.RowDescription, desc)
+		})
+		if described || !isStalePlan(perr) {
+			break
+		}
+	}
 	if perr != nil {
 		return ss.replyError(perr, true) // after any rows already sent, as Postgres does
 	}

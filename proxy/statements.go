@@ -46,6 +46,15 @@ func (r *stmtRegistry) name(key []byte) string {
 	return n
 }
 
+// fresh returns a server-side name no text has had: for a statement the
+// registry does not keep (see simpleShardStatement).
+func (r *stmtRegistry) fresh() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seq++
+	return "pgr_" + strconv.FormatUint(r.seq, 10)
+}
+
 // retire gives the text named name a new server-side name from now on:
 // backends that prepared name keep a plan whose result type the schema no
 // longer has (Postgres: 0A000 cached plan must not change result type). A

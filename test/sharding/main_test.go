@@ -23,6 +23,7 @@ const dbSection = `    sharded_tables:
       - {table: copy_tags, column: name, type: text, function: hash}
       - {table: copy_partial, column: id, type: int, function: hash}
       - {table: sales, column: user_id, type: int, function: hash}
+      - {table: named_reads, column: user_id, type: int, function: hash}
       - table: events
         column: id
         type: int
@@ -75,6 +76,7 @@ CREATE TABLE plans (id int PRIMARY KEY, name text);
 CREATE TABLE copy_users (user_id bigint PRIMARY KEY, note text);
 CREATE TABLE copy_tags (name text PRIMARY KEY, n int);
 CREATE TABLE sales (user_id bigint, region text, amount int, at date);
+CREATE TABLE named_reads (user_id bigint PRIMARY KEY, v int);
 INSERT INTO plans VALUES (1, 'free'), (2, 'pro');
 CREATE TABLE hashcheck_int (k bigint) PARTITION BY HASH (k);
 CREATE TABLE hashcheck_text (k text) PARTITION BY HASH (k);
