@@ -63,3 +63,16 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// The pool wait histogram must place a p99 of a few hundred ms within a
+// factor √2: each bucket bound at most 1.5× the one below, 50 µs to 10 s.
+func TestPoolWaitBucketsAreFine(t *testing.T) {
+	if waitBuckets[0] > 50e-6 || waitBuckets[len(waitBuckets)-1] < 10 {
+		t.Fatalf("buckets span %g..%g s, want 50 µs..10 s", waitBuckets[0], waitBuckets[len(waitBuckets)-1])
+	}
+	for i := 1; i < len(waitBuckets); i++ {
+		if r := waitBuckets[i] / waitBuckets[i-1]; r > 1.5 {
+			t.Fatalf("bucket %g s is %.2f× the one below it", waitBuckets[i], r)
+		}
+	}
+}
