@@ -29,6 +29,22 @@ func (b *binding) next() (typ byte, body []byte, err error) {
 	return b.rd.next()
 }
 
+// sendAwait writes a request to b whose answer is read next: on a plain
+// TCP connection the wait for the answer starts with the write (sockio's
+// WriteAwait spares the read that would find nothing yet), under
+// timeouts.query like any read of b.
+func (b *binding) sendAwait(msg []byte) error {
+	c := b.conn.NetConn
+	a, ok := c.(interface{ WriteAwait([]byte) error })
+	if !ok {
+		return writeAll(c, msg)
+	}
+	if b.timeout > 0 {
+		c.SetReadDeadline(time.Now().Add(b.timeout))
+	}
+	return a.WriteAwait(msg)
+}
+
 // disarm clears the read deadline once every answer arrived, before the
 // backend is idle again (pool checks and the idle watch read it too).
 func (b *binding) disarm() {

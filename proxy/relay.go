@@ -32,7 +32,13 @@ const clientFlushAt = 64 << 10
 // queued expectation is met.
 func (ss *session) roundTrip() error {
 	start := time.Now()
-	if err := writeAll(ss.be.conn.NetConn, ss.bout); err != nil {
+	var err error
+	if ss.awaitsBackend() {
+		err = ss.be.sendAwait(ss.bout)
+	} else {
+		err = writeAll(ss.be.conn.NetConn, ss.bout)
+	}
+	if err != nil {
 		return ss.backendLost(err)
 	}
 	ss.failed, ss.copyBroken = false, false
@@ -44,6 +50,17 @@ func (ss *session) roundTrip() error {
 	ss.observe(b, time.Since(start))
 	ss.afterRoundTrip()
 	return ss.flushClient()
+}
+
+// awaitsBackend reports whether the backend will answer something of the
+// round trip (an expectation not answered by the proxy itself).
+func (ss *session) awaitsBackend() bool {
+	for i := range ss.queue {
+		if ss.queue[i].synth == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // observe records a round trip's duration and logs it when slow.

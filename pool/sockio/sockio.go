@@ -39,6 +39,7 @@ func Wrap(c net.Conn) net.Conn {
 	s.readFn = s.rawRead   // method values bound once: no allocation per call
 	s.writeFn = s.rawWrite //
 	s.lentFn = s.rawReadLent
+	s.awaitFn = s.rawWriteAwait
 	return s
 }
 
@@ -57,6 +58,8 @@ type conn struct {
 	lent            *[]byte // the buffer ReadLent read into
 	readFn, writeFn func(fd uintptr) bool
 	lentFn          func(fd uintptr) bool
+	wrote           bool // WriteAwait's write is done
+	awaitFn         func(fd uintptr) bool
 }
 
 // Read reads like net.TCPConn.Read: io.EOF at end of stream, *net.OpError otherwise.
@@ -178,4 +181,37 @@ func (s *conn) rawReadLent(fd uintptr) bool {
 	}
 	s.lent = bp
 	return true
+}
+
+// WriteAwait writes p, then waits until the socket has something to read
+// (or an error, a passed read deadline, Close): for a request whose answer
+// is read next. A Read issued right after a write nearly always finds the
+// socket empty (the peer has not answered yet), so it costs a read(2) that
+// fails with EAGAIN before parking; here the write is the first step of the
+// wait itself, done after the poller was armed (so an answer arriving at
+// once is not missed) and the goroutine parks without that read. The wait's
+// own error is left to the Read that follows, which sees it again.
+func (s *conn) WriteAwait(p []byte) error {
+	s.wbuf, s.werr, s.wrote = p, 0, false
+	s.rc.Read(s.awaitFn) // its error (deadline, Close) is the next Read's
+	left := s.wbuf
+	s.wbuf = nil
+	switch {
+	case s.werr != 0:
+		return s.opError("write", s.werr)
+	case !s.wrote || len(left) > 0: // the poller refused at once, or the socket buffer filled up
+		_, err := s.Write(left)
+		return err
+	}
+	return nil
+}
+
+// rawWriteAwait is WriteAwait's step: first the write, then (once woken)
+// report readability.
+func (s *conn) rawWriteAwait(fd uintptr) bool {
+	if s.wrote {
+		return true
+	}
+	s.wrote = true
+	return !s.rawWrite(fd) || s.werr != 0 // a full socket buffer or an error ends the wait
 }

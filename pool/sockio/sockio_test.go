@@ -220,3 +220,53 @@ func TestReadLentHoldsNoBufferWhileWaiting(t *testing.T) {
 		t.Fatalf("after EOF %d buffers are out", out)
 	}
 }
+
+func TestWriteAwait(t *testing.T) {
+	c, peer := tcpPair(t)
+	w := c.(*conn)
+	answered := make(chan time.Time, 1)
+	go func() {
+		buf := make([]byte, 4)
+		io.ReadFull(peer, buf)
+		time.Sleep(30 * time.Millisecond)
+		answered <- time.Now()
+		peer.Write([]byte("pong"))
+	}()
+	if err := w.WriteAwait([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-answered:
+	default:
+		t.Fatal("WriteAwait returned before the peer answered")
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "pong" {
+		t.Fatalf("read after WriteAwait: %q, %v", buf, err)
+	}
+
+	// A write larger than the socket buffers finishes as a plain write.
+	data := bytes.Repeat([]byte("0123456789abcdef"), 1<<20)
+	got := make(chan int, 1)
+	go func() {
+		n, _ := io.CopyN(io.Discard, peer, int64(len(data)))
+		got <- int(n)
+		peer.Write([]byte("done"))
+	}()
+	if err := w.WriteAwait(data); err != nil {
+		t.Fatal(err)
+	}
+	if n := <-got; n != len(data) {
+		t.Fatalf("peer received %d bytes, want %d", n, len(data))
+	}
+
+	// The wait ends at the read deadline; the Read that follows reports it.
+	io.ReadFull(c, buf) // "done"
+	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if err := w.WriteAwait([]byte("x")); err != nil {
+		t.Fatalf("WriteAwait with a read deadline: %v", err)
+	}
+	if _, err := c.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read after the wait timed out: %v, want the deadline error", err)
+	}
+}
