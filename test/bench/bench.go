@@ -196,6 +196,11 @@ func (b *bench) scenarioTargets(ctx context.Context, s Scenario, run *ScenarioRu
 			targets = append(targets, t)
 		}
 	}
+	for _, c := range b.opts.compare {
+		if t, err := b.routerTarget(ctx, b.variant("pgrouter-"+c.name)); err == nil {
+			targets = append(targets, t)
+		}
+	}
 	return targets
 }
 
@@ -209,7 +214,11 @@ const (
 // slots lists every pgrouter process slot of the run, variants last.
 func (b *bench) slots() []*routerSlot {
 	out := []*routerSlot{&b.router, &b.shRouter, &b.xsRouter}
-	for _, name := range []string{variantRouting, variantProcs1, variantProcs2} {
+	names := []string{variantRouting, variantProcs1, variantProcs2}
+	for _, c := range b.opts.compare {
+		names = append(names, "pgrouter-"+c.name)
+	}
+	for _, name := range names {
 		if slot := b.variants[name]; slot != nil {
 			out = append(out, slot)
 		}
@@ -233,6 +242,11 @@ func (b *bench) variant(name string) *routerSlot {
 		spec.env = []string{"GOMAXPROCS=1"}
 	case variantProcs2:
 		spec.env = []string{"GOMAXPROCS=2"}
+	}
+	for _, c := range b.opts.compare {
+		if name == "pgrouter-"+c.name {
+			spec.bin = c.path
+		}
 	}
 	slot := &routerSlot{spec: spec, err: b.router.err}
 	if b.variants == nil {

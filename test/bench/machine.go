@@ -42,6 +42,9 @@ func describeMachine(ctx context.Context, root string, o options) Machine {
 		// The tree's commit says nothing about a binary built elsewhere.
 		m.Commit = fmt.Sprintf("unknown: binary %s given with --pgrouter (tree at %s)", o.pgrouter, m.Commit)
 	}
+	for _, c := range o.compare {
+		m.Compare = append(m.Compare, fmt.Sprintf("`pgrouter-%s`: %s", c.name, c.path))
+	}
 	return m
 }
 

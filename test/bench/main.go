@@ -31,7 +31,11 @@ type options struct {
 	pgrouter string // prebuilt binary; "" builds bin/pgrouter
 	only     string // run only scenarios whose name contains this
 	repeat   int    // rounds per scenario; the median-TPS run is reported
+	compare  []compareBin
 }
+
+// compareBin is another pgrouter binary measured next to the main one.
+type compareBin struct{ name, path string }
 
 func main() { os.Exit(run()) }
 
@@ -45,6 +49,14 @@ func run() int {
 	flag.StringVar(&o.pgrouter, "pgrouter", "", "pgrouter binary to measure (default: build <repo>/bin/pgrouter)")
 	flag.StringVar(&o.only, "only", "", "run only the scenarios whose name contains this text (e.g. \"c500\")")
 	flag.IntVar(&o.repeat, "repeat", 1, "run each scenario this many interleaved rounds and report each target's median-TPS run")
+	flag.Func("compare", "`name=path`: another pgrouter binary (e.g. an older commit's) measured as target pgrouter-name in the same rounds of every single-node scenario; repeatable", func(v string) error {
+		name, path, ok := strings.Cut(v, "=")
+		if !ok || name == "" || path == "" {
+			return fmt.Errorf("want name=path, got %q", v)
+		}
+		o.compare = append(o.compare, compareBin{name, path})
+		return nil
+	})
 	flag.Parse()
 	if o.quick && !flagGiven("duration") {
 		o.duration = 3 * time.Second

@@ -33,6 +33,7 @@ type Machine struct {
 	Mode                         string // quick | full
 	Duration                     time.Duration
 	Scale, Pool, Repeat          int
+	Compare                      []string // "pgrouter-name: path" of every --compare binary
 }
 
 // writeReport renders the Markdown report.
@@ -51,6 +52,9 @@ func writeReport(w io.Writer, m Machine, r report) {
 	fmt.Fprintf(w, "- Machine: %d CPUs; load average at start %s, at end %s. The box is shared with other\n"+
 		"  jobs, and Postgres, pgbench and the proxy share its cores: compare ratios taken in this run, not absolute TPS.\n", m.NProc, m.LoadStart, m.LoadEnd)
 	fmt.Fprintf(w, "- Software: %s; %s; %s; %s; pgrouter commit %s.\n", m.Postgres, m.PgBouncer, m.Pgbench, m.GoVersion, m.Commit)
+	if len(m.Compare) > 0 {
+		fmt.Fprintf(w, "- Other pgrouter binaries measured in the same rounds of every single-node scenario (--compare): %s.\n", strings.Join(m.Compare, "; "))
+	}
 	fmt.Fprintf(w, "- Setup: one local primary (max_connections 700, fsync off, md5 auth), `pgbench -i -s %d`; every run"+
 		" `pgbench -n -T %d -j 2` (-j 1 at c1; c500 runs at least %d s, as connecting 500 clients directly takes ~2 s)"+
 		" with a per-transaction log (p50/p99 are exact, over successful transactions). TPS is pgbench's"+
