@@ -253,8 +253,8 @@ func scatterPlanOf(plan *router.Plan, sql string) (sp *scatterPlan, again bool, 
 // TimeZone, standard_conforming_strings), non-ASCII bytes (client_encoding),
 // or a client search_path of its own. Called outside transactions only: a
 // statement prepared before a schema change fails with 0A000 once
-// (retried unnamed by scatterSimple), which inside a transaction would
-// abort it.
+// (scatterSimple retries it under a fresh name), which inside a
+// transaction would abort it.
 func (ss *session) simpleShardStatement(sp *scatterPlan, shardSQL string) *stmt {
 	if _, ok := ss.desired["search_path"]; ok || !plainText(shardSQL) {
 		return nil
@@ -383,8 +383,8 @@ func (s *shardSource) drain() *pgconn.PgError {
 // scatterSimple answers a simple-protocol multi-shard SELECT. When the
 // shards' statement, prepared under a name before a schema change, fails
 // with "cached plan must not change result type" before any row was sent,
-// the read runs once more: the name is retired, as a simple query
-// Postgres runs afresh never fails that way.
+// the read runs once more under a fresh name (scatterRead dropped the old
+// one), as a simple query Postgres runs afresh never fails that way.
 func (ss *session) scatterSimple(sql string, plan *router.Plan, route router.Route) error {
 	var n int64
 	var perr *pgconn.PgError
