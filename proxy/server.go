@@ -47,7 +47,7 @@ type Server struct {
 	mockSecret      [32]byte     // derives unknown users' mock SCRAM salts (stable for the process)
 	hold            router.Hold  // cutover gate and marks, shared by every router (cutover.go)
 	cutoverM        *cutoverMetrics
-	reshard         *reshard.Engine // the resharding engine (admin_reshard.go)
+	reshard         *reshard.Engine                  // the resharding engine (admin_reshard.go)
 	cutFloors       atomic.Pointer[[]topology.Floor] // per shard: replicas must have replayed a cutover's copies (cutover.go)
 	// fleet is the fleet this instance belongs to (fleet.go); nil when alone.
 	fleet atomic.Pointer[fleetRef]

@@ -22,8 +22,11 @@ const (
 
 // chunksFor picks the number of chunks of a move out of table t on c.
 func chunksFor(ctx context.Context, c *pgconn.PgConn, t *table) (int, error) {
-	rows, err := query(ctx, c, "SELECT greatest(reltuples, 0)::bigint::text FROM pg_class WHERE oid = $1::regclass", t.name)
-	if err != nil || len(rows) == 0 {
+	rows, err := query(ctx, c, "SELECT reltuples::bigint::text FROM pg_class WHERE oid = $1::regclass", t.name)
+	if err == nil && rows[0][0] == "-1" { // never analyzed: count
+		rows, err = query(ctx, c, "SELECT count(*)::text FROM "+t.name)
+	}
+	if err != nil {
 		return 0, fmt.Errorf("table %s: size estimate: %w", t.name, err)
 	}
 	var n float64
