@@ -47,9 +47,9 @@ func adminCommandText(sql string) string {
 	return strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(sql), ";"))
 }
 
-const adminHelp = "SHOW POOLS|CLIENTS|SERVERS|STATS|SHARDS|NODES|CONFIG|VERSION|HELP, RELOAD [FORCE], PAUSE [db], RESUME [db], " +
+const adminHelp = "SHOW POOLS|CLIENTS|SERVERS|STATS|SHARDS|NODES|CONFIG|VERSION|RESHARD|HELP, RELOAD [FORCE], PAUSE [db], RESUME [db], " +
 	"BAN node [seconds], UNBAN node, SHUTDOWN, INVALIDATE DIRECTORY [table [key]], SHOW TRANSACTIONS, RECOVER, " +
-	"SHOW FLEET, FLEET PAUSE [db], FLEET RESUME [db], FLEET RELOAD"
+	"SHOW FLEET, FLEET PAUSE [db], FLEET RESUME [db], FLEET RELOAD, RESHARD TO 'file', RESHARD RESUME, RESHARD ABORT"
 
 // adminCommand runs one console command and answers it, ending with
 // ReadyForQuery. A non-nil return means the client connection is done.
@@ -68,6 +68,9 @@ func (ss *session) adminCommand(cmd string) error {
 	}
 	if strings.EqualFold(f[0], "INVALIDATE") { // its key argument may hold spaces
 		return ss.adminDone(ss.adminInvalidate(cmd))
+	}
+	if strings.EqualFold(f[0], "RESHARD") { // its file argument may hold spaces
+		return ss.adminDone(ss.adminReshard(cmd))
 	}
 	if len(f) > 3 {
 		return ss.adminDone(pgwire.Error(pgwire.SyntaxError, fmt.Sprintf("too many arguments in admin command %q", cmd), "commands: "+adminHelp))

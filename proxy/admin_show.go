@@ -40,6 +40,8 @@ func (ss *session) adminShow(what string) error {
 		ss.adminTable([]string{"version"}, [][]string{{ss.srv.versionLine()}})
 	case "FLEET":
 		return ss.showFleet()
+	case "RESHARD":
+		ss.showReshard()
 	case "HELP":
 		ss.adminTable([]string{"commands"}, [][]string{{adminHelp}})
 	default:

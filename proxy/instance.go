@@ -59,6 +59,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Op
 		topo.Close()
 		return nil, err
 	}
+	if err := srv.reshard.Recover(); err != nil {
+		ln.Close()
+		cancel()
+		topo.Close()
+		return nil, fmt.Errorf("resuming the unfinished reshard in %s: %w", cfg.DataDir, err)
+	}
 	inst := &Instance{Server: srv, Topology: topo, Addr: ln.Addr().String(), cancel: cancel, done: make(chan error, 1)}
 	srv.Metrics.watch(topo, srv)
 	if addr := cfg.Metrics.Listen; addr != "" && addr != "off" {
@@ -90,6 +96,7 @@ func (i *Instance) Done() <-chan error { return i.done }
 
 // Close shuts down gracefully: running transactions may finish until ctx ends.
 func (i *Instance) Close(ctx context.Context) {
+	i.Server.reshard.Close()
 	i.Server.Shutdown(ctx)
 	if i.metrics != nil {
 		i.metrics.Close()

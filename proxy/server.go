@@ -14,6 +14,7 @@ import (
 
 	"github.com/pgrouter/pgrouter/config"
 	"github.com/pgrouter/pgrouter/directory"
+	"github.com/pgrouter/pgrouter/reshard"
 	"github.com/pgrouter/pgrouter/router"
 	"github.com/pgrouter/pgrouter/topology"
 )
@@ -46,6 +47,7 @@ type Server struct {
 	mockSecret      [32]byte     // derives unknown users' mock SCRAM salts (stable for the process)
 	hold            router.Hold  // cutover gate and marks, shared by every router (cutover.go)
 	cutoverM        *cutoverMetrics
+	reshard         *reshard.Engine                  // the resharding engine (admin_reshard.go)
 	cutFloors       atomic.Pointer[[]topology.Floor] // per shard: replicas must have replayed a cutover's copies (cutover.go)
 	// fleet is the fleet this instance belongs to (fleet.go); nil when alone.
 	fleet atomic.Pointer[fleetRef]
@@ -76,6 +78,7 @@ func New(cfg *config.Config, topo *topology.Topology, log *slog.Logger) (*Server
 	rand.Read(s.mockSecret[:])
 	s.guard.init(s.Metrics.Registry)
 	s.cutoverM = newCutoverMetrics(s.Metrics.Registry)
+	s.reshard = reshard.New(reshardHost{s}, log, s.Metrics.Registry)
 	st, err := buildState(cfg, log, &s.hold)
 	if err != nil {
 		return nil, err

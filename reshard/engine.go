@@ -1,0 +1,288 @@
+package reshard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pgrouter/pgrouter/config"
+)
+
+// Engine runs at most one reshard at a time inside a serving pgrouter and
+// keeps its state in data_dir.
+type Engine struct {
+	host Host
+	log  *slog.Logger
+	m    *metrics
+
+	mu      sync.Mutex
+	st      *state     // the current or last reshard; nil = none
+	running *jobHandle // non-nil while a job runs
+	table   string     // the table being copied (status)
+	lag     int64      // catch-up lag in bytes (status)
+}
+
+type jobHandle struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// Status is what SHOW RESHARD prints.
+type Status struct {
+	ID, Phase, Table, Error string
+	Running                 bool
+	RowsCopied, LagBytes    int64
+	HeldSeconds             float64
+}
+
+// New returns an engine for host; its metrics go to reg.
+func New(host Host, log *slog.Logger, reg prometheus.Registerer) *Engine {
+	return &Engine{host: host, log: log, m: newMetrics(reg)}
+}
+
+func (e *Engine) dataDir() string { return e.host.Config().DataDir }
+
+// Recover loads the reshard an earlier process left unfinished and places
+// the marks its phase needs; RESHARD RESUME continues it. A reshard killed
+// during its cutover switched if the config file already names the next
+// placement (the file is replaced just before the switch).
+func (e *Engine) Recover() error {
+	st, err := loadState(e.dataDir())
+	if err != nil || st == nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.st = st
+	e.m.setPhase(st.Phase)
+	if st.Phase.finished() {
+		return nil
+	}
+	p, err := e.planOf(st)
+	if err != nil {
+		return fmt.Errorf("reshard %s: %w", st.ID, err)
+	}
+	if st.Phase == PhaseCutover {
+		st.Phase = PhaseCatchup
+		if samePlacement(e.host.Config(), p.next) {
+			st.Phase = PhaseCleanup
+		}
+		if err := e.saveLocked(); err != nil {
+			return err
+		}
+	}
+	if st.Phase == PhaseCleanup {
+		e.host.MarkCleanup(p.moves)
+	} else {
+		e.host.MarkCopies(p.moves)
+	}
+	e.log.Info("reshard recovered", "id", st.ID, "phase", st.Phase)
+	return nil
+}
+
+// planOf plans st again from its saved next config and first placement.
+func (e *Engine) planOf(st *state) (*plan, error) {
+	next, err := config.Load(nextPath(e.dataDir()))
+	if err != nil {
+		return nil, err
+	}
+	next.Path = e.host.Config().Path
+	return newPlan(st.Prev.on(next), next, st.ID)
+}
+
+// Start begins a reshard from the running placement to the one of the
+// config file at path, in the background.
+func (e *Engine) Start(path string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.idleLocked(); err != nil {
+		return err
+	}
+	if e.st != nil && !e.st.Phase.finished() {
+		return fmt.Errorf("reshard %s is unfinished (phase %s): RESHARD RESUME or RESHARD ABORT it first", e.st.ID, e.st.Phase)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	next, err := config.Parse(data, path)
+	if err != nil {
+		return err
+	}
+	cur := e.host.Config()
+	if !slices.Equal(cur.ShardNames(), next.ShardNames()) {
+		return fmt.Errorf("the next config must list the running shards %v in the same order (it lists %v): add spare shards (hash: []) with RELOAD FORCE first",
+			cur.ShardNames(), next.ShardNames())
+	}
+	next.Path = cur.Path
+	id := time.Now().UTC().Format("20060102150405")
+	p, err := newPlan(cur, next, id)
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(nextPath(e.dataDir()), data); err != nil {
+		return err
+	}
+	st := &state{ID: id, Phase: PhaseCopy, Started: time.Now().UTC(), Prev: placementOf(cur)}
+	for _, s := range p.sources {
+		st.Sources = append(st.Sources, sourceProg{Slot: s.slot})
+	}
+	for _, m := range p.moves {
+		st.Moves = append(st.Moves, moveProg{Table: m.Table, From: m.From, To: m.To})
+	}
+	e.st = st
+	if err := e.saveLocked(); err != nil {
+		return err
+	}
+	e.log.Info("reshard started", "id", id, "moves", len(p.moves), "next", path)
+	e.launchLocked(p)
+	return nil
+}
+
+// Resume continues an unfinished reshard (after an error or a restart).
+func (e *Engine) Resume() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.idleLocked(); err != nil {
+		return err
+	}
+	if e.st == nil || e.st.Phase.finished() {
+		return errors.New("no unfinished reshard to resume")
+	}
+	p, err := e.planOf(e.st)
+	if err != nil {
+		return err
+	}
+	e.st.Error = ""
+	e.log.Info("reshard resumed", "id", e.st.ID, "phase", e.st.Phase)
+	e.launchLocked(p)
+	return nil
+}
+
+func (e *Engine) idleLocked() error {
+	if e.running != nil {
+		return fmt.Errorf("reshard %s is running (phase %s)", e.st.ID, e.st.Phase)
+	}
+	return nil
+}
+
+func (e *Engine) launchLocked(p *plan) {
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &jobHandle{cancel: cancel, done: make(chan struct{})}
+	e.running = h
+	go func() {
+		defer close(h.done)
+		err := (&job{e: e, p: p}).run(ctx)
+		var te *targetError
+		if err != nil && errors.As(err, &te) && ctx.Err() == nil && e.phase() != PhaseCleanup {
+			err = fmt.Errorf("%w; the reshard was aborted (source unchanged)%s", err, errSuffix(e.abort(context.Background(), p)))
+		}
+		e.mu.Lock()
+		e.running = nil
+		if err != nil && ctx.Err() == nil {
+			e.st.Error = err.Error()
+			e.log.Error("reshard stopped", "id", e.st.ID, "phase", e.st.Phase, "err", err)
+			e.saveLocked()
+		}
+		e.mu.Unlock()
+	}()
+}
+
+func errSuffix(err error) string {
+	if err == nil {
+		return ""
+	}
+	return ", but not completely: " + err.Error()
+}
+
+// stop ends a running job and waits for it.
+func (e *Engine) stop() {
+	e.mu.Lock()
+	h := e.running
+	e.mu.Unlock()
+	if h != nil {
+		h.cancel()
+		<-h.done
+	}
+}
+
+// Close stops a running job (pgrouter is shutting down); RESHARD RESUME
+// continues it after a restart.
+func (e *Engine) Close() { e.stop() }
+
+// Abort stops a reshard that has not switched placement and undoes it:
+// the copies on the targets are deleted, slots and publications dropped,
+// the marks lifted. The sources are never touched.
+func (e *Engine) Abort(ctx context.Context) error {
+	e.stop()
+	e.mu.Lock()
+	st := e.st
+	e.mu.Unlock()
+	if st == nil || st.Phase.finished() {
+		return errors.New("no unfinished reshard to abort")
+	}
+	p, err := e.planOf(st)
+	if err != nil {
+		return err
+	}
+	if st.Phase == PhaseCleanup || samePlacement(e.host.Config(), p.next) {
+		return errors.New("the reshard already switched to the next placement: it can only be completed (RESHARD RESUME)")
+	}
+	return e.abort(ctx, p)
+}
+
+// abort undoes p; on failure the reshard stays unfinished with the error.
+func (e *Engine) abort(ctx context.Context, p *plan) error {
+	if err := undo(ctx, p); err != nil {
+		e.update(func(st *state) { st.Error = "abort incomplete: " + err.Error() })
+		return err
+	}
+	e.host.Unmark(p.moves)
+	e.update(func(st *state) { st.Phase = PhaseAborted })
+	e.log.Info("reshard aborted", "id", e.st.ID)
+	return nil
+}
+
+// Status reports the current or last reshard (Phase "" when none).
+func (e *Engine) Status() Status {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.st == nil {
+		return Status{}
+	}
+	s := Status{ID: e.st.ID, Phase: string(e.st.Phase), Error: e.st.Error, Running: e.running != nil,
+		HeldSeconds: e.st.HeldSecs, LagBytes: e.lag}
+	if e.st.Phase == PhaseCopy {
+		s.Table = e.table
+	}
+	for _, m := range e.st.Moves {
+		s.RowsCopied += m.Copied
+	}
+	return s
+}
+
+func (e *Engine) phase() Phase {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.st.Phase
+}
+
+// update changes the state and persists it.
+func (e *Engine) update(f func(*state)) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	f(e.st)
+	return e.saveLocked()
+}
+
+func (e *Engine) saveLocked() error {
+	e.m.setPhase(e.st.Phase)
+	return e.st.save(e.dataDir())
+}

@@ -1,0 +1,114 @@
+package reshard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgrouter/pgrouter/config"
+	"github.com/pgrouter/pgrouter/pool"
+	"github.com/pgrouter/pgrouter/router/sharding"
+)
+
+// Host is what the engine needs of the serving pgrouter (proxy.Server):
+// the running config, the cutover, and the marks that keep multi-shard
+// statements away from shards holding rows that are not theirs.
+type Host interface {
+	Config() *config.Config
+	Cutover(ctx context.Context, next *config.Config, moves []sharding.Move, drained func(context.Context) error) (time.Duration, error)
+	MarkCopies(moves []sharding.Move)
+	Unmark(moves []sharding.Move)
+	MarkCleanup(moves []sharding.Move)
+	CleanupDone(moves []sharding.Move)
+}
+
+// plan is one reshard worked out from the running and the next config.
+type plan struct {
+	cur, next *config.Config
+	moves     []sharding.Move
+	sources   []source
+}
+
+// source is one (database, From shard): one publication and one logical
+// replication slot feed every move out of it.
+type source struct {
+	db, shard string
+	moves     []int  // indexes into plan.moves
+	slot      string // the slot's and the publication's name
+}
+
+func newPlan(cur, next *config.Config, id string) (*plan, error) {
+	moves, err := sharding.PlanMoves(cur, next)
+	if err != nil {
+		return nil, err
+	}
+	if len(moves) == 0 {
+		return nil, errors.New("the next config moves no rows: nothing to reshard")
+	}
+	p := &plan{cur: cur, next: next, moves: moves}
+	for i, m := range moves {
+		j := p.sourceOf(m.Database, m.From)
+		if j < 0 {
+			p.sources = append(p.sources, source{db: m.Database, shard: m.From,
+				slot: fmt.Sprintf("pgrouter_reshard_%s_%d", id, len(p.sources))})
+			j = len(p.sources) - 1
+		}
+		p.sources[j].moves = append(p.sources[j].moves, i)
+	}
+	return p, nil
+}
+
+func (p *plan) sourceOf(db, shard string) int {
+	for i, s := range p.sources {
+		if s.db == db && s.shard == shard {
+			return i
+		}
+	}
+	return -1
+}
+
+// dial connects to shard's primary in database db (config name) with the
+// first user's server credentials; replication opens a logical
+// replication connection.
+func dial(ctx context.Context, cfg *config.Config, shard, db string, replication bool) (*pgconn.PgConn, error) {
+	i := cfg.ShardIndex(shard)
+	d := cfg.Database(db)
+	if i < 0 || d == nil || len(cfg.Users) == 0 {
+		return nil, fmt.Errorf("no shard %q, database %q or user in the config", shard, db)
+	}
+	addr := cfg.Shards[i].Primary.Addr
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("shard %s: address %q: %w", shard, addr, err)
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("shard %s: address %q: %w", shard, addr, err)
+	}
+	tls := cfg.BackendTLSFor(shard)
+	cc, err := pool.ParseTLSConfig(host, tls.SSLMode, tls.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	u := &cfg.Users[0]
+	cc.Host, cc.Port, cc.User, cc.Password = host, uint16(port), u.BackendUser(), u.BackendPassword()
+	cc.Database = d.Dbname
+	if cc.Database == "" {
+		cc.Database = d.Name
+	}
+	cc.RuntimeParams = map[string]string{"application_name": "pgrouter-reshard"}
+	if replication {
+		cc.RuntimeParams["replication"] = "database"
+	}
+	cc.ConnectTimeout = 10 * time.Second
+	c, err := pgconn.ConnectConfig(ctx, cc)
+	if err != nil {
+		return nil, fmt.Errorf("shard %s: %w", shard, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,273 @@
+package reshard
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pgrouter/pgrouter/config"
+	"github.com/pgrouter/pgrouter/router"
+	"github.com/pgrouter/pgrouter/test/testenv"
+)
+
+// engineKeys is how many keys the engine tests' table holds.
+const engineKeys = 10000
+
+// engineEnv is a 3-shard cluster (shard2 a spare) served by a real
+// pgrouter process (bin/pgrouter serve), so tests can kill -9 it.
+type engineEnv struct {
+	*testenv.Env
+	bin     string
+	dir     string // config file, next config, data_dir
+	path    string // the config file the process serves
+	base    string // its text before any reshard
+	dataDir string
+	proc    *exec.Cmd
+	addr    string
+	logf    *os.File
+}
+
+func startEngineEnv(ctx context.Context, t *testing.T) *engineEnv {
+	t.Helper()
+	e, err := testenv.Start(ctx, testenv.Options{
+		Shards: 3, Replicas: 1,
+		Hash: []string{"[{modulus: 2, remainder: 0}]", "[{modulus: 2, remainder: 1}]", "[]"},
+		Sections: map[string]string{
+			"db":   "    sharded_tables:\n      - {table: kv, column: id, type: int, function: hash}",
+			"pool": "  size: 16",
+		},
+	})
+	if err != nil {
+		t.Fatalf("test environment: %v", err)
+	}
+	t.Cleanup(e.Close)
+	closeCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	e.Proxy.Close(closeCtx) // the process serves instead
+	cancel()
+	ee := &engineEnv{Env: e, bin: testenv.BuildPgrouter(t), dir: t.TempDir()}
+	src, err := os.ReadFile(e.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ee.addr = testenv.FreeAddr(t)
+	ee.dataDir = filepath.Join(ee.dir, "data")
+	ee.base = strings.Replace(string(src), "listen: 127.0.0.1:0\n", "listen: "+ee.addr+"\ndata_dir: "+ee.dataDir+"\n", 1)
+	ee.base = strings.Replace(ee.base, "  listen: 127.0.0.1:0\n", "  listen: \"off\"\n", 1)
+	ee.path = filepath.Join(ee.dir, "pgrouter.yaml")
+	t.Cleanup(ee.kill)
+	return ee
+}
+
+// nextYAML is the base config with shard0 split: remainder 2 of modulus 4
+// moves to the spare shard2.
+func (ee *engineEnv) nextYAML(t *testing.T) string {
+	t.Helper()
+	next := strings.Replace(ee.base, "hash: [{modulus: 2, remainder: 0}]", "hash: [{modulus: 4, remainder: 0}]", 1)
+	next = strings.Replace(next, "hash: []", "hash: [{modulus: 4, remainder: 2}]", 1)
+	path := filepath.Join(ee.dir, "next.yaml")
+	if err := os.WriteFile(path, []byte(next), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// reset stops pgrouter, recreates kv with keys 1..engineKeys (v = 0) on the
+// shards the base placement names, clears data_dir and starts pgrouter.
+func (ee *engineEnv) reset(ctx context.Context, t *testing.T) {
+	t.Helper()
+	ee.kill()
+	if err := os.RemoveAll(ee.dataDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(ee.path, []byte(ee.base), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := ee.ExecOnPrimaries(ctx, "app", "DROP TABLE IF EXISTS kv; CREATE TABLE kv (id bigint PRIMARY KEY, v bigint NOT NULL, pad text)"); err != nil {
+		t.Fatal(err)
+	}
+	r := ee.router(t, ee.path)
+	perShard := make([][]int64, 3)
+	for id := int64(1); id <= engineKeys; id++ {
+		s, err := r.ShardOfKey("kv", []byte(fmt.Sprint(id)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		perShard[s] = append(perShard[s], id)
+	}
+	for i, ids := range perShard {
+		c, err := ee.Cluster.Shards[i].Primary.Connect(ctx, "app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Exec(ctx, "INSERT INTO kv SELECT id, 0, repeat('x', 100) FROM unnest($1::int8[]) id", ids)
+		if err == nil {
+			_, err = c.Exec(ctx, "ANALYZE kv")
+		}
+		c.Close(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ee.Cluster.WaitReplicated(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ee.start(t)
+}
+
+// router places keys as the config file at path says.
+func (ee *engineEnv) router(t *testing.T, path string) *router.Router {
+	t.Helper()
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mustRouter(t, cfg)
+}
+
+// start runs pgrouter serve on the config file and waits until it listens.
+func (ee *engineEnv) start(t *testing.T) {
+	t.Helper()
+	logf, err := os.OpenFile(filepath.Join(ee.dir, "pgrouter.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(ee.bin, "serve", "--config", ee.path)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ee.proc, ee.logf = cmd, logf
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		c, err := net.Dial("tcp", ee.addr)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if cmd.ProcessState != nil || time.Now().After(deadline) {
+			out, _ := os.ReadFile(filepath.Join(ee.dir, "pgrouter.log"))
+			t.Fatalf("pgrouter did not start listening on %s:\n%s", ee.addr, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// kill sends SIGKILL: no shutdown code runs.
+func (ee *engineEnv) kill() {
+	if ee.proc != nil && ee.proc.ProcessState == nil {
+		ee.proc.Process.Kill()
+		ee.proc.Wait()
+	}
+	if ee.logf != nil {
+		ee.logf.Close()
+	}
+	ee.proc, ee.logf = nil, nil
+}
+
+func (ee *engineEnv) connect(ctx context.Context, t *testing.T, user, db string, simple bool) *pgx.Conn {
+	t.Helper()
+	cc, err := pgx.ParseConfig(fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", user, user, ee.addr, db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if simple {
+		cc.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	}
+	c, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+// admin runs one admin console command.
+func (ee *engineEnv) admin(ctx context.Context, t *testing.T, cmd string) error {
+	t.Helper()
+	c := ee.connect(ctx, t, "admin", "pgrouter", true)
+	defer c.Close(ctx)
+	_, err := c.Exec(ctx, cmd)
+	return err
+}
+
+// status is the row of SHOW RESHARD.
+func (ee *engineEnv) status(ctx context.Context, t *testing.T) map[string]string {
+	t.Helper()
+	c := ee.connect(ctx, t, "admin", "pgrouter", true)
+	defer c.Close(ctx)
+	rows, err := c.Query(ctx, "SHOW RESHARD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		vals, err := rows.Values()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, f := range rows.FieldDescriptions() {
+			out[f.Name] = fmt.Sprint(vals[i])
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// waitStatus polls SHOW RESHARD until cond holds; it fails on timeout.
+func (ee *engineEnv) waitStatus(ctx context.Context, t *testing.T, what string, d time.Duration, cond func(map[string]string) bool) map[string]string {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		st := ee.status(ctx, t)
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; SHOW RESHARD: %v", what, st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// shardRows reads kv directly from shard i's primary: id → v.
+func (ee *engineEnv) shardRows(ctx context.Context, t *testing.T, i int) map[int64]int64 {
+	t.Helper()
+	c, err := ee.Cluster.Shards[i].Primary.Connect(ctx, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	out := map[int64]int64{}
+	rows, _ := c.Query(ctx, "SELECT id, v FROM kv")
+	var id, v int64
+	if _, err := pgx.ForEachRow(rows, []any{&id, &v}, func() error { out[id] = v; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// onShard runs sql directly on shard i's primary and returns one int.
+func (ee *engineEnv) onShard(ctx context.Context, t *testing.T, i int, sql string, args ...any) int64 {
+	t.Helper()
+	c, err := ee.Cluster.Shards[i].Primary.Connect(ctx, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.WithoutCancel(ctx))
+	var n int64
+	if err := c.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
