@@ -53,10 +53,12 @@ func (f *Fleet) sync(ctx context.Context, again bool) error {
 	}
 	if err != nil {
 		f.failed.Store(doc.Version)
-		health := fmt.Sprintf("version %d refused: %v", doc.Version, err)
-		f.health.Store(&health)
+		f.refusedGauge.Set(float64(doc.Version))
 		f.log.Error("fleet config version refused; the running version stays", "version", doc.Version,
 			"running", f.Version(), "err", err.Error())
+		err = fmt.Errorf("version %d refused: %w", doc.Version, err)
+		health := err.Error()
+		f.health.Store(&health)
 		f.updateRecord(ctx)
 		return err
 	}

@@ -83,7 +83,9 @@ func (s *Store) Parse(d *Doc) (*config.Config, error) {
 }
 
 // AwaitVersion waits until every live member runs version v or later, at
-// most wait; it returns the members that still do not.
+// most wait; it returns the members that still do not. It returns early
+// when each of those has refused v (or a newer version): waiting longer
+// would not change their answer.
 func (s *Store) AwaitVersion(ctx context.Context, v int64, wait time.Duration) ([]Member, error) {
 	deadline := time.Now().Add(wait)
 	for {
@@ -92,12 +94,16 @@ func (s *Store) AwaitVersion(ctx context.Context, v int64, wait time.Duration) (
 			return nil, err
 		}
 		var lagging []Member
+		refused := 0
 		for _, m := range members {
 			if m.Version < v {
 				lagging = append(lagging, m)
+				if m.Refused >= v {
+					refused++
+				}
 			}
 		}
-		if len(lagging) == 0 || time.Now().After(deadline) {
+		if refused == len(lagging) || time.Now().After(deadline) {
 			return lagging, nil
 		}
 		sleep(ctx, 50*time.Millisecond)

@@ -58,7 +58,7 @@ type Fleet struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	versionGauge, upGauge, membersGauge, capGauge prometheus.Gauge
+	versionGauge, refusedGauge, upGauge, membersGauge, capGauge prometheus.Gauge
 }
 
 // Open dials etcd, loads the newest published config version and returns

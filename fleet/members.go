@@ -14,9 +14,10 @@ import (
 
 // Member is one live pgrouter of the fleet, as it registered itself.
 type Member struct {
-	ID      string    `json:"id"`      // its client address (host:port)
-	Version int64     `json:"version"` // the config version it runs
-	Health  string    `json:"health"`  // "ok", or why it does not run the newest version
+	ID      string    `json:"id"`                // its client address (host:port)
+	Version int64     `json:"version"`           // the config version it runs
+	Health  string    `json:"health"`            // "ok", or why it does not run the newest version
+	Refused int64     `json:"refused,omitempty"` // the newest version it refused to apply
 	Started time.Time `json:"started"`
 	PID     int       `json:"pid"`
 	TwoPC   string    `json:"twopc,omitempty"` // its two-phase commit instance id
@@ -41,7 +42,8 @@ func memberID(addr string) string {
 
 // record is this member's entry as it stands now.
 func (f *Fleet) record() Member {
-	m := Member{ID: f.id, Version: f.Version(), Health: *f.health.Load(), Started: f.started.UTC(), PID: os.Getpid()}
+	m := Member{ID: f.id, Version: f.Version(), Health: *f.health.Load(), Refused: f.failed.Load(),
+		Started: f.started.UTC(), PID: os.Getpid()}
 	if p := f.twoPC.Load(); p != nil {
 		m.TwoPC = *p
 	}

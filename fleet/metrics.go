@@ -5,6 +5,8 @@ import "github.com/prometheus/client_golang/prometheus"
 func (f *Fleet) initMetrics() {
 	f.versionGauge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgrouter_config_version",
 		Help: "The fleet config version this pgrouter runs."})
+	f.refusedGauge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgrouter_config_refused_version",
+		Help: "The newest fleet config version this pgrouter refused to apply (0: none); above pgrouter_config_version, it runs an older version than the fleet's."})
 	f.upGauge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgrouter_fleet_etcd_up",
 		Help: "1 when etcd answered the last request, 0 while it does not (the last applied version keeps serving)."})
 	f.membersGauge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgrouter_fleet_members",
@@ -17,5 +19,5 @@ func (f *Fleet) initMetrics() {
 
 // Collectors are the fleet's metrics, for the instance's registry.
 func (f *Fleet) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{f.versionGauge, f.upGauge, f.membersGauge, f.capGauge}
+	return []prometheus.Collector{f.versionGauge, f.refusedGauge, f.upGauge, f.membersGauge, f.capGauge}
 }

@@ -18,9 +18,13 @@ func (t *Topology) SetPoolCap(n int) {
 	nodes := t.snap.Load().nodes
 	t.mu.Unlock()
 	for _, n := range nodes {
+		// Under poolMu: a pool that Node.Pool creates meanwhile either read
+		// the new cap or is in the map resized here, never left at the old one.
+		n.poolMu.Lock()
 		for _, e := range *n.pools.Load() {
 			e.pool.SetSize(n.cappedSize(n.configuredSize(e.User)))
 		}
+		n.poolMu.Unlock()
 	}
 }
 

@@ -38,9 +38,12 @@ func (n *Node) Pool(u *config.User, db *config.Database) *pool.Pool {
 	if n.closed.Load() {
 		return nil
 	}
-	pc := n.poolConfig(u, db)
-	e := &poolEntry{User: u.Name, Database: db.Name, pool: pool.New(pc)}
-	if pc.Size == 0 { // a fleet cap of 0 (no share granted yet): pool.New reads 0 as unset, 1
+	cfg := n.poolConfig(u, db)
+	e := &poolEntry{User: u.Name, Database: db.Name, pool: pool.New(cfg)}
+	if cfg.Size == 0 {
+		// A fleet cap of 0 (no share of the budget granted yet): pool.New
+		// makes a size of 0 one, which would open a backend beyond the
+		// fleet's budget.
 		e.pool.SetSize(0)
 	}
 	next := make(map[poolKey]*poolEntry, len(old)+1)

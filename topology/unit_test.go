@@ -323,26 +323,3 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 		}
 	}
 }
-
-// TestPoolCapZeroHoldsNewPools: a fleet member starts with a cap of 0 (no
-// share of the connection budget granted yet); a pool first used after
-// that — the 2PC startup check's, a new user's — must hold no backend
-// either (pool.New alone would read size 0 as unset and allow one).
-func TestPoolCapZeroHoldsNewPools(t *testing.T) {
-	cfg := offlineConfig(StrategyRoundRobin)
-	topo, err := New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(topo.Close)
-	topo.SetPoolCap(0)
-	u, db := &config.User{Name: "app"}, &config.Database{Name: "app"}
-	p := topo.Snapshot().Node("p").Pool(u, db)
-	if p == nil || p.Size() != 0 {
-		t.Fatalf("a pool created under cap 0 has size %v, want 0", p.Size())
-	}
-	topo.SetPoolCap(3)
-	if p.Size() != 3 {
-		t.Fatalf("after the cap rose to 3 the pool has size %d", p.Size())
-	}
-}

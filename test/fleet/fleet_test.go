@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -226,7 +228,7 @@ func TestBudgetHoldsUnderLoad(t *testing.T) {
 // the budget back. It returns what went wrong, or "".
 func joinAndLeave(t *testing.T) string {
 	time.Sleep(time.Second)
-	joiner, err := startMember(tmp, "joiner", "")
+	joiner, err := startMember(tmp, "joiner")
 	if err != nil {
 		return err.Error()
 	}
@@ -263,7 +265,8 @@ func eventuallyShares(share, n int) bool {
 // sampleBackends samples pg_stat_activity on every primary for d and
 // returns the most pool backends of user postgres in database app seen at
 // once per node (the pools' application_name follows the clients', so only
-// the health monitors' sessions are told apart).
+// the health monitors' sessions are told apart). The first sample over the
+// budget is logged backend by backend, with the member that opened each.
 func sampleBackends(t *testing.T, ctx context.Context, d time.Duration) map[string]int {
 	t.Helper()
 	most := map[string]int{}
@@ -279,19 +282,50 @@ func sampleBackends(t *testing.T, ctx context.Context, d time.Duration) map[stri
 	end := time.Now().Add(d)
 	for time.Now().Before(end) {
 		for i, c := range conns {
-			var n int
-			err := c.QueryRow(ctx, `select count(*) from pg_stat_activity
+			rows, err := c.Query(ctx, `select pid, backend_start::text, coalesce(state, '') from pg_stat_activity
 				where datname = 'app' and usename = 'postgres' and backend_type = 'client backend'
-				  and application_name <> 'pgrouter-monitor'`).Scan(&n)
+				  and application_name <> 'pgrouter-monitor'`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			backends, err := pgx.CollectRows(rows, pgx.RowToStructByPos[pgBackend])
 			if err != nil {
 				t.Fatal(err)
 			}
 			name := env.Cluster.Shards[i].Name
-			most[name] = max(most[name], n)
+			if len(backends) > budget && most[name] <= budget {
+				t.Logf("node %s over the budget: %d backends", name, len(backends))
+				for _, b := range backends {
+					t.Logf("  pid %d started %s state %s opened by %s", b.PID, b.Started, b.State, openerOf(b.PID))
+				}
+			}
+			most[name] = max(most[name], len(backends))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	return most
+}
+
+// pgBackend is one row of pg_stat_activity.
+type pgBackend struct {
+	PID     int32
+	Started string
+	State   string
+}
+
+// openerOf names the member whose log says it connected backend pid.
+func openerOf(pid int32) string {
+	needle := fmt.Sprintf("backend_pid=%d ", pid)
+	logs, _ := filepath.Glob(filepath.Join(tmp, "*.log"))
+	for _, path := range logs {
+		out, _ := os.ReadFile(path)
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, "backend connected") && strings.Contains(line, needle) {
+				return filepath.Base(path) + ": " + line[:min(len(line), 40)]
+			}
+		}
+	}
+	return "no member's log"
 }
 
 // TestFleetPauseNamesTheMemberThatDidNotAck: with one member frozen

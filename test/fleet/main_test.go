@@ -26,6 +26,14 @@ var (
 	fleet []*member // the three members every test may use
 )
 
+// refuser is the member whose environment clashes with a version that
+// reads ${PGROUTER_TEST_QUERY_TIMEOUT:-…} (TestRefusedVersionNamesTheMember):
+// the version validates where it is pushed and this member refuses it.
+const (
+	refuser    = 2
+	refuserEnv = "PGROUTER_TEST_QUERY_TIMEOUT=soon"
+)
+
 // budget is cluster.pool_budget: backends per (node, user, database) for the whole fleet.
 const budget = 12
 
@@ -95,7 +103,11 @@ func setup(e *testenv.Env) error {
 		return err
 	}
 	for i := 0; i < 3; i++ {
-		m, err := startMember(dir, fmt.Sprintf("m%d", i), "")
+		var env []string
+		if i == refuser {
+			env = append(env, refuserEnv)
+		}
+		m, err := startMember(dir, fmt.Sprintf("m%d", i), env...)
 		if err != nil {
 			stopAll()
 			return err
@@ -128,8 +140,9 @@ func fleetYAML(e *testenv.Env, extra string) string {
 	return string(src) + fmt.Sprintf(clusterSection, budget) + extra
 }
 
-// push publishes yaml through `pgrouter config push` and returns its output.
-func push(yaml string) (string, error) {
+// push publishes yaml through `pgrouter config push` (--wait 0, unless
+// flags say otherwise: the last value wins) and returns its output.
+func push(yaml string, flags ...string) (string, error) {
 	f, err := os.CreateTemp("", "pgrouter-push-*.yaml")
 	if err != nil {
 		return "", err
@@ -137,7 +150,8 @@ func push(yaml string) (string, error) {
 	defer os.Remove(f.Name())
 	f.WriteString(yaml)
 	f.Close()
-	out, err := exec.Command(bin, "config", "push", f.Name(), "--etcd", etcd.URL, "--wait", "0").CombinedOutput()
+	args := append([]string{"config", "push", f.Name(), "--etcd", etcd.URL, "--wait", "0"}, flags...)
+	out, err := exec.Command(bin, args...).CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("config push: %v: %s", err, out)
 	}

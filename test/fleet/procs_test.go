@@ -21,9 +21,9 @@ type member struct {
 }
 
 // startMember runs `pgrouter serve --config etcd://…` with its own ports and
-// data dir; pause is PGROUTER_TEST_2PC_PAUSE. It returns once the member is
-// listed by its own SHOW FLEET.
-func startMember(dir, name, pause string) (*member, error) {
+// data dir, and env (NAME=value) added to its environment. It returns once
+// the member is listed by its own SHOW FLEET.
+func startMember(dir, name string, env ...string) (*member, error) {
 	m := &member{name: name, addr: freeAddr(), metrics: freeAddr(), logPath: filepath.Join(dir, name+".log")}
 	logf, err := os.Create(m.logPath)
 	if err != nil {
@@ -31,7 +31,7 @@ func startMember(dir, name, pause string) (*member, error) {
 	}
 	m.cmd = exec.Command(bin, "serve", "--config", etcd.URL, "--listen", m.addr, "--metrics-listen", m.metrics,
 		"--data-dir", filepath.Join(dir, name+"-data"), "--log-format", "text")
-	m.cmd.Env = append(os.Environ(), "PGROUTER_TEST_2PC_PAUSE="+pause)
+	m.cmd.Env = append(os.Environ(), env...)
 	m.cmd.Stdout, m.cmd.Stderr = logf, logf
 	if err := m.cmd.Start(); err != nil {
 		return nil, err
