@@ -254,7 +254,9 @@ func writeAnatomy(w io.Writer, as []Anatomy) {
 	fmt.Fprintf(w, "\n## CPU anatomy per transaction (select-only simple c32)\n\n"+
 		"One pgbench run per proxy with `perf stat -e <syscall tracepoints>` and `perf record -e cpu-clock -F 1999`"+
 		" attached (tracepoints count without stopping the process, unlike strace's ptrace); allocations from"+
-		" the Go runtime's Mallocs counter (`/debug/pprof/allocs?debug=1`).\n\n")
+		" the Go runtime's Mallocs counter (`/debug/pprof/allocs?debug=1`). Both proxies spend most of their CPU in"+
+		" the kernel: a loopback write runs the receiver's TCP input and wakes it. What differs, and why, is in"+
+		" docs/ARCHITECTURE.md (\"Where the CPU of a transaction goes\").\n\n")
 	fmt.Fprintf(w, "| per transaction |")
 	for _, a := range as {
 		fmt.Fprintf(w, " %s |", a.Target)
