@@ -199,7 +199,7 @@ func errSuffix(err error) string {
 	if err == nil {
 		return ""
 	}
-	return ", but not completely: " + err.Error()
+	return ", but not completely: " + err.Error() + " (RESHARD ABORT again once the shard is back)"
 }
 
 // stop ends a running job and waits for it.

@@ -2,6 +2,7 @@ package reshard
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -18,8 +19,12 @@ import (
 	"github.com/pgrouter/pgrouter/test/testenv"
 )
 
-// engineKeys is how many keys the engine tests' table holds.
-const engineKeys = 10000
+// engineKeys is how many keys the load works on; keys above it (up to
+// extraKeys more) are the tests' own, which the load never touches.
+const (
+	engineKeys = 10000
+	extraKeys  = 200
+)
 
 // engineEnv is a 3-shard cluster (shard2 a spare) served by a real
 // pgrouter process (bin/pgrouter serve), so tests can kill -9 it.
@@ -84,8 +89,10 @@ func (ee *engineEnv) nextYAML(t *testing.T) string {
 func (ee *engineEnv) reset(ctx context.Context, t *testing.T) {
 	t.Helper()
 	ee.kill()
-	if err := os.RemoveAll(ee.dataDir); err != nil {
-		t.Fatal(err)
+	for _, p := range []string{ee.dataDir, filepath.Join(ee.dir, "pgrouter.log")} {
+		if err := os.RemoveAll(p); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.WriteFile(ee.path, []byte(ee.base), 0o600); err != nil {
 		t.Fatal(err)
@@ -95,7 +102,7 @@ func (ee *engineEnv) reset(ctx context.Context, t *testing.T) {
 	}
 	r := ee.router(t, ee.path)
 	perShard := make([][]int64, 3)
-	for id := int64(1); id <= engineKeys; id++ {
+	for id := int64(1); id <= engineKeys+extraKeys; id++ {
 		s, err := r.ShardOfKey("kv", []byte(fmt.Sprint(id)))
 		if err != nil {
 			t.Fatal(err)
@@ -125,11 +132,16 @@ func (ee *engineEnv) reset(ctx context.Context, t *testing.T) {
 // router places keys as the config file at path says.
 func (ee *engineEnv) router(t *testing.T, path string) *router.Router {
 	t.Helper()
+	return mustRouter(t, ee.routerConfig(t, path))
+}
+
+func (ee *engineEnv) routerConfig(t *testing.T, path string) *config.Config {
+	t.Helper()
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return mustRouter(t, cfg)
+	return cfg
 }
 
 // start runs pgrouter serve on the config file and waits until it listens.
@@ -139,7 +151,7 @@ func (ee *engineEnv) start(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(ee.bin, "serve", "--config", ee.path)
+	cmd := exec.Command(ee.bin, "serve", "--config", ee.path, "--log-level", "debug")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -238,6 +250,28 @@ func (ee *engineEnv) waitStatus(ctx context.Context, t *testing.T, what string, 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+func phaseIs(p string) func(map[string]string) bool {
+	return func(st map[string]string) bool { return st["phase"] == p && st["running"] == "false" }
+}
+
+// savedState reads the engine's persisted state.
+func (ee *engineEnv) savedState(t *testing.T) (st struct {
+	Phase string `json:"phase"`
+	Moves []struct {
+		Done []bool `json:"done"`
+	} `json:"moves"`
+}) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(ee.dataDir, "reshard", "state.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 // shardRows reads kv directly from shard i's primary: id → v.
