@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -86,7 +87,14 @@ func checkSplitUnderLoad(ctx context.Context, t *testing.T, ee *engineEnv) {
 	l := startLoad(ctx, t, ee)
 	defer l.halt(t)
 	time.Sleep(300 * time.Millisecond)
-	reshardTo(ctx, t, ee, next)
+	// The CLI, as a user runs it: it follows the reshard until it is done.
+	out, err := exec.CommandContext(ctx, ee.bin, "reshard", "--to", next,
+		"--admin", "postgres://admin:admin@"+ee.addr+"/pgrouter?sslmode=disable").CombinedOutput()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if err != nil || !strings.Contains(lines[len(lines)-1], ": done") {
+		t.Fatalf("pgrouter reshard: %v\n%s", err, out)
+	}
+	t.Logf("pgrouter reshard printed %d progress lines, the last: %s", len(lines), lines[len(lines)-1])
 	finish(ctx, t, ee, l, next)
 }
 
