@@ -2,6 +2,7 @@ package reshard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pgrouter/pgrouter/router/sharding"
 )
@@ -287,6 +289,11 @@ func checkAbort(ctx context.Context, t *testing.T, ee *engineEnv) {
 	l := startLoad(ctx, t, ee)
 	defer l.halt(t)
 	holdApply, _ := toCatchup(ctx, t, ee, next)
+	_, err := ee.connect(ctx, t, "app", "app", true).Exec(ctx, "ALTER TABLE kv ADD COLUMN w int")
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "55000" || pe.Hint == "" {
+		t.Errorf("DDL on the moving table during the reshard: %v, want 55000 with a hint", err)
+	}
 	holdApply.Rollback(ctx)
 	if err := ee.admin(ctx, t, "RESHARD ABORT"); err != nil {
 		t.Fatal(err)
