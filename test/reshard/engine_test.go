@@ -30,12 +30,13 @@ func TestReshardEngine(t *testing.T) {
 	t.Run("kill_during_catchup", func(t *testing.T) { checkKillDuringCatchup(ctx, t, ee) })
 	t.Run("abort", func(t *testing.T) { checkAbort(ctx, t, ee) })
 	t.Run("target_fails", func(t *testing.T) { checkTargetFails(ctx, t, ee) })
+	t.Run("range_split", func(t *testing.T) { checkRangeSplit(ctx, t, ee) })
 }
 
 // startLoad runs the keyed load over 4 clients (half with the simple
 // query protocol).
 func startLoad(ctx context.Context, t *testing.T, ee *engineEnv) *keyedLoad {
-	l := newKeyedLoad(4)
+	l := newKeyedLoad("kv", engineKeys, 4)
 	var conns []*pgx.Conn
 	for i := 0; i < l.workers; i++ {
 		conns = append(conns, ee.connect(ctx, t, "app", "app", i%2 == 0))
@@ -155,7 +156,7 @@ func reshardTo(ctx context.Context, t *testing.T, ee *engineEnv, next string) {
 
 // crashLoad is startLoad with workers that reconnect after a crash.
 func crashLoad(ctx context.Context, t *testing.T, ee *engineEnv) *keyedLoad {
-	l := newKeyedLoad(4)
+	l := newKeyedLoad("kv", engineKeys, 4)
 	l.dial = func(ctx context.Context) (*pgx.Conn, error) {
 		return pgx.Connect(ctx, fmt.Sprintf("postgres://app:app@%s/app?sslmode=disable", ee.addr))
 	}
@@ -320,6 +321,11 @@ func checkTargetFails(ctx context.Context, t *testing.T, ee *engineEnv) {
 	if err := target.Kill(); err != nil {
 		t.Fatal(err)
 	}
+	defer func() { // the next tests need shard2
+		if !target.Running() {
+			target.Start(ctx)
+		}
+	}()
 	st := ee.waitStatus(ctx, t, "the engine to give up", time.Minute, func(st map[string]string) bool { return st["running"] == "false" })
 	if !strings.Contains(st["error"], "target shard shard2 failed") || !strings.Contains(st["error"], "aborted") {
 		t.Fatalf("error after the target died: %q", st["error"])
@@ -337,4 +343,23 @@ func checkTargetFails(ctx context.Context, t *testing.T, ee *engineEnv) {
 	time.Sleep(200 * time.Millisecond)
 	l.halt(t)
 	checkUnchanged(ctx, t, ee, l)
+}
+
+// checkRangeSplit moves ev's keys [500, 1000) from shard0 to shard2 under a
+// keyed load on ev.
+func checkRangeSplit(ctx context.Context, t *testing.T, ee *engineEnv) {
+	ee.reset(ctx, t)
+	next := ee.rangeNextYAML(t)
+	l := newKeyedLoad("ev", evKeys, 2)
+	l.run(ctx, []*pgx.Conn{ee.connect(ctx, t, "app", "app", true), ee.connect(ctx, t, "app", "app", false)})
+	defer l.halt(t)
+	time.Sleep(200 * time.Millisecond)
+	reshardTo(ctx, t, ee, next)
+	finish(ctx, t, ee, l, next)
+	if n := ee.onShard(ctx, t, 2, "SELECT count(*) FROM ev WHERE id < 500 OR id >= 1000"); n != 0 {
+		t.Errorf("shard2 holds %d rows of ev outside [500, 1000)", n)
+	}
+	if n := ee.onShard(ctx, t, 2, "SELECT count(*) FROM ev"); n == 0 {
+		t.Error("shard2 holds no rows of ev after the range split")
+	}
 }
