@@ -69,8 +69,8 @@ func (ss *session) showReshard() {
 	var rows [][]string
 	if st.Phase != "" {
 		rows = append(rows, []string{st.ID, st.Phase, strconv.FormatBool(st.Running), st.Table,
-			strconv.FormatInt(st.RowsCopied, 10), strconv.FormatInt(st.LagBytes, 10),
+			fmt.Sprintf("%d/%d", st.ChunksDone, st.Chunks), strconv.FormatInt(st.RowsCopied, 10), strconv.FormatInt(st.LagBytes, 10),
 			strconv.FormatFloat(st.HeldSeconds, 'f', 3, 64), st.Error})
 	}
-	ss.adminTable([]string{"id", "phase", "running", "table", "rows_copied", "lag_bytes", "held_seconds", "error"}, rows)
+	ss.adminTable([]string{"id", "phase", "running", "table", "chunks", "rows_copied", "lag_bytes", "held_seconds", "error"}, rows)
 }

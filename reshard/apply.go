@@ -101,8 +101,8 @@ func (e *targetError) Error() string {
 
 func (e *targetError) Unwrap() error { return e.err }
 
-// applyTx applies one source transaction's changes: one transaction per
-// target, in the source's order.
+// applyTx applies the changes of whole source transactions: one
+// transaction per target, in the source's order.
 func applyTx(ctx context.Context, targets map[string]*pgconn.PgConn, changes []change) error {
 	byTarget := map[string][]change{}
 	var order []string

@@ -19,8 +19,14 @@ import (
 // learn when the stream has passed a point (see stream.fence).
 const fencePrefix = "pgrouter_reshard"
 
-// statusEvery is how often the stream confirms its applied LSN.
-const statusEvery = time.Second
+// statusEvery is how often the stream confirms its applied LSN; a batch
+// of committed changes is applied once it holds batchChanges changes or is
+// batchWait old, and whenever the stream would wait.
+const (
+	statusEvery  = time.Second
+	batchChanges = 2000
+	batchWait    = 20 * time.Millisecond
+)
 
 // stream is one source's catch-up: it decodes pgoutput from the slot and
 // applies the changes of moving keys to their targets.
@@ -31,8 +37,15 @@ type stream struct {
 	moves   []streamMove
 
 	rels    map[uint32]*pglogrepl.RelationMessage
-	pending []change
+	pending []change // of the source transaction being decoded
 	inTx    bool
+
+	// Committed source transactions not applied yet: applied together in
+	// one target transaction per target, so the catch-up outpaces a source
+	// that commits many small transactions.
+	batch      []change
+	batchEnd   pglogrepl.LSN
+	batchSince time.Time
 
 	applied atomic.Uint64 // LSN up to which every change is on the targets
 
@@ -90,7 +103,11 @@ func (s *stream) run(ctx context.Context) error {
 			}
 			next = time.Now().Add(statusEvery)
 		}
-		rctx, cancel := context.WithDeadline(ctx, next)
+		wait := next
+		if s.batchEnd != 0 {
+			wait = s.batchSince.Add(batchWait)
+		}
+		rctx, cancel := context.WithDeadline(ctx, wait)
 		msg, err := s.repl.ReceiveMessage(rctx)
 		cancel()
 		if err != nil {
@@ -98,6 +115,9 @@ func (s *stream) run(ctx context.Context) error {
 				return ctx.Err()
 			}
 			if pgconn.Timeout(err) {
+				if err := s.flush(ctx); err != nil {
+					return err
+				}
 				continue
 			}
 			return fmt.Errorf("replication from slot %s: %w", s.slot, err)
@@ -133,6 +153,9 @@ func (s *stream) copyData(ctx context.Context, data []byte, next *time.Time) err
 		if err != nil {
 			return err
 		}
+		if err := s.flush(ctx); err != nil {
+			return err
+		}
 		if !s.inTx && uint64(k.ServerWALEnd) > s.applied.Load() {
 			s.applied.Store(uint64(k.ServerWALEnd)) // everything sent so far is applied
 		}
@@ -161,11 +184,15 @@ func (s *stream) decoded(ctx context.Context, data []byte) error {
 	case *pglogrepl.BeginMessage:
 		s.inTx, s.pending = true, s.pending[:0]
 	case *pglogrepl.CommitMessage:
-		if err := applyTx(ctx, s.targets, s.pending); err != nil {
-			return err
+		if s.batchEnd == 0 {
+			s.batchSince = time.Now()
 		}
+		s.batch = append(s.batch, s.pending...)
+		s.batchEnd = m.TransactionEndLSN
 		s.inTx, s.pending = false, s.pending[:0]
-		s.applied.Store(uint64(m.TransactionEndLSN))
+		if len(s.batch) >= batchChanges || time.Since(s.batchSince) >= batchWait {
+			return s.flush(ctx)
+		}
 	case *pglogrepl.InsertMessage:
 		return s.rowChange(m.RelationID, nil, m.Tuple)
 	case *pglogrepl.UpdateMessage:
@@ -176,12 +203,28 @@ func (s *stream) decoded(ctx context.Context, data []byte) error {
 		return errors.New("a moving table was truncated on its source shard during the reshard: its rows cannot be followed")
 	case *pglogrepl.LogicalDecodingMessage:
 		if m.Prefix == fencePrefix {
+			if err := s.flush(ctx); err != nil {
+				return err
+			}
 			if !s.inTx && uint64(m.LSN) > s.applied.Load() {
 				s.applied.Store(uint64(m.LSN))
 			}
 			s.passed(string(m.Content))
 		}
 	}
+	return nil
+}
+
+// flush applies the batch of committed changes.
+func (s *stream) flush(ctx context.Context) error {
+	if s.batchEnd == 0 {
+		return nil
+	}
+	if err := applyTx(ctx, s.targets, s.batch); err != nil {
+		return err
+	}
+	s.applied.Store(uint64(s.batchEnd))
+	s.batch, s.batchEnd = s.batch[:0], 0
 	return nil
 }
 

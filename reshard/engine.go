@@ -39,6 +39,7 @@ type Status struct {
 	ID, Phase, Table, Error string
 	Running                 bool
 	RowsCopied, LagBytes    int64
+	ChunksDone, Chunks      int // copy chunks over all moves (Chunks 0 until the copy planned them)
 	HeldSeconds             float64
 }
 
@@ -199,7 +200,7 @@ func errSuffix(err error) string {
 	if err == nil {
 		return ""
 	}
-	return ", but not completely: " + err.Error()
+	return ", but not completely: " + err.Error() + " (RESHARD ABORT again once the shard is back)"
 }
 
 // stop ends a running job and waits for it.
@@ -264,6 +265,12 @@ func (e *Engine) Status() Status {
 	}
 	for _, m := range e.st.Moves {
 		s.RowsCopied += m.Copied
+		s.Chunks += len(m.Done)
+		for _, d := range m.Done {
+			if d {
+				s.ChunksDone++
+			}
+		}
 	}
 	return s
 }

@@ -237,7 +237,9 @@ func (j *job) catchUp(ctx context.Context) error {
 		if err := j.fenceAll(ctx); err != nil {
 			return err
 		}
-		if time.Since(start) < caughtUp {
+		took := time.Since(start)
+		j.e.log.Debug("reshard catch-up round", "duration_ms", took.Milliseconds(), "lag_bytes", j.e.Status().LagBytes)
+		if took < caughtUp {
 			return nil
 		}
 	}

@@ -165,6 +165,7 @@ func (r *Router) analyzeUtility(sp *stmtPlan, f *treeFacts) {
 			if sp.table == "" {
 				sp.table = t.display
 			}
+			sp.ddlTables = append(sp.ddlTables, t.display)
 			continue
 		}
 		kind, shard := r.relKind(rv)

@@ -153,6 +153,28 @@ type treeFacts struct {
 	maxParam  int            // highest $n
 }
 
+// droppedTables are the tables DROP TABLE names (as relations, which the
+// statement itself holds as name lists).
+func droppedTables(d *pg.DropStmt) []*pg.RangeVar {
+	if d.RemoveType != pg.ObjectType_OBJECT_TABLE {
+		return nil
+	}
+	var out []*pg.RangeVar
+	for _, o := range d.Objects {
+		var parts []string
+		for _, n := range o.GetList().GetItems() {
+			parts = append(parts, n.GetString_().GetSval())
+		}
+		switch len(parts) {
+		case 1:
+			out = append(out, &pg.RangeVar{Relname: parts[0]})
+		case 2:
+			out = append(out, &pg.RangeVar{Schemaname: parts[0], Relname: parts[1]})
+		}
+	}
+	return out
+}
+
 // scanTree walks the whole statement once and finds what anywhere in it
 // forces the primary or pins (write-function calls, locking clauses, SELECT
 // INTO, data-modifying CTEs), plus the relations and parameters it names.
@@ -169,6 +191,8 @@ func (r *Router) scanTree(root *pg.Node, c *stmtClass) treeFacts {
 			return false
 		case *pg.RangeVar:
 			f.rangeVars = append(f.rangeVars, x)
+		case *pg.DropStmt:
+			f.rangeVars = append(f.rangeVars, droppedTables(x)...)
 		case *pg.ParamRef:
 			if int(x.Number) > f.maxParam {
 				f.maxParam = int(x.Number)

@@ -11,6 +11,7 @@ import (
 // SQLSTATEs the router reports.
 const (
 	codeFeatureNotSupported = pgwire.FeatureNotSupported
+	codeNotInPrerequisite   = pgwire.ObjectNotInPrerequisiteState
 	codeInvalidParameter    = pgwire.InvalidParameterValue
 	codeUndefinedTable      = pgwire.UndefinedTable
 	codeUndefinedObject     = pgwire.UndefinedObject

@@ -201,8 +201,11 @@ func (r *Router) guard(p *Plan, args *Args, s Session, rt Route) (Route, error) 
 // marked shard's rows of a table.
 func (r *Router) checkMarks(p *Plan, rt Route) error {
 	m := r.hold.marks.Load()
-	if m == nil || rt.Shards.Len() < 2 || rt.Any || p.a == nil {
+	if m == nil || p.a == nil {
 		return nil
+	}
+	if err := r.checkDDL(p, *m); err != nil || rt.Shards.Len() < 2 || rt.Any {
+		return err
 	}
 	for _, sp := range p.a.stmts {
 		for _, o := range sp.occs {
@@ -211,6 +214,22 @@ func (r *Router) checkMarks(p *Plan, rt Route) error {
 					fmt.Sprintf("table %q is being resharded: shard %s holds rows of it that are not its own yet (or any more), and a statement over several shards could see them twice",
 						o.t.display, r.shardNames[bad.First()]),
 					"restrict the statement to one shard by its shard key, or retry when the reshard has finished")
+			}
+		}
+	}
+	return nil
+}
+
+// checkDDL refuses DDL (and other utility statements, TRUNCATE among
+// them) naming a table being resharded: the engine replicates its rows by
+// its shape, which must not change under it.
+func (r *Router) checkDDL(p *Plan, marks map[string]ShardSet) error {
+	for _, sp := range p.a.stmts {
+		for _, t := range sp.ddlTables {
+			if marks[tableKey(r.dbName, t)] != 0 {
+				return pgError(codeNotInPrerequisite,
+					fmt.Sprintf("table %q is being resharded: DDL and TRUNCATE on it are refused until the reshard has finished", t),
+					"run it after the reshard (SHOW RESHARD in the admin console shows its phase), or RESHARD ABORT first")
 			}
 		}
 	}

@@ -151,7 +151,19 @@ func TestHoldMarks(t *testing.T) {
 	if _, _, err := r.RouteSimple("SELECT * FROM plans", Session{}, nil); err != nil {
 		t.Fatalf("reference read: %v", err)
 	}
+	for _, ddl := range []string{"ALTER TABLE kv ADD COLUMN w int", "TRUNCATE kv", "DROP TABLE plans, kv", "CREATE INDEX ON kv (v)"} {
+		_, _, err := r.RouteSimple(ddl, Session{}, nil)
+		if !errors.As(err, &pe) || pe.Code != "55000" || !strings.Contains(pe.Message, "being resharded") || pe.Hint == "" {
+			t.Errorf("%s while kv is resharded: %v, want 55000 with a hint", ddl, err)
+		}
+	}
+	if _, _, err := r.RouteSimple("ALTER TABLE plans ADD COLUMN w int", Session{}, nil); err != nil {
+		t.Errorf("DDL on another table: %v", err)
+	}
 	h.Unmark("app", "kv", Only(0))
+	if _, _, err := r.RouteSimple("ALTER TABLE kv ADD COLUMN w int", Session{}, nil); err != nil {
+		t.Errorf("DDL after unmark: %v", err)
+	}
 	if _, rt, err := r.RouteSimple("SELECT count(*) FROM kv", Session{}, nil); err != nil || rt.Shards != Only(0)|Only(1)|Only(2) {
 		t.Fatalf("after unmark: %v %v", rt, err)
 	}

@@ -38,8 +38,9 @@ type stmtPlan struct {
 	set           ShardSet // spFixed
 	multi         bool     // spFixed: run on every shard of set
 	reason        string
-	table, column string // for multi-shard errors
-	reference     bool   // spFixed: a reference-table write (every shard holds the same rows)
+	table, column string   // for multi-shard errors
+	reference     bool     // spFixed: a reference-table write (every shard holds the same rows)
+	ddlTables     []string // utility statements: the sharded tables they name (refused while resharded)
 
 	onlyShard int // ≥0: a table in the statement lives only on this shard
 

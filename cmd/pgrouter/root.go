@@ -32,6 +32,7 @@ are fresh enough, and routes each query to the shard(s) that hold its rows.`,
 		newConfigCmd(),
 		newVersionCmd(),
 		newExplainCmd(),
+		newReshardCmd(),
 	)
 	return root
 }

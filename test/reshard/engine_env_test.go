@@ -2,12 +2,14 @@ package reshard
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,8 +20,20 @@ import (
 	"github.com/pgrouter/pgrouter/test/testenv"
 )
 
-// engineKeys is how many keys the engine tests' table holds.
-const engineKeys = 10000
+// engineKeys is how many keys the load works on; keys above it (up to
+// extraKeys more) are the tests' own, which the load never touches.
+const (
+	engineKeys = 10000
+	extraKeys  = 200
+	evKeys     = 2000 // keys of ev, the range-sharded table
+)
+
+// evRanges and evSplit are ev's ranges before and after its range split:
+// [500, 1000) moves from shard0 to shard2.
+const (
+	evRanges = `[{from: "0", to: "1000", shard: shard0}, {from: "1000", shard: shard1}]`
+	evSplit  = `[{from: "0", to: "500", shard: shard0}, {from: "500", to: "1000", shard: shard2}, {from: "1000", shard: shard1}]`
+)
 
 // engineEnv is a 3-shard cluster (shard2 a spare) served by a real
 // pgrouter process (bin/pgrouter serve), so tests can kill -9 it.
@@ -41,7 +55,8 @@ func startEngineEnv(ctx context.Context, t *testing.T) *engineEnv {
 		Shards: 3, Replicas: 1,
 		Hash: []string{"[{modulus: 2, remainder: 0}]", "[{modulus: 2, remainder: 1}]", "[]"},
 		Sections: map[string]string{
-			"db":   "    sharded_tables:\n      - {table: kv, column: id, type: int, function: hash}",
+			"db": "    sharded_tables:\n      - {table: kv, column: id, type: int, function: hash}\n" +
+				"      - {table: ev, column: id, type: int, function: range, ranges: " + evRanges + "}",
 			"pool": "  size: 16",
 		},
 	})
@@ -72,6 +87,21 @@ func (ee *engineEnv) nextYAML(t *testing.T) string {
 	t.Helper()
 	next := strings.Replace(ee.base, "hash: [{modulus: 2, remainder: 0}]", "hash: [{modulus: 4, remainder: 0}]", 1)
 	next = strings.Replace(next, "hash: []", "hash: [{modulus: 4, remainder: 2}]", 1)
+	return ee.writeNext(t, next)
+}
+
+// rangeNextYAML is the base config with ev's range [500, 1000) moved to
+// shard2.
+func (ee *engineEnv) rangeNextYAML(t *testing.T) string {
+	t.Helper()
+	if !strings.Contains(ee.base, evRanges) {
+		t.Fatal("the base config lost ev's ranges")
+	}
+	return ee.writeNext(t, strings.Replace(ee.base, evRanges, evSplit, 1))
+}
+
+func (ee *engineEnv) writeNext(t *testing.T, next string) string {
+	t.Helper()
 	path := filepath.Join(ee.dir, "next.yaml")
 	if err := os.WriteFile(path, []byte(next), 0o600); err != nil {
 		t.Fatal(err)
@@ -84,19 +114,34 @@ func (ee *engineEnv) nextYAML(t *testing.T) string {
 func (ee *engineEnv) reset(ctx context.Context, t *testing.T) {
 	t.Helper()
 	ee.kill()
-	if err := os.RemoveAll(ee.dataDir); err != nil {
-		t.Fatal(err)
+	for _, p := range []string{ee.dataDir, filepath.Join(ee.dir, "pgrouter.log")} {
+		if err := os.RemoveAll(p); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.WriteFile(ee.path, []byte(ee.base), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := ee.ExecOnPrimaries(ctx, "app", "DROP TABLE IF EXISTS kv; CREATE TABLE kv (id bigint PRIMARY KEY, v bigint NOT NULL, pad text)"); err != nil {
+	for table, keys := range map[string]int64{"kv": engineKeys + extraKeys, "ev": evKeys} {
+		ee.fill(ctx, t, table, keys)
+	}
+	if err := ee.Cluster.WaitReplicated(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ee.start(t)
+}
+
+// fill recreates table with keys 1..keys (v = 0) on the shards the base
+// placement names.
+func (ee *engineEnv) fill(ctx context.Context, t *testing.T, table string, keys int64) {
+	t.Helper()
+	if err := ee.ExecOnPrimaries(ctx, "app", fmt.Sprintf("DROP TABLE IF EXISTS %s; CREATE TABLE %s (id bigint PRIMARY KEY, v bigint NOT NULL, pad text)", table, table)); err != nil {
 		t.Fatal(err)
 	}
 	r := ee.router(t, ee.path)
 	perShard := make([][]int64, 3)
-	for id := int64(1); id <= engineKeys; id++ {
-		s, err := r.ShardOfKey("kv", []byte(fmt.Sprint(id)))
+	for id := int64(1); id <= keys; id++ {
+		s, err := r.ShardOfKey(table, []byte(fmt.Sprint(id)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,29 +152,30 @@ func (ee *engineEnv) reset(ctx context.Context, t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = c.Exec(ctx, "INSERT INTO kv SELECT id, 0, repeat('x', 100) FROM unnest($1::int8[]) id", ids)
+		_, err = c.Exec(ctx, "INSERT INTO "+table+" SELECT id, 0, repeat('x', 100) FROM unnest($1::int8[]) id", ids)
 		if err == nil {
-			_, err = c.Exec(ctx, "ANALYZE kv")
+			_, err = c.Exec(ctx, "ANALYZE "+table)
 		}
 		c.Close(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := ee.Cluster.WaitReplicated(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ee.start(t)
 }
 
 // router places keys as the config file at path says.
 func (ee *engineEnv) router(t *testing.T, path string) *router.Router {
 	t.Helper()
+	return mustRouter(t, ee.routerConfig(t, path))
+}
+
+func (ee *engineEnv) routerConfig(t *testing.T, path string) *config.Config {
+	t.Helper()
 	cfg, err := config.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return mustRouter(t, cfg)
+	return cfg
 }
 
 // start runs pgrouter serve on the config file and waits until it listens.
@@ -139,7 +185,7 @@ func (ee *engineEnv) start(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(ee.bin, "serve", "--config", ee.path)
+	cmd := exec.Command(ee.bin, "serve", "--config", ee.path, "--log-level", "debug")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -234,14 +280,56 @@ func (ee *engineEnv) waitStatus(ctx context.Context, t *testing.T, what string, 
 			return st
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s; SHOW RESHARD: %v", what, st)
+			if ee.proc != nil { // its goroutines' stacks go to the log
+				ee.proc.Process.Signal(syscall.SIGQUIT)
+				ee.proc.Wait()
+				os.WriteFile(filepath.Join(os.TempDir(), "reshard-stuck.log"), mustRead(filepath.Join(ee.dir, "pgrouter.log")), 0o600)
+			}
+			log, _ := os.ReadFile(filepath.Join(ee.dir, "pgrouter.log"))
+			var tail []string
+			for _, l := range strings.Split(string(log), "\n") {
+				if !strings.Contains(l, "client connected") && !strings.Contains(l, "client disconnected") {
+					tail = append(tail, l)
+				}
+			}
+			if len(tail) > 30 {
+				tail = tail[len(tail)-30:]
+			}
+			t.Fatalf("timed out waiting for %s; SHOW RESHARD: %v\npgrouter's log ends:\n%s", what, st, strings.Join(tail, "\n"))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-// shardRows reads kv directly from shard i's primary: id → v.
-func (ee *engineEnv) shardRows(ctx context.Context, t *testing.T, i int) map[int64]int64 {
+func mustRead(path string) []byte {
+	b, _ := os.ReadFile(path)
+	return b
+}
+
+func phaseIs(p string) func(map[string]string) bool {
+	return func(st map[string]string) bool { return st["phase"] == p && st["running"] == "false" }
+}
+
+// savedState reads the engine's persisted state.
+func (ee *engineEnv) savedState(t *testing.T) (st struct {
+	Phase string `json:"phase"`
+	Moves []struct {
+		Done []bool `json:"done"`
+	} `json:"moves"`
+}) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(ee.dataDir, "reshard", "state.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// shardRows reads table directly from shard i's primary: id → v.
+func (ee *engineEnv) shardRows(ctx context.Context, t *testing.T, i int, table string) map[int64]int64 {
 	t.Helper()
 	c, err := ee.Cluster.Shards[i].Primary.Connect(ctx, "app")
 	if err != nil {
@@ -249,7 +337,7 @@ func (ee *engineEnv) shardRows(ctx context.Context, t *testing.T, i int) map[int
 	}
 	defer c.Close(context.WithoutCancel(ctx))
 	out := map[int64]int64{}
-	rows, _ := c.Query(ctx, "SELECT id, v FROM kv")
+	rows, _ := c.Query(ctx, "SELECT id, v FROM "+table)
 	var id, v int64
 	if _, err := pgx.ForEachRow(rows, []any{&id, &v}, func() error { out[id] = v; return nil }); err != nil {
 		t.Fatal(err)
