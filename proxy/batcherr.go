@@ -99,7 +99,7 @@ func (ss *session) flushPending() error {
 // same schema, so one shard's answer is what Postgres would give. The rest
 // of the batch is left for the multi-shard executor. done is true when the
 // batch was answered in full (an error: Postgres skips to Sync).
-func (ss *session) describeOnOneShard(shard int) (done bool, err error) {
+func (ss *session) describeOnOneShard(shard int, sync bool) (done bool, err error) {
 	b := &ss.batch
 	last := -1
 	for i, m := range b.msgs {
@@ -115,7 +115,7 @@ func (ss *session) describeOnOneShard(shard int) (done bool, err error) {
 	}
 	if ss.be == nil {
 		if err := ss.acquireBackend(max(shard, 0), false); err != nil {
-			return true, ss.refuseBatch(err, true)
+			return true, ss.refuseBatch(err, sync)
 		}
 	}
 	ss.bout = ss.bout[:0]
@@ -131,13 +131,13 @@ func (ss *session) describeOnOneShard(shard int) (done bool, err error) {
 		return true, err
 	}
 	if ss.failed {
-		ss.skipping = false // the batch's own Sync ends the skip
-		st := ss.txStatus
 		if ss.be != nil {
-			st = ss.be.txStatus
+			ss.txStatus = ss.be.txStatus
 		}
-		ss.txStatus = st
-		ss.out = pgwire.AppendReady(ss.out, st)
+		// Without the client's Sync it skips to that Sync (answered then).
+		if ss.skipping = !sync; sync {
+			ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
+		}
 		return true, ss.flushClient()
 	}
 	b.msgs = b.msgs[last+1:]

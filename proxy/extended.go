@@ -41,19 +41,24 @@ func (ss *session) flushBatch(sync bool) error {
 			return err
 		}
 	}
-	if sync && ss.lastBound != nil && b.executions() == 1 && (ss.multiWrite(ss.lastBound.plan, route) || ss.multiRead(ss.lastBound.plan, route)) {
+	// A multi-shard write runs at the client's Sync (its implicit
+	// transaction commits there); a read also on Flush (its portal is kept).
+	one := ss.lastBound != nil && b.executions() == 1
+	write := one && sync && ss.multiWrite(ss.lastBound.plan, route)
+	read := one && ss.multiRead(ss.lastBound.plan, route)
+	if write || read {
 		// The shards answer Describe(statement) alike: one of them does.
-		if done, err := ss.describeOnOneShard(route.Shards.First()); done {
+		if done, err := ss.describeOnOneShard(route.Shards.First(), sync); done {
 			return err
 		}
 	}
-	if sync && ss.lastBound != nil && b.executions() == 1 && ss.multiWrite(ss.lastBound.plan, route) {
+	if write {
 		if ok, err := ss.multiBatch(ss.lastBound, route); ok {
 			return err
 		}
 	}
-	if sync && ss.lastBound != nil && b.executions() == 1 && ss.multiRead(ss.lastBound.plan, route) {
-		if ok, err := ss.scatterBatch(ss.lastBound, route); ok {
+	if read {
+		if ok, err := ss.scatterBatch(ss.lastBound, route, sync); ok {
 			return err
 		}
 	}

@@ -28,8 +28,8 @@ import (
 // maxRows > 0 is an Execute row limit: after that many rows the read stops
 // and suspended is true (the client gets PortalSuspended, as from Postgres);
 // with rest non-nil the rows past the limit (all of them with maxRows 0)
-// are collected there instead (a portal kept until the transaction ends,
-// scatter_portal.go).
+// are collected there instead (a portal kept until the transaction or the
+// batch ends, scatter_portal.go).
 //
 // st is the client's prepared statement in the extended protocol: the shard
 // statement is then prepared on each backend under a shared server-side
@@ -100,7 +100,7 @@ func (ss *session) scatterRead(sql string, plan *router.Plan, st *stmt, args rou
 		_, n, rerr = mp.RunWith(ss.mergeOptions(), descs, resultFormats, srcs, func(row []byte) error {
 			if rest != nil && sent == maxRows { // kept for the next Execute or FETCH
 				if keptBytes += len(row); keptBytes > keptPortalMax {
-					return pgwire.Error(pgwire.ProgramLimitExceeded, fmt.Sprintf("a multi-shard portal suspended inside a transaction keeps at most %d MiB of rows in pgrouter", keptPortalMax>>20),
+					return pgwire.Error(pgwire.ProgramLimitExceeded, fmt.Sprintf("a multi-shard portal suspended inside a transaction or before its batch's Sync keeps at most %d MiB of rows in pgrouter", keptPortalMax>>20),
 						"fetch it without a row limit, or restrict it to one shard")
 				}
 				*rest = append(*rest, bytes.Clone(row))
@@ -408,7 +408,7 @@ func (ss *session) scatterSimple(sql string, plan *router.Plan, route router.Rou
 
 // scatterBatch answers an extended-protocol batch holding one multi-shard
 // SELECT execution; ok is false for batch shapes it does not handle.
-func (ss *session) scatterBatch(st *stmt, route router.Route) (ok bool, err error) {
+func (ss *session) scatterBatch(st *stmt, route router.Route, sync bool) (ok bool, err error) {
 	b := &ss.batch
 	if b.describesStatement(0, len(b.msgs)) {
 		return false, nil
@@ -418,9 +418,12 @@ func (ss *session) scatterBatch(st *stmt, route router.Route) (ok bool, err erro
 	case !ok:
 		return false, nil
 	case perr != nil:
-		return true, ss.replyError(perr, true)
+		ss.skipping = !sync // Postgres skips the rest of the batch up to Sync
+		return true, ss.replyError(perr, sync)
 	}
-	ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
+	if sync {
+		ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
+	}
 	return true, ss.flushClient()
 }
 
@@ -443,8 +446,8 @@ func (ss *session) scatterExec(from, to int, st *stmt, args router.Args, resultF
 		return false, nil
 	}
 	var rest *[][]byte
-	if maxRows > 0 && ss.keepsPortal() {
-		rest = new([][]byte)
+	if maxRows > 0 && (!ss.portalsEndAtSync() || b.msgs[len(b.msgs)-1].typ != pgwire.Sync) {
+		rest = new([][]byte) // the portal outlives this batch: keep what is left of it
 	}
 	var clientDesc []byte
 	n, suspended, perr := ss.scatterRead(st.query, st.plan, st, args, resultFormats, route, maxRows, rest, func(desc []byte) {
@@ -468,6 +471,7 @@ func (ss *session) scatterExec(from, to int, st *stmt, args router.Args, resultF
 	if suspended && rest != nil {
 		portal, _, _ := cstring(b.body(exec))
 		ss.keepPortal(portal, bytes.Clone(clientDesc), *rest)
+		ss.keptToSync = ss.portalsEndAtSync()
 	}
 	if suspended {
 		ss.out = append(ss.out, pgwire.PortalSuspended, 0, 0, 0, 4) // PortalSuspended; the Sync closes the portal unless kept

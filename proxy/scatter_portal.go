@@ -9,13 +9,15 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
-// A multi-shard SELECT executed with a row limit inside a transaction
-// block (JDBC's fetch size, a cursor-like portal) stays open after Sync
-// in Postgres, until the transaction ends. The merge has already read
-// every shard to the end by then (the shards' backends serve the
-// transaction's next statements), so the rows past the limit are kept
-// here with the portal's RowDescription, and later Executes, Describes
-// and Closes of that portal are answered from them.
+// A multi-shard SELECT executed with a row limit stays open in Postgres
+// until its transaction ends: after Sync inside a transaction block (JDBC's
+// fetch size, a cursor-like portal), up to the client's Sync in an
+// implicit transaction (an Execute with a limit answered on Flush). The
+// merge has already read every shard to the end by then (the shards'
+// backends serve the transaction's next statements, or went back to their
+// pools), so the rows past the limit are kept here with the portal's
+// RowDescription, and later Executes, Describes and Closes of that portal
+// are answered from them.
 
 // keptPortalMax bounds the rows one kept portal holds in the proxy's memory.
 const keptPortalMax = 256 << 20
@@ -30,14 +32,22 @@ type keptPortal struct {
 	done bool     // a utility portal already run: it cannot run again
 }
 
-// keepsPortal reports whether a multi-shard portal suspended now must
-// outlive the client's Sync: inside the client's transaction block (an
-// implicit transaction closes its portals at Sync, as in Postgres).
-func (ss *session) keepsPortal() bool {
+// portalsEndAtSync reports whether a portal opened now ends at the
+// client's next Sync (or Query): outside a transaction block, where the
+// batch is Postgres's implicit transaction.
+func (ss *session) portalsEndAtSync() bool {
 	if ss.span != nil {
-		return !ss.span.implicit
+		return ss.span.implicit
 	}
-	return ss.pendingBegin != "" || ss.txStatus == pgwire.TxActive
+	return ss.pendingBegin == "" && ss.txStatus != pgwire.TxActive
+}
+
+// endImplicitPortals closes the kept portals of an implicit transaction
+// once it ends (the client's Sync or Query), as Postgres does.
+func (t *txState) endImplicitPortals() {
+	if t.keptToSync {
+		t.kept, t.keptToSync = nil, false
+	}
 }
 
 // keptBatch answers a batch made only of Execute, Describe and Close of
@@ -48,7 +58,7 @@ func (ss *session) keptBatch(sync bool) (done bool, err error) {
 	if len(ss.kept) == 0 {
 		return false, nil
 	}
-	if ss.txStatus == pgwire.TxIdle && ss.pendingBegin == "" { // ended without readyForQuery (a lost backend)
+	if ss.txStatus == pgwire.TxIdle && ss.pendingBegin == "" && !ss.keptToSync { // ended without readyForQuery (a lost backend)
 		ss.kept = nil
 		return false, nil
 	}
@@ -75,11 +85,13 @@ func (ss *session) keptBatch(sync bool) (done bool, err error) {
 	}
 	for i, m := range b.msgs {
 		if err := ss.answerKept(m.typ, b.body(i)); err != nil {
-			ss.skipping = !sync // Postgres skips the rest of the batch up to Sync
-			return true, ss.replyError(err, sync)
+			return true, ss.refuseBatch(err, sync) // Postgres skips the rest of the batch up to Sync
 		}
 	}
-	if sync {
+	switch {
+	case sync && ss.span != nil: // the batch over shards ends (commits) here
+		return true, ss.endSpan()
+	case sync:
 		ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 	}
 	return true, ss.flushClient()

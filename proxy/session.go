@@ -255,6 +255,7 @@ func (ss *session) dispatch(typ byte, body []byte) error {
 				return err
 			}
 		}
+		defer ss.endImplicitPortals() // a Query ends the implicit transaction
 		if typ == pgwire.FunctionCall {
 			return ss.functionCall(body)
 		}
@@ -270,6 +271,7 @@ func (ss *session) dispatch(typ byte, body []byte) error {
 		}
 		return nil
 	case pgwire.Sync:
+		defer ss.endImplicitPortals()
 		if ss.skipping && ss.span == nil {
 			return ss.endSkip()
 		}

@@ -22,15 +22,17 @@ type txState struct {
 	txStatus        byte            // what the client last saw in ReadyForQuery
 	txSets          []router.SetVar // SETs inside the open transaction, applied on COMMIT
 
-	// Suspended multi-shard portals of the open transaction (scatter_portal.go).
-	kept map[string]*keptPortal
+	// Suspended multi-shard portals of the open transaction (scatter_portal.go);
+	// keptToSync: of an implicit one, closed at the client's Sync or Query.
+	kept       map[string]*keptPortal
+	keptToSync bool
 }
 
 // ended forgets what lived only as long as the transaction (its SETs are
 // the session's to apply or drop: see readyForQuery).
 func (t *txState) ended() {
 	t.txBegin, t.txSavepoint, t.txSetLocal, t.savepoints = "", false, false, t.savepoints[:0]
-	t.kept = nil // portals end with the transaction
+	t.kept, t.keptToSync = nil, false // portals end with the transaction
 }
 
 // member is the transaction's backend on shard (nil: not joined yet).

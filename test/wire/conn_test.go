@@ -60,6 +60,7 @@ type client struct {
 	timeout time.Duration
 	fe      *pgproto3.Frontend
 	params  map[string]string // ParameterStatus seen at startup
+	between func() error      // run before each send but the first (contended mode)
 }
 
 func dial(ctx context.Context, dsn string, p profile, timeout time.Duration) (*client, error) {
@@ -96,8 +97,13 @@ type transcript [][]string
 // timeout the stream is no longer comparable.
 func (c *client) run(s *script, schema string) transcript {
 	var out transcript
-	for _, b := range s.blocks {
+	for i, b := range s.blocks {
 		if !b.isUntil {
+			if i > 0 && c.between != nil {
+				if err := c.between(); err != nil {
+					return append(out, []string{"<" + err.Error() + ">"})
+				}
+			}
 			if err := c.send(b.send, schema); err != nil {
 				return append(out, []string{"<send failed: " + err.Error() + ">"})
 			}

@@ -18,10 +18,11 @@ import (
 // env: one shard (primary + replica) and the shared, long-lived ("warm")
 // pgrouter, whose pool of 10 keeps a backend leaked by one buggy script from
 // starving every later script (contention is the concurrent mode's job).
-// Scripts also run on fresh instances from coldConfig.
+// Scripts also run on fresh instances from coldConfig and contendedConfig.
 var (
-	env        *testenv.Env
-	coldConfig *config.Config
+	env             *testenv.Env
+	coldConfig      *config.Config
+	contendedConfig *config.Config
 )
 
 // poolSection: small pools so concurrent clients really share backends; a
@@ -82,21 +83,27 @@ func teardown(e *testenv.Env) {
 	e.Cluster.Close()
 }
 
-// setup writes the config of the per-script ("cold") instances: pool size 2
-// for three concurrent clients.
+// setup writes the configs of the per-script instances: "cold" (pool size
+// 2 for three concurrent clients) and "contended" (pool size 1).
 func setup(e *testenv.Env) error {
+	var err error
+	if coldConfig, err = instanceConfig(e, "cold", 2); err == nil {
+		contendedConfig, err = instanceConfig(e, "contended", 1)
+	}
+	return err
+}
+
+func instanceConfig(e *testenv.Env, name string, poolSize int) (*config.Config, error) {
 	yaml := e.Cluster.ConfigYAML(localpg.ConfigOptions{
 		Listen: "127.0.0.1:0", Users: testenv.DefaultUsers(e.Cluster.Password),
-		Sections: map[string]string{"pool": fmt.Sprintf(poolSection, 2), "replicas": "  lag_check_interval: 100ms",
+		Sections: map[string]string{"pool": fmt.Sprintf(poolSection, poolSize), "replicas": "  lag_check_interval: 100ms",
 			"health": healthSection},
 	})
-	path := filepath.Join(e.Cluster.Dir, "pgrouter-cold.yaml")
+	path := filepath.Join(e.Cluster.Dir, "pgrouter-"+name+".yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		return err
+		return nil, err
 	}
-	var err error
-	coldConfig, err = config.Load(path)
-	return err
+	return config.Load(path)
 }
 
 // discardLog is the cold instances' logger (PGROUTER_TEST_LOG=1: stderr).

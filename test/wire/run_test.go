@@ -31,7 +31,9 @@ var probe = []block{
 //   - concurrent: the same instance, now warm, three clients at once with
 //     different session state on a pool of two backends;
 //   - warm: the package's long-lived pgrouter that has served every earlier
-//     script, one client.
+//     script, one client;
+//   - contended: a fresh pgrouter with one backend per pool and other
+//     clients queued for it at every step of the script (contend_test.go).
 //
 // After each instance's clients leave, no backend may stay checked out.
 func TestWireScripts(t *testing.T) {
@@ -123,8 +125,16 @@ func runScript(t *testing.T, idx int, s *script) []string {
 		diffs := appendDiff(nil, s, "warm/"+profiles[k].name, ref[k], runOn(ctx, t, proxyDSN(inst.Addr), profiles[k], s, proxyTimeout))
 		return appendIf(diffs, heldBackends("warm instance", inst, before))
 	}
+	contended := func() []string {
+		k := (idx + 2) % len(profiles)
+		tr, err := playContended(ctx, t, profiles[k], s)
+		if err != nil {
+			return []string{fmt.Sprintf("  [contended/%s] %v", profiles[k].name, err)}
+		}
+		return appendDiff(nil, s, "contended/"+profiles[k].name, ref[k], tr)
+	}
 	var diffs []string
-	for _, mode := range []func() []string{cold, concurrent, warm} {
+	for _, mode := range []func() []string{cold, concurrent, warm, contended} {
 		if diffs = append(diffs, mode()...); len(diffs) > 0 && s.bug != "" {
 			break
 		}
@@ -187,11 +197,12 @@ func runOn(ctx context.Context, t *testing.T, dsn string, p profile, s *script, 
 		t.Errorf("reset schema %s: %v", p.schema, err)
 		return transcript{{"<schema reset failed>"}}
 	}
-	return play(ctx, dsn, p, s, timeout)
+	return play(ctx, dsn, p, s, timeout, nil)
 }
 
-// play connects with the profile's startup parameters and runs the script.
-func play(ctx context.Context, dsn string, p profile, s *script, timeout time.Duration) transcript {
+// play connects with the profile's startup parameters and runs the
+// script; between (if not nil) runs before each send but the first.
+func play(ctx context.Context, dsn string, p profile, s *script, timeout time.Duration, between func() error) transcript {
 	dctx, cancel := context.WithTimeout(ctx, refTimeout)
 	defer cancel()
 	c, err := dial(dctx, dsn, p, timeout)
@@ -199,6 +210,7 @@ func play(ctx context.Context, dsn string, p profile, s *script, timeout time.Du
 		return transcript{{"<connect failed: " + err.Error() + ">"}}
 	}
 	defer c.close()
+	c.between = between
 	return c.run(s, p.schema)
 }
 

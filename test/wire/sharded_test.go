@@ -170,14 +170,14 @@ func runSharded(t *testing.T, e *testenv.Env, ps []profile, idx int, s *script) 
 		if err := resetRows(ctx, e); err != nil {
 			t.Fatal(err)
 		}
-		want := play(ctx, e.Cluster.Shards[0].Primary.DSN(singleDB), p, s, refTimeout)
+		want := play(ctx, e.Cluster.Shards[0].Primary.DSN(singleDB), p, s, refTimeout, nil)
 		if bad := failedRead(want); bad != "" {
 			t.Fatalf("the script itself fails on Postgres (profile %s): %s", p.name, bad)
 		}
 		if err := resetRows(ctx, e); err != nil {
 			t.Fatal(err)
 		}
-		got := play(ctx, proxyDSN(m.addr), p, s, proxyTimeout)
+		got := play(ctx, proxyDSN(m.addr), p, s, proxyTimeout, nil)
 		diffs = appendDiff(diffs, s, m.name+"/"+p.name, want, got)
 		if len(diffs) > 0 && s.bug != "" {
 			break
