@@ -67,10 +67,9 @@ soak:
 # Not part of `make test` (its seed corpus is): liveness fuzzing of pgrouter
 # sessions against Postgres (test/wire FuzzSessionLiveness). -timeout 0:
 # go test's default 10 minutes would kill longer runs.
-# WIRE_FUZZ_AVOID_KNOWN=0 also hits the divergences already marked # bug:.
 FUZZTIME ?= 10m
 fuzz:
-	WIRE_FUZZ_AVOID_KNOWN=$${WIRE_FUZZ_AVOID_KNOWN:-1} $(GO) test -timeout 0 -run '^$$' -fuzz FuzzSessionLiveness -fuzztime $(FUZZTIME) -parallel 1 ./test/wire/
+	$(GO) test -timeout 0 -run '^$$' -fuzz FuzzSessionLiveness -fuzztime $(FUZZTIME) -parallel 1 ./test/wire/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './vendor/*')); \

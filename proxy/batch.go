@@ -37,6 +37,7 @@ type batchMsg struct {
 	st     *stmt // statement a P, B or D-statement refers to, resolved in order
 	local  bool  // B, D-portal, E of a DEALLOCATE the proxy answers (see deallocateLocally)
 	raw    bool  // B, D-statement of a name the client did not prepare through the protocol, sent as is
+	check  bool  // P of a name in use: sent unnamed, so that Postgres reports a wrong text before the 42P05 (refuseAt)
 }
 
 func (b *batch) add(typ byte, body []byte) {
@@ -49,14 +50,17 @@ func (b *batch) size() int         { return len(b.buf) }
 func (b *batch) reset()            { b.buf, b.msgs = b.buf[:0], b.msgs[:0] }
 
 // parsesClean reports whether the batch cannot fail on Postgres before
-// its statement: every Parse holds text the router parsed and every
-// portal described or executed was bound in the batch. Only then may it
-// be answered without Postgres (otherwise it fails there, as it must).
+// its statement: every Parse holds text the router parsed, every Bind
+// supplies the parameters its statement takes, and every portal described
+// or executed was bound in the batch. Only then may it be answered without
+// Postgres (otherwise it fails there, as it must).
 func (b *batch) parsesClean() bool {
 	bound := false
 	for i, m := range b.msgs {
 		switch {
 		case m.typ == pgwire.Parse && (m.st == nil || m.st.plan == nil || m.st.plan.Unparsed):
+			return false
+		case m.typ == pgwire.Bind && (m.st == nil || !bindFits(b.body(i), len(m.st.oids))):
 			return false
 		case m.typ == pgwire.Bind:
 			bound = true
@@ -89,4 +93,17 @@ func (b *batch) executions() int {
 		}
 	}
 	return n
+}
+
+// bindFits reports whether a Bind supplies want parameters with a valid
+// number of format codes (none, one for all, or one each): what Postgres
+// checks before running a statement that takes want parameters.
+func bindFits(body []byte, want int) bool {
+	var args router.Args
+	var formats []int16
+	if _, err := decodeBind(body, &args, &formats); err != nil {
+		return false
+	}
+	nf := len(args.Formats)
+	return len(args.Params) == want && (nf == 0 || nf == 1 || nf == want)
 }

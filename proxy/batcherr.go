@@ -6,6 +6,7 @@ import (
 
 	"github.com/pgrouter/pgrouter/pgwire"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/pgrouter/pgrouter/router"
@@ -32,12 +33,18 @@ const msgRefused = 0
 // skipped. It returns err when the batch must be refused whole instead.
 func (ss *session) refuseAt(route router.Route, err error, sync bool) (router.Route, error) {
 	i := ss.refuseIdx
+	b := &ss.batch
+	// A Parse of a name in use fails in Postgres only once its text parsed
+	// and analysed: Postgres checks the text first (unnamed), then the
+	// proxy's 42P05 stands after it.
+	pe, _ := err.(*pgconn.PgError)
+	check := pe != nil && pe.Code == pgwire.DuplicatePreparedStatement &&
+		i >= 0 && i < len(b.msgs) && b.msgs[i].typ == pgwire.Parse && b.msgs[i].st != nil
 	// With nothing before it and no backend, there is nothing to keep in
 	// order (and no backend transaction to fail): refuse the batch whole.
-	if err == errMalformed || i <= 0 && ss.be == nil || route.Multi || route.Split {
+	if err == errMalformed || i <= 0 && ss.be == nil && !check || route.Multi || route.Split {
 		return route, err
 	}
-	b := &ss.batch
 	for j := i; j < len(b.msgs); j++ {
 		if m := b.msgs[j]; m.typ == pgwire.Parse && m.st != nil {
 			name, _, _ := cstring(b.body(j))
@@ -48,8 +55,12 @@ func (ss *session) refuseAt(route router.Route, err error, sync bool) (router.Ro
 	if sync {
 		end.typ = pgwire.Sync
 	}
+	if check {
+		b.msgs[i].check = true
+		i++
+	}
 	b.msgs = append(b.msgs[:i], batchMsg{typ: msgRefused}, end)
-	pe := toPgError(err)
+	pe = toPgError(err)
 	ss.srv.Metrics.errors(pe.Code)
 	ss.refusal = pgwire.AppendError(ss.refusal[:0], pe)
 	return route, nil

@@ -292,17 +292,21 @@ func mergeRoutes(a, b router.Route) router.Route {
 
 // registerStmt records a client's Parse under its client name.
 func (ss *session) registerStmt(pm parseMsg) (*stmt, error) {
-	if pm.name != "" {
-		if _, exists := ss.stmts[pm.name]; exists {
-			return nil, pgwire.Error(pgwire.DuplicatePreparedStatement, fmt.Sprintf("prepared statement %q already exists", pm.name), "")
-		}
-	}
 	st := &stmt{query: pm.query, oids: pm.oids, parse: append([]byte(nil), pm.rest...), gen: ss.srv.stmts.generation()}
 	ss.escapeParse(st)
 	st.server = ss.srv.stmts.name(ss.stmtKey(st.parse))
 	ss.replan(st)
+	if _, exists := ss.stmts[pm.name]; exists && pm.name != "" {
+		// st is not stored: refuseAt has Postgres check its text first.
+		return st, errDuplicateStatement(pm.name)
+	}
 	ss.stmts[pm.name] = st
 	return st, nil
+}
+
+// errDuplicateStatement is Postgres's error for a Parse of a name in use.
+func errDuplicateStatement(name string) *pgconn.PgError {
+	return pgwire.Error(pgwire.DuplicatePreparedStatement, fmt.Sprintf("prepared statement %q already exists", name), "")
 }
 
 // replan plans st's text (again: the router learnt a table's columns).
@@ -320,6 +324,11 @@ func (ss *session) translate(m batchMsg, body []byte) error {
 	typ, st := m.typ, m.st
 	if m.local {
 		ss.answerDeallocate(m)
+		return nil
+	}
+	if m.check { // (see refuseAt) answered by Postgres only if the text is wrong
+		ss.bout = appendParseAs(ss.bout, "", st)
+		ss.push(expect{kind: pgwire.Parse, swallow: true})
 		return nil
 	}
 	if m.raw {
@@ -439,7 +448,7 @@ func (bs *batchState) prepareOnly() bool {
 	for _, m := range b.msgs {
 		switch m.typ {
 		case pgwire.Parse:
-			if m.st == nil || m.st.plan == nil || m.st.plan.Unparsed {
+			if m.st == nil || m.st.plan == nil || m.st.plan.Unparsed || m.check {
 				return false
 			}
 		case pgwire.Close, pgwire.Sync, pgwire.Flush, msgRefused:

@@ -16,11 +16,13 @@ import (
 
 // FuzzSessionLiveness decodes the input into a sequence of well-formed
 // frontend messages (fuzzOps), plays it on Postgres and through pgrouter,
-// and checks liveness, not equality of every byte:
+// and checks liveness and the shape of the answers, not every byte:
 //   - pgrouter answers with as many ReadyForQuery as Postgres did, with the
 //     same status bytes, within proxyTimeout each (no hang);
 //   - the stream stays in sync: a probe query after the sequence gets its
 //     own answer next;
+//   - the answers have the same types in the same order, errors and notices
+//     the same SQLSTATEs (ParameterStatus aside);
 //   - pgrouter closes the connection where Postgres does (Terminate, or a
 //     protocol violation during COPY), and only there;
 //   - once the client has gone, no backend stays checked out.
@@ -32,18 +34,12 @@ import (
 // Seeds: testdata/fuzz/FuzzSessionLiveness (op, argument byte pairs; the
 // op indexes fuzzVocab).
 //
-// WIRE_FUZZ_AVOID_KNOWN=1 rewrites inputs away from divergences already
-// marked "# bug:" in testdata (a Query inside an open extended
-// batch, CopyData outside COPY, other messages during COPY IN, a duplicate
-// statement name, a Bind of a missing statement, explicit transactions,
-// more of a batch after its Flush),
-// so a long run explores past them; make test runs without it.
 // WIRE_FUZZ_FRESH=1 gives every input a fresh pgrouter: single-session
 // liveness only (the shared instance also catches what one client leaves
 // to the next, but a failure then depends on history the minimizer loses).
 func FuzzSessionLiveness(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
-		ops := decodeOps(data, os.Getenv("WIRE_FUZZ_AVOID_KNOWN") == "1")
+		ops := decodeOps(data)
 		if len(ops) == 0 {
 			return
 		}
@@ -61,6 +57,10 @@ func FuzzSessionLiveness(f *testing.F) {
 		if got.status != ref.status || got.closed != ref.closed {
 			t.Fatalf("answers differ\nops: %s\npostgres: statuses %q, closed %v\npgrouter: statuses %q, closed %v",
 				opNames(ops), ref.status, ref.closed, got.status, got.closed)
+		}
+		if i := firstDiff(answered(ref.trace, ops), answered(got.trace, ops)); i >= 0 {
+			t.Fatalf("answers differ at message %d\nops: %s\npostgres: %s\npgrouter: %s", i+1, opNames(ops),
+				strings.Join(ref.trace, " "), strings.Join(got.trace, " "))
 		}
 		if d := heldBackends("fuzz instance", inst, 0); d != "" {
 			t.Fatalf("%s\nops: %s", d, opNames(ops))
@@ -140,111 +140,16 @@ var fuzzVocab = []func(arg byte) fuzzOp{
 const maxFuzzOps = 40
 
 // decodeOps reads (op, argument) byte pairs. A Terminate ends the sequence.
-func decodeOps(data []byte, avoidKnown bool) []fuzzOp {
+func decodeOps(data []byte) []fuzzOp {
 	var ops []fuzzOp
-	var st seqState
-	st.parsed = map[string]bool{}
 	for i := 0; i+1 < len(data) && len(ops) < maxFuzzOps; i += 2 {
 		op := fuzzVocab[int(data[i])%len(fuzzVocab)](data[i+1])
-		first := op.msgs[0]
-		if avoidKnown {
-			var keep bool
-			if ops, keep = st.avoidKnown(ops, first); !keep {
-				continue
-			}
-		}
-		st.track(op)
 		ops = append(ops, op)
 		if op.name == "Terminate" {
 			break
 		}
 	}
 	return ops
-}
-
-// seqState is what the decoder knows of the session at a point.
-type seqState struct {
-	open    bool // an extended batch not yet synced
-	flushed bool // a Flush was sent in the open batch
-	copying bool // inside COPY FROM STDIN
-	parsed  map[string]bool
-}
-
-func (st *seqState) track(op fuzzOp) {
-	switch m := op.msgs[0].(type) {
-	case *pgproto3.Parse:
-		st.open = true
-		st.parsed[m.Name] = !strings.HasPrefix(op.name, "ParseBad")
-	case *pgproto3.Query:
-		delete(st.parsed, "") // a simple Query drops the unnamed statement
-		if m.String == "deallocate all" {
-			clear(st.parsed)
-		}
-	case *pgproto3.Close:
-		st.open = true
-		if m.ObjectType == 'S' {
-			delete(st.parsed, m.Name)
-		}
-	case *pgproto3.Bind, *pgproto3.Describe, *pgproto3.Execute:
-		st.open = true
-	case *pgproto3.Sync:
-		st.open, st.flushed = false, false
-	case *pgproto3.Flush:
-		st.flushed = st.open
-	}
-	st.copying = op.name == "Query(copy in)" || st.copying && op.name == "CopyData"
-}
-
-// avoidKnown drops CopyData/CopyDone outside a COPY, a second Parse
-// of a name, a Bind or Describe of a statement not parsed, and BEGIN (an
-// explicit transaction meets several known bugs at once: BEGIN answered
-// locally misreports the status of later errors, locally answered errors
-// do not abort the backend's transaction); it ends a COPY IN before any
-// other message, syncs an open batch before a Query and a flushed batch
-// before more extended messages. keep is false when m is dropped.
-func (st *seqState) avoidKnown(ops []fuzzOp, m pgproto3.FrontendMessage) (out []fuzzOp, keep bool) {
-	switch m := m.(type) {
-	case *pgproto3.Query:
-		if m.String == "begin" { // explicit transactions: see above
-			return ops, false
-		}
-	case *pgproto3.CopyData, *pgproto3.CopyDone:
-		return ops, st.copying
-	case *pgproto3.CopyFail:
-		return ops, true
-	case *pgproto3.Parse:
-		if m.Name != "" && st.parsed[m.Name] || m.Query == "begin" {
-			return ops, false
-		}
-	case *pgproto3.Bind: // pgrouter answers a missing statement itself (known)
-		if !st.parsed[m.PreparedStatement] {
-			return ops, false
-		}
-	case *pgproto3.Describe:
-		if m.ObjectType == 'S' && !st.parsed[m.Name] {
-			return ops, false
-		}
-	}
-	if st.copying {
-		ops = append(ops, fuzzVocab[13](0)) // CopyDone
-		st.copying = false
-	}
-	if p, ok := m.(*pgproto3.Parse); ok && st.open && isTxControl(p.Query) {
-		ops = append(ops, fuzzVocab[9](0)) // Sync: an extended BEGIN after an error is applied (known)
-		st.open = false
-	}
-	switch m.(type) {
-	case *pgproto3.Parse, *pgproto3.Bind, *pgproto3.Describe, *pgproto3.Execute, *pgproto3.Close:
-		if st.flushed { // more of a batch after an error answered on Flush hangs (known)
-			ops = append(ops, fuzzVocab[9](0))
-			st.open, st.flushed = false, false
-		}
-	}
-	if _, ok := m.(*pgproto3.Query); ok && st.open {
-		ops = append(ops, fuzzVocab[9](0)) // Sync
-		st.open = false
-	}
-	return ops, true
 }
 
 func opNames(ops []fuzzOp) string {
@@ -260,6 +165,7 @@ func opNames(ops []fuzzOp) string {
 // treats as fatal), or what went wrong (a read timeout: a hang).
 type played struct {
 	status string
+	trace  []string // every answer's type (an error's or notice's with its SQLSTATE)
 	closed bool
 	err    string
 }
@@ -310,6 +216,7 @@ func (c *client) readPlayed() played {
 			p.closed = true
 			return p
 		}
+		p.trace = appendTrace(p.trace, m)
 		switch m := m.(type) {
 		case *pgproto3.ReadyForQuery:
 			p.status += string(m.TxStatus)
@@ -322,6 +229,21 @@ func (c *client) readPlayed() played {
 			}
 		}
 	}
+}
+
+// appendTrace records m's type; an error or notice with its SQLSTATE.
+// ParameterStatus is left out: pgrouter reports settings by guc.c's rule
+// (changed values only) but not always at the same message as Postgres.
+func appendTrace(trace []string, m pgproto3.BackendMessage) []string {
+	switch m := m.(type) {
+	case *pgproto3.ParameterStatus:
+		return trace
+	case *pgproto3.ErrorResponse:
+		return append(trace, "ErrorResponse("+m.Code+")")
+	case *pgproto3.NoticeResponse:
+		return append(trace, "NoticeResponse("+m.Code+")")
+	}
+	return append(trace, typeName(m))
 }
 
 var fuzzProfile = profile{"fuzz", "wire_fuzz", map[string]string{
@@ -404,29 +326,28 @@ func fuzzInstance(t *testing.T) *proxy.Instance {
 	return inst
 }
 
-// TestDecodeOpsAvoidKnown pins the avoid-known rewrite: a Parse during
-// COPY IN gets a CopyDone first, a duplicate name is dropped, a Query after
-// an open batch gets a Sync first, BEGIN is dropped. Flush is kept: errors
-// answered on Flush no longer hang, and the Flush bugs still marked happen
-// inside explicit transactions, which this mode has none of.
-func TestDecodeOpsAvoidKnown(t *testing.T) {
-	for _, c := range []struct {
-		in   []byte
-		want string
-	}{
-		{[]byte{11, 0, 1, 0}, "Query(copy in), CopyDone, ParseBad()"},
-		{[]byte{0, 1, 8, 0, 0, 1, 9, 0}, "Parse(f1), Flush, Sync"},
-		{[]byte{1, 0, 8, 0, 1, 0}, "ParseBad(), Flush, Sync, ParseBad()"},
-		{[]byte{0, 0, 10, 0}, `Parse(), Sync, Query("select 1")`},
-		{[]byte{12, 0, 13, 0, 14, 0}, "CopyFail"},
-		{[]byte{16, 0, 1, 0, 10, 5}, `ParseBad()`},
-		{[]byte{0, 1, 16, 1}, `Parse(f1), Sync, PBE("commit")`},
-		{[]byte{0, 0, 10, 0, 4, 0}, `Parse(), Sync, Query("select 1")`}, // the Query dropped the unnamed statement
-	} {
-		if got := opNames(decodeOps(c.in, true)); got != c.want {
-			t.Errorf("%v: got %s, want %s", c.in, got, c.want)
+// firstDiff is the index of the first message where a and b differ, -1 if none.
+func firstDiff(a, b []string) int {
+	for i := 0; i < max(len(a), len(b)); i++ {
+		if i >= len(a) || i >= len(b) || a[i] != b[i] {
+			return i
 		}
 	}
+	return -1
 }
 
-func isTxControl(sql string) bool { return sql == "begin" || sql == "commit" || sql == "rollback" }
+// answered is the part of a trace a client sees for certain: all of it,
+// or up to the last ReadyForQuery when it ends with Terminate (Postgres
+// sends an error at once, pgrouter when the batch it belongs to ends with
+// Flush or Sync: a client that leaves before either sees neither).
+func answered(trace []string, ops []fuzzOp) []string {
+	if ops[len(ops)-1].name != "Terminate" {
+		return trace
+	}
+	for i := len(trace) - 1; i >= 0; i-- {
+		if trace[i] == "ReadyForQuery" {
+			return trace[:i+1]
+		}
+	}
+	return nil
+}
