@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/pgrouter/pgrouter/pgwire"
@@ -142,7 +143,7 @@ func (ss *session) refuseBatch(err error, sync bool) error {
 }
 
 func toPgError(err error) *pgconn.PgError {
-	if pe, ok := err.(*pgconn.PgError); ok {
+	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) {
 		return pe
 	}
 	return pgwire.Error(pgwire.InternalError, err.Error(), "")
