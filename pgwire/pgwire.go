@@ -67,3 +67,9 @@ const (
 	ObjectStatement byte = 'S'
 	ObjectPortal    byte = 'P'
 )
+
+// The one-byte answers to SSLRequest and GSSENCRequest.
+const (
+	EncryptionAccepted byte = 'S' // go on with the TLS handshake
+	EncryptionRefused  byte = 'N' // go on unencrypted (or close)
+)

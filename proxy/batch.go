@@ -37,6 +37,7 @@ type batchMsg struct {
 	st     *stmt // statement a P, B or D-statement refers to, resolved in order
 	local  bool  // B, D-portal, E of a DEALLOCATE the proxy answers (see deallocateLocally)
 	raw    bool  // B, D-statement of a name the client did not prepare through the protocol, sent as is
+	prev   *stmt // P: what the client's name meant before (restored if Postgres skips the Parse)
 	check  bool  // P of a name in use: sent unnamed, so that Postgres reports a wrong text before the 42P05 (refuseAt)
 }
 

@@ -45,10 +45,10 @@ func (ss *session) refuseAt(route router.Route, err error, sync bool) (router.Ro
 	if err == errMalformed || i <= 0 && ss.be == nil && !check || route.Multi || route.Split {
 		return route, err
 	}
-	for j := i; j < len(b.msgs); j++ {
+	for j := len(b.msgs) - 1; j >= i; j-- { // latest first: see skipToSync
 		if m := b.msgs[j]; m.typ == pgwire.Parse && m.st != nil {
 			name, _, _ := cstring(b.body(j))
-			ss.forgetStmt(name, m.st) // never parsed: Postgres skipped it
+			ss.unregisterStmt(name, m.st, m.prev) // never parsed: Postgres skipped it
 		}
 	}
 	end := batchMsg{typ: pgwire.Flush}

@@ -3,6 +3,8 @@ package proxy
 import (
 	"errors"
 
+	"github.com/pgrouter/pgrouter/pgwire"
+
 	"github.com/pgrouter/pgrouter/router"
 )
 
@@ -33,7 +35,7 @@ func (ss *session) readColumns(query string) ([]string, bool) {
 		if err := ss.acquireBackend(0, true); err != nil {
 			return nil, false
 		}
-	} else if ss.openBatch || ss.be.txStatus == 'E' {
+	} else if ss.openBatch || ss.be.txStatus == pgwire.TxFailed {
 		return nil, false
 	}
 	b := ss.be
@@ -53,7 +55,7 @@ func (ss *session) readColumns(query string) ([]string, bool) {
 		return fail()
 	}
 	r := readResult(b)
-	if r.err != nil || own && b.txStatus != 'I' {
+	if r.err != nil || own && b.txStatus != pgwire.TxIdle {
 		return fail()
 	}
 	if own {

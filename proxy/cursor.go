@@ -38,12 +38,12 @@ func (ss *session) sqlCursor(sql string, route router.Route) (done bool, err err
 	switch {
 	case !ok:
 		return false, nil
-	case c.Kind == 'D':
+	case c.Kind == router.CursorDeclare:
 		if !multiShardRoute(route) {
 			return false, nil
 		}
 		return ss.declareMerged(c)
-	case c.Kind == 'C' && c.Name == "":
+	case c.Kind == router.CursorClose && c.Name == "":
 		ss.kept = nil // CLOSE ALL: ours here, the backend's own there
 		return false, nil
 	}
@@ -52,14 +52,14 @@ func (ss *session) sqlCursor(sql string, route router.Route) (done bool, err err
 		return false, nil
 	}
 	switch {
-	case c.Kind == 'C':
+	case c.Kind == router.CursorClose:
 		delete(ss.kept, c.Name)
 		return true, ss.cursorDone("CLOSE CURSOR")
 	case !c.Forward:
 		return true, ss.replyError(pgwire.Error(pgwire.FeatureNotSupported, fmt.Sprintf("cursor %q runs over several shards: it only moves forward (NEXT, FORWARD n, ALL)", c.Name), ""), true)
 	}
 	n := min(c.Count, int64(len(p.rows)))
-	if c.Kind == 'F' {
+	if c.Kind == router.CursorFetch {
 		ss.out = appendFrame(ss.out, pgwire.RowDescription, p.desc)
 		for _, row := range p.rows[:n] {
 			ss.out = appendFrame(ss.out, pgwire.DataRow, row)
@@ -67,7 +67,7 @@ func (ss *session) sqlCursor(sql string, route router.Route) (done bool, err err
 	}
 	p.rows = p.rows[n:]
 	tag := "FETCH "
-	if c.Kind == 'M' {
+	if c.Kind == router.CursorMove {
 		tag = "MOVE "
 	}
 	return true, ss.cursorDone(tag + strconv.FormatInt(n, 10))

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pgrouter/pgrouter/config"
+	"github.com/pgrouter/pgrouter/pgwire"
 	"github.com/pgrouter/pgrouter/router"
 	"github.com/pgrouter/pgrouter/router/sharding"
 	"github.com/pgrouter/pgrouter/topology"
@@ -200,7 +201,7 @@ func (s *Server) drainFrom(ctx context.Context, gate *router.Gate) error {
 // pooling — is idle then), and what a cutover waited for is over. The
 // session's own goroutine calls it.
 func (ss *session) settle() {
-	if ss.txStatus == 'I' && !ss.openBatch && ss.span == nil {
+	if ss.txStatus == pgwire.TxIdle && !ss.openBatch && ss.span == nil {
 		ss.txGen.Add(1)
 		ss.quiet.Store(true)
 	}

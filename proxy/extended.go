@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/pgrouter/pgrouter/pgwire"
@@ -142,7 +143,7 @@ func (ss *session) refuseBatch(err error, sync bool) error {
 }
 
 func toPgError(err error) *pgconn.PgError {
-	if pe, ok := err.(*pgconn.PgError); ok {
+	if pe := (*pgconn.PgError)(nil); errors.As(err, &pe) {
 		return pe
 	}
 	return pgwire.Error(pgwire.InternalError, err.Error(), "")
@@ -169,9 +170,11 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 			if err != nil {
 				return out, nil, err
 			}
+			prev := ss.stmts[pm.name]
 			if m.st, err = ss.registerStmt(pm); err != nil {
 				return out, nil, err
 			}
+			m.prev = prev
 			// A statement prepared now runs here later: describe it where it will run.
 			if m.st.plan != nil && m.st.plan.Role > out.Role {
 				out.Role = m.st.plan.Role
@@ -347,17 +350,17 @@ func (ss *session) translate(m batchMsg, body []byte) error {
 			// not of ROLLBACK or COMMIT): the backend says so, parsing the
 			// text as its unnamed statement, which the proxy does not use.
 			ss.bout = appendParseAs(ss.bout, "", st)
-			ss.push(expect{kind: pgwire.Parse, client: client, parsed: st})
+			ss.push(expect{kind: pgwire.Parse, client: client, parsed: st, prev: m.prev})
 			return nil
 		}
 		if ss.be.conn.Prepared.Contains(st.server) {
-			ss.push(expect{kind: pgwire.Parse, synth: pgwire.MsgParseComplete, client: client, parsed: st})
+			ss.push(expect{kind: pgwire.Parse, synth: pgwire.MsgParseComplete, client: client, parsed: st, prev: m.prev})
 			return nil
 		}
 		ss.appendEnsureCapacity()
 		ss.bout = appendParse(ss.bout, st)
 		ss.be.conn.Prepared.Add(st.server, struct{}{})
-		ss.push(expect{kind: pgwire.Parse, stmt: st.server, client: client, parsed: st})
+		ss.push(expect{kind: pgwire.Parse, stmt: st.server, client: client, parsed: st, prev: m.prev})
 	case pgwire.Bind:
 		portal, rest, err := cstring(body)
 		if err != nil {

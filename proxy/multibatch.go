@@ -171,10 +171,10 @@ func (ss *session) adoptOpenBatch() error {
 // forgetParses drops the client statements the buffered batch Parsed:
 // none of them ran (Postgres skips them after an error, up to Sync).
 func (ss *session) forgetParses() {
-	for i, m := range ss.batch.msgs {
-		if m.typ == pgwire.Parse && m.st != nil {
+	for i := len(ss.batch.msgs) - 1; i >= 0; i-- { // latest first: see skipToSync
+		if m := ss.batch.msgs[i]; m.typ == pgwire.Parse && m.st != nil {
 			name, _, _ := cstring(ss.batch.body(i))
-			ss.forgetStmt(name, m.st)
+			ss.unregisterStmt(name, m.st, m.prev)
 		}
 	}
 }

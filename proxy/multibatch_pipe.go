@@ -135,12 +135,14 @@ func (ss *session) relayPiped(ps pipedSegment) error {
 	if lost != nil {
 		return ss.backendLost(lost)
 	}
-	for _, e := range ss.queue { // as if skipped: Postgres would not have run them
+	for i := len(ss.queue) - 1; i >= 0; i-- { // as if skipped (latest first: see skipToSync)
+		if e := ss.queue[i]; e.kind == pgwire.Parse && e.parsed != nil {
+			ss.unregisterStmt(e.client, e.parsed, e.prev)
+		}
+	}
+	for _, e := range ss.queue { // Postgres would not have run them
 		if e.kind != pgwire.Parse {
 			continue
-		}
-		if e.parsed != nil {
-			ss.forgetStmt(e.client, e.parsed)
 		}
 		switch {
 		case e.synth != nil: // answered locally, not sent

@@ -4,6 +4,8 @@ import (
 	"bytes"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/pgrouter/pgrouter/pgwire"
 )
 
 // Session state that lives in a backend and is not replayed cannot follow
@@ -32,7 +34,7 @@ func (ss *session) poolingError(body []byte) bool {
 func appendPoolingHint(dst, body []byte) []byte {
 	var e pgproto3.ErrorResponse
 	if e.Decode(body) != nil || e.Hint != "" {
-		return appendFrame(dst, 'E', body)
+		return appendFrame(dst, pgwire.ErrorResponse, body)
 	}
 	e.Hint = poolingHint
 	return appendMsg(dst, &e)

@@ -20,6 +20,7 @@ type expect struct {
 	stmt    string       // 'P': server statement to forget if the Parse fails; 'B', 'D': the statement bound or described
 	client  string       // 'P' from the client: its statement name, forgotten too
 	parsed  *stmt        // 'P' from the client: the statement registered under client; 'D': the statement described
+	prev    *stmt        // 'P' from the client: what client meant before (restored if the Parse is skipped)
 	plan    *router.Plan // the statement's plan, for SET/pin bookkeeping
 	errOut  []byte       // the proxy's ErrorResponse, sent in place of the backend's (see refuseAt)
 	replay  []string     // 'Q': the startup settings it set again after a RESET (reported.go)
@@ -249,25 +250,41 @@ func (ss *session) staleStatement(server string, body []byte) {
 }
 
 // skipToSync drops expectations up to the next Sync: after an error Postgres
-// ignores everything until Sync, so those requests get no answer.
+// ignores everything until Sync, so those requests get no answer. The
+// first is the message that failed.
 func (ss *session) skipToSync() {
-	for len(ss.queue) > 0 && ss.queue[0].kind != pgwire.Sync {
+	var parses []expect
+	for i := 0; len(ss.queue) > 0 && ss.queue[0].kind != pgwire.Sync; i++ {
 		e := ss.queue[0]
 		if e.kind == pgwire.Parse && e.stmt != "" && ss.be != nil {
 			ss.be.conn.Prepared.Remove(e.stmt)
 		}
 		if e.kind == pgwire.Parse && e.parsed != nil {
-			// The client's Parse failed or was skipped: as in Postgres, the
-			// name stays free (a driver will Parse it again).
-			ss.forgetStmt(e.client, e.parsed)
+			if i == 0 {
+				// It failed: its name is free (Postgres dropped an unnamed
+				// statement before parsing its replacement; a driver will
+				// Parse it again).
+				e.prev = nil
+			}
+			parses = append(parses, e)
 		}
 		ss.pop()
 	}
+	// Latest first, so that each name a skipped Parse took means again
+	// what it meant before the batch.
+	for i := len(parses) - 1; i >= 0; i-- {
+		ss.unregisterStmt(parses[i].client, parses[i].parsed, parses[i].prev)
+	}
 }
 
-// forgetStmt drops a client statement name if it still means st.
-func (ss *session) forgetStmt(name string, st *stmt) {
-	if ss.stmts[name] == st {
+// unregisterStmt undoes a client Parse: name means prev again (nothing
+// if nil), provided it still means st.
+func (ss *session) unregisterStmt(name string, st, prev *stmt) {
+	switch {
+	case ss.stmts[name] != st:
+	case prev != nil:
+		ss.stmts[name] = prev
+	default:
 		delete(ss.stmts, name)
 	}
 }

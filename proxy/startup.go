@@ -143,7 +143,7 @@ func (s *Server) readStartup(c net.Conn, st *serverState) (net.Conn, *frameReade
 				c, rd = tc, newLoginReader(tc)
 			}
 		case gssEncRequestCode:
-			if _, err := c.Write([]byte{'N'}); err != nil {
+			if _, err := c.Write([]byte{pgwire.EncryptionRefused}); err != nil {
 				return c, nil, nil, err
 			}
 		case cancelRequestCode:
@@ -184,14 +184,14 @@ func newLoginReader(c net.Conn) *frameReader {
 // (CVE-2021-23214).
 func (s *Server) startTLS(c net.Conn, rd *frameReader, st *serverState) (net.Conn, error) {
 	if st.tls == nil {
-		_, err := c.Write([]byte{'N'})
+		_, err := c.Write([]byte{pgwire.EncryptionRefused})
 		return nil, err
 	}
 	if rd.buffered() > 0 {
 		fatal(c, pgwire.ProtocolViolation, "received unencrypted data after SSL request", "")
 		return nil, errors.New("unencrypted data after SSL request")
 	}
-	if _, err := c.Write([]byte{'S'}); err != nil {
+	if _, err := c.Write([]byte{pgwire.EncryptionAccepted}); err != nil {
 		return nil, err
 	}
 	tc := tls.Server(c, st.tls)

@@ -10,9 +10,19 @@ import (
 // by the proxy itself: it merges the cursor's SELECT once and hands out
 // its rows. CursorStmt describes one such statement; ParseCursor reads it.
 
+// CursorKind says which cursor statement a CursorStmt is.
+type CursorKind byte
+
+const (
+	CursorDeclare CursorKind = 'D'
+	CursorFetch   CursorKind = 'F'
+	CursorMove    CursorKind = 'M'
+	CursorClose   CursorKind = 'C'
+)
+
 // CursorStmt is a DECLARE, FETCH, MOVE or CLOSE statement.
 type CursorStmt struct {
-	Kind    byte   // 'D' DECLARE, 'F' FETCH, 'M' MOVE, 'C' CLOSE
+	Kind    CursorKind
 	Name    string // the cursor ("" for CLOSE ALL)
 	Query   string // DECLARE: the text of its SELECT
 	Options int32  // DECLARE: CURSOR_OPT_* flags
@@ -42,17 +52,17 @@ func ParseCursor(sql string) (c CursorStmt, ok bool) {
 		if !found {
 			return c, false
 		}
-		return CursorStmt{Kind: 'D', Name: s.DeclareCursorStmt.Portalname, Query: q, Options: s.DeclareCursorStmt.Options}, true
+		return CursorStmt{Kind: CursorDeclare, Name: s.DeclareCursorStmt.Portalname, Query: q, Options: s.DeclareCursorStmt.Options}, true
 	case *pg.Node_FetchStmt:
 		f := s.FetchStmt
-		c = CursorStmt{Kind: 'F', Name: f.Portalname, Count: f.HowMany,
+		c = CursorStmt{Kind: CursorFetch, Name: f.Portalname, Count: f.HowMany,
 			Forward: f.Direction == pg.FetchDirection_FETCH_FORWARD && f.HowMany > 0}
 		if f.Ismove {
-			c.Kind = 'M'
+			c.Kind = CursorMove
 		}
 		return c, true
 	case *pg.Node_ClosePortalStmt:
-		return CursorStmt{Kind: 'C', Name: s.ClosePortalStmt.Portalname}, true
+		return CursorStmt{Kind: CursorClose, Name: s.ClosePortalStmt.Portalname}, true
 	}
 	return c, false
 }

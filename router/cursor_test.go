@@ -15,14 +15,14 @@ func TestParseCursor(t *testing.T) {
 		t.Fatalf("binary declare: %+v %v", c, ok)
 	}
 	for sql, want := range map[string]CursorStmt{
-		`FETCH FORWARD 4 FROM "c_1"`: {Kind: 'F', Name: "c_1", Count: 4, Forward: true},
-		`fetch next from cur`:        {Kind: 'F', Name: "cur", Count: 1, Forward: true},
-		`fetch all in cur`:           {Kind: 'F', Name: "cur", Count: FetchAll, Forward: true},
-		`fetch 3 cur`:                {Kind: 'F', Name: "cur", Count: 3, Forward: true},
-		`fetch backward 2 from cur`:  {Kind: 'F', Name: "cur", Count: 2},
-		`move forward 2 in cur`:      {Kind: 'M', Name: "cur", Count: 2, Forward: true},
-		`close cur`:                  {Kind: 'C', Name: "cur"},
-		`close all`:                  {Kind: 'C'},
+		`FETCH FORWARD 4 FROM "c_1"`: {Kind: CursorFetch, Name: "c_1", Count: 4, Forward: true},
+		`fetch next from cur`:        {Kind: CursorFetch, Name: "cur", Count: 1, Forward: true},
+		`fetch all in cur`:           {Kind: CursorFetch, Name: "cur", Count: FetchAll, Forward: true},
+		`fetch 3 cur`:                {Kind: CursorFetch, Name: "cur", Count: 3, Forward: true},
+		`fetch backward 2 from cur`:  {Kind: CursorFetch, Name: "cur", Count: 2},
+		`move forward 2 in cur`:      {Kind: CursorMove, Name: "cur", Count: 2, Forward: true},
+		`close cur`:                  {Kind: CursorClose, Name: "cur"},
+		`close all`:                  {Kind: CursorClose},
 	} {
 		if c, ok := ParseCursor(sql); !ok || c != want {
 			t.Errorf("%s: %+v %v, want %+v", sql, c, ok, want)

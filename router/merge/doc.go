@@ -65,12 +65,15 @@
 //     ORDER BY/min/max on text may differ from a single node; ORDER BY …
 //     COLLATE other than "C"/"POSIX" is refused.
 //   - Float sums (and so float avg) are added in a different order than on
-//     one node, so the last bits can differ unless the values are exact.
+//     one node, so the last bits can differ unless the values are exact;
+//     with extra_float_digits <= 0 the shards' partial sums arrive rounded
+//     to 15 (6) digits, so the last printed digit can differ too.
 //     avg(real) is refused (Postgres accumulates it in float8; write
 //     avg(x::float8)).
 //   - Text output of computed floats follows the client's
 //     extra_float_digits (Options); date/time text must be in the ISO
-//     DateStyle (the default); other DateStyles make the merge fail loudly.
+//     DateStyle (the default); under another DateStyle a merge that orders
+//     or aggregates dates and times fails with 0A000 and a hint.
 //   - A user-defined aggregate cannot be told from a function without the
 //     catalog: such a query is treated as a plain row query.
 //   - GROUP BY name resolves to a select-list alias; when the alias also

@@ -1,10 +1,15 @@
 package merge
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 )
+
+// errNotISO: the text of a date or time is not in the ISO DateStyle (the
+// client set another one), so it cannot be ordered here (see notISOError).
+var errNotISO = errors.New("DateStyle must be ISO")
 
 // parseTimeText reads date, timestamp and timestamptz text in the ISO
 // DateStyle (Postgres's default) into a number that orders like the value:
@@ -30,13 +35,13 @@ func parseTimeText(oid uint32, s string) (int64, error) {
 	if oid == oidTimestamptz {
 		i := strings.LastIndexAny(rest, "+-")
 		if i < 0 {
-			return 0, fmt.Errorf("bad timestamptz %q (DateStyle must be ISO)", s)
+			return 0, fmt.Errorf("bad timestamptz %q: %w", s, errNotISO)
 		}
 		clock, offset = rest[:i], rest[i:]
 	}
 	micros, err := parseClock(clock)
 	if err != nil {
-		return 0, fmt.Errorf("bad timestamp %q (DateStyle must be ISO): %w", s, err)
+		return 0, fmt.Errorf("bad timestamp %q (%w): %w", s, errNotISO, err)
 	}
 	off, err := parseOffset(offset)
 	if err != nil {
@@ -49,16 +54,21 @@ func parseTimeText(oid uint32, s string) (int64, error) {
 // days since 2000-01-01 on the proleptic Gregorian calendar.
 func parseISODate(s string, bc bool) (int64, error) {
 	parts := strings.Split(s, "-")
-	if len(parts) != 3 {
-		return 0, fmt.Errorf("bad date %q (DateStyle must be ISO)", s)
+	// ISO prints a year of 4 digits or more; DateStyle Postgres prints
+	// dates as MM-DD-YYYY (or DD-MM-YYYY), which must not pass for one.
+	if len(parts) != 3 || len(parts[0]) < 4 || len(parts[1]) != 2 || len(parts[2]) != 2 {
+		return 0, fmt.Errorf("bad date %q: %w", s, errNotISO)
 	}
 	var n [3]int64
 	for i, p := range parts {
 		v, err := strconv.ParseInt(p, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("bad date %q (DateStyle must be ISO)", s)
+			return 0, fmt.Errorf("bad date %q: %w", s, errNotISO)
 		}
 		n[i] = v
+	}
+	if n[1] < 1 || n[1] > 12 || n[2] < 1 || n[2] > 31 {
+		return 0, fmt.Errorf("bad date %q: %w", s, errNotISO)
 	}
 	y := n[0]
 	if bc {

@@ -3,11 +3,16 @@ package merge
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
 	"unsafe"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgrouter/pgrouter/pgwire"
 )
 
 // value is one decoded, comparable cell. null values carry no kind data.
@@ -37,10 +42,22 @@ func decode(c column, raw []byte) (value, error) {
 	} else {
 		err = v.decodeText(c.oid, unsafe.String(unsafe.SliceData(raw), len(raw)))
 	}
+	if errors.Is(err, errNotISO) {
+		return value{}, notISOError(c.name)
+	}
 	if err != nil {
 		return value{}, fmt.Errorf("merge: column %q: %w", c.name, err)
 	}
 	return v, nil
+}
+
+// notISOError refuses to order or aggregate dates and times the shards
+// print in another DateStyle than ISO (German, SQL, Postgres: day and
+// month orders, zone abbreviations): they would be merged wrong.
+func notISOError(column string) *pgconn.PgError {
+	return pgwire.Error(pgwire.FeatureNotSupported,
+		fmt.Sprintf("column %q cannot be merged across shards: its dates and times are not printed in the ISO DateStyle", column),
+		"SET DateStyle = ISO (or read the column in binary format), or restrict the query to one shard")
 }
 
 // decodeText reads a value's text form; a text-like value aliases s
