@@ -33,3 +33,23 @@ func TestDemoScreen(t *testing.T) {
 		t.Errorf("screen has a JSON-looking line:\n%s", out)
 	}
 }
+
+// TestDemoScreenFleet: with --fleet the screen names the other members, the
+// etcd URL and how to publish a changed config to every member.
+func TestDemoScreenFleet(t *testing.T) {
+	var b bytes.Buffer
+	printDemoScreen(&b, demoScreen{shards: 2, addr: "127.0.0.1:6432", config: "/tmp/localpg-1/pgrouter.yaml",
+		logs: "/tmp/localpg-1/pgrouter.log", etcd: "etcd://127.0.0.1:2379/pgrouter-demo",
+		members: []string{"postgres://app:app@127.0.0.1:6433/app?sslmode=disable"}})
+	out := b.String()
+	for _, want := range []string{
+		"member 2: postgres://app:app@127.0.0.1:6433/app",
+		"etcd:     etcd://127.0.0.1:2379/pgrouter-demo",
+		"-c 'show fleet'",
+		" config push /tmp/localpg-1/pgrouter.yaml --etcd etcd://127.0.0.1:2379/pgrouter-demo\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("screen lacks %q:\n%s", want, out)
+		}
+	}
+}
