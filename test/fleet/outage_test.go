@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +12,7 @@ import (
 )
 
 // TestEtcdDownKeepsServingAndCatchesUp: with etcd stopped every member
-// keeps serving its last version and reports the outage; a push and a
+// keeps serving its last version and reports the outage (metric, log); a push and a
 // fleet PAUSE are refused with a clear error; when etcd returns, a push
 // reaches all three again.
 func TestEtcdDownKeepsServingAndCatchesUp(t *testing.T) {
@@ -52,6 +53,14 @@ func TestEtcdDownKeepsServingAndCatchesUp(t *testing.T) {
 	restarted = true
 	for _, m := range fleet {
 		waitUntil(t, 15*time.Second, m.name+" reports etcd up", func() bool { return metric(m, "pgrouter_fleet_etcd_up") == "1" })
+	}
+	for _, m := range fleet {
+		log, _ := os.ReadFile(m.logPath)
+		for _, line := range []string{"etcd unreachable: serving the last applied config", "etcd reachable again"} {
+			if !strings.Contains(string(log), line) {
+				t.Errorf("%s did not log %q", m.name, line)
+			}
+		}
 	}
 	out, err = push(fleetYAML(env, "timeouts:\n  query: 40s\n"))
 	if err != nil {
