@@ -83,17 +83,17 @@ func (s *Store) Parse(d *Doc) (*config.Config, error) {
 }
 
 // AwaitVersion waits until every live member runs version v or later, at
-// most wait; it returns the members that still do not. It returns early
-// when each of those has refused v (or a newer version): waiting longer
-// would not change their answer.
-func (s *Store) AwaitVersion(ctx context.Context, v int64, wait time.Duration) ([]Member, error) {
+// most wait; it returns the members that still do not, and how many are
+// live. It returns early when each of those has refused v (or a newer
+// version): waiting longer would not change their answer.
+func (s *Store) AwaitVersion(ctx context.Context, v int64, wait time.Duration) (lagging []Member, live int, err error) {
 	deadline := time.Now().Add(wait)
 	for {
 		members, err := s.members(ctx)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		var lagging []Member
+		lagging = lagging[:0]
 		refused := 0
 		for _, m := range members {
 			if m.Version < v {
@@ -104,7 +104,7 @@ func (s *Store) AwaitVersion(ctx context.Context, v int64, wait time.Duration) (
 			}
 		}
 		if refused == len(lagging) || time.Now().After(deadline) {
-			return lagging, nil
+			return lagging, len(members), nil
 		}
 		sleep(ctx, 50*time.Millisecond)
 	}

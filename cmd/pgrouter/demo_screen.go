@@ -54,10 +54,12 @@ func printDemoScreen(w io.Writer, s demoScreen) {
 	fmt.Fprintf(w, "  psql %q -c 'select * from users where user_id = 42'\n", dsn)
 	fmt.Fprintf(w, "  psql %q -c 'select plan_id, count(*) from users group by plan_id order by plan_id'\n", dsn)
 	fmt.Fprintf(w, "  psql %q -c 'show shards'\n", admin)
-	if s.etcd != "" {
-		fmt.Fprintf(w, "  psql %q -c 'show fleet'\n", admin)
-	}
 	fmt.Fprintf(w, "  %s explain --config %s 'select * from orders where user_id = $1' 42\n", selfCommand(), s.config)
+	if s.etcd != "" {
+		// Edit the config, then publish it: every member applies it.
+		fmt.Fprintf(w, "  psql %q -c 'show fleet'\n", admin)
+		fmt.Fprintf(w, "  %s config push %s --etcd %s\n", selfCommand(), s.config, s.etcd)
+	}
 	fmt.Fprintf(w, "\npress Ctrl-C to stop\n")
 }
 

@@ -165,9 +165,13 @@ naming the members that do not. --force applies changes that move data
 
 // reportRollout waits until every live member runs version v.
 func reportRollout(cmd *cobra.Command, st *fleet.Store, v int64, wait time.Duration) error {
-	lagging, err := st.AwaitVersion(cmd.Context(), v, wait)
+	lagging, live, err := st.AwaitVersion(cmd.Context(), v, wait)
 	if err != nil {
 		return err
+	}
+	if live == 0 {
+		fmt.Fprintf(cmd.OutOrStdout(), "no member is running yet: each one starts on version %d (serve --config %s)\n", v, st.URL())
+		return nil
 	}
 	if len(lagging) > 0 {
 		for _, m := range lagging {

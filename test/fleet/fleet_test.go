@@ -105,7 +105,9 @@ func TestFleetPauseHoldsWritesEverywhere(t *testing.T) {
 			done <- err
 		}()
 	}
-	time.Sleep(700 * time.Millisecond)
+	for _, m := range fleet { // each member holds its client's write (not: it has yet to arrive)
+		waitUntil(t, 10*time.Second, m.name+" holds a write", func() bool { return metric(m, "pgrouter_clients_paused") == "1" })
+	}
 	if n := directCount(t, "select count(*) from users where user_id between 1000 and 1010"); n != 0 {
 		t.Fatalf("%d writes went through a paused fleet", n)
 	}

@@ -2,18 +2,22 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // TestEtcdDownKeepsServingAndCatchesUp: with etcd stopped every member
-// keeps serving its last version and reports the outage; a push and a
-// fleet PAUSE are refused with a clear error; when etcd returns, a push
-// reaches all three again.
+// keeps serving its last version and reports the outage (metric, log); a
+// push, a fleet PAUSE, SHOW FLEET and a cross-shard two-phase commit (whose
+// decision must be recorded in etcd) are refused with a clear error; when
+// etcd returns, a push reaches all three again.
 func TestEtcdDownKeepsServingAndCatchesUp(t *testing.T) {
 	ctx := context.Background()
 	// A member holds only what the budget granted it when etcd goes away:
@@ -46,12 +50,24 @@ func TestEtcdDownKeepsServingAndCatchesUp(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "etcd is unreachable") {
 		t.Fatalf("FLEET PAUSE with etcd down: %v; want a refusal saying etcd is unreachable", err)
 	}
+	if _, err := fleet[0].admin("SHOW FLEET"); err == nil || !strings.Contains(err.Error(), "etcd is unreachable") {
+		t.Fatalf("SHOW FLEET with etcd down: %v; want an error saying etcd is unreachable", err)
+	}
+	crossShardRefused(t, fleet[2])
 	if err := etcd.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	restarted = true
 	for _, m := range fleet {
 		waitUntil(t, 15*time.Second, m.name+" reports etcd up", func() bool { return metric(m, "pgrouter_fleet_etcd_up") == "1" })
+	}
+	for _, m := range fleet {
+		log, _ := os.ReadFile(m.logPath)
+		for _, line := range []string{"etcd unreachable: serving the last applied config", "etcd reachable again"} {
+			if !strings.Contains(string(log), line) {
+				t.Errorf("%s did not log %q", m.name, line)
+			}
+		}
 	}
 	out, err = push(fleetYAML(env, "timeouts:\n  query: 40s\n"))
 	if err != nil {
@@ -95,4 +111,33 @@ func waitSharesSettled(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// crossShardRefused: a transaction writing on both shards through m is
+// rolled back on both with 40000 naming etcd, and none of its rows exist.
+func crossShardRefused(t *testing.T, m *member) {
+	t.Helper()
+	ctx := context.Background()
+	keys := []int64{keyOn(t, 0, 6000), keyOn(t, 1, 6000)}
+	c, err := pgx.Connect(ctx, m.dsn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if _, err := tx.Exec(ctx, "insert into users (user_id, name) values ($1, 'two shards, etcd down')", k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var pgErr *pgconn.PgError
+	if err := tx.Commit(ctx); !errors.As(err, &pgErr) || pgErr.Code != "40000" || !strings.Contains(pgErr.Message, "etcd is unreachable") {
+		t.Fatalf("cross-shard COMMIT with etcd down: %v; want 40000 saying etcd is unreachable", err)
+	}
+	if n := directCount(t, fmt.Sprintf("select count(*) from users where user_id in (%d, %d)", keys[0], keys[1])); n != 0 {
+		t.Fatalf("%d rows of the refused cross-shard transaction exist", n)
+	}
 }

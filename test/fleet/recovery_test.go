@@ -15,7 +15,8 @@ import (
 // cross-shard transaction sits prepared on both shards; once its lease
 // expires the survivors finish it: rolled back when it was not decided yet
 // (after_prepare), committed everywhere when the decision was recorded
-// (after_decision). Either way no prepared transaction is left.
+// (after_decision). Either way no prepared transaction is left, and the
+// budget share the dead member held goes back to the survivors.
 func TestKilledMemberTwoPhaseRecovered(t *testing.T) {
 	cases := []struct {
 		pause     string
@@ -66,6 +67,7 @@ func TestKilledMemberTwoPhaseRecovered(t *testing.T) {
 			if !strings.Contains(logs, "by fleet recovery") {
 				t.Fatalf("no survivor logged a fleet recovery:\n%s", logs)
 			}
+			waitSharesSettled(t) // the dead member's share of the budget went back to the three
 		})
 	}
 }

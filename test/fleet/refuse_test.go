@@ -13,7 +13,8 @@ import (
 // timeouts.query a value that is not a duration) is applied by the others;
 // that member keeps its version and says why (SHOW FLEET health, its log,
 // pgrouter_config_refused_version), `config push --wait` names it, and a
-// FLEET RELOAD fails naming it. The next good version reaches all three.
+// FLEET RELOAD fails naming it. The next good version reaches all three,
+// and FLEET RELOAD then succeeds.
 func TestRefusedVersionNamesTheMember(t *testing.T) {
 	before := currentVersion(t)
 	out, err := push(fleetYAML(env, "timeouts:\n  query: ${PGROUTER_TEST_QUERY_TIMEOUT:-30s}\n"), "--wait", "30s")
@@ -50,6 +51,9 @@ func TestRefusedVersionNamesTheMember(t *testing.T) {
 	}
 	if row := fleetRow(t, bad.addr); row[2] != "ok" {
 		t.Fatalf("SHOW FLEET row of %s after a good version: %v; want health ok", bad.name, row)
+	}
+	if _, err := fleet[1].admin("FLEET RELOAD"); err != nil {
+		t.Fatalf("FLEET RELOAD once every member accepts the version: %v", err)
 	}
 }
 

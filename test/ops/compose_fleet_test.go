@@ -66,13 +66,7 @@ func TestComposeFleetIsConsistent(t *testing.T) {
 	hosts := map[string]bool{}
 	published := map[string]bool{}
 	_, metricsPort, _ := net.SplitHostPort(cfg.Metrics.Listen)
-	var prom struct {
-		ScrapeConfigs []struct {
-			StaticConfigs []struct {
-				Targets []string `yaml:"targets"`
-			} `yaml:"static_configs"`
-		} `yaml:"scrape_configs"`
-	}
+	var prom promConfig
 	readYAML(t, "deploy/prometheus.yml", &prom)
 	var targets []string
 	for _, sc := range prom.ScrapeConfigs {

@@ -24,6 +24,15 @@ type compose struct {
 	} `yaml:"services"`
 }
 
+// promConfig is the part of deploy/prometheus.yml the checks read.
+type promConfig struct {
+	ScrapeConfigs []struct {
+		StaticConfigs []struct {
+			Targets []string `yaml:"targets"`
+		} `yaml:"static_configs"`
+	} `yaml:"scrape_configs"`
+}
+
 func readYAML(t *testing.T, rel string, into any) {
 	t.Helper()
 	raw, err := os.ReadFile(repoFile(rel))
@@ -84,13 +93,7 @@ func TestComposeDeploymentIsConsistent(t *testing.T) {
 	if !strings.Contains(strings.Join(c.Services["pgrouter"].Ports, ","), metricsPort+":"+metricsPort) {
 		t.Errorf("pgrouter's metrics port %s is not published: %v", metricsPort, c.Services["pgrouter"].Ports)
 	}
-	var prom struct {
-		ScrapeConfigs []struct {
-			StaticConfigs []struct {
-				Targets []string `yaml:"targets"`
-			} `yaml:"static_configs"`
-		} `yaml:"scrape_configs"`
-	}
+	var prom promConfig
 	readYAML(t, "deploy/prometheus.yml", &prom)
 	if len(prom.ScrapeConfigs) == 0 || len(prom.ScrapeConfigs[0].StaticConfigs) == 0 ||
 		strings.Join(prom.ScrapeConfigs[0].StaticConfigs[0].Targets, ",") != "pgrouter:"+metricsPort {

@@ -10,8 +10,9 @@ import (
 )
 
 // TestDemoFleet: `pgrouter demo --fleet 2` starts a local etcd and two
-// pgrouters on the one cluster; both serve the sample data and SHOW FLEET
-// on the first lists both at config version 1.
+// pgrouters on the one cluster; both serve the sample data, SHOW FLEET on
+// the first lists both at config version 1, and every command the screen
+// suggests works (its `config push` reaches both members).
 func TestDemoFleet(t *testing.T) {
 	bin := pgrouterBinary(t)
 	d := startDemo(t, bin, "--shards", "2", "--replicas", "0", "--fleet", "2")
@@ -55,5 +56,16 @@ func TestDemoFleet(t *testing.T) {
 	})
 	if err != nil || len(members) != 2 || !strings.HasSuffix(members[0], " v1") || !strings.HasSuffix(members[1], " v1") {
 		t.Fatalf("SHOW FLEET: %v %v; want the two members at version 1", members, err)
+	}
+	r := &runner{bin: bin, demo: d, configDir: t.TempDir()}
+	pushes := 0
+	for _, c := range d.try {
+		r.runCommand(t, 0, c)
+		if len(c) > 2 && c[1] == "config" && c[2] == "push" {
+			pushes++
+		}
+	}
+	if pushes != 1 {
+		t.Errorf("the fleet demo's screen suggests %d config push commands, want 1:\n%s", pushes, d.screen)
 	}
 }
