@@ -343,6 +343,11 @@ func (ss *session) backendLost(err error) error {
 		ss.writeClient(pgwire.AppendError(nil, pe))
 		return errClientGone
 	}
+	// The batch failed whole as far as the client knows, so its Parses are
+	// undone even if the proxy answered them already: drivers prepare
+	// again under the same name after a failed prepare (pgx's statement
+	// cache does), and a kept name would fail every retry with 42P05.
+	ss.forgetParses(0)
 	ss.out = pgwire.AppendError(ss.out, pe)
 	ss.out = pgwire.AppendReady(ss.out, pgwire.TxIdle)
 	ss.txStatus = pgwire.TxIdle

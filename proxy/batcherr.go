@@ -45,12 +45,7 @@ func (ss *session) refuseAt(route router.Route, err error, sync bool) (router.Ro
 	if err == errMalformed || i <= 0 && ss.be == nil && !check || route.Multi || route.Split {
 		return route, err
 	}
-	for j := len(b.msgs) - 1; j >= i; j-- { // latest first: see skipToSync
-		if m := b.msgs[j]; m.typ == pgwire.Parse && m.st != nil {
-			name, _, _ := cstring(b.body(j))
-			ss.unregisterStmt(name, m.st, m.prev) // never parsed: Postgres skipped it
-		}
-	}
+	ss.forgetParses(i) // never parsed: Postgres skipped them
 	end := batchMsg{typ: pgwire.Flush}
 	if sync {
 		end.typ = pgwire.Sync

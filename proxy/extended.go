@@ -132,7 +132,7 @@ func (ss *session) refuseBatch(err error, sync bool) error {
 		ss.writeClient(pgwire.AppendError(nil, errMalformed))
 		return errClientGone
 	}
-	ss.forgetParses()   // nothing of the batch ran: its Parses created no statements
+	ss.forgetParses(0)  // nothing of the batch ran: its Parses created no statements
 	if ss.span != nil { // a batch over shards: it fails here, up to Sync
 		return ss.spanRefused(toPgError(err), sync)
 	}

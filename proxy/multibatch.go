@@ -79,11 +79,11 @@ func (ss *session) spanExtended(sync bool) error {
 	ss.beginSpan()
 	segs = ss.beginInSpan(segs)
 	if ss.span.failed { // skipping to Sync, as Postgres after an error
-		ss.forgetParses()
+		ss.forgetParses(0)
 	} else if perr := ss.spanAllowed(spanSteps(segs)); perr != nil {
 		// Checked for each batch of the span, against what the
 		// transaction has done so far: before anything of it runs.
-		ss.forgetParses()
+		ss.forgetParses(0)
 		return ss.spanRefused(perr, sync)
 	}
 	if err := ss.runSegments(segs); err != nil {
@@ -168,10 +168,11 @@ func (ss *session) adoptOpenBatch() error {
 	return nil
 }
 
-// forgetParses drops the client statements the buffered batch Parsed:
-// none of them ran (Postgres skips them after an error, up to Sync).
-func (ss *session) forgetParses() {
-	for i := len(ss.batch.msgs) - 1; i >= 0; i-- { // latest first: see skipToSync
+// forgetParses drops the client statements the buffered batch Parsed from
+// its message from on: none of them ran (Postgres skips them after an
+// error, up to Sync).
+func (ss *session) forgetParses(from int) {
+	for i := len(ss.batch.msgs) - 1; i >= max(from, 0); i-- { // latest first: see skipToSync
 		if m := ss.batch.msgs[i]; m.typ == pgwire.Parse && m.st != nil {
 			name, _, _ := cstring(ss.batch.body(i))
 			ss.unregisterStmt(name, m.st, m.prev)

@@ -433,6 +433,72 @@ func TestBackendKilledMidQuery(t *testing.T) {
 	}
 }
 
+// TestPrepareAgainAfterBackendLost: a batch that Parses a named statement
+// and loses its backend fails whole for the client (57P01/08006), so the
+// name is free again: drivers prepare again under the same name after a
+// failed prepare (pgx's statement cache names statements by their text),
+// and a name kept by the proxy failed every retry with 42P05.
+func TestPrepareAgainAfterBackendLost(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := connect(t, env.AppDSN())
+	const sql = "/* pgrouter: role=primary */ select pg_sleep(5)::text /* victim_reprepare */"
+	done := make(chan error, 1)
+	go func() {
+		p := c.PgConn().StartPipeline(ctx)
+		p.SendPrepare("s_lost", sql, nil)
+		p.SendQueryPrepared("s_lost", nil, nil, nil)
+		if err := p.Sync(); err != nil {
+			done <- err
+			return
+		}
+		var first error
+		for first == nil {
+			res, err := p.GetResults()
+			if err != nil || res == nil {
+				first = cmpErr(err, errors.New("pipeline ended without an error"))
+				break
+			}
+			if rr, ok := res.(*pgconn.ResultReader); ok {
+				_, first = rr.Close()
+			}
+			if _, ok := res.(*pgconn.PipelineSync); ok && first == nil {
+				first = errors.New("the batch reached its Sync without an error")
+			}
+		}
+		p.Close()
+		done <- first
+	}()
+	admin, err := pgx.Connect(ctx, env.Cluster.Shards[0].Primary.DSN("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	for killed := false; !killed && ctx.Err() == nil; {
+		admin.QueryRow(ctx, "select count(pg_terminate_backend(pid)) > 0 from pg_stat_activity where query like '%victim_reprepare%' and state = 'active' and pid <> pg_backend_pid()").Scan(&killed)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := <-done; err == nil {
+		t.Fatal("a batch whose backend was killed succeeded")
+	} else if code := sqlState(err); code != "57P01" && code != "08006" {
+		t.Fatalf("want 57P01 or 08006 for the killed batch, got %v", err)
+	}
+	if _, err := c.PgConn().Prepare(ctx, "s_lost", "select 1", nil); err != nil {
+		t.Fatalf("Parse of the same name after the failed batch: %v (Postgres would have ended the connection; the proxy kept it, so the name must be free)", err)
+	}
+	if _, err := c.PgConn().ExecPrepared(ctx, "s_lost", nil, nil, nil).Close(); err != nil {
+		t.Fatalf("Execute of the statement prepared again: %v", err)
+	}
+}
+
+// cmpErr keeps the first error.
+func cmpErr(first, err error) error {
+	if first != nil {
+		return first
+	}
+	return err
+}
+
 func TestGracefulShutdownLetsTransactionsFinish(t *testing.T) {
 	ctx := context.Background()
 	inst, dsn := startOwnInstance(t, *env.Config)
