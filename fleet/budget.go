@@ -135,6 +135,10 @@ func (f *Fleet) budgetStep(ctx context.Context) {
 func (f *Fleet) setCap(n int) {
 	f.local.SetPoolCap(n)
 	f.capGauge.Set(float64(n))
+	if n != f.lastCap {
+		f.log.Info("fleet pool cap changed", "member", f.id, "from", f.lastCap, "to", n)
+		f.lastCap = n
+	}
 }
 
 func (f *Fleet) readAlloc(ctx context.Context) (alloc, int64, error) {

@@ -51,6 +51,7 @@ type Fleet struct {
 	health   atomic.Pointer[string]        // "ok" or why the newest version is not applied
 	twoPC    atomic.Pointer[string]        // this member's two-phase commit instance id, if any
 	kick     chan struct{}                 // something changed: resync now
+	lastCap  int                           // the pool cap last set (budget loop only)
 	handlers sync.Map                      // op name → Handler
 
 	mu     sync.Mutex
@@ -71,7 +72,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Fleet, *config.Con
 	if err != nil {
 		return nil, nil, err
 	}
-	f := &Fleet{st: st, opts: opts, log: opts.Log, kick: make(chan struct{}, 1), started: time.Now()}
+	f := &Fleet{st: st, opts: opts, log: opts.Log, kick: make(chan struct{}, 1), started: time.Now(), lastCap: -1}
 	f.initMetrics()
 	doc, err := st.Current(ctx)
 	if err == nil && doc == nil {
