@@ -18,13 +18,15 @@ func (t *Topology) SetPoolCap(n int) {
 	nodes := t.snap.Load().nodes
 	t.mu.Unlock()
 	for _, n := range nodes {
-		// Under poolMu: a pool that Node.Pool creates meanwhile either read
-		// the new cap or is in the map resized here, never left at the old one.
+		// The map read under poolMu, after the cap was stored: a pool that
+		// Node.Pool creates meanwhile (under poolMu) is either in it, and
+		// resized here, or created after, with the new cap.
 		n.poolMu.Lock()
-		for _, e := range *n.pools.Load() {
+		pools := *n.pools.Load()
+		n.poolMu.Unlock()
+		for _, e := range pools {
 			e.pool.SetSize(n.cappedSize(n.configuredSize(e.User)))
 		}
-		n.poolMu.Unlock()
 	}
 }
 
