@@ -80,3 +80,13 @@ func fleetRow(t *testing.T, addr string) []string {
 	t.Fatalf("SHOW FLEET does not list %s: %v", addr, rows)
 	return nil
 }
+
+// TestReshardRefusedInAFleet: the resharding engine drives one pgrouter's
+// cutover only; in a fleet the other members would keep routing the moving
+// keys to their old shards, so RESHARD is refused (0A000) rather than run.
+func TestReshardRefusedInAFleet(t *testing.T) {
+	_, err := fleet[1].admin("RESHARD TO '/nonexistent/next.yaml'")
+	if err == nil || !strings.Contains(err.Error(), "not supported in a fleet") || !strings.Contains(err.Error(), "0A000") {
+		t.Fatalf("RESHARD on a fleet member: %v; want 0A000 saying it is not supported in a fleet", err)
+	}
+}
