@@ -157,7 +157,7 @@ func writeGoals(w io.Writer, runs []ScenarioRun, idle []IdleResult) {
 	fmt.Fprintln(w)
 	if missed {
 		fmt.Fprintf(w, "The c32 goals ask pgrouter to spend less CPU per transaction than PgBouncer, whose CPU is ~85%% syscalls"+
-			" that pgrouter makes as well (same count per transaction, see the anatomy below); the rest of pgrouter's cost is"+
+			" that pgrouter makes as well (no more of them per transaction, see the anatomy below); the rest of pgrouter's cost is"+
 			" the Go scheduler's parking, netpoll and wake-ups. Why, and what would close it: docs/ARCHITECTURE.md"+
 			" (\"Where the CPU of a transaction goes\").\n\n")
 	}

@@ -25,25 +25,21 @@ func TestScatterSimpleRepeated(t *testing.T) {
 	}
 	const q = "select user_id, v from named_reads order by v, user_id limit 6"
 	const want = "31 0,9 1,40 1,18 2,49 2,27 3"
-	for round := 0; round < 10; round++ {
-		got, err := rowsOf(t, c, q)
-		if err != nil {
-			t.Fatalf("round %d: %v", round, err)
-		}
-		if s := strings.Join(got, ","); s != want {
-			t.Fatalf("round %d: got %s, want %s", round, s, want)
+	readRounds := func(when string, n int) {
+		t.Helper()
+		for round := 0; round < n; round++ {
+			got, err := rowsOf(t, c, q)
+			if err != nil {
+				t.Fatalf("%s, round %d: %v", when, round, err)
+			}
+			if s := strings.Join(got, ","); s != want {
+				t.Fatalf("%s, round %d: got %s, want %s", when, round, s, want)
+			}
 		}
 	}
+	readRounds("before", 10)
 	if err := env.ExecOnPrimaries(ctx, "app", "ALTER TABLE named_reads ALTER COLUMN v TYPE bigint"); err != nil {
 		t.Fatal(err)
 	}
-	for round := 0; round < 3; round++ {
-		got, err := rowsOf(t, c, q)
-		if err != nil {
-			t.Fatalf("after the column's type changed, round %d: %v", round, err)
-		}
-		if s := strings.Join(got, ","); s != want {
-			t.Fatalf("after the column's type changed, round %d: got %s, want %s", round, s, want)
-		}
-	}
+	readRounds("after the column's type changed", 3)
 }
