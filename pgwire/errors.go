@@ -67,7 +67,7 @@ func DecodeError(body []byte) *pgconn.PgError {
 	if err := e.Decode(body); err != nil {
 		return Error(InternalError, "undecodable error from backend", "")
 	}
-	return &pgconn.PgError{Severity: e.Severity, Code: e.Code, Message: e.Message, Detail: e.Detail, Hint: e.Hint, Routine: e.Routine}
+	return &pgconn.PgError{Severity: e.Severity, Code: e.Code, Message: e.Message, Detail: e.Detail, Hint: e.Hint, Position: e.Position, Routine: e.Routine}
 }
 
 // IsFatal reports whether an ErrorResponse body has severity FATAL or

@@ -175,8 +175,9 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 				return out, nil, err
 			}
 			m.prev = prev
-			// A statement prepared now runs here later: describe it where it will run.
-			if m.st.plan != nil && m.st.plan.Role > out.Role {
+			// A statement prepared now runs here later: describe it where it
+			// will run. (Text the router cannot parse fails on any node.)
+			if m.st.plan != nil && !m.st.plan.Unparsed && m.st.plan.Role > out.Role {
 				out.Role = m.st.plan.Role
 			}
 		case pgwire.Bind:
@@ -334,6 +335,10 @@ func (ss *session) translate(m batchMsg, body []byte) error {
 		ss.push(expect{kind: pgwire.Parse, swallow: true})
 		return nil
 	}
+	if (typ == pgwire.Execute || typ == pgwire.Describe || typ == pgwire.Close) && ss.keptTarget(typ, body) {
+		ss.translateKept(typ, body)
+		return nil
+	}
 	if m.raw {
 		ss.bout = appendFrame(ss.bout, typ, body)
 		ss.push(expect{kind: typ})
@@ -380,6 +385,7 @@ func (ss *session) translate(m batchMsg, body []byte) error {
 		ss.bout = append(ss.bout, rest...)
 		binary.BigEndian.PutUint32(ss.bout[start+1:], uint32(len(ss.bout)-start-1))
 		ss.push(expect{kind: pgwire.Bind, stmt: st.server, client: name})
+		delete(ss.kept, portal) // the backend's portal of that name is the client's now
 		ss.boundPlan = st.plan
 	case pgwire.Describe:
 		if len(body) > 0 && body[0] == pgwire.ObjectStatement {

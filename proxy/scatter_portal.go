@@ -55,8 +55,8 @@ func (t *txState) endImplicitPortals() {
 // name drops the kept rows: the backend's portal of that name is the
 // client's from then on.
 func (ss *session) keptBatch(sync bool) (done bool, err error) {
-	if len(ss.kept) == 0 {
-		return false, nil
+	if len(ss.kept) == 0 || ss.openBatch && ss.be != nil {
+		return false, nil // (the backend's open batch needs this Sync or Flush)
 	}
 	if ss.txStatus == pgwire.TxIdle && ss.pendingBegin == "" && !ss.keptToSync { // ended without readyForQuery (a lost backend)
 		ss.kept = nil
@@ -84,7 +84,7 @@ func (ss *session) keptBatch(sync bool) (done bool, err error) {
 		return false, nil
 	}
 	for i, m := range b.msgs {
-		if err := ss.answerKept(m.typ, b.body(i)); err != nil {
+		if ss.out, err = ss.answerKept(ss.out, m.typ, b.body(i)); err != nil {
 			return true, ss.refuseBatch(err, sync) // Postgres skips the rest of the batch up to Sync
 		}
 	}
@@ -113,52 +113,64 @@ func (t *txState) keptTarget(typ byte, body []byte) bool {
 	return ok
 }
 
-// answerKept answers one message of a keptBatch as Postgres would; an
-// error is the one Postgres raises there (it fails the transaction). A
-// portal Closed earlier in the same batch is gone, as in Postgres.
-func (ss *session) answerKept(typ byte, body []byte) error {
+// answerKept appends to dst the answer to one message of a keptBatch as
+// Postgres would give it; an error is the one Postgres raises there (it
+// fails the transaction). A portal Closed earlier in the same batch is
+// gone, as in Postgres.
+func (t *txState) answerKept(dst []byte, typ byte, body []byte) ([]byte, error) {
 	switch typ {
 	case pgwire.Sync, pgwire.Flush:
-		return nil // the caller's
+		return dst, nil // the caller's
 	case pgwire.Describe, pgwire.Close:
 		body = body[1:] // (keptTarget checked the 'P')
 	}
 	name, _, _ := cstring(body)
-	p := ss.kept[name]
+	p := t.kept[name]
 	switch {
 	case typ == pgwire.Close:
-		delete(ss.kept, name)
-		ss.out = append(ss.out, pgwire.MsgCloseComplete...)
+		delete(t.kept, name)
+		return append(dst, pgwire.MsgCloseComplete...), nil
 	case p == nil:
-		return pgwire.Error(pgwire.InvalidCursorName, fmt.Sprintf("portal %q does not exist", name), "")
+		return dst, pgwire.Error(pgwire.InvalidCursorName, fmt.Sprintf("portal %q does not exist", name), "")
 	case typ == pgwire.Describe && p.desc == nil:
-		ss.out = append(ss.out, pgwire.MsgNoData...)
+		return append(dst, pgwire.MsgNoData...), nil
 	case typ == pgwire.Describe:
-		ss.out = appendFrame(ss.out, pgwire.RowDescription, p.desc)
+		return appendFrame(dst, pgwire.RowDescription, p.desc), nil
 	case p.done:
-		return pgwire.Error(pgwire.ObjectNotInPrerequisiteState, fmt.Sprintf("portal %q cannot be run", name), "")
-	default:
-		ss.executeKept(p, body)
+		return dst, pgwire.Error(pgwire.ObjectNotInPrerequisiteState, fmt.Sprintf("portal %q cannot be run", name), "")
 	}
-	return nil
+	return p.execute(dst, body), nil
 }
 
-// executeKept sends the next rows of a kept portal, up to Execute's limit.
-func (ss *session) executeKept(p *keptPortal, body []byte) {
+// execute appends the next rows of a kept portal, up to Execute's limit.
+func (p *keptPortal) execute(dst []byte, body []byte) []byte {
 	limit, _ := executeMaxRows(body)
 	n := int64(len(p.rows))
 	if limit > 0 && limit < n {
 		n = limit
 	}
 	for _, row := range p.rows[:n] {
-		ss.out = appendFrame(ss.out, pgwire.DataRow, row)
+		dst = appendFrame(dst, pgwire.DataRow, row)
 	}
 	p.rows = p.rows[n:]
 	if limit > 0 && n == limit {
-		ss.out = append(ss.out, pgwire.PortalSuspended, 0, 0, 0, 4) // PortalSuspended, as Postgres at the limit
+		return append(dst, pgwire.PortalSuspended, 0, 0, 0, 4) // PortalSuspended, as Postgres at the limit
+	}
+	return appendMsg(dst, &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(n, 10))})
+}
+
+// translateKept queues the answer to a Describe, Execute or Close of a
+// kept portal met in a batch sent to the backend (which lacks that
+// portal): in its place in the stream; an error stands there as the
+// proxy's refusal, so that the backend skips to Sync with the client.
+func (ss *session) translateKept(typ byte, body []byte) {
+	synth, err := ss.answerKept(nil, typ, body)
+	if err != nil {
+		ss.refusal = pgwire.AppendError(ss.refusal[:0], toPgError(err))
+		ss.appendRefusal()
 		return
 	}
-	ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(n, 10))})
+	ss.push(expect{kind: typ, synth: synth})
 }
 
 // keepLocalPortals keeps the portals b binds for a statement answered

@@ -30,7 +30,7 @@ func (ss *session) simpleQuery(body []byte) error {
 		err = lerr
 	}
 	if ss.txFailed {
-		return ss.failedTxQuery(plan)
+		return ss.failedTxQuery(plan, sql)
 	}
 	if (err != nil || multiShardRoute(route) || ss.deallocatesOwn(plan)) && !singleStatement(sql) {
 		if done, err := ss.spanSimple(sql); done {
@@ -193,6 +193,18 @@ func (ss *session) deallocate(d *router.Deallocate) (bool, error) {
 	tag, ok := ss.deallocateLocally(d)
 	if !ok {
 		return false, nil
+	}
+	if ss.be != nil && ss.openBatch {
+		// A Query ends the extended batch it interrupts (its implicit
+		// transaction commits), and its ReadyForQuery tells where the
+		// batch left the transaction (a BEGIN run in it): a Sync does both.
+		ss.bout = ss.bout[:0]
+		ss.appendOwnSync()
+		b := ss.be
+		if err := ss.roundTrip(); err != nil {
+			return true, err
+		}
+		ss.readyForQuery(b.txStatus)
 	}
 	ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte(tag)})
 	ss.out = pgwire.AppendReady(ss.out, ss.txStatus)

@@ -379,11 +379,30 @@ func (ss *session) sameEverywhere(table string, parts []router.InsertPart, rs []
 // an error pgrouter raised itself after statements ran: as in Postgres,
 // what follows gets 25P02 until ROLLBACK (or ROLLBACK TO a savepoint), and
 // COMMIT rolls back on every shard.
+//
+// It runs in the extended protocol under a portal name of its own: the
+// portal of a failed statement lives until the transaction ends, and a
+// simple Query's (unnamed) would answer the client's Describe of "".
 func (ss *session) failTx() {
-	if ss.be != nil && ss.be.txStatus == pgwire.TxActive {
-		execOne(ss.be, "DO $pgrouter$ BEGIN RAISE EXCEPTION 'statement refused by pgrouter'; END $pgrouter$")
+	b := ss.be
+	if b == nil || b.txStatus != pgwire.TxActive {
+		return
 	}
+	msg := appendParseAs(nil, "", &stmt{parse: []byte(failTxSQL + "\x00\x00\x00")})
+	msg = appendFrame(msg, pgwire.Bind, []byte(failTxPortal+"\x00\x00\x00\x00\x00\x00\x00\x00"))
+	msg = appendFrame(msg, pgwire.Execute, []byte(failTxPortal+"\x00\x00\x00\x00\x00"))
+	msg = append(msg, pgwire.Sync, 0, 0, 0, 4)
+	if err := writeAll(b.conn.NetConn, msg); err != nil {
+		b.txStatus = pgwire.TxFailed // broken: discarded, not reused
+		return
+	}
+	b.readUntilReady(nil)
 }
+
+const (
+	failTxSQL    = "DO $pgrouter$ BEGIN RAISE EXCEPTION 'statement refused by pgrouter'; END $pgrouter$"
+	failTxPortal = "pgrouter.failed"
+)
 
 // multiWrite reports whether route is a write pgrouter runs on several
 // shards itself: a split INSERT, or (cross_shard allowed) a write without

@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/pgrouter/pgrouter/pgwire"
 
@@ -33,9 +36,9 @@ func (t *txState) endFailedTx(plan *router.Plan) bool {
 }
 
 // failedTxQuery answers a simple Query inside the failed transaction.
-func (ss *session) failedTxQuery(plan *router.Plan) error {
+func (ss *session) failedTxQuery(plan *router.Plan, sql string) error {
 	if !ss.endFailedTx(plan) {
-		return ss.replyError(errTxAborted, true)
+		return ss.replyError(ss.abortedError(plan, sql), true)
 	}
 	ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("ROLLBACK")})
 	ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
@@ -60,9 +63,74 @@ func (ss *session) failedTxBatch(txStmt *stmt, sync bool) error {
 		return ss.flushClient()
 	}
 	if txStmt == nil || !sync || !ss.endFailedTx(txStmt.plan) {
-		return ss.refuseBatch(errTxAborted, sync)
+		return ss.refuseBatch(ss.batchAbortedError(), sync)
 	}
 	ss.answerBatchLocally(&ss.batch, "ROLLBACK")
 	ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 	return ss.flushClient()
+}
+
+// Postgres parses a statement before it checks for an aborted transaction,
+// so a syntax error wins over 25P02. Text the router could not parse is
+// therefore shown to a backend first (outside any transaction: a Parse
+// of it as the unnamed statement, then Sync), and its syntax error is the
+// client's answer.
+
+// batchAbortedError is the error of a batch in the failed transaction:
+// its first Parse's syntax error, else 25P02.
+func (ss *session) batchAbortedError() *pgconn.PgError {
+	for _, m := range ss.batch.msgs {
+		if m.typ == pgwire.Parse && m.st != nil {
+			return ss.abortedError(m.st.plan, m.st.query)
+		}
+		if m.typ != pgwire.Sync && m.typ != pgwire.Flush {
+			break // 25P02 stands at an earlier message
+		}
+	}
+	return errTxAborted
+}
+
+// abortedError is what Postgres answers sql (planned as plan) with in an
+// aborted transaction: its syntax error, if it has one, else 25P02.
+func (ss *session) abortedError(plan *router.Plan, sql string) *pgconn.PgError {
+	if plan == nil || !plan.Unparsed || ss.be != nil {
+		return errTxAborted
+	}
+	if perr := ss.syntaxError(sql); perr != nil {
+		return perr
+	}
+	return errTxAborted
+}
+
+// syntaxError asks a backend (taken for this alone) whether sql parses; it
+// returns the syntax error, or nil (it parses, or no backend answered).
+func (ss *session) syntaxError(sql string) *pgconn.PgError {
+	if err := ss.bindFor(router.Route{Any: true}); err != nil {
+		return nil
+	}
+	b := ss.be
+	out, pre := ss.appendPreambleFor(ss.bout[:0], b, "")
+	out = appendParseAs(out, "", &stmt{parse: append(append([]byte(sql), 0), 0, 0)})
+	out = append(out, pgwire.Sync, 0, 0, 0, 4)
+	ss.bout = out[:0]
+	if err := writeAll(b.conn.NetConn, out); err != nil {
+		ss.discard()
+		return nil
+	}
+	if _, lost := ss.readPreamble(b, pre); lost != nil {
+		ss.discard()
+		return nil
+	}
+	perr, lost := b.readUntilReady(nil)
+	if lost != nil || b.txStatus != pgwire.TxIdle {
+		ss.discard()
+		return nil
+	}
+	ss.release()
+	// (Postgres 15 parsed it: a text of several statements then fails
+	// as a Parse only, with the same code.)
+	if perr == nil || perr.Code != pgwire.SyntaxError || strings.HasPrefix(perr.Message, "cannot insert multiple commands") {
+		return nil
+	}
+	return perr
 }
