@@ -63,9 +63,15 @@ func runDemo(cmd *cobra.Command, o demoOptions) error {
 		return err
 	}
 	defer c.Close()
-	path, err := writeDemoConfig(c, o.listen, o.metrics, demoHash(o.shards, o.spares))
+	path, err := writeDemoConfig(c, "pgrouter.yaml", o.listen, o.metrics, demoHash(o.shards, o.spares))
 	if err != nil {
 		return err
+	}
+	split := ""
+	if o.spares > 0 { // the placement `pgrouter reshard --to` moves to: the role app may reshard (REPLICATION, owns the tables)
+		if split, err = writeDemoConfig(c, "pgrouter-split.yaml", o.listen, o.metrics, demoSplit(o.shards, o.spares)); err != nil {
+			return err
+		}
 	}
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -82,7 +88,7 @@ func runDemo(cmd *cobra.Command, o demoOptions) error {
 	log := buildLoggerTo(cmd, nil, logOut)
 	var inst *proxy.Instance
 	reload := func() { inst.Server.Reload(path, false, "sighup") }
-	screen := demoScreen{shards: o.shards, spares: o.spares, replicas: o.replicas, config: path, logs: logPath, kept: o.dir != ""}
+	screen := demoScreen{shards: o.shards, spares: o.spares, replicas: o.replicas, config: path, split: split, logs: logPath, kept: o.dir != ""}
 	if o.fleet > 0 {
 		fl, err := startDemoFleet(ctx, o.fleet, c.Dir, path, log)
 		if err != nil {
@@ -124,6 +130,7 @@ CREATE TABLE IF NOT EXISTS plans (plan_id int PRIMARY KEY, name text NOT NULL, p
 CREATE TABLE IF NOT EXISTS users (user_id bigint PRIMARY KEY, name text NOT NULL, plan_id int NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
 CREATE TABLE IF NOT EXISTS orders (order_id bigint NOT NULL, user_id bigint NOT NULL, amount numeric(10,2) NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (user_id, order_id));
 GRANT ALL ON ALL TABLES IN SCHEMA public TO app;
+ALTER TABLE plans OWNER TO app; ALTER TABLE users OWNER TO app; ALTER TABLE orders OWNER TO app;
 `
 
 // demoHash gives the first shards today's placement (shard i: remainder i
@@ -143,7 +150,18 @@ func demoHash(shards, spares int) []string {
 	return out
 }
 
-func writeDemoConfig(c *localpg.Cluster, listen, metrics string, hash []string) (string, error) {
+// demoSplit is demoHash with the first shards each split in two, half of
+// their keys going to a spare: the next placement the demo offers.
+func demoSplit(shards, spares int) []string {
+	out := demoHash(shards, spares)
+	for i := 0; i < spares && i < shards; i++ {
+		out[i] = fmt.Sprintf("[{modulus: %d, remainder: %d}]", 2*shards, i)
+		out[shards+i] = fmt.Sprintf("[{modulus: %d, remainder: %d}]", 2*shards, shards+i)
+	}
+	return out
+}
+
+func writeDemoConfig(c *localpg.Cluster, name, listen, metrics string, hash []string) (string, error) {
 	yaml := c.ConfigYAML(localpg.ConfigOptions{
 		Listen: listen, MetricsListen: metrics, Hash: hash,
 		Users: []localpg.ConfigUser{
@@ -156,7 +174,7 @@ func writeDemoConfig(c *localpg.Cluster, listen, metrics string, hash []string) 
 			"      - {table: orders, column: user_id, type: int, function: hash}\n" +
 			"    reference_tables: [plans]\n"},
 	})
-	path := filepath.Join(c.Dir, "pgrouter.yaml")
+	path := filepath.Join(c.Dir, name)
 	return path, os.WriteFile(path, []byte(yaml), 0o644)
 }
 
@@ -178,7 +196,7 @@ func loadDemoData(ctx context.Context, c *localpg.Cluster, cfg *config.Config) e
 	}
 	for i, s := range c.Shards {
 		p := s.Primary
-		if err := p.Exec(ctx, "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='app') THEN CREATE ROLE app LOGIN PASSWORD 'app'; END IF; END$$"); err != nil {
+		if err := p.Exec(ctx, "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='app') THEN CREATE ROLE app LOGIN PASSWORD 'app'; END IF; END$$; ALTER ROLE app REPLICATION"); err != nil {
 			return err
 		}
 		var exists bool

@@ -16,6 +16,7 @@ type demoScreen struct {
 	ready            time.Duration
 	addr, metrics    string
 	config, logs     string
+	split            string   // --spare-shards: the split placement to reshard to
 	kept             bool     // --dir: the cluster directory stays after exit
 	etcd             string   // --fleet: the local etcd's URL
 	members          []string // --fleet: the other members' DSNs
@@ -48,6 +49,9 @@ func printDemoScreen(w io.Writer, s demoScreen) {
 		fmt.Fprintf(w, "  metrics:  http://%s/metrics\n", s.metrics)
 	}
 	fmt.Fprintf(w, "  config:   %s\n", s.config)
+	if s.split != "" {
+		fmt.Fprintf(w, "  reshard:  %s reshard --to %s --admin %q\n", selfCommand(), s.split, admin)
+	}
 	fmt.Fprintf(w, "  logs:     %s (JSON)\n", s.logs)
 	fmt.Fprintf(w, "  data dir: %s (%s)\n", filepath.Dir(s.config), fate)
 	fmt.Fprintf(w, "\ntry:\n")
