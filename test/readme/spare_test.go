@@ -32,19 +32,7 @@ func TestDemoSpareShards(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	count := func(dsn, sql string) int64 {
-		t.Helper()
-		c, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close(ctx)
-		var n int64
-		if err := c.QueryRow(ctx, sql).Scan(&n); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-		return n
-	}
+	count := func(dsn, sql string) int64 { return countOne(ctx, t, dsn, sql) }
 	spare := "postgres://app:app@" + cfg.Shards[2].Primary.Addr + "/app?sslmode=disable"
 	if u, p := count(spare, "SELECT count(*) FROM users"), count(spare, "SELECT count(*) FROM plans"); u != 0 || p != 3 {
 		t.Fatalf("spare shard: %d users (want 0), %d plans (want 3)", u, p)
@@ -113,19 +101,7 @@ func TestDemoReshard(t *testing.T) {
 	if len(cfg.Shards[2].Hash) != 1 {
 		t.Fatalf("the config file does not name the split placement after the reshard: %v", cfg.HashSlots())
 	}
-	count := func(dsn, sql string) int64 {
-		t.Helper()
-		c, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close(ctx)
-		var n int64
-		if err := c.QueryRow(ctx, sql).Scan(&n); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-		return n
-	}
+	count := func(dsn, sql string) int64 { return countOne(ctx, t, dsn, sql) }
 	shard := func(i int) string { return "postgres://app:app@" + cfg.Shards[i].Primary.Addr + "/app?sslmode=disable" }
 	u0, u1, u2 := count(shard(0), "SELECT count(*) FROM users"), count(shard(1), "SELECT count(*) FROM users"), count(shard(2), "SELECT count(*) FROM users")
 	if u0+u1+u2 != 2000 || u2 == 0 || u2 >= u0+u2 {
@@ -135,4 +111,19 @@ func TestDemoReshard(t *testing.T) {
 		t.Fatalf("orders through pgrouter after the reshard: %d, want 6000", n)
 	}
 	t.Logf("%s\nusers per shard: %d, %d, %d; %d writes during the reshard", strings.TrimSpace(string(out)), u0, u1, u2, writes.Load())
+}
+
+// countOne runs sql (one number) on dsn.
+func countOne(ctx context.Context, t *testing.T, dsn, sql string) int64 {
+	t.Helper()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var n int64
+	if err := c.QueryRow(ctx, sql).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
 }

@@ -31,6 +31,7 @@ func TestReshardEngine(t *testing.T) {
 	t.Run("abort", func(t *testing.T) { checkAbort(ctx, t, ee) })
 	t.Run("target_fails", func(t *testing.T) { checkTargetFails(ctx, t, ee) })
 	t.Run("range_split", func(t *testing.T) { checkRangeSplit(ctx, t, ee) })
+	t.Run("verify_refuses", func(t *testing.T) { checkVerifyRefuses(ctx, t, ee) })
 }
 
 // startLoad runs the keyed load over 4 clients (half with the simple
@@ -209,7 +210,8 @@ func checkKillDuringCatchup(ctx context.Context, t *testing.T, ee *engineEnv) {
 	next := ee.nextYAML(t)
 	l := crashLoad(ctx, t, ee)
 	defer l.halt(t)
-	holdApply, key := toCatchup(ctx, t, ee, next)
+	holdApply, keys := toCatchup(ctx, t, ee, next)
+	key := keys[0]
 	time.Sleep(300 * time.Millisecond)
 	ee.kill()
 	if st := ee.savedState(t); st.Phase != "catchup" {
@@ -239,7 +241,7 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 // toCatchup starts the reshard with one key's apply held on shard2, and
 // returns once the engine is in its catch-up (which waits for that key);
 // rolling the returned transaction back lets it go on.
-func toCatchup(ctx context.Context, t *testing.T, ee *engineEnv, next string) (pgx.Tx, int64) {
+func toCatchup(ctx context.Context, t *testing.T, ee *engineEnv, next string) (pgx.Tx, []int64) {
 	t.Helper()
 	keys, _ := chunkKeys(ctx, t, ee, next)
 	holdCopy := blockOnTarget(ctx, t, ee, keys[len(keys)-1], false) // the copy waits at its last chunk
@@ -254,7 +256,7 @@ func toCatchup(ctx context.Context, t *testing.T, ee *engineEnv, next string) (p
 	}
 	holdCopy.Rollback(ctx) // the copy ends; the catch-up waits for the locked row
 	ee.waitStatus(ctx, t, "the catch-up", time.Minute, func(st map[string]string) bool { return st["phase"] == "catchup" })
-	return holdApply, keys[0]
+	return holdApply, keys
 }
 
 // checkUnchanged checks that an aborted reshard left the placement, the
@@ -362,4 +364,35 @@ func checkRangeSplit(ctx context.Context, t *testing.T, ee *engineEnv) {
 	if n := ee.onShard(ctx, t, 2, "SELECT count(*) FROM ev"); n == 0 {
 		t.Error("shard2 holds no rows of ev after the range split")
 	}
+}
+
+// checkVerifyRefuses corrupts one copied row on shard2 behind the engine's
+// back: verify names the key and the cutover is refused; the placement
+// stays, and an abort leaves everything as it was.
+func checkVerifyRefuses(ctx context.Context, t *testing.T, ee *engineEnv) {
+	ee.reset(ctx, t)
+	next := ee.nextYAML(t)
+	l := startLoad(ctx, t, ee)
+	defer l.halt(t)
+	holdApply, keys := toCatchup(ctx, t, ee, next)
+	if _, err := holdApply.Exec(ctx, "UPDATE kv SET v = 999 WHERE id = $1", keys[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := holdApply.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := ee.waitStatus(ctx, t, "the engine to refuse the cutover", time.Minute, func(st map[string]string) bool { return st["running"] == "false" })
+	if want := fmt.Sprintf("keys (%d)", keys[1]); st["phase"] != "catchup" || !strings.Contains(st["error"], want) || !strings.Contains(st["error"], "cutover refused") {
+		t.Fatalf("SHOW RESHARD after a corrupted copy: %v; want phase catchup and an error naming %s", st, want)
+	}
+	t.Logf("error: %s", st["error"])
+	if got, _ := os.ReadFile(ee.path); string(got) != ee.base {
+		t.Fatal("the config file changed although the cutover was refused")
+	}
+	if err := ee.admin(ctx, t, "RESHARD ABORT"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	l.halt(t)
+	checkUnchanged(ctx, t, ee, l)
 }
