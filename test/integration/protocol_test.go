@@ -272,7 +272,7 @@ func playScript(ctx context.Context, t *testing.T, dsn string, sc script) []stri
 		t.Fatal(err)
 	}
 	defer r.Close()
-	return r.RunScript(sc.steps, 5*time.Second)
+	return r.RunScript(sc.steps, 20*time.Second)
 }
 
 // assertPoolServes checks that as many clients as the pool has backends
@@ -330,8 +330,8 @@ func TestStartupParametersMatchPostgres(t *testing.T) {
 		}
 	}
 	steps := []step{send("Z", query("SHOW application_name")), send("Z", parse("", "SHOW application_name"), bind("", ""), execute("", 0), sync_)}
-	want := strings.Join(direct.RunScript(steps, 5*time.Second), "\n")
-	if got := strings.Join(proxied.RunScript(steps, 5*time.Second), "\n"); got != want {
+	want := strings.Join(direct.RunScript(steps, 20*time.Second), "\n")
+	if got := strings.Join(proxied.RunScript(steps, 20*time.Second), "\n"); got != want {
 		t.Errorf("through pgrouter:\n%s\ndirectly:\n%s", got, want)
 	}
 }

@@ -538,7 +538,7 @@ func TestMaxClientsAndLoginTimeout(t *testing.T) {
 	ctx := context.Background()
 	cfg := *env.Config
 	cfg.Pool.MaxClients = 2
-	cfg.Pool.LoginTimeout = config.Duration(300 * time.Millisecond)
+	cfg.Pool.LoginTimeout = config.Duration(2 * time.Second) // a real login on a busy box must fit
 	inst, dsn := startOwnInstance(t, cfg)
 	defer inst.Close(ctx)
 	connect(t, dsn)
