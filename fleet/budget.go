@@ -23,7 +23,8 @@ import (
 // proxy does so before it serves) and gets its share within one round.
 // Entries of members whose lease expired are dropped by any survivor: their
 // process is gone, and with it their backends. (A member that is alive but
-// cut off from etcd keeps its cap; see docs/ARCHITECTURE.md.)
+// cut off from etcd keeps its cap while cut off, and drops to 0 once etcd
+// answers and its record is gone; see docs/ARCHITECTURE.md.)
 
 // budgetEvery is how often a member looks at the budget.
 const budgetEvery = 200 * time.Millisecond
@@ -78,7 +79,13 @@ func (f *Fleet) budgetStep(ctx context.Context) {
 		live[m.ID] = true
 	}
 	if !live[f.id] {
-		return // not registered (yet, or again)
+		// Our record expired (we were cut off longer than lease_ttl) and
+		// etcd answers again: the others may have taken our share already.
+		// Hold nothing until we are registered again and granted a share.
+		if budget > 0 {
+			f.setCap(0)
+		}
+		return
 	}
 	next := alloc{Caps: map[string]int{}}
 	for id, c := range a.Caps {
