@@ -88,6 +88,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Fleet, *config.Con
 		return nil, nil, err
 	}
 	f.setApplied(doc.Version, cfg, "ok")
+	if cfg.Cluster.PoolBudget > 0 {
+		f.lastCap = 0 // what the proxy starts a fleet member with (proxy.InFleet)
+	}
 	f.registerHandlers()
 	return f, cfg, nil
 }

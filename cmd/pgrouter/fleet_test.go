@@ -1,13 +1,15 @@
 package main
 
 import (
+	"net"
 	"strings"
 	"testing"
 
 	"github.com/pgrouter/pgrouter/fleet"
 )
 
-// TestConfigPush against a real etcd (Debian etcd-server): a file with a
+// TestConfigPush against a real etcd (Debian etcd-server): serve on a
+// prefix nothing was pushed to says how to publish a config; a file with a
 // mistake is refused with file:line and nothing is published; a good file
 // becomes version 1, and with no member running yet push says so instead
 // of claiming every member runs it; a missing --etcd is a clear error.
@@ -17,6 +19,10 @@ func TestConfigPush(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer etcd.Stop()
+	if code, _, errOut := runCLI(t, "serve", "--config", etcd.URL); code == 0 || !strings.Contains(errOut, "holds no config yet") ||
+		!strings.Contains(errOut, "pgrouter config push FILE --etcd "+etcd.URL) {
+		t.Fatalf("serve on an empty prefix: exit %d, stderr %s", code, errOut)
+	}
 	good := "listen: 127.0.0.1:6432\nusers:\n  - {name: app, password: app}\nshards:\n  - {name: s0, primary: 127.0.0.1:5432}\ndatabases:\n  - name: app\n"
 	bad := writeFile(t, "bad.yaml", good+"timeouts:\n  query: soon\n")
 	code, out, errOut := runCLI(t, "config", "push", bad, "--etcd", etcd.URL)
@@ -31,4 +37,24 @@ func TestConfigPush(t *testing.T) {
 	if code, _, errOut := runCLI(t, "config", "push", path); code == 0 || !strings.Contains(errOut, "--etcd") {
 		t.Fatalf("push without --etcd: exit %d, stderr %s", code, errOut)
 	}
+}
+
+// TestServeEtcdUnreachable: serve on an etcd that does not answer fails
+// within the request deadline, saying so, instead of hanging.
+func TestServeEtcdUnreachable(t *testing.T) {
+	addr := freeAddr(t)
+	code, _, errOut := runCLI(t, "serve", "--config", "etcd://"+addr+"/x")
+	if code == 0 || !strings.Contains(errOut, "etcd is unreachable (etcd://"+addr+"/x)") {
+		t.Fatalf("serve on a silent etcd: exit %d, stderr %s", code, errOut)
+	}
+}
+
+// freeAddr is a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
