@@ -229,7 +229,17 @@ func TestBudgetHoldsUnderLoad(t *testing.T) {
 // share of the budget, stops it gracefully and waits until the three took
 // the budget back. It returns what went wrong, or "".
 func joinAndLeave(t *testing.T) string {
-	time.Sleep(time.Second)
+	// Join under load: once every member has clients queued for a backend,
+	// its pools are full to its share and must shrink before the joiner gets one.
+	deadline := time.Now().Add(20 * time.Second)
+	for _, m := range fleet {
+		for metricSum(m, "pgrouter_pool_clients_waiting") == 0 {
+			if time.Now().After(deadline) {
+				return m.name + ": no client ever waited for a backend: the load does not saturate the budget"
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	joiner, err := startMember(tmp, "joiner")
 	if err != nil {
 		return err.Error()

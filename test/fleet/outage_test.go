@@ -94,6 +94,19 @@ func metric(m *member, name string) string {
 	return ""
 }
 
+// metricSum adds up every series of one metric family on m (0 when absent).
+func metricSum(m *member, name string) float64 {
+	sum := 0.0
+	for _, line := range strings.Split(scrape(m), "\n") {
+		if rest, ok := strings.CutPrefix(line, name); ok && (strings.HasPrefix(rest, "{") || strings.HasPrefix(rest, " ")) {
+			var v float64
+			fmt.Sscan(rest[strings.LastIndex(rest, " ")+1:], &v)
+			sum += v
+		}
+	}
+	return sum
+}
+
 // waitSharesSettled waits until SHOW FLEET gives every member its equal
 // share of the budget.
 func waitSharesSettled(t *testing.T) {
