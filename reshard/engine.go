@@ -122,11 +122,8 @@ func (e *Engine) switched(st *state, p *plan) bool {
 func (e *Engine) Start(path string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if err := e.idleLocked(); err != nil {
+	if err := e.freeLocked(); err != nil {
 		return err
-	}
-	if e.st != nil && !e.st.Phase.finished() {
-		return fmt.Errorf("reshard %s is unfinished (phase %s): RESHARD RESUME or RESHARD ABORT it first", e.st.ID, e.st.Phase)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -175,11 +172,8 @@ func (e *Engine) beginLocked(p *plan, data []byte, st *state, what string) error
 func (e *Engine) StartDirectory(db, table, to string, keys []string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if err := e.idleLocked(); err != nil {
+	if err := e.freeLocked(); err != nil {
 		return err
-	}
-	if e.st != nil && !e.st.Phase.finished() {
-		return fmt.Errorf("reshard %s is unfinished (phase %s): RESHARD RESUME or RESHARD ABORT it first", e.st.ID, e.st.Phase)
 	}
 	cur := e.host.Config()
 	if cur.Path == "" {
@@ -232,6 +226,17 @@ func (e *Engine) Resume() error {
 	e.st.Error = ""
 	e.log.Info("reshard resumed", "id", e.st.ID, "phase", e.st.Phase)
 	e.launchLocked(p)
+	return nil
+}
+
+// freeLocked: no reshard runs or waits unfinished, so a new one may begin.
+func (e *Engine) freeLocked() error {
+	if err := e.idleLocked(); err != nil {
+		return err
+	}
+	if e.st != nil && !e.st.Phase.finished() {
+		return fmt.Errorf("reshard %s is unfinished (phase %s): RESHARD RESUME or RESHARD ABORT it first", e.st.ID, e.st.Phase)
+	}
 	return nil
 }
 

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,6 +48,7 @@ type engineEnv struct {
 	dataDir string
 	proc    *exec.Cmd
 	addr    string
+	metrics string // the metrics endpoint's address
 	logf    *os.File
 }
 
@@ -76,7 +79,8 @@ func startEngineEnv(ctx context.Context, t *testing.T) *engineEnv {
 	ee.addr = testenv.FreeAddr(t)
 	ee.dataDir = filepath.Join(ee.dir, "data")
 	ee.base = strings.Replace(string(src), "listen: 127.0.0.1:0\n", "listen: "+ee.addr+"\ndata_dir: "+ee.dataDir+"\n", 1)
-	ee.base = strings.Replace(ee.base, "  listen: 127.0.0.1:0\n", "  listen: \"off\"\n", 1)
+	ee.metrics = testenv.FreeAddr(t)
+	ee.base = strings.Replace(ee.base, "  listen: 127.0.0.1:0\n", "  listen: "+ee.metrics+"\n", 1)
 	ee.path = filepath.Join(ee.dir, "pgrouter.yaml")
 	t.Cleanup(ee.kill)
 	return ee
@@ -346,6 +350,24 @@ func (ee *engineEnv) waitStatus(ctx context.Context, t *testing.T, what string, 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// metric reads one sample line's value from pgrouter's /metrics ("" when
+// absent): name with its labels, as Prometheus prints them.
+func (ee *engineEnv) metric(t *testing.T, series string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + ee.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 func mustRead(path string) []byte {

@@ -106,6 +106,18 @@ func checkSplitUnderLoad(ctx context.Context, t *testing.T, ee *engineEnv) {
 	}
 	t.Logf("pgrouter reshard printed %d progress lines, the last: %s", len(lines), lines[len(lines)-1])
 	finish(ctx, t, ee, l, next)
+	for series, ok := range map[string]func(string) bool{
+		"pgrouter_reshard_rows_copied_total":                  func(v string) bool { return v != "" && v != "0" },
+		`pgrouter_reshard_phase{phase="done"}`:                func(v string) bool { return v == "1" },
+		`pgrouter_reshard_phase{phase="copy"}`:                func(v string) bool { return v == "0" },
+		"pgrouter_reshard_held_write_seconds":                 func(v string) bool { return v != "" && v != "0" },
+		"pgrouter_reshard_lag_bytes":                          func(v string) bool { return v != "" },
+		`pgrouter_reshard_cutovers_total{outcome="switched"}`: func(v string) bool { return v == "1" },
+	} {
+		if v := ee.metric(t, series); !ok(v) {
+			t.Errorf("metric %s = %q after the reshard", series, v)
+		}
+	}
 }
 
 // chunkKeys finds, on shard0, test-owned keys (above engineKeys) that move
