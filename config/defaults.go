@@ -14,7 +14,10 @@ const (
 	// DefaultDirectoryAssignQuery records a mapping chosen by auto_assign;
 	// concurrent assigners agree because the lookup is re-read after it.
 	DefaultDirectoryAssignQuery = "INSERT INTO pgrouter_directory (key, shard) VALUES ($1, $2) ON CONFLICT DO NOTHING"
-	defaultMaxLagBytes          = 16 << 20
+	// DefaultDirectoryMoveQuery points a key at its new shard when a
+	// reshard moves it ($1 key, $2 shard name).
+	DefaultDirectoryMoveQuery = "UPDATE pgrouter_directory SET shard = $2 WHERE key = $1"
+	defaultMaxLagBytes        = 16 << 20
 	// DefaultMaxMessageSize bounds one client message after login: large
 	// enough for any sane Bind or COPY row, small enough that a few hostile
 	// clients cannot exhaust memory (Postgres's own bound is 1 GB).
@@ -159,6 +162,7 @@ func (db *Database) setDefaults(d defaulter, key string, shards []Shard) {
 			d.str(tk+".directory.dbname", &dir.Dbname, db.Dbname)
 			d.str(tk+".directory.query", &dir.Query, DefaultDirectoryQuery)
 			d.str(tk+".directory.assign_query", &dir.AssignQuery, DefaultDirectoryAssignQuery)
+			d.str(tk+".directory.move_query", &dir.MoveQuery, DefaultDirectoryMoveQuery)
 			d.int(tk+".directory.cache_size", &dir.CacheSize, 100000)
 			d.dur(tk+".directory.cache_ttl", &dir.CacheTTL, 60*time.Second)
 			d.dur(tk+".directory.timeout", &dir.Timeout, 5*time.Second)

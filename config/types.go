@@ -246,6 +246,7 @@ type Directory struct {
 	User        string   `yaml:"user"`         // configured user whose server credentials connect; default the first user
 	Query       string   `yaml:"query"`        // default "SELECT shard FROM pgrouter_directory WHERE key = $1"
 	AssignQuery string   `yaml:"assign_query"` // auto_assign: default "INSERT INTO pgrouter_directory (key, shard) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+	MoveQuery   string   `yaml:"move_query"`   // resharding: default "UPDATE pgrouter_directory SET shard = $2 WHERE key = $1"
 	CacheSize   int      `yaml:"cache_size"`   // default 100000; 0 = no cache
 	CacheTTL    Duration `yaml:"cache_ttl"`    // default 60s; 0 = entries never expire
 	Timeout     Duration `yaml:"timeout"`      // one lookup (dial included), default 5s

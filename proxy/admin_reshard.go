@@ -19,6 +19,18 @@ func (h reshardHost) Unmark(moves []sharding.Move)      { h.mark(moves, true, fa
 func (h reshardHost) MarkCleanup(moves []sharding.Move) { h.mark(moves, false, true) }
 func (h reshardHost) CleanupDone(moves []sharding.Move) { h.mark(moves, false, false) }
 
+func (h reshardHost) ShardOfKey(db, table, key string) (string, error) {
+	r := h.state.Load().routers[db]
+	if r == nil {
+		return "", fmt.Errorf("no database %q", db)
+	}
+	i, err := r.ShardOfKey(table, []byte(key))
+	if err != nil {
+		return "", err
+	}
+	return h.Config().Shards[i].Name, nil
+}
+
 // Reshard is the resharding engine running inside this server.
 func (s *Server) Reshard() *reshard.Engine { return s.reshard }
 
@@ -39,12 +51,18 @@ func (ss *session) adminReshard(cmd string) error {
 			return perr
 		}
 		err = e.Start(path)
+	case "DIRECTORY":
+		db, table, to, keys, perr := ss.reshardDirectoryArgs(arg)
+		if perr != nil {
+			return perr
+		}
+		err = e.StartDirectory(db, table, to, keys)
 	case "RESUME":
 		err = e.Resume()
 	case "ABORT":
 		err = e.Abort(context.Background())
 	default:
-		return pgwire.Error(pgwire.SyntaxError, fmt.Sprintf("unknown RESHARD command %q", cmd), "RESHARD TO 'file', RESHARD RESUME, RESHARD ABORT, SHOW RESHARD")
+		return pgwire.Error(pgwire.SyntaxError, fmt.Sprintf("unknown RESHARD command %q", cmd), reshardUsage)
 	}
 	if err != nil {
 		return pgwire.Error(pgwire.ObjectNotInPrerequisiteState, "reshard: "+err.Error(), "SHOW RESHARD shows the reshard's phase and last error")
@@ -52,6 +70,27 @@ func (ss *session) adminReshard(cmd string) error {
 	ss.srv.log.Info("reshard command from the admin console", "client_id", ss.pid, "command", strings.ToUpper(verb))
 	ss.adminTag("RESHARD")
 	return nil
+}
+
+const reshardUsage = "RESHARD TO 'file', RESHARD DIRECTORY table TO shard KEYS k1,k2,…, RESHARD RESUME, RESHARD ABORT, SHOW RESHARD"
+
+// reshardDirectoryArgs parses "table TO shard KEYS k1,k2,…" (the table in
+// the first database that has it).
+func (ss *session) reshardDirectoryArgs(arg string) (db, table, to string, keys []string, err error) {
+	f := strings.Fields(arg)
+	if len(f) != 5 || !strings.EqualFold(f[1], "TO") || !strings.EqualFold(f[3], "KEYS") {
+		return "", "", "", nil, pgwire.Error(pgwire.SyntaxError, "RESHARD DIRECTORY needs: table TO shard KEYS k1,k2,…", reshardUsage)
+	}
+	for _, d := range ss.srv.Config().Databases {
+		if d.Table(f[0]) != nil {
+			db = d.Name
+			break
+		}
+	}
+	if db == "" {
+		return "", "", "", nil, pgwire.Error(pgwire.UndefinedTable, fmt.Sprintf("no sharded table %q in the config", f[0]), "")
+	}
+	return db, f[0], f[2], strings.Split(f[4], ","), nil
 }
 
 // unquote reads a single-quoted SQL string literal.

@@ -29,6 +29,10 @@ func (j *job) cutover(ctx context.Context) error {
 		if err := j.verify(ctx); err != nil {
 			return err
 		}
+		if d := j.e.st.Dir; d != nil { // the config stays; the lookup table moves the keys
+			installed = true
+			return d.point(ctx, j.p.next, false)
+		}
 		if err := installConfig(cfgPath, nextPath(j.e.dataDir())); err != nil {
 			return err
 		}
@@ -36,7 +40,9 @@ func (j *job) cutover(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
-		if installed {
+		if installed && j.e.st.Dir != nil {
+			err = errors.Join(err, j.e.st.Dir.point(context.WithoutCancel(ctx), j.p.next, true))
+		} else if installed {
 			err = errors.Join(err, restoreConfig(cfgPath))
 		}
 		j.e.update(func(st *state) { st.Phase = PhaseCatchup })

@@ -72,7 +72,7 @@ func (e *Engine) Recover() error {
 	}
 	if st.Phase == PhaseCutover {
 		st.Phase = PhaseCatchup
-		if samePlacement(e.host.Config(), p.next) {
+		if e.switched(st, p) {
 			st.Phase = PhaseCleanup
 		}
 		if err := e.saveLocked(); err != nil {
@@ -95,7 +95,26 @@ func (e *Engine) planOf(st *state) (*plan, error) {
 		return nil, err
 	}
 	next.Path = e.host.Config().Path
+	if st.Dir != nil {
+		moves, err := st.Dir.moves(next)
+		if err != nil {
+			return nil, err
+		}
+		return planMoves(next, next, st.ID, moves), nil
+	}
 	return newPlan(st.Prev.on(next), next, st.ID)
+}
+
+// switched reports whether p's placement is in force: the running config
+// names it, or for a directory table the lookup table points the keys at
+// their target.
+func (e *Engine) switched(st *state, p *plan) bool {
+	if st.Dir == nil {
+		return samePlacement(e.host.Config(), p.next)
+	}
+	k := st.Dir.anyKey()
+	s, err := e.host.ShardOfKey(st.Dir.Database, st.Dir.Table, k)
+	return k != "" && err == nil && s == st.Dir.To
 }
 
 // Start begins a reshard from the running placement to the one of the
@@ -103,11 +122,8 @@ func (e *Engine) planOf(st *state) (*plan, error) {
 func (e *Engine) Start(path string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if err := e.idleLocked(); err != nil {
+	if err := e.freeLocked(); err != nil {
 		return err
-	}
-	if e.st != nil && !e.st.Phase.finished() {
-		return fmt.Errorf("reshard %s is unfinished (phase %s): RESHARD RESUME or RESHARD ABORT it first", e.st.ID, e.st.Phase)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -128,10 +144,14 @@ func (e *Engine) Start(path string) error {
 	if err != nil {
 		return err
 	}
+	return e.beginLocked(p, data, &state{ID: id, Phase: PhaseCopy, Started: time.Now().UTC(), Prev: placementOf(cur)}, path)
+}
+
+// beginLocked persists a new reshard (its next config data) and starts it.
+func (e *Engine) beginLocked(p *plan, data []byte, st *state, what string) error {
 	if err := writeAtomic(nextPath(e.dataDir()), data); err != nil {
 		return err
 	}
-	st := &state{ID: id, Phase: PhaseCopy, Started: time.Now().UTC(), Prev: placementOf(cur)}
 	for _, s := range p.sources {
 		st.Sources = append(st.Sources, sourceProg{Slot: s.slot})
 	}
@@ -142,9 +162,51 @@ func (e *Engine) Start(path string) error {
 	if err := e.saveLocked(); err != nil {
 		return err
 	}
-	e.log.Info("reshard started", "id", id, "moves", len(p.moves), "next", path)
+	e.log.Info("reshard started", "id", st.ID, "moves", len(p.moves), "next", what)
 	e.launchLocked(p)
 	return nil
+}
+
+// StartDirectory begins moving keys (canonical text) of the
+// directory-sharded table of database db to shard to, in the background.
+func (e *Engine) StartDirectory(db, table, to string, keys []string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.freeLocked(); err != nil {
+		return err
+	}
+	cur := e.host.Config()
+	if cur.Path == "" {
+		return errors.New("resharding needs pgrouter to serve a config file")
+	}
+	if cur.ShardIndex(to) < 0 {
+		return fmt.Errorf("no shard %q in the config", to)
+	}
+	t, err := directoryTable(cur, db, table)
+	if err != nil {
+		return err
+	}
+	dm := &dirMove{Database: db, Table: t.Table, To: to, From: map[string][]string{}}
+	for _, k := range keys {
+		from, err := e.host.ShardOfKey(db, t.Table, k)
+		if err != nil {
+			return fmt.Errorf("key %q: %w", k, err)
+		}
+		if from != to {
+			dm.From[from] = append(dm.From[from], k)
+		}
+	}
+	id := time.Now().UTC().Format("20060102150405")
+	moves, err := dm.moves(cur)
+	if err != nil {
+		return err
+	}
+	data, err := os.ReadFile(cur.Path)
+	if err != nil {
+		return err
+	}
+	return e.beginLocked(planMoves(cur, cur, id, moves), data, &state{ID: id, Phase: PhaseCopy, Started: time.Now().UTC(), Dir: dm},
+		fmt.Sprintf("directory table %s: %d key(s) to %s", t.Table, len(keys), to))
 }
 
 // Resume continues an unfinished reshard (after an error or a restart).
@@ -164,6 +226,17 @@ func (e *Engine) Resume() error {
 	e.st.Error = ""
 	e.log.Info("reshard resumed", "id", e.st.ID, "phase", e.st.Phase)
 	e.launchLocked(p)
+	return nil
+}
+
+// freeLocked: no reshard runs or waits unfinished, so a new one may begin.
+func (e *Engine) freeLocked() error {
+	if err := e.idleLocked(); err != nil {
+		return err
+	}
+	if e.st != nil && !e.st.Phase.finished() {
+		return fmt.Errorf("reshard %s is unfinished (phase %s): RESHARD RESUME or RESHARD ABORT it first", e.st.ID, e.st.Phase)
+	}
 	return nil
 }
 
@@ -233,7 +306,7 @@ func (e *Engine) Abort(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if st.Phase == PhaseCleanup || samePlacement(e.host.Config(), p.next) {
+	if st.Phase == PhaseCleanup || e.switched(st, p) {
 		return errors.New("the reshard already switched to the next placement: it can only be completed (RESHARD RESUME)")
 	}
 	return e.abort(ctx, p)

@@ -25,6 +25,8 @@ type Host interface {
 	Unmark(moves []sharding.Move)
 	MarkCleanup(moves []sharding.Move)
 	CleanupDone(moves []sharding.Move)
+	// ShardOfKey is the shard table's key (canonical text) is on now.
+	ShardOfKey(db, table, key string) (string, error)
 }
 
 // plan is one reshard worked out from the running and the next config.
@@ -50,6 +52,11 @@ func newPlan(cur, next *config.Config, id string) (*plan, error) {
 	if len(moves) == 0 {
 		return nil, errors.New("the next config moves no rows: nothing to reshard")
 	}
+	return planMoves(cur, next, id, moves), nil
+}
+
+// planMoves groups moves by source.
+func planMoves(cur, next *config.Config, id string, moves []sharding.Move) *plan {
 	p := &plan{cur: cur, next: next, moves: moves}
 	for i, m := range moves {
 		j := p.sourceOf(m.Database, m.From)
@@ -60,7 +67,7 @@ func newPlan(cur, next *config.Config, id string) (*plan, error) {
 		}
 		p.sources[j].moves = append(p.sources[j].moves, i)
 	}
-	return p, nil
+	return p
 }
 
 func (p *plan) sourceOf(db, shard string) int {
@@ -81,34 +88,32 @@ func dial(ctx context.Context, cfg *config.Config, shard, db string, replication
 	if i < 0 || d == nil || len(cfg.Users) == 0 {
 		return nil, fmt.Errorf("no shard %q, database %q or user in the config", shard, db)
 	}
-	addr := cfg.Shards[i].Primary.Addr
+	c, err := dialNode(ctx, cfg.BackendTLSFor(shard), cfg.Shards[i].Primary.Addr, d.Dbname, &cfg.Users[0], replication)
+	if err != nil {
+		return nil, fmt.Errorf("shard %s: %w", shard, err)
+	}
+	return c, nil
+}
+
+// dialNode connects to the server at addr as u's server role.
+func dialNode(ctx context.Context, tls config.BackendTLS, addr, dbname string, u *config.User, replication bool) (*pgconn.PgConn, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, fmt.Errorf("shard %s: address %q: %w", shard, addr, err)
+		return nil, fmt.Errorf("address %q: %w", addr, err)
 	}
 	port, err := strconv.ParseUint(portStr, 10, 16)
 	if err != nil {
-		return nil, fmt.Errorf("shard %s: address %q: %w", shard, addr, err)
+		return nil, fmt.Errorf("address %q: %w", addr, err)
 	}
-	tls := cfg.BackendTLSFor(shard)
 	cc, err := pool.ParseTLSConfig(host, tls.SSLMode, tls.CAFile)
 	if err != nil {
 		return nil, err
 	}
-	u := &cfg.Users[0]
-	cc.Host, cc.Port, cc.User, cc.Password = host, uint16(port), u.BackendUser(), u.BackendPassword()
-	cc.Database = d.Dbname
-	if cc.Database == "" {
-		cc.Database = d.Name
-	}
+	cc.Host, cc.Port, cc.User, cc.Password, cc.Database = host, uint16(port), u.BackendUser(), u.BackendPassword(), dbname
 	cc.RuntimeParams = map[string]string{"application_name": "pgrouter-reshard"}
 	if replication {
 		cc.RuntimeParams["replication"] = "database"
 	}
 	cc.ConnectTimeout = 10 * time.Second
-	c, err := pgconn.ConnectConfig(ctx, cc)
-	if err != nil {
-		return nil, fmt.Errorf("shard %s: %w", shard, err)
-	}
-	return c, nil
+	return pgconn.ConnectConfig(ctx, cc)
 }

@@ -36,7 +36,8 @@ type state struct {
 	Phase    Phase        `json:"phase"`
 	Error    string       `json:"error,omitempty"`
 	Started  time.Time    `json:"started"`
-	Prev     placement    `json:"prev_placement"` // the running one when the reshard began
+	Prev     placement    `json:"prev_placement"`      // the running one when the reshard began
+	Dir      *dirMove     `json:"directory,omitempty"` // a directory-sharded table's keys (else the placement moves)
 	Sources  []sourceProg `json:"sources"`
 	Moves    []moveProg   `json:"moves"`
 	HeldSecs float64      `json:"held_seconds"`

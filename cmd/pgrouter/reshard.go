@@ -18,23 +18,30 @@ import (
 const reshardPoll = 500 * time.Millisecond
 
 func newReshardCmd() *cobra.Command {
-	var to, admin string
+	var to, admin, dirTable, dirTo, dirKeys string
 	var resume, abort bool
 	cmd := &cobra.Command{
-		Use:   "reshard --to NEXT.yaml | --resume | --abort",
+		Use:   "reshard --to NEXT.yaml | --directory TABLE --keys K1,K2 --to-shard SHARD | --resume | --abort",
 		Short: "Move rows to a new placement under live traffic, through a running pgrouter's admin console",
 		Long: `reshard asks the serving pgrouter (its admin console, --admin) to move the rows
 whose shard differs between its running config and NEXT.yaml: copy, catch up,
 verify, cut over, clean up. NEXT.yaml is the whole config with the new
 placement; at the cutover pgrouter replaces its config file with it (keeping
 the old one as <file>.before-reshard). It then follows the progress until the
-reshard is done. --resume continues an interrupted reshard (after an error or
-a restart of pgrouter); --abort undoes one that has not cut over yet.`,
+reshard is done. --directory moves keys of a directory-sharded table to
+--to-shard the same way, pointing them there in the lookup table at the
+cutover. --resume continues an interrupted reshard (after an error or a
+restart of pgrouter); --abort undoes one that has not cut over yet.`,
 		Example: "  pgrouter reshard --to next.yaml --admin postgres://admin:admin@127.0.0.1:6432/pgrouter",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var command string
 			switch {
+			case dirTable != "" && to == "" && !resume && !abort:
+				if dirTo == "" || dirKeys == "" || strings.ContainsAny(dirKeys, " '") {
+					return errors.New("--directory needs --to-shard SHARD and --keys K1,K2,… (no spaces or quotes)")
+				}
+				command = fmt.Sprintf("RESHARD DIRECTORY %s TO %s KEYS %s", dirTable, dirTo, dirKeys)
 			case to != "" && !resume && !abort:
 				abs, err := filepath.Abs(to)
 				if err != nil {
@@ -46,12 +53,15 @@ a restart of pgrouter); --abort undoes one that has not cut over yet.`,
 			case to == "" && !resume && abort:
 				command = "RESHARD ABORT"
 			default:
-				return errors.New("give exactly one of --to FILE, --resume, --abort")
+				return errors.New("give exactly one of --to FILE, --directory TABLE, --resume, --abort")
 			}
 			return runReshard(cmd.Context(), admin, command, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "the next config file (the running one with the new placement)")
+	cmd.Flags().StringVar(&dirTable, "directory", "", "a directory-sharded table whose --keys move to --to-shard")
+	cmd.Flags().StringVar(&dirKeys, "keys", "", "with --directory: the keys, comma-separated")
+	cmd.Flags().StringVar(&dirTo, "to-shard", "", "with --directory: the shard the keys move to")
 	cmd.Flags().BoolVar(&resume, "resume", false, "continue an interrupted reshard")
 	cmd.Flags().BoolVar(&abort, "abort", false, "undo a reshard that has not cut over")
 	cmd.Flags().StringVar(&admin, "admin", envOr("PGROUTER_ADMIN", "postgres://admin:admin@127.0.0.1:6432/pgrouter?sslmode=disable"),

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,6 +48,7 @@ type engineEnv struct {
 	dataDir string
 	proc    *exec.Cmd
 	addr    string
+	metrics string // the metrics endpoint's address
 	logf    *os.File
 }
 
@@ -56,7 +59,8 @@ func startEngineEnv(ctx context.Context, t *testing.T) *engineEnv {
 		Hash: []string{"[{modulus: 2, remainder: 0}]", "[{modulus: 2, remainder: 1}]", "[]"},
 		Sections: map[string]string{
 			"db": "    sharded_tables:\n      - {table: kv, column: id, type: int, function: hash}\n" +
-				"      - {table: ev, column: id, type: int, function: range, ranges: " + evRanges + "}",
+				"      - {table: ev, column: id, type: int, function: range, ranges: " + evRanges + "}\n" +
+				"      - {table: dkv, column: id, type: int, function: directory, directory: {node: shard0-primary, cache_ttl: 1h}}",
 			"pool": "  size: 16",
 		},
 	})
@@ -75,7 +79,8 @@ func startEngineEnv(ctx context.Context, t *testing.T) *engineEnv {
 	ee.addr = testenv.FreeAddr(t)
 	ee.dataDir = filepath.Join(ee.dir, "data")
 	ee.base = strings.Replace(string(src), "listen: 127.0.0.1:0\n", "listen: "+ee.addr+"\ndata_dir: "+ee.dataDir+"\n", 1)
-	ee.base = strings.Replace(ee.base, "  listen: 127.0.0.1:0\n", "  listen: \"off\"\n", 1)
+	ee.metrics = testenv.FreeAddr(t)
+	ee.base = strings.Replace(ee.base, "  listen: 127.0.0.1:0\n", "  listen: "+ee.metrics+"\n", 1)
 	ee.path = filepath.Join(ee.dir, "pgrouter.yaml")
 	t.Cleanup(ee.kill)
 	return ee
@@ -125,6 +130,7 @@ func (ee *engineEnv) reset(ctx context.Context, t *testing.T) {
 	for table, keys := range map[string]int64{"kv": engineKeys + extraKeys, "ev": evKeys} {
 		ee.fill(ctx, t, table, keys)
 	}
+	ee.fillDirectory(ctx, t)
 	if err := ee.Cluster.WaitReplicated(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -161,6 +167,51 @@ func (ee *engineEnv) fill(ctx context.Context, t *testing.T, table string, keys 
 			t.Fatal(err)
 		}
 	}
+}
+
+// dkvKeys is how many keys the directory-sharded table dkv holds: even
+// keys on shard0, odd ones on shard1, as its lookup table (on shard0's
+// primary) says.
+const dkvKeys = 400
+
+func (ee *engineEnv) fillDirectory(ctx context.Context, t *testing.T) {
+	t.Helper()
+	if err := ee.ExecOnPrimaries(ctx, "app", "DROP TABLE IF EXISTS dkv, pgrouter_directory; CREATE TABLE dkv (id bigint PRIMARY KEY, v bigint NOT NULL, pad text); "+
+		"CREATE TABLE pgrouter_directory (key text PRIMARY KEY, shard text NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		c, err := ee.Cluster.Shards[i].Primary.Connect(ctx, "app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Exec(ctx, "INSERT INTO dkv SELECT id, 0, 'x' FROM generate_series(1, $1) id WHERE id % 2 = $2", dkvKeys, i)
+		if err == nil && i == 0 {
+			_, err = c.Exec(ctx, "INSERT INTO pgrouter_directory SELECT id::text, 'shard' || (id % 2) FROM generate_series(1, $1) id", dkvKeys)
+		}
+		c.Close(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// dkvShards is where the lookup table places dkv's keys now.
+func (ee *engineEnv) dkvShards(ctx context.Context, t *testing.T) map[int64]int {
+	t.Helper()
+	c, err := ee.Cluster.Shards[0].Primary.Connect(ctx, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	out := map[int64]int{}
+	rows, _ := c.Query(ctx, "SELECT key::bigint, substr(shard, 6)::int FROM pgrouter_directory")
+	var k int64
+	var s int
+	if _, err := pgx.ForEachRow(rows, []any{&k, &s}, func() error { out[k] = s; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // router places keys as the config file at path says.
@@ -299,6 +350,24 @@ func (ee *engineEnv) waitStatus(ctx context.Context, t *testing.T, what string, 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// metric reads one sample line's value from pgrouter's /metrics ("" when
+// absent): name with its labels, as Prometheus prints them.
+func (ee *engineEnv) metric(t *testing.T, series string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + ee.metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 func mustRead(path string) []byte {

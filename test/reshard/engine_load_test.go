@@ -165,10 +165,21 @@ func (l *keyedLoad) halt(t *testing.T) {
 	}
 }
 
+// routerPlaces is where r places the load's keys.
+func routerPlaces(t *testing.T, r *router.Router, table string) func(int64) int {
+	return func(id int64) int {
+		s, err := r.ShardOfKey(table, []byte(fmt.Sprint(id)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+}
+
 // checkPlaced checks, directly on the shards, that every key the load
-// acknowledged as present is on exactly the shard r names with its value,
-// and that no other row of kv exists anywhere.
-func checkPlaced(ctx context.Context, t *testing.T, ee *engineEnv, l *keyedLoad, r *router.Router) {
+// acknowledged as present is on exactly the shard shardOf names with its
+// value, and that no other row of the table exists anywhere.
+func checkPlaced(ctx context.Context, t *testing.T, ee *engineEnv, l *keyedLoad, shardOf func(int64) int) {
 	t.Helper()
 	var shards []map[int64]int64
 	for i := range ee.Cluster.Shards {
@@ -182,10 +193,7 @@ func checkPlaced(ctx context.Context, t *testing.T, ee *engineEnv, l *keyedLoad,
 	}
 	for _, want := range l.want {
 		for id, v := range want {
-			s, err := r.ShardOfKey(l.table, []byte(fmt.Sprint(id)))
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := shardOf(id)
 			got, ok := shards[s][id]
 			if !ok || got != v {
 				report(fmt.Errorf("key %d: on shard%d v=%d present=%v, want v=%d", id, s, got, ok, v))

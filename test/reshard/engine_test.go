@@ -32,6 +32,7 @@ func TestReshardEngine(t *testing.T) {
 	t.Run("target_fails", func(t *testing.T) { checkTargetFails(ctx, t, ee) })
 	t.Run("range_split", func(t *testing.T) { checkRangeSplit(ctx, t, ee) })
 	t.Run("verify_refuses", func(t *testing.T) { checkVerifyRefuses(ctx, t, ee) })
+	t.Run("directory_move", func(t *testing.T) { checkDirectoryMove(ctx, t, ee) })
 }
 
 // startLoad runs the keyed load over 4 clients (half with the simple
@@ -62,7 +63,12 @@ func finish(ctx context.Context, t *testing.T, ee *engineEnv, l *keyedLoad, next
 		}
 		t.Fatalf("reshard ended in phase %s: %s\npgrouter's log ends:\n%s", st["phase"], st["error"], log)
 	}
-	checkPlaced(ctx, t, ee, l, ee.router(t, next))
+	shardOf := routerPlaces(t, ee.router(t, next), l.table)
+	if l.table == "dkv" {
+		dir := ee.dkvShards(ctx, t)
+		shardOf = func(id int64) int { return dir[id] }
+	}
+	checkPlaced(ctx, t, ee, l, shardOf)
 	got, _ := os.ReadFile(ee.path)
 	want, _ := os.ReadFile(next)
 	if string(got) != string(want) {
@@ -100,6 +106,18 @@ func checkSplitUnderLoad(ctx context.Context, t *testing.T, ee *engineEnv) {
 	}
 	t.Logf("pgrouter reshard printed %d progress lines, the last: %s", len(lines), lines[len(lines)-1])
 	finish(ctx, t, ee, l, next)
+	for series, ok := range map[string]func(string) bool{
+		"pgrouter_reshard_rows_copied_total":                  func(v string) bool { return v != "" && v != "0" },
+		`pgrouter_reshard_phase{phase="done"}`:                func(v string) bool { return v == "1" },
+		`pgrouter_reshard_phase{phase="copy"}`:                func(v string) bool { return v == "0" },
+		"pgrouter_reshard_held_write_seconds":                 func(v string) bool { return v != "" && v != "0" },
+		"pgrouter_reshard_lag_bytes":                          func(v string) bool { return v != "" },
+		`pgrouter_reshard_cutovers_total{outcome="switched"}`: func(v string) bool { return v == "1" },
+	} {
+		if v := ee.metric(t, series); !ok(v) {
+			t.Errorf("metric %s = %q after the reshard", series, v)
+		}
+	}
 }
 
 // chunkKeys finds, on shard0, test-owned keys (above engineKeys) that move
@@ -263,7 +281,7 @@ func toCatchup(ctx context.Context, t *testing.T, ee *engineEnv, next string) (p
 // config file and the sources as they were, and shard2 empty.
 func checkUnchanged(ctx context.Context, t *testing.T, ee *engineEnv, l *keyedLoad) {
 	t.Helper()
-	checkPlaced(ctx, t, ee, l, ee.router(t, ee.path))
+	checkPlaced(ctx, t, ee, l, routerPlaces(t, ee.router(t, ee.path), l.table))
 	if got, _ := os.ReadFile(ee.path); string(got) != ee.base {
 		t.Error("the config file changed")
 	}
@@ -395,4 +413,36 @@ func checkVerifyRefuses(ctx context.Context, t *testing.T, ee *engineEnv) {
 	time.Sleep(200 * time.Millisecond)
 	l.halt(t)
 	checkUnchanged(ctx, t, ee, l)
+}
+
+// checkDirectoryMove moves dkv's even keys up to 100 (on shard0) and a few
+// odd ones (on shard1) to shard2 under a keyed load on dkv, with the CLI.
+func checkDirectoryMove(ctx context.Context, t *testing.T, ee *engineEnv) {
+	ee.reset(ctx, t)
+	var keys []string
+	for id := 2; id <= 100; id += 2 {
+		keys = append(keys, fmt.Sprint(id))
+	}
+	keys = append(keys, "1", "3", "5")
+	l := newKeyedLoad("dkv", dkvKeys, 2)
+	l.run(ctx, []*pgx.Conn{ee.connect(ctx, t, "app", "app", true), ee.connect(ctx, t, "app", "app", false)})
+	defer l.halt(t)
+	time.Sleep(200 * time.Millisecond)
+	out, err := exec.CommandContext(ctx, ee.bin, "reshard", "--directory", "dkv", "--keys", strings.Join(keys, ","), "--to-shard", "shard2",
+		"--admin", "postgres://admin:admin@"+ee.addr+"/pgrouter?sslmode=disable").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), ": done") {
+		t.Fatalf("pgrouter reshard --directory: %v\n%s", err, out)
+	}
+	finish(ctx, t, ee, l, ee.path)
+	dir := ee.dkvShards(ctx, t)
+	for _, k := range keys {
+		var id int64
+		fmt.Sscan(k, &id)
+		if dir[id] != 2 {
+			t.Errorf("the lookup table places key %d on shard%d, want shard2", id, dir[id])
+		}
+	}
+	if n := ee.onShard(ctx, t, 2, "SELECT count(*) FROM dkv WHERE id > 100 OR (id % 2 = 1 AND id > 5)"); n != 0 {
+		t.Errorf("shard2 holds %d rows of dkv that did not move", n)
+	}
 }
