@@ -51,9 +51,8 @@ func (t *txState) endImplicitPortals() {
 }
 
 // keptBatch answers a batch made only of Execute, Describe and Close of
-// kept portals (and Sync / Flush). A Bind that reuses a kept portal's
-// name drops the kept rows: the backend's portal of that name is the
-// client's from then on.
+// kept portals (and Sync / Flush). Any other batch goes to the backend,
+// its messages about kept portals answered in their place (translateKept).
 func (ss *session) keptBatch(sync bool) (done bool, err error) {
 	if len(ss.kept) == 0 || ss.openBatch && ss.be != nil {
 		return false, nil // (the backend's open batch needs this Sync or Flush)
@@ -67,11 +66,6 @@ func (ss *session) keptBatch(sync bool) (done bool, err error) {
 	for i, m := range b.msgs {
 		switch m.typ {
 		case pgwire.Sync, pgwire.Flush:
-		case pgwire.Bind:
-			if dst, _, err := cstring(b.body(i)); err == nil {
-				delete(ss.kept, dst)
-			}
-			only = false
 		case pgwire.Execute, pgwire.Describe, pgwire.Close:
 			if !ss.keptTarget(m.typ, b.body(i)) {
 				only = false

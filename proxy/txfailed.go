@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -63,7 +64,13 @@ func (ss *session) failedTxBatch(txStmt *stmt, sync bool) error {
 		return ss.flushClient()
 	}
 	if txStmt == nil || !sync || !ss.endFailedTx(txStmt.plan) {
-		return ss.refuseBatch(ss.batchAbortedError(), sync)
+		if err := ss.failedTxAnswers(); err != nil {
+			return ss.refuseBatch(err, sync)
+		}
+		if sync {
+			ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
+		}
+		return ss.flushClient()
 	}
 	ss.answerBatchLocally(&ss.batch, "ROLLBACK")
 	ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
@@ -76,18 +83,45 @@ func (ss *session) failedTxBatch(txStmt *stmt, sync bool) error {
 // of it as the unnamed statement, then Sync), and its syntax error is the
 // client's answer.
 
-// batchAbortedError is the error of a batch in the failed transaction:
-// its first Parse's syntax error, else 25P02.
-func (ss *session) batchAbortedError() *pgconn.PgError {
-	for _, m := range ss.batch.msgs {
-		if m.typ == pgwire.Parse && m.st != nil {
-			return ss.abortedError(m.st.plan, m.st.query)
+// failedTxAnswers answers the batch's messages up to the first one
+// Postgres refuses in the aborted transaction, checked as Postgres checks
+// them: the statement or portal named is looked up first (26000, 34000;
+// without a backend only portals kept by the proxy exist), a text parsed
+// first (its syntax error), then 25P02. Close is answered, and so is a
+// Describe of a kept portal without rows. It returns that message's error
+// (nil: every message was answered).
+func (ss *session) failedTxAnswers() error {
+	b := &ss.batch
+	for i, m := range b.msgs {
+		body := b.body(i)
+		var object byte
+		if (m.typ == pgwire.Describe || m.typ == pgwire.Close) && len(body) > 0 {
+			object, body = body[0], body[1:]
 		}
-		if m.typ != pgwire.Sync && m.typ != pgwire.Flush {
-			break // 25P02 stands at an earlier message
+		name, _, _ := cstring(body)
+		kept := ss.kept[name]
+		switch {
+		case m.typ == pgwire.Sync || m.typ == pgwire.Flush:
+		case m.typ == pgwire.Close:
+			if object == pgwire.ObjectPortal {
+				delete(ss.kept, name)
+			}
+			ss.out = append(ss.out, pgwire.MsgCloseComplete...)
+		case m.typ == pgwire.Parse && m.st != nil && m.st.plan != nil && (m.st.plan.Tx == router.TxCommit || m.st.plan.Tx == router.TxRollback):
+			ss.out = append(ss.out, pgwire.MsgParseComplete...) // allowed, to end the transaction
+		case m.typ == pgwire.Parse && m.st != nil:
+			return ss.abortedError(m.st.plan, m.st.query)
+		case (m.typ == pgwire.Bind || object == pgwire.ObjectStatement) && m.st == nil && !m.raw:
+			return errNoStatement(name)
+		case (m.typ == pgwire.Execute || object == pgwire.ObjectPortal) && kept == nil:
+			return pgwire.Error(pgwire.InvalidCursorName, fmt.Sprintf("portal %q does not exist", name), "")
+		case object == pgwire.ObjectPortal && kept.desc == nil:
+			ss.out = append(ss.out, pgwire.MsgNoData...)
+		default:
+			return errTxAborted
 		}
 	}
-	return errTxAborted
+	return nil
 }
 
 // abortedError is what Postgres answers sql (planned as plan) with in an
