@@ -61,7 +61,7 @@ func (b *batch) parsesClean() bool {
 		switch {
 		case m.typ == pgwire.Parse && (m.st == nil || m.st.plan == nil || m.st.plan.Unparsed):
 			return false
-		case m.typ == pgwire.Bind && (m.st == nil || !bindFits(b.body(i), len(m.st.oids))):
+		case m.typ == pgwire.Bind && (m.st == nil || !bindFits(b.body(i), m.st.numParams())):
 			return false
 		case m.typ == pgwire.Bind:
 			bound = true

@@ -375,6 +375,15 @@ func (ss *session) translate(m batchMsg, body []byte) error {
 		if err != nil {
 			return err
 		}
+		if ss.be.txStatus == pgwire.TxFailed && !ss.be.conn.Prepared.Contains(st.server) {
+			// Its re-Parse would fail with 25P02, where Postgres (which
+			// has the statement) reports a wrong parameter count first.
+			if perr := bindAbortedError(body, st); perr != errTxAborted {
+				ss.refusal = pgwire.AppendError(ss.refusal[:0], perr)
+				ss.appendRefusal()
+				return nil
+			}
+		}
 		ss.ensurePrepared(st)
 		start := len(ss.bout)
 		ss.bout = append(ss.bout, pgwire.Bind, 0, 0, 0, 0)

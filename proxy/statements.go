@@ -115,6 +115,16 @@ type stmt struct {
 	stale   bool   // its result type changed since: Bind and Describe fail (0A000)
 }
 
+// numParams is how many parameters a Bind of st must supply, as Postgres
+// counts them: the types the Parse declared, or more if the text uses more.
+func (st *stmt) numParams() int {
+	n := len(st.oids)
+	if st.plan != nil && !st.plan.Unparsed {
+		n = max(n, st.plan.NumParams)
+	}
+	return n
+}
+
 // parseMsg is a decoded Parse message.
 type parseMsg struct {
 	name  string

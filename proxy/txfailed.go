@@ -63,7 +63,7 @@ func (ss *session) failedTxBatch(txStmt *stmt, sync bool) error {
 		ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 		return ss.flushClient()
 	}
-	if txStmt == nil || !sync || !ss.endFailedTx(txStmt.plan) {
+	if txStmt == nil || !ss.endFailedTx(txStmt.plan) {
 		if err := ss.failedTxAnswers(); err != nil {
 			return ss.refuseBatch(err, sync)
 		}
@@ -73,7 +73,9 @@ func (ss *session) failedTxBatch(txStmt *stmt, sync bool) error {
 		return ss.flushClient()
 	}
 	ss.answerBatchLocally(&ss.batch, "ROLLBACK")
-	ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
+	if sync {
+		ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
+	}
 	return ss.flushClient()
 }
 
@@ -113,6 +115,8 @@ func (ss *session) failedTxAnswers() error {
 			return ss.abortedError(m.st.plan, m.st.query)
 		case (m.typ == pgwire.Bind || object == pgwire.ObjectStatement) && m.st == nil && !m.raw:
 			return errNoStatement(name)
+		case m.typ == pgwire.Bind && m.st != nil:
+			return bindAbortedError(b.body(i), m.st)
 		case (m.typ == pgwire.Execute || object == pgwire.ObjectPortal) && kept == nil:
 			return pgwire.Error(pgwire.InvalidCursorName, fmt.Sprintf("portal %q does not exist", name), "")
 		case object == pgwire.ObjectPortal && kept.desc == nil:
@@ -167,4 +171,18 @@ func (ss *session) syntaxError(sql string) *pgconn.PgError {
 		return nil
 	}
 	return perr
+}
+
+// bindAbortedError is Postgres's error for a Bind of st in an aborted
+// transaction: a wrong parameter count is reported first (08P01).
+func bindAbortedError(body []byte, st *stmt) *pgconn.PgError {
+	var args router.Args
+	var formats []int16
+	_, stmtName, _ := cstring(body)
+	if _, err := decodeBind(body, &args, &formats); err == nil && len(args.Params) != st.numParams() {
+		name, _, _ := cstring(stmtName)
+		return pgwire.Error(pgwire.ProtocolViolation, fmt.Sprintf("bind message supplies %d parameters, but prepared statement %q requires %d",
+			len(args.Params), name, st.numParams()), "")
+	}
+	return errTxAborted
 }
