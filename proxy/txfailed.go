@@ -60,7 +60,9 @@ func (b *batch) onlySyncs() bool {
 // the batch that runs COMMIT or ROLLBACK ends it, any other fails.
 func (ss *session) failedTxBatch(txStmt *stmt, sync bool) error {
 	if ss.batch.onlySyncs() {
-		ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
+		if sync { // (a Flush alone gets no answer)
+			ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
+		}
 		return ss.flushClient()
 	}
 	if txStmt == nil || !ss.endFailedTx(txStmt.plan) {
