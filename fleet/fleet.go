@@ -168,7 +168,10 @@ func (f *Fleet) Close() {
 	f.wg.Wait()
 	if lease != 0 {
 		ctx, cancel := f.st.ctx(context.Background())
-		f.st.cli.Revoke(ctx, leaseID(lease))
+		if _, err := f.st.cli.Revoke(ctx, leaseID(lease)); err != nil {
+			f.log.Warn("leaving the fleet: lease not revoked; the others rebalance once it expires (cluster.lease_ttl)",
+				"member", f.id, "err", err.Error())
+		}
 		cancel()
 	}
 	f.st.Close()

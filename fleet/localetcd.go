@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -51,6 +52,11 @@ func (e *LocalEtcd) Restart() error {
 		"--listen-peer-urls", "http://"+e.peer, "--initial-advertise-peer-urls", "http://"+e.peer,
 		"--initial-cluster", "local=http://"+e.peer)
 	e.cmd.Stdout, e.cmd.Stderr = logf, logf
+	// Its own process group: a Ctrl-C in the terminal reaches pgrouter
+	// demo, which stops its members (revoking their leases) before etcd,
+	// instead of killing etcd first under them. Pdeathsig: etcd does not
+	// outlive a demo or test that dies without stopping it.
+	e.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := e.cmd.Start(); err != nil {
 		return err
 	}

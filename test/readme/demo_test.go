@@ -70,6 +70,7 @@ func startDemo(t *testing.T, bin string, extra ...string) *demo {
 	t.Helper()
 	d := &demo{stderr: newStderrFile(t), fields: map[string]string{}}
 	d.cmd = exec.Command(bin, append([]string{"demo", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"}, extra...)...)
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its own group, as a terminal's foreground job
 	d.cmd.Stderr = d.stderr.File
 	out, err := d.cmd.StdoutPipe()
 	if err != nil {
@@ -155,7 +156,7 @@ func (d *demo) stop(t *testing.T) {
 	if d.cmd.ProcessState != nil {
 		return
 	}
-	_ = d.cmd.Process.Signal(syscall.SIGINT)
+	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGINT) // Ctrl-C: to the whole group, children too
 	done := make(chan error, 1)
 	go func() { done <- d.cmd.Wait() }()
 	select {

@@ -2,6 +2,8 @@ package readme
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +17,8 @@ import (
 // suggests works (its `config push` reaches both members).
 func TestDemoFleet(t *testing.T) {
 	bin := pgrouterBinary(t)
-	d := startDemo(t, bin, "--shards", "2", "--replicas", "0", "--fleet", "2")
+	logPath := filepath.Join(t.TempDir(), "demo.log")
+	d := startDemo(t, bin, "--shards", "2", "--replicas", "0", "--fleet", "2", "--log-file", logPath)
 	if d.fields["etcd"] == "" || d.fields["member 2"] == "" {
 		t.Fatalf("the screen names no etcd or second member:\n%s", d.screen)
 	}
@@ -67,5 +70,15 @@ func TestDemoFleet(t *testing.T) {
 	}
 	if pushes != 1 {
 		t.Errorf("the fleet demo's screen suggests %d config push commands, want 1:\n%s", pushes, d.screen)
+	}
+	// Ctrl-C (to the demo's whole process group) must let both members leave
+	// the fleet, their leases revoked, before the demo's etcd stops.
+	d.stop(t)
+	logs, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(logs), "joined the fleet"); n != 2 || strings.Contains(string(logs), "lease not revoked") {
+		t.Errorf("demo log: %d members joined (want 2), lease not revoked: %v", n, strings.Contains(string(logs), "lease not revoked"))
 	}
 }
