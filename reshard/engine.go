@@ -276,26 +276,37 @@ func errSuffix(err error) string {
 	return ", but not completely: " + err.Error() + " (RESHARD ABORT again once the shard is back)"
 }
 
-// stop ends a running job and waits for it.
-func (e *Engine) stop() {
+// stopWait bounds how long stop waits for a running job to end.
+const stopWait = 30 * time.Second
+
+// stop ends a running job and waits for it (at most stopWait).
+func (e *Engine) stop() error {
 	e.mu.Lock()
 	h := e.running
 	e.mu.Unlock()
-	if h != nil {
-		h.cancel()
-		<-h.done
+	if h == nil {
+		return nil
+	}
+	h.cancel()
+	select {
+	case <-h.done:
+		return nil
+	case <-time.After(stopWait):
+		return fmt.Errorf("the running reshard did not stop within %s", stopWait)
 	}
 }
 
 // Close stops a running job (pgrouter is shutting down); RESHARD RESUME
 // continues it after a restart.
-func (e *Engine) Close() { e.stop() }
+func (e *Engine) Close() { _ = e.stop() }
 
 // Abort stops a reshard that has not switched placement and undoes it:
 // the copies on the targets are deleted, slots and publications dropped,
 // the marks lifted. The sources are never touched.
 func (e *Engine) Abort(ctx context.Context) error {
-	e.stop()
+	if err := e.stop(); err != nil {
+		return err
+	}
 	e.mu.Lock()
 	st := e.st
 	e.mu.Unlock()

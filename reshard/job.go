@@ -186,32 +186,49 @@ func (j *job) copyMove(ctx context.Context, src *pgconn.PgConn, i int) error {
 }
 
 // startStreams opens a replication connection and apply connections per
-// source and starts streaming from the slots.
+// source and starts streaming from the slots. Only started streams are
+// kept (stopStreams waits for each), so a failure half-way leaks nothing.
 func (j *job) startStreams(ctx context.Context) error {
 	sctx, cancel := context.WithCancel(ctx)
 	j.stopCh = cancel
 	for _, s := range j.p.sources {
-		repl, err := dial(ctx, j.p.next, s.shard, s.db, true)
+		st, err := j.openStream(ctx, s)
 		if err != nil {
 			return err
 		}
-		targets := map[string]*pgconn.PgConn{}
-		var moves []streamMove
-		st := newStream(s.slot, repl, targets, nil)
-		j.streams = append(j.streams, st)
-		for _, i := range s.moves {
-			m := j.p.moves[i]
-			moves = append(moves, streamMove{m: m, t: j.tables[i]})
-			if targets[m.To] == nil {
-				if targets[m.To], err = dial(ctx, j.p.next, m.To, m.Database, false); err != nil {
-					return &targetError{shard: m.To, err: err}
-				}
-			}
-		}
-		st.moves = moves
 		st.start(sctx)
+		j.streams = append(j.streams, st)
 	}
 	return nil
+}
+
+// openStream connects one source's stream: its targets, then its slot.
+func (j *job) openStream(ctx context.Context, s source) (*stream, error) {
+	targets := map[string]*pgconn.PgConn{}
+	closeAll := func() {
+		for _, c := range targets {
+			c.Close(context.WithoutCancel(ctx))
+		}
+	}
+	var moves []streamMove
+	for _, i := range s.moves {
+		m := j.p.moves[i]
+		moves = append(moves, streamMove{m: m, t: j.tables[i]})
+		if targets[m.To] == nil {
+			c, err := dial(ctx, j.p.next, m.To, m.Database, false)
+			if err != nil {
+				closeAll()
+				return nil, &targetError{shard: m.To, err: err}
+			}
+			targets[m.To] = c
+		}
+	}
+	repl, err := dial(ctx, j.p.next, s.shard, s.db, true)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	return newStream(s.slot, repl, targets, moves), nil
 }
 
 // stopStreams stops the catch-up and closes its connections.

@@ -286,13 +286,33 @@ func (ee *engineEnv) connect(ctx context.Context, t *testing.T, user, db string,
 	return c
 }
 
-// admin runs one admin console command.
+// admin runs one admin console command; one that hangs fails the test
+// with pgrouter's goroutines in the log.
 func (ee *engineEnv) admin(ctx context.Context, t *testing.T, cmd string) error {
 	t.Helper()
 	c := ee.connect(ctx, t, "admin", "pgrouter", true)
 	defer c.Close(ctx)
-	_, err := c.Exec(ctx, cmd)
+	actx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	_, err := c.Exec(actx, cmd)
+	if actx.Err() != nil {
+		ee.dumpStacks()
+		t.Fatalf("%s did not answer within a minute (stacks in %s)", cmd, stuckLog)
+	}
 	return err
+}
+
+// stuckLog keeps pgrouter's log with its goroutines' stacks when a test
+// found it stuck.
+var stuckLog = filepath.Join(os.TempDir(), "reshard-stuck.log")
+
+func (ee *engineEnv) dumpStacks() {
+	if ee.proc == nil {
+		return
+	}
+	ee.proc.Process.Signal(syscall.SIGQUIT)
+	ee.proc.Wait()
+	os.WriteFile(stuckLog, mustRead(filepath.Join(ee.dir, "pgrouter.log")), 0o600)
 }
 
 // status is the row of SHOW RESHARD.
@@ -331,11 +351,7 @@ func (ee *engineEnv) waitStatus(ctx context.Context, t *testing.T, what string, 
 			return st
 		}
 		if time.Now().After(deadline) {
-			if ee.proc != nil { // its goroutines' stacks go to the log
-				ee.proc.Process.Signal(syscall.SIGQUIT)
-				ee.proc.Wait()
-				os.WriteFile(filepath.Join(os.TempDir(), "reshard-stuck.log"), mustRead(filepath.Join(ee.dir, "pgrouter.log")), 0o600)
-			}
+			ee.dumpStacks()
 			log, _ := os.ReadFile(filepath.Join(ee.dir, "pgrouter.log"))
 			var tail []string
 			for _, l := range strings.Split(string(log), "\n") {
