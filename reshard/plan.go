@@ -110,7 +110,11 @@ func dialNode(ctx context.Context, tls config.BackendTLS, addr, dbname string, u
 		return nil, err
 	}
 	cc.Host, cc.Port, cc.User, cc.Password, cc.Database = host, uint16(port), u.BackendUser(), u.BackendPassword(), dbname
-	cc.RuntimeParams = map[string]string{"application_name": "pgrouter-reshard"}
+	// One text form for every connection of the engine: pgoutput's row text
+	// (written by the walsender's session) is read back by the targets', and
+	// verify compares row text across servers.
+	cc.RuntimeParams = map[string]string{"application_name": "pgrouter-reshard",
+		"DateStyle": "ISO, MDY", "TimeZone": "UTC", "IntervalStyle": "postgres", "extra_float_digits": "3"}
 	if replication {
 		cc.RuntimeParams["replication"] = "database"
 	}
