@@ -62,7 +62,10 @@ func progressLine(st map[string]string, bar bool) string {
 			}
 			chunks = "[" + strings.Repeat("#", n) + strings.Repeat(".", barWidth-n) + "] " + chunks
 		}
-		line += fmt.Sprintf(" %s chunks %s, %s rows copied", st["table"], chunks, st["rows_copied"])
+		if st["table"] != "" {
+			line += " " + st["table"]
+		}
+		line += fmt.Sprintf(" chunks %s, %s rows copied", chunks, st["rows_copied"])
 	case "catchup", "cutover":
 		line += fmt.Sprintf(", %s rows copied, lag %s bytes", st["rows_copied"], st["lag_bytes"])
 	case "cleanup", "done":
