@@ -63,6 +63,9 @@ func (ss *session) flushBatch(sync bool) error {
 			return err
 		}
 	}
+	if one && !sync && ss.multiWrite(ss.lastBound.plan, route) {
+		return ss.refuseBatch(errMultiWriteOnFlush, sync)
+	}
 	if err := ss.leaveReplicaBatch(route, b.binds()); err != nil {
 		return err
 	}
@@ -110,6 +113,12 @@ func (ss *session) flushBatch(sync bool) error {
 	}
 	return ss.roundTrip()
 }
+
+// errMultiWriteOnFlush refuses a write over several shards executed before
+// its batch's Sync: it runs, and commits, at that Sync (multiBatch).
+var errMultiWriteOnFlush = pgwire.Error(pgwire.FeatureNotSupported,
+	"a write over several shards runs at its batch's Sync: it cannot be executed on Flush",
+	"send Sync after its Execute, or restrict it to one shard")
 
 // endBatch forgets the batch once it is handled.
 func (bs *batchState) endBatch() {

@@ -67,3 +67,36 @@ func TestMergeDateStyle(t *testing.T) {
 		}
 	}
 }
+
+// TestMultiShardWriteOnFlush: a write over several shards runs (and
+// commits) at its batch's Sync, so executed on Flush it is refused with
+// 0A000 and a hint, where it stands in the batch; the session goes on.
+func TestMultiShardWriteOnFlush(t *testing.T) {
+	e := shardedEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := parseScript("write_on_flush", `send
+Parse {"Query": "update users set score = score + 1 where score > 50 returning id"}
+Bind {}
+Execute {}
+Flush
+until
+ErrorResponse
+send
+Sync
+until
+ReadyForQuery
+send
+Query {"String": "select count(*) from users where score > 50"}
+until
+ReadyForQuery`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := play(ctx, proxyDSN(e.Proxy.Addr), shardedProfiles()[0], s, proxyTimeout, nil)
+	if len(tr) != 3 || !strings.Contains(strings.Join(tr[0], " "), `"Code":"0A000"`) ||
+		!strings.Contains(strings.Join(tr[0], " "), "send Sync after its Execute") ||
+		!strings.Contains(strings.Join(tr[1], " "), `"TxStatus":"I"`) || !strings.Contains(strings.Join(tr[2], " "), "DataRow") {
+		t.Fatalf("transcript %v", tr)
+	}
+}
