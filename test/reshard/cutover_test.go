@@ -67,11 +67,19 @@ func startCutoverEnv(ctx context.Context, t *testing.T) *cutoverEnv {
 	}
 	ce := &cutoverEnv{Env: e}
 	ce.conn = ce.client(ctx, t)
-	// Keys go straight to the shard the running placement names.
-	r := mustRouter(t, e.Config)
+	insertByPlacement(ctx, t, e, mustRouter(t, e.Config), "kv", nKeys,
+		"INSERT INTO kv SELECT id, 0 FROM unnest($1::int8[]) id")
+	return ce
+}
+
+// insertByPlacement runs insert (its $1 the int8[] of keys) on each
+// shard's primary with the keys 1..keys of table that r places there:
+// rows go straight where the placement names, without pgrouter.
+func insertByPlacement(ctx context.Context, t *testing.T, e *testenv.Env, r *router.Router, table string, keys int64, insert string) {
+	t.Helper()
 	perShard := make([][]int64, len(e.Cluster.Shards))
-	for id := int64(1); id <= nKeys; id++ {
-		s, err := r.ShardOfKey("kv", []byte(fmt.Sprint(id)))
+	for id := int64(1); id <= keys; id++ {
+		s, err := r.ShardOfKey(table, []byte(fmt.Sprint(id)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,13 +90,12 @@ func startCutoverEnv(ctx context.Context, t *testing.T) *cutoverEnv {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = c.Exec(ctx, "INSERT INTO kv SELECT id, 0 FROM unnest($1::int8[]) id", ids)
+		_, err = c.Exec(ctx, insert, ids)
 		c.Close(ctx)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("shard %d: %v", i, err)
 		}
 	}
-	return ce
 }
 
 // splitShard0 is the running config with shard0 split: remainder 2 of

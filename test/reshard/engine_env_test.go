@@ -144,28 +144,10 @@ func (ee *engineEnv) fill(ctx context.Context, t *testing.T, table string, keys 
 	if err := ee.ExecOnPrimaries(ctx, "app", fmt.Sprintf("DROP TABLE IF EXISTS %s; CREATE TABLE %s (id bigint PRIMARY KEY, v bigint NOT NULL, pad text)", table, table)); err != nil {
 		t.Fatal(err)
 	}
-	r := ee.router(t, ee.path)
-	perShard := make([][]int64, 3)
-	for id := int64(1); id <= keys; id++ {
-		s, err := r.ShardOfKey(table, []byte(fmt.Sprint(id)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		perShard[s] = append(perShard[s], id)
-	}
-	for i, ids := range perShard {
-		c, err := ee.Cluster.Shards[i].Primary.Connect(ctx, "app")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = c.Exec(ctx, "INSERT INTO "+table+" SELECT id, 0, repeat('x', 100) FROM unnest($1::int8[]) id", ids)
-		if err == nil {
-			_, err = c.Exec(ctx, "ANALYZE "+table)
-		}
-		c.Close(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+	insertByPlacement(ctx, t, ee.Env, ee.router(t, ee.path), table, keys,
+		"INSERT INTO "+table+" SELECT id, 0, repeat('x', 100) FROM unnest($1::int8[]) id")
+	if err := ee.ExecOnPrimaries(ctx, "app", "ANALYZE "+table); err != nil {
+		t.Fatal(err)
 	}
 }
 
