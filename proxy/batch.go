@@ -37,7 +37,7 @@ type batchMsg struct {
 	st     *stmt // statement a P, B or D-statement refers to, resolved in order
 	local  bool  // B, D-portal, E of a DEALLOCATE the proxy answers (see deallocateLocally)
 	raw    bool  // B, D-statement of a name the client did not prepare through the protocol, sent as is
-	prev   *stmt // P: what the client's name meant before (restored if Postgres skips the Parse)
+	prev   *stmt // P, C of a statement: what the client's name meant before (restored if Postgres skips the message)
 	check  bool  // P of a name in use: sent unnamed, so that Postgres reports a wrong text before the 42P05 (refuseAt)
 }
 
@@ -61,8 +61,8 @@ func (b *batch) parsesClean() bool {
 		switch {
 		case m.typ == pgwire.Parse && (m.st == nil || m.st.plan == nil || m.st.plan.Unparsed):
 			return false
-		case m.typ == pgwire.Bind && (m.st == nil || !bindFits(b.body(i), m.st.numParams())):
-			return false
+		case m.typ == pgwire.Bind && (m.st == nil || m.st.numParams() > 0 || !bindFits(b.body(i), 0)):
+			return false // (a parameter's value can fail to convert)
 		case m.typ == pgwire.Bind:
 			bound = true
 		case !bound && (m.typ == pgwire.Execute || m.typ == pgwire.Describe && len(b.body(i)) > 0 && b.body(i)[0] == pgwire.ObjectPortal):

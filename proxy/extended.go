@@ -22,7 +22,7 @@ func (ss *session) flushBatch(sync bool) error {
 	}
 	route, txStmt, err := ss.routeBatch()
 	if ss.txFailed {
-		return ss.failedTxBatch(txStmt, sync)
+		return ss.failedTxBatch(sync)
 	}
 	if err != nil {
 		if route, err = ss.refuseAt(route, err, sync); err != nil {
@@ -257,8 +257,10 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 			}
 		case pgwire.Close:
 			if len(body) > 0 && body[0] == pgwire.ObjectStatement {
-				// Server statements are shared; closing only forgets the client's name.
+				// Server statements are shared; closing only forgets the client's
+				// name (given back if Postgres would skip the Close).
 				name, _, _ := cstring(body[1:])
+				m.prev = ss.stmts[name]
 				delete(ss.stmts, name)
 			}
 		}
@@ -423,7 +425,8 @@ func (ss *session) translate(m batchMsg, body []byte) error {
 		ss.push(expect{kind: pgwire.Execute, plan: ss.boundPlan})
 	case pgwire.Close:
 		if len(body) > 0 && body[0] == pgwire.ObjectStatement {
-			ss.push(expect{kind: pgwire.Close, synth: pgwire.MsgCloseComplete})
+			name, _, _ := cstring(body[1:])
+			ss.push(expect{kind: pgwire.Close, synth: pgwire.MsgCloseComplete, client: name, prev: m.prev})
 			return nil
 		}
 		ss.bout = appendFrame(ss.bout, typ, body)

@@ -173,9 +173,14 @@ func (ss *session) adoptOpenBatch() error {
 // error, up to Sync).
 func (ss *session) forgetParses(from int) {
 	for i := len(ss.batch.msgs) - 1; i >= max(from, 0); i-- { // latest first: see skipToSync
-		if m := ss.batch.msgs[i]; m.typ == pgwire.Parse && m.st != nil {
-			name, _, _ := cstring(ss.batch.body(i))
+		m := ss.batch.msgs[i]
+		switch body := ss.batch.body(i); {
+		case m.typ == pgwire.Parse && m.st != nil:
+			name, _, _ := cstring(body)
 			ss.unregisterStmt(name, m.st, m.prev)
+		case m.typ == pgwire.Close && m.prev != nil: // a Close of a statement
+			name, _, _ := cstring(body[1:])
+			ss.unregisterStmt(name, nil, m.prev)
 		}
 	}
 }

@@ -20,7 +20,7 @@ type expect struct {
 	stmt    string       // 'P': server statement to forget if the Parse fails; 'B', 'D': the statement bound or described
 	client  string       // 'P' from the client: its statement name, forgotten too
 	parsed  *stmt        // 'P' from the client: the statement registered under client; 'D': the statement described
-	prev    *stmt        // 'P' from the client: what client meant before (restored if the Parse is skipped)
+	prev    *stmt        // 'P' from the client, 'C' of a statement: what client meant before (restored if skipped)
 	plan    *router.Plan // the statement's plan, for SET/pin bookkeeping
 	errOut  []byte       // the proxy's ErrorResponse, sent in place of the backend's (see refuseAt)
 	replay  []string     // 'Q': the startup settings it set again after a RESET (reported.go)
@@ -259,6 +259,9 @@ func (ss *session) skipToSync() {
 		if e.kind == pgwire.Parse && e.stmt != "" && ss.be != nil {
 			ss.be.conn.Prepared.Remove(e.stmt)
 		}
+		if e.kind == pgwire.Close && e.prev != nil {
+			parses = append(parses, e) // a skipped Close: the name stays
+		}
 		if e.kind == pgwire.Parse && e.parsed != nil {
 			if i == 0 {
 				// It failed: its name is free (Postgres dropped an unnamed
@@ -277,10 +280,12 @@ func (ss *session) skipToSync() {
 	}
 }
 
-// unregisterStmt undoes a client Parse: name means prev again (nothing
-// if nil), provided it still means st.
+// unregisterStmt undoes a client Parse (st) or Close (st nil) of name:
+// name means prev again (nothing if nil), provided it still means st.
 func (ss *session) unregisterStmt(name string, st, prev *stmt) {
 	switch {
+	case st == nil && ss.stmts[name] == nil: // a Close undone
+		ss.stmts[name] = prev
 	case ss.stmts[name] != st:
 	case prev != nil:
 		ss.stmts[name] = prev

@@ -195,11 +195,13 @@ func (ss *session) deallocate(d *router.Deallocate) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	if ss.be != nil && ss.openBatch {
-		// A Query ends the extended batch it interrupts (its implicit
-		// transaction commits), and its ReadyForQuery tells where the
-		// batch left the transaction (a BEGIN run in it): a Sync does both.
-		ss.bout = ss.bout[:0]
+	if ss.be != nil {
+		// A Query drops the unnamed portal and ends the extended batch it
+		// interrupts (its implicit transaction commits); its ReadyForQuery
+		// tells where the batch left the transaction (a BEGIN run in it):
+		// a Close and a Sync do all that.
+		ss.bout = appendFrame(ss.bout[:0], pgwire.Close, []byte{pgwire.ObjectPortal, 0})
+		ss.push(expect{kind: pgwire.Close, swallow: true})
 		ss.appendOwnSync()
 		b := ss.be
 		if err := ss.roundTrip(); err != nil {

@@ -56,25 +56,73 @@ func (b *batch) onlySyncs() bool {
 	return true
 }
 
-// failedTxBatch answers an extended batch inside the failed transaction:
-// the batch that runs COMMIT or ROLLBACK ends it, any other fails.
-func (ss *session) failedTxBatch(txStmt *stmt, sync bool) error {
-	if ss.batch.onlySyncs() {
-		if sync { // (a Flush alone gets no answer)
-			ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
+// failedTxBatch answers an extended batch inside the failed transaction,
+// message by message as Postgres checks them: the statement or portal
+// named is looked up first (26000, 34000; without a backend only portals
+// kept by the proxy exist), a Bind's parameter count checked (08P01), a
+// text parsed first (its syntax error), then 25P02 — except for COMMIT
+// and ROLLBACK, which may be parsed, bound and run: their Execute ends the
+// transaction (as ROLLBACK) and the rest of the batch runs as usual. Close
+// is answered, and so is a Describe that needs no catalog.
+func (ss *session) failedTxBatch(sync bool) error {
+	b := &ss.batch
+	var exits map[string]bool // portals of this batch bound to COMMIT or ROLLBACK
+	for i, m := range b.msgs {
+		body := b.body(i)
+		var object byte
+		if (m.typ == pgwire.Describe || m.typ == pgwire.Close) && len(body) > 0 {
+			object, body = body[0], body[1:]
 		}
-		return ss.flushClient()
+		name, _, _ := cstring(body)
+		kept := ss.kept[name]
+		exit := m.st != nil && m.st.plan != nil && (m.st.plan.Tx == router.TxCommit || m.st.plan.Tx == router.TxRollback)
+		switch {
+		case m.typ == pgwire.Sync || m.typ == pgwire.Flush:
+		case m.typ == pgwire.Close:
+			if object == pgwire.ObjectPortal {
+				delete(ss.kept, name)
+				delete(exits, name)
+			}
+			ss.out = append(ss.out, pgwire.MsgCloseComplete...)
+		case m.typ == pgwire.Parse && exit:
+			ss.out = append(ss.out, pgwire.MsgParseComplete...)
+		case m.typ == pgwire.Parse && m.st != nil:
+			return ss.refuseBatch(ss.abortedError(m.st.plan, m.st.query), sync)
+		case m.typ == pgwire.Bind && m.st == nil && !m.raw:
+			_, rest, _ := cstring(body)
+			stmtName, _, _ := cstring(rest)
+			return ss.refuseBatch(errNoStatement(stmtName), sync)
+		case object == pgwire.ObjectStatement && m.st == nil && !m.raw:
+			return ss.refuseBatch(errNoStatement(name), sync)
+		case m.typ == pgwire.Bind && exit && bindAbortedError(body, m.st) == errTxAborted:
+			if exits == nil {
+				exits = map[string]bool{}
+			}
+			exits[name] = true
+			ss.out = append(ss.out, pgwire.MsgBindComplete...)
+		case m.typ == pgwire.Bind && m.st != nil:
+			return ss.refuseBatch(bindAbortedError(b.body(i), m.st), sync)
+		case object == pgwire.ObjectStatement && exit:
+			ss.out = appendMsg(ss.out, &pgproto3.ParameterDescription{})
+			ss.out = append(ss.out, pgwire.MsgNoData...)
+		case (m.typ == pgwire.Execute || object == pgwire.ObjectPortal) && exits[name]:
+			if m.typ == pgwire.Describe {
+				ss.out = append(ss.out, pgwire.MsgNoData...)
+				continue
+			}
+			ss.endFailedTx(&router.Plan{Tx: router.TxRollback})
+			ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("ROLLBACK")})
+			ss.forgetParses(i + 1) // the rest runs outside the transaction,
+			b.msgs = b.msgs[i+1:]  // routed again (its Parses registered again)
+			return ss.flushBatch(sync)
+		case (m.typ == pgwire.Execute || object == pgwire.ObjectPortal) && kept == nil:
+			return ss.refuseBatch(pgwire.Error(pgwire.InvalidCursorName, fmt.Sprintf("portal %q does not exist", name), ""), sync)
+		case object == pgwire.ObjectPortal && kept.desc == nil:
+			ss.out = append(ss.out, pgwire.MsgNoData...)
+		default:
+			return ss.refuseBatch(errTxAborted, sync)
+		}
 	}
-	if txStmt == nil || !ss.endFailedTx(txStmt.plan) {
-		if err := ss.failedTxAnswers(); err != nil {
-			return ss.refuseBatch(err, sync)
-		}
-		if sync {
-			ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
-		}
-		return ss.flushClient()
-	}
-	ss.answerBatchLocally(&ss.batch, "ROLLBACK")
 	if sync {
 		ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 	}
@@ -86,49 +134,6 @@ func (ss *session) failedTxBatch(txStmt *stmt, sync bool) error {
 // therefore shown to a backend first (outside any transaction: a Parse
 // of it as the unnamed statement, then Sync), and its syntax error is the
 // client's answer.
-
-// failedTxAnswers answers the batch's messages up to the first one
-// Postgres refuses in the aborted transaction, checked as Postgres checks
-// them: the statement or portal named is looked up first (26000, 34000;
-// without a backend only portals kept by the proxy exist), a text parsed
-// first (its syntax error), then 25P02. Close is answered, and so is a
-// Describe of a kept portal without rows. It returns that message's error
-// (nil: every message was answered).
-func (ss *session) failedTxAnswers() error {
-	b := &ss.batch
-	for i, m := range b.msgs {
-		body := b.body(i)
-		var object byte
-		if (m.typ == pgwire.Describe || m.typ == pgwire.Close) && len(body) > 0 {
-			object, body = body[0], body[1:]
-		}
-		name, _, _ := cstring(body)
-		kept := ss.kept[name]
-		switch {
-		case m.typ == pgwire.Sync || m.typ == pgwire.Flush:
-		case m.typ == pgwire.Close:
-			if object == pgwire.ObjectPortal {
-				delete(ss.kept, name)
-			}
-			ss.out = append(ss.out, pgwire.MsgCloseComplete...)
-		case m.typ == pgwire.Parse && m.st != nil && m.st.plan != nil && (m.st.plan.Tx == router.TxCommit || m.st.plan.Tx == router.TxRollback):
-			ss.out = append(ss.out, pgwire.MsgParseComplete...) // allowed, to end the transaction
-		case m.typ == pgwire.Parse && m.st != nil:
-			return ss.abortedError(m.st.plan, m.st.query)
-		case (m.typ == pgwire.Bind || object == pgwire.ObjectStatement) && m.st == nil && !m.raw:
-			return errNoStatement(name)
-		case m.typ == pgwire.Bind && m.st != nil:
-			return bindAbortedError(b.body(i), m.st)
-		case (m.typ == pgwire.Execute || object == pgwire.ObjectPortal) && kept == nil:
-			return pgwire.Error(pgwire.InvalidCursorName, fmt.Sprintf("portal %q does not exist", name), "")
-		case object == pgwire.ObjectPortal && kept.desc == nil:
-			ss.out = append(ss.out, pgwire.MsgNoData...)
-		default:
-			return errTxAborted
-		}
-	}
-	return nil
-}
 
 // abortedError is what Postgres answers sql (planned as plan) with in an
 // aborted transaction: its syntax error, if it has one, else 25P02.
