@@ -51,21 +51,25 @@ func (b *batch) size() int         { return len(b.buf) }
 func (b *batch) reset()            { b.buf, b.msgs = b.buf[:0], b.msgs[:0] }
 
 // parsesClean reports whether the batch cannot fail on Postgres before
-// its statement: every Parse holds text the router parsed, every Bind
-// supplies the parameters its statement takes, and every portal described
-// or executed was bound in the batch. Only then may it be answered without
-// Postgres (otherwise it fails there, as it must).
+// its statement: every Parse, Bind and Describe of a statement is of a
+// transaction-control statement the router parsed (any other can fail
+// there: an unknown table, a parameter that does not convert), every Bind
+// supplies no parameters, and every portal described or executed was
+// bound in the batch. Only then may it be answered without Postgres
+// (otherwise it fails there, as it must).
 func (b *batch) parsesClean() bool {
 	bound := false
 	for i, m := range b.msgs {
+		body := b.body(i)
+		txControl := m.st != nil && m.st.plan != nil && !m.st.plan.Unparsed && m.st.plan.Tx != router.TxNone
 		switch {
-		case m.typ == pgwire.Parse && (m.st == nil || m.st.plan == nil || m.st.plan.Unparsed):
+		case (m.typ == pgwire.Parse || m.typ == pgwire.Describe && len(body) > 0 && body[0] == pgwire.ObjectStatement) && !txControl:
 			return false
-		case m.typ == pgwire.Bind && (m.st == nil || m.st.numParams() > 0 || !bindFits(b.body(i), 0)):
-			return false // (a parameter's value can fail to convert)
+		case m.typ == pgwire.Bind && (!txControl || m.st.numParams() > 0 || !bindFits(body, 0)):
+			return false
 		case m.typ == pgwire.Bind:
 			bound = true
-		case !bound && (m.typ == pgwire.Execute || m.typ == pgwire.Describe && len(b.body(i)) > 0 && b.body(i)[0] == pgwire.ObjectPortal):
+		case !bound && (m.typ == pgwire.Execute || m.typ == pgwire.Describe && len(body) > 0 && body[0] == pgwire.ObjectPortal):
 			return false
 		}
 	}
