@@ -346,7 +346,7 @@ func (ss *session) translate(m batchMsg, body []byte) error {
 		ss.push(expect{kind: pgwire.Parse, swallow: true})
 		return nil
 	}
-	if (typ == pgwire.Execute || typ == pgwire.Describe || typ == pgwire.Close) && ss.keptTarget(typ, body) {
+	if len(ss.kept) > 0 && (typ == pgwire.Execute || typ == pgwire.Describe || typ == pgwire.Close) && ss.keptTarget(typ, body) {
 		ss.translateKept(typ, body)
 		return nil
 	}

@@ -255,7 +255,9 @@ func (ss *session) dispatch(typ byte, body []byte) error {
 				return err
 			}
 		}
-		defer ss.endImplicitPortals() // a Query ends the implicit transaction
+		if ss.keptToSync {
+			defer ss.endImplicitPortals() // a Query ends the implicit transaction
+		}
 		if typ == pgwire.FunctionCall {
 			return ss.functionCall(body)
 		}
@@ -271,7 +273,9 @@ func (ss *session) dispatch(typ byte, body []byte) error {
 		}
 		return nil
 	case pgwire.Sync:
-		defer ss.endImplicitPortals()
+		if ss.keptToSync {
+			defer ss.endImplicitPortals()
+		}
 		if ss.skipping && ss.span == nil {
 			return ss.endSkip()
 		}
