@@ -69,7 +69,8 @@ func (b *batch) parsesClean() bool {
 			return false
 		case m.typ == pgwire.Bind:
 			bound = true
-		case !bound && (m.typ == pgwire.Execute || m.typ == pgwire.Describe && len(body) > 0 && body[0] == pgwire.ObjectPortal):
+		case !bound && (m.typ == pgwire.Execute || m.typ == pgwire.Describe && len(body) > 0 && body[0] == pgwire.ObjectPortal),
+			m.typ == pgwire.Close && len(body) > 0 && body[0] == pgwire.ObjectPortal: // (what follows may miss it)
 			return false
 		}
 	}

@@ -18,7 +18,9 @@ func (ss *session) simpleQuery(body []byte) error {
 	sql := sqlString(body)
 	ss.lastSQL = sql
 	delete(ss.stmts, "") // a Query destroys the unnamed statement, as in Postgres
-	delete(ss.kept, "")  // and the unnamed portal
+	if ss.txStatus != pgwire.TxFailed {
+		delete(ss.kept, "") // and, unless refused (25P02) first, the unnamed portal
+	}
 	ss.queries.Add(1)
 	rsql, perr := ss.routerText(sql)
 	if perr != nil {
