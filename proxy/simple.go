@@ -79,6 +79,11 @@ func (ss *session) simpleQuery(body []byte) error {
 	if ss.multiRead(plan, route) {
 		return ss.scatterSimple(sql, plan, route)
 	}
+	if plan.Tx == router.TxBegin && ss.openBatch {
+		// A transaction opened inside a batch left open on a replica may
+		// write later: it runs on the primary (see routeBatch's Execute).
+		route.Role = router.RolePrimary
+	}
 	if err := ss.leaveReplicaBatch(route, true); err != nil {
 		return err
 	}
