@@ -46,16 +46,6 @@ func (ss *session) failedTxQuery(plan *router.Plan, sql string) error {
 	return ss.flushClient()
 }
 
-// onlySyncs reports whether the batch holds only Sync and Flush.
-func (b *batch) onlySyncs() bool {
-	for _, m := range b.msgs {
-		if m.typ != pgwire.Sync && m.typ != pgwire.Flush {
-			return false
-		}
-	}
-	return true
-}
-
 // failedTxBatch answers an extended batch inside the failed transaction,
 // message by message as Postgres checks them: the statement or portal
 // named is looked up first (26000, 34000; without a backend only portals
