@@ -92,8 +92,13 @@ func (ss *session) failedTxBatch(sync bool) error {
 			ss.out = append(ss.out, pgwire.MsgBindComplete...)
 		case m.typ == pgwire.Bind && m.st != nil:
 			return ss.refuseBatch(bindAbortedError(b.body(i), m.st), sync)
-		case object == pgwire.ObjectStatement && exit:
-			ss.out = appendMsg(ss.out, &pgproto3.ParameterDescription{})
+		case object == pgwire.ObjectStatement && m.st != nil && (m.st.plan != nil && m.st.plan.Tx != router.TxNone || m.st.desc != nil && len(m.st.desc) == 0):
+			// No rows: Postgres describes it without the catalog.
+			if m.st.params != nil {
+				ss.out = appendFrame(ss.out, pgwire.ParameterDescription, m.st.params)
+			} else {
+				ss.out = appendMsg(ss.out, &pgproto3.ParameterDescription{})
+			}
 			ss.out = append(ss.out, pgwire.MsgNoData...)
 		case (m.typ == pgwire.Execute || object == pgwire.ObjectPortal) && exits[name]:
 			if m.typ == pgwire.Describe {
