@@ -33,11 +33,18 @@ type cutoverEnv struct {
 // the simple query protocol, inline literals; else prepared statements).
 func (e *cutoverEnv) client(ctx context.Context, t *testing.T, simple ...bool) *pgx.Conn {
 	t.Helper()
-	cc, err := pgx.ParseConfig(e.AppDSN())
+	return dial(ctx, t, e.AppDSN(), len(simple) > 0 && simple[0])
+}
+
+// dial connects to dsn for the rest of the test (simple: with the simple
+// query protocol).
+func dial(ctx context.Context, t *testing.T, dsn string, simple bool) *pgx.Conn {
+	t.Helper()
+	cc, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(simple) > 0 && simple[0] {
+	if simple {
 		cc.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	}
 	c, err := pgx.ConnectConfig(ctx, cc)

@@ -253,19 +253,7 @@ func (ee *engineEnv) kill() {
 
 func (ee *engineEnv) connect(ctx context.Context, t *testing.T, user, db string, simple bool) *pgx.Conn {
 	t.Helper()
-	cc, err := pgx.ParseConfig(fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", user, user, ee.addr, db))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if simple {
-		cc.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
-	}
-	c, err := pgx.ConnectConfig(ctx, cc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(context.Background()) })
-	return c
+	return dial(ctx, t, fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", user, user, ee.addr, db), simple)
 }
 
 // admin runs one admin console command; one that hangs fails the test
