@@ -404,7 +404,7 @@ func (ss *session) translate(m batchMsg, body []byte) error {
 		ss.bout = append(ss.bout, 0)
 		ss.bout = append(ss.bout, rest...)
 		binary.BigEndian.PutUint32(ss.bout[start+1:], uint32(len(ss.bout)-start-1))
-		ss.push(expect{kind: pgwire.Bind, stmt: st.server, client: name})
+		ss.push(expect{kind: pgwire.Bind, stmt: st.server, client: name, portal: portal, kept: ss.kept[portal]})
 		delete(ss.kept, portal) // the backend's portal of that name is the client's now
 		ss.boundPlan = st.plan
 	case pgwire.Describe:

@@ -188,3 +188,16 @@ func bindAbortedError(body []byte, st *stmt) *pgconn.PgError {
 	}
 	return errTxAborted
 }
+
+// bindFailedBeforePortal reports whether a Bind that failed with errBody
+// failed before Postgres created its portal (and so before it dropped an
+// unnamed portal of the same name): an unknown statement, a bad parameter
+// count or format, an aborted transaction, a named portal that exists.
+// Later errors (a parameter's value) come after the portal replaced it.
+func bindFailedBeforePortal(errBody []byte) bool {
+	switch pgwire.DecodeError(errBody).Code {
+	case pgwire.InvalidSQLStatementName, pgwire.ProtocolViolation, pgwire.InFailedSQLTransaction, pgwire.DuplicateCursor:
+		return true
+	}
+	return false
+}
