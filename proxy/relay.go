@@ -200,6 +200,7 @@ func (ss *session) relay() error {
 			}
 			if head.kind != pgwire.Query || !head.swallow {
 				ss.openBatch = false // Sync, Query and FunctionCall end the extended batch
+				ss.replicaReads = ss.replicaReads[:0]
 			}
 			if head.kind == pgwire.Query && !head.swallow && !ss.failed {
 				ss.statementDone(head.plan)
