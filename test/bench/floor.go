@@ -11,11 +11,12 @@ import (
 
 // The floors are what any Go proxy pays before doing work of its own:
 // test/bench/floor forwards bytes between each client and its own
-// Postgres connection, on goroutines (pgrouter's I/O shape) or on one
-// epoll loop (PgBouncer's). Measured in the c32 scenario next to the
+// Postgres connection, on goroutines (pgrouter's I/O shape), on one epoll
+// loop (PgBouncer's), or on one epoll loop resuming a coroutine per
+// client (blocking-style code on an event loop). Measured in the c32 scenario next to the
 // proxies, they show how much of pgrouter's CPU per transaction is its
 // I/O shape and how much its own work.
-var floorModes = []string{"goroutines", "epoll"}
+var floorModes = []string{"goroutines", "epoll", "coro"}
 
 // floorTargets starts the floor forwarders once (a failure is noted and
 // that floor left out of the run).

@@ -5,12 +5,14 @@
 //   - goroutines: two goroutines per client (io.Copy each way) on Go's
 //     netpoller, the shape of pgrouter's sessions;
 //   - epoll: every socket on one epoll loop in one locked OS thread, with
-//     raw syscalls, the shape of PgBouncer's event loop.
+//     raw syscalls, the shape of PgBouncer's event loop;
+//   - coro: that loop, with each client's forwarding a coroutine
+//     (iter.Pull) it resumes: blocking-style code on an event loop.
 //
 // What it costs per transaction is what any Go proxy of that shape pays
 // before doing any work of its own (bench/RESULTS.md, "floor").
 //
-//	floor -mode goroutines|epoll -listen 127.0.0.1:PORT -backend HOST:PORT
+//	floor -mode goroutines|epoll|coro -listen 127.0.0.1:PORT -backend HOST:PORT
 package main
 
 import (
@@ -21,7 +23,7 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "goroutines", "goroutines | epoll")
+	mode := flag.String("mode", "goroutines", "goroutines | epoll | coro")
 	listen := flag.String("listen", "", "address to accept clients on")
 	backend := flag.String("backend", "", "Postgres address each client is forwarded to")
 	flag.Parse()
@@ -34,6 +36,8 @@ func main() {
 		err = serveGoroutines(ln, *backend)
 	case "epoll":
 		err = serveEpoll(ln.(*net.TCPListener), *backend)
+	case "coro":
+		err = serveCoro(ln.(*net.TCPListener), *backend)
 	default:
 		log.Fatalf("unknown mode %q", *mode)
 	}
