@@ -86,11 +86,22 @@ func (ss *session) bindNode(node *topology.Node, shard int, primary bool) (*bind
 	if p == nil { // node removed by a reload between the snapshot load and now
 		return nil, pgwire.Error(pgwire.ConnectionFailure, fmt.Sprintf("node %s was removed from the topology", node.Name), "retry the statement")
 	}
+	fence := ss.srv.fence.now.Load()
+	if fence.refusal != nil {
+		return nil, ss.srv.fencedError()
+	}
 	start := time.Now()
-	c, err := p.Acquire(context.Background())
+	c, err := p.Acquire(fence.acquire) // a fence cancels it: waiters wake
 	ss.srv.Metrics.poolWait(time.Since(start))
 	if err != nil {
+		if fence.acquire.Err() != nil {
+			return nil, ss.srv.fencedError()
+		}
 		return nil, err
+	}
+	if fence.acquire.Err() != nil { // fenced while it acquired: the pool (capped to 0) closes it
+		p.Release(c)
+		return nil, ss.srv.fencedError()
 	}
 	if primary && node.Role() == topology.RoleReplica {
 		// A failover demoted the node while we waited: never write to it.
@@ -187,14 +198,17 @@ func (ss *session) discard() {
 // cancelRunning forwards a client's CancelRequest to the backend it is using
 // right now; with nothing running it does nothing. Holding cancelMu keeps the
 // backend from being released (and reused by another client) meanwhile.
-func (ss *session) cancelRunning() {
+func (ss *session) cancelRunning() { ss.cancelRunningWithin(3 * time.Second) }
+
+// cancelRunningWithin is cancelRunning with each cancel request bounded by d.
+func (ss *session) cancelRunningWithin(d time.Duration) {
 	ss.cancelMu.Lock()
 	defer ss.cancelMu.Unlock()
 	targets := ss.runningMulti
 	if b := ss.running.Load(); b != nil && targets == nil {
 		targets = []*binding{b}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	for _, b := range targets {
 		if err := b.conn.Cancel(ctx); err != nil {
@@ -326,6 +340,9 @@ func (ss *session) backendLost(err error) error {
 	inTx := b.txStatus != pgwire.TxIdle || ss.txStatus != pgwire.TxIdle
 	node, shard, timeout := b.node.Name, b.node.Shard, b.timeout
 	ss.discard()
+	if ss.endFenced() { // the fence took it: the client learns why, and the session ends
+		return errClientGone
+	}
 	ss.srv.log.Warn("backend lost", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName, "shard", shard, "node", node, "err", err)
 	pe := pgwire.Error(pgwire.ConnectionFailure, fmt.Sprintf("connection to backend %s lost", node), "the statement may or may not have been executed")
 	if f := ss.backendFatal; f != nil { // what the backend said before closing

@@ -51,6 +51,7 @@ type Server struct {
 	cutFloors       atomic.Pointer[[]topology.Floor] // per shard: replicas must have replayed a cutover's copies (cutover.go)
 	// fleet is the fleet this instance belongs to (fleet.go); nil when alone.
 	fleet atomic.Pointer[fleetRef]
+	fence fenceState // a fleet member cut off from etcd (fence.go)
 }
 
 // cachedParams is a recent ParameterStatus set of the servers' defaults.
@@ -75,6 +76,7 @@ func New(cfg *config.Config, topo *topology.Topology, log *slog.Logger) (*Server
 	s := &Server{log: log, topo: topo, sessions: map[uint32]*session{}, Metrics: NewMetrics()}
 	s.limits = newLimits(s.Metrics.Registry)
 	s.stmts.init()
+	s.fence.init()
 	rand.Read(s.mockSecret[:])
 	s.guard.init(s.Metrics.Registry)
 	s.cutoverM = newCutoverMetrics(s.Metrics.Registry)

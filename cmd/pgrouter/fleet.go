@@ -117,6 +117,8 @@ func (l fleetLocal) Pause(_ context.Context, db string) error {
 func (l fleetLocal) Resume(db string) error { l.inst.Server.Resume(db); return nil }
 func (l fleetLocal) SetPoolCap(n int)       { l.inst.Topology.SetPoolCap(n) }
 func (l fleetLocal) MaxPoolTotal() int      { return l.inst.Topology.MaxPoolTotal() }
+func (l fleetLocal) Fence(reason string)    { l.inst.Server.Fence(reason) }
+func (l fleetLocal) Unfence()               { l.inst.Server.Unfence() }
 
 func newConfigPushCmd() *cobra.Command {
 	var etcd string

@@ -20,16 +20,16 @@ type member struct {
 	cmd                          *exec.Cmd
 }
 
-// startMember runs `pgrouter serve --config etcd://…` with its own ports and
+// startMember runs `pgrouter serve --config etcdURL` with its own ports and
 // data dir, and env (NAME=value) added to its environment. It returns once
 // the member is listed by its own SHOW FLEET.
-func startMember(dir, name string, env ...string) (*member, error) {
+func startMember(dir, name, etcdURL string, env ...string) (*member, error) {
 	m := &member{name: name, addr: freeAddr(), metrics: freeAddr(), logPath: filepath.Join(dir, name+".log")}
 	logf, err := os.Create(m.logPath)
 	if err != nil {
 		return nil, err
 	}
-	m.cmd = exec.Command(bin, "serve", "--config", etcd.URL, "--listen", m.addr, "--metrics-listen", m.metrics,
+	m.cmd = exec.Command(bin, "serve", "--config", etcdURL, "--listen", m.addr, "--metrics-listen", m.metrics,
 		"--data-dir", filepath.Join(dir, name+"-data"), "--log-format", "text")
 	m.cmd.Env = append(os.Environ(), env...)
 	m.cmd.Stdout, m.cmd.Stderr = logf, logf
