@@ -198,15 +198,47 @@ func (ss *session) discard() {
 // cancelRunning forwards a client's CancelRequest to the backend it is using
 // right now; with nothing running it does nothing. Holding cancelMu keeps the
 // backend from being released (and reused by another client) meanwhile.
-func (ss *session) cancelRunning() { ss.cancelRunningWithin(3 * time.Second) }
-
-// cancelRunningWithin is cancelRunning with each cancel request bounded by d.
-func (ss *session) cancelRunningWithin(d time.Duration) {
+func (ss *session) cancelRunning() {
 	ss.cancelMu.Lock()
 	defer ss.cancelMu.Unlock()
-	targets := ss.runningMulti
-	if b := ss.running.Load(); b != nil && targets == nil {
-		targets = []*binding{b}
+	ss.cancelLocked(ss.runningLocked(), 3*time.Second)
+}
+
+// interruptBackends makes a session blocked reading its backends give up
+// (forced shutdown): the read fails and the backends are discarded.
+func (ss *session) interruptBackends() {
+	ss.cancelMu.Lock()
+	defer ss.cancelMu.Unlock()
+	interrupt(ss.runningLocked())
+}
+
+// interruptAndCancel interrupts the session's reads of its backends and
+// cancels their statements, each cancel bounded by d. The session cannot
+// discard a backend before the cancel was sent (it needs cancelMu), so the
+// backend is idle when it gets the Terminate (fence.go).
+func (ss *session) interruptAndCancel(d time.Duration) {
+	ss.cancelMu.Lock()
+	defer ss.cancelMu.Unlock()
+	targets := ss.runningLocked()
+	interrupt(targets)
+	ss.cancelLocked(targets, d)
+}
+
+// runningLocked lists the backends the session is using (cancelMu held).
+func (ss *session) runningLocked() []*binding {
+	if ss.runningMulti != nil {
+		return ss.runningMulti
+	}
+	if b := ss.running.Load(); b != nil {
+		return []*binding{b}
+	}
+	return nil
+}
+
+// cancelLocked sends a cancel request for each of targets, bounded by d.
+func (ss *session) cancelLocked(targets []*binding, d time.Duration) {
+	if len(targets) == 0 {
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
@@ -217,15 +249,7 @@ func (ss *session) cancelRunningWithin(d time.Duration) {
 	}
 }
 
-// interruptBackends makes a session blocked reading its backends give up
-// (forced shutdown): the read fails and the backends are discarded.
-func (ss *session) interruptBackends() {
-	ss.cancelMu.Lock()
-	defer ss.cancelMu.Unlock()
-	targets := ss.runningMulti
-	if b := ss.running.Load(); b != nil && targets == nil {
-		targets = []*binding{b}
-	}
+func interrupt(targets []*binding) {
 	for _, b := range targets {
 		b.conn.NetConn.SetDeadline(time.Now())
 	}

@@ -96,16 +96,20 @@ func (s *Server) fencedError() *pgconn.PgError {
 }
 
 // fenceRequested ends the session at its next step: an idle client read
-// or a blocked client write returns at once, the running statement is
-// canceled and the reads of its backends are interrupted.
+// returns at once, the reads of its backends are interrupted and their
+// statements canceled. A session still there at the next sweep is stuck
+// writing to a client that does not read: its write is cut short too (the
+// client then gets no error message: its stream may end mid-message).
 func (ss *session) fenceRequested(fatal *pgconn.PgError) {
 	ss.fenceMu.Lock()
 	if ss.fenced.CompareAndSwap(nil, fatal) {
-		ss.conn.SetDeadline(time.Now())
+		ss.conn.SetReadDeadline(time.Now())
+	} else if !ss.fenceCut {
+		ss.fenceCut = true
+		ss.conn.SetWriteDeadline(time.Now())
 	}
 	ss.fenceMu.Unlock()
-	ss.cancelRunningWithin(fenceCancelTimeout)
-	ss.interruptBackends()
+	ss.interruptAndCancel(fenceCancelTimeout)
 }
 
 // endFenced tells a fenced session's client why it ends (once) and
@@ -115,12 +119,15 @@ func (ss *session) endFenced() bool {
 	if fatal == nil {
 		return false
 	}
-	if !ss.fenceTold {
-		ss.fenceTold = true
-		ss.fenceMu.Lock()
+	if ss.fenceTold {
+		return true
+	}
+	ss.fenceTold = true
+	ss.srv.Metrics.errors(fatal.Code)
+	ss.fenceMu.Lock() // a sweep does not cut this write short
+	defer ss.fenceMu.Unlock()
+	if !ss.fenceCut {
 		ss.conn.SetWriteDeadline(time.Now().Add(fenceWriteTimeout))
-		ss.fenceMu.Unlock()
-		ss.srv.Metrics.errors(fatal.Code)
 		ss.writeClient(pgwire.AppendError(nil, fatal))
 	}
 	return true

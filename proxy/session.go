@@ -82,7 +82,8 @@ type session struct {
 	closing      atomic.Bool
 	fenced       atomic.Pointer[pgconn.PgError] // the fence's error for this client (fence.go); nil = not fenced
 	fenceMu      sync.Mutex                     // orders the fence's client deadlines with the session's last write
-	fenceTold    bool                           // the client was sent the fence's error
+	fenceTold    bool                           // the client was sent the fence's error (session goroutine)
+	fenceCut     bool                           // a sweep cut the client's writes short (under fenceMu)
 
 	stringsKnown   bool      // hints.NonStandardStrings is the client's (login done): see stringsSync
 	stringsSession bool      // standard_conforming_strings is off outside transactions (see stringsNow)

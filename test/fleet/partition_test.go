@@ -20,8 +20,10 @@ import (
 // throughout from pg_stat_activity, no node ever holds more backends of
 // (app, app) than the budget; the two survivors take the cut member's
 // share; the cut member's clients get the fence's error (57P01 or 57P03,
-// naming the fleet), none hangs; once the relay heals, the member rejoins,
-// gets its share back and serves again. The survivors' clients never fail.
+// naming the fleet), none hangs — also one in a transaction running a long
+// statement, whose backend is canceled and closed (its row never exists);
+// once the relay heals, the member rejoins, gets its share back and serves
+// again. The survivors' clients never fail.
 func TestPartitionedMemberFencesItself(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -31,16 +33,31 @@ func TestPartitionedMemberFencesItself(t *testing.T) {
 	waitSharesSettled(t)
 
 	load := startLoad(ctx, 20)
+	const longKey = 7001
+	long, started := make(chan error, 1), make(chan struct{})
+	go func() { long <- longTransaction(ctx, cut, longKey, started) }()
 	steps := make(chan string, 1)
 	stop := make(chan struct{})
 	go func() {
 		defer close(stop)
+		select {
+		case <-started:
+		case <-time.After(20 * time.Second):
+			steps <- "the long transaction did not start on " + cut.name
+			return
+		}
 		steps <- cutAndHeal(cut)
 	}()
 	most := sampleBackendsUntil(t, ctx, stop)
 	results := load.finish()
 	if msg := <-steps; msg != "" {
 		t.Fatal(msg)
+	}
+	if err := <-long; !fenceError(err) {
+		t.Errorf("long transaction on %s: %v; want the fence's error", cut.name, err)
+	}
+	if n := directCount(t, fmt.Sprintf("select count(*) from users where user_id = %d", longKey)); n != 0 {
+		t.Errorf("the fenced transaction's row exists (%d)", n)
 	}
 	for node, n := range most {
 		t.Logf("node %s: at most %d backends (budget %d)", node, n, budget)
@@ -80,11 +97,35 @@ func TestPartitionedMemberFencesItself(t *testing.T) {
 	}
 }
 
+// longTransaction inserts key through m in a transaction, closes started,
+// then runs a statement far longer than the test and returns its error.
+func longTransaction(ctx context.Context, m *member, key int, started chan<- struct{}) error {
+	c, err := pgx.Connect(ctx, m.dsn())
+	if err != nil {
+		return err
+	}
+	defer c.Close(context.Background())
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "insert into users (user_id, name) values ($1, 'fenced')", key); err != nil {
+		return err
+	}
+	close(started)
+	qctx, cancel := context.WithTimeout(ctx, queryWait)
+	defer cancel()
+	_, err = tx.Exec(qctx, "select pg_sleep(60)")
+	if errors.Is(qctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("no answer within %s: %w", queryWait, err)
+	}
+	return err
+}
+
 // cutAndHeal cuts m off from etcd, waits until it fenced itself and the
 // survivors took its share, heals, and waits until it holds its share again
 // and serves. It returns what went wrong, or "".
 func cutAndHeal(m *member) string {
-	time.Sleep(time.Second) // the load reaches every member first
 	etcdRelay.setCut(true)
 	healed := false
 	defer func() {
