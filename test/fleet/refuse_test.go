@@ -81,12 +81,21 @@ func fleetRow(t *testing.T, addr string) []string {
 	return nil
 }
 
-// TestReshardRefusedInAFleet: the resharding engine drives one pgrouter's
-// cutover only; in a fleet the other members would keep routing the moving
-// keys to their old shards, so RESHARD is refused (0A000) rather than run.
-func TestReshardRefusedInAFleet(t *testing.T) {
+// TestReshardCommandsInAFleet: RESHARD runs on a fleet member (the
+// fleet-wide cutover itself is tested in test/reshard, TestReshardFleet):
+// a missing next file is the engine's error, not a refusal; moving
+// directory keys is refused (0A000) until the other members' directory
+// caches can follow it; SHOW RESHARD lists nothing before any reshard.
+func TestReshardCommandsInAFleet(t *testing.T) {
 	_, err := fleet[1].admin("RESHARD TO '/nonexistent/next.yaml'")
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/next.yaml") || !strings.Contains(err.Error(), "55000") {
+		t.Fatalf("RESHARD TO a missing file on a fleet member: %v; want 55000 naming the file", err)
+	}
+	_, err = fleet[1].admin("RESHARD DIRECTORY users TO shard1 KEYS 1")
 	if err == nil || !strings.Contains(err.Error(), "not supported in a fleet") || !strings.Contains(err.Error(), "0A000") {
-		t.Fatalf("RESHARD on a fleet member: %v; want 0A000 saying it is not supported in a fleet", err)
+		t.Fatalf("RESHARD DIRECTORY on a fleet member: %v; want 0A000", err)
+	}
+	if rows, err := fleet[0].admin("SHOW RESHARD"); err != nil || len(rows) != 0 {
+		t.Fatalf("SHOW RESHARD before any reshard: %v %v; want no rows", rows, err)
 	}
 }
