@@ -26,6 +26,7 @@ type cutoverMetrics struct {
 	heldSeconds prometheus.Gauge
 	heldWrites  prometheus.Counter
 	cutovers    *prometheus.CounterVec
+	holdState   prometheus.Gauge // a fleet's cutover hold here (fleet_reshard.go)
 }
 
 func newCutoverMetrics(reg *prometheus.Registry) *cutoverMetrics {
@@ -36,8 +37,10 @@ func newCutoverMetrics(reg *prometheus.Registry) *cutoverMetrics {
 			Help: "Statements that waited for a cutover."}),
 		cutovers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgrouter_reshard_cutovers_total",
 			Help: "Cutovers by outcome: switched, or failed (the old placement stays)."}, []string{"outcome"}),
+		holdState: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgrouter_reshard_fleet_hold",
+			Help: "A fleet reshard's cutover hold on this member: 0 none, 1 holding the moving keys' writes, 2 refusing them (no switch or release came in time)."}),
 	}
-	reg.MustRegister(m.heldSeconds, m.heldWrites, m.cutovers)
+	reg.MustRegister(m.heldSeconds, m.heldWrites, m.cutovers, m.holdState)
 	return m
 }
 

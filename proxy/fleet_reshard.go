@@ -66,10 +66,17 @@ func (s *Server) HoldMoves(ctx context.Context, id string, next *config.Config, 
 		return fmt.Errorf("reshard %s: %w", id, err)
 	}
 	h.id, h.gate, h.moves, h.start = id, gate, moves, start
+	s.cutoverM.holdState.Set(1)
 	h.timer = time.AfterFunc(refuseAfter, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.gate != gate {
+			return // switched or released meanwhile
+		}
+		s.cutoverM.holdState.Set(2)
 		gate.Refuse(pgwire.Error(pgwire.ObjectNotInPrerequisiteState,
-			fmt.Sprintf("reshard %s is switching the placement of the rows this statement touches, and this pgrouter lost contact with its fleet during the cutover", id),
-			"retry through another pgrouter of the fleet; this one serves these rows again once it sees the reshard's new config version in etcd (or the cutover released)"))
+			fmt.Sprintf("reshard %s holds the rows this statement touches for its cutover, and neither its switch nor its release reached this pgrouter in time", id),
+			"the member running the reshard, or etcd, is out of reach: retry through another pgrouter of the fleet; this one serves these rows again once it sees the reshard's new config version (or the cutover's release) in etcd"))
 		s.log.Warn("reshard cutover: no switch or release within the wait; refusing the moving keys' statements until one comes",
 			"reshard", id, "duration_ms", refuseAfter.Milliseconds())
 	})
@@ -109,9 +116,7 @@ func (s *Server) SwitchMoves(id string, next *config.Config) error {
 	}
 	err = s.switchPlacement(next, st, moves)
 	if err == nil { // else the gate stays: the version is published, the old placement must not serve its writes
-		h.timer.Stop()
-		s.lowerGate(h.gate, h.start, len(h.moves), nil, "reshard", id)
-		h.id, h.gate, h.moves, h.timer = "", nil, nil, nil
+		h.lower(s, nil)
 	}
 	return err
 }
@@ -125,8 +130,14 @@ func (s *Server) ReleaseMoves(id string) {
 	if h.id != id {
 		return
 	}
+	h.lower(s, fmt.Errorf("released by the fleet"))
+}
+
+// lower ends the hold (under h.mu); err says why when it did not switch.
+func (h *memberHold) lower(s *Server, err error) {
 	h.timer.Stop()
-	s.lowerGate(h.gate, h.start, len(h.moves), fmt.Errorf("released by the fleet"), "reshard", id)
+	s.lowerGate(h.gate, h.start, len(h.moves), err, "reshard", h.id)
+	s.cutoverM.holdState.Set(0)
 	h.id, h.gate, h.moves, h.timer = "", nil, nil, nil
 }
 

@@ -2,6 +2,7 @@ package reshard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,8 +12,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/pgrouter/pgrouter/config"
 	fleetpkg "github.com/pgrouter/pgrouter/fleet"
+	"github.com/pgrouter/pgrouter/router/sharding"
 	"github.com/pgrouter/pgrouter/test/testenv"
 )
 
@@ -128,13 +132,15 @@ func reshardEnded(st map[string]string) bool { return st["phase"] != "" && st["r
 
 // TestReshardFleet runs RESHARD on one member of a three-member fleet over
 // one 3-shard cluster: a split under a write load spread over the members,
-// and a member stopped during the cutover's hold.
+// a member stopped during the cutover's hold, and a reshard whose
+// initiator goes silent between the hold and the switch.
 func TestReshardFleet(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	fe := startFleetEnv(ctx, t)
 	t.Run("split_under_load", func(t *testing.T) { checkFleetSplit(ctx, t, fe) })
 	t.Run("member_stopped_during_hold", func(t *testing.T) { checkFleetStoppedMember(ctx, t, fe) })
+	t.Run("initiator_silent_after_hold", func(t *testing.T) { checkFleetLostInitiator(ctx, t, fe) })
 }
 
 // checkFleetSplit: with writes going through all three members, every
@@ -280,3 +286,106 @@ func metricOf(m *testenv.Member, series string) string {
 	}
 	return ""
 }
+
+// checkFleetLostInitiator: the test plays the member running a reshard
+// (a fleet member of its own, through package fleet) and goes silent
+// after every member acknowledged the hold. The members keep holding the
+// moving keys, then refuse their statements — writes and reads — with
+// 55000 naming the reshard, never releasing them onto the old placement;
+// staying keys go on. Once the version is published they switch and serve
+// the moving keys on their new shard.
+func checkFleetLostInitiator(ctx context.Context, t *testing.T, fe *fleetEnv) {
+	fe.reset(ctx, t)
+	next := fe.nextYAML(t)
+	data, err := os.ReadFile(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	initiator, _, err := fleetpkg.Open(ctx, fe.etcd.URL, fleetpkg.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := initiator.Join(ctx, stubLocal{}, testenv.FreeAddr(t)); err != nil {
+		t.Fatal(err)
+	}
+	defer initiator.Close()
+	baseCfg, nextCfg := fe.routerConfig(t, fe.path), fe.routerConfig(t, next)
+	moves, err := sharding.PlanMoves(baseCfg, nextCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := "lost-initiator"
+	if err := initiator.ReshardPhase(ctx, id, data, moves, fleetpkg.PhaseCopy, true); err != nil {
+		t.Fatal(err)
+	}
+	silent := make(chan struct{})
+	cutover := make(chan error, 1)
+	go func() {
+		_, _, err := initiator.ReshardCutover(ctx, id, func(context.Context) error { <-silent; return nil })
+		cutover <- err
+	}()
+	m := fe.members[1]
+	deadline := time.Now().Add(30 * time.Second)
+	for metricOf(m, "pgrouter_reshard_fleet_hold") != "1" {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never held for the cutover", m.Name)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	base, rn := fe.router(t, fe.path), fe.router(t, next)
+	moving, staying := keyWhere(t, base, rn, 0, 2), keyWhere(t, base, rn, 0, 0)
+	c := dial(ctx, t, m.DSN(), false)
+	refused := func(sql string, args ...any) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		_, err := c.Exec(sctx, sql, args...)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "55000" || !strings.Contains(pe.Message, "reshard "+id) || pe.Hint == "" {
+			t.Fatalf("%s on a member whose cutover went silent: %v; want 55000 naming reshard %s, with a hint", sql, err, id)
+		}
+	}
+	refused("UPDATE kv SET v = 7 WHERE id = $1", moving) // waits at the hold, then refused
+	if v := metricOf(m, "pgrouter_reshard_fleet_hold"); v != "2" {
+		t.Fatalf("pgrouter_reshard_fleet_hold = %q while refusing, want 2", v)
+	}
+	refused("SELECT v FROM kv WHERE id = $1", moving)
+	if _, err := c.Exec(ctx, "UPDATE kv SET v = 8 WHERE id = $1", staying); err != nil {
+		t.Fatalf("write of a staying key while the moving ones are refused: %v", err)
+	}
+	if got := fe.shardRows(ctx, t, 0, "kv")[moving]; got != 0 {
+		t.Fatalf("key %d changed on its old shard (v=%d) while refused", moving, got)
+	}
+	close(silent) // the member running the reshard is back: it publishes and switches
+	if err := <-cutover; err != nil {
+		t.Fatalf("cutover after the silence: %v", err)
+	}
+	ins := keyWhereIn(t, base, rn, engineKeys+1, engineKeys+extraKeys, 0, 2)
+	if _, err := c.Exec(ctx, "INSERT INTO kv (id, v) VALUES ($1, 9)", ins); err != nil {
+		t.Fatalf("write of a moving key after the switch: %v", err)
+	}
+	if got, ok := fe.shardRows(ctx, t, 2, "kv")[ins]; !ok || got != 9 {
+		t.Fatalf("key %d written after the switch is not on its new shard: %v %v", ins, got, ok)
+	}
+	if v := metricOf(m, "pgrouter_reshard_fleet_hold"); v != "0" {
+		t.Fatalf("pgrouter_reshard_fleet_hold = %q after the switch, want 0", v)
+	}
+	if err := initiator.ReshardPhase(ctx, id, data, moves, fleetpkg.PhaseDone, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stubLocal is a fleet member that serves nothing: the test's stand-in
+// for the member running a reshard.
+type stubLocal struct{}
+
+func (stubLocal) ApplyConfig(*config.Config, bool) error                                 { return nil }
+func (stubLocal) Pause(context.Context, string) error                                    { return nil }
+func (stubLocal) Resume(string) error                                                    { return nil }
+func (stubLocal) SetPoolCap(int)                                                         {}
+func (stubLocal) MaxPoolTotal() int                                                      { return 0 }
+func (stubLocal) HoldMoves(context.Context, string, *config.Config, time.Duration) error { return nil }
+func (stubLocal) SwitchMoves(string, *config.Config) error                               { return nil }
+func (stubLocal) ReleaseMoves(string)                                                    {}
+func (stubLocal) HeldReshard() string                                                    { return "" }
+func (stubLocal) SetReshardMarks(_, _ []sharding.Move)                                   {}
