@@ -122,6 +122,11 @@ func (ss *session) adminReshard(cmd string) error {
 		return pgwire.Error(pgwire.FeatureNotSupported, "RESHARD DIRECTORY is not supported in a fleet yet",
 			"the engine points the lookup table at the target itself, which the other members' directory caches would not follow; move directory keys with a single pgrouter serving a config file")
 	}
+	if f := ss.srv.fleetOf(); f != nil && strings.EqualFold(verb, "TO") {
+		if err := ss.srv.fleetReshardFree(f); err != nil {
+			return err
+		}
+	}
 	e := ss.srv.reshard
 	var err error
 	switch strings.ToUpper(verb) {
@@ -149,6 +154,23 @@ func (ss *session) adminReshard(cmd string) error {
 	}
 	ss.srv.log.Info("reshard command from the admin console", "client_id", ss.pid, "command", strings.ToUpper(verb))
 	ss.adminTag("RESHARD")
+	return nil
+}
+
+// fleetReshardFree refuses a new reshard while the fleet records an
+// unfinished one run by another member: one reshard at a time.
+func (s *Server) fleetReshardFree(f Fleet) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	id, phase, by, ok, err := f.ReshardStatus(ctx)
+	if err != nil {
+		return pgwire.Error(pgwire.ObjectNotInPrerequisiteState, "reshard: "+err.Error(), "a fleet reshards only with etcd reachable")
+	}
+	if ok && phase != fleetPhaseDone && phase != fleetPhaseAborted && id != s.reshard.Status().ID {
+		return pgwire.Error(pgwire.ObjectNotInPrerequisiteState,
+			fmt.Sprintf("reshard %s is unfinished (phase %s) on fleet member %s: a fleet runs one reshard at a time", id, phase, by),
+			"SHOW RESHARD on "+by+" shows it; RESHARD RESUME or RESHARD ABORT it there first")
+	}
 	return nil
 }
 

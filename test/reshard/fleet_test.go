@@ -194,8 +194,9 @@ func checkFleetSplit(ctx context.Context, t *testing.T, fe *fleetEnv) {
 // checkFleetStoppedMember: a member frozen (SIGSTOP) before the cutover
 // keeps its lease but answers nothing: every cutover try fails naming
 // it, nothing switches (versions, rows on the old placement), the others
-// serve the moving keys' writes again; once it runs again, RESHARD RESUME
-// switches every member.
+// serve the moving keys' writes again, and no other member starts a
+// second reshard meanwhile; once it runs again, RESHARD RESUME switches
+// every member.
 func checkFleetStoppedMember(ctx context.Context, t *testing.T, fe *fleetEnv) {
 	fe.reset(ctx, t)
 	before := fe.versions(t)
@@ -231,6 +232,9 @@ func checkFleetStoppedMember(ctx context.Context, t *testing.T, fe *fleetEnv) {
 		t.Fatalf("reshard with %s frozen: phase %s, error %q; want the catch-up and an error naming it", frozen.Addr, st["phase"], st["error"])
 	}
 	t.Logf("cutover with a frozen member: %s", st["error"])
+	if _, err := fe.members[1].Admin("RESHARD TO '" + next + "'"); err == nil || !strings.Contains(err.Error(), "on fleet member "+runner.Addr) {
+		t.Errorf("a second RESHARD on another member while the first is unfinished: %v; want a refusal naming %s", err, runner.Addr)
+	}
 	if v := fe.versions(t); v[runner.Addr] != before[runner.Addr] || v[fe.members[1].Addr] != before[fe.members[1].Addr] {
 		t.Fatalf("versions changed although the cutover failed: %v, before %v", v, before)
 	}
