@@ -276,7 +276,7 @@ func (f *Fleet) switchEverywhere(ctx context.Context, id string) error {
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.cfg.Load().Cluster.BarrierTimeout.D()+time.Second)
 	defer cancel()
 	if err := f.Barrier(bctx, opReshardSwitch, id); err != nil {
-		return fmt.Errorf("cutover: the next placement is published, but %w (those members apply it when they reach etcd; meanwhile they refuse the moving keys' statements)", err)
+		return fmt.Errorf("cutover: the next placement is published, but %w (those members apply it when they reach etcd; meanwhile they hold the moving keys' writes, then refuse them)", err)
 	}
 	return nil
 }

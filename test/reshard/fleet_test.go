@@ -132,8 +132,9 @@ func reshardEnded(st map[string]string) bool { return st["phase"] != "" && st["r
 
 // TestReshardFleet runs RESHARD on one member of a three-member fleet over
 // one 3-shard cluster: a split under a write load spread over the members,
-// a member stopped during the cutover's hold, and a reshard whose
-// initiator goes silent between the hold and the switch.
+// a member stopped during the cutover's hold, a reshard whose initiator
+// goes silent between the hold and the switch, and a member frozen
+// between them.
 func TestReshardFleet(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -141,6 +142,7 @@ func TestReshardFleet(t *testing.T) {
 	t.Run("split_under_load", func(t *testing.T) { checkFleetSplit(ctx, t, fe) })
 	t.Run("member_stopped_during_hold", func(t *testing.T) { checkFleetStoppedMember(ctx, t, fe) })
 	t.Run("initiator_silent_after_hold", func(t *testing.T) { checkFleetLostInitiator(ctx, t, fe) })
+	t.Run("member_frozen_before_switch", func(t *testing.T) { checkFleetFrozenBeforeSwitch(ctx, t, fe) })
 }
 
 // checkFleetSplit: with writes going through all three members, every
@@ -299,43 +301,12 @@ func metricOf(m *testenv.Member, series string) string {
 // staying keys go on. Once the version is published they switch and serve
 // the moving keys on their new shard.
 func checkFleetLostInitiator(ctx context.Context, t *testing.T, fe *fleetEnv) {
-	fe.reset(ctx, t)
-	next := fe.nextYAML(t)
-	data, err := os.ReadFile(next)
-	if err != nil {
-		t.Fatal(err)
-	}
-	initiator, _, err := fleetpkg.Open(ctx, fe.etcd.URL, fleetpkg.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := initiator.Join(ctx, stubLocal{}, testenv.FreeAddr(t)); err != nil {
-		t.Fatal(err)
-	}
-	defer initiator.Close()
-	baseCfg, nextCfg := fe.routerConfig(t, fe.path), fe.routerConfig(t, next)
-	moves, err := sharding.PlanMoves(baseCfg, nextCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := "lost-initiator"
-	if err := initiator.ReshardPhase(ctx, id, data, moves, fleetpkg.PhaseCopy, true); err != nil {
-		t.Fatal(err)
-	}
+	r := fe.stubReshard(ctx, t, "lost-initiator")
+	next, id := r.next, r.id
 	silent := make(chan struct{})
-	cutover := make(chan error, 1)
-	go func() {
-		_, _, err := initiator.ReshardCutover(ctx, id, func(context.Context) error { <-silent; return nil })
-		cutover <- err
-	}()
+	cutover := r.cutover(ctx, silent)
 	m := fe.members[1]
-	deadline := time.Now().Add(30 * time.Second)
-	for metricOf(m, "pgrouter_reshard_fleet_hold") != "1" {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never held for the cutover", m.Name)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	awaitHold(t, m, "1")
 	base, rn := fe.router(t, fe.path), fe.router(t, next)
 	moving, staying := keyWhere(t, base, rn, 0, 2), keyWhere(t, base, rn, 0, 0)
 	c := dial(ctx, t, m.DSN(), false)
@@ -361,8 +332,8 @@ func checkFleetLostInitiator(ctx context.Context, t *testing.T, fe *fleetEnv) {
 		t.Fatalf("key %d changed on its old shard (v=%d) while refused", moving, got)
 	}
 	close(silent) // the member running the reshard is back: it publishes and switches
-	if err := <-cutover; err != nil {
-		t.Fatalf("cutover after the silence: %v", err)
+	if out := <-cutover; out.err != nil || !out.switched {
+		t.Fatalf("cutover after the silence: switched %v, %v", out.switched, out.err)
 	}
 	ins := keyWhereIn(t, base, rn, engineKeys+1, engineKeys+extraKeys, 0, 2)
 	if _, err := c.Exec(ctx, "INSERT INTO kv (id, v) VALUES ($1, 9)", ins); err != nil {
@@ -374,9 +345,118 @@ func checkFleetLostInitiator(ctx context.Context, t *testing.T, fe *fleetEnv) {
 	if v := metricOf(m, "pgrouter_reshard_fleet_hold"); v != "0" {
 		t.Fatalf("pgrouter_reshard_fleet_hold = %q after the switch, want 0", v)
 	}
-	if err := initiator.ReshardPhase(ctx, id, data, moves, fleetpkg.PhaseDone, false); err != nil {
+	r.done(ctx, t)
+}
+
+// stubReshard is a reshard run by the test itself: a fleet member of its
+// own (through package fleet, serving nothing) records it, and its
+// cutover's drained step waits for the test.
+type stubReshard struct {
+	f        *fleetpkg.Fleet
+	id, next string
+	data     []byte
+	moves    []sharding.Move
+}
+
+// stubReshard joins the fleet as the member running reshard id from the
+// base placement to the split one, with its copies marked everywhere.
+func (fe *fleetEnv) stubReshard(ctx context.Context, t *testing.T, id string) *stubReshard {
+	t.Helper()
+	fe.reset(ctx, t)
+	r := &stubReshard{id: id, next: fe.nextYAML(t)}
+	var err error
+	if r.data, err = os.ReadFile(r.next); err != nil {
 		t.Fatal(err)
 	}
+	if r.f, _, err = fleetpkg.Open(ctx, fe.etcd.URL, fleetpkg.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.f.Join(ctx, stubLocal{}, testenv.FreeAddr(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.f.Close)
+	if r.moves, err = sharding.PlanMoves(fe.routerConfig(t, fe.path), fe.routerConfig(t, r.next)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.f.ReshardPhase(ctx, id, r.data, r.moves, fleetpkg.PhaseCopy, true); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// cutover starts the fleet's cutover; its drained step returns once
+// proceed is closed. The channel gets ReshardCutover's outcome.
+func (r *stubReshard) cutover(ctx context.Context, proceed chan struct{}) chan cutoverOutcome {
+	out := make(chan cutoverOutcome, 1)
+	go func() {
+		_, switched, err := r.f.ReshardCutover(ctx, r.id, func(context.Context) error { <-proceed; return nil })
+		out <- cutoverOutcome{switched, err}
+	}()
+	return out
+}
+
+type cutoverOutcome struct {
+	switched bool
+	err      error
+}
+
+func (r *stubReshard) done(ctx context.Context, t *testing.T) {
+	t.Helper()
+	if err := r.f.ReshardPhase(ctx, r.id, r.data, r.moves, fleetpkg.PhaseDone, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// awaitHold waits until m's pgrouter_reshard_fleet_hold reads want.
+func awaitHold(t *testing.T, m *testenv.Member, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for metricOf(m, "pgrouter_reshard_fleet_hold") != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: pgrouter_reshard_fleet_hold never read %s (now %q)", m.Name, want, metricOf(m, "pgrouter_reshard_fleet_hold"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkFleetFrozenBeforeSwitch: a member frozen after it held does not
+// acknowledge the switch: the cutover reports the placement switched and
+// names it; the others run the new version; thawed, it applies the
+// version from etcd and serves the moving keys on their new shard.
+func checkFleetFrozenBeforeSwitch(ctx context.Context, t *testing.T, fe *fleetEnv) {
+	r := fe.stubReshard(ctx, t, "frozen-before-switch")
+	proceed := make(chan struct{})
+	cutover := r.cutover(ctx, proceed)
+	frozen := fe.members[2]
+	for _, m := range fe.members {
+		awaitHold(t, m, "1")
+	}
+	frozen.Stop()
+	defer frozen.Cont()
+	close(proceed)
+	out := <-cutover
+	if !out.switched || out.err == nil || !strings.Contains(out.err.Error(), "member "+frozen.Addr+" did not acknowledge") {
+		t.Fatalf("cutover with %s frozen before the switch: switched %v, %v; want switched, naming it", frozen.Addr, out.switched, out.err)
+	}
+	t.Logf("switch with a frozen member: %v", out.err)
+	before := fe.versions(t)[fe.members[0].Addr]
+	for _, m := range fe.members[:2] {
+		awaitHold(t, m, "0")
+	}
+	frozen.Cont()
+	awaitHold(t, frozen, "0")
+	if v := fe.versions(t); v[frozen.Addr] != before {
+		t.Fatalf("thawed member runs version %s, the others %s", v[frozen.Addr], before)
+	}
+	rn := fe.router(t, r.next)
+	ins := keyWhereIn(t, fe.router(t, fe.path), rn, engineKeys+1, engineKeys+extraKeys, 0, 2)
+	if _, err := dial(ctx, t, frozen.DSN(), false).Exec(ctx, "INSERT INTO kv (id, v) VALUES ($1, 9)", ins); err != nil {
+		t.Fatalf("write of a moving key through the thawed member: %v", err)
+	}
+	if _, ok := fe.shardRows(ctx, t, 2, "kv")[ins]; !ok {
+		t.Fatalf("key %d written through the thawed member is not on its new shard", ins)
+	}
+	r.done(ctx, t)
 }
 
 // stubLocal is a fleet member that serves nothing: the test's stand-in
