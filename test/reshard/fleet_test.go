@@ -49,7 +49,12 @@ func startFleetEnv(ctx context.Context, t *testing.T) *fleetEnv {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(m.Kill)
+		t.Cleanup(func() {
+			m.Kill()
+			if log, _ := os.ReadFile(m.LogPath); strings.Contains(string(log), "DATA RACE") {
+				t.Errorf("member %s reported a data race (PGROUTER_TEST_RACE build):\n%s", m.Name, log)
+			}
+		})
 		fe.members = append(fe.members, m)
 	}
 	return fe

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -16,10 +17,16 @@ import (
 // BuildPgrouter compiles cmd/pgrouter into the test's temporary directory,
 // for tests that run pgrouter as a process (crash, resource limits). The
 // calling package must sit two levels below the repository (test/<pkg>).
+// With PGROUTER_TEST_RACE set it is built with -race (slow; a final check:
+// the process reports races to its log).
 func BuildPgrouter(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "pgrouter")
-	out, err := exec.Command("go", "build", "-o", bin, "../../cmd/pgrouter").CombinedOutput()
+	args := []string{"build", "-o", bin}
+	if os.Getenv("PGROUTER_TEST_RACE") != "" {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, "../../cmd/pgrouter")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("build pgrouter: %v\n%s", err, out)
 	}
