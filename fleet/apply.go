@@ -35,8 +35,33 @@ func (f *Fleet) watchConfig(ctx context.Context) {
 }
 
 // sync applies the newest published version if it is newer than the
-// running one (or, with again, also when it is the same: RELOAD).
+// running one (or, with again, also when it is the same: RELOAD), and
+// brings the reshards' holds and marks in line with etcd.
 func (f *Fleet) sync(ctx context.Context, again bool) error {
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
+	_, err := f.syncLocked(ctx, again)
+	return err
+}
+
+// syncLocked is sync under applyMu; it returns the reshard records it read.
+func (f *Fleet) syncLocked(ctx context.Context, again bool) (map[string]*Reshard, error) {
+	recs, _, err := f.st.reshards(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f.settleReshards(ctx, recs)
+	err = f.applyNewest(ctx, again, recs)
+	f.settleReshards(ctx, recs)
+	return recs, err
+}
+
+// applyNewest applies the newest version when sync says so. A version
+// that switched a reshard (or one after it, applied by a member that
+// missed it) is installed as that reshard's switch: its moves are
+// accepted, and it lowers the reshard's hold. While a hold waits for its
+// reshard's version, no other version is applied.
+func (f *Fleet) applyNewest(ctx context.Context, again bool, recs map[string]*Reshard) error {
 	doc, err := f.st.Current(ctx)
 	if err != nil {
 		return err
@@ -47,9 +72,18 @@ func (f *Fleet) sync(ctx context.Context, again bool) error {
 	if !again && doc.Version == f.failed.Load() {
 		return nil // refused already; said so once
 	}
+	if held := f.local.HeldReshard(); held != "" {
+		if r := recs[held]; r != nil && r.Version == 0 && r.Phase == PhaseCutover {
+			return nil
+		}
+	}
 	cfg, err := f.load(doc)
 	if err == nil {
-		err = f.local.ApplyConfig(cfg, doc.Force)
+		if id := switchedBy(recs, f.Version(), doc.Version); id != "" {
+			err = f.local.SwitchMoves(id, cfg)
+		} else {
+			err = f.local.ApplyConfig(cfg, doc.Force)
+		}
 	}
 	if err != nil {
 		f.failed.Store(doc.Version)

@@ -43,6 +43,7 @@ func (f *Fleet) registerHandlers() {
 	f.Handle("PAUSE", func(ctx context.Context, db string) error { return f.local.Pause(ctx, db) })
 	f.Handle("RESUME", func(_ context.Context, db string) error { return f.local.Resume(db) })
 	f.Handle("RELOAD", func(ctx context.Context, _ string) error { return f.ReloadLocal(ctx) })
+	f.registerReshardHandlers()
 }
 
 // Run is a fleet operation as the admin console asks for it: Barrier, and
@@ -106,9 +107,14 @@ func (f *Fleet) barrier(ctx context.Context, name, arg string, extra []string) (
 // awaitAcks polls the acknowledgements of o until every member of wait
 // answered, the ones still missing left the fleet, or the deadline passed.
 func (f *Fleet) awaitAcks(ctx context.Context, o op, wait []string, deadline time.Time) error {
+	var acks map[string]ack
+	var live []Member
 	for {
-		acks, aerr := f.acks(ctx, o.ID)
-		live, lerr := f.Members(ctx)
+		a, aerr := f.acks(ctx, o.ID)
+		l, lerr := f.Members(ctx)
+		if aerr == nil && lerr == nil {
+			acks, live = a, l
+		}
 		if aerr != nil || lerr != nil {
 			if time.Now().After(deadline) {
 				return fmt.Errorf("fleet %s: %v", o.Name, firstErr(aerr, lerr))
@@ -125,6 +131,10 @@ func (f *Fleet) awaitAcks(ctx context.Context, o op, wait []string, deadline tim
 		}
 		select {
 		case <-ctx.Done():
+			if acks != nil { // name who had not answered when the caller gave up
+				problems, _ := judge(wait, acks, live, true)
+				return fmt.Errorf("fleet %s not completed: %s: %w", o.Name, strings.Join(problems, "; "), ctx.Err())
+			}
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}

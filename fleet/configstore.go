@@ -16,8 +16,9 @@ import (
 type Doc struct {
 	Version  int64     `json:"version"`
 	YAML     string    `json:"yaml"`
-	Force    bool      `json:"force"`  // apply changes that move data (RELOAD FORCE)
-	Source   string    `json:"source"` // the file it was pushed from, for people
+	Force    bool      `json:"force"`             // apply changes that move data (RELOAD FORCE)
+	Source   string    `json:"source"`            // the file it was pushed from, for people
+	Reshard  string    `json:"reshard,omitempty"` // the reshard whose cutover published it (its moves are accepted)
 	PushedAt time.Time `json:"pushed_at"`
 }
 

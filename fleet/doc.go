@@ -8,6 +8,8 @@
 //	  <prefix>/acks/<op>/<id>    each member's acknowledgement: the barrier
 //	  <prefix>/budget/alloc      each member's share of the connection budget (CAS)
 //	  <prefix>/2pc/…             two-phase commit decisions and their owners
+//	  <prefix>/reshard/<id>      a reshard run by one member: every member's marks,
+//	                             holds and switch follow it (reshard.go)
 //
 // The package knows pgrouter only through the Local interface and
 // config.Config; cmd/pgrouter wires it to a proxy.Instance. When etcd cannot

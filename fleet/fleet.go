@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pgrouter/pgrouter/config"
+	"github.com/pgrouter/pgrouter/router/sharding"
 )
 
 // Local is the running pgrouter as the fleet drives it.
@@ -30,6 +31,21 @@ type Local interface {
 	Unfence()
 	// MaxPoolTotal is the largest number of backends any one pool holds.
 	MaxPoolTotal() int
+
+	// A reshard's cutover on this member (reshard.go): HoldMoves holds
+	// the writes of the keys that move between the running config and
+	// next and drains the transactions on their sources (bounded by ctx);
+	// the hold stays up until SwitchMoves (next, the reshard's version, in
+	// force) or ReleaseMoves, and after refuseAfter without either the
+	// held statements are refused instead. HeldReshard names the reshard
+	// held ("" = none).
+	HoldMoves(ctx context.Context, id string, next *config.Config, refuseAfter time.Duration) error
+	SwitchMoves(id string, next *config.Config) error
+	ReleaseMoves(id string)
+	HeldReshard() string
+	// SetReshardMarks sets the marks to exactly these: copies on each
+	// move's To shard, leftovers on its From shard.
+	SetReshardMarks(copies, leftovers []sharding.Move)
 }
 
 // Options adjust what Open and every later version load.
@@ -57,6 +73,7 @@ type Fleet struct {
 	twoPC    atomic.Pointer[string]        // this member's two-phase commit instance id, if any
 	kick     chan struct{}                 // something changed: resync now
 	handlers sync.Map                      // op name → Handler
+	applyMu  sync.Mutex                    // one change at a time of version, reshard holds and marks
 
 	renewedAt atomic.Int64         // clock() when the last successful renewal (or grant) was sent (lease.go)
 	granted   atomic.Int64         // the TTL etcd granted the member lease
@@ -151,6 +168,11 @@ func (f *Fleet) Join(ctx context.Context, local Local, addr string) error {
 	}
 	rev, err := f.currentRevision(ctx)
 	if err != nil {
+		return err
+	}
+	// Registered first, then the reshards read: a cutover's hold either
+	// names this member or is in the record read here.
+	if err := f.sync(ctx, false); err != nil {
 		return err
 	}
 	lctx, cancel := context.WithCancel(context.Background())

@@ -5,19 +5,98 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/pgrouter/pgrouter/config"
 	"github.com/pgrouter/pgrouter/pgwire"
 	"github.com/pgrouter/pgrouter/reshard"
 	"github.com/pgrouter/pgrouter/router/sharding"
 )
 
-// reshardHost gives the engine the server's config, cutover and marks.
+// reshardHost gives the engine the server's config, cutover and marks; on
+// a fleet member it hands them to the fleet, which applies them on every
+// member (package fleet, reshard*.go).
 type reshardHost struct{ *Server }
 
-func (h reshardHost) MarkCopies(moves []sharding.Move)  { h.mark(moves, true, true) }
-func (h reshardHost) Unmark(moves []sharding.Move)      { h.mark(moves, true, false) }
-func (h reshardHost) MarkCleanup(moves []sharding.Move) { h.mark(moves, false, true) }
-func (h reshardHost) CleanupDone(moves []sharding.Move) { h.mark(moves, false, false) }
+// reshardRef is the reshard the engine announced (Host.Begin).
+type reshardRef struct {
+	id   string
+	next []byte
+}
+
+func (h reshardHost) Begin(id string, next []byte) bool {
+	h.reshardOn.Store(&reshardRef{id: id, next: next})
+	return h.fleetOf() != nil
+}
+
+// The phases of a reshard as the fleet records them (fleet.Reshard.Phase).
+const (
+	fleetPhaseCopy    = "copy"
+	fleetPhaseCleanup = "cleanup"
+	fleetPhaseDone    = "done"
+	fleetPhaseAborted = "aborted"
+)
+
+// fleetPhase records the reshard's phase in the fleet; placing marks
+// (confirm) waits until every live member has them, lifting them does not
+// (a member that misses it lifts them at its next look at etcd).
+func (h reshardHost) fleetPhase(f Fleet, moves []sharding.Move, phase string, confirm bool) error {
+	r := h.reshardOn.Load()
+	if r == nil {
+		return fmt.Errorf("reshard: no reshard announced to the fleet")
+	}
+	return f.ReshardPhase(context.Background(), r.id, r.next, moves, phase, confirm)
+}
+
+func (h reshardHost) MarkCopies(moves []sharding.Move) error {
+	if f := h.fleetOf(); f != nil {
+		return h.fleetPhase(f, moves, fleetPhaseCopy, true)
+	}
+	h.mark(moves, true, true)
+	return nil
+}
+
+func (h reshardHost) Unmark(moves []sharding.Move) error {
+	if f := h.fleetOf(); f != nil {
+		return h.fleetPhase(f, moves, fleetPhaseAborted, false)
+	}
+	h.mark(moves, true, false)
+	return nil
+}
+
+func (h reshardHost) MarkCleanup(moves []sharding.Move) error {
+	if f := h.fleetOf(); f != nil {
+		return h.fleetPhase(f, moves, fleetPhaseCleanup, true)
+	}
+	h.mark(moves, false, true)
+	return nil
+}
+
+func (h reshardHost) CleanupDone(moves []sharding.Move) error {
+	if f := h.fleetOf(); f != nil {
+		return h.fleetPhase(f, moves, fleetPhaseDone, false)
+	}
+	h.mark(moves, false, false)
+	return nil
+}
+
+// Cutover is Server.Cutover alone, the fleet's two-step cutover in a fleet.
+func (h reshardHost) Cutover(ctx context.Context, next *config.Config, moves []sharding.Move,
+	drained func(context.Context) error) (time.Duration, error) {
+	f := h.fleetOf()
+	if f == nil {
+		return h.Server.Cutover(ctx, next, moves, drained)
+	}
+	r := h.reshardOn.Load()
+	if r == nil {
+		return 0, fmt.Errorf("cutover: no reshard announced to the fleet")
+	}
+	held, switched, err := f.ReshardCutover(ctx, r.id, drained)
+	if err != nil && switched {
+		err = fmt.Errorf("%w: %w", reshard.ErrSwitched, err)
+	}
+	return held, err
+}
 
 func (h reshardHost) ShardOfKey(db, table, key string) (string, error) {
 	r := h.state.Load().routers[db]
@@ -37,11 +116,17 @@ func (s *Server) Reshard() *reshard.Engine { return s.reshard }
 // adminReshard runs RESHARD TO 'file' | RESUME | ABORT. The engine works in
 // the background; SHOW RESHARD follows it.
 func (ss *session) adminReshard(cmd string) error {
-	if ss.srv.fleetOf() != nil {
-		return pgwire.Error(pgwire.FeatureNotSupported, "RESHARD is not supported in a fleet", "reshard with a single pgrouter serving a config file")
-	}
 	rest := strings.TrimSpace(cmd[len("RESHARD"):])
 	verb, arg, _ := strings.Cut(rest, " ")
+	if ss.srv.fleetOf() != nil && strings.EqualFold(verb, "DIRECTORY") {
+		return pgwire.Error(pgwire.FeatureNotSupported, "RESHARD DIRECTORY is not supported in a fleet yet",
+			"the engine points the lookup table at the target itself, which the other members' directory caches would not follow; move directory keys with a single pgrouter serving a config file")
+	}
+	if f := ss.srv.fleetOf(); f != nil && strings.EqualFold(verb, "TO") {
+		if err := ss.srv.fleetReshardFree(f); err != nil {
+			return err
+		}
+	}
 	e := ss.srv.reshard
 	var err error
 	switch strings.ToUpper(verb) {
@@ -69,6 +154,23 @@ func (ss *session) adminReshard(cmd string) error {
 	}
 	ss.srv.log.Info("reshard command from the admin console", "client_id", ss.pid, "command", strings.ToUpper(verb))
 	ss.adminTag("RESHARD")
+	return nil
+}
+
+// fleetReshardFree refuses a new reshard while the fleet records an
+// unfinished one run by another member: one reshard at a time.
+func (s *Server) fleetReshardFree(f Fleet) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	id, phase, by, ok, err := f.ReshardStatus(ctx)
+	if err != nil {
+		return pgwire.Error(pgwire.ObjectNotInPrerequisiteState, "reshard: "+err.Error(), "a fleet reshards only with etcd reachable")
+	}
+	if ok && phase != fleetPhaseDone && phase != fleetPhaseAborted && id != s.reshard.Status().ID {
+		return pgwire.Error(pgwire.ObjectNotInPrerequisiteState,
+			fmt.Sprintf("reshard %s is unfinished (phase %s) on fleet member %s: a fleet runs one reshard at a time", id, phase, by),
+			"SHOW RESHARD on "+by+" shows it; RESHARD RESUME or RESHARD ABORT it there first")
+	}
 	return nil
 }
 
@@ -103,13 +205,26 @@ func unquote(s string) (string, error) {
 
 // showReshard answers SHOW RESHARD: one row for the current or last reshard
 // (none when there was none).
-func (ss *session) showReshard() {
+func (ss *session) showReshard() error {
 	st := ss.srv.reshard.Status()
 	var rows [][]string
-	if st.Phase != "" {
+	if f := ss.srv.fleetOf(); f != nil && st.Phase == "" {
+		// This member runs no reshard: the fleet's newest, as recorded in etcd.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		id, phase, by, ok, err := f.ReshardStatus(ctx)
+		cancel()
+		if err != nil {
+			return pgwire.Error(pgwire.ObjectNotInPrerequisiteState, "SHOW RESHARD: "+err.Error(), "etcd holds the fleet's reshards; the member running one shows it without etcd")
+		}
+		if ok {
+			rows = append(rows, []string{id, phase, "false", "", "", "", "", "",
+				"runs on fleet member " + by + " (SHOW RESHARD there for its progress)"})
+		}
+	} else if st.Phase != "" {
 		rows = append(rows, []string{st.ID, st.Phase, strconv.FormatBool(st.Running), st.Table,
 			fmt.Sprintf("%d/%d", st.ChunksDone, st.Chunks), strconv.FormatInt(st.RowsCopied, 10), strconv.FormatInt(st.LagBytes, 10),
 			strconv.FormatFloat(st.HeldSeconds, 'f', 3, 64), st.Error})
 	}
 	ss.adminTable([]string{"id", "phase", "running", "table", "chunks", "rows_copied", "lag_bytes", "held_seconds", "error"}, rows)
+	return nil
 }

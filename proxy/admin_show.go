@@ -41,7 +41,7 @@ func (ss *session) adminShow(what string) error {
 	case "FLEET":
 		return ss.showFleet()
 	case "RESHARD":
-		ss.showReshard()
+		return ss.showReshard()
 	case "HELP":
 		ss.adminTable([]string{"commands"}, [][]string{{adminHelp}})
 	default:

@@ -26,6 +26,7 @@ type cutoverMetrics struct {
 	heldSeconds prometheus.Gauge
 	heldWrites  prometheus.Counter
 	cutovers    *prometheus.CounterVec
+	holdState   prometheus.Gauge // a fleet's cutover hold here (fleet_reshard.go)
 }
 
 func newCutoverMetrics(reg *prometheus.Registry) *cutoverMetrics {
@@ -36,8 +37,10 @@ func newCutoverMetrics(reg *prometheus.Registry) *cutoverMetrics {
 			Help: "Statements that waited for a cutover."}),
 		cutovers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pgrouter_reshard_cutovers_total",
 			Help: "Cutovers by outcome: switched, or failed (the old placement stays)."}, []string{"outcome"}),
+		holdState: prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgrouter_reshard_fleet_hold",
+			Help: "A fleet reshard's cutover hold on this member: 0 none, 1 holding the moving keys' writes, 2 refusing them (no switch or release came in time)."}),
 	}
-	reg.MustRegister(m.heldSeconds, m.heldWrites, m.cutovers)
+	reg.MustRegister(m.heldSeconds, m.heldWrites, m.cutovers, m.holdState)
 	return m
 }
 
@@ -118,6 +121,12 @@ func (s *Server) Cutover(ctx context.Context, next *config.Config, moves []shard
 	}
 	start := time.Now()
 	err = s.cutoverHeld(ctx, gate, next, st, moves, drained)
+	return s.lowerGate(gate, start, len(moves), err), err
+}
+
+// lowerGate releases a cutover's gate raised at start and accounts for it
+// (metrics, log); err is how the cutover ended. It returns the held time.
+func (s *Server) lowerGate(gate *router.Gate, start time.Time, moves int, err error, attrs ...any) time.Duration {
 	held := time.Since(start)
 	gate.Release()
 	s.cutoverM.heldSeconds.Set(held.Seconds())
@@ -127,8 +136,8 @@ func (s *Server) Cutover(ctx context.Context, next *config.Config, moves []shard
 		outcome = "failed"
 	}
 	s.cutoverM.cutovers.WithLabelValues(outcome).Inc()
-	s.log.Info("cutover", "outcome", outcome, "moves", len(moves), "held_ms", held.Milliseconds(), "held_writes", gate.Held(), "err", errText(err))
-	return held, err
+	s.log.Info("cutover", append([]any{"outcome", outcome, "moves", moves, "held_ms", held.Milliseconds(), "held_writes", gate.Held(), "err", errText(err)}, attrs...)...)
+	return held
 }
 
 func errText(err error) string {
@@ -152,12 +161,21 @@ func (s *Server) cutoverHeld(ctx context.Context, gate *router.Gate, next *confi
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("cutover: %w", err)
 	}
+	return s.switchPlacement(next, st, moves)
+}
+
+// switchPlacement installs next (built as st) with the gate up: the
+// sources' rows become leftovers (marked before the switch, so no
+// statement over several shards sees them next to their copies), the
+// routers switch, and the copies become the targets' own rows.
+func (s *Server) switchPlacement(next *config.Config, st *serverState, moves []sharding.Move) error {
+	s.mark(moves, false, true)
 	if err := s.swapState(next, st, true); err != nil {
+		s.mark(moves, false, false)
 		return fmt.Errorf("cutover: %w", err)
 	}
 	s.floorTargets(moves)
-	s.mark(moves, true, false) // the copies are the targets' own rows now
-	s.mark(moves, false, true) // and the sources' are leftovers until CleanupDone
+	s.mark(moves, true, false)
 	return nil
 }
 

@@ -2,6 +2,9 @@ package proxy
 
 import (
 	"context"
+	"time"
+
+	"github.com/pgrouter/pgrouter/router/sharding"
 
 	"github.com/pgrouter/pgrouter/proxy/twophase"
 )
@@ -12,6 +15,15 @@ type Option func(*options)
 type options struct {
 	fleet    bool
 	twoPhase func(instance string) (twophase.Shared, error)
+	deferred bool // accept clients only from Instance.Serve
+}
+
+// DeferServe starts the instance without accepting clients until
+// Instance.Serve: a fleet member first joins and takes the fleet's reshard
+// marks and holds, so its first client already routes under them
+// (connections wait in the listen backlog meanwhile).
+func DeferServe() Option {
+	return func(o *options) { o.deferred = true }
 }
 
 // InFleet starts the instance as a member of a fleet (package fleet): with
@@ -31,6 +43,20 @@ type Fleet interface {
 	Run(ctx context.Context, op, arg string) error
 	// ReloadLocal applies the newest published version to this instance.
 	ReloadLocal(ctx context.Context) error
+	// ReshardPhase records reshard id (its next config, moves and phase:
+	// copy, cleanup, done, aborted) in etcd, where every member takes its
+	// marks from; with confirm it waits until every live member applied
+	// them (a barrier), else fails naming who did not.
+	ReshardPhase(ctx context.Context, id string, next []byte, moves []sharding.Move, phase string, confirm bool) error
+	// ReshardCutover is reshard id's cutover on every live member: hold
+	// and drain everywhere, drained, publish the next config as a version,
+	// switch everywhere. switched: that version is published (the
+	// placement is in force even when err names a member that did not
+	// acknowledge the switch).
+	ReshardCutover(ctx context.Context, id string, drained func(context.Context) error) (held time.Duration, switched bool, err error)
+	// ReshardStatus describes the newest reshard recorded in the fleet for
+	// a member that does not run it (SHOW RESHARD); ok false when none.
+	ReshardStatus(ctx context.Context) (id, phase, by string, ok bool, err error)
 }
 
 type fleetRef struct{ f Fleet }

@@ -26,6 +26,8 @@ type Instance struct {
 	cancel  context.CancelFunc
 	metrics *http.Server
 	done    chan error
+	serve   func() // starts accepting clients; nil once called
+	ln      net.Listener
 }
 
 // Start brings pgrouter up on cfg and returns once it accepts clients.
@@ -86,9 +88,23 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger, opts ...Op
 		inst.metrics = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go inst.metrics.Serve(mln)
 	}
-	go func() { inst.done <- srv.Serve(ln) }()
-	log.Info("pgrouter listening", "addr", inst.Addr, "metrics", inst.MetricsAddr, "shards", len(cfg.Shards))
+	inst.ln = ln
+	inst.serve = func() {
+		go func() { inst.done <- srv.Serve(ln) }()
+		log.Info("pgrouter listening", "addr", inst.Addr, "metrics", inst.MetricsAddr, "shards", len(cfg.Shards))
+	}
+	if !o.deferred {
+		inst.Serve()
+	}
 	return inst, nil
+}
+
+// Serve starts accepting clients (once; Start does it unless DeferServe).
+func (i *Instance) Serve() {
+	if i.serve != nil {
+		i.serve()
+		i.serve = nil
+	}
 }
 
 // Done reports when the listener stops (nil after Close).
@@ -96,6 +112,9 @@ func (i *Instance) Done() <-chan error { return i.done }
 
 // Close shuts down gracefully: running transactions may finish until ctx ends.
 func (i *Instance) Close(ctx context.Context) {
+	if i.serve != nil { // never served: Shutdown does not know the listener
+		i.ln.Close()
+	}
 	i.Server.reshard.Close()
 	i.Server.Shutdown(ctx)
 	if i.metrics != nil {

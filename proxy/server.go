@@ -49,6 +49,8 @@ type Server struct {
 	cutoverM        *cutoverMetrics
 	reshard         *reshard.Engine                  // the resharding engine (admin_reshard.go)
 	cutFloors       atomic.Pointer[[]topology.Floor] // per shard: replicas must have replayed a cutover's copies (cutover.go)
+	memberHold      memberHold                       // a fleet's cutover hold on this member (fleet_reshard.go)
+	reshardOn       atomic.Pointer[reshardRef]       // the reshard the engine runs (admin_reshard.go)
 	// fleet is the fleet this instance belongs to (fleet.go); nil when alone.
 	fleet atomic.Pointer[fleetRef]
 	fence fenceState // a fleet member cut off from etcd (fence.go)

@@ -15,7 +15,13 @@ const deleteBatch = 5000
 
 // cleanup runs after the switch: the sources' slots and publications are
 // dropped and the moved rows deleted there in batches; then the marks go.
+// It starts by marking the sources' leftovers, which in a fleet also
+// confirms that every member runs the next placement: none may read the
+// moved rows on a source any more before they are deleted there.
 func (j *job) cleanup(ctx context.Context) error {
+	if err := j.e.host.MarkCleanup(j.p.moves); err != nil {
+		return fmt.Errorf("before deleting the moved rows on the sources: %w", err)
+	}
 	for si, s := range j.p.sources {
 		if err := dropSource(ctx, j.srcs[si], s.slot); err != nil {
 			return err
@@ -26,7 +32,9 @@ func (j *job) cleanup(ctx context.Context) error {
 			}
 		}
 	}
-	j.e.host.CleanupDone(j.p.moves)
+	if err := j.e.host.CleanupDone(j.p.moves); err != nil {
+		return err
+	}
 	j.e.log.Info("reshard done", "id", j.e.st.ID)
 	return j.e.update(func(st *state) { st.Phase = PhaseDone })
 }

@@ -13,7 +13,8 @@ import (
 // writes held and the source transactions drained, every stream reaches a
 // fence (so the targets have every change), verify compares source and
 // target, the config file is replaced by the next one (a restart keeps the
-// new placement), and the host swaps its routers.
+// new placement; a fleet member's host publishes it as a config version
+// instead), and the host swaps its routers.
 func (j *job) cutover(ctx context.Context) error {
 	if err := j.e.update(func(st *state) { st.Phase = PhaseCutover }); err != nil {
 		return err
@@ -33,12 +34,20 @@ func (j *job) cutover(ctx context.Context) error {
 			installed = true
 			return d.point(ctx, j.p.next, false)
 		}
+		if j.e.publishes { // the host publishes the next config itself (a fleet version)
+			return nil
+		}
 		if err := installConfig(cfgPath, nextPath(j.e.dataDir())); err != nil {
 			return err
 		}
 		installed = true
 		return nil
 	})
+	if errors.Is(err, ErrSwitched) {
+		j.e.log.Warn("reshard switched placement, not everywhere yet", "id", j.e.st.ID, "err", err)
+		j.e.update(func(st *state) { st.Phase, st.HeldSecs = PhaseCleanup, held.Seconds() })
+		return err
+	}
 	if err != nil {
 		if installed && j.e.st.Dir != nil {
 			err = errors.Join(err, j.e.st.Dir.point(context.WithoutCancel(ctx), j.p.next, true))

@@ -22,6 +22,8 @@ type Engine struct {
 	log  *slog.Logger
 	m    *metrics
 
+	publishes bool // the host installs the next config (a fleet), not the engine's file swap
+
 	mu      sync.Mutex
 	st      *state     // the current or last reshard; nil = none
 	running *jobHandle // non-nil while a job runs
@@ -80,9 +82,12 @@ func (e *Engine) Recover() error {
 		}
 	}
 	if st.Phase == PhaseCleanup {
-		e.host.MarkCleanup(p.moves)
+		err = e.host.MarkCleanup(p.moves)
 	} else {
-		e.host.MarkCopies(p.moves)
+		err = e.host.MarkCopies(p.moves)
+	}
+	if err != nil {
+		return fmt.Errorf("reshard %s: %w", st.ID, err)
 	}
 	e.log.Info("reshard recovered", "id", st.ID, "phase", st.Phase)
 	return nil
@@ -90,10 +95,15 @@ func (e *Engine) Recover() error {
 
 // planOf plans st again from its saved next config and first placement.
 func (e *Engine) planOf(st *state) (*plan, error) {
-	next, err := config.Load(nextPath(e.dataDir()))
+	data, err := os.ReadFile(nextPath(e.dataDir()))
 	if err != nil {
 		return nil, err
 	}
+	next, err := config.Parse(data, nextPath(e.dataDir()))
+	if err != nil {
+		return nil, err
+	}
+	e.begin(st.ID, data)
 	next.Path = e.host.Config().Path
 	if st.Dir != nil {
 		moves, err := st.Dir.moves(next)
@@ -147,8 +157,17 @@ func (e *Engine) Start(path string) error {
 	return e.beginLocked(p, data, &state{ID: id, Phase: PhaseCopy, Started: time.Now().UTC(), Prev: placementOf(cur)}, path)
 }
 
+// begin tells the host which reshard runs (Host.Begin).
+func (e *Engine) begin(id string, next []byte) {
+	e.publishes = e.host.Begin(id, next)
+}
+
 // beginLocked persists a new reshard (its next config data) and starts it.
 func (e *Engine) beginLocked(p *plan, data []byte, st *state, what string) error {
+	e.begin(st.ID, data)
+	if e.publishes && st.Dir != nil {
+		return errors.New("moving directory keys is not supported in a fleet yet: the lookup table is pointed by the engine, which the other members' caches would not follow")
+	}
 	if err := writeAtomic(nextPath(e.dataDir()), data); err != nil {
 		return err
 	}
@@ -329,7 +348,10 @@ func (e *Engine) abort(ctx context.Context, p *plan) error {
 		e.update(func(st *state) { st.Error = "abort incomplete: " + err.Error() })
 		return err
 	}
-	e.host.Unmark(p.moves)
+	if err := e.host.Unmark(p.moves); err != nil {
+		e.update(func(st *state) { st.Error = "abort incomplete (the copies are deleted): " + err.Error() })
+		return err
+	}
 	e.update(func(st *state) { st.Phase = PhaseAborted })
 	e.log.Info("reshard aborted", "id", e.st.ID)
 	return nil

@@ -43,7 +43,9 @@ func (j *job) run(ctx context.Context) error {
 	if j.e.phase() == PhaseCleanup {
 		return j.cleanup(ctx)
 	}
-	j.e.host.MarkCopies(j.p.moves)
+	if err := j.e.host.MarkCopies(j.p.moves); err != nil {
+		return err
+	}
 	if j.e.phase() == PhaseCopy {
 		if err := j.copyAll(ctx); err != nil {
 			return err
@@ -64,7 +66,7 @@ func (j *job) run(ctx context.Context) error {
 			break
 		}
 		var te *targetError
-		if try == cutoverTries || errors.As(err, &te) || ctx.Err() != nil {
+		if try == cutoverTries || errors.As(err, &te) || errors.Is(err, ErrSwitched) || ctx.Err() != nil {
 			return err
 		}
 		j.e.log.Warn("reshard cutover failed, catching up again", "try", try, "err", err)

@@ -17,17 +17,37 @@ import (
 
 // Host is what the engine needs of the serving pgrouter (proxy.Server):
 // the running config, the cutover, and the marks that keep multi-shard
-// statements away from shards holding rows that are not theirs.
+// statements away from shards holding rows that are not theirs. On a
+// fleet member the host makes every member act as one: marks and cutover
+// go through the fleet's barrier, and the next placement is published as
+// a config version (Begin reports it).
 type Host interface {
 	Config() *config.Config
+	// Begin names the reshard the calls that follow belong to (its id and
+	// the next config's text); the engine calls it before any of them. It
+	// reports whether the host puts the next config in force itself, during
+	// Cutover (a fleet member publishes it as a config version), instead of
+	// the engine replacing the config file.
+	Begin(id string, next []byte) (publishes bool)
+	// Cutover holds the moving keys' writes, drains, calls drained, and
+	// switches to next. An error wrapping ErrSwitched means the next
+	// placement is in force although the switch did not complete
+	// everywhere (a fleet member that did not acknowledge it).
 	Cutover(ctx context.Context, next *config.Config, moves []sharding.Move, drained func(context.Context) error) (time.Duration, error)
-	MarkCopies(moves []sharding.Move)
-	Unmark(moves []sharding.Move)
-	MarkCleanup(moves []sharding.Move)
-	CleanupDone(moves []sharding.Move)
+	// The marks: an error means they may not be in place everywhere.
+	MarkCopies(moves []sharding.Move) error
+	Unmark(moves []sharding.Move) error
+	MarkCleanup(moves []sharding.Move) error
+	CleanupDone(moves []sharding.Move) error
 	// ShardOfKey is the shard table's key (canonical text) is on now.
 	ShardOfKey(db, table, key string) (string, error)
 }
+
+// ErrSwitched is wrapped by a Cutover error after which the next placement
+// is nevertheless in force: the reshard goes on with the clean-up (which
+// waits until every member runs the next placement), never back to the
+// catch-up.
+var ErrSwitched = errors.New("the next placement is in force")
 
 // plan is one reshard worked out from the running and the next config.
 type plan struct {

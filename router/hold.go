@@ -30,6 +30,8 @@ type Gate struct {
 	moving   map[string][]func(sharding.Key) bool // "db\x00table" → Has of its moves
 	ready    chan struct{}                        // closed by Exempt
 	released chan struct{}                        // closed by Release
+	refused  chan struct{}                        // closed by Refuse
+	refusal  error                                // set before refused closes
 	exempt   func(id uint32) bool
 	held     atomic.Int64
 	hold     *Hold
@@ -43,7 +45,7 @@ func tableKey(db, table string) string { return strings.ToLower(db) + "\x00" + s
 // until Release.
 func (h *Hold) Raise(moves []sharding.Move, shardIndex func(string) int) (*Gate, error) {
 	g := &Gate{from: map[string]ShardSet{}, moving: map[string][]func(sharding.Key) bool{},
-		ready: make(chan struct{}), released: make(chan struct{}), hold: h}
+		ready: make(chan struct{}), released: make(chan struct{}), refused: make(chan struct{}), hold: h}
 	for _, m := range moves {
 		i := shardIndex(m.From)
 		if i < 0 || i >= MaxShards {
@@ -86,23 +88,50 @@ func (g *Gate) Release() {
 	close(g.released)
 }
 
+// Refuse turns the gate from holding into refusing: the writes waiting
+// at it, and every later statement that would have waited (reads of
+// moving keys too), fail with err until Release. A fleet member that held
+// for a cutover and then lost contact with the fleet refuses rather than
+// routing under a placement the others may have left. Once only.
+func (g *Gate) Refuse(err error) {
+	g.refusal = err
+	close(g.refused)
+}
+
+// refusing returns the gate's refusal once Refuse was called.
+func (g *Gate) refusing() error {
+	select {
+	case <-g.refused:
+		return g.refusal
+	default:
+		return nil
+	}
+}
+
 // Held is how many statements waited at the gate.
 func (g *Gate) Held() int64 { return g.held.Load() }
 
 // wait blocks a write at the gate; true means the session is exempt and
-// the write goes ahead under the current placement.
-func (g *Gate) wait(id uint32) bool {
+// the write goes ahead under the current placement. An error is the
+// gate's refusal (Refuse), given up to a write while it waited.
+func (g *Gate) wait(id uint32) (bool, error) {
 	select {
 	case <-g.ready:
 		if g.exempt != nil && g.exempt(id) {
-			return true
+			return true, nil
 		}
 	case <-g.released:
-		return false
+		return false, nil
+	case <-g.refused:
+		return false, g.refusal
 	}
 	g.held.Add(1)
-	<-g.released
-	return false
+	select {
+	case <-g.released:
+		return false, nil
+	case <-g.refused:
+		return false, g.refusal
+	}
 }
 
 // Mark records that shards hold rows of table that are not their own.
@@ -122,6 +151,28 @@ func (h *Hold) Marked(db, table string) ShardSet {
 	}
 	return 0
 }
+
+// ReplaceMarks sets the marks to exactly marks (table key by MarkKey →
+// marked shards): a fleet member takes the whole set from the reshards
+// recorded in etcd.
+func (h *Hold) ReplaceMarks(marks map[string]ShardSet) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	next := map[string]ShardSet{}
+	for k, v := range marks {
+		if v != 0 {
+			next[k] = v
+		}
+	}
+	if len(next) == 0 {
+		h.marks.Store(nil)
+		return
+	}
+	h.marks.Store(&next)
+}
+
+// MarkKey is how ReplaceMarks names table of database db.
+func MarkKey(db, table string) string { return tableKey(db, table) }
 
 func (h *Hold) updateMarks(k string, shards ShardSet, on bool) {
 	h.mu.Lock()
@@ -188,7 +239,18 @@ func (r *Router) guard(p *Plan, args *Args, s Session, rt Route) (Route, error) 
 		return Route{}, err
 	}
 	g := r.hold.gate.Load()
-	if g == nil || !r.mustHold(g, p, args, rt, s) || g.wait(s.ID) {
+	if g == nil {
+		return rt, nil
+	}
+	if err := g.refusing(); err != nil && r.touchesMoving(g, p, args, rt, s) {
+		return Route{}, err // reads too: the rows may have moved on another member
+	}
+	if !r.mustHold(g, p, args, rt, s) {
+		return rt, nil
+	}
+	if exempt, err := g.wait(s.ID); err != nil {
+		return Route{}, err
+	} else if exempt {
 		return rt, nil
 	}
 	if nr := r.moved(); nr != nil {
@@ -238,7 +300,12 @@ func (r *Router) checkDDL(p *Plan, marks map[string]ShardSet) error {
 
 // mustHold: does this write touch rows that move?
 func (r *Router) mustHold(g *Gate, p *Plan, args *Args, rt Route, s Session) bool {
-	if rt.Role != RolePrimary || rt.Any || rt.Reference || p.a == nil {
+	return rt.Role == RolePrimary && r.touchesMoving(g, p, args, rt, s)
+}
+
+// touchesMoving: does this statement, read or write, touch rows that move?
+func (r *Router) touchesMoving(g *Gate, p *Plan, args *Args, rt Route, s Session) bool {
+	if rt.Any || rt.Reference || p.a == nil {
 		return false
 	}
 	if rt.Shards&g.from[strings.ToLower(r.dbName)] == 0 {

@@ -189,3 +189,52 @@ func TestSpareNotScattered(t *testing.T) {
 		t.Fatalf("reference write: %+v", rt)
 	}
 }
+
+// TestHoldRefuse: a refusing gate fails the writes waiting at it and
+// every later statement, read or write, that touches a moving key, with
+// the refusal; staying keys go on; Release ends it.
+func TestHoldRefuse(t *testing.T) {
+	old, next := holdConfig(t, "[{modulus: 2, remainder: 0}]", "[]"), holdConfig(t, "[{modulus: 4, remainder: 0}]", "[{modulus: 4, remainder: 2}]")
+	moves, err := sharding.PlanMoves(old, next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Hold{}
+	r, _ := ForConfig(old, &old.Databases[0], WithHold(h))
+	stay, move := keyOf(t, r, moves[0], false, 0), keyOf(t, r, moves[0], true, 0)
+	upd, _ := r.Prepare("UPDATE kv SET v = 1 WHERE id = $1")
+	sel, _ := r.Prepare("SELECT v FROM kv WHERE id = $1")
+	gate, err := h.Raise(moves, old.ShardIndex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate.Exempt(func(uint32) bool { return false })
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := r.Route(upd, Args{Params: [][]byte{[]byte(move)}}, Session{ID: 1})
+		waiting <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	refusal := errors.New("refused: reshard r1")
+	gate.Refuse(refusal)
+	select {
+	case err := <-waiting:
+		if !errors.Is(err, refusal) {
+			t.Fatalf("a write waiting at a gate that turned refusing: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a waiting write stayed at a refusing gate")
+	}
+	for _, p := range []*Plan{upd, sel} {
+		if _, err := r.Route(p, Args{Params: [][]byte{[]byte(move)}}, Session{ID: 2}); !errors.Is(err, refusal) {
+			t.Errorf("%s of a moving key at a refusing gate: %v", p.text, err)
+		}
+		if _, err := r.Route(p, Args{Params: [][]byte{[]byte(stay)}}, Session{ID: 2}); err != nil {
+			t.Errorf("%s of a staying key at a refusing gate: %v", p.text, err)
+		}
+	}
+	gate.Release()
+	if rt, err := r.Route(upd, Args{Params: [][]byte{[]byte(move)}}, Session{ID: 2}); err != nil || rt.Shards != Only(0) {
+		t.Fatalf("after release: %v %v", rt, err)
+	}
+}

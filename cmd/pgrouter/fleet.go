@@ -14,6 +14,7 @@ import (
 	"github.com/pgrouter/pgrouter/fleet"
 	"github.com/pgrouter/pgrouter/proxy"
 	"github.com/pgrouter/pgrouter/proxy/twophase"
+	"github.com/pgrouter/pgrouter/router/sharding"
 )
 
 // hostFlags are serve's per-host settings: in a fleet every member loads the
@@ -82,7 +83,7 @@ func joinFleet(ctx context.Context, url string, rewrite func(*config.Config), ea
 	log := logFor(cfg)
 	fl.SetLogger(log)
 	shared := func(instance string) (twophase.Shared, error) { return fl.TwoPhase(ctx, instance) }
-	inst, err := proxy.Start(ctx, cfg, log, proxy.InFleet(shared))
+	inst, err := proxy.Start(ctx, cfg, log, proxy.InFleet(shared), proxy.DeferServe())
 	if err != nil {
 		fl.Close()
 		return nil, err
@@ -97,6 +98,7 @@ func joinFleet(ctx context.Context, url string, rewrite func(*config.Config), ea
 		return nil, fmt.Errorf("joining the fleet: %w", err)
 	}
 	inst.Server.SetFleet(fl)
+	inst.Serve() // joined: the fleet's reshard marks and holds are in place
 	return &fleetMember{inst: inst, fl: fl, cfg: cfg, log: log}, nil
 }
 
@@ -115,10 +117,22 @@ func (l fleetLocal) Pause(_ context.Context, db string) error {
 }
 
 func (l fleetLocal) Resume(db string) error { l.inst.Server.Resume(db); return nil }
-func (l fleetLocal) SetPoolCap(n int)       { l.inst.Topology.SetPoolCap(n) }
-func (l fleetLocal) MaxPoolTotal() int      { return l.inst.Topology.MaxPoolTotal() }
-func (l fleetLocal) Fence(reason string)    { l.inst.Server.Fence(reason) }
-func (l fleetLocal) Unfence()               { l.inst.Server.Unfence() }
+
+func (l fleetLocal) HoldMoves(ctx context.Context, id string, next *config.Config, refuseAfter time.Duration) error {
+	return l.inst.Server.HoldMoves(ctx, id, next, refuseAfter)
+}
+func (l fleetLocal) SwitchMoves(id string, next *config.Config) error {
+	return l.inst.Server.SwitchMoves(id, next)
+}
+func (l fleetLocal) ReleaseMoves(id string) { l.inst.Server.ReleaseMoves(id) }
+func (l fleetLocal) HeldReshard() string    { return l.inst.Server.HeldReshard() }
+func (l fleetLocal) SetReshardMarks(copies, leftovers []sharding.Move) {
+	l.inst.Server.SetReshardMarks(copies, leftovers)
+}
+func (l fleetLocal) SetPoolCap(n int)    { l.inst.Topology.SetPoolCap(n) }
+func (l fleetLocal) MaxPoolTotal() int   { return l.inst.Topology.MaxPoolTotal() }
+func (l fleetLocal) Fence(reason string) { l.inst.Server.Fence(reason) }
+func (l fleetLocal) Unfence()            { l.inst.Server.Unfence() }
 
 func newConfigPushCmd() *cobra.Command {
 	var etcd string

@@ -25,7 +25,7 @@ func TestDashboardFleetPanels(t *testing.T) {
 	if err := json.Unmarshal(raw, &dash); err != nil {
 		t.Fatal(err)
 	}
-	exported := scrape(fleet[0])
+	exported := fleet[0].Scrape()
 	fleetMetric := regexp.MustCompile(`pgrouter_(fleet_[a-z_]+|config_(refused_)?version)`)
 	used := 0
 	for _, p := range dash.Panels {

@@ -3,8 +3,6 @@ package fleet
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgrouter/pgrouter/test/testenv"
 )
 
 // waitUntil polls cond every 20ms until it holds or within passes.
@@ -31,23 +31,12 @@ func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool
 
 // runsVersion reports whether m says it runs config version v, in SHOW
 // VERSION and in the pgrouter_config_version metric.
-func runsVersion(m *member, v int64) bool {
-	rows, err := m.admin("SHOW VERSION")
+func runsVersion(m *testenv.Member, v int64) bool {
+	rows, err := m.Admin("SHOW VERSION")
 	if err != nil || len(rows) != 1 || !strings.Contains(rows[0][0], fmt.Sprintf("config version %d ", v)) {
 		return false
 	}
 	return metric(m, "pgrouter_config_version") == fmt.Sprint(v)
-}
-
-// scrape reads m's /metrics ("" when it does not answer).
-func scrape(m *member) string {
-	resp, err := http.Get("http://" + m.metrics + "/metrics")
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return string(body)
 }
 
 // TestPushReachesEveryMember: a pushed version is applied by all three
@@ -60,10 +49,10 @@ func TestPushReachesEveryMember(t *testing.T) {
 	}
 	v := versionOf(t, out)
 	for _, m := range fleet {
-		took := waitUntil(t, 10*time.Second, m.name+" runs version "+fmt.Sprint(v), func() bool { return runsVersion(m, v) })
-		t.Logf("%s runs version %d after %s", m.name, v, took.Round(time.Millisecond))
+		took := waitUntil(t, 10*time.Second, m.Name+" runs version "+fmt.Sprint(v), func() bool { return runsVersion(m, v) })
+		t.Logf("%s runs version %d after %s", m.Name, v, took.Round(time.Millisecond))
 	}
-	rows, err := fleet[1].admin("SHOW FLEET")
+	rows, err := fleet[1].Admin("SHOW FLEET")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,17 +76,17 @@ func TestFleetPauseHoldsWritesEverywhere(t *testing.T) {
 	ctx := context.Background()
 	conns := make([]*pgx.Conn, len(fleet))
 	for i, m := range fleet {
-		c, err := pgx.Connect(ctx, m.dsn()) // before the pause: a login waits for it too
+		c, err := pgx.Connect(ctx, m.DSN()) // before the pause: a login waits for it too
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close(ctx)
 		conns[i] = c
 	}
-	if _, err := fleet[0].admin("FLEET PAUSE"); err != nil {
+	if _, err := fleet[0].Admin("FLEET PAUSE"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { fleet[0].admin("FLEET RESUME") }) // whatever happens below
+	t.Cleanup(func() { fleet[0].Admin("FLEET RESUME") }) // whatever happens below
 	done := make(chan error, len(fleet))
 	for i, c := range conns {
 		go func() {
@@ -106,7 +95,7 @@ func TestFleetPauseHoldsWritesEverywhere(t *testing.T) {
 		}()
 	}
 	for _, m := range fleet { // each member holds its client's write (not: it has yet to arrive)
-		waitUntil(t, 10*time.Second, m.name+" holds a write", func() bool { return metric(m, "pgrouter_clients_paused") == "1" })
+		waitUntil(t, 10*time.Second, m.Name+" holds a write", func() bool { return metric(m, "pgrouter_clients_paused") == "1" })
 	}
 	if n := directCount(t, "select count(*) from users where user_id between 1000 and 1010"); n != 0 {
 		t.Fatalf("%d writes went through a paused fleet", n)
@@ -116,7 +105,7 @@ func TestFleetPauseHoldsWritesEverywhere(t *testing.T) {
 		t.Fatalf("a write finished while the fleet was paused (err %v)", err)
 	default:
 	}
-	if _, err := fleet[2].admin("FLEET RESUME"); err != nil {
+	if _, err := fleet[2].Admin("FLEET RESUME"); err != nil {
 		t.Fatal(err)
 	}
 	for range fleet {
@@ -165,7 +154,7 @@ func TestBudgetHoldsUnderLoad(t *testing.T) {
 	waitSharesSettled(t)
 	conns := make([]*pgx.Conn, clients)
 	for i := range conns {
-		c, err := pgx.Connect(ctx, fleet[i%len(fleet)].dsn())
+		c, err := pgx.Connect(ctx, fleet[i%len(fleet)].DSN())
 		if err != nil {
 			t.Fatalf("client %d: %v", i, err)
 		}
@@ -235,7 +224,7 @@ func joinAndLeave(t *testing.T) string {
 	for _, m := range fleet {
 		for metricSum(m, "pgrouter_pool_clients_waiting") == 0 {
 			if time.Now().After(deadline) {
-				return m.name + ": no client ever waited for a backend: the load does not saturate the budget"
+				return m.Name + ": no client ever waited for a backend: the load does not saturate the budget"
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -244,12 +233,12 @@ func joinAndLeave(t *testing.T) string {
 	if err != nil {
 		return err.Error()
 	}
-	defer joiner.kill()
+	defer joiner.Kill()
 	if !eventuallyShares(budget/4, 4) {
 		return "the shares did not move to 3 each with a fourth member"
 	}
-	joiner.cmd.Process.Signal(syscall.SIGTERM)
-	joiner.cmd.Wait()
+	joiner.Cmd.Process.Signal(syscall.SIGTERM)
+	joiner.Cmd.Wait()
 	if !eventuallyShares(budget/3, 3) {
 		return "the shares did not return to 4 each after the fourth member left"
 	}
@@ -261,7 +250,7 @@ func joinAndLeave(t *testing.T) string {
 func eventuallyShares(share, n int) bool {
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		rows, err := fleet[0].admin("SHOW FLEET")
+		rows, err := fleet[0].Admin("SHOW FLEET")
 		ok := err == nil && len(rows) == n
 		for _, r := range rows {
 			ok = ok && r[3] == fmt.Sprint(share)
@@ -360,24 +349,24 @@ func openerOf(pid int32) string {
 func TestFleetPauseNamesTheMemberThatDidNotAck(t *testing.T) {
 	ctx := context.Background()
 	frozen := fleet[2]
-	if err := frozen.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := frozen.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	thawed := false
 	thaw := func() {
 		if !thawed {
-			frozen.cmd.Process.Signal(syscall.SIGCONT)
+			frozen.Cmd.Process.Signal(syscall.SIGCONT)
 			thawed = true
 		}
 	}
 	defer thaw()
-	_, err := fleet[0].admin("FLEET PAUSE")
-	if err == nil || !strings.Contains(err.Error(), frozen.addr) || !strings.Contains(err.Error(), "were resumed") {
-		t.Fatalf("FLEET PAUSE with %s frozen: %v; want an error naming it, the others resumed", frozen.addr, err)
+	_, err := fleet[0].Admin("FLEET PAUSE")
+	if err == nil || !strings.Contains(err.Error(), frozen.Addr) || !strings.Contains(err.Error(), "were resumed") {
+		t.Fatalf("FLEET PAUSE with %s frozen: %v; want an error naming it, the others resumed", frozen.Addr, err)
 	}
 	t.Logf("FLEET PAUSE: %v", err)
 	for _, m := range fleet[:2] {
-		c, err := pgx.Connect(ctx, m.dsn())
+		c, err := pgx.Connect(ctx, m.DSN())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -386,15 +375,15 @@ func TestFleetPauseNamesTheMemberThatDidNotAck(t *testing.T) {
 		cancel()
 		c.Close(ctx)
 		if err != nil {
-			t.Fatalf("%s after the failed PAUSE: %v (still paused?)", m.name, err)
+			t.Fatalf("%s after the failed PAUSE: %v (still paused?)", m.Name, err)
 		}
 	}
 	thaw()
-	waitUntil(t, 20*time.Second, frozen.name+" back in the fleet", func() bool {
-		rows, err := fleet[0].admin("SHOW FLEET")
+	waitUntil(t, 20*time.Second, frozen.Name+" back in the fleet", func() bool {
+		rows, err := fleet[0].Admin("SHOW FLEET")
 		return err == nil && len(rows) == len(fleet)
 	})
-	c, err := pgx.Connect(ctx, frozen.dsn())
+	c, err := pgx.Connect(ctx, frozen.DSN())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,6 +391,6 @@ func TestFleetPauseNamesTheMemberThatDidNotAck(t *testing.T) {
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := c.Exec(wctx, "select 1 from users limit 1"); err != nil {
-		t.Fatalf("%s after it thawed: %v (left paused?)", frozen.name, err)
+		t.Fatalf("%s after it thawed: %v (left paused?)", frozen.Name, err)
 	}
 }

@@ -23,7 +23,7 @@ var (
 	tmp   string // binary, etcd data, members' data and logs
 	bin   string // the pgrouter binary under test
 	etcd  *fleetpkg.LocalEtcd
-	fleet []*member // the three members every test may use
+	fleet []*testenv.Member // the three members every test may use
 	// etcdRelay carries fleet[partitioned]'s etcd traffic: a test cuts it
 	// to cut that member alone off from etcd (TestPartitionedMemberFences).
 	etcdRelay *relay
@@ -70,8 +70,8 @@ func (r runThenStop) Run() int {
 	defer stopAll()
 	code := r.m.Run()
 	for _, m := range fleet { // a member built with -race reports to its log
-		if out, _ := os.ReadFile(m.logPath); strings.Contains(string(out), "DATA RACE") {
-			fmt.Fprintf(os.Stderr, "member %s reported a data race:\n%s\n", m.name, out)
+		if out, _ := os.ReadFile(m.LogPath); strings.Contains(string(out), "DATA RACE") {
+			fmt.Fprintf(os.Stderr, "member %s reported a data race:\n%s\n", m.Name, out)
 			code = 1
 		}
 	}
@@ -137,7 +137,7 @@ func setup(e *testenv.Env) error {
 // stopAll ends the members and etcd (after the tests, or on a failed setup).
 func stopAll() {
 	for _, m := range fleet {
-		m.kill()
+		m.Kill()
 	}
 	if etcdRelay != nil {
 		etcdRelay.close()

@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgrouter/pgrouter/test/testenv"
 )
 
 // TestEtcdDownKeepsServingAndCatchesUp: with etcd stopped every member
@@ -31,26 +33,26 @@ func TestEtcdDownKeepsServingAndCatchesUp(t *testing.T) {
 		}
 	}()
 	for _, m := range fleet {
-		waitUntil(t, 15*time.Second, m.name+" reports etcd down", func() bool { return metric(m, "pgrouter_fleet_etcd_up") == "0" })
-		c, err := pgx.Connect(ctx, m.dsn())
+		waitUntil(t, 15*time.Second, m.Name+" reports etcd down", func() bool { return metric(m, "pgrouter_fleet_etcd_up") == "0" })
+		c, err := pgx.Connect(ctx, m.DSN())
 		if err != nil {
-			t.Fatalf("%s while etcd is down: %v", m.name, err)
+			t.Fatalf("%s while etcd is down: %v", m.Name, err)
 		}
-		_, err = c.Exec(ctx, "insert into users (user_id, name) values ($1, 'etcd down')", 5000+len(m.name)*10+int(m.name[1]))
+		_, err = c.Exec(ctx, "insert into users (user_id, name) values ($1, 'etcd down')", 5000+len(m.Name)*10+int(m.Name[1]))
 		c.Close(ctx)
 		if err != nil {
-			t.Fatalf("%s: write while etcd is down: %v", m.name, err)
+			t.Fatalf("%s: write while etcd is down: %v", m.Name, err)
 		}
 	}
 	out, err := push(fleetYAML(env, ""))
 	if err == nil || !strings.Contains(out, "etcd is unreachable") || !strings.Contains(out, "refused") {
 		t.Fatalf("push with etcd down: err %v, output %q; want a refusal saying etcd is unreachable", err, out)
 	}
-	_, err = fleet[1].admin("FLEET PAUSE")
+	_, err = fleet[1].Admin("FLEET PAUSE")
 	if err == nil || !strings.Contains(err.Error(), "etcd is unreachable") {
 		t.Fatalf("FLEET PAUSE with etcd down: %v; want a refusal saying etcd is unreachable", err)
 	}
-	if _, err := fleet[0].admin("SHOW FLEET"); err == nil || !strings.Contains(err.Error(), "etcd is unreachable") {
+	if _, err := fleet[0].Admin("SHOW FLEET"); err == nil || !strings.Contains(err.Error(), "etcd is unreachable") {
 		t.Fatalf("SHOW FLEET with etcd down: %v; want an error saying etcd is unreachable", err)
 	}
 	crossShardRefused(t, fleet[2])
@@ -59,13 +61,13 @@ func TestEtcdDownKeepsServingAndCatchesUp(t *testing.T) {
 	}
 	restarted = true
 	for _, m := range fleet {
-		waitUntil(t, 15*time.Second, m.name+" reports etcd up", func() bool { return metric(m, "pgrouter_fleet_etcd_up") == "1" })
+		waitUntil(t, 15*time.Second, m.Name+" reports etcd up", func() bool { return metric(m, "pgrouter_fleet_etcd_up") == "1" })
 	}
 	for _, m := range fleet {
-		log, _ := os.ReadFile(m.logPath)
+		log, _ := os.ReadFile(m.LogPath)
 		for _, line := range []string{"etcd unreachable: serving the last applied config", "etcd reachable again"} {
 			if !strings.Contains(string(log), line) {
-				t.Errorf("%s did not log %q", m.name, line)
+				t.Errorf("%s did not log %q", m.Name, line)
 			}
 		}
 	}
@@ -75,17 +77,17 @@ func TestEtcdDownKeepsServingAndCatchesUp(t *testing.T) {
 	}
 	v := versionOf(t, out)
 	for _, m := range fleet {
-		waitUntil(t, 15*time.Second, fmt.Sprintf("%s runs version %d after the outage", m.name, v), func() bool { return runsVersion(m, v) })
+		waitUntil(t, 15*time.Second, fmt.Sprintf("%s runs version %d after the outage", m.Name, v), func() bool { return runsVersion(m, v) })
 	}
-	rows, err := fleet[0].admin("SHOW FLEET")
+	rows, err := fleet[0].Admin("SHOW FLEET")
 	if err != nil || len(rows) != len(fleet) {
 		t.Fatalf("SHOW FLEET after the outage: %v %v; want the %d members", rows, err, len(fleet))
 	}
 }
 
 // metric reads one unlabelled metric's value from m ("" when absent).
-func metric(m *member, name string) string {
-	body := scrape(m)
+func metric(m *testenv.Member, name string) string {
+	body := m.Scrape()
 	for _, line := range strings.Split(body, "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			return v
@@ -95,9 +97,9 @@ func metric(m *member, name string) string {
 }
 
 // metricSum adds up every series of one metric family on m (0 when absent).
-func metricSum(m *member, name string) float64 {
+func metricSum(m *testenv.Member, name string) float64 {
 	sum := 0.0
-	for _, line := range strings.Split(scrape(m), "\n") {
+	for _, line := range strings.Split(m.Scrape(), "\n") {
 		if rest, ok := strings.CutPrefix(line, name); ok && (strings.HasPrefix(rest, "{") || strings.HasPrefix(rest, " ")) {
 			var v float64
 			fmt.Sscan(rest[strings.LastIndex(rest, " ")+1:], &v)
@@ -113,7 +115,7 @@ func waitSharesSettled(t *testing.T) {
 	t.Helper()
 	want := fmt.Sprint(budget / len(fleet))
 	waitUntil(t, 15*time.Second, "every member holds its share "+want, func() bool {
-		rows, err := fleet[0].admin("SHOW FLEET")
+		rows, err := fleet[0].Admin("SHOW FLEET")
 		if err != nil || len(rows) != len(fleet) {
 			return false
 		}
@@ -128,11 +130,11 @@ func waitSharesSettled(t *testing.T) {
 
 // crossShardRefused: a transaction writing on both shards through m is
 // rolled back on both with 40000 naming etcd, and none of its rows exist.
-func crossShardRefused(t *testing.T, m *member) {
+func crossShardRefused(t *testing.T, m *testenv.Member) {
 	t.Helper()
 	ctx := context.Background()
 	keys := []int64{keyOn(t, 0, 6000), keyOn(t, 1, 6000)}
-	c, err := pgx.Connect(ctx, m.dsn())
+	c, err := pgx.Connect(ctx, m.DSN())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/pgrouter/pgrouter/test/testenv"
 )
 
 // TestPartitionedMemberFencesItself: with cluster.fence on, one member
@@ -43,7 +45,7 @@ func TestPartitionedMemberFencesItself(t *testing.T) {
 		select {
 		case <-started:
 		case <-time.After(20 * time.Second):
-			steps <- "the long transaction did not start on " + cut.name
+			steps <- "the long transaction did not start on " + cut.Name
 			return
 		}
 		steps <- cutAndHeal(cut)
@@ -54,7 +56,7 @@ func TestPartitionedMemberFencesItself(t *testing.T) {
 		t.Fatal(msg)
 	}
 	if err := <-long; !fenceError(err) {
-		t.Errorf("long transaction on %s: %v; want the fence's error", cut.name, err)
+		t.Errorf("long transaction on %s: %v; want the fence's error", cut.Name, err)
 	}
 	if n := directCount(t, fmt.Sprintf("select count(*) from users where user_id = %d", longKey)); n != 0 {
 		t.Errorf("the fenced transaction's row exists (%d)", n)
@@ -69,38 +71,38 @@ func TestPartitionedMemberFencesItself(t *testing.T) {
 		t.Fatalf("sampled %d nodes, want %d", len(most), len(env.Cluster.Shards))
 	}
 	for i, r := range results {
-		t.Logf("%s: %d queries, %d errors", fleet[i].name, r.ok, len(r.errs))
+		t.Logf("%s: %d queries, %d errors", fleet[i].Name, r.ok, len(r.errs))
 		if r.hung > 0 {
-			t.Errorf("%s: %d queries hung (no answer within %s)", fleet[i].name, r.hung, queryWait)
+			t.Errorf("%s: %d queries hung (no answer within %s)", fleet[i].Name, r.hung, queryWait)
 		}
 		if i != partitioned {
 			if len(r.errs) > 0 {
-				t.Errorf("%s (a survivor): %d client errors, first: %v", fleet[i].name, len(r.errs), r.errs[0])
+				t.Errorf("%s (a survivor): %d client errors, first: %v", fleet[i].Name, len(r.errs), r.errs[0])
 			}
 			continue
 		}
 		if len(r.errs) == 0 {
-			t.Errorf("%s (cut off): its clients got no error while it was fenced", cut.name)
+			t.Errorf("%s (cut off): its clients got no error while it was fenced", cut.Name)
 		}
 		for _, err := range r.errs {
 			if !fenceError(err) {
-				t.Errorf("%s (cut off): client error %v; want the fence's (57P01 or 57P03, naming the fleet)", cut.name, err)
+				t.Errorf("%s (cut off): client error %v; want the fence's (57P01 or 57P03, naming the fleet)", cut.Name, err)
 				break
 			}
 		}
 	}
-	log, _ := os.ReadFile(cut.logPath)
+	log, _ := os.ReadFile(cut.LogPath)
 	for _, line := range []string{"fenced: every backend closed", "fence lifted"} {
 		if !strings.Contains(string(log), line) {
-			t.Errorf("%s did not log %q", cut.name, line)
+			t.Errorf("%s did not log %q", cut.Name, line)
 		}
 	}
 }
 
 // longTransaction inserts key through m in a transaction, closes started,
 // then runs a statement far longer than the test and returns its error.
-func longTransaction(ctx context.Context, m *member, key int, started chan<- struct{}) error {
-	c, err := pgx.Connect(ctx, m.dsn())
+func longTransaction(ctx context.Context, m *testenv.Member, key int, started chan<- struct{}) error {
+	c, err := pgx.Connect(ctx, m.DSN())
 	if err != nil {
 		return err
 	}
@@ -125,7 +127,7 @@ func longTransaction(ctx context.Context, m *member, key int, started chan<- str
 // cutAndHeal cuts m off from etcd, waits until it fenced itself and the
 // survivors took its share, heals, and waits until it holds its share again
 // and serves. It returns what went wrong, or "".
-func cutAndHeal(m *member) string {
+func cutAndHeal(m *testenv.Member) string {
 	etcdRelay.setCut(true)
 	healed := false
 	defer func() {
@@ -134,7 +136,7 @@ func cutAndHeal(m *member) string {
 		}
 	}()
 	if !eventually(20*time.Second, func() bool { return metric(m, "pgrouter_fleet_fenced") == "1" }) {
-		return m.name + " did not fence itself while cut off from etcd"
+		return m.Name + " did not fence itself while cut off from etcd"
 	}
 	if _, err := m.admin("SHOW FLEET"); err == nil || !strings.Contains(err.Error(), "this member is fenced") {
 		return fmt.Sprintf("SHOW FLEET on %s while fenced: %v; want an error saying it is fenced", m.name, err)
@@ -146,10 +148,10 @@ func cutAndHeal(m *member) string {
 	etcdRelay.setCut(false)
 	healed = true
 	if !eventuallyShares(budget/3, 3) {
-		return m.name + " did not get its share back after the relay healed"
+		return m.Name + " did not get its share back after the relay healed"
 	}
 	if metric(m, "pgrouter_fleet_fenced") != "0" {
-		return m.name + " still reports itself fenced"
+		return m.Name + " still reports itself fenced"
 	}
 	time.Sleep(time.Second) // its clients run again
 	return ""
@@ -173,7 +175,7 @@ func setFence(t *testing.T, on bool) {
 	t.Helper()
 	logged := make([]int, len(fleet))
 	for i, m := range fleet {
-		out, _ := os.ReadFile(m.logPath)
+		out, _ := os.ReadFile(m.LogPath)
 		logged[i] = len(out)
 	}
 	out, err := push(fleetYAMLFence(env, "", on))
@@ -186,9 +188,9 @@ func setFence(t *testing.T, on bool) {
 		ttl = fenceLeaseTTL
 	}
 	for i, m := range fleet {
-		waitUntil(t, 15*time.Second, fmt.Sprintf("%s runs version %d (fence %t) under a lease of %s", m.name, v, on, ttl), func() bool {
-			out, _ := os.ReadFile(m.logPath)
-			return runsVersion(m, v) && strings.Contains(string(out[logged[i]:]), "member="+m.addr+" lease_ttl="+ttl)
+		waitUntil(t, 15*time.Second, fmt.Sprintf("%s runs version %d (fence %t) under a lease of %s", m.Name, v, on, ttl), func() bool {
+			out, _ := os.ReadFile(m.LogPath)
+			return runsVersion(m, v) && strings.Contains(string(out[logged[i]:]), "member="+m.Addr+" lease_ttl="+ttl)
 		})
 	}
 }
@@ -221,7 +223,7 @@ func startLoad(ctx context.Context, perMember int) *load {
 	return l
 }
 
-func (l *load) client(ctx context.Context, i int, m *member) {
+func (l *load) client(ctx context.Context, i int, m *testenv.Member) {
 	var c *pgx.Conn
 	defer func() {
 		if c != nil {
@@ -239,7 +241,7 @@ func (l *load) client(ctx context.Context, i int, m *member) {
 		qctx, cancel := context.WithTimeout(ctx, queryWait)
 		var err error
 		if c == nil {
-			c, err = pgx.Connect(qctx, m.dsn())
+			c, err = pgx.Connect(qctx, m.DSN())
 		}
 		if err == nil {
 			_, err = c.Exec(qctx, "select pg_sleep(0.02)")

@@ -34,9 +34,9 @@ func TestKilledMemberTwoPhaseRecovered(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer doomed.kill()
+			defer doomed.Kill()
 			ctx := context.Background()
-			c, err := pgx.Connect(ctx, doomed.dsn())
+			c, err := pgx.Connect(ctx, doomed.DSN())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -51,7 +51,7 @@ func TestKilledMemberTwoPhaseRecovered(t *testing.T) {
 				tx.Commit(ctx)
 			}()
 			waitUntil(t, 30*time.Second, "transaction prepared on both shards", func() bool { return len(preparedLeft(t)) == 2 })
-			doomed.kill()
+			doomed.Kill()
 			took := waitUntil(t, 60*time.Second, "survivors finish the killed member's prepared transactions", func() bool {
 				return len(preparedLeft(t)) == 0
 			})
@@ -117,7 +117,7 @@ func survivorLogs(t *testing.T) string {
 	t.Helper()
 	var b strings.Builder
 	for _, m := range fleet {
-		out, _ := os.ReadFile(m.logPath)
+		out, _ := os.ReadFile(m.LogPath)
 		b.Write(out)
 	}
 	return b.String()

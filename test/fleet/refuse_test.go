@@ -19,40 +19,40 @@ func TestRefusedVersionNamesTheMember(t *testing.T) {
 	before := currentVersion(t)
 	out, err := push(fleetYAML(env, "timeouts:\n  query: ${PGROUTER_TEST_QUERY_TIMEOUT:-30s}\n"), "--wait", "30s")
 	bad := fleet[refuser]
-	if err == nil || !strings.Contains(out, "member "+bad.addr+" still runs version "+fmt.Sprint(before)) {
-		t.Fatalf("push --wait: err %v, output %q; want it to name %s, which refuses the version", err, out, bad.addr)
+	if err == nil || !strings.Contains(out, "member "+bad.Addr+" still runs version "+fmt.Sprint(before)) {
+		t.Fatalf("push --wait: err %v, output %q; want it to name %s, which refuses the version", err, out, bad.Addr)
 	}
 	v := versionOf(t, out)
 	t.Logf("config push: %s", out)
 	for i, m := range fleet {
 		if i != refuser {
-			waitUntil(t, 10*time.Second, fmt.Sprintf("%s runs version %d", m.name, v), func() bool { return runsVersion(m, v) })
+			waitUntil(t, 10*time.Second, fmt.Sprintf("%s runs version %d", m.Name, v), func() bool { return runsVersion(m, v) })
 		}
 	}
 	if !runsVersion(bad, before) || metric(bad, "pgrouter_config_refused_version") != fmt.Sprint(v) {
-		t.Fatalf("%s: want version %d running, %d refused; metrics: version %s, refused %s", bad.name, before, v,
+		t.Fatalf("%s: want version %d running, %d refused; metrics: version %s, refused %s", bad.Name, before, v,
 			metric(bad, "pgrouter_config_version"), metric(bad, "pgrouter_config_refused_version"))
 	}
-	row := fleetRow(t, bad.addr)
+	row := fleetRow(t, bad.Addr)
 	if row[1] != fmt.Sprint(before) || !strings.Contains(row[2], fmt.Sprintf("version %d refused", v)) || !strings.Contains(row[2], "timeouts.query") {
-		t.Fatalf("SHOW FLEET row of %s: %v; want version %d and health saying version %d was refused over timeouts.query", bad.name, row, before, v)
+		t.Fatalf("SHOW FLEET row of %s: %v; want version %d and health saying version %d was refused over timeouts.query", bad.Name, row, before, v)
 	}
-	if log, _ := os.ReadFile(bad.logPath); !strings.Contains(string(log), "fleet config version refused") {
-		t.Fatalf("%s logged no refusal", bad.name)
+	if log, _ := os.ReadFile(bad.LogPath); !strings.Contains(string(log), "fleet config version refused") {
+		t.Fatalf("%s logged no refusal", bad.Name)
 	}
-	_, err = fleet[0].admin("FLEET RELOAD")
-	if err == nil || !strings.Contains(err.Error(), "member "+bad.addr+" failed") || !strings.Contains(err.Error(), "refused") {
-		t.Fatalf("FLEET RELOAD with %s refusing the version: %v; want an error naming it", bad.addr, err)
+	_, err = fleet[0].Admin("FLEET RELOAD")
+	if err == nil || !strings.Contains(err.Error(), "member "+bad.Addr+" failed") || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("FLEET RELOAD with %s refusing the version: %v; want an error naming it", bad.Addr, err)
 	}
 	t.Logf("FLEET RELOAD: %v", err)
 	out, err = push(fleetYAML(env, ""), "--wait", "30s")
 	if err != nil || !strings.Contains(out, "every live member runs version") {
 		t.Fatalf("push of a version every member accepts: %v %s", err, out)
 	}
-	if row := fleetRow(t, bad.addr); row[2] != "ok" {
-		t.Fatalf("SHOW FLEET row of %s after a good version: %v; want health ok", bad.name, row)
+	if row := fleetRow(t, bad.Addr); row[2] != "ok" {
+		t.Fatalf("SHOW FLEET row of %s after a good version: %v; want health ok", bad.Name, row)
 	}
-	if _, err := fleet[1].admin("FLEET RELOAD"); err != nil {
+	if _, err := fleet[1].Admin("FLEET RELOAD"); err != nil {
 		t.Fatalf("FLEET RELOAD once every member accepts the version: %v", err)
 	}
 }
@@ -61,14 +61,14 @@ func TestRefusedVersionNamesTheMember(t *testing.T) {
 func currentVersion(t *testing.T) int64 {
 	t.Helper()
 	var v int64
-	fmt.Sscan(fleetRow(t, fleet[0].addr)[1], &v)
+	fmt.Sscan(fleetRow(t, fleet[0].Addr)[1], &v)
 	return v
 }
 
 // fleetRow is SHOW FLEET's row for the member at addr.
 func fleetRow(t *testing.T, addr string) []string {
 	t.Helper()
-	rows, err := fleet[0].admin("SHOW FLEET")
+	rows, err := fleet[0].Admin("SHOW FLEET")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,12 +81,21 @@ func fleetRow(t *testing.T, addr string) []string {
 	return nil
 }
 
-// TestReshardRefusedInAFleet: the resharding engine drives one pgrouter's
-// cutover only; in a fleet the other members would keep routing the moving
-// keys to their old shards, so RESHARD is refused (0A000) rather than run.
-func TestReshardRefusedInAFleet(t *testing.T) {
-	_, err := fleet[1].admin("RESHARD TO '/nonexistent/next.yaml'")
+// TestReshardCommandsInAFleet: RESHARD runs on a fleet member (the
+// fleet-wide cutover itself is tested in test/reshard, TestReshardFleet):
+// a missing next file is the engine's error, not a refusal; moving
+// directory keys is refused (0A000) until the other members' directory
+// caches can follow it; SHOW RESHARD lists nothing before any reshard.
+func TestReshardCommandsInAFleet(t *testing.T) {
+	_, err := fleet[1].Admin("RESHARD TO '/nonexistent/next.yaml'")
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/next.yaml") || !strings.Contains(err.Error(), "55000") {
+		t.Fatalf("RESHARD TO a missing file on a fleet member: %v; want 55000 naming the file", err)
+	}
+	_, err = fleet[1].Admin("RESHARD DIRECTORY users TO shard1 KEYS 1")
 	if err == nil || !strings.Contains(err.Error(), "not supported in a fleet") || !strings.Contains(err.Error(), "0A000") {
-		t.Fatalf("RESHARD on a fleet member: %v; want 0A000 saying it is not supported in a fleet", err)
+		t.Fatalf("RESHARD DIRECTORY on a fleet member: %v; want 0A000", err)
+	}
+	if rows, err := fleet[0].Admin("SHOW RESHARD"); err != nil || len(rows) != 0 {
+		t.Fatalf("SHOW RESHARD before any reshard: %v %v; want no rows", rows, err)
 	}
 }

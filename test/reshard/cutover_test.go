@@ -429,14 +429,21 @@ func mustRouter(t *testing.T, cfg *config.Config) *router.Router {
 // keyWhere is the first key on shard from under ro and shard to under rn.
 func keyWhere(t *testing.T, ro, rn *router.Router, from, to int) int64 {
 	t.Helper()
-	for id := int64(1); id <= nKeys; id++ {
+	return keyWhereIn(t, ro, rn, 1, nKeys, from, to)
+}
+
+// keyWhereIn is the first key in [lo, hi] on shard from under ro and
+// shard to under rn.
+func keyWhereIn(t *testing.T, ro, rn *router.Router, lo, hi int64, from, to int) int64 {
+	t.Helper()
+	for id := lo; id <= hi; id++ {
 		o, _ := ro.ShardOfKey("kv", []byte(fmt.Sprint(id)))
 		n, _ := rn.ShardOfKey("kv", []byte(fmt.Sprint(id)))
 		if o == from && n == to {
 			return id
 		}
 	}
-	t.Fatalf("no key from shard %d to %d", from, to)
+	t.Fatalf("no key in [%d, %d] moves from shard%d to shard%d", lo, hi, from, to)
 	return 0
 }
 

@@ -119,6 +119,14 @@ func (ee *engineEnv) writeNext(t *testing.T, next string) string {
 func (ee *engineEnv) reset(ctx context.Context, t *testing.T) {
 	t.Helper()
 	ee.kill()
+	ee.refill(ctx, t)
+	ee.start(t)
+}
+
+// refill is reset without the pgrouter process: the config file holds the
+// base placement, the tables their first rows.
+func (ee *engineEnv) refill(ctx context.Context, t *testing.T) {
+	t.Helper()
 	for _, p := range []string{ee.dataDir, filepath.Join(ee.dir, "pgrouter.log")} {
 		if err := os.RemoveAll(p); err != nil {
 			t.Fatal(err)
@@ -134,7 +142,6 @@ func (ee *engineEnv) reset(ctx context.Context, t *testing.T) {
 	if err := ee.Cluster.WaitReplicated(ctx); err != nil {
 		t.Fatal(err)
 	}
-	ee.start(t)
 }
 
 // fill recreates table with keys 1..keys (v = 0) on the shards the base

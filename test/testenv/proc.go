@@ -29,12 +29,20 @@ func BuildPgrouter(t testing.TB) string {
 // FreeAddr returns a loopback address with a port free right now.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeAddrErr()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return addr
+}
+
+func freeAddrErr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
 	defer l.Close()
-	return l.Addr().String()
+	return l.Addr().String(), nil
 }
 
 // StartInstance runs one more pgrouter in this process on cfg, closed when

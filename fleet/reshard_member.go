@@ -1,0 +1,162 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/pgrouter/pgrouter/router/sharding"
+)
+
+// What a member does for the reshards recorded in etcd (see reshard.go).
+// Everything here runs under applyMu, with the config watch: holds, the
+// version applied and the marks change one at a time.
+
+func (f *Fleet) registerReshardHandlers() {
+	f.Handle(opReshardMarks, f.onReshardMarks)
+	f.Handle(opReshardHold, f.onReshardHold)
+	f.Handle(opReshardSwitch, f.onReshardSwitch)
+	f.Handle(opReshardRelease, f.onReshardRelease)
+}
+
+// onReshardMarks applies the marks of every recorded reshard (after
+// running the newest version). In the clean-up it also confirms that this
+// member runs the version that switched: the engine is about to delete the
+// moved rows on the sources.
+func (f *Fleet) onReshardMarks(ctx context.Context, id string) error {
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
+	recs, err := f.syncLocked(ctx, false)
+	if err != nil {
+		return err
+	}
+	if r := recs[id]; r != nil && r.Phase == PhaseCleanup && f.Version() < r.Version {
+		return fmt.Errorf("runs config version %d, not yet %d, which switched reshard %s", f.Version(), r.Version, id)
+	}
+	return nil
+}
+
+// onReshardHold holds the moving keys' writes and drains (the hold stays
+// up when it returns).
+func (f *Fleet) onReshardHold(ctx context.Context, id string) error {
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
+	recs, _, err := f.st.reshards(ctx)
+	if err != nil {
+		return err
+	}
+	r := recs[id]
+	if r == nil || r.Phase != PhaseCutover || r.Version > 0 {
+		return fmt.Errorf("reshard %s is not waiting for its cutover hold", id)
+	}
+	return f.holdFor(ctx, r)
+}
+
+// onReshardSwitch runs the reshard's version, which lowers the hold.
+func (f *Fleet) onReshardSwitch(ctx context.Context, id string) error {
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
+	recs, err := f.syncLocked(ctx, false)
+	if err != nil {
+		return err
+	}
+	r := recs[id]
+	switch {
+	case r == nil || r.Version == 0:
+		return fmt.Errorf("reshard %s has no published version", id)
+	case f.Version() < r.Version:
+		return fmt.Errorf("runs config version %d, not %d (reshard %s): %s", f.Version(), r.Version, id, *f.health.Load())
+	case f.local.HeldReshard() == id:
+		return fmt.Errorf("still holds for reshard %s", id)
+	}
+	return nil
+}
+
+// onReshardRelease lowers the hold of a cutover that published nothing.
+func (f *Fleet) onReshardRelease(ctx context.Context, id string) error {
+	f.applyMu.Lock()
+	defer f.applyMu.Unlock()
+	_, err := f.syncLocked(ctx, false) // releases what the record no longer justifies
+	if err == nil && f.local.HeldReshard() == id {
+		err = fmt.Errorf("still holds for reshard %s: its record says the cutover goes on", id)
+	}
+	return err
+}
+
+// engineCutoverBound is how long the engine's cutover may take from the
+// hold to the published version (package reshard's cutoverTimeout).
+const engineCutoverBound = 10 * time.Second
+
+// holdFor raises r's hold here. It turns refusing when no switch or
+// release came within what a running initiator needs at most: its
+// cutover's bound, then the switch barrier's cluster.barrier_timeout.
+func (f *Fleet) holdFor(ctx context.Context, r *Reshard) error {
+	next, err := f.load(&Doc{YAML: r.Next})
+	if err != nil {
+		return fmt.Errorf("reshard %s: its next config: %w", r.ID, err)
+	}
+	return f.local.HoldMoves(ctx, r.ID, next, engineCutoverBound+f.cfg.Load().Cluster.BarrierTimeout.D())
+}
+
+// settleReshards brings this member's holds and marks in line with the
+// records: a hold whose reshard is out of its cutover without a version is
+// lowered (a version lowers it when applied, never this), a reshard in its
+// cutover is held (a member that joined or came back during it), and the
+// marks are set to what the records say for the version running here.
+func (f *Fleet) settleReshards(ctx context.Context, recs map[string]*Reshard) {
+	if held := f.local.HeldReshard(); held != "" {
+		if r := recs[held]; r == nil || (r.Version == 0 && r.Phase != PhaseCutover) {
+			f.local.ReleaseMoves(held)
+			f.log.Info("reshard cutover released: its record is out of the cutover with no version", "reshard", held)
+		}
+	}
+	if f.local.HeldReshard() == "" {
+		for _, id := range sortedIDs(recs) {
+			if r := recs[id]; r.Phase == PhaseCutover && r.Version == 0 {
+				if err := f.holdFor(ctx, r); err != nil {
+					f.log.Warn("reshard cutover in progress, but this member could not hold", "reshard", id, "err", err.Error())
+				}
+				break
+			}
+		}
+	}
+	f.applyMarks(recs)
+}
+
+// applyMarks sets the marks every recorded reshard calls for here.
+func (f *Fleet) applyMarks(recs map[string]*Reshard) {
+	var copies, leftovers []sharding.Move
+	for _, r := range recs {
+		c, l := r.marks(f.Version())
+		for _, m := range r.Moves {
+			if c {
+				copies = append(copies, m.move())
+			}
+			if l {
+				leftovers = append(leftovers, m.move())
+			}
+		}
+	}
+	f.local.SetReshardMarks(copies, leftovers)
+}
+
+// switchedBy is the reshard, if any, that a version after applied up to v
+// switched: applying v then moves exactly its rows.
+func switchedBy(recs map[string]*Reshard, applied, v int64) string {
+	for _, id := range sortedIDs(recs) {
+		if r := recs[id]; r.Version > applied && r.Version <= v && r.Phase != PhaseAborted {
+			return id
+		}
+	}
+	return ""
+}
+
+func sortedIDs(recs map[string]*Reshard) []string {
+	ids := make([]string, 0, len(recs))
+	for id := range recs {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
