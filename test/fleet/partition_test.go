@@ -138,8 +138,8 @@ func cutAndHeal(m *testenv.Member) string {
 	if !eventually(20*time.Second, func() bool { return metric(m, "pgrouter_fleet_fenced") == "1" }) {
 		return m.Name + " did not fence itself while cut off from etcd"
 	}
-	if _, err := m.admin("SHOW FLEET"); err == nil || !strings.Contains(err.Error(), "this member is fenced") {
-		return fmt.Sprintf("SHOW FLEET on %s while fenced: %v; want an error saying it is fenced", m.name, err)
+	if _, err := m.Admin("SHOW FLEET"); err == nil || !strings.Contains(err.Error(), "this member is fenced") {
+		return fmt.Sprintf("SHOW FLEET on %s while fenced: %v; want an error saying it is fenced", m.Name, err)
 	}
 	if !eventuallyShares(budget/2, 2) {
 		return "the survivors did not take the cut member's share (" + fmt.Sprint(budget/2) + " each)"
@@ -302,16 +302,16 @@ func TestFenceStopsEveryMemberWhileEtcdIsDown(t *testing.T) {
 		}
 	}()
 	for _, m := range fleet {
-		waitUntil(t, 20*time.Second, m.name+" fences while etcd is down", func() bool { return metric(m, "pgrouter_fleet_fenced") == "1" })
+		waitUntil(t, 20*time.Second, m.Name+" fences while etcd is down", func() bool { return metric(m, "pgrouter_fleet_fenced") == "1" })
 	}
 	for _, m := range fleet {
-		c, err := pgx.Connect(ctx, m.dsn())
+		c, err := pgx.Connect(ctx, m.DSN())
 		if err == nil {
 			_, err = c.Exec(ctx, "select 1 from users limit 1")
 			c.Close(ctx)
 		}
 		if !fenceError(err) {
-			t.Errorf("%s while fenced: %v; want the fence's error", m.name, err)
+			t.Errorf("%s while fenced: %v; want the fence's error", m.Name, err)
 		}
 	}
 	if err := etcd.Restart(); err != nil {
@@ -319,18 +319,18 @@ func TestFenceStopsEveryMemberWhileEtcdIsDown(t *testing.T) {
 	}
 	restarted = true
 	for _, m := range fleet {
-		waitUntil(t, 20*time.Second, m.name+" lifts its fence", func() bool { return metric(m, "pgrouter_fleet_fenced") == "0" })
+		waitUntil(t, 20*time.Second, m.Name+" lifts its fence", func() bool { return metric(m, "pgrouter_fleet_fenced") == "0" })
 	}
 	waitSharesSettled(t)
 	for _, m := range fleet {
-		c, err := pgx.Connect(ctx, m.dsn())
+		c, err := pgx.Connect(ctx, m.DSN())
 		if err != nil {
 			t.Fatal(err)
 		}
 		_, err = c.Exec(ctx, "select 1 from users limit 1")
 		c.Close(ctx)
 		if err != nil {
-			t.Errorf("%s after etcd returned: %v", m.name, err)
+			t.Errorf("%s after etcd returned: %v", m.Name, err)
 		}
 	}
 }
