@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/pgrouter/pgrouter/pgwire"
 
@@ -268,6 +269,9 @@ func (ss *session) routeBatch() (router.Route, *stmt, error) {
 	if executes == 1 && lastBound != nil && lastBound.plan.Tx != router.TxNone {
 		txStmt = lastBound
 	}
+	if lastBound == nil && !b.binds() {
+		out = ss.unboundRoute()
+	}
 	return out, txStmt, nil
 }
 
@@ -277,6 +281,24 @@ func errNoStatement(name string) error {
 		return pgwire.Error(pgwire.InvalidSQLStatementName, "unnamed prepared statement does not exist", "")
 	}
 	return pgwire.Error(pgwire.InvalidSQLStatementName, fmt.Sprintf("prepared statement %q does not exist", name), "")
+}
+
+// unboundRoute is where a batch without a Bind goes (one that only parses
+// and describes: what drivers send to prepare): any shard, a replica —
+// unless the session's SET pgrouter.role / pgrouter.shard say otherwise,
+// which hold for such a batch as for the statements it prepares (a
+// replica's catalog lags behind the primary's).
+func (ss *session) unboundRoute() router.Route {
+	r := router.Route{Any: true}
+	if ss.hints.Role == "primary" {
+		r.Role = router.RolePrimary
+	}
+	if ss.hints.Shard != "" {
+		if i := slices.Index(ss.router.ShardNames(), ss.hints.Shard); i >= 0 {
+			r.Any, r.Shards = false, router.Only(i)
+		}
+	}
+	return r
 }
 
 // mergeRoutes combines the routes of the statements of one batch: the
