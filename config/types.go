@@ -45,6 +45,13 @@ type Cluster struct {
 	// user, database); each live member gets an equal share. 0 = no budget:
 	// each member uses its pool size.
 	PoolBudget int `yaml:"pool_budget"`
+	// Fence makes a member that could not renew its lease for most of
+	// lease_ttl close every backend (and refuse new ones) until it renews:
+	// then the survivors, which take an expired member's share, never push
+	// a node past pool_budget. The price: when etcd is down for everyone,
+	// every member fences too. false = keep serving with the share held
+	// (a partitioned member may then exceed the budget by its share).
+	Fence bool `yaml:"fence"` // default false
 	// BarrierTimeout bounds a fleet-wide operation (PAUSE, RESUME, RELOAD):
 	// members that did not acknowledge by then are named in the error.
 	BarrierTimeout Duration `yaml:"barrier_timeout"` // default 45s

@@ -286,4 +286,7 @@ func (c *checker) validateCluster(cl *Cluster) {
 	if cl.PoolBudget < 0 {
 		c.errf("cluster.pool_budget", "must not be negative (0 = no fleet budget)")
 	}
+	if cl.Fence && cl.PoolBudget == 0 {
+		c.errf("cluster.fence", "guards cluster.pool_budget, which is not set: set both, or neither")
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -21,10 +22,19 @@ import (
 // So at every instant each member's pools hold at most its entry, and the
 // entries sum to at most the budget. A member starts with a cap of 0 (the
 // proxy does so before it serves) and gets its share within one round.
-// Entries of members whose lease expired are dropped by any survivor: their
-// process is gone, and with it their backends. (A member that is alive but
-// cut off from etcd keeps its cap while cut off, and drops to 0 once etcd
-// answers and its record is gone; see docs/ARCHITECTURE.md.)
+// Entries of members whose lease expired are dropped by any survivor once
+// fenceGrace passed: their process is gone, or (cluster.fence) it fenced
+// itself before the lease could expire, and with it went their backends.
+// (Without cluster.fence, a member that is alive but cut off from etcd keeps
+// its cap while cut off, and drops to 0 once etcd answers and its record is
+// gone; see docs/ARCHITECTURE.md.)
+//
+// A member raises its pool cap only after a compare-and-swap of the
+// allocation that holds its entry succeeded, on a view of the members and
+// the allocation read at one revision: a survivor that decided to drop the
+// entry (it saw no record) read the allocation before that swap, so its own
+// swap fails, or after it, and then it also sees the record registered
+// before.
 
 // budgetEvery is how often a member looks at the budget.
 const budgetEvery = 200 * time.Millisecond
@@ -63,14 +73,13 @@ func share(budget int, ids []string, me string) int {
 
 // budgetStep moves this member one step toward its share.
 func (f *Fleet) budgetStep(ctx context.Context) {
+	if f.fenced.Load() {
+		return // no backend until the lease is renewed (fence.go)
+	}
 	budget := f.cfg.Load().Cluster.PoolBudget
-	members, err := f.Members(ctx)
+	members, a, rev, err := f.budgetView(ctx)
 	if err != nil {
 		return // etcd away: keep the cap we have
-	}
-	a, rev, err := f.readAlloc(ctx)
-	if err != nil {
-		return
 	}
 	var ids []string
 	live := map[string]bool{}
@@ -88,9 +97,15 @@ func (f *Fleet) budgetStep(ctx context.Context) {
 		return
 	}
 	next := alloc{Caps: map[string]int{}}
+	now := time.Now()
 	for id, c := range a.Caps {
-		if live[id] {
+		if live[id] || !f.graceOver(id, now) {
 			next.Caps[id] = c
+		}
+	}
+	for id := range f.gone {
+		if _, held := a.Caps[id]; live[id] || !held {
+			delete(f.gone, id) // back, or its entry is gone
 		}
 	}
 	cur, has := next.Caps[f.id]
@@ -119,7 +134,7 @@ func (f *Fleet) budgetStep(ctx context.Context) {
 		}
 		grant := max(min(target, budget-others), 0)
 		if has && grant <= cur && len(next.Caps) == len(a.Caps) {
-			f.setCap(cur)
+			f.holdEntry(ctx, next, rev, cur, false)
 			return
 		}
 		if has {
@@ -131,15 +146,58 @@ func (f *Fleet) budgetStep(ctx context.Context) {
 		}
 		return
 	default:
-		f.setCap(cur)
-		if len(next.Caps) == len(a.Caps) {
-			return
-		}
+		f.holdEntry(ctx, next, rev, cur, len(next.Caps) != len(a.Caps))
+		return
 	}
 	f.swapAlloc(ctx, next, rev)
 }
 
+// holdEntry sets the pool cap to this member's entry cur, writing next
+// (expired entries dropped) if it differs from what was read. Lowering the
+// cap needs nothing; raising it (after a fence, or a record that expired
+// and came back) needs the swap first, even of an unchanged allocation.
+func (f *Fleet) holdEntry(ctx context.Context, next alloc, rev int64, cur int, changed bool) {
+	if f.capBelow(cur) {
+		if f.swapAlloc(ctx, next, rev) {
+			f.setCap(cur)
+		}
+		return
+	}
+	f.setCap(cur)
+	if changed {
+		f.swapAlloc(ctx, next, rev)
+	}
+}
+
+// graceOver reports whether id's record has been missing for fenceGrace
+// (this member's own observation, which starts no earlier than the expiry).
+func (f *Fleet) graceOver(id string, now time.Time) bool {
+	first, seen := f.gone[id]
+	if !seen {
+		f.gone[id] = now
+		return false
+	}
+	return now.Sub(first) >= fenceGrace
+}
+
+// capBelow reports whether the pool cap is under n (no cap: never).
+func (f *Fleet) capBelow(n int) bool {
+	f.capMu.Lock()
+	defer f.capMu.Unlock()
+	return f.lastCap >= 0 && f.lastCap < n
+}
+
+// setCap sets the pool cap to n, unless the member is fenced (then only 0).
 func (f *Fleet) setCap(n int) {
+	f.capMu.Lock()
+	defer f.capMu.Unlock()
+	if f.fenced.Load() && n != 0 {
+		return
+	}
+	f.applyCapLocked(n)
+}
+
+func (f *Fleet) applyCapLocked(n int) {
 	f.local.SetPoolCap(n)
 	f.capGauge.Set(float64(n))
 	if n != f.lastCap {
@@ -153,14 +211,36 @@ func (f *Fleet) readAlloc(ctx context.Context) (alloc, int64, error) {
 	if err != nil {
 		return alloc{}, 0, err
 	}
-	var a alloc
-	if len(r.Kvs) == 0 {
-		return alloc{Caps: map[string]int{}}, 0, nil
+	a, rev := parseAlloc(r.Kvs)
+	return a, rev, nil
+}
+
+// budgetView reads the live members and the allocation at one revision
+// (see the compare-and-swap argument above).
+func (f *Fleet) budgetView(ctx context.Context) ([]Member, alloc, int64, error) {
+	r, err := f.st.txn(ctx, nil, []clientv3.Op{
+		clientv3.OpGet(f.st.key("members")+"/", clientv3.WithPrefix()),
+		clientv3.OpGet(f.st.key("budget", "alloc")),
+	}, nil)
+	if err != nil {
+		return nil, alloc{}, 0, err
 	}
-	if err := json.Unmarshal(r.Kvs[0].Value, &a); err != nil || a.Caps == nil {
+	members := parseMembers(r.Responses[0].GetResponseRange().Kvs)
+	f.membersGauge.Set(float64(len(members)))
+	a, rev := parseAlloc(r.Responses[1].GetResponseRange().Kvs)
+	return members, a, rev, nil
+}
+
+// parseAlloc decodes budget/alloc (empty when absent) and its revision.
+func parseAlloc(kvs []*mvccpb.KeyValue) (alloc, int64) {
+	a := alloc{Caps: map[string]int{}}
+	if len(kvs) == 0 {
+		return a, 0
+	}
+	if err := json.Unmarshal(kvs[0].Value, &a); err != nil || a.Caps == nil {
 		a.Caps = map[string]int{}
 	}
-	return a, r.Kvs[0].ModRevision, nil
+	return a, kvs[0].ModRevision
 }
 
 // swapAlloc writes next if nobody changed the allocation since rev.
@@ -170,4 +250,20 @@ func (f *Fleet) swapAlloc(ctx context.Context, next alloc, rev int64) bool {
 	r, err := f.st.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", rev)},
 		[]clientv3.Op{clientv3.OpPut(key, string(b))}, nil)
 	return err == nil && r.Succeeded
+}
+
+// leaveBudget removes this member's entry from the allocation (Close: its
+// pools are closed, so the others need not wait fenceGrace for its share).
+// Best effort: a failure leaves the entry to the survivors' grace.
+func (f *Fleet) leaveBudget() {
+	for range 3 {
+		a, rev, err := f.readAlloc(context.Background())
+		if _, has := a.Caps[f.id]; err != nil || !has {
+			return
+		}
+		delete(a.Caps, f.id)
+		if f.swapAlloc(context.Background(), a, rev) {
+			return
+		}
+	}
 }

@@ -24,6 +24,11 @@ type Local interface {
 	Resume(db string) error
 	// SetPoolCap caps every backend pool at n (n < 0: no cap).
 	SetPoolCap(n int)
+	// Fence ends every session that holds a backend (its client is told
+	// reason) and refuses new backends until Unfence; called again, it
+	// sweeps once more. The pools' cap is set apart (SetPoolCap).
+	Fence(reason string)
+	Unfence()
 	// MaxPoolTotal is the largest number of backends any one pool holds.
 	MaxPoolTotal() int
 
@@ -67,16 +72,24 @@ type Fleet struct {
 	health   atomic.Pointer[string]        // "ok" or why the newest version is not applied
 	twoPC    atomic.Pointer[string]        // this member's two-phase commit instance id, if any
 	kick     chan struct{}                 // something changed: resync now
-	lastCap  int                           // the pool cap last set (budget loop only)
 	handlers sync.Map                      // op name → Handler
 	applyMu  sync.Mutex                    // one change at a time of version, reshard holds and marks
+
+	renewedAt atomic.Int64         // clock() when the last successful renewal (or grant) was sent (lease.go)
+	granted   atomic.Int64         // the TTL etcd granted the member lease
+	asked     atomic.Int64         // the lease_ttl it was asked with (a new lease_ttl: a new lease, lease.go)
+	gone      map[string]time.Time // members with a budget entry but no record, since when (budget loop only)
+	capMu     sync.Mutex           // orders cap changes with the fence
+	lastCap   int                  // the pool cap last set (under capMu)
+	fenced    atomic.Bool          // the member fenced itself (fence.go); changed under capMu
 
 	mu     sync.Mutex
 	lease  int64 // clientv3.LeaseID of the member record; 0 = not registered
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	versionGauge, refusedGauge, upGauge, membersGauge, capGauge prometheus.Gauge
+	versionGauge, refusedGauge, upGauge, membersGauge, capGauge, fencedGauge prometheus.Gauge
+	fencesTotal                                                              prometheus.Counter
 }
 
 // Open dials etcd, loads the newest published config version and returns
@@ -89,7 +102,8 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Fleet, *config.Con
 	if err != nil {
 		return nil, nil, err
 	}
-	f := &Fleet{st: st, opts: opts, log: opts.Log, kick: make(chan struct{}, 1), started: time.Now(), lastCap: -1}
+	f := &Fleet{st: st, opts: opts, log: opts.Log, kick: make(chan struct{}, 1), started: time.Now(), lastCap: -1,
+		gone: map[string]time.Time{}}
 	f.initMetrics()
 	doc, err := st.Current(ctx)
 	if err == nil && doc == nil {
@@ -165,7 +179,7 @@ func (f *Fleet) Join(ctx context.Context, local Local, addr string) error {
 	f.mu.Lock()
 	f.cancel = cancel
 	f.mu.Unlock()
-	loops := []func(context.Context){f.watchConfig, f.keepRegistered, f.budgetLoop, f.healthLoop,
+	loops := []func(context.Context){f.watchConfig, f.keepRegistered, f.budgetLoop, f.healthLoop, f.fenceLoop,
 		func(ctx context.Context) { f.watchOps(ctx, rev) }}
 	for _, loop := range loops {
 		f.wg.Add(1)
@@ -178,8 +192,9 @@ func (f *Fleet) Join(ctx context.Context, local Local, addr string) error {
 	return nil
 }
 
-// Close leaves the fleet: the member record goes at once (lease revoked),
-// so the others rebalance the budget without waiting for the lease to end.
+// Close leaves the fleet (after the instance closed its pools): its budget
+// entry and its record go at once (lease revoked), so the others rebalance
+// the budget without waiting for the lease to end or the fence grace.
 func (f *Fleet) Close() {
 	f.mu.Lock()
 	cancel, lease := f.cancel, f.lease
@@ -189,6 +204,7 @@ func (f *Fleet) Close() {
 	}
 	f.wg.Wait()
 	if lease != 0 {
+		f.leaveBudget()
 		ctx, cancel := f.st.ctx(context.Background())
 		if _, err := f.st.cli.Revoke(ctx, leaseID(lease)); err != nil {
 			f.log.Warn("leaving the fleet: lease not revoked; the others rebalance once it expires (cluster.lease_ttl)",

@@ -3,12 +3,14 @@ package fleet
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"sort"
 	"strconv"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -53,7 +55,8 @@ func (f *Fleet) record() Member {
 // register grants a lease and writes the member record (and the two-phase
 // commit owner key) under it.
 func (f *Fleet) register(ctx context.Context) error {
-	lease, err := f.st.grant(ctx, f.leaseTTL())
+	sent, asked := f.clock(), f.leaseTTL()
+	lease, ttl, err := f.st.grantTTL(ctx, asked)
 	if err != nil {
 		return err
 	}
@@ -68,6 +71,9 @@ func (f *Fleet) register(ctx context.Context) error {
 	f.mu.Lock()
 	f.lease = int64(lease)
 	f.mu.Unlock()
+	f.granted.Store(int64(ttl))
+	f.asked.Store(int64(asked))
+	f.renewedAt.Store(int64(sent)) // a lease granted is a lease renewed
 	return nil
 }
 
@@ -81,36 +87,6 @@ func (f *Fleet) updateRecord(ctx context.Context) error {
 	}
 	b, _ := json.Marshal(f.record())
 	return f.st.put(ctx, f.st.key("members", f.id), string(b), clientv3.WithLease(leaseID(lease)))
-}
-
-// keepRegistered renews the lease; when it is lost (etcd was away longer
-// than lease_ttl, so the record expired) it registers again as soon as
-// etcd answers.
-func (f *Fleet) keepRegistered(ctx context.Context) {
-	for ctx.Err() == nil {
-		f.mu.Lock()
-		lease := f.lease
-		f.mu.Unlock()
-		if lease != 0 {
-			if ch, err := f.st.cli.KeepAlive(ctx, leaseID(lease)); err == nil {
-				for range ch {
-				}
-			}
-			if ctx.Err() != nil {
-				return
-			}
-			f.log.Warn("fleet membership lease lost; registering again when etcd answers", "member", f.id)
-			f.mu.Lock()
-			f.lease = 0
-			f.mu.Unlock()
-		}
-		if err := f.register(ctx); err != nil {
-			sleep(ctx, 500*time.Millisecond)
-			continue
-		}
-		f.log.Info("registered in the fleet again", "member", f.id, "config_version", f.Version())
-		f.Kick()
-	}
 }
 
 // Members lists the live members, ordered by id.
@@ -127,15 +103,20 @@ func (s *Store) members(ctx context.Context) ([]Member, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Member, 0, len(r.Kvs))
-	for _, kv := range r.Kvs {
+	return parseMembers(r.Kvs), nil
+}
+
+// parseMembers decodes member records, ordered by id.
+func parseMembers(kvs []*mvccpb.KeyValue) []Member {
+	out := make([]Member, 0, len(kvs))
+	for _, kv := range kvs {
 		var m Member
 		if json.Unmarshal(kv.Value, &m) == nil {
 			out = append(out, m)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out, nil
+	return out
 }
 
 // currentRevision is etcd's revision now: watches start after it.
@@ -159,11 +140,10 @@ func sleep(ctx context.Context, d time.Duration) {
 // Table lists the live members for the admin console (SHOW FLEET): each
 // one's config version, health, and share of the connection budget.
 func (f *Fleet) Table(ctx context.Context) ([]string, [][]string, error) {
-	members, err := f.Members(ctx)
-	if err != nil {
-		return nil, nil, err
+	members, a, _, err := f.budgetView(ctx)
+	if err != nil && f.fenced.Load() {
+		err = fmt.Errorf("%w; this member is fenced (cluster.fence): it holds no backend until it renews its membership", err)
 	}
-	a, _, err := f.readAlloc(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

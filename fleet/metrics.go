@@ -13,11 +13,15 @@ func (f *Fleet) initMetrics() {
 		Help: "Live members of the fleet at the last look."})
 	f.capGauge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgrouter_fleet_pool_cap",
 		Help: "This member's share of cluster.pool_budget per (node, user, database); -1 without a budget."})
+	f.fencedGauge = prometheus.NewGauge(prometheus.GaugeOpts{Name: "pgrouter_fleet_fenced",
+		Help: "1 while this member is fenced (cluster.fence: it could not renew its lease, so it holds no backend and refuses new ones)."})
+	f.fencesTotal = prometheus.NewCounter(prometheus.CounterOpts{Name: "pgrouter_fleet_fences_total",
+		Help: "Times this member fenced itself (cluster.fence)."})
 	f.upGauge.Set(1)
 	f.capGauge.Set(-1)
 }
 
 // Collectors are the fleet's metrics, for the instance's registry.
 func (f *Fleet) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{f.versionGauge, f.refusedGauge, f.upGauge, f.membersGauge, f.capGauge}
+	return []prometheus.Collector{f.versionGauge, f.refusedGauge, f.upGauge, f.membersGauge, f.capGauge, f.fencedGauge, f.fencesTotal}
 }

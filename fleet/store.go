@@ -140,11 +140,18 @@ func (s *Store) put(ctx context.Context, key, val string, opts ...clientv3.OpOpt
 
 // grant creates a lease of ttl (whole seconds, at least 1).
 func (s *Store) grant(ctx context.Context, ttl time.Duration) (clientv3.LeaseID, error) {
+	id, _, err := s.grantTTL(ctx, ttl)
+	return id, err
+}
+
+// grantTTL is grant that also returns the TTL etcd granted (it may raise
+// what was asked to its minimum).
+func (s *Store) grantTTL(ctx context.Context, ttl time.Duration) (clientv3.LeaseID, time.Duration, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	r, err := s.cli.Grant(ctx, max(int64(ttl.Round(time.Second)/time.Second), 1))
 	if err := s.note(err); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return r.ID, nil
+	return r.ID, time.Duration(r.TTL) * time.Second, nil
 }

@@ -26,6 +26,7 @@ const (
 	InvalidAuthorizationSpec     = "28000"
 	InvalidPassword              = "28P01"
 	InvalidCursorName            = "34000"
+	InvalidSavepointSpec         = "3B001"
 	InvalidCatalogName           = "3D000"
 	SyntaxError                  = "42601"
 	UndefinedTable               = "42P01"

@@ -86,11 +86,22 @@ func (ss *session) bindNode(node *topology.Node, shard int, primary bool) (*bind
 	if p == nil { // node removed by a reload between the snapshot load and now
 		return nil, pgwire.Error(pgwire.ConnectionFailure, fmt.Sprintf("node %s was removed from the topology", node.Name), "retry the statement")
 	}
+	fence := ss.srv.fence.now.Load()
+	if fence.refusal != nil {
+		return nil, ss.srv.fencedError()
+	}
 	start := time.Now()
-	c, err := p.Acquire(context.Background())
+	c, err := p.Acquire(fence.acquire) // a fence cancels it: waiters wake
 	ss.srv.Metrics.poolWait(time.Since(start))
 	if err != nil {
+		if fence.acquire.Err() != nil {
+			return nil, ss.srv.fencedError()
+		}
 		return nil, err
+	}
+	if fence.acquire.Err() != nil { // fenced while it acquired: the pool (capped to 0) closes it
+		p.Release(c)
+		return nil, ss.srv.fencedError()
 	}
 	if primary && node.Role() == topology.RoleReplica {
 		// A failover demoted the node while we waited: never write to it.
@@ -190,11 +201,46 @@ func (ss *session) discard() {
 func (ss *session) cancelRunning() {
 	ss.cancelMu.Lock()
 	defer ss.cancelMu.Unlock()
-	targets := ss.runningMulti
-	if b := ss.running.Load(); b != nil && targets == nil {
-		targets = []*binding{b}
+	ss.cancelLocked(ss.runningLocked(), 3*time.Second)
+}
+
+// interruptBackends makes a session blocked reading its backends give up
+// (forced shutdown): the read fails and the backends are discarded.
+func (ss *session) interruptBackends() {
+	ss.cancelMu.Lock()
+	defer ss.cancelMu.Unlock()
+	interrupt(ss.runningLocked())
+}
+
+// interruptAndCancel interrupts the session's reads of its backends and
+// cancels their statements, each cancel bounded by d. The session cannot
+// discard a backend before the cancel was sent (it needs cancelMu), so the
+// backend is idle when it gets the Terminate (fence.go).
+func (ss *session) interruptAndCancel(d time.Duration) {
+	ss.cancelMu.Lock()
+	defer ss.cancelMu.Unlock()
+	targets := ss.runningLocked()
+	interrupt(targets)
+	ss.cancelLocked(targets, d)
+}
+
+// runningLocked lists the backends the session is using (cancelMu held).
+func (ss *session) runningLocked() []*binding {
+	if ss.runningMulti != nil {
+		return ss.runningMulti
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	if b := ss.running.Load(); b != nil {
+		return []*binding{b}
+	}
+	return nil
+}
+
+// cancelLocked sends a cancel request for each of targets, bounded by d.
+func (ss *session) cancelLocked(targets []*binding, d time.Duration) {
+	if len(targets) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	for _, b := range targets {
 		if err := b.conn.Cancel(ctx); err != nil {
@@ -203,15 +249,7 @@ func (ss *session) cancelRunning() {
 	}
 }
 
-// interruptBackends makes a session blocked reading its backends give up
-// (forced shutdown): the read fails and the backends are discarded.
-func (ss *session) interruptBackends() {
-	ss.cancelMu.Lock()
-	defer ss.cancelMu.Unlock()
-	targets := ss.runningMulti
-	if b := ss.running.Load(); b != nil && targets == nil {
-		targets = []*binding{b}
-	}
+func interrupt(targets []*binding) {
 	for _, b := range targets {
 		b.conn.NetConn.SetDeadline(time.Now())
 	}
@@ -326,6 +364,9 @@ func (ss *session) backendLost(err error) error {
 	inTx := b.txStatus != pgwire.TxIdle || ss.txStatus != pgwire.TxIdle
 	node, shard, timeout := b.node.Name, b.node.Shard, b.timeout
 	ss.discard()
+	if ss.endFenced() { // the fence took it: the client learns why, and the session ends
+		return errClientGone
+	}
 	ss.srv.log.Warn("backend lost", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName, "shard", shard, "node", node, "err", err)
 	pe := pgwire.Error(pgwire.ConnectionFailure, fmt.Sprintf("connection to backend %s lost", node), "the statement may or may not have been executed")
 	if f := ss.backendFatal; f != nil { // what the backend said before closing

@@ -21,6 +21,7 @@ type batchState struct {
 	resultFormats []int16      // scratch: result formats of the last Bind
 	span          *spanBatch   // a batch running over several shards, until its Sync (multibatch.go)
 	openBatch     bool         // the backend is inside an extended batch not yet ended by Sync
+	replicaReads  []string     // portals of SELECTs bound in the open batch on a replica (replicadrain.go)
 	skipping      bool         // an extended message failed: like Postgres, ignore the client's messages until Sync
 }
 

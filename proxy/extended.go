@@ -404,9 +404,10 @@ func (ss *session) translate(m batchMsg, body []byte) error {
 		ss.bout = append(ss.bout, 0)
 		ss.bout = append(ss.bout, rest...)
 		binary.BigEndian.PutUint32(ss.bout[start+1:], uint32(len(ss.bout)-start-1))
-		ss.push(expect{kind: pgwire.Bind, stmt: st.server, client: name})
+		ss.push(expect{kind: pgwire.Bind, stmt: st.server, client: name, portal: portal, kept: ss.kept[portal]})
 		delete(ss.kept, portal) // the backend's portal of that name is the client's now
 		ss.boundPlan = st.plan
+		ss.noteReplicaRead(portal, st.plan)
 	case pgwire.Describe:
 		if len(body) > 0 && body[0] == pgwire.ObjectStatement {
 			ss.ensurePrepared(st)
@@ -431,6 +432,9 @@ func (ss *session) translate(m batchMsg, body []byte) error {
 		}
 		ss.bout = appendFrame(ss.bout, typ, body)
 		ss.push(expect{kind: pgwire.Close})
+		if name, _, err := cstring(body[1:]); err == nil {
+			ss.forgetReplicaRead(name)
+		}
 	case pgwire.Sync:
 		ss.bout = appendFrame(ss.bout, typ, body)
 		ss.push(expect{kind: pgwire.Sync})

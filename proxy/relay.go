@@ -24,6 +24,8 @@ type expect struct {
 	plan    *router.Plan // the statement's plan, for SET/pin bookkeeping
 	errOut  []byte       // the proxy's ErrorResponse, sent in place of the backend's (see refuseAt)
 	replay  []string     // 'Q': the startup settings it set again after a RESET (reported.go)
+	portal  string       // 'B': the portal it binds
+	kept    *keptPortal  // 'B': the proxy's portal of that name it replaced (restored if the Bind made none)
 	hide    *hiddenStmts // 'Q' of the client's: statements the proxy inserted into its text (reset_intext.go)
 }
 
@@ -187,7 +189,7 @@ func (ss *session) relay() error {
 				clear(b.conn.Settings) // resync everything next time
 			}
 			if head.kind != pgwire.Query && head.kind != pgwire.FunctionCall {
-				ss.skipToSync()
+				ss.skipToSync(body)
 				// No Sync of the client's left: it must skip to its next one too.
 				ss.skipping = ss.skipping || len(ss.queue) == 0 || ss.queue[0].swallow
 			}
@@ -198,6 +200,7 @@ func (ss *session) relay() error {
 			}
 			if head.kind != pgwire.Query || !head.swallow {
 				ss.openBatch = false // Sync, Query and FunctionCall end the extended batch
+				ss.replicaReads = ss.replicaReads[:0]
 			}
 			if head.kind == pgwire.Query && !head.swallow && !ss.failed {
 				ss.statementDone(head.plan)
@@ -251,11 +254,14 @@ func (ss *session) staleStatement(server string, body []byte) {
 
 // skipToSync drops expectations up to the next Sync: after an error Postgres
 // ignores everything until Sync, so those requests get no answer. The
-// first is the message that failed.
-func (ss *session) skipToSync() {
+// first is the message that failed, with errBody its ErrorResponse.
+func (ss *session) skipToSync(errBody []byte) {
 	var parses []expect
 	for i := 0; len(ss.queue) > 0 && ss.queue[0].kind != pgwire.Sync; i++ {
 		e := ss.queue[0]
+		if e.kind == pgwire.Bind && e.kept != nil && (i > 0 || bindFailedBeforePortal(errBody)) {
+			ss.keep(e.portal, e.kept) // the portal it would have replaced is still there
+		}
 		if e.kind == pgwire.Parse && e.stmt != "" && ss.be != nil {
 			ss.be.conn.Prepared.Remove(e.stmt)
 		}

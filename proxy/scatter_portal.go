@@ -183,8 +183,12 @@ func (ss *session) keepLocalPortals(b *batch) {
 
 // keepPortal stores what is left of a suspended multi-shard portal.
 func (t *txState) keepPortal(name string, desc []byte, rows [][]byte) {
+	t.keep(name, &keptPortal{desc: desc, rows: rows})
+}
+
+func (t *txState) keep(name string, p *keptPortal) {
 	if t.kept == nil {
 		t.kept = make(map[string]*keptPortal)
 	}
-	t.kept[name] = &keptPortal{desc: desc, rows: rows}
+	t.kept[name] = p
 }

@@ -53,6 +53,7 @@ type Server struct {
 	reshardOn       atomic.Pointer[reshardRef]       // the reshard the engine runs (admin_reshard.go)
 	// fleet is the fleet this instance belongs to (fleet.go); nil when alone.
 	fleet atomic.Pointer[fleetRef]
+	fence fenceState // a fleet member cut off from etcd (fence.go)
 }
 
 // cachedParams is a recent ParameterStatus set of the servers' defaults.
@@ -77,6 +78,7 @@ func New(cfg *config.Config, topo *topology.Topology, log *slog.Logger) (*Server
 	s := &Server{log: log, topo: topo, sessions: map[uint32]*session{}, Metrics: NewMetrics()}
 	s.limits = newLimits(s.Metrics.Registry)
 	s.stmts.init()
+	s.fence.init()
 	rand.Read(s.mockSecret[:])
 	s.guard.init(s.Metrics.Registry)
 	s.cutoverM = newCutoverMetrics(s.Metrics.Registry)

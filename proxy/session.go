@@ -80,6 +80,10 @@ type session struct {
 	runningMulti []*binding    // backends of a multi-shard statement in progress (guarded by cancelMu)
 	multiStart   time.Time     // when that statement started
 	closing      atomic.Bool
+	fenced       atomic.Pointer[pgconn.PgError] // the fence's error for this client (fence.go); nil = not fenced
+	fenceMu      sync.Mutex                     // orders the fence's client deadlines with the session's last write
+	fenceTold    bool                           // the client was sent the fence's error (session goroutine)
+	fenceCut     bool                           // a sweep cut the client's writes short (under fenceMu)
 
 	stringsKnown   bool      // hints.NonStandardStrings is the client's (login done): see stringsSync
 	stringsSession bool      // standard_conforming_strings is off outside transactions (see stringsNow)
@@ -186,6 +190,9 @@ func (ss *session) run() {
 				ss.writeClient(pgwire.AppendError(nil, pgwire.Fatal(pgwire.AdminShutdown, "terminating connection: pgrouter is shutting down")))
 				return
 			}
+			if ss.endFenced() {
+				return
+			}
 			var ne net.Error
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !(errors.As(err, &ne) && ne.Timeout()) {
 				// A broken frame, not a closed socket: say so before closing.
@@ -211,6 +218,10 @@ func (ss *session) run() {
 			if !errors.Is(err, errClientGone) {
 				ss.srv.log.Info("session ended", "client_id", ss.pid, "err", err)
 			}
+			ss.endFenced() // a write the fence cut short: say why
+			return
+		}
+		if ss.endFenced() {
 			return
 		}
 		if ss.closing.Load() && ss.be == nil {
@@ -389,6 +400,10 @@ func (ss *session) shutdownRequested() {
 
 // cleanup returns or discards the backend when the client goes away.
 func (ss *session) cleanup() {
+	if ss.fenced.Load() != nil {
+		ss.dropFenced()
+		return
+	}
 	if len(ss.members) > 0 {
 		ss.abandonMembers()
 		return

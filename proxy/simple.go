@@ -248,13 +248,17 @@ func (ss *session) deallocateLocally(d *router.Deallocate) (tag string, ok bool)
 // on the primary. Postgres runs it in the open batch's implicit transaction
 // (a Query commits it at its end, portals dropped): ending that read-only
 // transaction first with a Sync of the proxy's own shows the client nothing
-// different, unless it Executes a portal of the earlier part afterwards
-// (then 34000: not seen in practice, unlike the 25006 this avoids).
+// different (unlike the 25006 this avoids), once the open SELECT portals
+// the client may still Execute before its Sync were read into the proxy
+// (drainReplicaReads).
 func (ss *session) leaveReplicaBatch(route router.Route, binds bool) error {
 	b := ss.be
 	if b == nil || b.primary || !ss.openBatch || !binds || route.Role != router.RolePrimary ||
 		ss.txStatus != pgwire.TxIdle || ss.pendingBegin != "" || len(ss.members) > 0 {
 		return nil
+	}
+	if err := ss.drainReplicaReads(); err != nil {
+		return err
 	}
 	ss.bout = ss.bout[:0]
 	ss.appendOwnSync()

@@ -43,7 +43,7 @@ func (ss *session) idleStart() {
 	}
 	ss.idleArmed = ss.idleSince.Add(d)
 	ss.conn.SetReadDeadline(ss.idleArmed)
-	if ss.closing.Load() && ss.running.Load() == nil { // keep shutdown's wake-up (see shutdownRequested)
+	if ss.closing.Load() && ss.running.Load() == nil || ss.fenced.Load() != nil { // keep shutdown's or the fence's wake-up
 		ss.conn.SetReadDeadline(time.Now())
 	}
 }
@@ -62,8 +62,8 @@ func (ss *session) idleTimeout(err error) idleVerdict {
 	if ss.idleArmed.IsZero() || !errors.Is(err, os.ErrDeadlineExceeded) {
 		return idleOther
 	}
-	if ss.closing.Load() && ss.running.Load() == nil {
-		return idleOther // shutdown woke a client that holds no backend
+	if ss.closing.Load() && ss.running.Load() == nil || ss.fenced.Load() != nil {
+		return idleOther // shutdown woke a client that holds no backend, or the fence woke it
 	}
 	d := ss.st.cfg.Timeouts.IdleInTransaction.D()
 	if ss.txStatus == pgwire.TxIdle || time.Since(ss.idleSince) < d {

@@ -56,7 +56,7 @@ func (ss *session) failedTxQuery(plan *router.Plan, sql string) error {
 // is answered, and so is a Describe that needs no catalog.
 func (ss *session) failedTxBatch(sync bool) error {
 	b := &ss.batch
-	var exits map[string]bool // portals of this batch bound to COMMIT or ROLLBACK
+	var exits map[string]*router.Plan // portals of this batch bound to COMMIT, ROLLBACK or ROLLBACK TO
 	for i, m := range b.msgs {
 		body := b.body(i)
 		var object byte
@@ -65,7 +65,7 @@ func (ss *session) failedTxBatch(sync bool) error {
 		}
 		name, _, _ := cstring(body)
 		kept := ss.kept[name]
-		exit := m.st != nil && m.st.plan != nil && (m.st.plan.Tx == router.TxCommit || m.st.plan.Tx == router.TxRollback)
+		exit := m.st != nil && m.st.plan != nil && (m.st.plan.Tx == router.TxCommit || m.st.plan.Tx == router.TxRollback || savepointMissing(m.st.plan) != nil)
 		switch {
 		case m.typ == pgwire.Sync || m.typ == pgwire.Flush:
 		case m.typ == pgwire.Close:
@@ -86,9 +86,9 @@ func (ss *session) failedTxBatch(sync bool) error {
 			return ss.refuseBatch(errNoStatement(name), sync)
 		case m.typ == pgwire.Bind && exit && bindAbortedError(body, m.st) == errTxAborted:
 			if exits == nil {
-				exits = map[string]bool{}
+				exits = map[string]*router.Plan{}
 			}
-			exits[name] = true
+			exits[name] = m.st.plan
 			ss.out = append(ss.out, pgwire.MsgBindComplete...)
 		case m.typ == pgwire.Bind && m.st != nil:
 			return ss.refuseBatch(bindAbortedError(b.body(i), m.st), sync)
@@ -100,10 +100,13 @@ func (ss *session) failedTxBatch(sync bool) error {
 				ss.out = appendMsg(ss.out, &pgproto3.ParameterDescription{})
 			}
 			ss.out = append(ss.out, pgwire.MsgNoData...)
-		case (m.typ == pgwire.Execute || object == pgwire.ObjectPortal) && exits[name]:
+		case (m.typ == pgwire.Execute || object == pgwire.ObjectPortal) && exits[name] != nil:
 			if m.typ == pgwire.Describe {
 				ss.out = append(ss.out, pgwire.MsgNoData...)
 				continue
+			}
+			if perr := savepointMissing(exits[name]); perr != nil {
+				return ss.refuseBatch(perr, sync)
 			}
 			ss.endFailedTx(&router.Plan{Tx: router.TxRollback})
 			ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("ROLLBACK")})
@@ -124,6 +127,18 @@ func (ss *session) failedTxBatch(sync bool) error {
 	return ss.flushClient()
 }
 
+// savepointMissing is what ROLLBACK TO SAVEPOINT gets in a failed
+// deferred transaction: Postgres runs it there (it may end the failure)
+// and finds no such savepoint — none can exist, as the transaction failed
+// before any backend saw it (a SAVEPOINT would have started it on one).
+// The transaction stays failed. nil for any other statement.
+func savepointMissing(plan *router.Plan) *pgconn.PgError {
+	if plan == nil || plan.SavepointCmd == nil || plan.SavepointCmd.Kind != router.SavepointRollbackTo || plan.Stmts != 1 {
+		return nil
+	}
+	return pgwire.Error(pgwire.InvalidSavepointSpec, fmt.Sprintf("savepoint %q does not exist", plan.SavepointCmd.Name), "")
+}
+
 // Postgres parses a statement before it checks for an aborted transaction,
 // so a syntax error wins over 25P02. Text the router could not parse is
 // therefore shown to a backend first (outside any transaction: a Parse
@@ -133,6 +148,9 @@ func (ss *session) failedTxBatch(sync bool) error {
 // abortedError is what Postgres answers sql (planned as plan) with in an
 // aborted transaction: its syntax error, if it has one, else 25P02.
 func (ss *session) abortedError(plan *router.Plan, sql string) *pgconn.PgError {
+	if perr := savepointMissing(plan); perr != nil {
+		return perr
+	}
 	if plan == nil || !plan.Unparsed || ss.be != nil {
 		return errTxAborted
 	}
@@ -187,4 +205,17 @@ func bindAbortedError(body []byte, st *stmt) *pgconn.PgError {
 			len(args.Params), name, st.numParams()), "")
 	}
 	return errTxAborted
+}
+
+// bindFailedBeforePortal reports whether a Bind that failed with errBody
+// failed before Postgres created its portal (and so before it dropped an
+// unnamed portal of the same name): an unknown statement, a bad parameter
+// count or format, an aborted transaction, a named portal that exists.
+// Later errors (a parameter's value) come after the portal replaced it.
+func bindFailedBeforePortal(errBody []byte) bool {
+	switch pgwire.DecodeError(errBody).Code {
+	case pgwire.InvalidSQLStatementName, pgwire.ProtocolViolation, pgwire.InFailedSQLTransaction, pgwire.DuplicateCursor:
+		return true
+	}
+	return false
 }

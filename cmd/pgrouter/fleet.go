@@ -129,8 +129,10 @@ func (l fleetLocal) HeldReshard() string    { return l.inst.Server.HeldReshard()
 func (l fleetLocal) SetReshardMarks(copies, leftovers []sharding.Move) {
 	l.inst.Server.SetReshardMarks(copies, leftovers)
 }
-func (l fleetLocal) SetPoolCap(n int)  { l.inst.Topology.SetPoolCap(n) }
-func (l fleetLocal) MaxPoolTotal() int { return l.inst.Topology.MaxPoolTotal() }
+func (l fleetLocal) SetPoolCap(n int)    { l.inst.Topology.SetPoolCap(n) }
+func (l fleetLocal) MaxPoolTotal() int   { return l.inst.Topology.MaxPoolTotal() }
+func (l fleetLocal) Fence(reason string) { l.inst.Server.Fence(reason) }
+func (l fleetLocal) Unfence()            { l.inst.Server.Unfence() }
 
 func newConfigPushCmd() *cobra.Command {
 	var etcd string

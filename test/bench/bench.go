@@ -17,6 +17,7 @@ import (
 type bench struct {
 	opts      options
 	routerBin string // "" when pgrouter could not be built
+	root      string // the repository
 	workdir   string
 
 	main     *localpg.Cluster // one primary: direct, PgBouncer and pgrouter targets
@@ -28,6 +29,7 @@ type bench struct {
 	shRouter routerSlot             // pgrouter over sharded
 	xsRouter routerSlot             // pgrouter over xsharded
 	variants map[string]*routerSlot // variants of router, by name (variantSpec)
+	floors   []*Target              // the floor forwarders (floor.go), started for the first scenario with Floors
 
 	runs    []ScenarioRun
 	idle    []IdleResult
@@ -201,6 +203,9 @@ func (b *bench) scenarioTargets(ctx context.Context, s Scenario, run *ScenarioRu
 			targets = append(targets, t)
 		}
 	}
+	if s.Floors {
+		targets = append(targets, b.floorTargets(ctx)...)
+	}
 	return targets
 }
 
@@ -338,6 +343,9 @@ func (b *bench) close() {
 	}
 	if b.bouncer != nil {
 		b.bouncer.Proc.stop()
+	}
+	for _, t := range b.floors {
+		t.Proc.stop()
 	}
 	for _, c := range []*localpg.Cluster{b.xsharded, b.sharded, b.main} {
 		if c != nil {

@@ -107,6 +107,10 @@ func goals(runs []ScenarioRun, idle []IdleResult) []goal {
 			g.add(c32+": "+v, "report", "", false, false)
 		}
 	}
+	for _, mode := range floorModes {
+		g.ratio(c32+": floor-"+mode+" (Go byte forwarder, no pgrouter work) CPU/tx vs PgBouncer", "report",
+			g.result(c32, "floor-"+mode), g.result(c32, "pgbouncer"), true, 1e9, true)
+	}
 	return g.out
 }
 

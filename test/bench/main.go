@@ -89,6 +89,7 @@ func (b *bench) run(ctx context.Context) error {
 		b.note("could not raise RLIMIT_NOFILE: %v", err)
 	}
 	root, err := repoRoot()
+	b.root = root
 	if err != nil {
 		return err
 	}

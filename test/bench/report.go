@@ -71,6 +71,11 @@ func writeReport(w io.Writer, m Machine, r report) {
 		" extraction, hash), `%s` and `%s` (the same binary with that GOMAXPROCS). c2000 has no direct target"+
 		" (more clients than max_connections); its queue wait p99 comes from pgrouter_pool_wait_seconds, interpolated"+
 		" inside the bucket as Prometheus's histogram_quantile does.\n", m.Pool, variantRouting, variantProcs1, variantProcs2)
+	fmt.Fprintf(w, "- Floors, also in the c32 scenario: `floor-goroutines`, `floor-epoll` and `floor-coro` (test/bench/floor)"+
+		" are not proxies. They forward bytes between each client and its own Postgres connection (no parsing, pooling"+
+		" or routing), on goroutines (pgrouter's I/O shape), on one epoll loop in one locked thread (PgBouncer's), or"+
+		" on that loop resuming one coroutine per client (iter.Pull): the CPU per transaction any Go proxy of that"+
+		" shape pays before its own work.\n")
 	fmt.Fprintf(w, "- CPU µs/tx: utime+stime of the proxy process from /proc/PID/stat (10 ms ticks) over the pgbench run"+
 		" (connection setup included), divided by transactions processed.\n")
 	fmt.Fprintf(w, "- Sharded rows: `kv` (100k rows) hash-sharded by k over 2 shards through pgrouter, against one direct"+

@@ -27,6 +27,8 @@ type Scenario struct {
 	// Variants: more pgrouter processes over the main cluster that run this
 	// scenario too (see variantSpec): routing on, GOMAXPROCS 1 and 2.
 	Variants []string
+	// Floors: the floor forwarders (test/bench/floor) run this scenario too.
+	Floors bool
 	// NoDirect: Postgres itself is not a target (more clients than its
 	// max_connections: only the proxies' queues can take them).
 	NoDirect bool
@@ -76,6 +78,7 @@ func scenarios(quick bool) []Scenario {
 	tpcb := Scenario{Builtin: "tpcb-like", Mode: "simple", Clients: 32}
 	c32 := sel("simple", 32)
 	c32.Variants = []string{variantRouting, variantProcs1, variantProcs2}
+	c32.Floors = true
 	// issue 14: 2,000 clients on pool 20, p99 queue wait from pgrouter's metrics
 	c2000 := Scenario{Builtin: "select-only", Mode: "simple", Clients: 2000, NoDirect: true}
 	if quick {

@@ -229,7 +229,7 @@ func joinAndLeave(t *testing.T) string {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	joiner, err := startMember(tmp, "joiner")
+	joiner, err := startMember(tmp, "joiner", etcd.URL)
 	if err != nil {
 		return err.Error()
 	}
@@ -270,6 +270,14 @@ func eventuallyShares(share, n int) bool {
 // budget is logged backend by backend, with the member that opened each.
 func sampleBackends(t *testing.T, ctx context.Context, d time.Duration) map[string]int {
 	t.Helper()
+	stop := make(chan struct{})
+	time.AfterFunc(d, func() { close(stop) })
+	return sampleBackendsUntil(t, ctx, stop)
+}
+
+// sampleBackendsUntil is sampleBackends until stop is closed (or ctx ends).
+func sampleBackendsUntil(t *testing.T, ctx context.Context, stop <-chan struct{}) map[string]int {
+	t.Helper()
 	most := map[string]int{}
 	var conns []*pgx.Conn
 	for _, s := range env.Cluster.Shards {
@@ -280,8 +288,14 @@ func sampleBackends(t *testing.T, ctx context.Context, d time.Duration) map[stri
 		defer c.Close(context.Background())
 		conns = append(conns, c)
 	}
-	end := time.Now().Add(d)
-	for time.Now().Before(end) {
+	for {
+		select {
+		case <-stop:
+			return most
+		case <-ctx.Done():
+			return most
+		default:
+		}
 		for i, c := range conns {
 			rows, err := c.Query(ctx, `select pid, backend_start::text, coalesce(state, '') from pg_stat_activity
 				where datname = 'app' and usename = 'postgres' and backend_type = 'client backend'
@@ -304,7 +318,6 @@ func sampleBackends(t *testing.T, ctx context.Context, d time.Duration) map[stri
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return most
 }
 
 // pgBackend is one row of pg_stat_activity.

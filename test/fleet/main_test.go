@@ -24,7 +24,12 @@ var (
 	bin   string // the pgrouter binary under test
 	etcd  *fleetpkg.LocalEtcd
 	fleet []*testenv.Member // the three members every test may use
+	// etcdRelay carries fleet[partitioned]'s etcd traffic: a test cuts it
+	// to cut that member alone off from etcd (TestPartitionedMemberFences).
+	etcdRelay *relay
 )
+
+const partitioned = 1
 
 // refuser is the member whose environment clashes with a version that
 // reads ${PGROUTER_TEST_QUERY_TIMEOUT:-…} (TestRefusedVersionNamesTheMember):
@@ -43,9 +48,10 @@ const dbSection = `    two_phase_commit: true
 `
 
 const clusterSection = `cluster:
-  lease_ttl: 2s
+  lease_ttl: %s
   pool_budget: %d
   barrier_timeout: 10s
+  fence: %t
 `
 
 func TestMain(m *testing.M) {
@@ -102,12 +108,23 @@ func setup(e *testenv.Env) error {
 		etcd.Stop()
 		return err
 	}
+	endpoints, prefix, err := fleetpkg.ParseURL(etcd.URL)
+	if err != nil {
+		return err
+	}
+	if etcdRelay, err = startRelay(strings.TrimPrefix(endpoints[0], "http://")); err != nil {
+		return err
+	}
 	for i := 0; i < 3; i++ {
 		var env []string
 		if i == refuser {
 			env = append(env, refuserEnv)
 		}
-		m, err := startMember(dir, fmt.Sprintf("m%d", i), env...)
+		url := etcd.URL
+		if i == partitioned {
+			url = "etcd://" + etcdRelay.addr() + prefix
+		}
+		m, err := startMember(dir, fmt.Sprintf("m%d", i), url, env...)
 		if err != nil {
 			stopAll()
 			return err
@@ -122,6 +139,9 @@ func stopAll() {
 	for _, m := range fleet {
 		m.Kill()
 	}
+	if etcdRelay != nil {
+		etcdRelay.close()
+	}
 	if etcd != nil {
 		etcd.Stop()
 	}
@@ -130,14 +150,27 @@ func stopAll() {
 	}
 }
 
-// fleetYAML is the test cluster's config with the cluster section and
-// extra (more top-level YAML) appended.
-func fleetYAML(e *testenv.Env, extra string) string {
+// leaseTTL is the members' cluster.lease_ttl (short: tests wait for leases
+// to expire), fenceLeaseTTL theirs with cluster.fence on: a member fences
+// after three quarters of it without a renewal, which must not happen to
+// every member whenever etcd stalls on this busy machine.
+const leaseTTL, fenceLeaseTTL = "2s", "8s"
+
+// fleetYAML is the test cluster's config with the cluster section (fence
+// off) and extra (more top-level YAML) appended.
+func fleetYAML(e *testenv.Env, extra string) string { return fleetYAMLFence(e, extra, false) }
+
+// fleetYAMLFence is fleetYAML with cluster.fence as given.
+func fleetYAMLFence(e *testenv.Env, extra string, fence bool) string {
 	src, err := os.ReadFile(e.Path)
 	if err != nil {
 		panic(err)
 	}
-	return string(src) + fmt.Sprintf(clusterSection, budget) + extra
+	ttl := leaseTTL
+	if fence {
+		ttl = fenceLeaseTTL
+	}
+	return string(src) + fmt.Sprintf(clusterSection, ttl, budget, fence) + extra
 }
 
 // push publishes yaml through `pgrouter config push` (--wait 0, unless

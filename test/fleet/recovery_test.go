@@ -30,7 +30,7 @@ func TestKilledMemberTwoPhaseRecovered(t *testing.T) {
 		t.Run(tc.pause, func(t *testing.T) {
 			keys := []int64{keyOn(t, 0, tc.base), keyOn(t, 1, tc.base)}
 			dir := t.TempDir()
-			doomed, err := startMember(dir, "doomed-"+tc.pause, "PGROUTER_TEST_2PC_PAUSE="+tc.pause)
+			doomed, err := startMember(dir, "doomed-"+tc.pause, etcd.URL, "PGROUTER_TEST_2PC_PAUSE="+tc.pause)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -472,6 +472,8 @@ func (stubLocal) ApplyConfig(*config.Config, bool) error                        
 func (stubLocal) Pause(context.Context, string) error                                    { return nil }
 func (stubLocal) Resume(string) error                                                    { return nil }
 func (stubLocal) SetPoolCap(int)                                                         {}
+func (stubLocal) Fence(string)                                                           {}
+func (stubLocal) Unfence()                                                               {}
 func (stubLocal) MaxPoolTotal() int                                                      { return 0 }
 func (stubLocal) HoldMoves(context.Context, string, *config.Config, time.Duration) error { return nil }
 func (stubLocal) SwitchMoves(string, *config.Config) error                               { return nil }
