@@ -425,43 +425,73 @@ func awaitHold(t *testing.T, m *testenv.Member, want string) {
 }
 
 // checkFleetFrozenBeforeSwitch: a member frozen after it held does not
-// acknowledge the switch: the cutover reports the placement switched and
-// names it; the others run the new version; thawed, it applies the
-// version from etcd and serves the moving keys on their new shard.
+// acknowledge the switch (frozen while another member still drains a
+// transaction on the source, so before the switch can come): the engine
+// reports the placement switched, naming it, and stops at the clean-up
+// (nothing deleted while a member may still read the moved rows on their
+// source); the others run the new version; thawed, the member applies it
+// from etcd, and RESHARD RESUME finishes the clean-up.
 func checkFleetFrozenBeforeSwitch(ctx context.Context, t *testing.T, fe *fleetEnv) {
-	r := fe.stubReshard(ctx, t, "frozen-before-switch")
-	proceed := make(chan struct{})
-	cutover := r.cutover(ctx, proceed)
-	frozen := fe.members[2]
-	for _, m := range fe.members {
-		awaitHold(t, m, "1")
+	fe.reset(ctx, t)
+	before := fe.versions(t)
+	next := fe.nextYAML(t)
+	runner, drainer, frozen := fe.members[0], fe.members[1], fe.members[2]
+	base, rn := fe.router(t, fe.path), fe.router(t, next)
+	staying := keyWhere(t, base, rn, 0, 0)
+	// A transaction on the source shard's primary through drainer: its
+	// hold waits for it, the others' do not. A read (no transaction id), so
+	// the reshard's slot creation does not wait for it.
+	dc := dial(ctx, t, drainer.DSN(), false)
+	if _, err := dc.Exec(ctx, "SET pgrouter.role = primary"); err != nil {
+		t.Fatal(err)
 	}
+	tx, err := dc.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int64
+	if err := tx.QueryRow(ctx, "SELECT v FROM kv WHERE id = $1", staying).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runner.Admin("RESHARD TO '" + next + "'"); err != nil {
+		t.Fatalf("RESHARD TO: %v", err)
+	}
+	awaitHold(t, frozen, "1")
 	frozen.Stop()
 	defer frozen.Cont()
-	close(proceed)
-	out := <-cutover
-	if !out.switched || out.err == nil || !strings.Contains(out.err.Error(), "member "+frozen.Addr+" did not acknowledge") {
-		t.Fatalf("cutover with %s frozen before the switch: switched %v, %v; want switched, naming it", frozen.Addr, out.switched, out.err)
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatalf("the drained transaction: %v", err)
 	}
-	t.Logf("switch with a frozen member: %v", out.err)
-	before := fe.versions(t)[fe.members[0].Addr]
-	for _, m := range fe.members[:2] {
-		awaitHold(t, m, "0")
+	st := awaitReshard(t, runner, "the cutover to end", 2*time.Minute, func(st map[string]string) bool { return st["running"] == "false" })
+	if st["phase"] != "cleanup" || !strings.Contains(st["error"], "member "+frozen.Addr+" did not acknowledge") || !strings.Contains(st["error"], "published") {
+		t.Fatalf("reshard with %s frozen before the switch: phase %s, error %q; want the clean-up and an error naming it", frozen.Addr, st["phase"], st["error"])
+	}
+	t.Logf("switch with a frozen member: %s", st["error"])
+	if _, ok := fe.shardRows(ctx, t, 0, "kv")[keyWhere(t, base, rn, 0, 2)]; !ok {
+		t.Fatal("a moved row was deleted on its source before every member switched")
+	}
+	v := fe.versions(t)
+	if v[runner.Addr] == before[runner.Addr] || v[drainer.Addr] != v[runner.Addr] {
+		t.Fatalf("versions after the switch: %v (before %v); want the running members on the new one", v, before)
 	}
 	frozen.Cont()
 	awaitHold(t, frozen, "0")
-	if v := fe.versions(t); v[frozen.Addr] != before {
-		t.Fatalf("thawed member runs version %s, the others %s", v[frozen.Addr], before)
+	if fe.versions(t)[frozen.Addr] != v[runner.Addr] {
+		t.Fatalf("the thawed member runs version %s, the others %s", fe.versions(t)[frozen.Addr], v[runner.Addr])
 	}
-	rn := fe.router(t, r.next)
-	ins := keyWhereIn(t, fe.router(t, fe.path), rn, engineKeys+1, engineKeys+extraKeys, 0, 2)
-	if _, err := dial(ctx, t, frozen.DSN(), false).Exec(ctx, "INSERT INTO kv (id, v) VALUES ($1, 9)", ins); err != nil {
-		t.Fatalf("write of a moving key through the thawed member: %v", err)
+	if _, err := runner.Admin("RESHARD RESUME"); err != nil {
+		t.Fatalf("RESHARD RESUME: %v", err)
 	}
-	if _, ok := fe.shardRows(ctx, t, 2, "kv")[ins]; !ok {
-		t.Fatalf("key %d written through the thawed member is not on its new shard", ins)
+	if st := awaitReshard(t, runner, "the clean-up", time.Minute, reshardEnded); st["phase"] != "done" {
+		t.Fatalf("resumed clean-up ended in phase %s: %s", st["phase"], st["error"])
 	}
-	r.done(ctx, t)
+	moved := keyWhere(t, base, rn, 0, 2)
+	if _, err := dial(ctx, t, frozen.DSN(), false).Exec(ctx, "UPDATE kv SET v = 9 WHERE id = $1", moved); err != nil {
+		t.Fatalf("write of a moved key through the thawed member: %v", err)
+	}
+	l := newKeyedLoad("kv", engineKeys, 1) // no load: the rows as filled, and that write
+	l.want[0][moved] = 9
+	checkPlaced(ctx, t, fe.engineEnv, l, routerPlaces(t, rn, l.table))
 }
 
 // stubLocal is a fleet member that serves nothing: the test's stand-in
