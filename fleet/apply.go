@@ -51,7 +51,13 @@ func (f *Fleet) syncLocked(ctx context.Context, again bool) (map[string]*Reshard
 		return nil, err
 	}
 	f.settleReshards(ctx, recs)
+	applied := f.Version()
 	err = f.applyNewest(ctx, again, recs)
+	if f.Version() != applied { // the records may have moved on too (read before the version)
+		if fresh, _, rerr := f.st.reshards(ctx); rerr == nil {
+			recs = fresh
+		}
+	}
 	f.settleReshards(ctx, recs)
 	return recs, err
 }
@@ -72,14 +78,20 @@ func (f *Fleet) applyNewest(ctx context.Context, again bool, recs map[string]*Re
 	if !again && doc.Version == f.failed.Load() {
 		return nil // refused already; said so once
 	}
-	if held := f.local.HeldReshard(); held != "" {
+	// The reshard this version switches: its tag, or (a member that missed
+	// it) one switched between the running version and this one.
+	id := doc.Reshard
+	if id == "" {
+		id = switchedBy(recs, f.Version(), doc.Version)
+	}
+	if held := f.local.HeldReshard(); held != "" && held != id {
 		if r := recs[held]; r != nil && r.Version == 0 && r.Phase == PhaseCutover {
 			return nil
 		}
 	}
 	cfg, err := f.load(doc)
 	if err == nil {
-		if id := switchedBy(recs, f.Version(), doc.Version); id != "" {
+		if id != "" {
 			err = f.local.SwitchMoves(id, cfg)
 		} else {
 			err = f.local.ApplyConfig(cfg, doc.Force)
@@ -96,7 +108,7 @@ func (f *Fleet) applyNewest(ctx context.Context, again bool, recs map[string]*Re
 		f.updateRecord(ctx)
 		return err
 	}
-	f.setApplied(doc.Version, cfg, "ok")
+	f.setApplied(doc, cfg, "ok")
 	f.log.Info("fleet config version applied", "version", doc.Version, "source", doc.Source)
 	f.updateRecord(ctx)
 	return nil

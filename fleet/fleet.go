@@ -67,6 +67,7 @@ type Fleet struct {
 	started time.Time
 
 	cfg      atomic.Pointer[config.Config] // the applied version's config
+	doc      atomic.Pointer[Doc]           // the applied version
 	applied  atomic.Int64                  // the applied version
 	failed   atomic.Int64                  // the newest version this member refused
 	health   atomic.Pointer[string]        // "ok" or why the newest version is not applied
@@ -118,7 +119,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Fleet, *config.Con
 		st.Close()
 		return nil, nil, err
 	}
-	f.setApplied(doc.Version, cfg, "ok")
+	f.setApplied(doc, cfg, "ok")
 	if cfg.Cluster.PoolBudget > 0 {
 		f.lastCap = 0 // what the proxy starts a fleet member with (proxy.InFleet)
 	}
@@ -138,11 +139,12 @@ func (f *Fleet) load(doc *Doc) (*config.Config, error) {
 	return cfg, nil
 }
 
-func (f *Fleet) setApplied(v int64, cfg *config.Config, health string) {
+func (f *Fleet) setApplied(doc *Doc, cfg *config.Config, health string) {
 	f.cfg.Store(cfg)
-	f.applied.Store(v)
+	f.doc.Store(doc)
+	f.applied.Store(doc.Version)
 	f.health.Store(&health)
-	f.versionGauge.Set(float64(v))
+	f.versionGauge.Set(float64(doc.Version))
 }
 
 // Store is the fleet's etcd handle.

@@ -50,7 +50,11 @@ func (f *Fleet) onReshardHold(ctx context.Context, id string) error {
 	if r == nil || r.Phase != PhaseCutover || r.Version > 0 {
 		return fmt.Errorf("reshard %s is not waiting for its cutover hold", id)
 	}
-	return f.holdFor(ctx, r)
+	f.settleReshards(ctx, recs) // lowers a stale hold, raises this one
+	if held := f.local.HeldReshard(); held != id {
+		return f.holdFor(ctx, r) // says why it cannot hold
+	}
+	return nil
 }
 
 // onReshardSwitch runs the reshard's version, which lowers the hold.
@@ -96,7 +100,10 @@ func (f *Fleet) holdFor(ctx context.Context, r *Reshard) error {
 	if err != nil {
 		return fmt.Errorf("reshard %s: its next config: %w", r.ID, err)
 	}
-	return f.local.HoldMoves(ctx, r.ID, next, engineCutoverBound+f.cfg.Load().Cluster.BarrierTimeout.D())
+	bt := f.cfg.Load().Cluster.BarrierTimeout.D()
+	hctx, cancel := context.WithTimeout(ctx, bt) // the drain, also when no barrier bounds it (settleReshards)
+	defer cancel()
+	return f.local.HoldMoves(hctx, r.ID, next, engineCutoverBound+bt)
 }
 
 // settleReshards brings this member's holds and marks in line with the
@@ -113,7 +120,7 @@ func (f *Fleet) settleReshards(ctx context.Context, recs map[string]*Reshard) {
 	}
 	if f.local.HeldReshard() == "" {
 		for _, id := range sortedIDs(recs) {
-			if r := recs[id]; r.Phase == PhaseCutover && r.Version == 0 {
+			if r := recs[id]; r.Phase == PhaseCutover && r.Version == 0 && !f.switched(id) {
 				if err := f.holdFor(ctx, r); err != nil {
 					f.log.Warn("reshard cutover in progress, but this member could not hold", "reshard", id, "err", err.Error())
 				}
@@ -122,6 +129,13 @@ func (f *Fleet) settleReshards(ctx context.Context, recs map[string]*Reshard) {
 		}
 	}
 	f.applyMarks(recs)
+}
+
+// switched: the running version is the one reshard id published (records
+// read just before it was published still show the cutover).
+func (f *Fleet) switched(id string) bool {
+	d := f.doc.Load()
+	return d != nil && d.Reshard == id
 }
 
 // applyMarks sets the marks every recorded reshard calls for here.
