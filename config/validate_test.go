@@ -73,6 +73,7 @@ func TestErrorClasses(t *testing.T) {
 		{"auth_failures negative", "limits: {auth_failures: -1}\n" + minimal, 1, "limits.auth_failures", "must be"},
 		{"auth_failure_window zero", "limits: {auth_failure_window: 0s}\n" + minimal, 1, "limits.auth_failure_window", "must be a positive duration"},
 		{"pprof not a bool", "metrics: {pprof: sometimes}\n" + minimal, 1, "metrics.pprof", "want true or false"},
+		{"fence without a budget", "cluster: {fence: true}\n" + minimal, 1, "cluster.fence", "guards cluster.pool_budget"},
 		// duplicates
 		{"duplicate user", replace(minimal, "    password: pw", "    password: pw\n  - name: app\n    password: pw2"), 4, "users[1].name", `duplicate user name "app" (first at line 2)`},
 		{"duplicate shard", replace(baseTwoShards, "name: s1", "name: s0"), 7, "shards[1].name", `duplicate shard name "s0" (first at line 5)`},

@@ -3,6 +3,7 @@ package fleet
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseURL(t *testing.T) {
@@ -63,6 +64,46 @@ func TestMemberID(t *testing.T) {
 	}
 	if got := memberID("0.0.0.0:6432"); strings.HasPrefix(got, "0.0.0.0") || !strings.HasSuffix(got, ":6432") {
 		t.Fatalf("unspecified host kept: %s", got)
+	}
+}
+
+// TestFenceTimeline: for any lease TTL a member renews at least twice
+// before its fence deadline, and a fence that takes its whole bound ends
+// before a survivor may grow into its share (lease expiry + grace).
+func TestFenceTimeline(t *testing.T) {
+	for ttl := time.Second; ttl <= time.Minute; ttl += 500 * time.Millisecond {
+		if fenceAfter(ttl) < 2*renewEvery(ttl) {
+			t.Errorf("ttl %s: fence after %s, renewals every %s", ttl, fenceAfter(ttl), renewEvery(ttl))
+		}
+		if fenceAfter(ttl)+fenceBound > ttl+fenceGrace {
+			t.Errorf("ttl %s: a fence may end at %s, after the grace ends at %s", ttl, fenceAfter(ttl)+fenceBound, ttl+fenceGrace)
+		}
+	}
+}
+
+// TestRenewalsOutOfOrder: a slow answer to an older keepalive does not move
+// the last renewal back.
+func TestRenewalsOutOfOrder(t *testing.T) {
+	f := &Fleet{started: time.Now()}
+	f.noteRenewed(5 * time.Second)
+	f.noteRenewed(3 * time.Second)
+	if got := time.Duration(f.renewedAt.Load()); got != 5*time.Second {
+		t.Fatalf("last renewal sent at %s, want 5s", got)
+	}
+}
+
+// TestGraceCountsFromFirstSight: an entry without a record is kept until
+// this member has seen it missing for fenceGrace.
+func TestGraceCountsFromFirstSight(t *testing.T) {
+	f := &Fleet{gone: map[string]time.Time{}}
+	t0 := time.Now()
+	for _, c := range []struct {
+		at   time.Duration
+		over bool
+	}{{0, false}, {fenceGrace - time.Millisecond, false}, {fenceGrace, true}} {
+		if got := f.graceOver("m", t0.Add(c.at)); got != c.over {
+			t.Errorf("at %s: grace over %t, want %t", c.at, got, c.over)
+		}
 	}
 }
 

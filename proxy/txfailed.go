@@ -38,6 +38,11 @@ func (t *txState) endFailedTx(plan *router.Plan) bool {
 
 // failedTxQuery answers a simple Query inside the failed transaction.
 func (ss *session) failedTxQuery(plan *router.Plan, sql string) error {
+	if noStatement(plan) { // nothing is checked
+		ss.out = append(ss.out, pgwire.EmptyQueryResponse, 0, 0, 0, 4)
+		ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
+		return ss.flushClient()
+	}
 	if !ss.endFailedTx(plan) {
 		return ss.replyError(ss.abortedError(plan, sql), true)
 	}
@@ -74,8 +79,8 @@ func (ss *session) failedTxBatch(sync bool) error {
 				delete(exits, name)
 			}
 			ss.out = append(ss.out, pgwire.MsgCloseComplete...)
-		case m.typ == pgwire.Parse && exit:
-			ss.out = append(ss.out, pgwire.MsgParseComplete...)
+		case m.typ == pgwire.Parse && (exit || m.st != nil && noStatement(m.st.plan)):
+			ss.out = append(ss.out, pgwire.MsgParseComplete...) // (an empty one fails at Bind)
 		case m.typ == pgwire.Parse && m.st != nil:
 			return ss.refuseBatch(ss.abortedError(m.st.plan, m.st.query), sync)
 		case m.typ == pgwire.Bind && m.st == nil && !m.raw:
@@ -125,6 +130,12 @@ func (ss *session) failedTxBatch(sync bool) error {
 		ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 	}
 	return ss.flushClient()
+}
+
+// noStatement reports a text without any statement (empty, comments,
+// semicolons): Postgres checks it for nothing, in an aborted transaction too.
+func noStatement(plan *router.Plan) bool {
+	return plan != nil && !plan.Unparsed && plan.Stmts == 0
 }
 
 // savepointMissing is what ROLLBACK TO SAVEPOINT gets in a failed

@@ -138,6 +138,9 @@ func cutAndHeal(m *testenv.Member) string {
 	if !eventually(20*time.Second, func() bool { return metric(m, "pgrouter_fleet_fenced") == "1" }) {
 		return m.Name + " did not fence itself while cut off from etcd"
 	}
+	if _, err := m.Admin("SHOW FLEET"); err == nil || !strings.Contains(err.Error(), "this member is fenced") {
+		return fmt.Sprintf("SHOW FLEET on %s while fenced: %v; want an error saying it is fenced", m.Name, err)
+	}
 	if !eventuallyShares(budget/2, 2) {
 		return "the survivors did not take the cut member's share (" + fmt.Sprint(budget/2) + " each)"
 	}
@@ -278,4 +281,56 @@ func (l *load) finish() []loadResult {
 func fenceError(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "57P01" || pe.Code == "57P03") && strings.Contains(pe.Message, "cut off from the fleet")
+}
+
+// TestFenceStopsEveryMemberWhileEtcdIsDown: the price of cluster.fence.
+// With etcd stopped no member can renew, and none can tell that from being
+// cut off alone: every member fences, its clients get the fence's error.
+// When etcd returns (its new leader extends every lease) they renew the
+// leases they had, lift the fence, hold their shares again and serve.
+func TestFenceStopsEveryMemberWhileEtcdIsDown(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	setFence(t, true)
+	t.Cleanup(func() { setFence(t, false) })
+	waitSharesSettled(t)
+	etcd.Stop()
+	restarted := false
+	defer func() {
+		if !restarted {
+			etcd.Restart()
+		}
+	}()
+	for _, m := range fleet {
+		waitUntil(t, 20*time.Second, m.Name+" fences while etcd is down", func() bool { return metric(m, "pgrouter_fleet_fenced") == "1" })
+	}
+	for _, m := range fleet {
+		c, err := pgx.Connect(ctx, m.DSN())
+		if err == nil {
+			_, err = c.Exec(ctx, "select 1 from users limit 1")
+			c.Close(ctx)
+		}
+		if !fenceError(err) {
+			t.Errorf("%s while fenced: %v; want the fence's error", m.Name, err)
+		}
+	}
+	if err := etcd.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	restarted = true
+	for _, m := range fleet {
+		waitUntil(t, 20*time.Second, m.Name+" lifts its fence", func() bool { return metric(m, "pgrouter_fleet_fenced") == "0" })
+	}
+	waitSharesSettled(t)
+	for _, m := range fleet {
+		c, err := pgx.Connect(ctx, m.DSN())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Exec(ctx, "select 1 from users limit 1")
+		c.Close(ctx)
+		if err != nil {
+			t.Errorf("%s after etcd returned: %v", m.Name, err)
+		}
+	}
 }
