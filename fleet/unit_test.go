@@ -106,3 +106,46 @@ func TestGraceCountsFromFirstSight(t *testing.T) {
 		}
 	}
 }
+
+// TestReshardMarks: a member marks the copies until it runs the version
+// that switched the reshard, the leftovers once it does (and from the
+// clean-up on whatever it runs), nothing once the reshard is over.
+func TestReshardMarks(t *testing.T) {
+	for _, c := range []struct {
+		phase             string
+		version, applied  int64
+		copies, leftovers bool
+	}{
+		{PhaseCopy, 0, 5, true, false},
+		{PhaseCutover, 0, 5, true, false},
+		{PhaseCleanup, 6, 5, true, true}, // published, not yet applied here
+		{PhaseCleanup, 6, 6, false, true},
+		{PhaseCleanup, 6, 7, false, true},
+		{PhaseDone, 6, 6, false, false},
+		{PhaseAborted, 0, 5, false, false},
+	} {
+		r := &Reshard{Phase: c.phase, Version: c.version}
+		if copies, leftovers := r.marks(c.applied); copies != c.copies || leftovers != c.leftovers {
+			t.Errorf("phase %s, version %d, member on %d: copies %v leftovers %v, want %v %v",
+				c.phase, c.version, c.applied, copies, leftovers, c.copies, c.leftovers)
+		}
+	}
+}
+
+// TestSwitchedBy: applying a version moves the rows of the reshard that
+// a version after the running one, up to it, switched (not an aborted one).
+func TestSwitchedBy(t *testing.T) {
+	recs := map[string]*Reshard{
+		"a": {ID: "a", Phase: PhaseDone, Version: 3},
+		"b": {ID: "b", Phase: PhaseCleanup, Version: 6},
+		"c": {ID: "c", Phase: PhaseCopy},
+	}
+	for _, c := range []struct {
+		applied, v int64
+		want       string
+	}{{2, 3, "a"}, {3, 5, ""}, {5, 6, "b"}, {5, 9, "b"}, {6, 9, ""}} {
+		if got := switchedBy(recs, c.applied, c.v); got != c.want {
+			t.Errorf("from %d to %d: %q, want %q", c.applied, c.v, got, c.want)
+		}
+	}
+}

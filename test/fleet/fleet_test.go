@@ -237,8 +237,7 @@ func joinAndLeave(t *testing.T) string {
 	if !eventuallyShares(budget/4, 4) {
 		return "the shares did not move to 3 each with a fourth member"
 	}
-	joiner.Cmd.Process.Signal(syscall.SIGTERM)
-	joiner.Cmd.Wait()
+	joiner.Leave()
 	if !eventuallyShares(budget/3, 3) {
 		return "the shares did not return to 4 each after the fourth member left"
 	}

@@ -190,6 +190,20 @@ func checkFleetSplit(ctx context.Context, t *testing.T, fe *fleetEnv) {
 			t.Errorf("member %s counted no switched cutover (%q)", m.Name, v)
 		}
 	}
+	// A member that starts after the switch just runs the newest version.
+	late, err := testenv.StartMember(fe.bin, fe.etcd.URL, fe.dir, "late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Leave() // its lease goes: the next barriers do not wait for it
+	rn := fe.router(t, next)
+	moved := keyWhere(t, fe.router(t, fe.path), rn, 0, 2)
+	if _, err := dial(ctx, t, late.DSN(), false).Exec(ctx, "UPDATE kv SET pad = 'late' WHERE id = $1", moved); err != nil {
+		t.Fatalf("write through a member started after the switch: %v", err)
+	}
+	if n := fe.onShard(ctx, t, 2, "SELECT count(*) FROM kv WHERE pad = 'late'"); n != 1 {
+		t.Fatalf("the write through a member started after the switch is not on the key's new shard (%d rows there)", n)
+	}
 	other := reshardStatus(t, fe.members[1])
 	if other["id"] != st["id"] || other["phase"] != "done" || !strings.Contains(other["error"], runner.Addr) {
 		t.Errorf("SHOW RESHARD on another member: %v; want reshard %s, done, pointing to %s", other, st["id"], runner.Addr)
@@ -229,6 +243,19 @@ func checkFleetStoppedMember(ctx context.Context, t *testing.T, fe *fleetEnv) {
 	awaitReshard(t, runner, "the copy to begin", time.Minute, func(st map[string]string) bool {
 		return st["chunks"] != "" && !strings.HasSuffix(st["chunks"], "/0")
 	})
+	// A member that joins now takes the reshard's marks before its first
+	// client: DDL on the moving table is refused there too.
+	late, err := testenv.StartMember(fe.bin, fe.etcd.URL, fe.dir, "late-copy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dctx, dcancel := context.WithTimeout(ctx, 20*time.Second) // unmarked, it would wait for the test's lock
+	_, err = dial(ctx, t, late.DSN(), true).Exec(dctx, "ALTER TABLE kv ADD COLUMN w int")
+	dcancel()
+	late.Leave() // before the cutover: the barriers need not wait for it
+	if err == nil || !strings.Contains(err.Error(), "being resharded") || !strings.Contains(err.Error(), "55000") {
+		t.Fatalf("DDL through a member that joined during the copy: %v; want 55000 (being resharded)", err)
+	}
 	frozen.Stop()
 	defer frozen.Cont()
 	if err := tx.Commit(ctx); err != nil {

@@ -84,6 +84,15 @@ func (m *Member) Kill() {
 	}
 }
 
+// Leave stops the member as an operator does (SIGTERM): it closes its
+// pools and revokes its lease, so the fleet stops counting it at once.
+func (m *Member) Leave() {
+	if m.Cmd.ProcessState == nil {
+		m.Cmd.Process.Signal(syscall.SIGTERM)
+		m.Cmd.Wait()
+	}
+}
+
 // Stop freezes the member (SIGSTOP): alive to etcd until its lease ends,
 // answering nothing; Cont lets it run again.
 func (m *Member) Stop() { m.Cmd.Process.Signal(syscall.SIGSTOP) }
