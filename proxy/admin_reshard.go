@@ -80,7 +80,8 @@ func (h reshardHost) CleanupDone(moves []sharding.Move) error {
 	return nil
 }
 
-// Cutover is Server.Cutover alone, the fleet's two-step cutover in a fleet.
+// Cutover is Server.Cutover on a pgrouter alone, the fleet's two-step
+// cutover over every member in a fleet.
 func (h reshardHost) Cutover(ctx context.Context, next *config.Config, moves []sharding.Move,
 	drained func(context.Context) error) (time.Duration, error) {
 	f := h.fleetOf()
@@ -160,9 +161,7 @@ func (ss *session) adminReshard(cmd string) error {
 // fleetReshardFree refuses a new reshard while the fleet records an
 // unfinished one run by another member: one reshard at a time.
 func (s *Server) fleetReshardFree(f Fleet) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	id, phase, by, ok, err := f.ReshardStatus(ctx)
+	id, phase, by, ok, err := fleetReshardStatus(f)
 	if err != nil {
 		return pgwire.Error(pgwire.ObjectNotInPrerequisiteState, "reshard: "+err.Error(), "a fleet reshards only with etcd reachable")
 	}
@@ -172,6 +171,13 @@ func (s *Server) fleetReshardFree(f Fleet) error {
 			"SHOW RESHARD on "+by+" shows it; RESHARD RESUME or RESHARD ABORT it there first")
 	}
 	return nil
+}
+
+// fleetReshardStatus is Fleet.ReshardStatus bounded for a console command.
+func fleetReshardStatus(f Fleet) (id, phase, by string, ok bool, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return f.ReshardStatus(ctx)
 }
 
 const reshardUsage = "RESHARD TO 'file', RESHARD DIRECTORY table TO shard KEYS k1,k2,…, RESHARD RESUME, RESHARD ABORT, SHOW RESHARD"
@@ -210,9 +216,7 @@ func (ss *session) showReshard() error {
 	var rows [][]string
 	if f := ss.srv.fleetOf(); f != nil && st.Phase == "" {
 		// This member runs no reshard: the fleet's newest, as recorded in etcd.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		id, phase, by, ok, err := f.ReshardStatus(ctx)
-		cancel()
+		id, phase, by, ok, err := fleetReshardStatus(f)
 		if err != nil {
 			return pgwire.Error(pgwire.ObjectNotInPrerequisiteState, "SHOW RESHARD: "+err.Error(), "etcd holds the fleet's reshards; the member running one shows it without etcd")
 		}

@@ -4,9 +4,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/pgrouter/pgrouter/router/sharding"
-
 	"github.com/pgrouter/pgrouter/proxy/twophase"
+	"github.com/pgrouter/pgrouter/router/sharding"
 )
 
 // Option adjusts Start.
