@@ -92,7 +92,12 @@ func (f *Fleet) applyNewest(ctx context.Context, again bool, recs map[string]*Re
 	cfg, err := f.load(doc)
 	if err == nil {
 		if id != "" {
-			err = f.local.SwitchMoves(id, cfg)
+			if r := recs[id]; r != nil && doc.Reshard == id {
+				err = sameMoves(f.cfg.Load(), cfg, r)
+			}
+			if err == nil {
+				err = f.local.SwitchMoves(id, cfg)
+			}
 		} else {
 			err = f.local.ApplyConfig(cfg, doc.Force)
 		}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/pgrouter/pgrouter/config"
 	"github.com/pgrouter/pgrouter/router/sharding"
 )
 
@@ -153,6 +154,29 @@ func (f *Fleet) applyMarks(recs map[string]*Reshard) {
 		}
 	}
 	f.local.SetReshardMarks(copies, leftovers)
+}
+
+// sameMoves checks that going from cur to next moves exactly r's rows: a
+// member accepts a reshard's version as that reshard's switch only.
+func sameMoves(cur, next *config.Config, r *Reshard) error {
+	moves, err := sharding.PlanMoves(cur, next)
+	if err != nil {
+		return err
+	}
+	want := map[MoveRef]bool{}
+	for _, m := range r.Moves {
+		want[m] = true
+	}
+	for _, m := range moveRefs(moves) {
+		if !want[m] {
+			return fmt.Errorf("it moves table %q of database %q from %s to %s, which reshard %s does not", m.Table, m.Database, m.From, m.To, r.ID)
+		}
+		delete(want, m)
+	}
+	for m := range want {
+		return fmt.Errorf("reshard %s moves table %q of database %q from %s to %s, which it does not (does this member run another placement?)", r.ID, m.Table, m.Database, m.From, m.To)
+	}
+	return nil
 }
 
 // switchedBy is the reshard, if any, that a version after applied up to v

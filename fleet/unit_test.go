@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pgrouter/pgrouter/config"
 )
 
 func TestParseURL(t *testing.T) {
@@ -147,5 +149,37 @@ func TestSwitchedBy(t *testing.T) {
 		if got := switchedBy(recs, c.applied, c.v); got != c.want {
 			t.Errorf("from %d to %d: %q, want %q", c.applied, c.v, got, c.want)
 		}
+	}
+}
+
+// TestSameMoves: a reshard's version is accepted as its switch only when
+// it moves exactly the reshard's rows.
+func TestSameMoves(t *testing.T) {
+	placement := func(h0, h2 string) *config.Config {
+		cfg, err := config.Parse([]byte(`users: [{name: app, password: pw}]
+shards:
+  - {name: s0, primary: "127.0.0.1:1", hash: `+h0+`}
+  - {name: s1, primary: "127.0.0.1:2", hash: [{modulus: 2, remainder: 1}]}
+  - {name: s2, primary: "127.0.0.1:3", hash: `+h2+`}
+databases:
+  - name: app
+    sharded_tables: [{table: kv, column: id, type: int, function: hash}]
+`), "moves.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	cur, next := placement("[{modulus: 2, remainder: 0}]", "[]"), placement("[{modulus: 4, remainder: 0}]", "[{modulus: 4, remainder: 2}]")
+	r := &Reshard{ID: "r1", Moves: []MoveRef{{Database: "app", Table: "kv", From: "s0", To: "s2"}}}
+	if err := sameMoves(cur, next, r); err != nil {
+		t.Fatalf("the reshard's own moves: %v", err)
+	}
+	if err := sameMoves(cur, cur, r); err == nil || !strings.Contains(err.Error(), "which it does not") {
+		t.Fatalf("a version that moves nothing: %v", err)
+	}
+	other := &Reshard{ID: "r2", Moves: []MoveRef{{Database: "app", Table: "kv", From: "s1", To: "s2"}}}
+	if err := sameMoves(cur, next, other); err == nil || !strings.Contains(err.Error(), "which reshard r2 does not") {
+		t.Fatalf("a version that moves other rows: %v", err)
 	}
 }
