@@ -151,7 +151,13 @@ func (ss *session) adminReshard(cmd string) error {
 		return pgwire.Error(pgwire.SyntaxError, fmt.Sprintf("unknown RESHARD command %q", cmd), reshardUsage)
 	}
 	if err != nil {
-		return pgwire.Error(pgwire.ObjectNotInPrerequisiteState, "reshard: "+err.Error(), "SHOW RESHARD shows the reshard's phase and last error")
+		hint := "SHOW RESHARD shows the reshard's phase and last error"
+		if f := ss.srv.fleetOf(); f != nil && e.Status().Phase == "" {
+			if id, _, by, ok, _ := fleetReshardStatus(f); ok {
+				hint = fmt.Sprintf("the fleet's reshard %s runs on member %s: send RESHARD RESUME or ABORT there", id, by)
+			}
+		}
+		return pgwire.Error(pgwire.ObjectNotInPrerequisiteState, "reshard: "+err.Error(), hint)
 	}
 	ss.srv.log.Info("reshard command from the admin console", "client_id", ss.pid, "command", strings.ToUpper(verb))
 	ss.adminTag("RESHARD")

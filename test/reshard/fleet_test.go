@@ -204,6 +204,10 @@ func checkFleetSplit(ctx context.Context, t *testing.T, fe *fleetEnv) {
 	if n := fe.onShard(ctx, t, 2, "SELECT count(*) FROM kv WHERE pad = 'late'"); n != 1 {
 		t.Fatalf("the write through a member started after the switch is not on the key's new shard (%d rows there)", n)
 	}
+	var pe *pgconn.PgError
+	if _, err := fe.members[2].Admin("RESHARD RESUME"); !errors.As(err, &pe) || !strings.Contains(pe.Hint, "runs on member "+runner.Addr) {
+		t.Errorf("RESHARD RESUME on a member that runs no reshard: %v; want a hint naming %s", err, runner.Addr)
+	}
 	other := reshardStatus(t, fe.members[1])
 	if other["id"] != st["id"] || other["phase"] != "done" || !strings.Contains(other["error"], runner.Addr) {
 		t.Errorf("SHOW RESHARD on another member: %v; want reshard %s, done, pointing to %s", other, st["id"], runner.Addr)
