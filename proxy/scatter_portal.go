@@ -130,6 +130,8 @@ func (t *txState) answerKept(dst []byte, typ byte, body []byte) ([]byte, error) 
 		return append(dst, pgwire.MsgNoData...), nil
 	case typ == pgwire.Describe:
 		return appendFrame(dst, pgwire.RowDescription, p.desc), nil
+	case t.txStatus == pgwire.TxFailed: // checked before whether it can run
+		return dst, errTxAborted
 	case p.done:
 		return dst, pgwire.Error(pgwire.ObjectNotInPrerequisiteState, fmt.Sprintf("portal %q cannot be run", name), "")
 	}
