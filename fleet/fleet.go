@@ -41,6 +41,12 @@ type Local interface {
 	// held ("" = none).
 	HoldMoves(ctx context.Context, id string, next *config.Config, refuseAfter time.Duration) error
 	SwitchMoves(id string, next *config.Config) error
+	// HoldKeys and SwitchKeys are the same for a directory reshard, whose
+	// moves (sharding.DirectoryMove) name the keys: the config stays, and
+	// the switch drops the tables' cached directory mappings (the lookup
+	// table points the keys at their target) before lowering the hold.
+	HoldKeys(ctx context.Context, id string, moves []sharding.Move, refuseAfter time.Duration) error
+	SwitchKeys(id string, moves []sharding.Move) error
 	ReleaseMoves(id string)
 	HeldReshard() string
 	// SetReshardMarks sets the marks to exactly these: copies on each
@@ -75,6 +81,7 @@ type Fleet struct {
 	kick     chan struct{}                 // something changed: resync now
 	handlers sync.Map                      // op name → Handler
 	applyMu  sync.Mutex                    // one change at a time of version, reshard holds and marks
+	pointed  map[string]bool               // directory reshards switched here (SwitchKeys done; under applyMu)
 
 	renewedAt atomic.Int64         // clock() when the last successful renewal (or grant) was sent (lease.go)
 	granted   atomic.Int64         // the TTL etcd granted the member lease
@@ -104,7 +111,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Fleet, *config.Con
 		return nil, nil, err
 	}
 	f := &Fleet{st: st, opts: opts, log: opts.Log, kick: make(chan struct{}, 1), started: time.Now(), lastCap: -1,
-		gone: map[string]time.Time{}}
+		gone: map[string]time.Time{}, pointed: map[string]bool{}}
 	f.initMetrics()
 	doc, err := st.Current(ctx)
 	if err == nil && doc == nil {

@@ -11,6 +11,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/pgrouter/pgrouter/config"
 	"github.com/pgrouter/pgrouter/router/sharding"
 )
 
@@ -31,6 +32,16 @@ import (
 //	config/…       the next placement, published as a version tagged with
 //	               the reshard's id, in the same etcd transaction that
 //	               records it as the reshard's version.
+//
+// A directory reshard (RESHARD DIRECTORY) changes no config: its moves
+// carry the keys, and its switch is the lookup table, pointed at the
+// target by the engine with every member holding. The record then says
+// Pointed (by a compare-and-swap on the cutover record, as the version's
+// publish); each member drops its cached mappings of the table before it
+// lowers its hold (RESHARD-SWITCH, or its next look at the records: a
+// member that joins later starts with an empty cache and reads the lookup
+// table itself). If nothing was recorded after the engine pointed the
+// lookup table, it points it back before any member is released.
 //
 // The invariant: no member routes a moving key's write to the old shard
 // once any member may have routed one to the new shard. A member routes to
@@ -66,37 +77,71 @@ type Reshard struct {
 	Moves   []MoveRef `json:"moves"` // what moves (names only: enough for marks)
 	Phase   string    `json:"phase"`
 	Version int64     `json:"version,omitempty"` // the config version that switched it; 0 before
+	Pointed bool      `json:"pointed,omitempty"` // a directory reshard: the lookup table points the keys at the target
 	At      time.Time `json:"at"`
 }
 
-// MoveRef names one move: rows of Table in Database go From → To.
+// MoveRef names one move: rows of Table in Database go From → To (of a
+// directory reshard: the rows of Keys).
 type MoveRef struct {
-	Database string `json:"database"`
-	Table    string `json:"table"`
-	From     string `json:"from"`
-	To       string `json:"to"`
+	Database string   `json:"database"`
+	Table    string   `json:"table"`
+	From     string   `json:"from"`
+	To       string   `json:"to"`
+	Keys     []string `json:"keys,omitempty"`
 }
 
 func (m MoveRef) move() sharding.Move {
-	return sharding.Move{Database: m.Database, Table: m.Table, From: m.From, To: m.To}
+	return sharding.Move{Database: m.Database, Table: m.Table, From: m.From, To: m.To, Keys: m.Keys}
 }
+
+// moveName is a move without its keys (comparable).
+type moveName struct{ Database, Table, From, To string }
+
+func (m MoveRef) name() moveName { return moveName{m.Database, m.Table, m.From, m.To} }
 
 func moveRefs(moves []sharding.Move) []MoveRef {
 	out := make([]MoveRef, len(moves))
 	for i, m := range moves {
-		out[i] = MoveRef{Database: m.Database, Table: m.Table, From: m.From, To: m.To}
+		out[i] = MoveRef{Database: m.Database, Table: m.Table, From: m.From, To: m.To, Keys: m.Keys}
 	}
 	return out
 }
 
-// marks is what a member running config version applied keeps marked for
-// r: copies on the To shards until it runs the switched version, the
-// sources' leftovers once it does (and from the clean-up on, everywhere).
-func (r *Reshard) marks(applied int64) (copies, leftovers bool) {
+// directory: r moves directory keys (its switch is the lookup table).
+func (r *Reshard) directory() bool {
+	return len(r.Moves) > 0 && r.Moves[0].Keys != nil
+}
+
+// published: r's switch is recorded (its version, or the lookup table
+// pointed); from then on no member is released onto the old placement.
+func (r *Reshard) published() bool { return r.Version > 0 || r.Pointed }
+
+// keyMoves are a directory reshard's moves, with their keys, under cfg.
+func (r *Reshard) keyMoves(cfg *config.Config) ([]sharding.Move, error) {
+	out := make([]sharding.Move, 0, len(r.Moves))
+	for _, m := range r.Moves {
+		km, err := sharding.DirectoryMove(cfg, m.Database, m.Table, m.From, m.To, m.Keys)
+		if err != nil {
+			return nil, fmt.Errorf("reshard %s: %w", r.ID, err)
+		}
+		out = append(out, km)
+	}
+	return out, nil
+}
+
+// marks is what a member keeps marked for r: copies on the To shards until
+// it switched (runs r's version, which was applied here; or, pointedHere,
+// dropped its cached mappings of a directory reshard), the sources'
+// leftovers once it did (and from the clean-up on, everywhere).
+func (r *Reshard) marks(applied int64, pointedHere bool) (copies, leftovers bool) {
 	if r.Phase == PhaseDone || r.Phase == PhaseAborted {
 		return false, false
 	}
 	switched := r.Version > 0 && applied >= r.Version
+	if r.directory() {
+		switched = r.Pointed && pointedHere
+	}
 	return !switched, switched || r.Phase == PhaseCleanup
 }
 
@@ -159,8 +204,11 @@ func (f *Fleet) ReshardPhase(ctx context.Context, id string, next []byte, moves 
 		if r.ID == "" {
 			*r = Reshard{ID: id, Next: string(next), Moves: moveRefs(moves), At: time.Now().UTC()}
 		}
-		if r.Version > 0 && (phase == PhaseCopy || phase == PhaseAborted) {
-			return fmt.Errorf("reshard %s already switched (config version %d): it can only be completed", id, r.Version)
+		if r.published() && (phase == PhaseCopy || phase == PhaseAborted) {
+			return fmt.Errorf("reshard %s already switched (config version %d, lookup table pointed: %t): it can only be completed", id, r.Version, r.Pointed)
+		}
+		if r.directory() && (phase == PhaseCleanup || phase == PhaseDone) {
+			r.Pointed = true // the engine cleans up only once the lookup table points at the target
 		}
 		r.Phase, r.By = phase, f.id
 		return nil
@@ -190,8 +238,10 @@ func (f *Fleet) ReshardPhase(ctx context.Context, id string, next []byte, moves 
 // switched is true: the placement is in force, an error then names who
 // did not acknowledge the switch (they apply the version when they can).
 // A record that already has its version (an earlier try published it)
-// goes straight to the switch.
-func (f *Fleet) ReshardCutover(ctx context.Context, id string, drained func(context.Context) error) (held time.Duration, switched bool, err error) {
+// goes straight to the switch. A directory reshard publishes no version:
+// drained points the lookup table, the record is marked Pointed, and if
+// that fails undo points it back before any member is released.
+func (f *Fleet) ReshardCutover(ctx context.Context, id string, drained, undo func(context.Context) error) (held time.Duration, switched bool, err error) {
 	start := time.Now()
 	recs, _, err := f.st.reshards(ctx)
 	if err != nil {
@@ -201,8 +251,8 @@ func (f *Fleet) ReshardCutover(ctx context.Context, id string, drained func(cont
 	if r == nil {
 		return 0, false, fmt.Errorf("cutover: reshard %s is not recorded in the fleet", id)
 	}
-	if r.Version == 0 {
-		if err := f.holdAndPublish(ctx, r, drained); err != nil && !errors.Is(err, errPublished) {
+	if !r.published() {
+		if err := f.holdAndPublish(ctx, r, drained, undo); err != nil && !errors.Is(err, errPublished) {
 			return time.Since(start), false, err
 		}
 	}
@@ -215,14 +265,14 @@ func (f *Fleet) ReshardCutover(ctx context.Context, id string, drained func(cont
 var errPublished = errors.New("the next placement may be published")
 
 // holdAndPublish is the cutover up to the published version.
-func (f *Fleet) holdAndPublish(ctx context.Context, r *Reshard, drained func(context.Context) error) error {
+func (f *Fleet) holdAndPublish(ctx context.Context, r *Reshard, drained, undo func(context.Context) error) error {
 	doc, err := f.st.Current(ctx)
 	if err != nil || doc == nil {
 		return fmt.Errorf("cutover: reading the running config version: %v", err)
 	}
 	if _, err := f.st.updateReshard(ctx, r.ID, func(rr *Reshard) error {
-		if rr.Version > 0 {
-			return fmt.Errorf("%w: version %d", errPublished, rr.Version)
+		if rr.published() {
+			return fmt.Errorf("%w: version %d, lookup table pointed: %t", errPublished, rr.Version, rr.Pointed)
 		}
 		rr.Phase = PhaseCutover
 		return nil
@@ -234,18 +284,39 @@ func (f *Fleet) holdAndPublish(ctx context.Context, r *Reshard, drained func(con
 		return f.release(ctx, r.ID, o.Members, fmt.Errorf("cutover: holding the moving keys' writes: %w", err))
 	}
 	if err := drained(ctx); err != nil {
-		return f.release(ctx, r.ID, o.Members, err)
+		return f.undoAndRelease(ctx, r.ID, o.Members, undo, err)
 	}
-	v, err := f.st.publishReshard(ctx, r.ID, r.Next, doc.Version)
+	var v int64
+	if r.directory() {
+		err = f.st.publishPointed(ctx, r.ID)
+	} else {
+		v, err = f.st.publishReshard(ctx, r.ID, r.Next, doc.Version)
+	}
 	switch {
 	case err == nil:
-		f.log.Info("reshard published the next placement", "reshard", r.ID, "version", v)
+		f.log.Info("reshard published the next placement", "reshard", r.ID, "version", v, "directory", r.directory())
 		return nil
 	case errors.Is(err, errNotPublished):
-		return f.release(ctx, r.ID, o.Members, fmt.Errorf("cutover: %w", err))
+		return f.undoAndRelease(ctx, r.ID, o.Members, undo, fmt.Errorf("cutover: %w", err))
 	default: // etcd did not answer: the version may be in; never release then
 		return fmt.Errorf("cutover: publishing the next placement: %w; every member keeps holding (and refusing) the moving keys until the outcome is read: RESHARD RESUME", err)
 	}
+}
+
+// undoAndRelease is release after drained ran: undo first (a directory
+// reshard's lookup table points back at the sources); if that fails no
+// member is released — they keep holding, then refusing, the moving keys
+// until RESHARD RESUME switches them.
+func (f *Fleet) undoAndRelease(ctx context.Context, id string, held []string, undo func(context.Context) error, cause error) error {
+	if undo != nil {
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.cfg.Load().Cluster.BarrierTimeout.D())
+		err := undo(bctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%w; undoing the switch failed, so every member keeps holding (then refusing) the moving keys until RESHARD RESUME: %v", cause, err)
+		}
+	}
+	return f.release(ctx, id, held, cause)
 }
 
 // release ends a cutover that published nothing: the record goes back to
@@ -257,8 +328,8 @@ func (f *Fleet) release(ctx context.Context, id string, held []string, cause err
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.cfg.Load().Cluster.BarrierTimeout.D())
 	defer cancel()
 	if _, err := f.st.updateReshard(bctx, id, func(r *Reshard) error {
-		if r.Version > 0 {
-			return fmt.Errorf("%w: version %d", errPublished, r.Version)
+		if r.published() {
+			return fmt.Errorf("%w: version %d, lookup table pointed: %t", errPublished, r.Version, r.Pointed)
 		}
 		r.Phase = PhaseCopy
 		return nil
@@ -319,6 +390,23 @@ func (s *Store) publishReshard(ctx context.Context, id, next string, running int
 	return v, nil
 }
 
+// publishPointed records that directory reshard id's lookup table points
+// its keys at the target (phase clean-up), if the record is still in its
+// cutover: the same compare-and-swap as a version's publish, without one.
+func (s *Store) publishPointed(ctx context.Context, id string) error {
+	_, err := s.updateReshard(ctx, id, func(r *Reshard) error {
+		if r.Pointed {
+			return nil // an earlier try got through
+		}
+		if r.ID == "" || r.Phase != PhaseCutover {
+			return fmt.Errorf("%w: reshard %s is not in its cutover (phase %q)", errNotPublished, id, r.Phase)
+		}
+		r.Pointed, r.Phase = true, PhaseCleanup
+		return nil
+	})
+	return err
+}
+
 // ReshardStatus describes the newest recorded reshard (ids are start
 // times) for SHOW RESHARD on a member that does not run it.
 func (f *Fleet) ReshardStatus(ctx context.Context) (id, phase, by string, ok bool, err error) {
@@ -333,4 +421,13 @@ func (f *Fleet) ReshardStatus(ctx context.Context) (id, phase, by string, ok boo
 	sort.Strings(ids)
 	r := recs[ids[len(ids)-1]]
 	return r.ID, r.Phase, r.By, true, nil
+}
+
+// RunningYAML is the text of the config version this member runs (a
+// directory reshard's "next" config: it changes no config).
+func (f *Fleet) RunningYAML() []byte {
+	if d := f.doc.Load(); d != nil {
+		return []byte(d.YAML)
+	}
+	return nil
 }

@@ -32,8 +32,8 @@ func (f *Fleet) onReshardMarks(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if r := recs[id]; r != nil && r.Phase == PhaseCleanup && f.Version() < r.Version {
-		return fmt.Errorf("runs config version %d, not yet %d, which switched reshard %s", f.Version(), r.Version, id)
+	if r := recs[id]; r != nil && r.Phase == PhaseCleanup && !f.switchedHere(r) {
+		return f.notSwitched(r)
 	}
 	return nil
 }
@@ -48,7 +48,7 @@ func (f *Fleet) onReshardHold(ctx context.Context, id string) error {
 		return err
 	}
 	r := recs[id]
-	if r == nil || r.Phase != PhaseCutover || r.Version > 0 {
+	if r == nil || r.Phase != PhaseCutover || r.published() {
 		return fmt.Errorf("reshard %s is not waiting for its cutover hold", id)
 	}
 	f.settleReshards(ctx, recs) // lowers a stale hold, raises this one
@@ -68,10 +68,10 @@ func (f *Fleet) onReshardSwitch(ctx context.Context, id string) error {
 	}
 	r := recs[id]
 	switch {
-	case r == nil || r.Version == 0:
-		return fmt.Errorf("reshard %s has no published version", id)
-	case f.Version() < r.Version:
-		return fmt.Errorf("runs config version %d, not %d (reshard %s): %s", f.Version(), r.Version, id, *f.health.Load())
+	case r == nil || !r.published():
+		return fmt.Errorf("reshard %s has no published switch", id)
+	case !f.switchedHere(r):
+		return f.notSwitched(r)
 	case f.local.HeldReshard() == id:
 		return fmt.Errorf("still holds for reshard %s", id)
 	}
@@ -89,6 +89,23 @@ func (f *Fleet) onReshardRelease(ctx context.Context, id string) error {
 	return err
 }
 
+// switchedHere: this member switched r (runs its version; for a directory
+// reshard: dropped its cached mappings after the lookup table was pointed).
+func (f *Fleet) switchedHere(r *Reshard) bool {
+	if r.directory() {
+		return r.Pointed && f.pointed[r.ID]
+	}
+	return r.Version > 0 && f.Version() >= r.Version
+}
+
+// notSwitched says why this member has not switched r.
+func (f *Fleet) notSwitched(r *Reshard) error {
+	if r.directory() {
+		return fmt.Errorf("has not dropped its cached directory mappings for reshard %s yet", r.ID)
+	}
+	return fmt.Errorf("runs config version %d, not yet %d, which switched reshard %s: %s", f.Version(), r.Version, r.ID, *f.health.Load())
+}
+
 // engineCutoverBound is how long the engine's cutover may take from the
 // hold to the published version (package reshard's cutoverTimeout).
 const engineCutoverBound = 10 * time.Second
@@ -97,14 +114,45 @@ const engineCutoverBound = 10 * time.Second
 // release came within what a running initiator needs at most: its
 // cutover's bound, then the switch barrier's cluster.barrier_timeout.
 func (f *Fleet) holdFor(ctx context.Context, r *Reshard) error {
+	bt := f.cfg.Load().Cluster.BarrierTimeout.D()
+	hctx, cancel := context.WithTimeout(ctx, bt) // the drain, also when no barrier bounds it (settleReshards)
+	defer cancel()
+	if r.directory() {
+		moves, err := r.keyMoves(f.cfg.Load())
+		if err != nil {
+			return err
+		}
+		return f.local.HoldKeys(hctx, r.ID, moves, engineCutoverBound+bt)
+	}
 	next, err := f.load(&Doc{YAML: r.Next})
 	if err != nil {
 		return fmt.Errorf("reshard %s: its next config: %w", r.ID, err)
 	}
-	bt := f.cfg.Load().Cluster.BarrierTimeout.D()
-	hctx, cancel := context.WithTimeout(ctx, bt) // the drain, also when no barrier bounds it (settleReshards)
-	defer cancel()
 	return f.local.HoldMoves(hctx, r.ID, next, engineCutoverBound+bt)
+}
+
+// followPointers switches every directory reshard whose lookup table the
+// records say is pointed and this member has not switched yet: its cached
+// mappings of the table are dropped, then its hold lowered (SwitchKeys).
+// A finished one is switched too (cheap: a member that missed it drops
+// mappings that may be stale), but a failure is not retried.
+func (f *Fleet) followPointers(recs map[string]*Reshard) {
+	for _, id := range sortedIDs(recs) {
+		r := recs[id]
+		if !r.directory() || !r.Pointed || f.pointed[id] || r.Phase == PhaseAborted {
+			continue
+		}
+		moves, err := r.keyMoves(f.cfg.Load())
+		if err == nil {
+			err = f.local.SwitchKeys(id, moves)
+		}
+		if err != nil && r.Phase != PhaseDone {
+			f.log.Warn("reshard: the lookup table points the keys at the target, but this member could not switch; it keeps holding them", "reshard", id, "err", err.Error())
+			continue
+		}
+		f.pointed[id] = true
+		f.log.Info("reshard directory switch: cached mappings dropped", "reshard", id)
+	}
 }
 
 // settleReshards brings this member's holds and marks in line with the
@@ -113,15 +161,16 @@ func (f *Fleet) holdFor(ctx context.Context, r *Reshard) error {
 // cutover is held (a member that joined or came back during it), and the
 // marks are set to what the records say for the version running here.
 func (f *Fleet) settleReshards(ctx context.Context, recs map[string]*Reshard) {
+	f.followPointers(recs)
 	if held := f.local.HeldReshard(); held != "" {
-		if r := recs[held]; r == nil || (r.Version == 0 && r.Phase != PhaseCutover) {
+		if r := recs[held]; r == nil || (!r.published() && r.Phase != PhaseCutover) {
 			f.local.ReleaseMoves(held)
 			f.log.Info("reshard cutover released: its record is out of the cutover with no version", "reshard", held)
 		}
 	}
 	if f.local.HeldReshard() == "" {
 		for _, id := range sortedIDs(recs) {
-			if r := recs[id]; r.Phase == PhaseCutover && r.Version == 0 && !f.switched(id) {
+			if r := recs[id]; r.Phase == PhaseCutover && !r.published() && !f.switched(id) {
 				if err := f.holdFor(ctx, r); err != nil {
 					f.log.Warn("reshard cutover in progress, but this member could not hold", "reshard", id, "err", err.Error())
 				}
@@ -143,7 +192,7 @@ func (f *Fleet) switched(id string) bool {
 func (f *Fleet) applyMarks(recs map[string]*Reshard) {
 	var copies, leftovers []sharding.Move
 	for _, r := range recs {
-		c, l := r.marks(f.Version())
+		c, l := r.marks(f.Version(), f.pointed[r.ID])
 		for _, m := range r.Moves {
 			if c {
 				copies = append(copies, m.move())
@@ -163,15 +212,15 @@ func sameMoves(cur, next *config.Config, r *Reshard) error {
 	if err != nil {
 		return err
 	}
-	want := map[MoveRef]bool{}
+	want := map[moveName]bool{}
 	for _, m := range r.Moves {
-		want[m] = true
+		want[m.name()] = true
 	}
 	for _, m := range moveRefs(moves) {
-		if !want[m] {
+		if !want[m.name()] {
 			return fmt.Errorf("it moves table %q of database %q from %s to %s, which reshard %s does not", m.Table, m.Database, m.From, m.To, r.ID)
 		}
-		delete(want, m)
+		delete(want, m.name())
 	}
 	for m := range want {
 		return fmt.Errorf("reshard %s moves table %q of database %q from %s to %s, which it does not (does this member run another placement?)", r.ID, m.Table, m.Database, m.From, m.To)

@@ -127,9 +127,37 @@ func TestReshardMarks(t *testing.T) {
 		{PhaseAborted, 0, 5, false, false},
 	} {
 		r := &Reshard{Phase: c.phase, Version: c.version}
-		if copies, leftovers := r.marks(c.applied); copies != c.copies || leftovers != c.leftovers {
+		if copies, leftovers := r.marks(c.applied, false); copies != c.copies || leftovers != c.leftovers {
 			t.Errorf("phase %s, version %d, member on %d: copies %v leftovers %v, want %v %v",
 				c.phase, c.version, c.applied, copies, leftovers, c.copies, c.leftovers)
+		}
+	}
+}
+
+// TestDirectoryReshardMarks: a directory reshard (its moves carry keys)
+// switches a member when the lookup table is pointed and the member
+// dropped its cached mappings, whatever config version it runs.
+func TestDirectoryReshardMarks(t *testing.T) {
+	moves := []MoveRef{{Database: "app", Table: "t", From: "s0", To: "s1", Keys: []string{"7"}}}
+	for _, c := range []struct {
+		phase                string
+		pointed, pointedHere bool
+		copies, leftovers    bool
+	}{
+		{PhaseCopy, false, false, true, false},
+		{PhaseCutover, false, false, true, false},
+		{PhaseCleanup, true, false, true, true}, // pointed, this member's cache not dropped yet
+		{PhaseCleanup, true, true, false, true},
+		{PhaseDone, true, true, false, false},
+		{PhaseAborted, false, false, false, false},
+	} {
+		r := &Reshard{Phase: c.phase, Pointed: c.pointed, Moves: moves}
+		if !r.directory() || r.published() != c.pointed {
+			t.Fatalf("directory %v published %v", r.directory(), r.published())
+		}
+		if copies, leftovers := r.marks(99, c.pointedHere); copies != c.copies || leftovers != c.leftovers {
+			t.Errorf("phase %s, pointed %v, here %v: copies %v leftovers %v, want %v %v",
+				c.phase, c.pointed, c.pointedHere, copies, leftovers, c.copies, c.leftovers)
 		}
 	}
 }

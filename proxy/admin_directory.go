@@ -74,17 +74,9 @@ func (ss *session) adminInvalidate(cmd string) error {
 		}
 		key = &k
 	}
-	dropped, matched := 0, false
-	for _, d := range ss.srv.dirs.all() {
-		if table != "" && !hasDirectoryTable(d, table) {
-			continue
-		}
-		matched = true
-		n, err := d.Invalidate(table, key)
-		if err != nil {
-			return toPgError(err)
-		}
-		dropped += n
+	dropped, matched, err := ss.srv.invalidateDirectory(table, key)
+	if err != nil {
+		return toPgError(err)
 	}
 	if table != "" && !matched {
 		return pgwire.Error(pgwire.UndefinedTable, fmt.Sprintf("no directory-sharded table %q", table), "SHOW CONFIG lists the sharded tables (function directory)")
@@ -93,6 +85,24 @@ func (ss *session) adminInvalidate(cmd string) error {
 	ss.adminNotice(fmt.Sprintf("dropped %d cached directory mapping(s)", dropped))
 	ss.adminTag("INVALIDATE DIRECTORY")
 	return nil
+}
+
+// invalidateDirectory drops the cached mappings of table ("" = every
+// table; key nil = every key) in every directory still in use; matched
+// reports whether any has the table.
+func (s *Server) invalidateDirectory(table string, key *string) (dropped int, matched bool, err error) {
+	for _, d := range s.dirs.all() {
+		if table != "" && !hasDirectoryTable(d, table) {
+			continue
+		}
+		matched = true
+		n, err := d.Invalidate(table, key)
+		if err != nil {
+			return dropped, matched, err
+		}
+		dropped += n
+	}
+	return dropped, matched, nil
 }
 
 func hasDirectoryTable(d *directory.Directory, table string) bool {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -79,7 +80,7 @@ func (h reshardHost) CleanupDone(moves []sharding.Move) error {
 // Cutover is Server.Cutover on a pgrouter alone, the fleet's two-step
 // cutover over every member in a fleet.
 func (h reshardHost) Cutover(ctx context.Context, next *config.Config, moves []sharding.Move,
-	drained func(context.Context) error) (time.Duration, error) {
+	drained, undo func(context.Context) error) (time.Duration, error) {
 	f := h.fleetOf()
 	if f == nil {
 		return h.Server.Cutover(ctx, next, moves, drained)
@@ -88,11 +89,18 @@ func (h reshardHost) Cutover(ctx context.Context, next *config.Config, moves []s
 	if r == nil {
 		return 0, fmt.Errorf("cutover: no reshard announced to the fleet")
 	}
-	held, switched, err := f.ReshardCutover(ctx, r.id, drained)
+	held, switched, err := f.ReshardCutover(ctx, r.id, drained, undo)
 	if err != nil && switched {
 		err = fmt.Errorf("%w: %w", reshard.ErrSwitched, err)
 	}
 	return held, err
+}
+
+func (h reshardHost) ConfigText() ([]byte, error) {
+	if f := h.fleetOf(); f != nil {
+		return f.RunningYAML(), nil
+	}
+	return os.ReadFile(h.Config().Path)
 }
 
 func (h reshardHost) ShardOfKey(db, table, key string) (string, error) {
@@ -115,11 +123,7 @@ func (s *Server) Reshard() *reshard.Engine { return s.reshard }
 func (ss *session) adminReshard(cmd string) error {
 	rest := strings.TrimSpace(cmd[len("RESHARD"):])
 	verb, arg, _ := strings.Cut(rest, " ")
-	if ss.srv.fleetOf() != nil && strings.EqualFold(verb, "DIRECTORY") {
-		return pgwire.Error(pgwire.FeatureNotSupported, "RESHARD DIRECTORY is not supported in a fleet yet",
-			"the engine points the lookup table at the target itself, which the other members' directory caches would not follow; move directory keys with a single pgrouter serving a config file")
-	}
-	if f := ss.srv.fleetOf(); f != nil && strings.EqualFold(verb, "TO") {
+	if f := ss.srv.fleetOf(); f != nil && (strings.EqualFold(verb, "TO") || strings.EqualFold(verb, "DIRECTORY")) {
 		if err := ss.srv.fleetReshardFree(f); err != nil {
 			return err
 		}

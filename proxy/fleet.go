@@ -48,14 +48,18 @@ type Fleet interface {
 	// them (a barrier), else fails naming who did not.
 	ReshardPhase(ctx context.Context, id string, next []byte, moves []sharding.Move, phase string, confirm bool) error
 	// ReshardCutover is reshard id's cutover on every live member: hold
-	// and drain everywhere, drained, publish the next config as a version,
-	// switch everywhere. switched: that version is published (the
-	// placement is in force even when err names a member that did not
-	// acknowledge the switch).
-	ReshardCutover(ctx context.Context, id string, drained func(context.Context) error) (held time.Duration, switched bool, err error)
+	// and drain everywhere, drained, publish the next config as a version
+	// (a directory reshard: record that drained pointed the lookup table),
+	// switch everywhere. switched: that switch is published (the placement
+	// is in force even when err names a member that did not acknowledge
+	// the switch). If nothing was published after drained ran, undo runs
+	// before any member is released.
+	ReshardCutover(ctx context.Context, id string, drained, undo func(context.Context) error) (held time.Duration, switched bool, err error)
 	// ReshardStatus describes the newest reshard recorded in the fleet for
 	// a member that does not run it (SHOW RESHARD); ok false when none.
 	ReshardStatus(ctx context.Context) (id, phase, by string, ok bool, err error)
+	// RunningYAML is the text of the config version this member runs.
+	RunningYAML() []byte
 }
 
 type fleetRef struct{ f Fleet }

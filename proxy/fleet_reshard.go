@@ -39,6 +39,20 @@ type memberHold struct {
 // or ReleaseMoves, the statements that would wait are refused (55000)
 // until one of them comes. Holding the same reshard again is a no-op.
 func (s *Server) HoldMoves(ctx context.Context, id string, next *config.Config, refuseAfter time.Duration) error {
+	cur := s.Config()
+	if !slices.Equal(cur.ShardNames(), next.ShardNames()) {
+		return fmt.Errorf("reshard %s: the next config lists shards %v, this member runs %v", id, next.ShardNames(), cur.ShardNames())
+	}
+	moves, err := sharding.PlanMoves(cur, next)
+	if err != nil {
+		return fmt.Errorf("reshard %s: %w", id, err)
+	}
+	return s.HoldKeys(ctx, id, moves, refuseAfter)
+}
+
+// HoldKeys is HoldMoves of the given moves: a directory reshard's
+// (sharding.DirectoryMove), whose keys no config tells apart.
+func (s *Server) HoldKeys(ctx context.Context, id string, moves []sharding.Move, refuseAfter time.Duration) error {
 	h := &s.memberHold
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -49,13 +63,6 @@ func (s *Server) HoldMoves(ctx context.Context, id string, next *config.Config, 
 		return fmt.Errorf("reshard %s: this member still holds for reshard %s", id, h.id)
 	}
 	cur := s.Config()
-	if !slices.Equal(cur.ShardNames(), next.ShardNames()) {
-		return fmt.Errorf("reshard %s: the next config lists shards %v, this member runs %v", id, next.ShardNames(), cur.ShardNames())
-	}
-	moves, err := sharding.PlanMoves(cur, next)
-	if err != nil {
-		return fmt.Errorf("reshard %s: %w", id, err)
-	}
 	gate, err := s.hold.Raise(moves, cur.ShardIndex)
 	if err != nil {
 		return fmt.Errorf("reshard %s: %w", id, err)
@@ -119,6 +126,31 @@ func (s *Server) SwitchMoves(id string, next *config.Config) error {
 		h.lower(s, nil)
 	}
 	return err
+}
+
+// SwitchKeys is SwitchMoves for a directory reshard whose lookup table
+// now points moves' keys at their targets: the sources' rows become
+// leftovers, every cached mapping of the tables is dropped (a held write
+// looks its key up again when the hold lowers, and finds the target), the
+// copies become the targets' rows, and the hold, if up, is lowered. The
+// config stays. Without a hold (a member that was not asked to hold, or
+// came back later) it drops the cached mappings the same way.
+func (s *Server) SwitchKeys(id string, moves []sharding.Move) error {
+	h := &s.memberHold
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s.mark(moves, false, true)
+	for _, m := range moves {
+		if _, _, err := s.invalidateDirectory(m.Table, nil); err != nil {
+			return fmt.Errorf("reshard %s: dropping the cached mappings of %s: %w", id, m.Table, err)
+		}
+	}
+	s.floorTargets(moves)
+	s.mark(moves, true, false)
+	if h.id == id {
+		h.lower(s, nil)
+	}
+	return nil
 }
 
 // ReleaseMoves lowers reshard id's hold without switching: its cutover

@@ -23,6 +23,18 @@ func (j *job) cutover(ctx context.Context) error {
 	defer cancel()
 	cfgPath := j.e.host.Config().Path
 	var installed bool
+	// unpoint points a directory reshard's keys back at their sources
+	// (the fleet's host calls it before any member releases its hold).
+	unpoint := func(ctx context.Context) error {
+		if !installed || j.e.st.Dir == nil {
+			return nil
+		}
+		if err := j.e.st.Dir.point(ctx, j.p.next, true); err != nil {
+			return err
+		}
+		installed = false
+		return nil
+	}
 	held, err := j.e.host.Cutover(cctx, j.p.next, j.p.moves, func(ctx context.Context) error {
 		if err := j.fenceAll(ctx); err != nil {
 			return err
@@ -42,15 +54,17 @@ func (j *job) cutover(ctx context.Context) error {
 		}
 		installed = true
 		return nil
-	})
+	}, unpoint)
 	if errors.Is(err, ErrSwitched) {
 		j.e.log.Warn("reshard switched placement, not everywhere yet", "id", j.e.st.ID, "err", err)
 		j.e.update(func(st *state) { st.Phase, st.HeldSecs = PhaseCleanup, held.Seconds() })
 		return err
 	}
 	if err != nil {
-		if installed && j.e.st.Dir != nil {
-			err = errors.Join(err, j.e.st.Dir.point(context.WithoutCancel(ctx), j.p.next, true))
+		if installed && j.e.st.Dir != nil && !j.e.publishes { // a fleet's host unpoints itself, or keeps every member holding
+			err = errors.Join(err, unpoint(context.WithoutCancel(ctx)))
+		} else if installed && j.e.st.Dir != nil {
+			j.e.log.Warn("reshard cutover failed with the lookup table pointed at the target; every fleet member keeps holding the moving keys until RESHARD RESUME", "id", j.e.st.ID)
 		} else if installed {
 			err = errors.Join(err, restoreConfig(cfgPath))
 		}

@@ -38,28 +38,13 @@ func directoryTable(cfg *config.Config, db, table string) (*config.ShardedTable,
 
 // moves is one Move per From shard: exactly the listed keys.
 func (d *dirMove) moves(cfg *config.Config) ([]sharding.Move, error) {
-	t, err := directoryTable(cfg, d.Database, d.Table)
-	if err != nil {
-		return nil, err
-	}
-	typ, err := sharding.ParseType(t.Type)
-	if err != nil {
-		return nil, err
-	}
 	var out []sharding.Move
 	for from, keys := range d.From {
-		set := make(map[string]bool, len(keys))
-		lits := make([]string, len(keys))
-		for i, k := range keys {
-			if _, err := sharding.KeyFromText(typ, []byte(k)); err != nil {
-				return nil, fmt.Errorf("key %q of table %s: %w", k, d.Table, err)
-			}
-			set[k] = true
-			lits[i] = "'" + strings.ReplaceAll(k, "'", "''") + "'"
+		m, err := sharding.DirectoryMove(cfg, d.Database, d.Table, from, d.To, keys)
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, sharding.Move{Database: d.Database, Table: t.Table, Column: t.Column, Type: typ, From: from, To: d.To,
-			Where: fmt.Sprintf("%s IN (%s)", quoteIdent(strings.ToLower(t.Column)), strings.Join(lits, ", ")),
-			Has:   func(k sharding.Key) bool { return !k.Null && set[sharding.KeyText(typ, k)] }})
+		out = append(out, m)
 	}
 	if len(out) == 0 {
 		return nil, errors.New("every listed key is already on the target shard: nothing to reshard")

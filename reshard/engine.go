@@ -165,9 +165,6 @@ func (e *Engine) begin(id string, next []byte) {
 // beginLocked persists a new reshard (its next config data) and starts it.
 func (e *Engine) beginLocked(p *plan, data []byte, st *state, what string) error {
 	e.begin(st.ID, data)
-	if e.publishes && st.Dir != nil {
-		return errors.New("moving directory keys is not supported in a fleet yet: the lookup table is pointed by the engine, which the other members' caches would not follow")
-	}
 	if err := writeAtomic(nextPath(e.dataDir()), data); err != nil {
 		return err
 	}
@@ -220,7 +217,7 @@ func (e *Engine) StartDirectory(db, table, to string, keys []string) error {
 	if err != nil {
 		return err
 	}
-	data, err := os.ReadFile(cur.Path)
+	data, err := e.host.ConfigText()
 	if err != nil {
 		return err
 	}

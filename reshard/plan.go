@@ -23,6 +23,9 @@ import (
 // a config version (Begin reports it).
 type Host interface {
 	Config() *config.Config
+	// ConfigText is the running config's text: its file, or the config
+	// version a fleet member runs.
+	ConfigText() ([]byte, error)
 	// Begin names the reshard the calls that follow belong to (its id and
 	// the next config's text); the engine calls it before any of them. It
 	// reports whether the host puts the next config in force itself, during
@@ -32,8 +35,11 @@ type Host interface {
 	// Cutover holds the moving keys' writes, drains, calls drained, and
 	// switches to next. An error wrapping ErrSwitched means the next
 	// placement is in force although the switch did not complete
-	// everywhere (a fleet member that did not acknowledge it).
-	Cutover(ctx context.Context, next *config.Config, moves []sharding.Move, drained func(context.Context) error) (time.Duration, error)
+	// everywhere (a fleet member that did not acknowledge it). A fleet
+	// member's host calls undo (when drained was called) if the switch
+	// did not happen, before any member lowers its hold: drained may have
+	// pointed a lookup table at the target, which must point back first.
+	Cutover(ctx context.Context, next *config.Config, moves []sharding.Move, drained, undo func(context.Context) error) (time.Duration, error)
 	// The marks: an error means they may not be in place everywhere.
 	MarkCopies(moves []sharding.Move) error
 	Unmark(moves []sharding.Move) error

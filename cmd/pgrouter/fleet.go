@@ -124,6 +124,12 @@ func (l fleetLocal) HoldMoves(ctx context.Context, id string, next *config.Confi
 func (l fleetLocal) SwitchMoves(id string, next *config.Config) error {
 	return l.inst.Server.SwitchMoves(id, next)
 }
+func (l fleetLocal) HoldKeys(ctx context.Context, id string, moves []sharding.Move, refuseAfter time.Duration) error {
+	return l.inst.Server.HoldKeys(ctx, id, moves, refuseAfter)
+}
+func (l fleetLocal) SwitchKeys(id string, moves []sharding.Move) error {
+	return l.inst.Server.SwitchKeys(id, moves)
+}
 func (l fleetLocal) ReleaseMoves(id string) { l.inst.Server.ReleaseMoves(id) }
 func (l fleetLocal) HeldReshard() string    { return l.inst.Server.HeldReshard() }
 func (l fleetLocal) SetReshardMarks(copies, leftovers []sharding.Move) {

@@ -21,6 +21,9 @@ type Move struct {
 	Where string
 	// Has is the same predicate in Go: true for the keys that move.
 	Has func(Key) bool
+	// Keys lists the moving keys (canonical text) of a directory-sharded
+	// table's move (DirectoryMove); nil for a placement's move.
+	Keys []string
 }
 
 // PlanMoves lists every set of rows whose shard differs between old and

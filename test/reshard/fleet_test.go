@@ -137,7 +137,7 @@ func reshardEnded(st map[string]string) bool { return st["phase"] != "" && st["r
 
 // TestReshardFleet runs RESHARD on one member of a three-member fleet over
 // one 3-shard cluster: a split under a write load spread over the members,
-// a member stopped during the cutover's hold, a reshard whose initiator
+// a directory move under such a load (fleet_dir_test.go), a member stopped during the cutover's hold, a reshard whose initiator
 // goes silent between the hold and the switch, and a member frozen
 // between them.
 func TestReshardFleet(t *testing.T) {
@@ -145,6 +145,7 @@ func TestReshardFleet(t *testing.T) {
 	defer cancel()
 	fe := startFleetEnv(ctx, t)
 	t.Run("split_under_load", func(t *testing.T) { checkFleetSplit(ctx, t, fe) })
+	t.Run("directory_move_under_load", func(t *testing.T) { checkFleetDirectoryMove(ctx, t, fe) })
 	t.Run("member_stopped_during_hold", func(t *testing.T) { checkFleetStoppedMember(ctx, t, fe) })
 	t.Run("initiator_silent_after_hold", func(t *testing.T) { checkFleetLostInitiator(ctx, t, fe) })
 	t.Run("member_frozen_before_switch", func(t *testing.T) { checkFleetFrozenBeforeSwitch(ctx, t, fe) })
@@ -425,7 +426,7 @@ func (fe *fleetEnv) stubReshard(ctx context.Context, t *testing.T, id string) *s
 func (r *stubReshard) cutover(ctx context.Context, proceed chan struct{}) chan cutoverOutcome {
 	out := make(chan cutoverOutcome, 1)
 	go func() {
-		_, switched, err := r.f.ReshardCutover(ctx, r.id, func(context.Context) error { <-proceed; return nil })
+		_, switched, err := r.f.ReshardCutover(ctx, r.id, func(context.Context) error { <-proceed; return nil }, nil)
 		out <- cutoverOutcome{switched, err}
 	}()
 	return out
@@ -538,6 +539,8 @@ func (stubLocal) Unfence()                                                      
 func (stubLocal) MaxPoolTotal() int                                                      { return 0 }
 func (stubLocal) HoldMoves(context.Context, string, *config.Config, time.Duration) error { return nil }
 func (stubLocal) SwitchMoves(string, *config.Config) error                               { return nil }
+func (stubLocal) HoldKeys(context.Context, string, []sharding.Move, time.Duration) error { return nil }
+func (stubLocal) SwitchKeys(string, []sharding.Move) error                               { return nil }
 func (stubLocal) ReleaseMoves(string)                                                    {}
 func (stubLocal) HeldReshard() string                                                    { return "" }
 func (stubLocal) SetReshardMarks(_, _ []sharding.Move)                                   {}
