@@ -140,10 +140,8 @@ func (s *Server) SwitchKeys(id string, moves []sharding.Move) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s.mark(moves, false, true)
-	for _, m := range moves {
-		if _, _, err := s.invalidateDirectory(m.Table, nil); err != nil {
-			return fmt.Errorf("reshard %s: dropping the cached mappings of %s: %w", id, m.Table, err)
-		}
+	if err := s.dropMappings(moves); err != nil {
+		return fmt.Errorf("reshard %s: %w", id, err)
 	}
 	s.floorTargets(moves)
 	s.mark(moves, true, false)
@@ -154,7 +152,8 @@ func (s *Server) SwitchKeys(id string, moves []sharding.Move) error {
 }
 
 // ReleaseMoves lowers reshard id's hold without switching: its cutover
-// failed before any member switched.
+// failed before any member switched. A directory reshard's cached
+// mappings of the table are dropped first (dropMappings).
 func (s *Server) ReleaseMoves(id string) {
 	h := &s.memberHold
 	h.mu.Lock()
@@ -162,7 +161,28 @@ func (s *Server) ReleaseMoves(id string) {
 	if h.id != id {
 		return
 	}
+	if err := s.dropMappings(h.moves); err != nil {
+		s.log.Warn("reshard cutover released: dropping cached directory mappings failed", "reshard", id, "err", err.Error())
+	}
 	h.lower(s, fmt.Errorf("released by the fleet"))
+}
+
+// dropMappings drops every cached mapping of the directory tables among
+// moves (those with Keys). A directory reshard's held write may have
+// looked its key up while the lookup table pointed at the target; when the
+// hold lowers it looks the key up again, and must find what the lookup
+// table says then: the target after a switch, the source after a release
+// (the lookup table was pointed back first).
+func (s *Server) dropMappings(moves []sharding.Move) error {
+	for _, m := range moves {
+		if m.Keys == nil {
+			continue
+		}
+		if _, _, err := s.invalidateDirectory(m.Table, nil); err != nil {
+			return fmt.Errorf("dropping the cached mappings of %s: %w", m.Table, err)
+		}
+	}
+	return nil
 }
 
 // lower ends the hold (under h.mu); err says why when it did not switch.

@@ -27,6 +27,7 @@ type Hold struct {
 // Gate is one raised hold (Hold.Raise).
 type Gate struct {
 	from     map[string]ShardSet                  // database → From shards
+	touch    map[string]ShardSet                  // database → shards a moving key may be routed to (touchesMoving)
 	moving   map[string][]func(sharding.Key) bool // "db\x00table" → Has of its moves
 	ready    chan struct{}                        // closed by Exempt
 	released chan struct{}                        // closed by Release
@@ -44,14 +45,22 @@ func tableKey(db, table string) string { return strings.ToLower(db) + "\x00" + s
 // named the sessions that may pass (those the cutover waits for) and then
 // until Release.
 func (h *Hold) Raise(moves []sharding.Move, shardIndex func(string) int) (*Gate, error) {
-	g := &Gate{from: map[string]ShardSet{}, moving: map[string][]func(sharding.Key) bool{},
+	g := &Gate{from: map[string]ShardSet{}, touch: map[string]ShardSet{}, moving: map[string][]func(sharding.Key) bool{},
 		ready: make(chan struct{}), released: make(chan struct{}), refused: make(chan struct{}), hold: h}
 	for _, m := range moves {
 		i := shardIndex(m.From)
 		if i < 0 || i >= MaxShards {
 			return nil, fmt.Errorf("move of table %q: unknown shard %q", m.Table, m.From)
 		}
-		g.from[strings.ToLower(m.Database)] |= Only(i)
+		db := strings.ToLower(m.Database)
+		g.from[db] |= Only(i)
+		g.touch[db] |= Only(i)
+		if j := shardIndex(m.To); m.Keys != nil && j >= 0 && j < MaxShards {
+			// A directory move's keys are routed by their lookup table, which
+			// the cutover points at To while the gate is up: a key looked up
+			// then routes there, and must wait too.
+			g.touch[db] |= Only(j)
+		}
 		k := tableKey(m.Database, m.Table)
 		g.moving[k] = append(g.moving[k], m.Has)
 	}
@@ -308,7 +317,7 @@ func (r *Router) touchesMoving(g *Gate, p *Plan, args *Args, rt Route, s Session
 	if rt.Any || rt.Reference || p.a == nil {
 		return false
 	}
-	if rt.Shards&g.from[strings.ToLower(r.dbName)] == 0 {
+	if rt.Shards&g.touch[strings.ToLower(r.dbName)] == 0 {
 		return false
 	}
 	a := p.a

@@ -2,12 +2,17 @@ package reshard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	fleetpkg "github.com/pgrouter/pgrouter/fleet"
+	"github.com/pgrouter/pgrouter/router/sharding"
 )
 
 // checkFleetDirectoryMove: RESHARD DIRECTORY on one member moves keys of
@@ -93,4 +98,87 @@ func checkFleetDirectoryMove(ctx context.Context, t *testing.T, fe *fleetEnv) {
 	}
 	t.Logf("fleet directory reshard %s: %d keys, rows copied %s, held %ss; load: %d writes acknowledged over 3 members, %d reads checked, longest statement %v",
 		st["id"], len(keys), st["rows_copied"], st["held_seconds"], l.acked.Load(), l.reads.Load(), time.Duration(l.stall.Load()))
+}
+
+// checkFleetDirectoryUndo: a directory reshard run by a member of the
+// test's own (package fleet) whose drained step points the lookup table at
+// shard2 and then fails: the pointing back (undo) runs while every member
+// still holds, and a write of a moving key sent through a member after the
+// pointing — its key looked up then, at shard2 — lands on its source once
+// released (the member dropped the mapping it cached meanwhile).
+func checkFleetDirectoryUndo(ctx context.Context, t *testing.T, fe *fleetEnv) {
+	fe.reset(ctx, t)
+	for _, m := range fe.members { // no member has key 2 cached
+		if _, err := m.Admin("INVALIDATE DIRECTORY dkv"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := fe.stubMember(ctx, t)
+	keys := []string{"2", "4"}
+	move, err := sharding.DirectoryMove(fe.routerConfig(t, fe.path), "app", "dkv", "shard0", "shard2", keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "undo-directory"
+	moves := []sharding.Move{move}
+	if err := f.ReshardPhase(ctx, id, []byte(fe.base), moves, fleetpkg.PhaseCopy, true); err != nil {
+		t.Fatal(err)
+	}
+	lookup, err := fe.Cluster.Shards[0].Primary.Connect(ctx, "app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lookup.Close(context.WithoutCancel(ctx))
+	point := func(ctx context.Context, shard string) error {
+		_, err := lookup.Exec(ctx, "UPDATE pgrouter_directory SET shard = $1 WHERE key = ANY($2)", shard, keys)
+		return err
+	}
+	write := make(chan error, 1)
+	var tag pgconn.CommandTag
+	drained := func(ctx context.Context) error {
+		if err := point(ctx, "shard2"); err != nil {
+			return err
+		}
+		go func() {
+			var err error
+			tag, err = dial(ctx, t, fe.members[0].DSN(), false).Exec(ctx, "UPDATE dkv SET v = 77 WHERE id = 2")
+			write <- err
+		}()
+		time.Sleep(200 * time.Millisecond) // the write meets the hold (it passes either way)
+		return errors.New("verify failed after pointing (test)")
+	}
+	var holding []string
+	undo := func(ctx context.Context) error {
+		for _, m := range fe.members {
+			holding = append(holding, metricOf(m, "pgrouter_reshard_fleet_hold"))
+		}
+		return point(ctx, "shard0")
+	}
+	_, switched, err := f.ReshardCutover(ctx, id, drained, undo)
+	if switched || err == nil || !strings.Contains(err.Error(), "verify failed after pointing") {
+		t.Fatalf("cutover whose drained step failed: switched %v, %v; want not switched and the drained error", switched, err)
+	}
+	if strings.Join(holding, ",") != "1,1,1" {
+		t.Fatalf("the members' holds when the lookup table was pointed back: %v, want every member holding (1)", holding)
+	}
+	select {
+	case err := <-write:
+		if err != nil || tag.RowsAffected() != 1 {
+			t.Fatalf("write of a moving key held during the failed cutover: %v, %v; want 1 row updated", tag, err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the held write did not finish after the release")
+	}
+	if got := fe.shardRows(ctx, t, 0, "dkv")[2]; got != 77 {
+		t.Fatalf("key 2 on its source after the failed cutover: v=%d, want 77", got)
+	}
+	if dir := fe.dkvShards(ctx, t); dir[2] != 0 || dir[4] != 0 {
+		t.Fatalf("the lookup table places keys 2, 4 on shard%d, shard%d after the failed cutover; want shard0", dir[2], dir[4])
+	}
+	for _, m := range fe.members {
+		awaitHold(t, m, "0")
+	}
+	if err := f.ReshardPhase(ctx, id, []byte(fe.base), moves, fleetpkg.PhaseAborted, false); err != nil {
+		t.Fatal(err)
+	}
 }

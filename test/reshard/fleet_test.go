@@ -137,9 +137,10 @@ func reshardEnded(st map[string]string) bool { return st["phase"] != "" && st["r
 
 // TestReshardFleet runs RESHARD on one member of a three-member fleet over
 // one 3-shard cluster: a split under a write load spread over the members,
-// a directory move under such a load (fleet_dir_test.go), a member stopped during the cutover's hold, a reshard whose initiator
-// goes silent between the hold and the switch, and a member frozen
-// between them.
+// a directory move under such a load (fleet_dir_test.go), a member stopped
+// during the cutover's hold, a reshard whose initiator goes silent between
+// the hold and the switch, a member frozen between them, and a directory
+// move whose switch fails after the lookup table was pointed.
 func TestReshardFleet(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -149,6 +150,7 @@ func TestReshardFleet(t *testing.T) {
 	t.Run("member_stopped_during_hold", func(t *testing.T) { checkFleetStoppedMember(ctx, t, fe) })
 	t.Run("initiator_silent_after_hold", func(t *testing.T) { checkFleetLostInitiator(ctx, t, fe) })
 	t.Run("member_frozen_before_switch", func(t *testing.T) { checkFleetFrozenBeforeSwitch(ctx, t, fe) })
+	t.Run("directory_switch_fails_after_pointing", func(t *testing.T) { checkFleetDirectoryUndo(ctx, t, fe) })
 }
 
 // checkFleetSplit: with writes going through all three members, every
@@ -405,13 +407,7 @@ func (fe *fleetEnv) stubReshard(ctx context.Context, t *testing.T, id string) *s
 	if r.data, err = os.ReadFile(r.next); err != nil {
 		t.Fatal(err)
 	}
-	if r.f, _, err = fleetpkg.Open(ctx, fe.etcd.URL, fleetpkg.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.f.Join(ctx, stubLocal{}, testenv.FreeAddr(t)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.f.Close)
+	r.f = fe.stubMember(ctx, t)
 	if r.moves, err = sharding.PlanMoves(fe.routerConfig(t, fe.path), fe.routerConfig(t, r.next)); err != nil {
 		t.Fatal(err)
 	}
@@ -419,6 +415,21 @@ func (fe *fleetEnv) stubReshard(ctx context.Context, t *testing.T, id string) *s
 		t.Fatal(err)
 	}
 	return r
+}
+
+// stubMember joins the fleet as a member of the test's own (through
+// package fleet, serving nothing).
+func (fe *fleetEnv) stubMember(ctx context.Context, t *testing.T) *fleetpkg.Fleet {
+	t.Helper()
+	f, _, err := fleetpkg.Open(ctx, fe.etcd.URL, fleetpkg.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Join(ctx, stubLocal{}, testenv.FreeAddr(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Close)
+	return f
 }
 
 // cutover starts the fleet's cutover; its drained step returns once
