@@ -156,7 +156,8 @@ func (f *Fleet) followPointers(recs map[string]*Reshard) {
 }
 
 // settleReshards brings this member's holds and marks in line with the
-// records: a hold whose reshard is out of its cutover without a version is
+// records: a directory reshard recorded as pointed is switched here
+// (followPointers), a hold whose reshard is out of its cutover unpublished is
 // lowered (a version lowers it when applied, never this), a reshard in its
 // cutover is held (a member that joined or came back during it), and the
 // marks are set to what the records say for the version running here.
