@@ -49,36 +49,32 @@ func (h reshardHost) fleetPhase(f Fleet, moves []sharding.Move, phase string, co
 	return f.ReshardPhase(context.Background(), r.id, r.next, moves, phase, confirm)
 }
 
-func (h reshardHost) MarkCopies(moves []sharding.Move) error {
+// setMarks is every change of the engine's marks: in a fleet through the
+// reshard's record and the barrier (phase; confirm: every member must
+// acknowledge), on this pgrouter alone otherwise (to: the targets' mark,
+// their copies, else the sources', their leftovers; on: set, else lifted).
+func (h reshardHost) setMarks(moves []sharding.Move, phase string, confirm, to, on bool) error {
 	if f := h.fleetOf(); f != nil {
-		return h.fleetPhase(f, moves, fleetPhaseCopy, true)
+		return h.fleetPhase(f, moves, phase, confirm)
 	}
-	h.mark(moves, true, true)
+	h.mark(moves, to, on)
 	return nil
+}
+
+func (h reshardHost) MarkCopies(moves []sharding.Move) error {
+	return h.setMarks(moves, fleetPhaseCopy, true, true, true)
 }
 
 func (h reshardHost) Unmark(moves []sharding.Move) error {
-	if f := h.fleetOf(); f != nil {
-		return h.fleetPhase(f, moves, fleetPhaseAborted, false)
-	}
-	h.mark(moves, true, false)
-	return nil
+	return h.setMarks(moves, fleetPhaseAborted, false, true, false)
 }
 
 func (h reshardHost) MarkCleanup(moves []sharding.Move) error {
-	if f := h.fleetOf(); f != nil {
-		return h.fleetPhase(f, moves, fleetPhaseCleanup, true)
-	}
-	h.mark(moves, false, true)
-	return nil
+	return h.setMarks(moves, fleetPhaseCleanup, true, false, true)
 }
 
 func (h reshardHost) CleanupDone(moves []sharding.Move) error {
-	if f := h.fleetOf(); f != nil {
-		return h.fleetPhase(f, moves, fleetPhaseDone, false)
-	}
-	h.mark(moves, false, false)
-	return nil
+	return h.setMarks(moves, fleetPhaseDone, false, false, false)
 }
 
 // Cutover is Server.Cutover on a pgrouter alone, the fleet's two-step

@@ -23,6 +23,9 @@ func describeMachine(ctx context.Context, root string, o options) Machine {
 	if o.quick {
 		m.Mode = "quick"
 	}
+	if o.only != "" {
+		m.Mode += fmt.Sprintf(", only scenarios naming %q", o.only)
+	}
 	pgBin := "postgres"
 	if dir, err := localpg.FindBinDir(); err == nil {
 		pgBin = filepath.Join(dir, "postgres")

@@ -25,13 +25,7 @@ func TestEtcdDownKeepsServingAndCatchesUp(t *testing.T) {
 	// A member holds only what the budget granted it when etcd goes away:
 	// start from the settled shares, as a fleet that has run for a while.
 	waitSharesSettled(t)
-	etcd.Stop()
-	restarted := false
-	defer func() {
-		if !restarted {
-			etcd.Restart()
-		}
-	}()
+	restartEtcd := stopEtcd(t)
 	for _, m := range fleet {
 		waitUntil(t, 15*time.Second, m.Name+" reports etcd down", func() bool { return metric(m, "pgrouter_fleet_etcd_up") == "0" })
 		c, err := pgx.Connect(ctx, m.DSN())
@@ -56,10 +50,9 @@ func TestEtcdDownKeepsServingAndCatchesUp(t *testing.T) {
 		t.Fatalf("SHOW FLEET with etcd down: %v; want an error saying etcd is unreachable", err)
 	}
 	crossShardRefused(t, fleet[2])
-	if err := etcd.Restart(); err != nil {
+	if err := restartEtcd(); err != nil {
 		t.Fatal(err)
 	}
-	restarted = true
 	for _, m := range fleet {
 		waitUntil(t, 15*time.Second, m.Name+" reports etcd up", func() bool { return metric(m, "pgrouter_fleet_etcd_up") == "1" })
 	}
@@ -85,6 +78,22 @@ func TestEtcdDownKeepsServingAndCatchesUp(t *testing.T) {
 		rows, err := fleet[0].Admin("SHOW FLEET")
 		return err == nil && len(rows) == len(fleet)
 	})
+}
+
+// stopEtcd stops etcd for the rest of a test; restart runs it again, and
+// the test's cleanup does if the test did not get that far.
+func stopEtcd(t *testing.T) (restart func() error) {
+	etcd.Stop()
+	restarted := false
+	t.Cleanup(func() {
+		if !restarted {
+			etcd.Restart()
+		}
+	})
+	return func() error {
+		restarted = true
+		return etcd.Restart()
+	}
 }
 
 // metric reads one unlabelled metric's value from m ("" when absent).

@@ -294,13 +294,7 @@ func TestFenceStopsEveryMemberWhileEtcdIsDown(t *testing.T) {
 	setFence(t, true)
 	t.Cleanup(func() { setFence(t, false) })
 	waitSharesSettled(t)
-	etcd.Stop()
-	restarted := false
-	defer func() {
-		if !restarted {
-			etcd.Restart()
-		}
-	}()
+	restartEtcd := stopEtcd(t)
 	for _, m := range fleet {
 		waitUntil(t, 20*time.Second, m.Name+" fences while etcd is down", func() bool { return metric(m, "pgrouter_fleet_fenced") == "1" })
 	}
@@ -314,10 +308,9 @@ func TestFenceStopsEveryMemberWhileEtcdIsDown(t *testing.T) {
 			t.Errorf("%s while fenced: %v; want the fence's error", m.Name, err)
 		}
 	}
-	if err := etcd.Restart(); err != nil {
+	if err := restartEtcd(); err != nil {
 		t.Fatal(err)
 	}
-	restarted = true
 	for _, m := range fleet {
 		waitUntil(t, 20*time.Second, m.Name+" lifts its fence", func() bool { return metric(m, "pgrouter_fleet_fenced") == "0" })
 	}

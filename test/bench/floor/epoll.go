@@ -8,51 +8,76 @@ import (
 	"unsafe"
 )
 
+// loop is one epoll instance in this OS thread, watching the listener and
+// every client and backend socket; the backend address to dial per client.
+type loop struct {
+	ep, lfd int
+	backend *syscall.SockaddrInet4
+	events  []syscall.EpollEvent
+}
+
+// openLoop locks the goroutine to its thread and sets up the epoll loop.
+func openLoop(ln *net.TCPListener, backend string) (*loop, error) {
+	runtime.LockOSThread()
+	lf, err := ln.File()
+	if err != nil {
+		return nil, err
+	}
+	l := &loop{lfd: int(lf.Fd()), events: make([]syscall.EpollEvent, 256)}
+	if err := syscall.SetNonblock(l.lfd, true); err != nil {
+		return nil, err
+	}
+	ra, err := net.ResolveTCPAddr("tcp4", backend)
+	if err != nil {
+		return nil, err
+	}
+	l.backend = &syscall.SockaddrInet4{Port: ra.Port}
+	copy(l.backend.Addr[:], ra.IP.To4())
+	if l.ep, err = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC); err != nil {
+		return nil, err
+	}
+	return l, l.watch(l.lfd)
+}
+
+func (l *loop) watch(fd int) error {
+	return syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, fd, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)})
+}
+
+// wait returns the sockets that became readable (raw epoll_pwait: no
+// runtime bookkeeping around the block).
+func (l *loop) wait() ([]syscall.EpollEvent, error) {
+	for {
+		r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(l.ep), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), ^uintptr(0), 0, 0)
+		switch e {
+		case 0:
+			return l.events[:int(r)], nil
+		case syscall.EINTR:
+		default:
+			return nil, fmt.Errorf("epoll_pwait: %w", e)
+		}
+	}
+}
+
 // serveEpoll runs every connection on one epoll loop in this OS thread.
 // Reads and writes are raw syscalls on non-blocking sockets; the rare
 // partial write is retried at once (tiny pgbench messages never fill a
 // loopback socket's buffer).
 func serveEpoll(ln *net.TCPListener, backend string) error {
-	runtime.LockOSThread()
-	lf, err := ln.File()
+	l, err := openLoop(ln, backend)
 	if err != nil {
-		return err
-	}
-	lfd := int(lf.Fd())
-	if err := syscall.SetNonblock(lfd, true); err != nil {
-		return err
-	}
-	ra, err := net.ResolveTCPAddr("tcp4", backend)
-	if err != nil {
-		return err
-	}
-	sa := &syscall.SockaddrInet4{Port: ra.Port}
-	copy(sa.Addr[:], ra.IP.To4())
-	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
-	if err != nil {
-		return err
-	}
-	watch := func(fd int) error {
-		return syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, fd, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)})
-	}
-	if err := watch(lfd); err != nil {
 		return err
 	}
 	peer := map[int]int{}
-	events := make([]syscall.EpollEvent, 256)
 	buf := make([]byte, 64<<10)
 	for {
-		r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(ep), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), ^uintptr(0), 0, 0)
-		if e == syscall.EINTR {
-			continue
+		events, err := l.wait()
+		if err != nil {
+			return err
 		}
-		if e != 0 {
-			return fmt.Errorf("epoll_pwait: %w", e)
-		}
-		for _, ev := range events[:int(r)] {
+		for _, ev := range events {
 			fd := int(ev.Fd)
-			if fd == lfd {
-				acceptAll(lfd, sa, peer, watch)
+			if fd == l.lfd {
+				l.acceptAll(peer)
 				continue
 			}
 			if other, ok := peer[fd]; ok && !forward(fd, other, buf) {
@@ -67,15 +92,15 @@ func serveEpoll(ln *net.TCPListener, backend string) error {
 
 // acceptAll accepts every waiting client and pairs it with a new backend
 // connection (a blocking connect: loopback answers at once).
-func acceptAll(lfd int, sa *syscall.SockaddrInet4, peer map[int]int, watch func(int) error) {
+func (l *loop) acceptAll(peer map[int]int) {
 	for {
-		cfd, _, err := syscall.Accept4(lfd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+		cfd, _, err := syscall.Accept4(l.lfd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
 		if err != nil {
 			return
 		}
 		bfd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 		if err == nil {
-			err = syscall.Connect(bfd, sa)
+			err = syscall.Connect(bfd, l.backend)
 		}
 		if err != nil {
 			syscall.Close(cfd)
@@ -87,8 +112,8 @@ func acceptAll(lfd int, sa *syscall.SockaddrInet4, peer map[int]int, watch func(
 			syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 		}
 		peer[cfd], peer[bfd] = bfd, cfd
-		watch(cfd)
-		watch(bfd)
+		l.watch(cfd)
+		l.watch(bfd)
 	}
 }
 
