@@ -13,6 +13,7 @@ import (
 
 	fleetpkg "github.com/pgrouter/pgrouter/fleet"
 	"github.com/pgrouter/pgrouter/router/sharding"
+	"github.com/pgrouter/pgrouter/test/testenv"
 )
 
 // checkFleetDirectoryMove: RESHARD DIRECTORY on one member moves keys of
@@ -22,7 +23,8 @@ import (
 // acknowledged write is on the shard the lookup table names, once
 // (checked on the shards), the moved keys on shard2, and a read of each
 // moved key through every member finds its row there: no member serves a
-// moved key from a stale cached mapping (its source rows are deleted).
+// moved key from a stale cached mapping (its source rows are deleted),
+// nor does a member started after the switch.
 func checkFleetDirectoryMove(ctx context.Context, t *testing.T, fe *fleetEnv) {
 	fe.reset(ctx, t)
 	var keys []string
@@ -30,8 +32,8 @@ func checkFleetDirectoryMove(ctx context.Context, t *testing.T, fe *fleetEnv) {
 		keys = append(keys, fmt.Sprint(id))
 	}
 	keys = append(keys, "1", "3", "5")
-	readEach := func(m int, check func(id int64, v int64, found bool)) {
-		c := dial(ctx, t, fe.members[m].DSN(), m%2 == 0)
+	readEach := func(m *testenv.Member, check func(id int64, v int64, found bool)) {
+		c := dial(ctx, t, m.DSN(), false)
 		defer c.Close(context.WithoutCancel(ctx))
 		for _, k := range keys {
 			var id, v int64
@@ -40,15 +42,15 @@ func checkFleetDirectoryMove(ctx context.Context, t *testing.T, fe *fleetEnv) {
 			err := c.QueryRow(rctx, "SELECT v FROM dkv WHERE id = $1", id).Scan(&v)
 			cancel()
 			if err != nil && err != pgx.ErrNoRows {
-				t.Fatalf("reading key %d through member %s: %v", id, fe.members[m].Name, err)
+				t.Fatalf("reading key %d through member %s: %v", id, m.Name, err)
 			}
 			check(id, v, err == nil)
 		}
 	}
-	for m := range fe.members { // every member caches the keys' old shards
+	for _, m := range fe.members { // every member caches the keys' old shards
 		readEach(m, func(id, _ int64, found bool) {
 			if !found {
-				t.Fatalf("key %d not found through member %s before the move", id, fe.members[m].Name)
+				t.Fatalf("key %d not found through member %s before the move", id, m.Name)
 			}
 		})
 	}
@@ -85,15 +87,22 @@ func checkFleetDirectoryMove(ctx context.Context, t *testing.T, fe *fleetEnv) {
 			want[id] = v
 		}
 	}
-	for m := range fe.members {
+	// A member started after the switch learns nothing from a config
+	// version: its empty cache reads the lookup table.
+	late, err := testenv.StartMember(fe.bin, fe.etcd.URL, fe.dir, "late-dir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Leave()
+	for _, m := range append(fe.members[:3:3], late) {
 		readEach(m, func(id, v int64, found bool) {
 			if wv, present := want[id]; found != present || (found && v != wv) {
 				t.Errorf("key %d through member %s: found %v v=%d, want present %v v=%d (a stale directory cache?)",
-					id, fe.members[m].Name, found, v, present, wv)
+					id, m.Name, found, v, present, wv)
 			}
 		})
-		if h := metricOf(fe.members[m], "pgrouter_reshard_fleet_hold"); h != "0" {
-			t.Errorf("member %s: pgrouter_reshard_fleet_hold %q after the directory reshard, want 0", fe.members[m].Name, h)
+		if h := metricOf(m, "pgrouter_reshard_fleet_hold"); h != "0" {
+			t.Errorf("member %s: pgrouter_reshard_fleet_hold %q after the directory reshard, want 0", m.Name, h)
 		}
 	}
 	t.Logf("fleet directory reshard %s: %d keys, rows copied %s, held %ss; load: %d writes acknowledged over 3 members, %d reads checked, longest statement %v",
