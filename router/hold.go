@@ -12,7 +12,7 @@ import (
 // Hold is the cutover gate of a resharding, shared by every Router of one
 // proxy (WithHold): while a gate is up, writes whose rows move (keyed writes
 // whose key a Move covers; multi-shard or unkeyed writes that would touch a
-// move's From shard) wait inside Route until the gate is released, then
+// move's From shard, or a directory move's To shard) wait inside Route until the gate is released, then
 // route again — under the next placement when the cutover switched it (see
 // Follow). Marks name shards holding rows of a table that are not their own
 // (copies before a switch, leftovers after it): statements over several
