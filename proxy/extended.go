@@ -432,6 +432,12 @@ func (ss *session) translate(m batchMsg, body []byte) error {
 		ss.noteReplicaRead(portal, st.plan)
 	case pgwire.Describe:
 		if len(body) > 0 && body[0] == pgwire.ObjectStatement {
+			if ss.be.txStatus == pgwire.TxFailed && !ss.be.conn.Prepared.Contains(st.server) && st.noRows() {
+				// Its re-Parse would fail with 25P02, where Postgres (which
+				// has the statement) describes it without the catalog.
+				ss.push(expect{kind: pgwire.Describe, synth: appendNoRowsDescription(nil, st)})
+				return nil
+			}
 			ss.ensurePrepared(st)
 			start := len(ss.bout)
 			ss.bout = append(ss.bout, pgwire.Describe, 0, 0, 0, 0, pgwire.ObjectStatement)

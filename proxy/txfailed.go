@@ -97,14 +97,8 @@ func (ss *session) failedTxBatch(sync bool) error {
 			ss.out = append(ss.out, pgwire.MsgBindComplete...)
 		case m.typ == pgwire.Bind && m.st != nil:
 			return ss.refuseBatch(bindAbortedError(b.body(i), m.st), sync)
-		case object == pgwire.ObjectStatement && m.st != nil && (m.st.plan != nil && m.st.plan.Tx != router.TxNone || m.st.desc != nil && len(m.st.desc) == 0):
-			// No rows: Postgres describes it without the catalog.
-			if m.st.params != nil {
-				ss.out = appendFrame(ss.out, pgwire.ParameterDescription, m.st.params)
-			} else {
-				ss.out = appendMsg(ss.out, &pgproto3.ParameterDescription{})
-			}
-			ss.out = append(ss.out, pgwire.MsgNoData...)
+		case object == pgwire.ObjectStatement && m.st != nil && m.st.noRows():
+			ss.out = appendNoRowsDescription(ss.out, m.st)
 		case (m.typ == pgwire.Execute || object == pgwire.ObjectPortal) && exits[name] != nil:
 			if m.typ == pgwire.Describe {
 				ss.out = append(ss.out, pgwire.MsgNoData...)
@@ -130,6 +124,24 @@ func (ss *session) failedTxBatch(sync bool) error {
 		ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 	}
 	return ss.flushClient()
+}
+
+// noRows reports a statement known to return no rows (transaction
+// control, or described NoData before): in an aborted transaction
+// Postgres describes it without the catalog.
+func (st *stmt) noRows() bool {
+	return st.plan != nil && st.plan.Tx != router.TxNone || st.desc != nil && len(st.desc) == 0
+}
+
+// appendNoRowsDescription appends that description: the parameters the
+// client was given before (none known: an empty list), and NoData.
+func appendNoRowsDescription(dst []byte, st *stmt) []byte {
+	if st.params != nil {
+		dst = appendFrame(dst, pgwire.ParameterDescription, st.params)
+	} else {
+		dst = appendMsg(dst, &pgproto3.ParameterDescription{})
+	}
+	return append(dst, pgwire.MsgNoData...)
 }
 
 // noStatement reports a text without any statement (empty, comments,
