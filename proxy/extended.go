@@ -522,11 +522,15 @@ func (bs *batchState) prepareOnly() bool {
 }
 
 func (ss *session) answerPrepareLocally(sync bool) error {
-	for _, m := range ss.batch.msgs {
+	for i, m := range ss.batch.msgs {
 		switch m.typ {
 		case pgwire.Parse:
 			ss.out = append(ss.out, pgwire.MsgParseComplete...)
 		case pgwire.Close:
+			if body := ss.batch.body(i); len(body) > 0 && body[0] == pgwire.ObjectPortal {
+				name, _, _ := cstring(body[1:])
+				delete(ss.kept, name) // a portal the proxy kept is closed here; the backend has none
+			}
 			ss.out = append(ss.out, pgwire.MsgCloseComplete...)
 		case msgRefused:
 			ss.out = append(ss.out, ss.refusal...)
