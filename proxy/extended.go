@@ -284,12 +284,18 @@ func errNoStatement(name string) error {
 }
 
 // unboundRoute is where a batch without a Bind goes (one that only parses
-// and describes: what drivers send to prepare): any shard, a replica —
-// unless the session's SET pgrouter.role / pgrouter.shard say otherwise,
-// which hold for such a batch as for the statements it prepares (a
-// replica's catalog lags behind the primary's).
+// and describes: what drivers send to prepare): where its statements will
+// run — any shard; the primary if one of them writes (a replica's catalog
+// lags: a table another session just created may not be there yet), or if
+// the session's SET pgrouter.role says so; the shard SET pgrouter.shard
+// names.
 func (ss *session) unboundRoute() router.Route {
 	r := router.Route{Any: true}
+	for _, m := range ss.batch.msgs {
+		if m.st != nil && m.st.plan != nil {
+			r.Role = max(r.Role, m.st.plan.Role)
+		}
+	}
 	if ss.hints.Role == "primary" {
 		r.Role = router.RolePrimary
 	}

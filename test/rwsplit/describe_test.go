@@ -7,10 +7,11 @@ import (
 )
 
 // TestDescribeFollowsRoleHint: a batch that only parses and describes (what
-// pgx sends to prepare a statement) goes where the session's
-// `SET pgrouter.role = primary` says, like the statement it prepares. It
-// went to any replica: with replay paused there, a table just created on the
-// primary was "not there" (42P01) for a session that asked for the primary.
+// pgx sends to prepare a statement) goes where the statement will run: the
+// primary for a write, or where the session's `SET pgrouter.role = primary`
+// says. It went to any replica: with replay paused there, a table just
+// created on the primary was "not there" (42P01) for an INSERT, or for a
+// session that asked for the primary.
 func TestDescribeFollowsRoleHint(t *testing.T) {
 	waitReplicasServing(t, env)
 	ctx := testCtx(t, time.Minute)
@@ -39,5 +40,9 @@ func TestDescribeFollowsRoleHint(t *testing.T) {
 	}
 	if fields := rows.FieldDescriptions(); len(fields) != 2 {
 		t.Errorf("%d columns described; want 2", len(fields))
+	}
+	w := connect(t, env) // no hint: a write is prepared where it will run
+	if _, err := w.Exec(ctx, "insert into describe_hint_t (a, b) values ($1, $2)", 1, "x"); err != nil {
+		t.Fatalf("prepare and run an INSERT into a table the primary has: %v (SQLSTATE %s)", err, sqlState(err))
 	}
 }
