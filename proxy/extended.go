@@ -292,7 +292,7 @@ func errNoStatement(name string) error {
 func (ss *session) unboundRoute() router.Route {
 	r := router.Route{Any: true}
 	for _, m := range ss.batch.msgs {
-		if m.st != nil && m.st.plan != nil {
+		if m.st != nil && m.st.plan != nil && !m.st.plan.Unparsed { // (text the router cannot parse fails anywhere)
 			r.Role = max(r.Role, m.st.plan.Role)
 		}
 	}
