@@ -54,12 +54,7 @@ func checkFleetDirectoryMove(ctx context.Context, t *testing.T, fe *fleetEnv) {
 			}
 		})
 	}
-	l := newKeyedLoad("dkv", dkvKeys, 6)
-	var conns []*pgx.Conn
-	for w := 0; w < l.workers; w++ {
-		conns = append(conns, dial(ctx, t, fe.members[w%3].DSN(), w%2 == 0))
-	}
-	l.run(ctx, conns)
+	l := fe.startLoad(ctx, t, "dkv", dkvKeys)
 	defer l.halt(t)
 	time.Sleep(300 * time.Millisecond)
 	runner := fe.members[1]

@@ -162,12 +162,7 @@ func checkFleetSplit(ctx context.Context, t *testing.T, fe *fleetEnv) {
 	fe.reset(ctx, t)
 	before := fe.versions(t)
 	next := fe.nextYAML(t)
-	l := newKeyedLoad("kv", engineKeys, 6)
-	var conns []*pgx.Conn
-	for w := 0; w < l.workers; w++ {
-		conns = append(conns, dial(ctx, t, fe.members[w%3].DSN(), w%2 == 0))
-	}
-	l.run(ctx, conns)
+	l := fe.startLoad(ctx, t, "kv", engineKeys)
 	defer l.halt(t)
 	time.Sleep(300 * time.Millisecond)
 	runner := fe.members[0]
@@ -555,3 +550,15 @@ func (stubLocal) SwitchKeys(string, []sharding.Move) error                      
 func (stubLocal) ReleaseMoves(string)                                                    {}
 func (stubLocal) HeldReshard() string                                                    { return "" }
 func (stubLocal) SetReshardMarks(_, _ []sharding.Move)                                   {}
+
+// startLoad runs a 6-worker keyed load on table over keys, its workers
+// spread over the members (every other one in explicit transactions).
+func (fe *fleetEnv) startLoad(ctx context.Context, t *testing.T, table string, keys int) *keyedLoad {
+	l := newKeyedLoad(table, keys, 6)
+	var conns []*pgx.Conn
+	for w := 0; w < l.workers; w++ {
+		conns = append(conns, dial(ctx, t, fe.members[w%3].DSN(), w%2 == 0))
+	}
+	l.run(ctx, conns)
+	return l
+}
