@@ -14,6 +14,7 @@ type exchange struct {
 	lastTag      []byte          // last CommandComplete tag seen (for COMMIT/ROLLBACK)
 	lastSQL      string          // statement of the current round trip (slow-query log); may alias the read buffer
 	failed       bool            // an ErrorResponse was relayed in the current round trip
+	completed    bool            // a statement of the client's Query completed in the current round trip
 	copyBroken   bool            // a foreign message ended the client's COPY (see copyIn)
 	backendFatal *pgconn.PgError // FATAL the backend sent before closing (reported by backendLost)
 }

@@ -25,8 +25,9 @@ type piece struct {
 
 // spanSimple runs sql over shards when its statements need several;
 // done is false when it holds one statement after all (a ';' in a
-// literal), for the caller to handle.
-func (ss *session) spanSimple(sql string) (done bool, err error) {
+// literal), for the caller to handle. unnamed is the proxy's unnamed
+// portal the Query set aside (see unnamedportal.go).
+func (ss *session) spanSimple(sql string, unnamed *keptPortal) (done bool, err error) {
 	rsql, cerr := ss.routerText(sql)
 	if cerr != nil {
 		return false, nil // the caller refuses it
@@ -58,11 +59,17 @@ func (ss *session) spanSimple(sql string) (done bool, err error) {
 		ss.spanFailed(perr) // inside the client's transaction, fails it
 		return true, ss.endSpan()
 	}
-	for _, p := range pieces {
-		if err := ss.runPiece(p); err != nil {
+	for i, p := range pieces {
+		b, err := ss.runPiece(p)
+		if err != nil {
 			return true, err
 		}
 		if ss.span.failed {
+			if i == 0 { // (nothing runs after a failed statement)
+				if err := ss.keepUnnamedIfNotReplaced(unnamed, b, false); err != nil {
+					return true, err
+				}
+			}
 			break
 		}
 	}
@@ -71,8 +78,9 @@ func (ss *session) spanSimple(sql string) (done bool, err error) {
 
 // runPiece runs one statement of the query in the span's transaction:
 // a multi-shard write or read with the proxy's own executors, anything
-// else relayed from its shard (every answer but ReadyForQuery).
-func (ss *session) runPiece(p piece) error {
+// else relayed from its shard (every answer but ReadyForQuery); relayed
+// is that shard's backend.
+func (ss *session) runPiece(p piece) (relayed *binding, err error) {
 	switch {
 	case p.err != nil:
 		ss.spanFailed(toPgError(p.err))
@@ -81,7 +89,7 @@ func (ss *session) runPiece(p piece) error {
 		results, perr := ss.runMulti(p.sql, router.Args{}, nil, p.route)
 		if perr != nil {
 			ss.spanFailed(perr)
-			return nil
+			return nil, nil
 		}
 		ss.out = appendRowDesc(ss.out, results, false)
 		ss.out = appendSplitRows(ss.out, results)
@@ -91,20 +99,20 @@ func (ss *session) runPiece(p piece) error {
 		})
 		if perr != nil {
 			ss.spanFailed(perr)
-			return nil
+			return nil, nil
 		}
 		ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(n, 10))})
 	default:
 		if err := ss.spanBackend(p.route, p.plan, true); err != nil {
 			ss.spanFailed(toPgError(err))
-			return nil
+			return nil, nil
 		}
 		if p.route.Role == router.RolePrimary {
 			ss.be.wrote = true
 		}
-		return ss.relayPiece(p.sql)
+		return ss.be, ss.relayPiece(p.sql)
 	}
-	return nil
+	return nil, nil
 }
 
 // relayPiece sends one statement as a Query and relays its answers up to

@@ -44,7 +44,7 @@ func (ss *session) roundTrip() error {
 	if err != nil {
 		return ss.backendLost(err)
 	}
-	ss.failed, ss.copyBroken = false, false
+	ss.failed, ss.copyBroken, ss.completed = false, false, false
 	b := ss.be
 	if err := ss.relay(); err != nil {
 		return err
@@ -169,6 +169,7 @@ func (ss *session) relay() error {
 			}
 		case pgwire.CommandComplete:
 			ss.lastTag = append(ss.lastTag[:0], body...)
+			ss.completed = ss.completed || head.kind == pgwire.Query && !head.swallow
 			if tagIs(body, "DEALLOCATE ALL") || tagIs(body, "DISCARD ALL") {
 				ss.statementsDropped()
 			}

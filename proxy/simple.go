@@ -37,12 +37,14 @@ func (ss *session) simpleQuery(body []byte) error {
 		return ss.failedTxQuery(plan, sql)
 	}
 	if (err != nil || multiShardRoute(route) || ss.deallocatesOwn(plan)) && !singleStatement(sql) {
-		if done, err := ss.spanSimple(sql); done {
+		if done, err := ss.spanSimple(sql, unnamed); done {
 			return err
 		}
 	}
 	if err != nil {
-		return ss.replyError(err, true)
+		rerr := ss.replyError(err, true)
+		ss.keepUnnamedAfterRefusal(unnamed, plan != nil && plan.Unparsed)
+		return rerr
 	}
 	if plan.Local {
 		return ss.localStatement(plan)
@@ -111,38 +113,10 @@ func (ss *session) simpleQuery(body []byte) error {
 		ss.push(expect{kind: pgwire.Query, plan: plan})
 	}
 	ss.appendResetReplay(plan)
-	if err := ss.roundTrip(); err != nil || unnamed == nil || plan.Stmts != 1 {
+	if err := ss.roundTrip(); err != nil {
 		return err
 	}
-	return ss.keepUnnamedIfNotReplaced(unnamed)
-}
-
-// keepUnnamedIfNotReplaced gives the proxy's unnamed portal (an extended
-// BEGIN's) back after a one-statement Query that failed in its
-// transaction before Postgres created the Query's portal, which replaces
-// the unnamed one (a parse, analysis or planning error: 1/0 folded by the
-// planner): Postgres keeps the old portal then. Whether the backend made
-// a portal is asked of it (Describe of the unnamed portal: 34000 if none);
-// a Query that succeeded dropped its portal at its end, ours with it.
-func (ss *session) keepUnnamedIfNotReplaced(p *keptPortal) error {
-	b := ss.be
-	if b == nil || b.txStatus != pgwire.TxFailed || ss.kept[""] != nil {
-		return nil
-	}
-	out := append(ss.bout[:0], pgwire.Describe, 0, 0, 0, 6, pgwire.ObjectPortal, 0)
-	out = append(out, pgwire.Sync, 0, 0, 0, 4)
-	ss.bout = out[:0]
-	if err := b.sendAwait(out); err != nil {
-		return ss.backendLost(err)
-	}
-	perr, lost := b.readUntilReady(nil)
-	if lost != nil {
-		return ss.backendLost(lost)
-	}
-	if perr != nil && perr.Code == pgwire.InvalidCursorName {
-		ss.keep("", p)
-	}
-	return nil
+	return ss.keepUnnamedIfNotReplaced(unnamed, ss.be, ss.completed)
 }
 
 // appendPreamble queues what must run before the client's first statement on
