@@ -58,14 +58,11 @@ func (ss *session) sqlCursor(sql string, route router.Route) (done bool, err err
 	case !c.Forward:
 		return true, ss.replyError(pgwire.Error(pgwire.FeatureNotSupported, fmt.Sprintf("cursor %q runs over several shards: it only moves forward (NEXT, FORWARD n, ALL)", c.Name), ""), true)
 	}
-	n := min(c.Count, int64(len(p.rows)))
 	if c.Kind == router.CursorFetch {
 		ss.out = appendFrame(ss.out, pgwire.RowDescription, p.desc)
-		for _, row := range p.rows[:n] {
-			ss.out = appendFrame(ss.out, pgwire.DataRow, row)
-		}
 	}
-	p.rows = p.rows[n:]
+	var n int64
+	ss.out, n = p.fetch(ss.out, c.Count, c.Kind == router.CursorFetch)
 	tag := "FETCH "
 	if c.Kind == router.CursorMove {
 		tag = "MOVE "

@@ -18,6 +18,14 @@ import (
 // would give: a SELECT portal's snapshot is taken at Bind. A portal whose
 // rows exceed keptPortalMax, or that fails, is not kept (a later Execute
 // of it gets 34000, as before).
+//
+// What the client would have got along with those rows is kept with them:
+// the notices the portal raises while running (RAISE NOTICE in a function
+// it calls), each in its place among the rows (keptPortal.fetch). Notices
+// of Bind (planning, a function folded to a constant) already reached the
+// client with its BindComplete, and a Describe of a portal raises none.
+// Nothing else comes before the drain's end: ParameterStatus and NOTIFY
+// wait for a ReadyForQuery, and the drain ends with a Flush.
 
 // noteReplicaRead records a portal bound on a replica in an implicit
 // transaction's open batch for a single SELECT.
@@ -73,6 +81,13 @@ func (ss *session) drainReplicaReads() error {
 				}
 				if ok {
 					p.rows = append(p.rows, bytes.Clone(body))
+				}
+			case pgwire.NoticeResponse:
+				if size += len(body); size > keptPortalMax {
+					ok = false
+				}
+				if ok {
+					p.notices = append(p.notices, keptNotice{at: len(p.rows), body: bytes.Clone(body)})
 				}
 			case pgwire.CommandComplete:
 				done = true

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/pgrouter/pgrouter/pgwire"
@@ -27,9 +28,17 @@ const keptPortalMax = 256 << 20
 // BEGIN answered locally, deferTxControl) is kept too, as Postgres keeps it
 // until the transaction ends: Describe gives NoData, Execute 55000.
 type keptPortal struct {
-	desc []byte   // RowDescription body; nil: NoData
-	rows [][]byte // DataRow bodies, in the merge's order
-	done bool     // a utility portal already run: it cannot run again
+	desc    []byte       // RowDescription body; nil: NoData
+	rows    [][]byte     // DataRow bodies, in the merge's order
+	notices []keptNotice // raised while pgrouter ran it ahead of the client (replicadrain.go)
+	done    bool         // a utility portal already run: it cannot run again
+}
+
+// keptNotice is a NoticeResponse of a kept portal, sent when the client's
+// Execute reaches its place among the rows.
+type keptNotice struct {
+	at   int    // rows of the portal before it (of those still kept)
+	body []byte // NoticeResponse body
 }
 
 // portalsEndAtSync reports whether a portal opened now ends at the
@@ -141,18 +150,44 @@ func (t *txState) answerKept(dst []byte, typ byte, body []byte) ([]byte, error) 
 // execute appends the next rows of a kept portal, up to Execute's limit.
 func (p *keptPortal) execute(dst []byte, body []byte) []byte {
 	limit, _ := executeMaxRows(body)
-	n := int64(len(p.rows))
-	if limit > 0 && limit < n {
-		n = limit
+	if limit <= 0 {
+		limit = math.MaxInt64
 	}
-	for _, row := range p.rows[:n] {
-		dst = appendFrame(dst, pgwire.DataRow, row)
-	}
-	p.rows = p.rows[n:]
-	if limit > 0 && n == limit {
+	dst, n := p.fetch(dst, limit, true)
+	if n == limit {
 		return append(dst, pgwire.PortalSuspended, 0, 0, 0, 4) // PortalSuspended, as Postgres at the limit
 	}
 	return appendMsg(dst, &pgproto3.CommandComplete{CommandTag: []byte("SELECT " + strconv.FormatInt(n, 10))})
+}
+
+// fetch appends at most limit of the portal's next rows (withRows false:
+// skips them, as MOVE), each after the notices raised before it, and
+// returns how many it took. The notices that followed the last row come
+// only when the rows run out before the limit: Postgres stops running the
+// portal at the limit, so those of later rows (or of its end) come with a
+// later Execute.
+func (p *keptPortal) fetch(dst []byte, limit int64, withRows bool) ([]byte, int64) {
+	n := min(limit, int64(len(p.rows)))
+	k := 0
+	for i, row := range p.rows[:n] {
+		for ; k < len(p.notices) && p.notices[k].at <= i; k++ {
+			dst = appendFrame(dst, pgwire.NoticeResponse, p.notices[k].body)
+		}
+		if withRows {
+			dst = appendFrame(dst, pgwire.DataRow, row)
+		}
+	}
+	if n < limit { // its end
+		for ; k < len(p.notices); k++ {
+			dst = appendFrame(dst, pgwire.NoticeResponse, p.notices[k].body)
+		}
+	}
+	p.notices = p.notices[k:]
+	for i := range p.notices {
+		p.notices[i].at -= int(n)
+	}
+	p.rows = p.rows[n:]
+	return dst, n
 }
 
 // translateKept queues the answer to a Describe, Execute or Close of a
