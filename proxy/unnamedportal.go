@@ -29,8 +29,8 @@ import "github.com/pgrouter/pgrouter/pgwire"
 // statement made a portal is asked of b (Describe of the unnamed portal:
 // 34000 if none).
 func (ss *session) keepUnnamedIfNotReplaced(p *keptPortal, b *binding, completed bool) error {
-	if p == nil || completed || b == nil || b.txStatus != pgwire.TxFailed || ss.kept[""] != nil {
-		return nil
+	if p == nil || completed || b == nil || b.txStatus != pgwire.TxFailed || ss.kept[""] != nil || ss.keptToSync {
+		return nil // (keptToSync: p ends with the Query's implicit transaction)
 	}
 	out := append(ss.bout[:0], pgwire.Describe, 0, 0, 0, 6, pgwire.ObjectPortal, 0)
 	out = append(out, pgwire.Sync, 0, 0, 0, 4)
