@@ -112,6 +112,7 @@ type Pool struct {
 	closedN   uint64
 	waitCount uint64
 	waitTime  time.Duration
+	released  time.Time // last Release of a healthy conn (see LastReleased)
 }
 
 // New creates a pool; it dials nothing until MinIdle > 0 or the first Acquire.
@@ -250,6 +251,7 @@ func (p *Pool) Release(c *Conn) {
 	expired := p.cfg.MaxLifetime > 0 && now.Sub(c.CreatedAt) > p.cfg.MaxLifetime
 	p.mu.Lock()
 	p.checkInLocked(c, "Release")
+	p.released = now
 	if shrunk := p.total > p.size; expired || shrunk || p.closed {
 		p.closedN++
 		p.noteIdleLocked()
@@ -274,6 +276,15 @@ func (p *Pool) Release(c *Conn) {
 	p.idle = append(p.idle, c)
 	p.noteIdleLocked()
 	p.mu.Unlock()
+}
+
+// LastReleased is when a backend last came back healthy from a round trip
+// (zero if none yet): evidence that its node answers, which the health
+// monitor weighs against a check that timed out.
+func (p *Pool) LastReleased() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.released
 }
 
 // Discard closes a backend that is broken or in an unknown state; the oldest

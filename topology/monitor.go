@@ -55,6 +55,7 @@ type monitor struct {
 	conn *pgconn.PgConn
 
 	walBlock, walSegment uint64 // from walGeometrySQL on connect
+	slow                 bool   // the last check timed out while the node kept serving (see servingThoughSlow)
 }
 
 // run checks the node every settings.loop, and when its breaker's cool-down
@@ -94,14 +95,19 @@ func (m *monitor) check(ctx context.Context, st *settings, timeout time.Duration
 	if n.Role() == RolePrimary {
 		seq = n.shard.claimSeq() // before the query: its LSN covers earlier commits
 	}
+	start := time.Now()
 	res, err := m.query(qctx, st)
 	if err != nil {
 		if ctx.Err() != nil {
 			return // shutting down, not a failure of the node
 		}
+		if m.servingThoughSlow(err, start, timeout) {
+			return
+		}
 		m.failed(st, err)
 		return
 	}
+	m.slow = false
 	m.succeeded(st, res)
 	n.shard.elect(st.failThreshold)
 	if seq != 0 && !res.inRecovery && n.shard.elected.Load() == n {
@@ -239,6 +245,28 @@ func parseLSN(b []byte) (uint64, error) {
 // FormatLSN renders an LSN as Postgres does ("16/B374D848").
 func FormatLSN(lsn uint64) string {
 	return fmt.Sprintf("%X/%X", lsn>>32, uint32(lsn))
+}
+
+// servingThoughSlow reports (and logs, once per episode) a check of a
+// primary that timed out while backends of the node kept coming back from
+// transactions: the node is slow — an overloaded host forks the check's
+// connection late — not down. Opening its breaker would refuse every write
+// and primary read of the shard (no other node can take them) and turn an
+// overload into an outage. A frozen, hung or cut-off node completes no
+// transaction, so its checks still fail; so do refused connections and
+// every other error. Replicas get no such grace: a check that timed out
+// leaves their lag unknown, and reads have somewhere else to go.
+func (m *monitor) servingThoughSlow(err error, start time.Time, timeout time.Duration) bool {
+	n := m.node
+	if n.Role() != RolePrimary || !pgconn.Timeout(err) || !n.servedSince(start) {
+		return false
+	}
+	if !m.slow {
+		m.slow = true
+		m.t.log.Warn("health check timed out but the node kept serving: not marked down", "shard", n.Shard,
+			"node", n.Name, "role", n.Role().String(), "timeout", timeout.String(), "err", err.Error())
+	}
+	return true
 }
 
 // failed records a failed check: the node is down at once (replicas leave

@@ -1,6 +1,8 @@
 package topology
 
 import (
+	"time"
+
 	"github.com/pgrouter/pgrouter/config"
 	"github.com/pgrouter/pgrouter/pool"
 )
@@ -95,6 +97,17 @@ func (n *Node) Pools() []PoolInfo {
 		out = append(out, PoolInfo{User: e.User, Database: e.Database, Pool: e.pool})
 	}
 	return out
+}
+
+// servedSince reports whether a backend of the node came back from a round
+// trip after t (pool.LastReleased): the node answered real traffic then.
+func (n *Node) servedSince(t time.Time) bool {
+	for _, e := range *n.pools.Load() {
+		if e.pool.LastReleased().After(t) {
+			return true
+		}
+	}
+	return false
 }
 
 // closePools refuses new pools and closes the existing ones; pool.Close
