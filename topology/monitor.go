@@ -55,7 +55,7 @@ type monitor struct {
 	conn *pgconn.PgConn
 
 	walBlock, walSegment uint64 // from walGeometrySQL on connect
-	slow                 bool   // the last check timed out while the node kept serving (see servingThoughSlow)
+	slow                 bool   // in a slow episode: checks time out, the node is kept in service (noteSlow)
 }
 
 // run checks the node every settings.loop, and when its breaker's cool-down
@@ -96,18 +96,23 @@ func (m *monitor) check(ctx context.Context, st *settings, timeout time.Duration
 		seq = n.shard.claimSeq() // before the query: its LSN covers earlier commits
 	}
 	start := time.Now()
-	res, err := m.query(qctx, st)
-	if err != nil {
-		if ctx.Err() != nil {
-			return // shutting down, not a failure of the node
-		}
-		if m.servingThoughSlow(err, start, timeout) {
+	res, err := m.query(qctx, st, timeout)
+	switch {
+	case err == nil:
+		m.slow = false // answered in time: a slow episode is over
+	case ctx.Err() != nil:
+		return // shutting down, not a failure of the node
+	case m.servingThoughSlow(err, start):
+		m.noteSlow("health check timed out but the node kept serving: not marked down", timeout, err)
+		return
+	default:
+		timedOut := err
+		if res, err = m.patientCheck(ctx, st, err); err != nil {
+			m.failed(st, err)
 			return
 		}
-		m.failed(st, err)
-		return
+		m.noteSlow("health check timed out, then answered within pool.connect_timeout: not marked down", timeout, timedOut)
 	}
-	m.slow = false
 	m.succeeded(st, res)
 	n.shard.elect(st.failThreshold)
 	if seq != 0 && !res.inRecovery && n.shard.elected.Load() == n {
@@ -115,9 +120,9 @@ func (m *monitor) check(ctx context.Context, st *settings, timeout time.Duration
 	}
 }
 
-func (m *monitor) query(ctx context.Context, st *settings) (checkResult, error) {
+func (m *monitor) query(ctx context.Context, st *settings, timeout time.Duration) (checkResult, error) {
 	if m.conn == nil || m.conn.IsClosed() {
-		conn, err := m.connect(ctx, st)
+		conn, err := m.connect(ctx, st, timeout)
 		if err != nil {
 			return checkResult{}, err
 		}
@@ -139,7 +144,7 @@ func (m *monitor) query(ctx context.Context, st *settings) (checkResult, error) 
 	return parseCheck(r.Rows[0])
 }
 
-func (m *monitor) connect(ctx context.Context, st *settings) (*pgconn.PgConn, error) {
+func (m *monitor) connect(ctx context.Context, st *settings, timeout time.Duration) (*pgconn.PgConn, error) {
 	host, port, err := net.SplitHostPort(m.node.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("node %s: bad addr %q: %w", m.node.Name, m.node.Addr, err)
@@ -157,7 +162,7 @@ func (m *monitor) connect(ctx context.Context, st *settings) (*pgconn.PgConn, er
 	cfg.Port = uint16(p)
 	cfg.RequireAuth = requireAuth(bt)
 	cfg.User, cfg.Password, cfg.Database = st.monUser, st.monPassword, st.monDB
-	cfg.ConnectTimeout = st.timeout
+	cfg.ConnectTimeout = timeout
 	cfg.RuntimeParams = map[string]string{"application_name": "pgrouter-monitor"}
 	return pgconn.ConnectConfig(ctx, cfg)
 }
@@ -256,17 +261,43 @@ func FormatLSN(lsn uint64) string {
 // transaction, so its checks still fail; so do refused connections and
 // every other error. Replicas get no such grace: a check that timed out
 // leaves their lag unknown, and reads have somewhere else to go.
-func (m *monitor) servingThoughSlow(err error, start time.Time, timeout time.Duration) bool {
+func (m *monitor) servingThoughSlow(err error, start time.Time) bool {
 	n := m.node
-	if n.Role() != RolePrimary || !pgconn.Timeout(err) || !n.servedSince(start) {
-		return false
+	return n.Role() == RolePrimary && pgconn.Timeout(err) && n.servedSince(start)
+}
+
+// patientCheck gives a primary whose check timed out, when that failure
+// would open its breaker, one more check with the patience of a backend
+// dial (pool.connect_timeout): the breaker is there to spare clients dials
+// that will fail, and a node that answers within that time would serve
+// them. An idle pgrouter whose primary is saturated by other clients (the
+// members of a fleet, a batch job) then keeps it in service; a frozen or
+// cut-off primary is still found down, connect_timeout later. It returns
+// the patient check's answer, or err unchanged when there is none.
+func (m *monitor) patientCheck(ctx context.Context, st *settings, err error) (checkResult, error) {
+	n := m.node
+	patience := n.poolCfg.Load().Pool.ConnectTimeout.D()
+	opens := int(n.failures.Load())+1 >= st.failThreshold || n.breakerOpen()
+	if n.Role() != RolePrimary || !pgconn.Timeout(err) || !opens || patience <= st.timeout {
+		return checkResult{}, err
 	}
+	pctx, cancel := context.WithTimeout(ctx, patience)
+	defer cancel()
+	res, perr := m.query(pctx, st, patience)
+	if perr != nil {
+		return checkResult{}, err
+	}
+	return res, nil
+}
+
+// noteSlow logs the first timed-out check of a slow episode that did not
+// mark the node down; the episode ends when a check answers in time.
+func (m *monitor) noteSlow(msg string, timeout time.Duration, err error) {
 	if !m.slow {
 		m.slow = true
-		m.t.log.Warn("health check timed out but the node kept serving: not marked down", "shard", n.Shard,
-			"node", n.Name, "role", n.Role().String(), "timeout", timeout.String(), "err", err.Error())
+		n := m.node
+		m.t.log.Warn(msg, "shard", n.Shard, "node", n.Name, "role", n.Role().String(), "timeout", timeout.String(), "err", err.Error())
 	}
-	return true
 }
 
 // failed records a failed check: the node is down at once (replicas leave
