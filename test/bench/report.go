@@ -65,7 +65,7 @@ func writeReport(w io.Writer, m Machine, r report) {
 			" that target's run with the median TPS.\n", m.Repeat)
 	}
 	fmt.Fprintf(w, "- Proxies: transaction pooling, pool size %d, md5 client auth, on loopback. PgBouncer runs as user postgres;"+
-		" pgrouter's health checks have a 5 s timeout (an idle pgrouter target must not find its primary down while another saturates the host);"+
+		" pgrouter's health checks have a 5 s timeout (an idle pgrouter target's checks are not what is measured while another target saturates the host);"+
 		" pgrouter is `bin/pgrouter serve` (log level warn; metrics on a loopback port, scraped before and after each run"+
 		" for the pool wait histogram) in its own process. Variants of it in the c32 scenario: `%s` (pgbench_accounts"+
 		" declared sharded by aid over the one shard, so every statement is planned as keyed: plan cache hit, key"+

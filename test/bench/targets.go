@@ -158,9 +158,9 @@ func startPgrouter(ctx context.Context, spec routerSpec) (*Target, error) {
 	pw := spec.cluster.Password
 	sections := map[string]string{
 		"pool": fmt.Sprintf("  mode: transaction\n  size: %d\n  shutdown_timeout: 2s", spec.pool),
-		// The target under test saturates the host; an idle variant's health
-		// checks, with no traffic to show its primary alive, must not time
-		// out meanwhile (its breaker would refuse the first client of its run).
+		// The target under test saturates the host for seconds at a time; an
+		// idle variant's health checks are not what is measured, and a check
+		// that times out there costs a patient re-check and a warn line.
 		"health": "  timeout: 5s",
 		"log":    "  format: text\n  level: warn",
 		"db":     spec.dbExtras,
