@@ -90,6 +90,12 @@ func (ss *session) simpleQuery(body []byte) error {
 	if err := ss.leaveReplicaBatch(route, true); err != nil {
 		return err
 	}
+	if p := ss.kept[""]; p != nil && ss.txStatus != pgwire.TxFailed {
+		// Leaving the replica batch kept its unnamed portal (drained): this
+		// Query replaces it like any other unnamed portal.
+		unnamed = p
+		delete(ss.kept, "")
+	}
 	if ss.be == nil {
 		if ss.pendingBegin != "" && plan.Tx == router.TxSetReadOnly {
 			ss.pendingReadOnly = true // the transaction may run on a replica
