@@ -137,11 +137,22 @@ func (bs *batchState) lastBoundPlan() *router.Plan {
 // refuseBatch answers a batch the proxy cannot route: one error, then
 // ReadyForQuery if the batch ended in Sync (Postgres skips to Sync after an error).
 func (ss *session) refuseBatch(err error, sync bool) error {
+	return ss.refuseBatchAt(0, err, sync) // nothing of the batch ran: its Parses created no statements
+}
+
+// refuseBatchAt refuses a batch at its message i, the messages before it
+// answered by the proxy (their Parses stand). A refused Parse of the
+// unnamed statement still dropped the one before it, as Postgres drops it
+// before parsing the replacement.
+func (ss *session) refuseBatchAt(i int, err error, sync bool) error {
 	if err == errMalformed {
 		ss.writeClient(pgwire.AppendError(nil, errMalformed))
 		return errClientGone
 	}
-	ss.forgetParses(0)  // nothing of the batch ran: its Parses created no statements
+	ss.forgetParses(i)
+	if i < len(ss.batch.msgs) && ss.batch.msgs[i].typ == pgwire.Parse && len(ss.batch.body(i)) > 0 && ss.batch.body(i)[0] == 0 {
+		delete(ss.stmts, "")
+	}
 	if ss.span != nil { // a batch over shards: it fails here, up to Sync
 		return ss.spanRefused(toPgError(err), sync)
 	}

@@ -82,13 +82,13 @@ func (ss *session) failedTxBatch(sync bool) error {
 		case m.typ == pgwire.Parse && (exit || m.st != nil && noStatement(m.st.plan)):
 			ss.out = append(ss.out, pgwire.MsgParseComplete...) // (an empty one fails at Bind)
 		case m.typ == pgwire.Parse && m.st != nil:
-			return ss.refuseBatch(ss.abortedError(m.st.plan, m.st.query), sync)
+			return ss.refuseBatchAt(i, ss.abortedError(m.st.plan, m.st.query), sync)
 		case m.typ == pgwire.Bind && m.st == nil && !m.raw:
 			_, rest, _ := cstring(body)
 			stmtName, _, _ := cstring(rest)
-			return ss.refuseBatch(errNoStatement(stmtName), sync)
+			return ss.refuseBatchAt(i, errNoStatement(stmtName), sync)
 		case object == pgwire.ObjectStatement && m.st == nil && !m.raw:
-			return ss.refuseBatch(errNoStatement(name), sync)
+			return ss.refuseBatchAt(i, errNoStatement(name), sync)
 		case m.typ == pgwire.Bind && exit && bindAbortedError(body, m.st) == errTxAborted:
 			if exits == nil {
 				exits = map[string]*router.Plan{}
@@ -96,7 +96,7 @@ func (ss *session) failedTxBatch(sync bool) error {
 			exits[name] = m.st.plan
 			ss.out = append(ss.out, pgwire.MsgBindComplete...)
 		case m.typ == pgwire.Bind && m.st != nil:
-			return ss.refuseBatch(bindAbortedError(b.body(i), m.st), sync)
+			return ss.refuseBatchAt(i, bindAbortedError(b.body(i), m.st), sync)
 		case object == pgwire.ObjectStatement && m.st != nil && m.st.noRows():
 			ss.out = appendNoRowsDescription(ss.out, m.st)
 		case (m.typ == pgwire.Execute || object == pgwire.ObjectPortal) && exits[name] != nil:
@@ -105,7 +105,7 @@ func (ss *session) failedTxBatch(sync bool) error {
 				continue
 			}
 			if perr := savepointMissing(exits[name]); perr != nil {
-				return ss.refuseBatch(perr, sync)
+				return ss.refuseBatchAt(i, perr, sync)
 			}
 			ss.endFailedTx(&router.Plan{Tx: router.TxRollback})
 			ss.out = appendMsg(ss.out, &pgproto3.CommandComplete{CommandTag: []byte("ROLLBACK")})
@@ -113,11 +113,11 @@ func (ss *session) failedTxBatch(sync bool) error {
 			b.msgs = b.msgs[i+1:]  // routed again (its Parses registered again)
 			return ss.flushBatch(sync)
 		case (m.typ == pgwire.Execute || object == pgwire.ObjectPortal) && kept == nil:
-			return ss.refuseBatch(pgwire.Error(pgwire.InvalidCursorName, fmt.Sprintf("portal %q does not exist", name), ""), sync)
+			return ss.refuseBatchAt(i, pgwire.Error(pgwire.InvalidCursorName, fmt.Sprintf("portal %q does not exist", name), ""), sync)
 		case object == pgwire.ObjectPortal && kept.desc == nil:
 			ss.out = append(ss.out, pgwire.MsgNoData...)
 		default:
-			return ss.refuseBatch(errTxAborted, sync)
+			return ss.refuseBatchAt(i, errTxAborted, sync)
 		}
 	}
 	if sync {
