@@ -33,6 +33,9 @@ func (ss *session) simpleQuery(body []byte) error {
 	} else {
 		err = lerr
 	}
+	if err == nil && noStatement(plan) && unnamed != nil && ss.kept[""] == nil {
+		ss.keep("", unnamed) // no statement, no portal: the unnamed one stays
+	}
 	if ss.txFailed {
 		return ss.failedTxQuery(plan, sql)
 	}
@@ -87,10 +90,11 @@ func (ss *session) simpleQuery(body []byte) error {
 		// write later: it runs on the primary (see routeBatch's Execute).
 		route.Role = router.RolePrimary
 	}
+	before := ss.kept[""]
 	if err := ss.leaveReplicaBatch(route, true); err != nil {
 		return err
 	}
-	if p := ss.kept[""]; p != nil && ss.txStatus != pgwire.TxFailed {
+	if p := ss.kept[""]; p != nil && p != before && ss.txStatus != pgwire.TxFailed {
 		// Leaving the replica batch kept its unnamed portal (drained): this
 		// Query replaces it like any other unnamed portal.
 		unnamed = p
