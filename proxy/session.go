@@ -346,17 +346,17 @@ func (ss *session) replyError(err error, ready bool) error {
 	ss.srv.Metrics.errors(pe.Code)
 	ss.srv.log.Info("query refused", "client_id", ss.pid, "user", ss.user.Name, "db", ss.dbName, "sqlstate", pe.Code, "err", pe.Message)
 	ss.out = pgwire.AppendError(ss.out, pe)
-	if ready {
-		st := ss.txStatus
-		if st == pgwire.TxActive {
-			st = pgwire.TxFailed
-			ss.txStatus = pgwire.TxFailed
-			ss.abortRefusedTx()
-			if ss.be == nil && ss.pendingBegin != "" { // it could not be opened to fail there
-				ss.abortDeferredTx()
-			}
+	// The error fails a transaction block at once, as in Postgres, also in a
+	// batch whose Sync is still to come (its ReadyForQuery says E then).
+	if ss.txStatus == pgwire.TxActive {
+		ss.txStatus = pgwire.TxFailed
+		ss.abortRefusedTx()
+		if ss.be == nil && ss.pendingBegin != "" { // it could not be opened to fail there
+			ss.abortDeferredTx()
 		}
-		ss.out = pgwire.AppendReady(ss.out, st)
+	}
+	if ready {
+		ss.out = pgwire.AppendReady(ss.out, ss.txStatus)
 	}
 	return ss.flushClient()
 }
