@@ -50,9 +50,10 @@ type load struct {
 // finish (called at the latest when the test ends); a broken connection
 // reconnects (and counts as an error).
 func startLoad(t *testing.T, dsn string, n int) *load {
-	l := &load{stop: make(chan struct{}), done: make(chan []readOutcome, 1)}
+	stop := make(chan struct{}) // the goroutine's own copy: finish clears l.stop
+	l := &load{stop: stop, done: make(chan []readOutcome, 1)}
 	t.Cleanup(func() { l.finish() })
-	go func() { l.done <- <-readLoad(dsn, n, l.stop) }()
+	go func() { l.done <- <-readLoad(dsn, n, stop) }()
 	return l
 }
 
