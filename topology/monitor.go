@@ -252,9 +252,8 @@ func FormatLSN(lsn uint64) string {
 	return fmt.Sprintf("%X/%X", lsn>>32, uint32(lsn))
 }
 
-// servingThoughSlow reports (and logs, once per episode) a check of a
-// primary that timed out while backends of the node kept coming back from
-// transactions: the node is slow — an overloaded host forks the check's
+// servingThoughSlow reports a check of a primary that timed out while
+// backends of the node kept coming back from transactions: the node is slow — an overloaded host forks the check's
 // connection late — not down. Opening its breaker would refuse every write
 // and primary read of the shard (no other node can take them) and turn an
 // overload into an outage. A frozen, hung or cut-off node completes no
@@ -273,7 +272,7 @@ func (m *monitor) servingThoughSlow(err error, start time.Time) bool {
 // them. An idle pgrouter whose primary is saturated by other clients (the
 // members of a fleet, a batch job) then keeps it in service; a frozen or
 // cut-off primary is still found down, connect_timeout later. It returns
-// the patient check's answer, or err unchanged when there is none.
+// the patient check's answer or error, or err when it gives none.
 func (m *monitor) patientCheck(ctx context.Context, st *settings, err error) (checkResult, error) {
 	n := m.node
 	patience := n.poolCfg.Load().Pool.ConnectTimeout.D()
@@ -283,11 +282,7 @@ func (m *monitor) patientCheck(ctx context.Context, st *settings, err error) (ch
 	}
 	pctx, cancel := context.WithTimeout(ctx, patience)
 	defer cancel()
-	res, perr := m.query(pctx, st, patience)
-	if perr != nil {
-		return checkResult{}, err
-	}
-	return res, nil
+	return m.query(pctx, st, patience)
 }
 
 // noteSlow logs the first timed-out check of a slow episode that did not
