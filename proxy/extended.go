@@ -150,8 +150,10 @@ func (ss *session) refuseBatchAt(i int, err error, sync bool) error {
 		return errClientGone
 	}
 	ss.forgetParses(i)
-	if i < len(ss.batch.msgs) && ss.batch.msgs[i].typ == pgwire.Parse && len(ss.batch.body(i)) > 0 && ss.batch.body(i)[0] == 0 {
-		delete(ss.stmts, "")
+	if i < len(ss.batch.msgs) && ss.batch.msgs[i].typ == pgwire.Parse {
+		if name, _, _ := cstring(ss.batch.body(i)); name == "" {
+			delete(ss.stmts, "")
+		}
 	}
 	if ss.span != nil { // a batch over shards: it fails here, up to Sync
 		return ss.spanRefused(toPgError(err), sync)
